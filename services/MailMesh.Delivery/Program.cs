@@ -1,0 +1,4 @@
+using MailMesh.Delivery;
+using MailMesh.ServiceDefaults;
+
+return await ServiceHost.RunAsync(args, "mailmesh-delivery", builder => builder.AddDelivery());

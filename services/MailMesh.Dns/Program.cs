@@ -1,0 +1,4 @@
+using MailMesh.Dns;
+using MailMesh.ServiceDefaults;
+
+return await ServiceHost.RunAsync(args, "mailmesh-dns", builder => builder.AddDns());

@@ -1,0 +1,4 @@
+using MailMesh.Queue;
+using MailMesh.ServiceDefaults;
+
+return await ServiceHost.RunAsync(args, "mailmesh-queue", builder => builder.AddQueue());

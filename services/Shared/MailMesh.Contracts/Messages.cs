@@ -1,0 +1,175 @@
+namespace MailMesh.Contracts;
+
+// Events are in the past tense, commands in the imperative. Bodies never travel over the bus:
+// every message refers to the spool by id (ARCHITECTURE.md, "The durability contract").
+
+/// <summary>Published by Ingress after a message and its recipients are committed to the spool.</summary>
+public sealed record MessageReceived
+{
+    public required Guid MessageId { get; init; }
+    public required string Sender { get; init; }
+    public required int RecipientCount { get; init; }
+    public required long Size { get; init; }
+    public required DateTimeOffset ReceivedAt { get; init; }
+}
+
+/// <summary>Sent by Queue to Delivery: deliver these recipients of one message, all at one domain.</summary>
+public sealed record DeliverMessage
+{
+    public required Guid MessageId { get; init; }
+    public required string Domain { get; init; }
+    public required IReadOnlyList<DeliveryRecipient> Recipients { get; init; }
+
+    /// <summary>The lease under which Queue handed out the recipients; results are applied only under it.</summary>
+    public required Guid LeaseId { get; init; }
+    public required DateTimeOffset LeaseExpiresAt { get; init; }
+}
+
+public sealed record DeliveryRecipient
+{
+    public required long RecipientId { get; init; }
+    public required string Address { get; init; }
+    public required int Attempt { get; init; }
+
+    /// <summary>RFC 3461 NOTIFY parameter as received (e.g. "SUCCESS,FAILURE"), or null.</summary>
+    public string? Notify { get; init; }
+
+    /// <summary>RFC 3461 ORCPT parameter as received (e.g. "rfc822;user@example.com"), or null.</summary>
+    public string? OriginalRecipient { get; init; }
+}
+
+/// <summary>Published by Delivery after an attempt: one result per recipient of the <see cref="DeliverMessage"/>.</summary>
+public sealed record DeliveryAttempted
+{
+    public required Guid MessageId { get; init; }
+    public required string Domain { get; init; }
+    public required Guid LeaseId { get; init; }
+    public required IReadOnlyList<RecipientResult> Results { get; init; }
+    public string? RemoteHost { get; init; }
+    public string? RemoteAddress { get; init; }
+    public required DateTimeOffset StartedAt { get; init; }
+    public required DateTimeOffset CompletedAt { get; init; }
+}
+
+public enum DeliveryOutcome
+{
+    Delivered,
+    Deferred,
+    Bounced,
+}
+
+public sealed record RecipientResult
+{
+    public required long RecipientId { get; init; }
+    public required string Address { get; init; }
+    public required DeliveryOutcome Outcome { get; init; }
+
+    /// <summary>The SMTP reply code (or a synthesised one for local failures: 451 for DNS timeouts, 550 for null MX).</summary>
+    public required int ReplyCode { get; init; }
+
+    /// <summary>RFC 3463 enhanced status code, e.g. "5.1.1".</summary>
+    public required string EnhancedCode { get; init; }
+    public required string ReplyText { get; init; }
+}
+
+/// <summary>Request to Dns: the mail exchangers of a domain, in the order to try them.</summary>
+public sealed record ResolveMx
+{
+    public required string Domain { get; init; }
+}
+
+public enum MxStatus
+{
+    /// <summary>Hosts lists the exchangers in preference order (ties randomised), each with its addresses.</summary>
+    Ok,
+
+    /// <summary>RFC 7505 null MX: the domain accepts no mail. Permanent.</summary>
+    NullMx,
+
+    /// <summary>NXDOMAIN, or no MX and no address records. Permanent.</summary>
+    NoSuchDomain,
+
+    /// <summary>SERVFAIL, timeout, or exchangers whose addresses could not be resolved yet. Try again later.</summary>
+    TemporaryFailure,
+}
+
+public sealed record MxResolved
+{
+    public required string Domain { get; init; }
+    public required MxStatus Status { get; init; }
+    public required IReadOnlyList<MxHost> Hosts { get; init; }
+    public string? Error { get; init; }
+    public bool FromCache { get; init; }
+}
+
+public sealed record MxHost
+{
+    public required string Name { get; init; }
+    public required int Preference { get; init; }
+
+    /// <summary>IP addresses (IPv4 and IPv6) as text, in the order to try them.</summary>
+    public required IReadOnlyList<string> Addresses { get; init; }
+}
+
+/// <summary>Inline policy check asked by Ingress at RCPT time, before the recipient is accepted.</summary>
+public sealed record CheckRecipient
+{
+    public required string ClientAddress { get; init; }
+    public required string Sender { get; init; }
+    public required string Recipient { get; init; }
+    public string? AuthenticatedUser { get; init; }
+
+    /// <summary>Recipients already accepted in this transaction (for per-message limits).</summary>
+    public int AcceptedRecipients { get; init; }
+}
+
+/// <summary>Inline policy check asked by Ingress at end of DATA, before the message is committed.</summary>
+public sealed record CheckMessage
+{
+    public required string ClientAddress { get; init; }
+    public required string Sender { get; init; }
+    public required IReadOnlyList<string> Recipients { get; init; }
+    public required long Size { get; init; }
+    public string? AuthenticatedUser { get; init; }
+}
+
+/// <summary>Inline policy check asked by Ingress when a client connects (connection rate limits).</summary>
+public sealed record CheckConnection
+{
+    public required string ClientAddress { get; init; }
+}
+
+/// <summary>Policy's answer to any Check* request. A refusal carries the SMTP reply to give.</summary>
+public sealed record PolicyDecision
+{
+    public required bool Accepted { get; init; }
+    public required int ReplyCode { get; init; }
+    public required string EnhancedCode { get; init; }
+    public required string Reason { get; init; }
+
+    public static PolicyDecision Accept { get; } = new() { Accepted = true, ReplyCode = 250, EnhancedCode = "2.0.0", Reason = "OK" };
+}
+
+public enum MessageEventType
+{
+    Received,
+    Delivered,
+    Deferred,
+    Bounced,
+    Expired,
+    Suppressed,
+    DsnQueued,
+}
+
+/// <summary>Every change of a recipient's state: for webhooks, tracking and tests.</summary>
+public sealed record MessageEvent
+{
+    public required Guid MessageId { get; init; }
+    public required MessageEventType Type { get; init; }
+    public string? Recipient { get; init; }
+    public int? ReplyCode { get; init; }
+    public string? EnhancedCode { get; init; }
+    public string? Text { get; init; }
+    public string? RemoteHost { get; init; }
+    public required DateTimeOffset Timestamp { get; init; }
+}

@@ -1,0 +1,33 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace MailMesh.ServiceDefaults;
+
+/// <summary>An options class that checks itself; each failure message starts with the full key, e.g. "Queue:MaxAge: must be positive".</summary>
+public interface IValidatedOptions
+{
+    static abstract string SectionName { get; }
+
+    IEnumerable<string> Validate();
+}
+
+public static class OptionsExtensions
+{
+    /// <summary>Binds <typeparamref name="T"/> to its section and validates it when the host starts.</summary>
+    public static OptionsBuilder<T> AddValidatedOptions<T>(this IServiceCollection services)
+        where T : class, IValidatedOptions
+    {
+        services.AddSingleton<IValidateOptions<T>, SelfValidation<T>>();
+        return services.AddOptions<T>().BindConfiguration(T.SectionName).ValidateOnStart();
+    }
+
+    private sealed class SelfValidation<T> : IValidateOptions<T>
+        where T : class, IValidatedOptions
+    {
+        public ValidateOptionsResult Validate(string? name, T options)
+        {
+            var failures = options.Validate().ToList();
+            return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+        }
+    }
+}

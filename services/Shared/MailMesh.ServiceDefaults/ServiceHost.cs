@@ -1,0 +1,37 @@
+using Microsoft.AspNetCore.Builder;
+
+namespace MailMesh.ServiceDefaults;
+
+/// <summary>
+/// The whole life of a MailMesh service process: defaults, the service's own registrations, the bus, the default
+/// endpoints, run. A configuration error at any step stops start-up with one line naming the key (exit code 2).
+/// </summary>
+public static class ServiceHost
+{
+    public static async Task<int> RunAsync(
+        string[] args,
+        string serviceName,
+        Action<WebApplicationBuilder> configure,
+        Action<WebApplication>? map = null,
+        BusTransport transport = BusTransport.RabbitMq)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        try
+        {
+            var builder = WebApplication.CreateBuilder(args);
+            builder.AddServiceDefaults(serviceName);
+            configure(builder);
+            builder.AddMailMeshBus(transport);
+            await using var app = builder.Build();
+            app.MapDefaultEndpoints();
+            map?.Invoke(app);
+            await app.RunAsync();
+            return 0;
+        }
+        catch (Exception ex) when (ConfigurationErrors.TryDescribe(ex, out var message))
+        {
+            await Console.Error.WriteLineAsync($"{serviceName}: configuration error: {message}");
+            return 2;
+        }
+    }
+}

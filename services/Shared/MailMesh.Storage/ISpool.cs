@@ -1,0 +1,64 @@
+namespace MailMesh.Storage;
+
+/// <summary>
+/// The spool: the single source of truth for every accepted message and the delivery state of each recipient.
+/// Implementations: <c>PostgresSpool</c> (distributed mode) and <c>SqliteSpool</c> (standalone). Both pass one
+/// contract test suite. Every method is safe to call concurrently from any number of processes.
+/// </summary>
+public interface ISpool
+{
+    /// <summary>
+    /// Commits the message, its envelope and its recipients durably (synchronous commit) before returning.
+    /// Only after this returns may Ingress answer 250. Storing the same <see cref="NewMessage.Id"/> twice is a
+    /// no-op that returns false (used for idempotent DSN and HTTP submissions).
+    /// </summary>
+    Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken);
+
+    /// <summary>The whole stored message (envelope and body), or null if unknown.</summary>
+    Task<StoredMessage?> GetMessageAsync(Guid messageId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Claims due work: recipients that are Queued or Deferred with NextAttemptAt &lt;= now, and InFlight recipients
+    /// whose lease has expired (their worker died or the bus lost the work item). Claimed recipients become InFlight
+    /// under a fresh lease that expires at now + leaseDuration. Recipients of one message at one domain form one job.
+    /// Uses FOR UPDATE SKIP LOCKED (or the store's equivalent) so several Queue replicas never claim the same recipient.
+    /// </summary>
+    Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Applies the outcome of one attempt. Each update is applied only if the recipient is still InFlight under
+    /// <paramref name="leaseId"/>, so a redelivered or late result changes nothing. Returns the updates that were
+    /// applied (the caller emits events and DSNs for exactly those).
+    /// </summary>
+    Task<IReadOnlyList<RecipientUpdate>> CompleteAttemptAsync(Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates, CancellationToken cancellationToken);
+
+    /// <summary>The message and the state of each of its recipients, with attempt history; null if unknown.</summary>
+    Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken);
+
+    /// <summary>Counts of recipients by state (for metrics and the load tool).</summary>
+    Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken);
+
+    /// <summary>Deletes messages whose recipients are all final and that completed before <paramref name="olderThan"/>.</summary>
+    Task<int> PurgeCompletedAsync(DateTimeOffset olderThan, CancellationToken cancellationToken);
+}
+
+/// <summary>Suppression list and rate counters, shared by every Policy replica.</summary>
+public interface IPolicyStore
+{
+    Task<Suppression?> GetSuppressionAsync(string address, CancellationToken cancellationToken);
+    Task AddSuppressionAsync(Suppression suppression, CancellationToken cancellationToken);
+    Task<bool> RemoveSuppressionAsync(string address, CancellationToken cancellationToken);
+    Task<IReadOnlyList<Suppression>> ListSuppressionsAsync(int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Adds <paramref name="amount"/> to the counter <paramref name="key"/> in the fixed window that contains
+    /// <paramref name="now"/> and returns the new total for that window. Atomic across processes.
+    /// </summary>
+    Task<long> IncrementCounterAsync(string key, DateTimeOffset now, TimeSpan window, long amount, CancellationToken cancellationToken);
+}
+
+/// <summary>Creates or upgrades the schema. Run by the migrator, and at start-up by Standalone.</summary>
+public interface ISchemaMigrator
+{
+    Task MigrateAsync(CancellationToken cancellationToken);
+}

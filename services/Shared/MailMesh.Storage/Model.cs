@@ -1,0 +1,168 @@
+namespace MailMesh.Storage;
+
+public enum RecipientState
+{
+    Queued = 0,
+    InFlight = 1,
+    Deferred = 2,
+    Delivered = 3,
+    Bounced = 4,
+    Expired = 5,
+    Suppressed = 6,
+}
+
+public static class RecipientStates
+{
+    public static bool IsFinal(this RecipientState state) =>
+        state is RecipientState.Delivered or RecipientState.Bounced or RecipientState.Expired or RecipientState.Suppressed;
+}
+
+/// <summary>How the message reached MailMesh.</summary>
+public enum MessageOrigin
+{
+    Smtp = 0,
+    Http = 1,
+    Dsn = 2,
+}
+
+/// <summary>RFC 6152 / RFC 3030 BODY parameter.</summary>
+public enum BodyType
+{
+    SevenBit = 0,
+    EightBitMime = 1,
+    BinaryMime = 2,
+}
+
+public sealed record NewRecipient
+{
+    public required string Address { get; init; }
+
+    /// <summary>RFC 3461 NOTIFY as received ("NEVER", or a comma list of SUCCESS, FAILURE, DELAY), or null.</summary>
+    public string? Notify { get; init; }
+
+    /// <summary>RFC 3461 ORCPT as received ("rfc822;addr"), or null.</summary>
+    public string? OriginalRecipient { get; init; }
+
+    /// <summary>Initial state: Queued normally; Suppressed when policy accepted the message but suppressed this one.</summary>
+    public RecipientState State { get; init; } = RecipientState.Queued;
+}
+
+public sealed record NewMessage
+{
+    public required Guid Id { get; init; }
+
+    /// <summary>The reverse path without angle brackets; empty for the null sender (&lt;&gt;).</summary>
+    public required string Sender { get; init; }
+    public required IReadOnlyList<NewRecipient> Recipients { get; init; }
+
+    /// <summary>The message exactly as it will be sent: headers (including our Received:) and body, CRLF line ends, not dot-stuffed.</summary>
+    public required ReadOnlyMemory<byte> Content { get; init; }
+    public required DateTimeOffset ReceivedAt { get; init; }
+    public MessageOrigin Origin { get; init; } = MessageOrigin.Smtp;
+    public string? ClientAddress { get; init; }
+    public string? ClientHelo { get; init; }
+    public string? AuthenticatedUser { get; init; }
+    public BodyType BodyType { get; init; } = BodyType.SevenBit;
+    public bool SmtpUtf8 { get; init; }
+    public bool RequireTls { get; init; }
+
+    /// <summary>RFC 3461 ENVID and RET ("FULL" or "HDRS"), or null.</summary>
+    public string? EnvelopeId { get; init; }
+    public string? Ret { get; init; }
+
+    /// <summary>W3C traceparent of the session that accepted the message, so later attempts link back to it.</summary>
+    public string? TraceParent { get; init; }
+
+    /// <summary>Earliest first attempt; null means now.</summary>
+    public DateTimeOffset? NotBefore { get; init; }
+}
+
+public sealed record StoredMessage
+{
+    public required Guid Id { get; init; }
+    public required string Sender { get; init; }
+    public required ReadOnlyMemory<byte> Content { get; init; }
+    public required DateTimeOffset ReceivedAt { get; init; }
+    public required MessageOrigin Origin { get; init; }
+    public string? ClientAddress { get; init; }
+    public string? ClientHelo { get; init; }
+    public string? AuthenticatedUser { get; init; }
+    public required BodyType BodyType { get; init; }
+    public required bool SmtpUtf8 { get; init; }
+    public required bool RequireTls { get; init; }
+    public string? EnvelopeId { get; init; }
+    public string? Ret { get; init; }
+    public string? TraceParent { get; init; }
+}
+
+/// <summary>Recipients of one message at one domain, claimed together under one lease.</summary>
+public sealed record DeliveryJob
+{
+    public required Guid MessageId { get; init; }
+    public required string Domain { get; init; }
+    public required Guid LeaseId { get; init; }
+    public required DateTimeOffset LeaseExpiresAt { get; init; }
+    public required DateTimeOffset ReceivedAt { get; init; }
+    public string? TraceParent { get; init; }
+    public required IReadOnlyList<ClaimedRecipient> Recipients { get; init; }
+}
+
+public sealed record ClaimedRecipient
+{
+    public required long RecipientId { get; init; }
+    public required string Address { get; init; }
+
+    /// <summary>1 for the first attempt.</summary>
+    public required int Attempt { get; init; }
+    public string? Notify { get; init; }
+    public string? OriginalRecipient { get; init; }
+}
+
+/// <summary>A recipient's new state after an attempt (decided by Queue), with the reply that caused it.</summary>
+public sealed record RecipientUpdate
+{
+    public required long RecipientId { get; init; }
+    public required RecipientState State { get; init; }
+
+    /// <summary>When the next attempt is due (Deferred only).</summary>
+    public DateTimeOffset? NextAttemptAt { get; init; }
+    public required DateTimeOffset AttemptedAt { get; init; }
+    public int? ReplyCode { get; init; }
+    public string? EnhancedCode { get; init; }
+    public string? ReplyText { get; init; }
+    public string? RemoteHost { get; init; }
+}
+
+public sealed record RecipientStatus
+{
+    public required long RecipientId { get; init; }
+    public required string Address { get; init; }
+    public required string Domain { get; init; }
+    public required RecipientState State { get; init; }
+    public required int Attempts { get; init; }
+    public DateTimeOffset? NextAttemptAt { get; init; }
+    public int? LastReplyCode { get; init; }
+    public string? LastEnhancedCode { get; init; }
+    public string? LastReplyText { get; init; }
+    public string? LastRemoteHost { get; init; }
+    public DateTimeOffset? UpdatedAt { get; init; }
+    public string? Notify { get; init; }
+    public string? OriginalRecipient { get; init; }
+}
+
+public sealed record MessageStatus
+{
+    public required Guid Id { get; init; }
+    public required string Sender { get; init; }
+    public required DateTimeOffset ReceivedAt { get; init; }
+    public required long Size { get; init; }
+    public required MessageOrigin Origin { get; init; }
+    public required IReadOnlyList<RecipientStatus> Recipients { get; init; }
+}
+
+public sealed record Suppression
+{
+    public required string Address { get; init; }
+    public required string Reason { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+}
