@@ -15,16 +15,9 @@ public static class ServiceHost
         Action<WebApplication>? map = null,
         BusTransport transport = BusTransport.RabbitMq)
     {
-        ArgumentNullException.ThrowIfNull(configure);
         try
         {
-            var builder = WebApplication.CreateBuilder(args);
-            builder.AddServiceDefaults(serviceName);
-            configure(builder);
-            builder.AddMailMeshBus(transport);
-            await using var app = builder.Build();
-            app.MapDefaultEndpoints();
-            map?.Invoke(app);
+            await using var app = Create(args, serviceName, configure, map, transport);
             await app.RunAsync();
             return 0;
         }
@@ -33,5 +26,24 @@ public static class ServiceHost
             await Console.Error.WriteLineAsync($"{serviceName}: configuration error: {message}");
             return 2;
         }
+    }
+
+    /// <summary>Builds a service host without running it: what <see cref="RunAsync"/> runs, and what tests start.</summary>
+    public static WebApplication Create(
+        string[] args,
+        string serviceName,
+        Action<WebApplicationBuilder> configure,
+        Action<WebApplication>? map = null,
+        BusTransport transport = BusTransport.RabbitMq)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        var builder = WebApplication.CreateBuilder(args);
+        builder.AddServiceDefaults(serviceName);
+        configure(builder);
+        builder.AddMailMeshBus(transport);
+        var app = builder.Build();
+        app.MapDefaultEndpoints();
+        map?.Invoke(app);
+        return app;
     }
 }

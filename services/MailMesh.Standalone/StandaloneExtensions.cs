@@ -1,0 +1,46 @@
+using MailMesh.Delivery;
+using MailMesh.Dns;
+using MailMesh.Ingress;
+using MailMesh.Policy;
+using MailMesh.Queue;
+using Microsoft.Extensions.Configuration.Memory;
+
+namespace MailMesh.Standalone;
+
+public static class StandaloneExtensions
+{
+    /// <summary>
+    /// Defaults of the one-process mode. They sit below appsettings, environment variables and the command line,
+    /// so `--Ingress:Listen=...` or `Ingress__Listen=...` still win. Paths are relative to the working directory.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, string?> Defaults = new Dictionary<string, string?>
+    {
+        ["Ingress:Listen"] = "127.0.0.1:2525",
+        ["Urls"] = "http://127.0.0.1:8025",
+        ["Storage:Provider"] = "sqlite",
+        ["Storage:SqlitePath"] = "data/mailmesh.db",
+        ["Storage:MigrateOnStart"] = "true",
+    };
+
+    /// <summary>Registers Policy, Queue, Dns, Delivery and Ingress in this one host, sharing one bus and one store.</summary>
+    public static IHostApplicationBuilder AddStandalone(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = Defaults });
+
+        // Order matters only for start-up: the consumers (Policy, Queue, Dns, Delivery) are registered before
+        // the SMTP listener, so nothing is accepted before the services that check and queue it exist.
+        builder.AddPolicy();
+        builder.AddQueue();
+        builder.AddDns();
+        builder.AddDelivery();
+        builder.AddIngress();
+        return builder;
+    }
+
+    public static WebApplication MapStandaloneEndpoints(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return app;
+    }
+}

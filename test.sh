@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The whole MailMesh test suite, from a fresh machine:
+#   1. installs (Debian packages) and starts PostgreSQL and RabbitMQ on loopback, plus the interop peers
+#      (swaks, Postfix's smtp-source/smtp-sink),
+#   2. restores, checks formatting, builds with warnings as errors,
+#   3. runs every test project (unit, functional, integration, end-to-end) against those real servers,
+#   4. lints, renders and validates the Helm chart and the compose file,
+# and closes with one line "N passed, N failed, N skipped".
+#
+#   ./test.sh                  # everything
+#   ./test.sh --filter Smtp    # only test projects whose name contains "Smtp" (skips the deploy checks)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+filter=""
+if [ "${1:-}" = "--filter" ]; then filter="${2:?--filter needs a value}"; fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+export MSBUILDDISABLENODEREUSE=1
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "dependencies: PostgreSQL, RabbitMQ, swaks, Postfix"
+MAILMESH_TEST_TOOLS=1 deploy/scripts/deps.sh
+export MAILMESH_TEST_POSTGRES="Host=127.0.0.1;Port=${MAILMESH_PG_PORT:-5432};Username=mailmesh;Password=mailmesh;Database=mailmesh"
+export MAILMESH_TEST_RABBITMQ="amqp://guest:guest@127.0.0.1:${MAILMESH_AMQP_PORT:-5672}/"
+
+step "restore"
+dotnet restore MailMesh.slnx --nologo -v q
+
+step "format check (dotnet format --verify-no-changes)"
+dotnet format MailMesh.slnx --verify-no-changes --no-restore -v q
+
+step "build (warnings are errors)"
+dotnet build MailMesh.slnx --no-restore -c Release --nologo -v q -clp:ErrorsOnly
+
+results="$(mktemp -d)"
+passed=0 failed=0 skipped=0 status=0
+
+step "tests"
+mapfile -t projects < <(find tests -name '*Tests.csproj' | sort)
+for project in "${projects[@]}"; do
+  name="$(basename "$project" .csproj)"
+  if [ -n "$filter" ] && [[ "$name" != *"$filter"* ]]; then continue; fi
+  echo "--- $name"
+  log="$results/$name.log"
+  if ! dotnet test "$project" --no-build -c Release --nologo \
+      --blame-hang-timeout 5m --logger "console;verbosity=normal" >"$log" 2>&1; then
+    status=1
+    grep -E '^\s+(Failed|Error Message|Stack Trace)|\[FAIL\]|error' "$log" | head -n 80 || true
+  fi
+  # vstest's summary: "Passed!  - Failed:     0, Passed:    42, Skipped:     0, Total:    42, ..."
+  summary="$(grep -E '(Passed|Failed)!\s+-\s+Failed:' "$log" | tail -n1 || true)"
+  if [ -z "$summary" ]; then
+    echo "    no test summary (see below)"; tail -n 30 "$log"; status=1; failed=$((failed + 1)); continue
+  fi
+  echo "    ${summary#*- }"
+  f=$(sed -E 's/.*Failed:\s+([0-9]+).*/\1/' <<<"$summary")
+  p=$(sed -E 's/.*Passed:\s+([0-9]+).*/\1/' <<<"$summary")
+  s=$(sed -E 's/.*Skipped:\s+([0-9]+).*/\1/' <<<"$summary")
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+done
+
+if [ -z "$filter" ]; then
+  step "deployment checks: helm lint/template, Kubernetes schemas, compose schema"
+  if deploy/scripts/check-deploy.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+fi
+
+echo
+echo "Total: $passed passed, $failed failed, $skipped skipped"
+exit $status
