@@ -1,5 +1,8 @@
 namespace MailMesh.Storage;
 
+// Timestamps: both stores keep millisecond precision (SQLite stores unix milliseconds), so every DateTimeOffset
+// handed to a store is truncated to the millisecond and read back in UTC.
+
 public enum RecipientState
 {
     Queued = 0,
@@ -148,6 +151,22 @@ public sealed record RecipientStatus
     public DateTimeOffset? UpdatedAt { get; init; }
     public string? Notify { get; init; }
     public string? OriginalRecipient { get; init; }
+
+    /// <summary>Every completed attempt for this recipient, oldest first.</summary>
+    public IReadOnlyList<AttemptRecord> History { get; init; } = [];
+}
+
+/// <summary>One completed delivery attempt of one recipient: the state it led to and the reply that caused it.</summary>
+public sealed record AttemptRecord
+{
+    public required DateTimeOffset AttemptedAt { get; init; }
+
+    /// <summary>The state the recipient moved to after this attempt.</summary>
+    public required RecipientState State { get; init; }
+    public int? ReplyCode { get; init; }
+    public string? EnhancedCode { get; init; }
+    public string? ReplyText { get; init; }
+    public string? RemoteHost { get; init; }
 }
 
 public sealed record MessageStatus
@@ -158,6 +177,9 @@ public sealed record MessageStatus
     public required long Size { get; init; }
     public required MessageOrigin Origin { get; init; }
     public required IReadOnlyList<RecipientStatus> Recipients { get; init; }
+
+    /// <summary>When the last recipient reached a final state; null while any recipient is still pending.</summary>
+    public DateTimeOffset? CompletedAt { get; init; }
 }
 
 public sealed record Suppression

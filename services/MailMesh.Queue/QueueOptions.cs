@@ -1,0 +1,115 @@
+using MailMesh.ServiceDefaults;
+
+namespace MailMesh.Queue;
+
+/// <summary>
+/// The queue manager's schedule (section "Queue").
+/// </summary>
+/// <remarks>
+/// The retry schedule follows the spirit of Postfix (<c>minimal_backoff_time</c> 300 s, <c>maximal_backoff_time</c>
+/// 4000 s) and KumoMTA (exponential back-off from an initial interval): the n-th retry waits
+/// <c>FirstRetryDelay × BackoffMultiplier^(n-1)</c>, capped at <c>MaxRetryDelay</c>, scaled by a random factor in
+/// <c>[1 - Jitter, 1 + Jitter]</c> so recipients deferred together by one outage do not all return at one instant.
+/// With the defaults: 5 min, 10 min, 20 min, 40 min, then hourly until <c>MaxAge</c> (5 days, Postfix
+/// <c>maximal_queue_lifetime</c>; RFC 5321 §4.5.4.1 asks for "at least 4-5 days").
+/// </remarks>
+public sealed class QueueOptions : IValidatedOptions
+{
+    public static string SectionName => "Queue";
+
+    /// <summary>How long a message may stay in the queue before its undelivered recipients expire (RFC 5321 §4.5.4.1).</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(5);
+
+    /// <summary>Delay before the first retry of a deferred recipient.</summary>
+    public TimeSpan FirstRetryDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Each further retry waits this many times longer than the previous one.</summary>
+    public double BackoffMultiplier { get; set; } = 2.0;
+
+    /// <summary>Upper bound of the delay between two attempts (before jitter).</summary>
+    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Fraction of the delay by which each retry is randomly moved earlier or later (0 disables jitter).</summary>
+    public double Jitter { get; set; } = 0.2;
+
+    /// <summary>How often the scheduler looks for due work when nothing pokes it.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Most recipients claimed in one round trip to the spool.</summary>
+    public int ClaimBatchSize { get; set; } = 500;
+
+    /// <summary>
+    /// How long Delivery may hold claimed recipients. A work item whose bus message is lost, or whose worker died, is
+    /// claimed again when its lease expires.
+    /// </summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Age after which a still-deferred recipient that asked for NOTIFY=DELAY gets a delay DSN (RFC 3461 §4.1).</summary>
+    public TimeSpan DelayNotifyAfter { get; set; } = TimeSpan.FromHours(4);
+
+    /// <summary>Completed messages (every recipient final) are deleted from the spool this long after completion.</summary>
+    public TimeSpan PurgeCompletedAfter { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often completed messages are purged.</summary>
+    public TimeSpan PurgeInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Originals larger than this are returned in a DSN as headers only (text/rfc822-headers), whatever RET asked
+    /// (Postfix <c>bounce_size_limit</c> does the same).
+    /// </summary>
+    public long DsnMaxReturnedSize { get; set; } = 256 * 1024;
+
+    /// <summary>The name this MTA reports in DSNs (Reporting-MTA, MAILER-DAEMON@...); the machine's host name when empty.</summary>
+    public string? Hostname { get; set; }
+
+    public IEnumerable<string> Validate()
+    {
+        foreach (var (name, value) in new[]
+        {
+            (nameof(MaxAge), MaxAge),
+            (nameof(FirstRetryDelay), FirstRetryDelay),
+            (nameof(MaxRetryDelay), MaxRetryDelay),
+            (nameof(PollInterval), PollInterval),
+            (nameof(LeaseDuration), LeaseDuration),
+            (nameof(DelayNotifyAfter), DelayNotifyAfter),
+            (nameof(PurgeCompletedAfter), PurgeCompletedAfter),
+            (nameof(PurgeInterval), PurgeInterval),
+        })
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                yield return $"{SectionName}:{name}: must be positive (was {value})";
+            }
+        }
+
+        if (MaxRetryDelay > TimeSpan.Zero && FirstRetryDelay > MaxRetryDelay)
+        {
+            yield return $"{SectionName}:{nameof(FirstRetryDelay)}: must not exceed {SectionName}:{nameof(MaxRetryDelay)} ({MaxRetryDelay})";
+        }
+
+        if (!double.IsFinite(BackoffMultiplier) || BackoffMultiplier < 1.0)
+        {
+            yield return $"{SectionName}:{nameof(BackoffMultiplier)}: must be a number of at least 1 (was {BackoffMultiplier})";
+        }
+
+        if (!double.IsFinite(Jitter) || Jitter is < 0.0 or >= 1.0)
+        {
+            yield return $"{SectionName}:{nameof(Jitter)}: must be a fraction in [0, 1) (was {Jitter})";
+        }
+
+        if (ClaimBatchSize is < 1 or > 100_000)
+        {
+            yield return $"{SectionName}:{nameof(ClaimBatchSize)}: must be between 1 and 100000 (was {ClaimBatchSize})";
+        }
+
+        if (DsnMaxReturnedSize < 0)
+        {
+            yield return $"{SectionName}:{nameof(DsnMaxReturnedSize)}: must not be negative (was {DsnMaxReturnedSize})";
+        }
+
+        if (Hostname is { Length: > 0 } host && Uri.CheckHostName(host) != UriHostNameType.Dns)
+        {
+            yield return $"{SectionName}:{nameof(Hostname)}: '{host}' is not a DNS host name";
+        }
+    }
+}

@@ -1,0 +1,84 @@
+using MailMesh.Contracts;
+using MailMesh.Storage;
+using Microsoft.Extensions.Options;
+
+namespace MailMesh.Queue;
+
+/// <summary>
+/// Decides what an attempt's result means for a recipient: final, or deferred until when, or expired. Pure: the clock
+/// and the random source come from the caller, so the schedule is testable without waiting.
+/// </summary>
+internal sealed class RetrySchedule
+{
+    private readonly QueueOptions _options;
+    private readonly Func<double> _sample;
+
+    public RetrySchedule(IOptions<QueueOptions> options)
+        : this(options.Value, Random.Shared.NextDouble)
+    {
+    }
+
+    /// <param name="sample">Returns a uniformly distributed number in [0, 1).</param>
+    internal RetrySchedule(QueueOptions options, Func<double> sample)
+    {
+        _options = options;
+        _sample = sample;
+    }
+
+    /// <summary>
+    /// The delay after failed attempt number <paramref name="attempt"/> (1 for the first), before jitter:
+    /// FirstRetryDelay × BackoffMultiplier^(attempt-1), capped at MaxRetryDelay.
+    /// </summary>
+    public TimeSpan BaseDelay(int attempt)
+    {
+        var exponent = Math.Max(0, attempt - 1);
+        var seconds = _options.FirstRetryDelay.TotalSeconds * Math.Pow(_options.BackoffMultiplier, exponent);
+        var max = _options.MaxRetryDelay.TotalSeconds;
+
+        // Pow overflows to +∞ long before an int attempt count runs out; the cap handles it.
+        return double.IsFinite(seconds) && seconds < max ? TimeSpan.FromSeconds(seconds) : _options.MaxRetryDelay;
+    }
+
+    /// <summary>The jittered delay: <see cref="BaseDelay"/> scaled by a random factor in [1 - Jitter, 1 + Jitter).</summary>
+    public TimeSpan NextDelay(int attempt)
+    {
+        var delay = BaseDelay(attempt);
+        var factor = 1.0 + (_options.Jitter * ((2.0 * _sample()) - 1.0));
+        return TimeSpan.FromTicks((long)(delay.Ticks * factor));
+    }
+
+    /// <summary>
+    /// The recipient's new state after <paramref name="result"/>. A deferral whose next attempt would fall after
+    /// MaxAge expires the recipient now rather than holding it for an attempt that may never be made
+    /// (RFC 5321 §4.5.4.1: give up after the queue lifetime, and report it).
+    /// </summary>
+    public RecipientUpdate Decide(RecipientResult result, int attempt, DateTimeOffset receivedAt, DateTimeOffset now, string? remoteHost)
+    {
+        var (state, next) = result.Outcome switch
+        {
+            DeliveryOutcome.Delivered => (RecipientState.Delivered, (DateTimeOffset?)null),
+            DeliveryOutcome.Bounced => (RecipientState.Bounced, null),
+            _ => Defer(attempt, receivedAt, now),
+        };
+
+        return new RecipientUpdate
+        {
+            RecipientId = result.RecipientId,
+            State = state,
+            NextAttemptAt = next,
+            AttemptedAt = now,
+            ReplyCode = result.ReplyCode,
+            EnhancedCode = result.EnhancedCode,
+            ReplyText = result.ReplyText,
+            RemoteHost = remoteHost,
+        };
+    }
+
+    private (RecipientState, DateTimeOffset?) Defer(int attempt, DateTimeOffset receivedAt, DateTimeOffset now)
+    {
+        var delay = NextDelay(attempt);
+        return now - receivedAt + delay > _options.MaxAge
+            ? (RecipientState.Expired, null)
+            : (RecipientState.Deferred, now + delay);
+    }
+}

@@ -1,0 +1,53 @@
+using System.Globalization;
+
+namespace MailMesh.LoadTool;
+
+internal sealed record LoadOptions
+{
+    public string Target { get; init; } = "standalone";
+    public int Messages { get; init; } = 2000;
+    public int Connections { get; init; } = 20;
+    public int Size { get; init; } = 10 * 1024;
+    public int SinkPort { get; init; }
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
+    public string RepositoryRoot { get; init; } = FindRepositoryRoot();
+
+    public static LoadOptions Parse(string[] args)
+    {
+        var options = new LoadOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            options = args[i] switch
+            {
+                "--target" => options with { Target = Next() },
+                "--messages" => options with { Messages = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--connections" => options with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--size" => options with { Size = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--sink-port" => options with { SinkPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
+                _ => throw new ArgumentException($"unknown option {args[i]}; see tools/MailMesh.LoadTool/README.md"),
+            };
+        }
+
+        if (options.Messages < options.Connections || options.Connections < 1)
+        {
+            throw new ArgumentException("--messages must be at least --connections, and --connections at least 1");
+        }
+
+        return options;
+    }
+
+    private static string FindRepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "MailMesh.slnx")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        return Directory.GetCurrentDirectory();
+    }
+}

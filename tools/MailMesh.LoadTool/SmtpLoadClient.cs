@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+
+namespace MailMesh.LoadTool;
+
+/// <summary>One SMTP connection sending messages back to back, pipelining MAIL/RCPT/DATA (RFC 2920).</summary>
+internal sealed class SmtpLoadClient(string host, int port)
+{
+    public async Task<ConnectionResult> RunAsync(int connectionIndex, int messages, byte[] bodyTemplate, string recipientDomain, CancellationToken cancellationToken)
+    {
+        var latencies = new List<double>(messages);
+        var rejected = 0;
+        using var client = new TcpClient { NoDelay = true };
+        await client.ConnectAsync(host, port, cancellationToken);
+        await using var stream = client.GetStream();
+        var reader = new LineReader(stream);
+
+        await ExpectAsync(reader, "220", cancellationToken);
+        await stream.WriteAsync(Encoding.ASCII.GetBytes("EHLO load.test\r\n"), cancellationToken);
+        await ExpectAsync(reader, "250", cancellationToken);
+
+        for (var i = 0; i < messages; i++)
+        {
+            var token = $"{connectionIndex}-{i}";
+            var envelope = $"MAIL FROM:<load@sender.test>\r\nRCPT TO:<user{i % 50}@{recipientDomain}>\r\nDATA\r\n";
+            var started = Stopwatch.GetTimestamp();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(envelope), cancellationToken);
+            var mail = await ReadReplyAsync(reader, cancellationToken);
+            var rcpt = await ReadReplyAsync(reader, cancellationToken);
+            var data = await ReadReplyAsync(reader, cancellationToken);
+            if (!data.StartsWith("354", StringComparison.Ordinal))
+            {
+                // RFC 2920: with no valid recipient the server refuses DATA; reset and count it.
+                rejected++;
+                await stream.WriteAsync("RSET\r\n"u8.ToArray(), cancellationToken);
+                await ReadReplyAsync(reader, cancellationToken);
+                _ = mail + rcpt;
+                continue;
+            }
+
+            await stream.WriteAsync(Encoding.ASCII.GetBytes($"Subject: load {token}\r\n"), cancellationToken);
+            await stream.WriteAsync(bodyTemplate, cancellationToken);
+            var final = await ReadReplyAsync(reader, cancellationToken);
+            if (final.StartsWith("250", StringComparison.Ordinal))
+            {
+                latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+            else
+            {
+                rejected++;
+            }
+        }
+
+        await stream.WriteAsync("QUIT\r\n"u8.ToArray(), cancellationToken);
+        return new ConnectionResult(latencies, rejected);
+    }
+
+    private static async Task ExpectAsync(LineReader reader, string code, CancellationToken cancellationToken)
+    {
+        var reply = await ReadReplyAsync(reader, cancellationToken);
+        if (!reply.StartsWith(code, StringComparison.Ordinal))
+        {
+            throw new IOException($"expected {code}, got: {reply}");
+        }
+    }
+
+    /// <summary>Reads one (possibly multi-line) reply and returns its last line.</summary>
+    private static async Task<string> ReadReplyAsync(LineReader reader, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var line = await reader.ReadLineAsync(cancellationToken) ?? throw new IOException("connection closed");
+            if (line.Length < 4 || line[3] != '-')
+            {
+                return line;
+            }
+        }
+    }
+
+    /// <summary>A message body of about <paramref name="size"/> bytes: headers after Subject, text lines, and the end of data.</summary>
+    public static byte[] BuildBody(int size)
+    {
+        var builder = new StringBuilder();
+        builder.Append("From: load@sender.test\r\nTo: user@load.test\r\nMessage-ID: <load@sender.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n");
+        var line = new string('x', 76);
+        while (builder.Length < size)
+        {
+            builder.Append(line).Append("\r\n");
+        }
+
+        builder.Append(".\r\n");
+        return Encoding.ASCII.GetBytes(builder.ToString());
+    }
+}
+
+internal sealed record ConnectionResult(List<double> LatenciesMs, int Rejected);
