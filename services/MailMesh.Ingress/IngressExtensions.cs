@@ -1,11 +1,52 @@
+using MailMesh.Contracts;
+using MailMesh.ServiceDefaults;
+using MailMesh.Storage;
+using MassTransit;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
 namespace MailMesh.Ingress;
 
 public static class IngressExtensions
 {
-    /// <summary>Registers the Ingress service: options, consumers, background work.</summary>
+    /// <summary>
+    /// Registers the Ingress service: the SMTP listeners on Kestrel (Ingress:Listen) next to the HTTP endpoints (Urls),
+    /// the Policy request clients, the spool and its readiness check, metrics.
+    /// </summary>
     public static IHostApplicationBuilder AddIngress(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        services.AddValidatedOptions<IngressOptions>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IngressMetrics>();
+        services.TryAddSingleton<IngressEndpoints>();
+        services.TryAddSingleton<SmtpConnectionHandler>();
+        services.TryAddScoped<IngressPolicy>();
+
+        var policyTimeout = builder.Configuration.GetSection(IngressOptions.SectionName).GetValue<TimeSpan?>(nameof(IngressOptions.PolicyTimeout))
+            ?? new IngressOptions().PolicyTimeout;
+        var timeout = RequestTimeout.After(ms: (int)Math.Clamp(policyTimeout.TotalMilliseconds, 1, int.MaxValue));
+        builder.AddBusPart(bus =>
+        {
+            bus.AddRequestClient<CheckConnection>(timeout);
+            bus.AddRequestClient<CheckRecipient>(timeout);
+            bus.AddRequestClient<CheckMessage>(timeout);
+        });
+
+        // Explicit Listen() calls make Kestrel ignore "Urls": add the HTTP endpoints back, then the SMTP ones.
+        var configuration = builder.Configuration;
+        services.AddOptions<KestrelServerOptions>()
+            .Configure<IOptions<IngressOptions>, IngressEndpoints>((kestrel, options, endpoints) =>
+            {
+                KestrelListeners.AddHttp(kestrel, configuration[WebHostDefaults.ServerUrlsKey], configuration[WebHostDefaults.HttpPortsKey]);
+                KestrelListeners.AddSmtp(kestrel, options.Value, endpoints);
+            });
+
+        // The spool (Storage:Provider) and its readiness check: Ingress commits every accepted message there.
+        builder.AddMailMeshStorage();
+        services.AddHealthChecks().AddStoreCheck();
         return builder;
     }
 }

@@ -1,11 +1,37 @@
+using MailMesh.ServiceDefaults;
+using MailMesh.Storage;
+using MassTransit;
+
 namespace MailMesh.Policy;
 
 public static class PolicyExtensions
 {
-    /// <summary>Registers the Policy service: options, consumers, background work.</summary>
+    /// <summary>Registers the Policy service: options, the policy store, the inline-check consumers.</summary>
     public static IHostApplicationBuilder AddPolicy(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        builder.AddMailMeshStorage();
+        builder.Services.AddPolicyServices();
+        builder.Services.AddHealthChecks().AddCheck<PolicyStoreHealthCheck>(PolicyStoreHealthCheck.Name, tags: [ServiceDefaultsExtensions.ReadyTag]);
+        builder.AddBusPart(AddPolicyConsumers);
         return builder;
+    }
+
+    /// <summary>Everything but the bus (tests compose these with the test harness).</summary>
+    internal static IServiceCollection AddPolicyServices(this IServiceCollection services)
+    {
+        services.AddValidatedOptions<PolicyOptions>();
+        services.AddMetrics();
+        services.AddSingleton<PolicyMetrics>();
+        services.AddSingleton<RelayRules>();
+        services.AddSingleton<PolicyEngine>();
+        return services;
+    }
+
+    internal static void AddPolicyConsumers(IBusRegistrationConfigurator bus)
+    {
+        bus.AddConsumer<CheckConnectionConsumer, PolicyConsumerDefinition<CheckConnectionConsumer>>();
+        bus.AddConsumer<CheckRecipientConsumer, PolicyConsumerDefinition<CheckRecipientConsumer>>();
+        bus.AddConsumer<CheckMessageConsumer, PolicyConsumerDefinition<CheckMessageConsumer>>();
     }
 }

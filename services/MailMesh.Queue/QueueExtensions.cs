@@ -1,11 +1,52 @@
+using MailMesh.ServiceDefaults;
+using MailMesh.Storage;
+using MassTransit;
+
 namespace MailMesh.Queue;
 
 public static class QueueExtensions
 {
-    /// <summary>Registers the Queue service: options, consumers, background work.</summary>
+    /// <summary>Registers the Queue service: options, spool, consumers, the scheduler and the purger.</summary>
     public static IHostApplicationBuilder AddQueue(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        builder.AddMailMeshStorage();
+        builder.Services.AddQueueServices();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
+        builder.Services.AddHostedService<CompletedMessagePurger>();
+        AddStoreCheckOnce(builder.Services);
+        builder.AddBusPart(AddQueueConsumers);
         return builder;
     }
+
+    /// <summary>The spool readiness check, once even when Standalone registers several services on one host.</summary>
+    private static void AddStoreCheckOnce(IServiceCollection services)
+    {
+        if (!services.Any(d => d.ServiceType == typeof(StoreCheckMarker)))
+        {
+            services.AddSingleton<StoreCheckMarker>();
+            services.AddHealthChecks().AddStoreCheck();
+        }
+    }
+
+    /// <summary>Everything but the hosted services and the bus (tests compose these with the test harness).</summary>
+    internal static IServiceCollection AddQueueServices(this IServiceCollection services)
+    {
+        services.AddValidatedOptions<QueueOptions>();
+        services.AddMetrics();
+        services.AddSingleton<QueueMetrics>();
+        services.AddSingleton<RetrySchedule>();
+        services.AddSingleton<SchedulerSignal>();
+        services.AddSingleton<DsnWriter>();
+        services.AddSingleton<DeliveryScheduler>();
+        return services;
+    }
+
+    internal static void AddQueueConsumers(IBusRegistrationConfigurator bus)
+    {
+        bus.AddConsumer<MessageReceivedConsumer, MessageReceivedConsumerDefinition>();
+        bus.AddConsumer<DeliveryAttemptedConsumer, DeliveryAttemptedConsumerDefinition>();
+    }
+
+    private sealed class StoreCheckMarker;
 }

@@ -1,0 +1,27 @@
+using System.Net;
+
+namespace MailMesh.Delivery;
+
+internal static partial class DeliveryLog
+{
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Message {MessageId} to {Domain}: {Delivered} delivered, {Deferred} deferred, {Bounced} bounced via {RemoteHost}")]
+    public static partial void Attempted(ILogger logger, Guid messageId, string domain, int delivered, int deferred, int bounced, string? remoteHost);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Message {MessageId} is not in the spool; deferring its recipients at {Domain}")]
+    public static partial void MessageMissing(ILogger logger, Guid messageId, string domain);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "MX resolution of {Domain} timed out after {Timeout}")]
+    public static partial void ResolveTimedOut(ILogger logger, string domain, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "{Host}[{Address}] unusable, trying the next: {Reason}")]
+    public static partial void Failover(ILogger logger, string host, IPEndPoint address, string reason);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Debug, Message = "Opened SMTP connection to {Host}[{Address}]: {Greeting}")]
+    public static partial void Connected(ILogger logger, string host, IPEndPoint address, string greeting);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Debug, Message = "Closing SMTP connection to {Address}: {Reason}")]
+    public static partial void Closing(ILogger logger, IPEndPoint address, string reason);
+
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Debug, Message = "Pooled connection to {Address} failed RSET, opening a fresh one")]
+    public static partial void StaleConnection(ILogger logger, IPEndPoint address, Exception exception);
+}

@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using MailMesh.ServiceDefaults;
+
+namespace MailMesh.Delivery;
+
+/// <summary>The Delivery service's instruments (meter "MailMesh.Delivery") and its ActivitySource.</summary>
+internal sealed class DeliveryMetrics
+{
+    public const string MeterName = Telemetry.Prefix + ".Delivery";
+
+    /// <summary>One span per delivery attempt, linked to the trace of the session that accepted the message.</summary>
+    public static readonly ActivitySource ActivitySource = new(MeterName);
+
+    private readonly Counter<long> _attempts;
+    private readonly Histogram<double> _attemptDuration;
+    private readonly UpDownCounter<long> _connectionsActive;
+    private readonly Counter<long> _connectionsOpened;
+    private readonly Counter<long> _recipients;
+
+    public DeliveryMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _attempts = meter.CreateCounter<long>(
+            "mailmesh.delivery.attempts", "{attempt}", "Delivery attempts (one message to one domain), by outcome and server.");
+        _attemptDuration = meter.CreateHistogram<double>(
+            "mailmesh.delivery.attempt.duration", "s", "Duration of a delivery attempt, DNS and SMTP included.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] });
+        _connectionsActive = meter.CreateUpDownCounter<long>(
+            "mailmesh.delivery.connections.active", "{connection}", "Open outbound SMTP connections, busy or idle in the pool.");
+        _connectionsOpened = meter.CreateCounter<long>(
+            "mailmesh.delivery.connections.opened", "{connection}", "Outbound SMTP connections opened.");
+        _recipients = meter.CreateCounter<long>(
+            "mailmesh.delivery.recipients", "{recipient}", "Recipient results, by outcome.");
+    }
+
+    public void Attempt(string outcome, string? serverAddress, TimeSpan duration)
+    {
+        var tags = new TagList { { "outcome", outcome }, { "server.address", serverAddress ?? "none" } };
+        _attempts.Add(1, tags);
+        _attemptDuration.Record(duration.TotalSeconds, tags);
+    }
+
+    public void ConnectionOpened(string serverAddress)
+    {
+        _connectionsOpened.Add(1, new KeyValuePair<string, object?>("server.address", serverAddress));
+        _connectionsActive.Add(1);
+    }
+
+    public void ConnectionClosed() => _connectionsActive.Add(-1);
+
+    public void Recipient(string outcome) => _recipients.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+}

@@ -1,0 +1,99 @@
+using MailMesh.ServiceDefaults;
+
+namespace MailMesh.Delivery;
+
+/// <summary>Outbound SMTP settings (section "Delivery"). Timeouts default to RFC 5321 §4.5.3.2.</summary>
+public sealed class DeliveryOptions : IValidatedOptions
+{
+    public static string SectionName => "Delivery";
+
+    /// <summary>TCP port of every exchanger (25; tests point it at sinks).</summary>
+    public int Port { get; set; } = 25;
+
+    /// <summary>Name sent in EHLO/HELO (RFC 5321 §4.1.1.1: the client's FQDN). Default: the machine name.</summary>
+    public string HeloName { get; set; } = Environment.MachineName;
+
+    /// <summary>Time to establish the TCP connection to one address.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>RFC 5321 §4.5.3.2.1: initial 220 greeting, 5 minutes.</summary>
+    public TimeSpan GreetingTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>EHLO, HELO and RSET replies (not named by RFC 5321; 5 minutes as for MAIL).</summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>RFC 5321 §4.5.3.2.2: MAIL command, 5 minutes.</summary>
+    public TimeSpan MailTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>RFC 5321 §4.5.3.2.3: RCPT command, 5 minutes.</summary>
+    public TimeSpan RcptTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>RFC 5321 §4.5.3.2.4: DATA initiation (the 354), 2 minutes.</summary>
+    public TimeSpan DataInitiationTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>RFC 5321 §4.5.3.2.5: each data block written (one flush), 3 minutes.</summary>
+    public TimeSpan DataBlockTimeout { get; set; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>RFC 5321 §4.5.3.2.6: reply to the final ".", 10 minutes.</summary>
+    public TimeSpan DataTerminationTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How long to wait for the reply to QUIT before closing anyway.</summary>
+    public TimeSpan QuitTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Open SMTP sessions per destination address:port, across all concurrent deliveries.</summary>
+    public int MaxConnectionsPerDestination { get; set; } = 10;
+
+    /// <summary>Transactions on one connection before it is closed and a fresh one opened.</summary>
+    public int MaxMessagesPerConnection { get; set; } = 100;
+
+    /// <summary>An idle pooled connection is closed (QUIT) after this long.</summary>
+    public TimeSpan IdleConnectionTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long to wait for the Dns service to answer ResolveMx before deferring.</summary>
+    public TimeSpan ResolveTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>DeliverMessage consumed concurrently by one instance.</summary>
+    public int ConcurrentDeliveries { get; set; } = 64;
+
+    public IEnumerable<string> Validate()
+    {
+        if (Port is < 1 or > 65535)
+        {
+            yield return "Delivery:Port: must be 1..65535";
+        }
+
+        if (string.IsNullOrWhiteSpace(HeloName) || HeloName.Any(c => c <= ' ' || c > '~'))
+        {
+            yield return "Delivery:HeloName: must be a host name (printable ASCII, no spaces)";
+        }
+
+        foreach (var (key, value) in new[]
+        {
+            ("ConnectTimeout", ConnectTimeout), ("GreetingTimeout", GreetingTimeout), ("CommandTimeout", CommandTimeout),
+            ("MailTimeout", MailTimeout), ("RcptTimeout", RcptTimeout), ("DataInitiationTimeout", DataInitiationTimeout),
+            ("DataBlockTimeout", DataBlockTimeout), ("DataTerminationTimeout", DataTerminationTimeout),
+            ("QuitTimeout", QuitTimeout), ("IdleConnectionTimeout", IdleConnectionTimeout), ("ResolveTimeout", ResolveTimeout),
+        })
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                yield return $"Delivery:{key}: must be positive";
+            }
+        }
+
+        if (MaxConnectionsPerDestination < 1)
+        {
+            yield return "Delivery:MaxConnectionsPerDestination: must be at least 1";
+        }
+
+        if (MaxMessagesPerConnection < 1)
+        {
+            yield return "Delivery:MaxMessagesPerConnection: must be at least 1";
+        }
+
+        if (ConcurrentDeliveries < 1)
+        {
+            yield return "Delivery:ConcurrentDeliveries: must be at least 1";
+        }
+    }
+}

@@ -1,0 +1,337 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using MailMesh.Smtp.Client;
+
+namespace MailMesh.Delivery;
+
+/// <summary>Why an SMTP conversation could not go on. The message text is what the recipient results report.</summary>
+internal enum SmtpFailureKind
+{
+    /// <summary>TCP connect refused, unreachable or timed out (RFC 3463 4.4.1 "No answer from host").</summary>
+    ConnectFailed,
+
+    /// <summary>The server did not answer in time (4.4.2 "Bad connection").</summary>
+    Timeout,
+
+    /// <summary>The connection closed or broke mid-conversation (4.4.2).</summary>
+    ConnectionLost,
+
+    /// <summary>The server sent something that is not an SMTP reply (4.5.0 "Other or undefined protocol status").</summary>
+    ProtocolError,
+}
+
+internal sealed class SmtpConnectionException(SmtpFailureKind kind, string message, Exception? inner = null)
+    : Exception(message, inner)
+{
+    public SmtpFailureKind Kind { get; } = kind;
+}
+
+/// <summary>
+/// One client SMTP connection: TCP, the greeting, EHLO (or HELO), then any number of transactions. Commands are
+/// buffered until <see cref="FlushAsync"/> so a pipelining caller (RFC 2920) sends a whole batch in one write.
+/// Every read and write has its own RFC 5321 §4.5.3.2 timeout; a timeout or I/O error marks the connection broken.
+/// </summary>
+internal sealed class SmtpConnection : IAsyncDisposable
+{
+    /// <summary>Content is flushed in blocks of this size, each under the data-block timeout (RFC 5321 §4.5.3.2.5).</summary>
+    private const int DataBlockSize = 64 * 1024;
+
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _reader;
+    private readonly PipeWriter _writer;
+    private readonly ServerReplyParser _parser = new();
+    private bool _disposed;
+
+    private SmtpConnection(Socket socket, string hostName, IPEndPoint remote, TimeProvider time)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(leaveOpen: true));
+        _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
+        HostName = hostName;
+        RemoteEndPoint = remote;
+        LastUsed = time.GetUtcNow();
+    }
+
+    /// <summary>The exchanger's name (from MX), for results and logs.</summary>
+    public string HostName { get; }
+
+    public IPEndPoint RemoteEndPoint { get; }
+
+    public EhloCapabilities Capabilities { get; private set; } = EhloCapabilities.None;
+
+    /// <summary>The server's greeting line.</summary>
+    public ServerReply? Greeting { get; private set; }
+
+    /// <summary>Transactions started on this connection.</summary>
+    public int Transactions { get; set; }
+
+    /// <summary>When the connection last finished a transaction (for idle expiry).</summary>
+    public DateTimeOffset LastUsed { get; set; }
+
+    /// <summary>False once an I/O error, a timeout, a protocol error or a 421 made the connection unusable.</summary>
+    public bool IsUsable { get; private set; } = true;
+
+    /// <summary>Marks the connection as not reusable (e.g. the server said 421, RFC 5321 §3.8).</summary>
+    public void MarkUnusable() => IsUsable = false;
+
+    /// <summary>
+    /// Connects, reads the greeting and says EHLO (HELO if EHLO is refused with 5xx, RFC 5321 §3.2). Returns the
+    /// connection, or the server's refusal (a non-220 greeting or a failed EHLO/HELO) with the connection closed.
+    /// Throws <see cref="SmtpConnectionException"/> when the conversation fails.
+    /// </summary>
+    public static async Task<(SmtpConnection? Connection, ServerReply? Refusal)> OpenAsync(
+        string hostName, IPEndPoint remote, DeliveryOptions options, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(remote.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(options.ConnectTimeout);
+            await socket.ConnectAsync(remote, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new SmtpConnectionException(SmtpFailureKind.ConnectFailed, $"connect to {remote} timed out after {options.ConnectTimeout}");
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new SmtpConnectionException(SmtpFailureKind.ConnectFailed, $"connect to {remote} failed: {ex.Message}", ex);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        var connection = new SmtpConnection(socket, hostName, remote, time);
+        try
+        {
+            // RFC 5321 §3.1: the server speaks first. §4.5.3.2.1: wait up to 5 minutes for it.
+            var greeting = await connection.ReadReplyAsync(options.GreetingTimeout, "greeting", cancellationToken);
+            connection.Greeting = greeting;
+            if (greeting.Code != 220)
+            {
+                // §3.1: after a 554 greeting the client should QUIT; a 421 server closes itself.
+                await connection.CloseAsync(sendQuit: greeting.Code != 421, options.QuitTimeout);
+                return (null, greeting);
+            }
+
+            var ehlo = await connection.CommandAsync($"EHLO {options.HeloName}", options.CommandTimeout, "EHLO", cancellationToken);
+            if (ehlo.IsSuccess)
+            {
+                connection.Capabilities = EhloCapabilities.Parse(ehlo);
+            }
+            else if (ehlo.IsPermanent && ehlo.Code != 421)
+            {
+                // RFC 5321 §3.2: a server that does not support extensions answers EHLO with 500/502; fall back to HELO.
+                var helo = await connection.CommandAsync($"HELO {options.HeloName}", options.CommandTimeout, "HELO", cancellationToken);
+                if (!helo.IsSuccess)
+                {
+                    await connection.CloseAsync(sendQuit: helo.Code != 421, options.QuitTimeout);
+                    return (null, helo);
+                }
+            }
+            else
+            {
+                await connection.CloseAsync(sendQuit: ehlo.Code != 421, options.QuitTimeout);
+                return (null, ehlo);
+            }
+
+            return (connection, null);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Buffers one command line (CRLF added). Not sent until <see cref="FlushAsync"/>.</summary>
+    public void Write(string command)
+    {
+        // RFC 6531: with SMTPUTF8 the envelope may carry UTF-8; otherwise the caller only passes ASCII.
+        var length = Encoding.UTF8.GetByteCount(command);
+        var span = _writer.GetSpan(length + 2);
+        Encoding.UTF8.GetBytes(command, span);
+        span[length] = (byte)'\r';
+        span[length + 1] = (byte)'\n';
+        _writer.Advance(length + 2);
+    }
+
+    public async Task FlushAsync(TimeSpan timeout, string stage, CancellationToken cancellationToken)
+    {
+        using var cts = Timeout(timeout, cancellationToken);
+        try
+        {
+            var result = await _writer.FlushAsync(cts.Token);
+            if (result.IsCanceled || result.IsCompleted)
+            {
+                throw Broken(SmtpFailureKind.ConnectionLost, $"connection closed while sending {stage}");
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw Broken(SmtpFailureKind.Timeout, $"timed out after {timeout} sending {stage}");
+        }
+        catch (IOException ex)
+        {
+            throw Broken(SmtpFailureKind.ConnectionLost, $"connection lost while sending {stage}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Sends one command and reads its reply.</summary>
+    public async Task<ServerReply> CommandAsync(string command, TimeSpan timeout, string stage, CancellationToken cancellationToken)
+    {
+        Write(command);
+        await FlushAsync(timeout, stage, cancellationToken);
+        return await ReadReplyAsync(timeout, stage, cancellationToken);
+    }
+
+    /// <summary>Reads one complete (possibly multi-line) reply.</summary>
+    public async Task<ServerReply> ReadReplyAsync(TimeSpan timeout, string stage, CancellationToken cancellationToken)
+    {
+        using var cts = Timeout(timeout, cancellationToken);
+        try
+        {
+            while (true)
+            {
+                var result = await _reader.ReadAsync(cts.Token);
+                var buffer = result.Buffer;
+                var reader = new SequenceReader<byte>(buffer);
+                bool parsed;
+                ServerReply? reply;
+                try
+                {
+                    parsed = _parser.TryParse(ref reader, out reply);
+                }
+                catch (SmtpReplyException ex)
+                {
+                    _reader.AdvanceTo(buffer.Start, buffer.End);
+                    throw Broken(SmtpFailureKind.ProtocolError, $"invalid reply to {stage}: {ex.Message}", ex);
+                }
+
+                if (parsed)
+                {
+                    _reader.AdvanceTo(reader.Position);
+                    if (reply!.Code == 421)
+                    {
+                        // RFC 5321 §3.8: 421 means the server is closing the transmission channel.
+                        IsUsable = false;
+                    }
+
+                    return reply;
+                }
+
+                _reader.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                {
+                    throw Broken(SmtpFailureKind.ConnectionLost, $"connection closed by the server while waiting for the reply to {stage}");
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw Broken(SmtpFailureKind.Timeout, $"timed out after {timeout} waiting for the reply to {stage}");
+        }
+        catch (IOException ex)
+        {
+            throw Broken(SmtpFailureKind.ConnectionLost, $"connection lost while waiting for the reply to {stage}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>
+    /// Sends the content as the DATA section: dot-stuffed, CRLF-terminated, then ".\r\n" (RFC 5321 §4.5.2), in
+    /// blocks of <see cref="DataBlockSize"/> each flushed under <paramref name="blockTimeout"/>.
+    /// </summary>
+    public async Task WriteDataAsync(ReadOnlyMemory<byte> content, TimeSpan blockTimeout, CancellationToken cancellationToken)
+    {
+        var stuffing = new DotStuffingWriter(_writer);
+        for (var offset = 0; offset < content.Length; offset += DataBlockSize)
+        {
+            stuffing.Write(content.Span.Slice(offset, Math.Min(DataBlockSize, content.Length - offset)));
+            await FlushAsync(blockTimeout, "message data", cancellationToken);
+        }
+
+        stuffing.Complete();
+        await FlushAsync(blockTimeout, "end of data", cancellationToken);
+    }
+
+    /// <summary>RFC 3030 §2: "BDAT size LAST" and the content as is, no stuffing (BINARYMIME).</summary>
+    public async Task WriteBdatAsync(ReadOnlyMemory<byte> content, TimeSpan blockTimeout, CancellationToken cancellationToken)
+    {
+        Write($"BDAT {content.Length} LAST");
+        for (var offset = 0; offset < content.Length; offset += DataBlockSize)
+        {
+            _writer.Write(content.Span.Slice(offset, Math.Min(DataBlockSize, content.Length - offset)));
+            await FlushAsync(blockTimeout, "message data", cancellationToken);
+        }
+
+        await FlushAsync(blockTimeout, "end of data", cancellationToken);
+    }
+
+    /// <summary>Sends QUIT (if asked and still usable), waits briefly for 221, then closes.</summary>
+    public async Task CloseAsync(bool sendQuit, TimeSpan quitTimeout)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        if (sendQuit && IsUsable)
+        {
+            try
+            {
+                await CommandAsync("QUIT", quitTimeout, "QUIT", CancellationToken.None);
+            }
+            catch (SmtpConnectionException)
+            {
+                // RFC 5321 §4.1.1.10: the client may close after sending QUIT; nothing more is owed.
+            }
+        }
+
+        await DisposeAsync();
+    }
+
+    private static CancellationTokenSource Timeout(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        return cts;
+    }
+
+    private SmtpConnectionException Broken(SmtpFailureKind kind, string message, Exception? inner = null)
+    {
+        IsUsable = false;
+        return new SmtpConnectionException(kind, message, inner);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        IsUsable = false;
+        try
+        {
+            await _reader.CompleteAsync();
+            await _writer.CompleteAsync();
+        }
+        catch (IOException)
+        {
+            // Unflushed bytes on a broken connection: nothing to save.
+        }
+
+        await _stream.DisposeAsync();
+        _socket.Dispose();
+    }
+}

@@ -1,0 +1,226 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace MailMesh.Delivery;
+
+/// <summary>
+/// Open SMTP connections per destination (address:port), shared by every concurrent delivery of the process.
+/// A destination has <see cref="DeliveryOptions.MaxConnectionsPerDestination"/> slots: a delivery holds one for
+/// the whole conversation, and a new connection is opened only when no idle one is left, so the sessions open to a
+/// destination (busy plus idle) never exceed the limit. Idle connections are reused for the next message (RSET
+/// first), retired after <see cref="DeliveryOptions.MaxMessagesPerConnection"/> transactions, and closed with QUIT
+/// after <see cref="DeliveryOptions.IdleConnectionTimeout"/> or at shutdown.
+/// </summary>
+internal sealed class SmtpConnectionPool : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<IPEndPoint, Destination> _destinations = new();
+    private readonly DeliveryOptions _options;
+    private readonly TimeProvider _time;
+    private readonly DeliveryMetrics _metrics;
+    private readonly ILogger<SmtpConnectionPool> _logger;
+    private readonly ITimer _sweeper;
+    private int _disposed;
+
+    public SmtpConnectionPool(IOptions<DeliveryOptions> options, TimeProvider time, DeliveryMetrics metrics, ILogger<SmtpConnectionPool> logger)
+    {
+        _options = options.Value;
+        _time = time;
+        _metrics = metrics;
+        _logger = logger;
+        var period = _options.IdleConnectionTimeout / 2;
+        if (period < TimeSpan.FromMilliseconds(100))
+        {
+            period = TimeSpan.FromMilliseconds(100);
+        }
+
+        _sweeper = time.CreateTimer(static state => _ = ((SmtpConnectionPool)state!).SweepAsync(), this, period, period);
+    }
+
+    /// <summary>Idle connections across all destinations (tests, diagnostics).</summary>
+    internal int IdleCount => _destinations.Values.Sum(d => d.Idle.Count);
+
+    /// <summary>
+    /// Waits for a slot at <paramref name="destination"/> and hands out an idle connection when one is fresh
+    /// enough. The caller opens a connection itself when <see cref="PoolLease.Connection"/> is null.
+    /// </summary>
+    public async Task<PoolLease> AcquireAsync(IPEndPoint destination, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var entry = _destinations.GetOrAdd(destination, static (_, max) => new Destination(max), _options.MaxConnectionsPerDestination);
+        await entry.Slots.WaitAsync(cancellationToken);
+        var lease = new PoolLease(this, entry, destination);
+        while (entry.Idle.TryPop(out var idle))
+        {
+            if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
+            {
+                lease.Connection = idle;
+                lease.Reused = true;
+                break;
+            }
+
+            await CloseAsync(idle, "idle too long");
+        }
+
+        return lease;
+    }
+
+    /// <summary>Counts a newly opened connection (metrics).</summary>
+    public void Opened(SmtpConnection connection)
+    {
+        _metrics.ConnectionOpened(connection.RemoteEndPoint.Address.ToString());
+    }
+
+    private async Task ReleaseAsync(Destination entry, SmtpConnection? connection, bool reusable)
+    {
+        try
+        {
+            if (connection is not null)
+            {
+                connection.LastUsed = _time.GetUtcNow();
+                if (reusable && connection.IsUsable && connection.Transactions < _options.MaxMessagesPerConnection && Volatile.Read(ref _disposed) == 0)
+                {
+                    entry.Idle.Push(connection);
+                }
+                else
+                {
+                    // Closed before the slot is released, so the destination never sees more sessions than allowed.
+                    await CloseAsync(connection, connection.IsUsable ? "retired" : "unusable");
+                }
+            }
+        }
+        finally
+        {
+            entry.Slots.Release();
+        }
+    }
+
+    private async Task CloseAsync(SmtpConnection connection, string reason)
+    {
+        DeliveryLog.Closing(_logger, connection.RemoteEndPoint, reason);
+        try
+        {
+            await connection.CloseAsync(sendQuit: true, _options.QuitTimeout);
+        }
+        finally
+        {
+            _metrics.ConnectionClosed();
+        }
+    }
+
+    /// <summary>Closes idle connections that exceeded the idle timeout. Holds a slot while closing each.</summary>
+    private async Task SweepAsync()
+    {
+        foreach (var entry in _destinations.Values)
+        {
+            if (entry.Idle.IsEmpty || !await entry.Slots.WaitAsync(0))
+            {
+                continue;
+            }
+
+            try
+            {
+                var keep = new List<SmtpConnection>();
+                while (entry.Idle.TryPop(out var idle))
+                {
+                    if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
+                    {
+                        keep.Add(idle);
+                    }
+                    else
+                    {
+                        await CloseAsync(idle, "idle timeout");
+                    }
+                }
+
+                for (var i = keep.Count - 1; i >= 0; i--)
+                {
+                    entry.Idle.Push(keep[i]);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                // A connection failing to close cleanly is closed anyway.
+            }
+            finally
+            {
+                entry.Slots.Release();
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _sweeper.DisposeAsync();
+        var closing = new List<Task>();
+        foreach (var entry in _destinations.Values)
+        {
+            while (entry.Idle.TryPop(out var idle))
+            {
+                closing.Add(CloseAsync(idle, "shutdown"));
+            }
+        }
+
+        await Task.WhenAll(closing);
+    }
+
+    internal sealed class Destination(int maxConnections)
+    {
+        public SemaphoreSlim Slots { get; } = new(maxConnections, maxConnections);
+
+        public ConcurrentStack<SmtpConnection> Idle { get; } = new();
+    }
+
+    /// <summary>A slot at one destination, with the connection used in it. Dispose returns the slot.</summary>
+    internal sealed class PoolLease : IAsyncDisposable
+    {
+        private readonly SmtpConnectionPool _pool;
+        private readonly Destination _entry;
+        private bool _reusable;
+        private bool _released;
+
+        internal PoolLease(SmtpConnectionPool pool, Destination entry, IPEndPoint destination)
+        {
+            _pool = pool;
+            _entry = entry;
+            Destination = destination;
+        }
+
+        public IPEndPoint Destination { get; }
+
+        /// <summary>The connection in this slot: a pooled one, or one the holder opened; null before that.</summary>
+        public SmtpConnection? Connection { get; set; }
+
+        /// <summary>True when <see cref="Connection"/> came from the pool rather than being opened for this lease.</summary>
+        public bool Reused { get; internal set; }
+
+        /// <summary>Keep the connection for the next message when the slot is returned.</summary>
+        public void KeepAlive() => _reusable = true;
+
+        /// <summary>Throws the current connection away (e.g. a pooled one that failed RSET), counting it closed.</summary>
+        public async Task DiscardConnectionAsync()
+        {
+            if (Connection is { } connection)
+            {
+                Connection = null;
+                await _pool.CloseAsync(connection, "discarded");
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_released)
+            {
+                return;
+            }
+
+            _released = true;
+            await _pool.ReleaseAsync(_entry, Connection, _reusable);
+        }
+    }
+}

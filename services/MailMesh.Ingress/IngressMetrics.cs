@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace MailMesh.Ingress;
+
+/// <summary>Ingress instruments (listed in docs/telemetry.md). Tag names follow OpenTelemetry conventions.</summary>
+internal sealed class IngressMetrics
+{
+    public const string MeterName = "MailMesh.Ingress";
+
+    private readonly UpDownCounter<long> _activeSessions;
+    private readonly Counter<long> _sessions;
+    private readonly Counter<long> _accepted;
+    private readonly Counter<long> _rejected;
+    private readonly Histogram<long> _size;
+    private readonly Histogram<double> _acceptDuration;
+
+    public IngressMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _activeSessions = meter.CreateUpDownCounter<long>("mailmesh.smtp.sessions.active", "{session}", "SMTP sessions open now.");
+        _sessions = meter.CreateCounter<long>("mailmesh.smtp.sessions", "{session}", "SMTP sessions opened.");
+        _accepted = meter.CreateCounter<long>("mailmesh.ingress.messages.accepted", "{message}", "Messages committed to the spool and answered 250.");
+        _rejected = meter.CreateCounter<long>("mailmesh.ingress.messages.rejected", "{message}", "Messages refused at the end of DATA, by error.type.");
+        _size = meter.CreateHistogram<long>("mailmesh.ingress.message.size", "By", "Size of accepted messages as stored.");
+        _acceptDuration = meter.CreateHistogram<double>(
+            "mailmesh.ingress.accept.duration",
+            "s",
+            "Time from the end of DATA to the 250 reply (checks and spool commit).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+    }
+
+    public void SessionStarted()
+    {
+        _sessions.Add(1);
+        _activeSessions.Add(1);
+    }
+
+    public void SessionEnded() => _activeSessions.Add(-1);
+
+    public void Accepted(long size, TimeSpan duration)
+    {
+        _accepted.Add(1);
+        _size.Record(size);
+        _acceptDuration.Record(duration.TotalSeconds);
+    }
+
+    public void Rejected(string errorType) => _rejected.Add(1, new TagList { { "error.type", errorType } });
+}

@@ -1,0 +1,192 @@
+using System.Net;
+using MailMesh.ServiceDefaults;
+using MailMesh.Smtp;
+
+namespace MailMesh.Ingress;
+
+/// <summary>The SMTP listener and its protocol limits (section "Ingress"). Defaults follow RFC 5321 §4.5.3.</summary>
+public sealed class IngressOptions : IValidatedOptions
+{
+    public static string SectionName => "Ingress";
+
+    /// <summary>Comma-separated host:port endpoints, e.g. "127.0.0.1:2525,[::1]:2525,0.0.0.0:25". Port 0 picks a free port.</summary>
+    public string Listen { get; set; } = "0.0.0.0:25";
+
+    /// <summary>The name in the greeting, EHLO reply and Received headers.</summary>
+    public string HostName { get; set; } = Environment.MachineName.ToLowerInvariant();
+
+    /// <summary>RFC 1870 SIZE, in octets of content after dot-unstuffing (default 35 MiB).</summary>
+    public long MaxMessageSize { get; set; } = 35 * 1024 * 1024;
+
+    /// <summary>Recipients per transaction; RFC 5321 §4.5.3.1.8 requires at least 100.</summary>
+    public int MaxRecipients { get; set; } = 1000;
+
+    /// <summary>RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.</summary>
+    public int MaxCommandLineLength { get; set; } = 512;
+
+    /// <summary>
+    /// The longest content line accepted in DATA, including CRLF. RFC 5321 §4.5.3.1.6 says a server must accept 1000;
+    /// real mail (HTML one-liners, long base64 without folding) often exceeds that and Postfix accepts it, so MailMesh
+    /// is lenient up to this hard cap (64 KiB) and refuses beyond with 554 5.6.0.
+    /// </summary>
+    public int MaxTextLineLength { get; set; } = 64 * 1024;
+
+    /// <summary>RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for the next command.</summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>RFC 5321 §4.5.3.2.5 (client side: 3 minutes per data block): the longest wait for more content during DATA.</summary>
+    public TimeSpan DataBlockTimeout { get; set; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>Protocol errors (5xx to a command) tolerated in one session before 421 4.7.0 and disconnect.</summary>
+    public int MaxErrorsPerSession { get; set; } = 10;
+
+    /// <summary>How long to wait for Policy's answer; past it the client gets 451 4.3.0 (never an acceptance).</summary>
+    public TimeSpan PolicyTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long the spool commit may take; past it the client gets 451 4.3.0.</summary>
+    public TimeSpan SpoolTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// False (default, strict): a bare CR or LF in DATA gets the message refused (554 5.6.0), the defence against SMTP
+    /// smuggling. True: bare line endings are rewritten to CRLF and the message accepted; the end of data is still
+    /// only CRLF.CRLF either way.
+    /// </summary>
+    public bool NormalizeBareLineFeeds { get; set; }
+
+    /// <summary>RFC 5321 §6.3: more Received headers than this (counting ours) is a loop, refused with 554 5.4.6.</summary>
+    public int MaxReceivedHeaders { get; set; } = 50;
+
+    public IEnumerable<string> Validate()
+    {
+        const string P = "Ingress:";
+        if (!ListenEndpoints.TryParseList(Listen, out _, out var listenError))
+        {
+            yield return P + "Listen: " + listenError;
+        }
+
+        if (string.IsNullOrWhiteSpace(HostName) || !(Mailbox.IsValidDomain(HostName) || Mailbox.IsValidAddressLiteral(HostName, out _)))
+        {
+            yield return $"{P}HostName: '{HostName}' is not a domain name";
+        }
+
+        if (MaxMessageSize < 1024)
+        {
+            yield return P + "MaxMessageSize: must be at least 1024 octets";
+        }
+
+        if (MaxMessageSize > int.MaxValue - (64 * 1024))
+        {
+            // The message is held in one contiguous buffer until it is committed.
+            yield return P + "MaxMessageSize: must be below 2 GiB";
+        }
+
+        if (MaxRecipients < 100)
+        {
+            yield return P + "MaxRecipients: must be at least 100 (RFC 5321 §4.5.3.1.8)";
+        }
+
+        if (MaxCommandLineLength is < 512 or > 64 * 1024)
+        {
+            yield return P + "MaxCommandLineLength: must be between 512 (RFC 5321 §4.5.3.1.4) and 65536";
+        }
+
+        if (MaxTextLineLength is < 1000 or > 1024 * 1024)
+        {
+            yield return P + "MaxTextLineLength: must be between 1000 (RFC 5321 §4.5.3.1.6) and 1048576";
+        }
+
+        foreach (var (name, value) in new[] { ("CommandTimeout", CommandTimeout), ("DataBlockTimeout", DataBlockTimeout), ("PolicyTimeout", PolicyTimeout), ("SpoolTimeout", SpoolTimeout) })
+        {
+            if (value <= TimeSpan.Zero || value > TimeSpan.FromHours(1))
+            {
+                yield return $"{P}{name}: must be positive and at most 1 hour";
+            }
+        }
+
+        if (MaxErrorsPerSession < 1)
+        {
+            yield return P + "MaxErrorsPerSession: must be at least 1";
+        }
+
+        if (MaxReceivedHeaders < 1)
+        {
+            yield return P + "MaxReceivedHeaders: must be at least 1";
+        }
+    }
+}
+
+/// <summary>Parses "host:port" endpoint lists for the SMTP listeners.</summary>
+internal static class ListenEndpoints
+{
+    public static bool TryParseList(string? value, out List<IPEndPoint> endpoints, out string error)
+    {
+        endpoints = [];
+        error = string.Empty;
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            error = "at least one endpoint (host:port) is required";
+            return false;
+        }
+
+        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!TryParse(part, out var endpoint))
+            {
+                error = $"'{part}' is not an endpoint (host:port)";
+                return false;
+            }
+
+            endpoints.Add(endpoint);
+        }
+
+        if (endpoints.Count == 0)
+        {
+            error = "at least one endpoint (host:port) is required";
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>"127.0.0.1:25", "[::1]:25", "0.0.0.0:25", "*:25" (any IPv4 and IPv6), "localhost:25" (loopback).</summary>
+    public static bool TryParse(string text, out IPEndPoint endpoint)
+    {
+        endpoint = null!;
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port > IPEndPoint.MaxPort)
+        {
+            return false;
+        }
+
+        var host = text[..colon];
+        if (host is "*" or "+")
+        {
+            endpoint = new IPEndPoint(IPAddress.IPv6Any, port);
+            return true;
+        }
+
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            endpoint = new IPEndPoint(IPAddress.Loopback, port);
+            return true;
+        }
+
+        if (host.StartsWith('[') && host.EndsWith(']'))
+        {
+            host = host[1..^1];
+        }
+        else if (host.Contains(':', StringComparison.Ordinal))
+        {
+            // An IPv6 address needs brackets to be told apart from the port.
+            return false;
+        }
+
+        if (!IPAddress.TryParse(host, out var address))
+        {
+            return false;
+        }
+
+        endpoint = new IPEndPoint(address, port);
+        return true;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Net;
+
+namespace MailMesh.Ingress;
+
+/// <summary>Source-generated Ingress logs; event ids are stable (1000-1099).</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1000, LogLevel.Debug, "SMTP session from {Client} started")]
+    public static partial void SessionStarted(ILogger logger, IPEndPoint? client);
+
+    [LoggerMessage(1001, LogLevel.Debug, "SMTP session from {Client} ended")]
+    public static partial void SessionEnded(ILogger logger, IPEndPoint? client);
+
+    [LoggerMessage(1002, LogLevel.Information, "SMTP session from {Client} timed out")]
+    public static partial void SessionTimedOut(ILogger logger, IPEndPoint? client);
+
+    [LoggerMessage(1003, LogLevel.Information, "SMTP session from {Client} closed after {Errors} errors")]
+    public static partial void TooManyErrors(ILogger logger, IPEndPoint? client, int errors);
+
+    [LoggerMessage(1004, LogLevel.Debug, "SMTP connection from {Client} lost")]
+    public static partial void ConnectionLost(ILogger logger, IPEndPoint? client, Exception exception);
+
+    [LoggerMessage(1005, LogLevel.Error, "SMTP session from {Client} failed")]
+    public static partial void SessionFailed(ILogger logger, IPEndPoint? client, Exception exception);
+
+    [LoggerMessage(1010, LogLevel.Warning, "Policy check {Check} for {Client} failed; answering 4xx")]
+    public static partial void PolicyUnavailable(ILogger logger, string check, IPEndPoint? client, Exception exception);
+
+    [LoggerMessage(1011, LogLevel.Information, "Policy refused {Check} for {Client}: {Reply}")]
+    public static partial void PolicyRefused(ILogger logger, string check, IPEndPoint? client, string reply);
+
+    [LoggerMessage(1020, LogLevel.Information, "Message {MessageId} from <{Sender}> for {RecipientCount} recipients ({Size} octets) accepted from {Client}")]
+    public static partial void MessageAccepted(ILogger logger, Guid messageId, string sender, int recipientCount, long size, IPEndPoint? client);
+
+    [LoggerMessage(1021, LogLevel.Information, "Message from <{Sender}> refused at end of data from {Client}: {Reply}")]
+    public static partial void MessageRefused(ILogger logger, string sender, IPEndPoint? client, string reply);
+
+    [LoggerMessage(1022, LogLevel.Error, "Spool commit of message {MessageId} failed; answering 451")]
+    public static partial void SpoolFailed(ILogger logger, Guid messageId, Exception exception);
+
+    [LoggerMessage(1023, LogLevel.Warning, "Publishing MessageReceived for {MessageId} failed after commit; the Queue sweeper will pick it up from the spool")]
+    public static partial void PublishFailed(ILogger logger, Guid messageId, Exception exception);
+}

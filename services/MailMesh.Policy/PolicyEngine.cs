@@ -1,0 +1,91 @@
+using MailMesh.Contracts;
+using MailMesh.Storage;
+using Microsoft.Extensions.Options;
+
+namespace MailMesh.Policy;
+
+/// <summary>
+/// Every accept/reject rule, as pure decisions over the request, the options and the shared policy store. Rate
+/// counters live in the store, so a limit holds however many Policy replicas answer.
+/// </summary>
+internal sealed class PolicyEngine(
+    IPolicyStore store,
+    RelayRules relay,
+    IOptions<PolicyOptions> options,
+    TimeProvider time)
+{
+    private static readonly TimeSpan RateWindow = TimeSpan.FromMinutes(1);
+    private readonly PolicyOptions _options = options.Value;
+
+    /// <summary>
+    /// Connection rate per client. Relay networks are exempt, as Postfix exempts <c>$mynetworks</c> from
+    /// <c>smtpd_client_connection_rate_limit</c>: they are the applications MailMesh serves.
+    /// </summary>
+    public async Task<Verdict> CheckConnectionAsync(CheckConnection request, CancellationToken cancellationToken)
+    {
+        if (_options.ConnectionsPerMinutePerIp == 0 || relay.IsRelayClient(request.ClientAddress))
+        {
+            return Verdict.Accept;
+        }
+
+        var key = RelayRules.RateKey(request.ClientAddress);
+        var count = await store.IncrementCounterAsync("conn:" + key, time.GetUtcNow(), RateWindow, 1, cancellationToken);
+        return count > _options.ConnectionsPerMinutePerIp ? Verdict.TooManyConnections(key) : Verdict.Accept;
+    }
+
+    /// <summary>
+    /// At RCPT: recipient limit, then relay permission (before anything that would reveal local state to a client
+    /// that may not use this server at all), then the suppression list.
+    /// </summary>
+    public async Task<Verdict> CheckRecipientAsync(CheckRecipient request, CancellationToken cancellationToken)
+    {
+        if (!MailboxParts.TryParse(request.Recipient, out var recipient))
+        {
+            return Verdict.BadAddress();
+        }
+
+        if (request.AcceptedRecipients >= _options.MaxRecipientsPerMessage)
+        {
+            return Verdict.TooManyRecipients();
+        }
+
+        // RFC 5321 §3.6.2: relaying only for clients this server serves (trusted networks, authenticated submitters)
+        // or to domains it is the destination for. The decision uses the domain after the LAST '@'; a local part
+        // that could route on ('%', '!', a quoted '@') would let a downstream MTA relay for an untrusted client.
+        var mayRelay = request.AuthenticatedUser is not null || relay.IsRelayClient(request.ClientAddress);
+        if (!mayRelay)
+        {
+            if (recipient.HasRoutingCharacters)
+            {
+                return Verdict.RoutingDenied();
+            }
+
+            if (!relay.IsLocalDomain(recipient.Domain))
+            {
+                return Verdict.RelayDenied();
+            }
+        }
+
+        var address = recipient.Normalized;
+        var suppression = await store.GetSuppressionAsync(address, cancellationToken);
+        return suppression is null ? Verdict.Accept : Verdict.Suppressed(address, suppression.Reason);
+    }
+
+    /// <summary>At end of DATA: size, then the message rate of the client (relay networks exempt, as for connections).</summary>
+    public async Task<Verdict> CheckMessageAsync(CheckMessage request, CancellationToken cancellationToken)
+    {
+        if (request.Size > _options.MaxMessageSize)
+        {
+            return Verdict.TooBig(_options.MaxMessageSize);
+        }
+
+        if (_options.MessagesPerMinutePerIp == 0 || relay.IsRelayClient(request.ClientAddress))
+        {
+            return Verdict.Accept;
+        }
+
+        var key = RelayRules.RateKey(request.ClientAddress);
+        var count = await store.IncrementCounterAsync("msg:" + key, time.GetUtcNow(), RateWindow, 1, cancellationToken);
+        return count > _options.MessagesPerMinutePerIp ? Verdict.TooManyMessages(key) : Verdict.Accept;
+    }
+}

@@ -1,0 +1,37 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using MailMesh.ServiceDefaults;
+
+namespace MailMesh.Policy;
+
+/// <summary>The Policy service's instruments (meter "MailMesh.Policy"); every one is listed in docs/telemetry.md.</summary>
+internal sealed class PolicyMetrics
+{
+    public const string MeterName = Telemetry.Prefix + ".Policy";
+
+    private readonly Counter<long> _decisions;
+
+    public PolicyMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _decisions = meter.CreateCounter<long>("mailmesh.policy.decisions", "{decision}",
+            "Policy decisions by check (connection, recipient, message), decision (accept, reject, tempfail) and reason.");
+    }
+
+    public void Decided(string check, Verdict verdict)
+    {
+        var decision = verdict.Decision.Accepted ? "accept" : verdict.Decision.ReplyCode >= 500 ? "reject" : "tempfail";
+        _decisions.Add(1, new TagList
+        {
+            { "mailmesh.policy.check", check },
+            { "mailmesh.policy.decision", decision },
+            { "mailmesh.policy.reason", verdict.Reason },
+        });
+    }
+}
+
+/// <summary>The Policy service's ActivitySource.</summary>
+internal static class PolicyTelemetry
+{
+    public static readonly ActivitySource Source = new(Telemetry.Prefix + ".Policy");
+}

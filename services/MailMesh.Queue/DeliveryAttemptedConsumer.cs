@@ -1,0 +1,254 @@
+using System.Diagnostics;
+using MailMesh.Contracts;
+using MailMesh.Storage;
+using MassTransit;
+using Microsoft.Extensions.Options;
+
+namespace MailMesh.Queue;
+
+/// <summary>
+/// Applies Delivery's results to the spool: delivered and bounced recipients become final, deferred ones get their
+/// next attempt time (or expire), and the sender gets the DSNs it asked for (RFC 3461, RFC 3464).
+/// </summary>
+/// <remarks>
+/// Idempotent: <see cref="ISpool.CompleteAttemptAsync"/> applies an update only while the recipient is InFlight under
+/// the result's lease, and events are emitted for the applied updates only. DSN ids derive from the message and
+/// lease, so a redelivered result finds its DSN already stored and queues nothing new.
+/// </remarks>
+internal sealed class DeliveryAttemptedConsumer(
+    ISpool spool,
+    RetrySchedule schedule,
+    DsnWriter dsn,
+    QueueMetrics metrics,
+    IOptions<QueueOptions> options,
+    TimeProvider time,
+    ILogger<DeliveryAttemptedConsumer> logger) : IConsumer<DeliveryAttempted>
+{
+    internal const string FailureKind = "failure";
+    internal const string SuccessKind = "success";
+    internal const string DelayKind = "delay";
+
+    private readonly QueueOptions _options = options.Value;
+
+    public async Task Consume(ConsumeContext<DeliveryAttempted> context)
+    {
+        var attempt = context.Message;
+        var cancellationToken = context.CancellationToken;
+        using var activity = QueueTelemetry.Source.StartActivity("queue.apply_result", ActivityKind.Consumer);
+        activity?.SetTag("mailmesh.message.id", attempt.MessageId);
+        activity?.SetTag("mailmesh.recipient.domain", attempt.Domain);
+
+        var now = time.GetUtcNow();
+        var status = await spool.GetStatusAsync(attempt.MessageId, cancellationToken);
+        if (status is null)
+        {
+            logger.UnknownMessage(attempt.MessageId);
+            return;
+        }
+
+        var before = status.Recipients.ToDictionary(r => r.RecipientId);
+        var results = attempt.Results.Where(r => before.ContainsKey(r.RecipientId)).ToList();
+        var updates = results
+            .Select(r => schedule.Decide(r, AttemptNumber(before[r.RecipientId]), status.ReceivedAt, now, attempt.RemoteHost))
+            .ToList();
+
+        var applied = await spool.CompleteAttemptAsync(attempt.MessageId, attempt.LeaseId, updates, cancellationToken);
+        if (applied.Count < updates.Count)
+        {
+            logger.StaleResults(attempt.MessageId, attempt.LeaseId, updates.Count - applied.Count, updates.Count);
+        }
+
+        var appliedById = applied.ToDictionary(u => u.RecipientId);
+        foreach (var update in applied)
+        {
+            metrics.Completed(update.State);
+            if (update.State == RecipientState.Delivered)
+            {
+                metrics.Delivered(attempt.CompletedAt - status.ReceivedAt);
+            }
+
+            logger.RecipientCompleted(attempt.MessageId, update.RecipientId, update.State, update.ReplyCode, update.EnhancedCode);
+            await context.Publish(
+                new MessageEvent
+                {
+                    MessageId = attempt.MessageId,
+                    Type = EventType(update.State),
+                    Recipient = before[update.RecipientId].Address,
+                    ReplyCode = update.ReplyCode,
+                    EnhancedCode = update.EnhancedCode,
+                    Text = update.ReplyText,
+                    RemoteHost = update.RemoteHost,
+                    Timestamp = now,
+                },
+                cancellationToken);
+        }
+
+        if (status.Sender.Length == 0 || status.Origin == MessageOrigin.Dsn)
+        {
+            // RFC 5321 §4.5.5 / RFC 3461 §6.2: never a DSN about a message from the null sender.
+            return;
+        }
+
+        await QueueReportAsync(context, attempt, status, before, results, appliedById, now);
+        await QueueDelayNoticeAsync(context, attempt, status, before, applied, now);
+    }
+
+    /// <summary>
+    /// One DSN per message per attempt for the recipients that failed (bounced or expired; NOTIFY includes FAILURE) or
+    /// were relayed (NOTIFY includes SUCCESS).
+    /// </summary>
+    private async Task QueueReportAsync(
+        ConsumeContext context,
+        DeliveryAttempted attempt,
+        MessageStatus status,
+        Dictionary<long, RecipientStatus> before,
+        List<RecipientResult> results,
+        Dictionary<long, RecipientUpdate> applied,
+        DateTimeOffset now)
+    {
+        var entries = new List<DsnRecipient>();
+        foreach (var result in results)
+        {
+            var recipient = before[result.RecipientId];
+            RecipientState state;
+            if (applied.TryGetValue(result.RecipientId, out var update))
+            {
+                state = update.State;
+            }
+            else if (AlreadyFinalisedBy(recipient, result))
+            {
+                // Redelivery after a crash between CompleteAttemptAsync and the DSN's StoreAsync: the first run made
+                // the recipient final but may not have stored its DSN. Rebuilding it under the same deterministic id
+                // stores it if missing and is a no-op if not.
+                state = recipient.State;
+            }
+            else
+            {
+                continue;
+            }
+
+            var notify = DsnRequest.ParseNotify(recipient.Notify);
+            var entry = state switch
+            {
+                RecipientState.Bounced or RecipientState.Expired when notify.HasFlag(NotifyConditions.Failure) =>
+                    Entry(recipient, result, attempt, now, DsnAction.Failed, FailureStatus(state, result)),
+
+                // RFC 3461 §4.1 / §6.2.6.2: MailMesh does not pass NOTIFY on to the next hop, so a delivery to a
+                // remote server is reported as "relayed": the destination will not send a success DSN itself.
+                RecipientState.Delivered when notify.HasFlag(NotifyConditions.Success) =>
+                    Entry(recipient, result, attempt, now, DsnAction.Relayed, IsWellFormed(result.EnhancedCode, '2') ? result.EnhancedCode : "2.0.0"),
+                _ => null,
+            };
+
+            if (entry is not null)
+            {
+                entries.Add(entry);
+            }
+        }
+
+        if (entries.Count == 0)
+        {
+            return;
+        }
+
+        var kind = entries.Any(e => e.Action == DsnAction.Failed) ? FailureKind : SuccessKind;
+        var dsnId = DsnRequest.ReportId(attempt.MessageId, attempt.LeaseId);
+        await dsn.QueueAsync(attempt.MessageId, dsnId, kind, entries, context, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// RFC 3461 §4.1 NOTIFY=DELAY: once a recipient has been deferred for <see cref="QueueOptions.DelayNotifyAfter"/>,
+    /// one "delayed" DSN per message and domain (the id derives from both, so later deferrals add none).
+    /// </summary>
+    private async Task QueueDelayNoticeAsync(
+        ConsumeContext context,
+        DeliveryAttempted attempt,
+        MessageStatus status,
+        Dictionary<long, RecipientStatus> before,
+        IReadOnlyList<RecipientUpdate> applied,
+        DateTimeOffset now)
+    {
+        if (now - status.ReceivedAt < _options.DelayNotifyAfter)
+        {
+            return;
+        }
+
+        var entries = applied
+            .Where(u => u.State == RecipientState.Deferred && DsnRequest.ParseNotify(before[u.RecipientId].Notify).HasFlag(NotifyConditions.Delay))
+            .Select(u => new DsnRecipient
+            {
+                Address = before[u.RecipientId].Address,
+                OriginalRecipient = before[u.RecipientId].OriginalRecipient,
+                Action = DsnAction.Delayed,
+                Status = IsWellFormed(u.EnhancedCode, '4') ? u.EnhancedCode! : "4.0.0",
+                RemoteMta = u.RemoteHost,
+                ReplyCode = u.ReplyCode,
+                ReplyText = u.ReplyText,
+                LastAttemptAt = u.AttemptedAt,
+                WillRetryUntil = status.ReceivedAt + _options.MaxAge,
+            })
+            .ToList();
+        if (entries.Count == 0)
+        {
+            return;
+        }
+
+        var dsnId = DsnRequest.DelayId(attempt.MessageId, attempt.Domain);
+        await dsn.QueueAsync(attempt.MessageId, dsnId, DelayKind, entries, context, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// The number of the attempt that produced the result. The spool counts an attempt when it is claimed, so the
+    /// recipient's count before this result is applied is this attempt's number (1 for the first).
+    /// </summary>
+    internal static int AttemptNumber(RecipientStatus recipient) => Math.Max(1, recipient.Attempts);
+
+    private static bool AlreadyFinalisedBy(RecipientStatus recipient, RecipientResult result) =>
+        recipient.State is RecipientState.Bounced or RecipientState.Expired or RecipientState.Delivered
+        && (recipient.State == RecipientState.Delivered) == (result.Outcome == DeliveryOutcome.Delivered)
+        && recipient.LastReplyCode == result.ReplyCode
+        && string.Equals(recipient.LastEnhancedCode, result.EnhancedCode, StringComparison.Ordinal);
+
+    private static DsnRecipient Entry(RecipientStatus recipient, RecipientResult result, DeliveryAttempted attempt, DateTimeOffset now, DsnAction action, string status) =>
+        new()
+        {
+            Address = recipient.Address,
+            OriginalRecipient = recipient.OriginalRecipient,
+            Action = action,
+            Status = status,
+            RemoteMta = attempt.RemoteHost,
+            ReplyCode = result.ReplyCode,
+            ReplyText = result.ReplyText,
+            LastAttemptAt = attempt.CompletedAt <= now ? attempt.CompletedAt : now,
+        };
+
+    /// <summary>
+    /// RFC 3463: a bounce reports the destination's permanent status; an expiry reports 4.4.7 "delivery time expired"
+    /// (the last transient reply stays in Diagnostic-Code).
+    /// </summary>
+    private static string FailureStatus(RecipientState state, RecipientResult result) =>
+        state == RecipientState.Expired ? "4.4.7"
+        : IsWellFormed(result.EnhancedCode, '5') ? result.EnhancedCode
+        : "5.0.0";
+
+    /// <summary>RFC 3463 §2: class "." subject "." detail, with the expected class digit.</summary>
+    private static bool IsWellFormed(string? code, char expectedClass)
+    {
+        if (code is null || code.Length < 5 || code[0] != expectedClass || code[1] != '.')
+        {
+            return false;
+        }
+
+        var parts = code.Split('.');
+        return parts.Length == 3 && parts.All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit));
+    }
+
+    private static MessageEventType EventType(RecipientState state) => state switch
+    {
+        RecipientState.Delivered => MessageEventType.Delivered,
+        RecipientState.Bounced => MessageEventType.Bounced,
+        RecipientState.Expired => MessageEventType.Expired,
+        RecipientState.Suppressed => MessageEventType.Suppressed,
+        _ => MessageEventType.Deferred,
+    };
+}

@@ -1,0 +1,40 @@
+using MailMesh.Storage;
+
+namespace MailMesh.Queue;
+
+/// <summary>Source-generated log messages of the Queue service (event ids 3000-3099).</summary>
+internal static partial class Log
+{
+    [LoggerMessage(3000, LogLevel.Information, "Queue scheduler started: poll every {PollInterval}, batches of {BatchSize}, leases of {LeaseDuration}")]
+    public static partial void SchedulerStarted(this ILogger logger, TimeSpan pollInterval, int batchSize, TimeSpan leaseDuration);
+
+    [LoggerMessage(3001, LogLevel.Debug, "Claimed {Recipients} recipients in {Jobs} jobs")]
+    public static partial void Claimed(this ILogger logger, int recipients, int jobs);
+
+    [LoggerMessage(3002, LogLevel.Warning, "Claiming due work failed; retrying after the poll interval")]
+    public static partial void ClaimFailed(this ILogger logger, Exception exception);
+
+    [LoggerMessage(3003, LogLevel.Warning, "Publishing DeliverMessage for message {MessageId} ({Domain}) failed; the lease expiry at {LeaseExpiresAt} re-drives it")]
+    public static partial void DispatchFailed(this ILogger logger, Exception exception, Guid messageId, string domain, DateTimeOffset leaseExpiresAt);
+
+    [LoggerMessage(3010, LogLevel.Information, "Message {MessageId} recipient {RecipientId} {State} ({ReplyCode} {EnhancedCode})")]
+    public static partial void RecipientCompleted(this ILogger logger, Guid messageId, long recipientId, RecipientState state, int? replyCode, string? enhancedCode);
+
+    [LoggerMessage(3011, LogLevel.Debug, "Result for message {MessageId} under lease {LeaseId}: {Ignored} of {Total} updates were stale or duplicate and not applied")]
+    public static partial void StaleResults(this ILogger logger, Guid messageId, Guid leaseId, int ignored, int total);
+
+    [LoggerMessage(3012, LogLevel.Warning, "Result for unknown message {MessageId} ignored (purged or never stored)")]
+    public static partial void UnknownMessage(this ILogger logger, Guid messageId);
+
+    [LoggerMessage(3020, LogLevel.Information, "Queued {Kind} DSN {DsnId} for message {MessageId} to <{Sender}> covering {Recipients} recipients")]
+    public static partial void DsnQueued(this ILogger logger, string kind, Guid dsnId, Guid messageId, string sender, int recipients);
+
+    [LoggerMessage(3021, LogLevel.Debug, "DSN {DsnId} for message {MessageId} already queued")]
+    public static partial void DsnDuplicate(this ILogger logger, Guid dsnId, Guid messageId);
+
+    [LoggerMessage(3030, LogLevel.Information, "Purged {Count} completed messages older than {OlderThan}")]
+    public static partial void Purged(this ILogger logger, int count, DateTimeOffset olderThan);
+
+    [LoggerMessage(3031, LogLevel.Warning, "Purging completed messages failed")]
+    public static partial void PurgeFailed(this ILogger logger, Exception exception);
+}

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using MailMesh.ServiceDefaults;
+using MailMesh.Storage;
+
+namespace MailMesh.Queue;
+
+/// <summary>The Queue service's instruments (meter "MailMesh.Queue"); every one is listed in docs/telemetry.md.</summary>
+internal sealed class QueueMetrics
+{
+    public const string MeterName = Telemetry.Prefix + ".Queue";
+
+    /// <summary>The spool is asked for its depth at most this often, however often the gauge is scraped.</summary>
+    internal static readonly TimeSpan DepthMaxAge = TimeSpan.FromSeconds(5);
+
+    private readonly ISpool _spool;
+    private readonly TimeProvider _time;
+    private readonly Counter<long> _claimed;
+    private readonly Counter<long> _completed;
+    private readonly Counter<long> _dsnGenerated;
+    private readonly Histogram<double> _latency;
+    private DepthSnapshot? _depth;
+    private int _refreshing;
+
+    public QueueMetrics(IMeterFactory meterFactory, ISpool spool, TimeProvider time)
+    {
+        _spool = spool;
+        _time = time;
+        var meter = meterFactory.Create(MeterName);
+        meter.CreateObservableGauge("mailmesh.queue.depth", ObserveDepth, "{recipient}",
+            "Recipients in the spool by state (sampled at most every 5 s).");
+        _claimed = meter.CreateCounter<long>("mailmesh.queue.claimed", "{recipient}",
+            "Recipients claimed for a delivery attempt.");
+        _completed = meter.CreateCounter<long>("mailmesh.queue.recipients.completed", "{recipient}",
+            "Attempt results applied to recipients, by outcome (delivered, deferred, bounced, expired).");
+        _dsnGenerated = meter.CreateCounter<long>("mailmesh.queue.dsn.generated", "{message}",
+            "Delivery status notifications queued to senders, by kind (failure, delay, success).");
+        _latency = meter.CreateHistogram<double>("mailmesh.delivery.latency", "s",
+            "Time from acceptance by MailMesh to acceptance by the destination.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400] });
+    }
+
+    public void Claimed(int recipients) => _claimed.Add(recipients);
+
+    public void Completed(RecipientState state) =>
+        _completed.Add(1, new KeyValuePair<string, object?>("outcome", StateName(state)));
+
+    public void DsnGenerated(string kind) =>
+        _dsnGenerated.Add(1, new KeyValuePair<string, object?>("mailmesh.dsn.kind", kind));
+
+    public void Delivered(TimeSpan sinceReceived) => _latency.Record(Math.Max(0, sinceReceived.TotalSeconds));
+
+    internal static string StateName(RecipientState state) => state switch
+    {
+        RecipientState.Queued => "queued",
+        RecipientState.InFlight => "in_flight",
+        RecipientState.Deferred => "deferred",
+        RecipientState.Delivered => "delivered",
+        RecipientState.Bounced => "bounced",
+        RecipientState.Expired => "expired",
+        RecipientState.Suppressed => "suppressed",
+        _ => "unknown",
+    };
+
+    private IEnumerable<Measurement<long>> ObserveDepth()
+    {
+        var snapshot = Volatile.Read(ref _depth);
+        if ((snapshot is null || _time.GetUtcNow() - snapshot.At >= DepthMaxAge) && Interlocked.CompareExchange(ref _refreshing, 1, 0) == 0)
+        {
+            // Observable callbacks are synchronous: refresh in the background and report the last sample meanwhile,
+            // so a scrape never waits on the database and never asks it more than every few seconds.
+            _ = RefreshDepthAsync();
+        }
+
+        if (snapshot is null)
+        {
+            yield break;
+        }
+
+        foreach (var state in Enum.GetValues<RecipientState>())
+        {
+            yield return new Measurement<long>(snapshot.Counts.GetValueOrDefault(state), new KeyValuePair<string, object?>("mailmesh.recipient.state", StateName(state)));
+        }
+    }
+
+    private async Task RefreshDepthAsync()
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30), _time);
+            var counts = await _spool.CountByStateAsync(timeout.Token);
+            Volatile.Write(ref _depth, new DepthSnapshot(_time.GetUtcNow(), counts));
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The readiness check reports an unreachable store; the gauge keeps its last sample.
+            Activity.Current?.AddException(ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _refreshing, 0);
+        }
+    }
+
+    private sealed record DepthSnapshot(DateTimeOffset At, IReadOnlyDictionary<RecipientState, long> Counts);
+}

@@ -1,0 +1,470 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace MailMesh.Storage.Postgres;
+
+/// <summary>
+/// The spool in PostgreSQL (schema <c>spool</c>), for any number of Queue and Ingress replicas. Every operation is
+/// one round trip: a single statement, or an <see cref="NpgsqlBatch"/> that the server runs as one implicit
+/// transaction. Statement texts are constant so Npgsql's automatic preparation can reuse them.
+/// </summary>
+public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
+{
+    /// <summary>Durable commit for this transaction whatever the role or server default (250 means safe).</summary>
+    private const string SynchronousCommitSql = "SELECT set_config('synchronous_commit', 'on', true)";
+
+    private const string StoreSql =
+        """
+        WITH message AS (
+            INSERT INTO spool.messages (id, sender, content, size, received_at, origin, client_address, client_helo,
+                auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, completed_at)
+            VALUES (@id, @sender, @content, @size, @received_at, @origin, @client_address, @client_helo,
+                @auth_user, @body_type, @smtputf8, @requiretls, @envid, @ret, @trace_parent, @completed_at)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
+        ), recipients AS (
+            INSERT INTO spool.recipients (message_id, address, domain, state, next_attempt_at, notify, orcpt, updated_at)
+            SELECT message.id, r.address, r.domain, r.state, @next_attempt_at, r.notify, r.orcpt, @received_at
+            FROM message,
+                unnest(@addresses, @domains, @states, @notifies, @orcpts)
+                    WITH ORDINALITY AS r(address, domain, state, notify, orcpt, ordinal)
+            ORDER BY r.ordinal
+        )
+        SELECT count(*) FROM message
+        """;
+
+    private const string GetMessageSql =
+        """
+        SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
+            requiretls, envid, ret, trace_parent
+        FROM spool.messages
+        WHERE id = @id
+        """;
+
+    // Two index-ordered scans (recipients_due, recipients_lease) that each stop at LIMIT; the rows they lock are
+    // skipped by concurrent claimers (SKIP LOCKED), and a row another claimer changed meanwhile is re-checked
+    // against the WHERE clause before it is locked, so no recipient is ever claimed twice.
+    private const string ClaimSql =
+        """
+        WITH due AS (
+            SELECT id, message_id, domain, next_attempt_at AS due_at
+            FROM spool.recipients
+            WHERE state IN (0, 2) AND next_attempt_at <= @now
+            ORDER BY next_attempt_at
+            LIMIT @limit
+            FOR UPDATE SKIP LOCKED
+        ), expired AS (
+            SELECT id, message_id, domain, lease_expires_at AS due_at
+            FROM spool.recipients
+            WHERE state = 1 AND lease_expires_at <= @now
+            ORDER BY lease_expires_at
+            LIMIT @limit
+            FOR UPDATE SKIP LOCKED
+        ), picked AS (
+            SELECT id, message_id, domain
+            FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS candidates
+            ORDER BY due_at, id
+            LIMIT @limit
+        ), leases AS (
+            SELECT message_id, domain, gen_random_uuid() AS lease_id
+            FROM picked
+            GROUP BY message_id, domain
+        )
+        UPDATE spool.recipients AS r
+        SET state = 1, attempts = r.attempts + 1, lease_id = l.lease_id, lease_expires_at = @lease_expires_at,
+            updated_at = @now
+        FROM picked AS p
+            JOIN leases AS l ON l.message_id = p.message_id AND l.domain = p.domain
+            JOIN spool.messages AS m ON m.id = p.message_id
+        WHERE r.id = p.id
+        RETURNING r.id, r.message_id, r.domain, r.address, r.attempts, r.notify, r.orcpt, r.lease_id, m.received_at,
+            m.trace_parent, r.next_attempt_at
+        """;
+
+    // Serialises completions of one message (one job per domain may finish at the same moment) so the
+    // "all recipients final" check below always sees the other job's committed updates.
+    private const string LockMessageSql = "SELECT 1 FROM spool.messages WHERE id = @message_id FOR NO KEY UPDATE";
+
+    private const string ApplyUpdatesSql =
+        """
+        WITH updates AS (
+            SELECT *
+            FROM unnest(@ids, @states, @next_attempt_at, @attempted_at, @reply_codes, @enhanced_codes, @reply_texts,
+                @remote_hosts)
+                AS u(id, state, next_attempt_at, attempted_at, reply_code, enhanced_code, reply_text, remote_host)
+        ), applied AS (
+            UPDATE spool.recipients AS r
+            SET state = u.state, next_attempt_at = u.next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
+                last_reply_code = u.reply_code, last_enhanced_code = u.enhanced_code, last_reply_text = u.reply_text,
+                last_remote_host = u.remote_host, updated_at = u.attempted_at
+            FROM updates AS u
+            WHERE r.id = u.id AND r.message_id = @message_id AND r.state = 1 AND r.lease_id = @lease_id
+            RETURNING r.id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host
+        ), history AS (
+            INSERT INTO spool.attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state)
+            SELECT id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state
+            FROM applied
+        )
+        SELECT id FROM applied
+        """;
+
+    private const string CompleteMessageSql =
+        """
+        UPDATE spool.messages
+        SET completed_at = @completed_at
+        WHERE id = @message_id AND completed_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM spool.recipients WHERE message_id = @message_id AND state IN (0, 1, 2))
+        """;
+
+    private const string StatusMessageSql =
+        "SELECT sender, received_at, size, origin, completed_at FROM spool.messages WHERE id = @id";
+
+    private const string StatusRecipientsSql =
+        """
+        SELECT id, address, domain, state, attempts, next_attempt_at, last_reply_code, last_enhanced_code,
+            last_reply_text, last_remote_host, updated_at, notify, orcpt
+        FROM spool.recipients
+        WHERE message_id = @id
+        ORDER BY id
+        """;
+
+    private const string StatusAttemptsSql =
+        """
+        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host
+        FROM spool.attempts AS a
+            JOIN spool.recipients AS r ON r.id = a.recipient_id
+        WHERE r.message_id = @id
+        ORDER BY a.recipient_id, a.attempted_at, a.id
+        """;
+
+    private const string CountSql = "SELECT state, count(*) FROM spool.recipients GROUP BY state";
+
+    private const int PurgeBatchSize = 1000;
+
+    private const string PurgeSql =
+        """
+        DELETE FROM spool.messages
+        WHERE id IN (
+            SELECT id FROM spool.messages
+            WHERE completed_at < @older_than
+            ORDER BY completed_at
+            LIMIT @limit)
+        """;
+
+    public async Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckNewMessage(message);
+        var count = message.Recipients.Count;
+        var addresses = new string[count];
+        var domains = new string[count];
+        var states = new short[count];
+        var notifies = new string?[count];
+        var orcpts = new string?[count];
+        var allFinal = true;
+        for (var i = 0; i < count; i++)
+        {
+            var recipient = message.Recipients[i];
+            addresses[i] = recipient.Address;
+            domains[i] = StoreArguments.DomainOf(recipient.Address);
+            states[i] = (short)recipient.State;
+            notifies[i] = recipient.Notify;
+            orcpts[i] = recipient.OriginalRecipient;
+            allFinal &= recipient.State.IsFinal();
+        }
+
+        var receivedAt = StoreArguments.Truncate(message.ReceivedAt);
+
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
+        var insert = new NpgsqlBatchCommand(StoreSql);
+        var p = insert.Parameters;
+        p.Add(new NpgsqlParameter<Guid>("id", message.Id));
+        p.Add(new NpgsqlParameter<string>("sender", message.Sender));
+        p.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("content", NpgsqlDbType.Bytea) { TypedValue = message.Content });
+        p.Add(new NpgsqlParameter<long>("size", message.Content.Length));
+        p.Add(new NpgsqlParameter<DateTimeOffset>("received_at", receivedAt));
+        p.Add(new NpgsqlParameter<short>("origin", (short)message.Origin));
+        p.Add(Text("client_address", message.ClientAddress));
+        p.Add(Text("client_helo", message.ClientHelo));
+        p.Add(Text("auth_user", message.AuthenticatedUser));
+        p.Add(new NpgsqlParameter<short>("body_type", (short)message.BodyType));
+        p.Add(new NpgsqlParameter<bool>("smtputf8", message.SmtpUtf8));
+        p.Add(new NpgsqlParameter<bool>("requiretls", message.RequireTls));
+        p.Add(Text("envid", message.EnvelopeId));
+        p.Add(Text("ret", message.Ret));
+        p.Add(Text("trace_parent", message.TraceParent));
+        p.Add(Timestamp("completed_at", allFinal ? receivedAt : null));
+        p.Add(new NpgsqlParameter<DateTimeOffset>("next_attempt_at", StoreArguments.Truncate(message.NotBefore ?? receivedAt)));
+        p.Add(new NpgsqlParameter<string[]>("addresses", addresses));
+        p.Add(new NpgsqlParameter<string[]>("domains", domains));
+        p.Add(new NpgsqlParameter<short[]>("states", states));
+        p.Add(new NpgsqlParameter<string?[]>("notifies", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = notifies });
+        p.Add(new NpgsqlParameter<string?[]>("orcpts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = orcpts });
+        batch.BatchCommands.Add(insert);
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return reader.GetInt64(0) == 1;
+    }
+
+    public async Task<StoredMessage?> GetMessageAsync(Guid messageId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(GetMessageSql);
+        command.Parameters.Add(new NpgsqlParameter<Guid>("id", messageId));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        return new StoredMessage
+        {
+            Id = messageId,
+            Sender = reader.GetString(0),
+            Content = reader.GetFieldValue<byte[]>(1),
+            ReceivedAt = reader.GetFieldValue<DateTimeOffset>(2),
+            Origin = (MessageOrigin)reader.GetInt16(3),
+            ClientAddress = NullableString(reader, 4),
+            ClientHelo = NullableString(reader, 5),
+            AuthenticatedUser = NullableString(reader, 6),
+            BodyType = (BodyType)reader.GetInt16(7),
+            SmtpUtf8 = reader.GetBoolean(8),
+            RequireTls = reader.GetBoolean(9),
+            EnvelopeId = NullableString(reader, 10),
+            Ret = NullableString(reader, 11),
+            TraceParent = NullableString(reader, 12),
+        };
+    }
+
+    public async Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckClaim(maxRecipients, leaseDuration);
+        now = StoreArguments.Truncate(now);
+        var expires = StoreArguments.Truncate(now + leaseDuration);
+
+        await using var command = dataSource.CreateCommand(ClaimSql);
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
+        command.Parameters.Add(new NpgsqlParameter<int>("limit", maxRecipients));
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("lease_expires_at", expires));
+
+        var claimed = new List<ClaimedRow>(Math.Min(maxRecipients, 1024));
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                claimed.Add(new ClaimedRow(
+                    MessageId: reader.GetGuid(1),
+                    Domain: reader.GetString(2),
+                    LeaseId: reader.GetGuid(7),
+                    ReceivedAt: reader.GetFieldValue<DateTimeOffset>(8),
+                    TraceParent: NullableString(reader, 9),
+                    DueAt: reader.GetFieldValue<DateTimeOffset>(10),
+                    Recipient: new ClaimedRecipient
+                    {
+                        RecipientId = reader.GetInt64(0),
+                        Address = reader.GetString(3),
+                        Attempt = reader.GetInt32(4),
+                        Notify = NullableString(reader, 5),
+                        OriginalRecipient = NullableString(reader, 6),
+                    }));
+            }
+        }
+
+        return ClaimedRow.ToJobs(claimed, expires);
+    }
+
+    public async Task<IReadOnlyList<RecipientUpdate>> CompleteAttemptAsync(Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckUpdates(updates);
+        if (updates.Count == 0)
+        {
+            return [];
+        }
+
+        var count = updates.Count;
+        var ids = new long[count];
+        var states = new short[count];
+        var nextAttemptAt = new DateTimeOffset[count];
+        var attemptedAt = new DateTimeOffset[count];
+        var replyCodes = new short?[count];
+        var enhancedCodes = new string?[count];
+        var replyTexts = new string?[count];
+        var remoteHosts = new string?[count];
+        var completedAt = DateTimeOffset.MinValue;
+        for (var i = 0; i < count; i++)
+        {
+            var update = updates[i];
+            ids[i] = update.RecipientId;
+            states[i] = (short)update.State;
+            nextAttemptAt[i] = StoreArguments.Truncate(StoreArguments.NextAttemptAt(update));
+            attemptedAt[i] = StoreArguments.Truncate(update.AttemptedAt);
+            replyCodes[i] = (short?)update.ReplyCode;
+            enhancedCodes[i] = update.EnhancedCode;
+            replyTexts[i] = update.ReplyText;
+            remoteHosts[i] = update.RemoteHost;
+            if (attemptedAt[i] > completedAt)
+            {
+                completedAt = attemptedAt[i];
+            }
+        }
+
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
+
+        var lockMessage = new NpgsqlBatchCommand(LockMessageSql);
+        lockMessage.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
+        batch.BatchCommands.Add(lockMessage);
+
+        var apply = new NpgsqlBatchCommand(ApplyUpdatesSql);
+        var p = apply.Parameters;
+        p.Add(new NpgsqlParameter<Guid>("message_id", messageId));
+        p.Add(new NpgsqlParameter<Guid>("lease_id", leaseId));
+        p.Add(new NpgsqlParameter<long[]>("ids", ids));
+        p.Add(new NpgsqlParameter<short[]>("states", states));
+        p.Add(new NpgsqlParameter<DateTimeOffset[]>("next_attempt_at", nextAttemptAt));
+        p.Add(new NpgsqlParameter<DateTimeOffset[]>("attempted_at", attemptedAt));
+        p.Add(new NpgsqlParameter<short?[]>("reply_codes", NpgsqlDbType.Array | NpgsqlDbType.Smallint) { TypedValue = replyCodes });
+        p.Add(new NpgsqlParameter<string?[]>("enhanced_codes", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = enhancedCodes });
+        p.Add(new NpgsqlParameter<string?[]>("reply_texts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = replyTexts });
+        p.Add(new NpgsqlParameter<string?[]>("remote_hosts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = remoteHosts });
+        batch.BatchCommands.Add(apply);
+
+        var complete = new NpgsqlBatchCommand(CompleteMessageSql);
+        complete.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
+        complete.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("completed_at", completedAt));
+        batch.BatchCommands.Add(complete);
+
+        var applied = new HashSet<long>();
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        {
+            await reader.NextResultAsync(cancellationToken); // set_config
+            await reader.NextResultAsync(cancellationToken); // message lock
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                applied.Add(reader.GetInt64(0));
+            }
+        }
+
+        return applied.Count == 0 ? [] : updates.Where(u => applied.Contains(u.RecipientId)).ToList();
+    }
+
+    public async Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken)
+    {
+        await using var batch = dataSource.CreateBatch();
+        foreach (var sql in (ReadOnlySpan<string>)[StatusMessageSql, StatusRecipientsSql, StatusAttemptsSql])
+        {
+            var command = new NpgsqlBatchCommand(sql);
+            command.Parameters.Add(new NpgsqlParameter<Guid>("id", messageId));
+            batch.BatchCommands.Add(command);
+        }
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        var sender = reader.GetString(0);
+        var receivedAt = reader.GetFieldValue<DateTimeOffset>(1);
+        var size = reader.GetInt64(2);
+        var origin = (MessageOrigin)reader.GetInt16(3);
+        DateTimeOffset? completedAt = reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4);
+
+        await reader.NextResultAsync(cancellationToken);
+        var recipients = new List<RecipientStatus>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var state = (RecipientState)reader.GetInt16(3);
+            recipients.Add(new RecipientStatus
+            {
+                RecipientId = reader.GetInt64(0),
+                Address = reader.GetString(1),
+                Domain = reader.GetString(2),
+                State = state,
+                Attempts = reader.GetInt32(4),
+                NextAttemptAt = state is RecipientState.Queued or RecipientState.Deferred ? reader.GetFieldValue<DateTimeOffset>(5) : null,
+                LastReplyCode = reader.IsDBNull(6) ? null : reader.GetInt16(6),
+                LastEnhancedCode = NullableString(reader, 7),
+                LastReplyText = NullableString(reader, 8),
+                LastRemoteHost = NullableString(reader, 9),
+                UpdatedAt = reader.GetFieldValue<DateTimeOffset>(10),
+                Notify = NullableString(reader, 11),
+                OriginalRecipient = NullableString(reader, 12),
+            });
+        }
+
+        await reader.NextResultAsync(cancellationToken);
+        var history = new Dictionary<long, List<AttemptRecord>>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var recipientId = reader.GetInt64(0);
+            if (!history.TryGetValue(recipientId, out var list))
+            {
+                history[recipientId] = list = [];
+            }
+
+            list.Add(new AttemptRecord
+            {
+                AttemptedAt = reader.GetFieldValue<DateTimeOffset>(1),
+                State = (RecipientState)reader.GetInt16(2),
+                ReplyCode = reader.IsDBNull(3) ? null : reader.GetInt16(3),
+                EnhancedCode = NullableString(reader, 4),
+                ReplyText = NullableString(reader, 5),
+                RemoteHost = NullableString(reader, 6),
+            });
+        }
+
+        return new MessageStatus
+        {
+            Id = messageId,
+            Sender = sender,
+            ReceivedAt = receivedAt,
+            Size = size,
+            Origin = origin,
+            CompletedAt = completedAt,
+            Recipients = recipients.ConvertAll(r => history.TryGetValue(r.RecipientId, out var h) ? r with { History = h } : r),
+        };
+    }
+
+    public async Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken)
+    {
+        var counts = Enum.GetValues<RecipientState>().ToDictionary(state => state, _ => 0L);
+        await using var command = dataSource.CreateCommand(CountSql);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            counts[(RecipientState)reader.GetInt16(0)] = reader.GetInt64(1);
+        }
+
+        return counts;
+    }
+
+    public async Task<int> PurgeCompletedAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)
+    {
+        // Small batches keep each transaction (and the cascade to recipients and attempts) short, so purging a
+        // large backlog never holds locks that Ingress or Queue wait on.
+        var total = 0;
+        int deleted;
+        do
+        {
+            await using var command = dataSource.CreateCommand(PurgeSql);
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("older_than", StoreArguments.Truncate(olderThan)));
+            command.Parameters.Add(new NpgsqlParameter<int>("limit", PurgeBatchSize));
+            deleted = await command.ExecuteNonQueryAsync(cancellationToken);
+            total += deleted;
+        }
+        while (deleted == PurgeBatchSize);
+
+        return total;
+    }
+
+    private static NpgsqlParameter<string?> Text(string name, string? value) =>
+        new(name, NpgsqlDbType.Text) { TypedValue = value };
+
+    private static NpgsqlParameter Timestamp(string name, DateTimeOffset? value) =>
+        new(name, NpgsqlDbType.TimestampTz) { Value = value.HasValue ? value.Value : DBNull.Value };
+
+    private static string? NullableString(NpgsqlDataReader reader, int ordinal) =>
+        reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+}

@@ -1,0 +1,492 @@
+using System.Runtime.InteropServices;
+
+namespace MailMesh.Storage.Sqlite;
+
+/// <summary>
+/// The spool in one SQLite file, for Standalone (one process). Same contract as the PostgreSQL spool: writes are
+/// <c>BEGIN IMMEDIATE</c> transactions committed with <c>synchronous=FULL</c>; a claim reads and updates due
+/// recipients inside one such transaction, which is what SKIP LOCKED gives PostgreSQL: no two claimers ever see
+/// the same due recipient. Timestamps are unix milliseconds.
+/// </summary>
+public sealed class SqliteSpool(SqliteDatabase database) : ISpool
+{
+    private const string InsertMessageSql =
+        """
+        INSERT INTO spool_messages (id, sender, content, size, received_at, origin, client_address, client_helo,
+            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, completed_at)
+        VALUES (@id, @sender, @content, @size, @received_at, @origin, @client_address, @client_helo,
+            @auth_user, @body_type, @smtputf8, @requiretls, @envid, @ret, @trace_parent, @completed_at)
+        ON CONFLICT (id) DO NOTHING
+        """;
+
+    private const string InsertRecipientSql =
+        """
+        INSERT INTO spool_recipients (message_id, address, domain, state, next_attempt_at, notify, orcpt, updated_at)
+        VALUES (@message_id, @address, @domain, @state, @next_attempt_at, @notify, @orcpt, @updated_at)
+        """;
+
+    private const string GetMessageSql =
+        """
+        SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
+            requiretls, envid, ret, trace_parent
+        FROM spool_messages
+        WHERE id = @id
+        """;
+
+    // Each branch walks its partial index (spool_recipients_due, spool_recipients_lease) in order and stops at LIMIT.
+    private const string DueSql =
+        """
+        SELECT r.id, r.message_id, r.domain, r.address, r.attempts, r.notify, r.orcpt, m.received_at, m.trace_parent,
+            c.due_at
+        FROM (
+            SELECT id, due_at FROM (
+                SELECT id, next_attempt_at AS due_at FROM spool_recipients
+                WHERE state IN (0, 2) AND next_attempt_at <= @now
+                ORDER BY next_attempt_at LIMIT @limit)
+            UNION ALL
+            SELECT id, due_at FROM (
+                SELECT id, lease_expires_at AS due_at FROM spool_recipients
+                WHERE state = 1 AND lease_expires_at <= @now
+                ORDER BY lease_expires_at LIMIT @limit)
+        ) AS c
+            JOIN spool_recipients AS r ON r.id = c.id
+            JOIN spool_messages AS m ON m.id = r.message_id
+        ORDER BY c.due_at, c.id
+        LIMIT @limit
+        """;
+
+    private const string LeaseSql =
+        """
+        UPDATE spool_recipients
+        SET state = 1, attempts = attempts + 1, lease_id = @lease_id, lease_expires_at = @lease_expires_at,
+            updated_at = @now
+        WHERE id = @id
+        """;
+
+    private const string ApplyUpdateSql =
+        """
+        UPDATE spool_recipients
+        SET state = @state, next_attempt_at = @next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
+            last_reply_code = @reply_code, last_enhanced_code = @enhanced_code, last_reply_text = @reply_text,
+            last_remote_host = @remote_host, updated_at = @attempted_at
+        WHERE id = @id AND message_id = @message_id AND state = 1 AND lease_id = @lease_id
+        """;
+
+    private const string InsertAttemptSql =
+        """
+        INSERT INTO spool_attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state)
+        VALUES (@id, @attempted_at, @reply_code, @enhanced_code, @reply_text, @remote_host, @state)
+        """;
+
+    private const string CompleteMessageSql =
+        """
+        UPDATE spool_messages
+        SET completed_at = @completed_at
+        WHERE id = @message_id AND completed_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM spool_recipients WHERE message_id = @message_id AND state IN (0, 1, 2))
+        """;
+
+    private const string StatusMessageSql =
+        "SELECT sender, received_at, size, origin, completed_at FROM spool_messages WHERE id = @id";
+
+    private const string StatusRecipientsSql =
+        """
+        SELECT id, address, domain, state, attempts, next_attempt_at, last_reply_code, last_enhanced_code,
+            last_reply_text, last_remote_host, updated_at, notify, orcpt
+        FROM spool_recipients
+        WHERE message_id = @id
+        ORDER BY id
+        """;
+
+    private const string StatusAttemptsSql =
+        """
+        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host
+        FROM spool_attempts AS a
+            JOIN spool_recipients AS r ON r.id = a.recipient_id
+        WHERE r.message_id = @id
+        ORDER BY a.recipient_id, a.attempted_at, a.id
+        """;
+
+    private const string CountSql = "SELECT state, count(*) FROM spool_recipients GROUP BY state";
+
+    private const int PurgeBatchSize = 500;
+
+    private const string PurgeSql =
+        """
+        DELETE FROM spool_messages
+        WHERE id IN (
+            SELECT id FROM spool_messages
+            WHERE completed_at IS NOT NULL AND completed_at < @older_than
+            ORDER BY completed_at
+            LIMIT @limit)
+        """;
+
+    public async Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckNewMessage(message);
+        var receivedAt = StoreArguments.ToUnixMs(message.ReceivedAt);
+        var nextAttemptAt = StoreArguments.ToUnixMs(message.NotBefore ?? message.ReceivedAt);
+        var allFinal = message.Recipients.All(r => r.State.IsFinal());
+
+        await using var write = await database.BeginWriteAsync(cancellationToken);
+        await using (var insert = write.CreateCommand(InsertMessageSql))
+        {
+            insert.Add("@id", message.Id);
+            insert.Add("@sender", message.Sender);
+            insert.Add("@content", ToArray(message.Content));
+            insert.Add("@size", (long)message.Content.Length);
+            insert.Add("@received_at", receivedAt);
+            insert.Add("@origin", (int)message.Origin);
+            insert.Add("@client_address", message.ClientAddress);
+            insert.Add("@client_helo", message.ClientHelo);
+            insert.Add("@auth_user", message.AuthenticatedUser);
+            insert.Add("@body_type", (int)message.BodyType);
+            insert.Add("@smtputf8", message.SmtpUtf8);
+            insert.Add("@requiretls", message.RequireTls);
+            insert.Add("@envid", message.EnvelopeId);
+            insert.Add("@ret", message.Ret);
+            insert.Add("@trace_parent", message.TraceParent);
+            insert.Add("@completed_at", allFinal ? receivedAt : null);
+            if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0)
+            {
+                return false;
+            }
+        }
+
+        if (message.Recipients.Count > 0)
+        {
+            // One prepared statement, re-bound per recipient, inside the one transaction.
+            await using var insert = write.CreateCommand(InsertRecipientSql);
+            insert.Add("@message_id", message.Id);
+            var address = insert.Add("@address", string.Empty);
+            var domain = insert.Add("@domain", string.Empty);
+            var state = insert.Add("@state", 0);
+            insert.Add("@next_attempt_at", nextAttemptAt);
+            var notify = insert.Add("@notify", null);
+            var orcpt = insert.Add("@orcpt", null);
+            insert.Add("@updated_at", receivedAt);
+            insert.Prepare();
+            foreach (var recipient in message.Recipients)
+            {
+                address.Value = recipient.Address;
+                domain.Value = StoreArguments.DomainOf(recipient.Address);
+                state.Value = (int)recipient.State;
+                notify.Value = (object?)recipient.Notify ?? DBNull.Value;
+                orcpt.Value = (object?)recipient.OriginalRecipient ?? DBNull.Value;
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
+
+        await write.CommitAsync(cancellationToken);
+        return true;
+    }
+
+    public async Task<StoredMessage?> GetMessageAsync(Guid messageId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = GetMessageSql;
+        command.Add("@id", messageId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        return new StoredMessage
+        {
+            Id = messageId,
+            Sender = reader.GetString(0),
+            Content = reader.GetFieldValue<byte[]>(1),
+            ReceivedAt = reader.Timestamp(2),
+            Origin = (MessageOrigin)reader.GetInt32(3),
+            ClientAddress = reader.NullableString(4),
+            ClientHelo = reader.NullableString(5),
+            AuthenticatedUser = reader.NullableString(6),
+            BodyType = (BodyType)reader.GetInt32(7),
+            SmtpUtf8 = reader.GetBoolean(8),
+            RequireTls = reader.GetBoolean(9),
+            EnvelopeId = reader.NullableString(10),
+            Ret = reader.NullableString(11),
+            TraceParent = reader.NullableString(12),
+        };
+    }
+
+    public async Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckClaim(maxRecipients, leaseDuration);
+        now = StoreArguments.Truncate(now);
+        var expires = StoreArguments.Truncate(now + leaseDuration);
+        var nowMs = StoreArguments.ToUnixMs(now);
+
+        await using var write = await database.BeginWriteAsync(cancellationToken);
+        var due = new List<(ClaimedRow Row, int Attempts)>();
+        await using (var select = write.CreateCommand(DueSql))
+        {
+            select.Add("@now", nowMs);
+            select.Add("@limit", maxRecipients);
+            await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var attempt = reader.GetInt32(4) + 1;
+                due.Add((new ClaimedRow(
+                    MessageId: reader.GetGuid(1),
+                    Domain: reader.GetString(2),
+                    LeaseId: Guid.Empty,
+                    ReceivedAt: reader.Timestamp(7),
+                    TraceParent: reader.NullableString(8),
+                    DueAt: reader.Timestamp(9),
+                    Recipient: new ClaimedRecipient
+                    {
+                        RecipientId = reader.GetInt64(0),
+                        Address = reader.GetString(3),
+                        Attempt = attempt,
+                        Notify = reader.NullableString(5),
+                        OriginalRecipient = reader.NullableString(6),
+                    }), attempt));
+            }
+        }
+
+        if (due.Count == 0)
+        {
+            return [];
+        }
+
+        // A fresh lease per (message, domain): the unit Delivery works on.
+        var leases = new Dictionary<(Guid, string), Guid>();
+        var claimed = new List<ClaimedRow>(due.Count);
+        await using (var update = write.CreateCommand(LeaseSql))
+        {
+            var leaseId = update.Add("@lease_id", Guid.Empty);
+            update.Add("@lease_expires_at", StoreArguments.ToUnixMs(expires));
+            update.Add("@now", nowMs);
+            var id = update.Add("@id", 0L);
+            update.Prepare();
+            foreach (var (row, _) in due)
+            {
+                if (!leases.TryGetValue((row.MessageId, row.Domain), out var lease))
+                {
+                    leases[(row.MessageId, row.Domain)] = lease = Guid.NewGuid();
+                }
+
+                leaseId.Value = lease;
+                id.Value = row.Recipient.RecipientId;
+                await update.ExecuteNonQueryAsync(cancellationToken);
+                claimed.Add(row with { LeaseId = lease });
+            }
+        }
+
+        await write.CommitAsync(cancellationToken);
+        return ClaimedRow.ToJobs(claimed, expires);
+    }
+
+    public async Task<IReadOnlyList<RecipientUpdate>> CompleteAttemptAsync(Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckUpdates(updates);
+        if (updates.Count == 0)
+        {
+            return [];
+        }
+
+        var applied = new List<RecipientUpdate>(updates.Count);
+        long completedAt = long.MinValue;
+        await using var write = await database.BeginWriteAsync(cancellationToken);
+        await using (var update = write.CreateCommand(ApplyUpdateSql))
+        await using (var history = write.CreateCommand(InsertAttemptSql))
+        {
+            update.Add("@message_id", messageId);
+            update.Add("@lease_id", leaseId);
+            var id = update.Add("@id", 0L);
+            var state = update.Add("@state", 0);
+            var next = update.Add("@next_attempt_at", 0L);
+            var attemptedAt = update.Add("@attempted_at", 0L);
+            var replyCode = update.Add("@reply_code", null);
+            var enhancedCode = update.Add("@enhanced_code", null);
+            var replyText = update.Add("@reply_text", null);
+            var remoteHost = update.Add("@remote_host", null);
+            update.Prepare();
+
+            var historyId = history.Add("@id", 0L);
+            var historyAttemptedAt = history.Add("@attempted_at", 0L);
+            var historyReplyCode = history.Add("@reply_code", null);
+            var historyEnhancedCode = history.Add("@enhanced_code", null);
+            var historyReplyText = history.Add("@reply_text", null);
+            var historyRemoteHost = history.Add("@remote_host", null);
+            var historyState = history.Add("@state", 0);
+            history.Prepare();
+
+            foreach (var item in updates)
+            {
+                id.Value = item.RecipientId;
+                state.Value = (int)item.State;
+                next.Value = StoreArguments.ToUnixMs(StoreArguments.NextAttemptAt(item));
+                attemptedAt.Value = StoreArguments.ToUnixMs(item.AttemptedAt);
+                replyCode.Value = (object?)item.ReplyCode ?? DBNull.Value;
+                enhancedCode.Value = (object?)item.EnhancedCode ?? DBNull.Value;
+                replyText.Value = (object?)item.ReplyText ?? DBNull.Value;
+                remoteHost.Value = (object?)item.RemoteHost ?? DBNull.Value;
+                if (await update.ExecuteNonQueryAsync(cancellationToken) == 0)
+                {
+                    continue; // not in flight under this lease: a late or repeated result
+                }
+
+                historyId.Value = id.Value;
+                historyAttemptedAt.Value = attemptedAt.Value;
+                historyReplyCode.Value = replyCode.Value;
+                historyEnhancedCode.Value = enhancedCode.Value;
+                historyReplyText.Value = replyText.Value;
+                historyRemoteHost.Value = remoteHost.Value;
+                historyState.Value = state.Value;
+                await history.ExecuteNonQueryAsync(cancellationToken);
+
+                applied.Add(item);
+                completedAt = Math.Max(completedAt, (long)attemptedAt.Value);
+            }
+        }
+
+        if (applied.Count > 0)
+        {
+            await using var complete = write.CreateCommand(CompleteMessageSql);
+            complete.Add("@message_id", messageId);
+            complete.Add("@completed_at", completedAt);
+            await complete.ExecuteNonQueryAsync(cancellationToken);
+            await write.CommitAsync(cancellationToken);
+        }
+
+        return applied;
+    }
+
+    public async Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+
+        // One read transaction: the message, its recipients and their history from one snapshot.
+        await using var transaction = connection.BeginTransaction(deferred: true);
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.Add("@id", messageId);
+
+        command.CommandText = StatusMessageSql;
+        string sender;
+        DateTimeOffset receivedAt;
+        long size;
+        MessageOrigin origin;
+        DateTimeOffset? completedAt;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                return null;
+            }
+
+            sender = reader.GetString(0);
+            receivedAt = reader.Timestamp(1);
+            size = reader.GetInt64(2);
+            origin = (MessageOrigin)reader.GetInt32(3);
+            completedAt = reader.NullableTimestamp(4);
+        }
+
+        command.CommandText = StatusAttemptsSql;
+        var history = new Dictionary<long, List<AttemptRecord>>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var recipientId = reader.GetInt64(0);
+                if (!history.TryGetValue(recipientId, out var list))
+                {
+                    history[recipientId] = list = [];
+                }
+
+                list.Add(new AttemptRecord
+                {
+                    AttemptedAt = reader.Timestamp(1),
+                    State = (RecipientState)reader.GetInt32(2),
+                    ReplyCode = reader.IsDBNull(3) ? null : reader.GetInt32(3),
+                    EnhancedCode = reader.NullableString(4),
+                    ReplyText = reader.NullableString(5),
+                    RemoteHost = reader.NullableString(6),
+                });
+            }
+        }
+
+        command.CommandText = StatusRecipientsSql;
+        var recipients = new List<RecipientStatus>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var id = reader.GetInt64(0);
+                var state = (RecipientState)reader.GetInt32(3);
+                recipients.Add(new RecipientStatus
+                {
+                    RecipientId = id,
+                    Address = reader.GetString(1),
+                    Domain = reader.GetString(2),
+                    State = state,
+                    Attempts = reader.GetInt32(4),
+                    NextAttemptAt = state is RecipientState.Queued or RecipientState.Deferred ? reader.Timestamp(5) : null,
+                    LastReplyCode = reader.IsDBNull(6) ? null : reader.GetInt32(6),
+                    LastEnhancedCode = reader.NullableString(7),
+                    LastReplyText = reader.NullableString(8),
+                    LastRemoteHost = reader.NullableString(9),
+                    UpdatedAt = reader.Timestamp(10),
+                    Notify = reader.NullableString(11),
+                    OriginalRecipient = reader.NullableString(12),
+                    History = history.TryGetValue(id, out var h) ? h : [],
+                });
+            }
+        }
+
+        return new MessageStatus
+        {
+            Id = messageId,
+            Sender = sender,
+            ReceivedAt = receivedAt,
+            Size = size,
+            Origin = origin,
+            CompletedAt = completedAt,
+            Recipients = recipients,
+        };
+    }
+
+    public async Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken)
+    {
+        var counts = Enum.GetValues<RecipientState>().ToDictionary(state => state, _ => 0L);
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = CountSql;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            counts[(RecipientState)reader.GetInt32(0)] = reader.GetInt64(1);
+        }
+
+        return counts;
+    }
+
+    public async Task<int> PurgeCompletedAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)
+    {
+        // Short write transactions, so Ingress never waits behind a large purge.
+        var total = 0;
+        int deleted;
+        do
+        {
+            await using var write = await database.BeginWriteAsync(cancellationToken);
+            await using var command = write.CreateCommand(PurgeSql);
+            command.Add("@older_than", StoreArguments.ToUnixMs(olderThan));
+            command.Add("@limit", PurgeBatchSize);
+            deleted = await command.ExecuteNonQueryAsync(cancellationToken);
+            await write.CommitAsync(cancellationToken);
+            total += deleted;
+        }
+        while (deleted == PurgeBatchSize);
+
+        return total;
+    }
+
+    private static byte[] ToArray(ReadOnlyMemory<byte> content) =>
+        MemoryMarshal.TryGetArray(content, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : content.ToArray();
+}

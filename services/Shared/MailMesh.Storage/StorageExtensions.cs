@@ -1,0 +1,114 @@
+using MailMesh.Storage.Postgres;
+using MailMesh.Storage.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace MailMesh.Storage;
+
+public static class StorageExtensions
+{
+    /// <summary>
+    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
+    /// the store that <c>Storage:Provider</c> names: one <see cref="NpgsqlDataSource"/> for <c>ConnectionStrings:Spool</c>,
+    /// or one SQLite file at <c>Storage:SqlitePath</c>. Options are validated when the host starts. With
+    /// <c>Storage:MigrateOnStart</c> the schema is migrated before any other hosted service starts. Calling this
+    /// more than once (every service of Standalone does) registers everything once.
+    /// </summary>
+    public static IHostApplicationBuilder AddMailMeshStorage(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        if (services.Any(d => d.ServiceType == typeof(StorageBackend)))
+        {
+            return builder;
+        }
+
+        services.AddOptions<StorageOptions>()
+            .BindConfiguration(StorageOptions.SectionName)
+            .Configure<IConfiguration>((options, configuration) =>
+                options.ConnectionString = configuration[StorageOptions.ConnectionStringKey] ?? options.ConnectionString)
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidation>());
+
+        services.AddSingleton<StorageBackend>();
+        services.TryAddSingleton<ISpool>(sp => sp.GetRequiredService<StorageBackend>().CreateSpool());
+        services.TryAddSingleton<IPolicyStore>(sp => sp.GetRequiredService<StorageBackend>().CreatePolicyStore());
+        services.TryAddSingleton<ISchemaMigrator>(sp => sp.GetRequiredService<StorageBackend>().CreateMigrator());
+
+        // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
+        services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
+        return builder;
+    }
+}
+
+/// <summary>The one connection source of the configured provider, created on first use and disposed with the host.</summary>
+internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFactory loggerFactory) : IAsyncDisposable
+{
+    private readonly Lock _gate = new();
+    private NpgsqlDataSource? _dataSource;
+    private SqliteDatabase? _sqlite;
+
+    public StorageProvider Provider => options.Value.Provider;
+
+    public ISpool CreateSpool() => Provider == StorageProvider.Sqlite
+        ? new SqliteSpool(Sqlite())
+        : new PostgresSpool(DataSource());
+
+    public IPolicyStore CreatePolicyStore() => Provider == StorageProvider.Sqlite
+        ? new SqlitePolicyStore(Sqlite())
+        : new PostgresPolicyStore(DataSource());
+
+    public ISchemaMigrator CreateMigrator() => Provider == StorageProvider.Sqlite
+        ? new SqliteSchemaMigrator(Sqlite(), loggerFactory.CreateLogger<SqliteSchemaMigrator>())
+        : new PostgresSchemaMigrator(DataSource(), loggerFactory.CreateLogger<PostgresSchemaMigrator>());
+
+    private NpgsqlDataSource DataSource()
+    {
+        lock (_gate)
+        {
+            return _dataSource ??= PostgresDataSource.Create(options.Value.ConnectionString!, loggerFactory);
+        }
+    }
+
+    private SqliteDatabase Sqlite()
+    {
+        lock (_gate)
+        {
+            return _sqlite ??= new SqliteDatabase(options.Value.SqlitePath);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_dataSource is not null)
+        {
+            await _dataSource.DisposeAsync();
+        }
+
+        _sqlite?.Dispose();
+    }
+}
+
+/// <summary>Runs the migrator in <see cref="IHostedLifecycleService.StartingAsync"/> when Storage:MigrateOnStart is set.</summary>
+internal sealed class MigrateOnStartService(IOptions<StorageOptions> options, IServiceProvider services) : IHostedLifecycleService
+{
+    public Task StartingAsync(CancellationToken cancellationToken) =>
+        options.Value.MigrateOnStart
+            ? services.GetRequiredService<ISchemaMigrator>().MigrateAsync(cancellationToken)
+            : Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

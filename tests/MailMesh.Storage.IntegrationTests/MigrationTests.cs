@@ -1,0 +1,150 @@
+using Npgsql;
+
+namespace MailMesh.Storage.IntegrationTests;
+
+public sealed class PostgresMigrationTests
+{
+    [Fact]
+    public async Task Concurrent_migrators_on_an_empty_database_apply_each_migration_once()
+    {
+        await using var stores = await PostgresStores.CreateAsync(migrate: false);
+
+        await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Task.Run(() => stores.OpenMigrator().MigrateAsync(CancellationToken.None))));
+
+        await using var connection = new NpgsqlConnection(stores.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT count(*), max(version) FROM public.mailmesh_migrations", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        Assert.Equal(reader.GetInt32(1), reader.GetInt64(0));
+        Assert.Equal(Postgres.PostgresSchemaMigrator.LatestVersion, reader.GetInt32(1));
+    }
+
+    [Fact]
+    public async Task The_due_work_query_uses_the_partial_indexes()
+    {
+        await using var stores = await PostgresStores.CreateAsync();
+        await using var connection = new NpgsqlConnection(stores.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            """
+            SET enable_seqscan = off;
+            EXPLAIN SELECT id FROM spool.recipients WHERE state IN (0, 2) AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 10;
+            """, connection);
+        var plan = string.Join('\n', await ReadAllAsync(command));
+        Assert.Contains("recipients_due", plan, StringComparison.Ordinal);
+    }
+
+    private static async Task<List<string>> ReadAllAsync(NpgsqlCommand command)
+    {
+        var lines = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        do
+        {
+            while (await reader.ReadAsync())
+            {
+                lines.Add(reader.GetString(0));
+            }
+        }
+        while (await reader.NextResultAsync());
+
+        return lines;
+    }
+}
+
+public sealed class SqliteMigrationTests
+{
+    [Fact]
+    public async Task Concurrent_migrators_on_a_new_file_apply_each_migration_once()
+    {
+        await using var stores = await SqliteStores.CreateAsync(migrate: false);
+
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => stores.OpenMigrator().MigrateAsync(CancellationToken.None))));
+
+        var spool = stores.OpenSpool();
+        Assert.Equal(0, (await spool.CountByStateAsync(CancellationToken.None))[RecipientState.Queued]);
+    }
+
+    [Fact]
+    public async Task The_due_work_query_uses_the_partial_indexes()
+    {
+        await using var stores = await SqliteStores.CreateAsync();
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText =
+            """
+            EXPLAIN QUERY PLAN
+            SELECT id FROM spool_recipients WHERE state IN (0, 2) AND next_attempt_at <= 5 ORDER BY next_attempt_at LIMIT 10
+            """;
+        var plan = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                plan.Add(reader.GetString(3));
+            }
+        }
+
+        Assert.Contains(plan, line => line.Contains("spool_recipients_due", StringComparison.Ordinal));
+    }
+}
+
+public sealed class SqliteDurabilityTests
+{
+    [Fact]
+    public async Task A_stored_message_is_read_back_by_a_new_spool_on_the_same_file()
+    {
+        await using var stores = await SqliteStores.CreateAsync();
+        var content = new byte[] { 0x53, 0x3A, 0x20, 0xFF, 0x00, 0x80, 0x0D, 0x0A };
+        var message = new NewMessage
+        {
+            Id = Guid.NewGuid(),
+            Sender = "a@example.org",
+            Recipients = [new NewRecipient { Address = "b@example.com" }],
+            Content = content,
+            ReceivedAt = DateTimeOffset.FromUnixTimeMilliseconds(1_900_000_000_000),
+        };
+
+        var first = stores.NewDatabase();
+        Assert.True(await new Sqlite.SqliteSpool(first).StoreAsync(message, CancellationToken.None));
+        first.Dispose();
+
+        using var second = stores.NewDatabase();
+        var reopened = new Sqlite.SqliteSpool(second);
+        var stored = await reopened.GetMessageAsync(message.Id, CancellationToken.None);
+        Assert.Equal(content, stored!.Content.ToArray());
+        Assert.Equal(message.ReceivedAt, stored.ReceivedAt);
+        var job = Assert.Single(await reopened.ClaimDueAsync(message.ReceivedAt, 10, TimeSpan.FromMinutes(1), CancellationToken.None));
+        Assert.Equal("b@example.com", Assert.Single(job.Recipients).Address);
+    }
+}
+
+/// <summary>What <see cref="Postgres.PostgresSpool"/> relies on: an NpgsqlBatch is one implicit transaction.</summary>
+public sealed class NpgsqlBatchAssumptionTests
+{
+    [Fact]
+    public async Task A_batch_runs_in_one_transaction_so_set_config_local_applies_to_its_commit_only()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(Testing.Infrastructure.TestEnvironment.PostgresConnectionString);
+        await using var connection = await dataSource.OpenConnectionAsync();
+
+        await using (var batch = new NpgsqlBatch(connection))
+        {
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'local', true)"));
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT current_setting('synchronous_commit'), txid_current()"));
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT txid_current()"));
+            await using var reader = await batch.ExecuteReaderAsync();
+            await reader.NextResultAsync();
+            await reader.ReadAsync();
+            Assert.Equal("local", reader.GetString(0));
+            var transaction = reader.GetInt64(1);
+            await reader.NextResultAsync();
+            await reader.ReadAsync();
+            Assert.Equal(transaction, reader.GetInt64(0));
+        }
+
+        await using var after = new NpgsqlCommand("SELECT current_setting('synchronous_commit')", connection);
+        Assert.NotEqual("local", (string?)await after.ExecuteScalarAsync());
+    }
+}

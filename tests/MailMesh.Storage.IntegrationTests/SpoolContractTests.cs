@@ -1,0 +1,560 @@
+using System.Collections.Concurrent;
+
+namespace MailMesh.Storage.IntegrationTests;
+
+/// <summary>
+/// The <see cref="ISpool"/> contract. Every test gets a fresh, migrated store; time is always a parameter
+/// (<see cref="T0"/> plus offsets), so nothing sleeps.
+/// </summary>
+public abstract class SpoolContractTests : IAsyncLifetime
+{
+    protected static readonly DateTimeOffset T0 = new(2030, 1, 2, 3, 4, 5, 678, TimeSpan.Zero);
+    protected static readonly TimeSpan Lease = TimeSpan.FromMinutes(5);
+
+    private Stores? _stores;
+
+    protected Stores Stores => _stores!;
+
+    protected ISpool Spool => Stores.Spool;
+
+    protected abstract Task<Stores> CreateStoresAsync();
+
+    public async Task InitializeAsync() => _stores = await CreateStoresAsync();
+
+    public async Task DisposeAsync()
+    {
+        if (_stores is not null)
+        {
+            await _stores.DisposeAsync();
+        }
+    }
+
+    protected static NewMessage Message(params string[] recipients) => new()
+    {
+        Id = Guid.NewGuid(),
+        Sender = "sender@example.org",
+        Recipients = [.. recipients.Select(r => new NewRecipient { Address = r })],
+        Content = "Subject: hi\r\n\r\nbody\r\n"u8.ToArray(),
+        ReceivedAt = T0,
+    };
+
+    private static CancellationToken Ct => CancellationToken.None;
+
+    [Fact]
+    public async Task Store_then_get_round_trips_envelope_and_content_byte_exact()
+    {
+        // Every byte value, including NUL, bare CR/LF and 8-bit bytes (RFC 6152 8BITMIME, RFC 3030 BINARYMIME).
+        var content = new byte[1024 + 256];
+        "Subject: caf\u00e9\r\n\r\n"u8.CopyTo(content);
+        for (var i = 0; i < 1024; i++)
+        {
+            content[256 + i] = (byte)(i % 256);
+        }
+
+        var message = Message("a@example.com") with
+        {
+            Sender = "",
+            Content = content,
+            ReceivedAt = new DateTimeOffset(2030, 1, 2, 5, 4, 5, 678, TimeSpan.FromHours(2)),
+            Origin = MessageOrigin.Http,
+            ClientAddress = "192.0.2.1",
+            ClientHelo = "client.example",
+            AuthenticatedUser = "alice",
+            BodyType = BodyType.BinaryMime,
+            SmtpUtf8 = true,
+            RequireTls = true,
+            EnvelopeId = "env-1",
+            Ret = "HDRS",
+            TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        };
+
+        Assert.True(await Spool.StoreAsync(message, Ct));
+        var stored = await Spool.GetMessageAsync(message.Id, Ct);
+
+        Assert.NotNull(stored);
+        Assert.Equal(content, stored.Content.ToArray());
+        Assert.Equal(message.Id, stored.Id);
+        Assert.Equal("", stored.Sender);
+        Assert.Equal(T0, stored.ReceivedAt);
+        Assert.Equal(TimeSpan.Zero, stored.ReceivedAt.Offset);
+        Assert.Equal(MessageOrigin.Http, stored.Origin);
+        Assert.Equal("192.0.2.1", stored.ClientAddress);
+        Assert.Equal("client.example", stored.ClientHelo);
+        Assert.Equal("alice", stored.AuthenticatedUser);
+        Assert.Equal(BodyType.BinaryMime, stored.BodyType);
+        Assert.True(stored.SmtpUtf8);
+        Assert.True(stored.RequireTls);
+        Assert.Equal("env-1", stored.EnvelopeId);
+        Assert.Equal("HDRS", stored.Ret);
+        Assert.Equal(message.TraceParent, stored.TraceParent);
+        Assert.Null(await Spool.GetMessageAsync(Guid.NewGuid(), Ct));
+    }
+
+    [Fact]
+    public async Task Store_of_a_slice_stores_only_the_slice()
+    {
+        var buffer = "xxSubject: s\r\n\r\nb\r\nyy"u8.ToArray();
+        var message = Message("a@example.com") with { Content = buffer.AsMemory(2, buffer.Length - 4) };
+        await Spool.StoreAsync(message, Ct);
+
+        var stored = await Spool.GetMessageAsync(message.Id, Ct);
+        Assert.Equal("Subject: s\r\n\r\nb\r\n"u8.ToArray(), stored!.Content.ToArray());
+        Assert.Equal(buffer.Length - 4, (await Spool.GetStatusAsync(message.Id, Ct))!.Size);
+    }
+
+    [Fact]
+    public async Task Storing_the_same_id_twice_returns_false_and_keeps_the_first()
+    {
+        var first = Message("a@example.com");
+        var second = first with { Sender = "other@example.org", Recipients = [new NewRecipient { Address = "b@example.net" }] };
+
+        Assert.True(await Spool.StoreAsync(first, Ct));
+        Assert.False(await Spool.StoreAsync(second, Ct));
+
+        var status = await Spool.GetStatusAsync(first.Id, Ct);
+        Assert.Equal("sender@example.org", status!.Sender);
+        Assert.Equal("a@example.com", Assert.Single(status.Recipients).Address);
+    }
+
+    [Fact]
+    public async Task Claim_groups_recipients_by_message_and_domain_under_one_lease_each()
+    {
+        var message = Message("a@Example.COM", "b@example.com", "c@other.example") with
+        {
+            TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            Recipients =
+            [
+                new NewRecipient { Address = "a@Example.COM", Notify = "FAILURE,DELAY", OriginalRecipient = "rfc822;a@Example.COM" },
+                new NewRecipient { Address = "b@example.com" },
+                new NewRecipient { Address = "c@other.example" },
+            ],
+        };
+        await Spool.StoreAsync(message, Ct);
+
+        var jobs = await Spool.ClaimDueAsync(T0, 100, Lease, Ct);
+
+        Assert.Equal(2, jobs.Count);
+        Assert.All(jobs, job =>
+        {
+            Assert.Equal(message.Id, job.MessageId);
+            Assert.Equal(T0 + Lease, job.LeaseExpiresAt);
+            Assert.Equal(T0, job.ReceivedAt);
+            Assert.Equal(message.TraceParent, job.TraceParent);
+            Assert.All(job.Recipients, r => Assert.Equal(1, r.Attempt));
+        });
+        Assert.NotEqual(jobs[0].LeaseId, jobs[1].LeaseId);
+
+        var example = Assert.Single(jobs, j => j.Domain == "example.com");
+        Assert.Equal(["a@Example.COM", "b@example.com"], example.Recipients.Select(r => r.Address));
+        Assert.Equal("FAILURE,DELAY", example.Recipients[0].Notify);
+        Assert.Equal("rfc822;a@Example.COM", example.Recipients[0].OriginalRecipient);
+        Assert.Equal("c@other.example", Assert.Single(Assert.Single(jobs, j => j.Domain == "other.example").Recipients).Address);
+
+        var status = await Spool.GetStatusAsync(message.Id, Ct);
+        Assert.All(status!.Recipients, r => Assert.Equal(RecipientState.InFlight, r.State));
+        Assert.All(status.Recipients, r => Assert.Equal(1, r.Attempts));
+    }
+
+    [Fact]
+    public async Task Internationalised_domains_group_in_their_a_label_form()
+    {
+        var message = Message("a@b\u00fccher.example", "b@xn--bcher-kva.example", "c@[192.0.2.7]");
+        await Spool.StoreAsync(message, Ct);
+
+        var jobs = await Spool.ClaimDueAsync(T0, 10, Lease, Ct);
+
+        Assert.Equal(["[192.0.2.7]", "xn--bcher-kva.example"], jobs.Select(j => j.Domain).Order(StringComparer.Ordinal));
+        Assert.Equal(2, jobs.Single(j => j.Domain == "xn--bcher-kva.example").Recipients.Count);
+    }
+
+    [Fact]
+    public async Task A_claimed_recipient_is_claimed_again_only_after_its_lease_expires_with_the_next_attempt_number()
+    {
+        var message = Message("a@example.com");
+        await Spool.StoreAsync(message, Ct);
+
+        var first = Assert.Single(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+        Assert.Empty(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+        Assert.Empty(await Spool.ClaimDueAsync(T0 + Lease - TimeSpan.FromMilliseconds(1), 10, Lease, Ct));
+
+        var second = Assert.Single(await Spool.ClaimDueAsync(T0 + Lease, 10, Lease, Ct));
+        Assert.NotEqual(first.LeaseId, second.LeaseId);
+        Assert.Equal(2, Assert.Single(second.Recipients).Attempt);
+        Assert.Equal(T0 + Lease + Lease, second.LeaseExpiresAt);
+
+        // The worker that held the first lease comes back late: nothing of its result applies.
+        var late = await Spool.CompleteAttemptAsync(message.Id, first.LeaseId, [Delivered(second.Recipients[0].RecipientId, T0)], Ct);
+        Assert.Empty(late);
+        Assert.Single(await Spool.CompleteAttemptAsync(message.Id, second.LeaseId, [Delivered(second.Recipients[0].RecipientId, T0 + Lease)], Ct));
+    }
+
+    [Fact]
+    public async Task Not_before_and_deferred_recipients_become_due_at_their_next_attempt()
+    {
+        var message = Message("a@example.com") with { NotBefore = T0 + TimeSpan.FromMinutes(10) };
+        await Spool.StoreAsync(message, Ct);
+
+        Assert.Empty(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0 + TimeSpan.FromMinutes(10), 10, Lease, Ct));
+        var id = job.Recipients[0].RecipientId;
+
+        var retryAt = T0 + TimeSpan.FromMinutes(30);
+        var deferred = new RecipientUpdate
+        {
+            RecipientId = id,
+            State = RecipientState.Deferred,
+            NextAttemptAt = retryAt,
+            AttemptedAt = T0 + TimeSpan.FromMinutes(11),
+            ReplyCode = 451,
+            EnhancedCode = "4.3.0",
+            ReplyText = "try later",
+            RemoteHost = "mx.example.com",
+        };
+        Assert.Single(await Spool.CompleteAttemptAsync(message.Id, job.LeaseId, [deferred], Ct));
+
+        var status = Assert.Single((await Spool.GetStatusAsync(message.Id, Ct))!.Recipients);
+        Assert.Equal(RecipientState.Deferred, status.State);
+        Assert.Equal(retryAt, status.NextAttemptAt);
+
+        Assert.Empty(await Spool.ClaimDueAsync(retryAt - TimeSpan.FromMilliseconds(1), 10, Lease, Ct));
+        var retry = Assert.Single(await Spool.ClaimDueAsync(retryAt, 10, Lease, Ct));
+        Assert.Equal(2, Assert.Single(retry.Recipients).Attempt);
+    }
+
+    [Fact]
+    public async Task Claim_takes_at_most_max_recipients_most_overdue_first()
+    {
+        var late = Message("late@example.com") with { NotBefore = T0 + TimeSpan.FromSeconds(2) };
+        var early = Message("early@example.com") with { NotBefore = T0 + TimeSpan.FromSeconds(1) };
+        var many = Message([.. Enumerable.Range(0, 5).Select(i => $"r{i}@many.example")]) with { NotBefore = T0 + TimeSpan.FromSeconds(3) };
+        await Spool.StoreAsync(late, Ct);
+        await Spool.StoreAsync(many, Ct);
+        await Spool.StoreAsync(early, Ct);
+
+        var now = T0 + TimeSpan.FromMinutes(1);
+        var first = await Spool.ClaimDueAsync(now, 4, Lease, Ct);
+        Assert.Equal(4, first.Sum(j => j.Recipients.Count));
+        Assert.Equal([early.Id, late.Id, many.Id], first.Select(j => j.MessageId));
+        Assert.Equal(2, first[2].Recipients.Count);
+
+        var rest = await Spool.ClaimDueAsync(now, 100, Lease, Ct);
+        Assert.Equal(3, Assert.Single(rest).Recipients.Count);
+        Assert.NotEqual(first[2].LeaseId, rest[0].LeaseId);
+    }
+
+    [Fact]
+    public async Task A_message_with_a_hundred_recipients_is_stored_and_claimed_whole()
+    {
+        var message = Message([.. Enumerable.Range(0, 100).Select(i => $"user{i}@bulk.example")]);
+        Assert.True(await Spool.StoreAsync(message, Ct));
+
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 1000, Lease, Ct));
+        Assert.Equal(message.Recipients.Select(r => r.Address), job.Recipients.Select(r => r.Address));
+    }
+
+    [Fact]
+    public async Task Concurrent_claimers_never_claim_the_same_recipient_and_together_claim_all()
+    {
+        var messages = Enumerable.Range(0, 20)
+            .Select(m => Message([.. Enumerable.Range(0, 10).Select(r => $"r{r}@d{r % 3}.m{m}.example")]))
+            .ToList();
+        foreach (var message in messages)
+        {
+            await Spool.StoreAsync(message, Ct);
+        }
+
+        var claims = new ConcurrentBag<(long RecipientId, Guid LeaseId)>();
+        var claimers = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            var spool = Stores.OpenSpool();
+            while (true)
+            {
+                var jobs = await spool.ClaimDueAsync(T0, 7, Lease, Ct);
+                if (jobs.Count == 0)
+                {
+                    return;
+                }
+
+                foreach (var job in jobs)
+                {
+                    foreach (var recipient in job.Recipients)
+                    {
+                        claims.Add((recipient.RecipientId, job.LeaseId));
+                    }
+                }
+            }
+        }));
+        await Task.WhenAll(claimers);
+
+        var ids = claims.Select(c => c.RecipientId).ToList();
+        Assert.Equal(200, ids.Count);
+        Assert.Equal(200, ids.Distinct().Count());
+        var all = new HashSet<long>();
+        foreach (var message in messages)
+        {
+            all.UnionWith((await Spool.GetStatusAsync(message.Id, Ct))!.Recipients.Select(r => r.RecipientId));
+        }
+
+        Assert.True(all.SetEquals(ids));
+        Assert.Equal(200, (await Spool.CountByStateAsync(Ct))[RecipientState.InFlight]);
+    }
+
+    [Fact]
+    public async Task Complete_attempt_is_lease_checked_and_idempotent()
+    {
+        var message = Message("a@example.com", "b@example.com");
+        await Spool.StoreAsync(message, Ct);
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+        var updates = job.Recipients.Select(r => Delivered(r.RecipientId, T0 + TimeSpan.FromSeconds(1))).ToList();
+
+        Assert.Empty(await Spool.CompleteAttemptAsync(message.Id, Guid.NewGuid(), updates, Ct));
+        Assert.Empty(await Spool.CompleteAttemptAsync(Guid.NewGuid(), job.LeaseId, updates, Ct));
+
+        var applied = await Spool.CompleteAttemptAsync(message.Id, job.LeaseId, updates, Ct);
+        Assert.Equal(updates, applied);
+        Assert.Empty(await Spool.CompleteAttemptAsync(message.Id, job.LeaseId, updates, Ct));
+
+        var status = await Spool.GetStatusAsync(message.Id, Ct);
+        Assert.All(status!.Recipients, r =>
+        {
+            Assert.Equal(RecipientState.Delivered, r.State);
+            Assert.Single(r.History);
+        });
+
+        // A final recipient is never due again.
+        Assert.Empty(await Spool.ClaimDueAsync(T0 + TimeSpan.FromDays(10), 10, Lease, Ct));
+    }
+
+    [Fact]
+    public async Task Complete_attempt_applies_only_the_recipients_it_names()
+    {
+        var message = Message("a@example.com", "b@example.com");
+        await Spool.StoreAsync(message, Ct);
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+
+        var applied = await Spool.CompleteAttemptAsync(message.Id, job.LeaseId, [Delivered(job.Recipients[0].RecipientId, T0)], Ct);
+        Assert.Single(applied);
+
+        var rest = await Spool.CompleteAttemptAsync(message.Id, job.LeaseId, [Delivered(job.Recipients[1].RecipientId, T0)], Ct);
+        Assert.Single(rest);
+    }
+
+    [Fact]
+    public async Task Status_reports_each_recipient_with_its_last_reply_and_history()
+    {
+        var message = Message("a@example.com", "b@example.net") with
+        {
+            Recipients =
+            [
+                new NewRecipient { Address = "a@example.com", Notify = "NEVER" },
+                new NewRecipient { Address = "b@example.net" },
+            ],
+        };
+        await Spool.StoreAsync(message, Ct);
+
+        var jobs = await Spool.ClaimDueAsync(T0, 10, Lease, Ct);
+        var a = jobs.Single(j => j.Domain == "example.com");
+        var b = jobs.Single(j => j.Domain == "example.net");
+        var t1 = T0 + TimeSpan.FromSeconds(1);
+        await Spool.CompleteAttemptAsync(message.Id, a.LeaseId,
+        [
+            new RecipientUpdate
+            {
+                RecipientId = a.Recipients[0].RecipientId,
+                State = RecipientState.Deferred,
+                NextAttemptAt = t1 + TimeSpan.FromMinutes(1),
+                AttemptedAt = t1,
+                ReplyCode = 421,
+                EnhancedCode = "4.7.0",
+                ReplyText = "busy",
+                RemoteHost = "mx1.example.com",
+            },
+        ], Ct);
+        var retry = Assert.Single(await Spool.ClaimDueAsync(t1 + TimeSpan.FromMinutes(1), 10, Lease, Ct));
+        var t2 = t1 + TimeSpan.FromMinutes(2);
+        await Spool.CompleteAttemptAsync(message.Id, retry.LeaseId,
+        [
+            new RecipientUpdate
+            {
+                RecipientId = a.Recipients[0].RecipientId,
+                State = RecipientState.Bounced,
+                AttemptedAt = t2,
+                ReplyCode = 550,
+                EnhancedCode = "5.1.1",
+                ReplyText = "no such user",
+                RemoteHost = "mx2.example.com",
+            },
+        ], Ct);
+
+        var status = await Spool.GetStatusAsync(message.Id, Ct);
+        Assert.NotNull(status);
+        Assert.Equal(message.Id, status.Id);
+        Assert.Equal("sender@example.org", status.Sender);
+        Assert.Equal(T0, status.ReceivedAt);
+        Assert.Equal(message.Content.Length, status.Size);
+        Assert.Equal(MessageOrigin.Smtp, status.Origin);
+        Assert.Null(status.CompletedAt);
+
+        var ra = status.Recipients[0];
+        Assert.Equal("a@example.com", ra.Address);
+        Assert.Equal("example.com", ra.Domain);
+        Assert.Equal(RecipientState.Bounced, ra.State);
+        Assert.Equal(2, ra.Attempts);
+        Assert.Null(ra.NextAttemptAt);
+        Assert.Equal(550, ra.LastReplyCode);
+        Assert.Equal("5.1.1", ra.LastEnhancedCode);
+        Assert.Equal("no such user", ra.LastReplyText);
+        Assert.Equal("mx2.example.com", ra.LastRemoteHost);
+        Assert.Equal(t2, ra.UpdatedAt);
+        Assert.Equal("NEVER", ra.Notify);
+        Assert.Equal(2, ra.History.Count);
+        Assert.Equal(new AttemptRecord { AttemptedAt = t1, State = RecipientState.Deferred, ReplyCode = 421, EnhancedCode = "4.7.0", ReplyText = "busy", RemoteHost = "mx1.example.com" }, ra.History[0]);
+        Assert.Equal(new AttemptRecord { AttemptedAt = t2, State = RecipientState.Bounced, ReplyCode = 550, EnhancedCode = "5.1.1", ReplyText = "no such user", RemoteHost = "mx2.example.com" }, ra.History[1]);
+
+        var rb = status.Recipients[1];
+        Assert.Equal(RecipientState.InFlight, rb.State);
+        Assert.Equal(b.Recipients[0].RecipientId, rb.RecipientId);
+        Assert.Empty(rb.History);
+
+        Assert.Null(await Spool.GetStatusAsync(Guid.NewGuid(), Ct));
+    }
+
+    [Fact]
+    public async Task Completed_at_is_set_when_the_last_recipient_becomes_final()
+    {
+        var message = Message("a@one.example", "b@two.example");
+        await Spool.StoreAsync(message, Ct);
+        var jobs = await Spool.ClaimDueAsync(T0, 10, Lease, Ct);
+
+        var t1 = T0 + TimeSpan.FromSeconds(1);
+        var t2 = T0 + TimeSpan.FromSeconds(2);
+        await Spool.CompleteAttemptAsync(message.Id, jobs[0].LeaseId, [Delivered(jobs[0].Recipients[0].RecipientId, t1)], Ct);
+        Assert.Null((await Spool.GetStatusAsync(message.Id, Ct))!.CompletedAt);
+
+        await Spool.CompleteAttemptAsync(message.Id, jobs[1].LeaseId,
+            [new RecipientUpdate { RecipientId = jobs[1].Recipients[0].RecipientId, State = RecipientState.Expired, AttemptedAt = t2 }], Ct);
+        Assert.Equal(t2, (await Spool.GetStatusAsync(message.Id, Ct))!.CompletedAt);
+    }
+
+    [Fact]
+    public async Task Completed_at_is_set_when_jobs_of_one_message_complete_concurrently()
+    {
+        var message = Message([.. Enumerable.Range(0, 8).Select(i => $"r@d{i}.example")]);
+        await Spool.StoreAsync(message, Ct);
+        var jobs = await Spool.ClaimDueAsync(T0, 100, Lease, Ct);
+        Assert.Equal(8, jobs.Count);
+
+        await Task.WhenAll(jobs.Select(job => Task.Run(() => Stores.OpenSpool().CompleteAttemptAsync(
+            message.Id, job.LeaseId, [Delivered(job.Recipients[0].RecipientId, T0)], Ct))));
+
+        Assert.Equal(T0, (await Spool.GetStatusAsync(message.Id, Ct))!.CompletedAt);
+    }
+
+    [Fact]
+    public async Task A_message_whose_recipients_are_all_suppressed_is_complete_when_stored_and_never_due()
+    {
+        var message = Message("a@example.com") with
+        {
+            Recipients = [new NewRecipient { Address = "a@example.com", State = RecipientState.Suppressed }],
+        };
+        await Spool.StoreAsync(message, Ct);
+
+        Assert.Empty(await Spool.ClaimDueAsync(T0 + TimeSpan.FromDays(1), 10, Lease, Ct));
+        var status = await Spool.GetStatusAsync(message.Id, Ct);
+        Assert.Equal(T0, status!.CompletedAt);
+        Assert.Equal(RecipientState.Suppressed, Assert.Single(status.Recipients).State);
+    }
+
+    [Fact]
+    public async Task Purge_deletes_only_messages_completed_before_the_cutoff()
+    {
+        var old = Message("a@example.com");
+        var recent = Message("b@example.com");
+        var pending = Message("c@example.com");
+        foreach (var message in new[] { old, recent, pending })
+        {
+            await Spool.StoreAsync(message, Ct);
+        }
+
+        foreach (var job in await Spool.ClaimDueAsync(T0, 10, Lease, Ct))
+        {
+            var at = job.MessageId == old.Id ? T0 : T0 + TimeSpan.FromHours(1);
+            if (job.MessageId != pending.Id)
+            {
+                await Spool.CompleteAttemptAsync(job.MessageId, job.LeaseId, [Delivered(job.Recipients[0].RecipientId, at)], Ct);
+            }
+        }
+
+        Assert.Equal(1, await Spool.PurgeCompletedAsync(T0 + TimeSpan.FromMinutes(30), Ct));
+        Assert.Null(await Spool.GetMessageAsync(old.Id, Ct));
+        Assert.Null(await Spool.GetStatusAsync(old.Id, Ct));
+        Assert.NotNull(await Spool.GetMessageAsync(recent.Id, Ct));
+        Assert.NotNull(await Spool.GetMessageAsync(pending.Id, Ct));
+        Assert.Equal(0, await Spool.PurgeCompletedAsync(T0 + TimeSpan.FromMinutes(30), Ct));
+        Assert.Equal(1, await Spool.PurgeCompletedAsync(T0 + TimeSpan.FromDays(1), Ct));
+        Assert.NotNull(await Spool.GetMessageAsync(pending.Id, Ct));
+    }
+
+    [Fact]
+    public async Task Count_by_state_counts_every_state()
+    {
+        var empty = await Spool.CountByStateAsync(Ct);
+        Assert.All(Enum.GetValues<RecipientState>(), state => Assert.Equal(0, empty[state]));
+
+        var message = Message("a@one.example", "b@two.example", "c@three.example");
+        await Spool.StoreAsync(message, Ct);
+        var jobs = await Spool.ClaimDueAsync(T0, 2, Lease, Ct);
+        await Spool.CompleteAttemptAsync(message.Id, jobs[0].LeaseId, [Delivered(jobs[0].Recipients[0].RecipientId, T0)], Ct);
+
+        var counts = await Spool.CountByStateAsync(Ct);
+        Assert.Equal(1, counts[RecipientState.Queued]);
+        Assert.Equal(1, counts[RecipientState.InFlight]);
+        Assert.Equal(1, counts[RecipientState.Delivered]);
+        Assert.Equal(0, counts[RecipientState.Deferred]);
+    }
+
+    [Fact]
+    public async Task Migrations_are_idempotent_and_keep_data()
+    {
+        var message = Message("a@example.com");
+        await Spool.StoreAsync(message, Ct);
+
+        await Stores.Migrator.MigrateAsync(Ct);
+        await Stores.OpenMigrator().MigrateAsync(Ct);
+
+        Assert.NotNull(await Spool.GetMessageAsync(message.Id, Ct));
+    }
+
+    [Fact]
+    public async Task Arguments_are_checked()
+    {
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Spool.ClaimDueAsync(T0, 0, Lease, Ct));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Spool.ClaimDueAsync(T0, 1, TimeSpan.Zero, Ct));
+        await Assert.ThrowsAsync<ArgumentException>(() => Spool.CompleteAttemptAsync(Guid.NewGuid(), Guid.NewGuid(),
+            [new RecipientUpdate { RecipientId = 1, State = RecipientState.InFlight, AttemptedAt = T0 }], Ct));
+        await Assert.ThrowsAsync<ArgumentException>(() => Spool.CompleteAttemptAsync(Guid.NewGuid(), Guid.NewGuid(),
+            [Delivered(1, T0), Delivered(1, T0)], Ct));
+        Assert.Empty(await Spool.CompleteAttemptAsync(Guid.NewGuid(), Guid.NewGuid(), [], Ct));
+    }
+
+    protected static RecipientUpdate Delivered(long recipientId, DateTimeOffset at) => new()
+    {
+        RecipientId = recipientId,
+        State = RecipientState.Delivered,
+        AttemptedAt = at,
+        ReplyCode = 250,
+        EnhancedCode = "2.0.0",
+        ReplyText = "ok",
+        RemoteHost = "mx.example.com",
+    };
+}
+
+public sealed class PostgresSpoolTests : SpoolContractTests
+{
+    protected override async Task<Stores> CreateStoresAsync() => await PostgresStores.CreateAsync();
+}
+
+public sealed class SqliteSpoolTests : SpoolContractTests
+{
+    protected override async Task<Stores> CreateStoresAsync() => await SqliteStores.CreateAsync();
+}

@@ -1,0 +1,144 @@
+using MailMesh.Storage.Postgres;
+using MailMesh.Storage.Sqlite;
+using MailMesh.Testing.Postgres;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace MailMesh.Storage.IntegrationTests;
+
+/// <summary>A migrated, empty store for one test, and a way to open more independent instances of it.</summary>
+public abstract class Stores : IAsyncDisposable
+{
+    public ISpool Spool { get; protected set; } = null!;
+    public IPolicyStore Policy { get; protected set; } = null!;
+    public ISchemaMigrator Migrator { get; protected set; } = null!;
+
+    /// <summary>
+    /// Another spool over the same database but its own connections (for SQLite its own <see cref="SqliteDatabase"/>,
+    /// so writers meet at the file lock as separate processes would).
+    /// </summary>
+    public abstract ISpool OpenSpool();
+
+    /// <summary>Another migrator with its own connections.</summary>
+    public abstract ISchemaMigrator OpenMigrator();
+
+    public abstract ValueTask DisposeAsync();
+}
+
+public sealed class PostgresStores : Stores
+{
+    private readonly TestDatabase _database;
+    private readonly List<NpgsqlDataSource> _dataSources = [];
+
+    private PostgresStores(TestDatabase database)
+    {
+        _database = database;
+        var dataSource = NewDataSource();
+        Spool = new PostgresSpool(dataSource);
+        Policy = new PostgresPolicyStore(dataSource);
+        Migrator = new PostgresSchemaMigrator(dataSource, NullLogger<PostgresSchemaMigrator>.Instance);
+    }
+
+    public string ConnectionString => _database.ConnectionString;
+
+    public static async Task<PostgresStores> CreateAsync(bool migrate = true)
+    {
+        var stores = new PostgresStores(await TestDatabase.CreateAsync("mailmesh_storage"));
+        if (migrate)
+        {
+            await stores.Migrator.MigrateAsync(CancellationToken.None);
+        }
+
+        return stores;
+    }
+
+    public override ISpool OpenSpool() => new PostgresSpool(NewDataSource());
+
+    public override ISchemaMigrator OpenMigrator() =>
+        new PostgresSchemaMigrator(NewDataSource(), NullLogger<PostgresSchemaMigrator>.Instance);
+
+    private NpgsqlDataSource NewDataSource()
+    {
+        var dataSource = PostgresDataSource.Create(_database.ConnectionString);
+        lock (_dataSources)
+        {
+            _dataSources.Add(dataSource);
+        }
+
+        return dataSource;
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        foreach (var dataSource in _dataSources)
+        {
+            await dataSource.DisposeAsync();
+        }
+
+        await _database.DisposeAsync();
+    }
+}
+
+public sealed class SqliteStores : Stores
+{
+    private readonly string _directory;
+    private readonly List<SqliteDatabase> _databases = [];
+
+    private SqliteStores()
+    {
+        _directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "mailmesh-tests", Guid.NewGuid().ToString("N"));
+        Path = System.IO.Path.Combine(_directory, "nested", "mailmesh.db");
+        var database = NewDatabase();
+        Spool = new SqliteSpool(database);
+        Policy = new SqlitePolicyStore(database);
+        Migrator = new SqliteSchemaMigrator(database, NullLogger<SqliteSchemaMigrator>.Instance);
+    }
+
+    public string Path { get; }
+
+    public static async Task<SqliteStores> CreateAsync(bool migrate = true)
+    {
+        var stores = new SqliteStores();
+        if (migrate)
+        {
+            await stores.Migrator.MigrateAsync(CancellationToken.None);
+        }
+
+        return stores;
+    }
+
+    public override ISpool OpenSpool() => new SqliteSpool(NewDatabase());
+
+    public override ISchemaMigrator OpenMigrator() =>
+        new SqliteSchemaMigrator(NewDatabase(), NullLogger<SqliteSchemaMigrator>.Instance);
+
+    public SqliteDatabase NewDatabase()
+    {
+        var database = new SqliteDatabase(Path);
+        lock (_databases)
+        {
+            _databases.Add(database);
+        }
+
+        return database;
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        foreach (var database in _databases)
+        {
+            database.Dispose();
+        }
+
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A temp directory left behind is harmless.
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}
