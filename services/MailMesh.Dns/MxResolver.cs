@@ -3,10 +3,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 using DnsClient;
 using DnsClient.Protocol;
 using MailMesh.Contracts;
-using System.Text;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Dns;

@@ -183,6 +183,7 @@ internal sealed class DeliveryAttemptedConsumer(
                 Status = IsWellFormed(u.EnhancedCode, '4') ? u.EnhancedCode! : "4.0.0",
                 RemoteMta = u.RemoteHost,
                 ReplyCode = u.ReplyCode,
+                ReplyEnhancedCode = u.EnhancedCode,
                 ReplyText = u.ReplyText,
                 LastAttemptAt = u.AttemptedAt,
                 WillRetryUntil = status.ReceivedAt + _options.MaxAge,
@@ -218,6 +219,7 @@ internal sealed class DeliveryAttemptedConsumer(
             Status = status,
             RemoteMta = attempt.RemoteHost,
             ReplyCode = result.ReplyCode,
+            ReplyEnhancedCode = result.EnhancedCode,
             ReplyText = result.ReplyText,
             LastAttemptAt = attempt.CompletedAt <= now ? attempt.CompletedAt : now,
         };

@@ -29,6 +29,9 @@ internal sealed record DsnRecipient
     public required string Status { get; init; }
     public string? RemoteMta { get; init; }
     public int? ReplyCode { get; init; }
+
+    /// <summary>The enhanced code of the reply itself (Status may differ, e.g. 4.4.7 for an expiry).</summary>
+    public string? ReplyEnhancedCode { get; init; }
     public string? ReplyText { get; init; }
     public DateTimeOffset? LastAttemptAt { get; init; }
 
@@ -187,7 +190,7 @@ internal static class DsnBuilder
             text.Append(CultureInfo.InvariantCulture, $"<{recipient.Address}>: ");
             if (recipient.ReplyCode is { } code)
             {
-                text.Append(CultureInfo.InvariantCulture, $"{Diagnostic(code, recipient.Status, recipient.ReplyText)}");
+                text.Append(CultureInfo.InvariantCulture, $"{Diagnostic(code, recipient.ReplyEnhancedCode ?? recipient.Status, recipient.ReplyText)}");
             }
             else
             {
@@ -237,7 +240,7 @@ internal static class DsnBuilder
 
             if (recipient.ReplyCode is { } code)
             {
-                group.Add("Diagnostic-Code", "smtp; " + Diagnostic(code, recipient.Status, recipient.ReplyText));
+                group.Add("Diagnostic-Code", "smtp; " + Diagnostic(code, recipient.ReplyEnhancedCode ?? recipient.Status, recipient.ReplyText));
             }
 
             if (recipient.LastAttemptAt is { } last)

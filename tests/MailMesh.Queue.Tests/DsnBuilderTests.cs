@@ -38,6 +38,7 @@ public sealed class DsnBuilderTests
         Assert.Equal("Quarterly report", returned.Message?.Subject);
         Assert.Contains("The numbers are in.", returned.Message?.TextBody ?? string.Empty, StringComparison.Ordinal);
 
+        Assert.Equal(2, status.StatusGroups.Count(g => g.Count > 0));
         var perMessage = status.StatusGroups[0];
         Assert.Equal("dns; mx.mailmesh.test", perMessage["Reporting-MTA"]);
         Assert.Equal("QQ+314", perMessage["Original-Envelope-Id"]);

@@ -31,6 +31,7 @@ internal sealed class QueueTestHost : IAsyncDisposable
     }
 
     public ServiceProvider Provider { get; }
+    public BusProbe Probe { get; } = new();
     public FakeTimeProvider Time { get; }
     public ISpool Spool => Provider.GetRequiredService<ISpool>();
     public ITestHarness Harness => Provider.GetRequiredService<ITestHarness>();
@@ -65,6 +66,8 @@ internal sealed class QueueTestHost : IAsyncDisposable
         var provider = services.BuildServiceProvider(validateScopes: true);
         var host = new QueueTestHost(directory, database, provider, time);
         await host.Harness.Start();
+        host.Harness.Bus.ConnectPublishObserver(host.Probe);
+        host.Harness.Bus.ConnectConsumeObserver(host.Probe);
         return host;
     }
 

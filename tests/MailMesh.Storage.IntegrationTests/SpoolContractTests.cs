@@ -493,6 +493,11 @@ public abstract class SpoolContractTests : IAsyncLifetime
         Assert.Equal(0, await Spool.PurgeCompletedAsync(T0 + TimeSpan.FromMinutes(30), Ct));
         Assert.Equal(1, await Spool.PurgeCompletedAsync(T0 + TimeSpan.FromDays(1), Ct));
         Assert.NotNull(await Spool.GetMessageAsync(pending.Id, Ct));
+
+        // Recipients and their history go with their message.
+        var counts = await Spool.CountByStateAsync(Ct);
+        Assert.Equal(0, counts[RecipientState.Delivered]);
+        Assert.Equal(1, counts.Values.Sum());
     }
 
     [Fact]

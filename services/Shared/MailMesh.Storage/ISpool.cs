@@ -11,6 +11,8 @@ public interface ISpool
     /// Commits the message, its envelope and its recipients durably (synchronous commit) before returning.
     /// Only after this returns may Ingress answer 250. Storing the same <see cref="NewMessage.Id"/> twice is a
     /// no-op that returns false (used for idempotent DSN and HTTP submissions).
+    /// Each recipient's domain (what jobs are grouped by) is the part after the last '@', lower-cased, with an
+    /// internationalised domain converted to its A-label (RFC 5890).
     /// </summary>
     Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken);
 
@@ -42,7 +44,10 @@ public interface ISpool
     Task<int> PurgeCompletedAsync(DateTimeOffset olderThan, CancellationToken cancellationToken);
 }
 
-/// <summary>Suppression list and rate counters, shared by every Policy replica.</summary>
+/// <summary>
+/// Suppression list and rate counters, shared by every Policy replica. Suppressed addresses are compared
+/// case-insensitively and returned lower-cased.
+/// </summary>
 public interface IPolicyStore
 {
     Task<Suppression?> GetSuppressionAsync(string address, CancellationToken cancellationToken);

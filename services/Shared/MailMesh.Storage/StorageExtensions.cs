@@ -47,7 +47,7 @@ public static class StorageExtensions
 }
 
 /// <summary>The one connection source of the configured provider, created on first use and disposed with the host.</summary>
-internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFactory loggerFactory) : IAsyncDisposable
+internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFactory loggerFactory) : IAsyncDisposable, IDisposable
 {
     private readonly Lock _gate = new();
     private NpgsqlDataSource? _dataSource;
@@ -90,6 +90,12 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFa
             await _dataSource.DisposeAsync();
         }
 
+        _sqlite?.Dispose();
+    }
+
+    public void Dispose()
+    {
+        _dataSource?.Dispose();
         _sqlite?.Dispose();
     }
 }

@@ -45,6 +45,19 @@ public sealed class TestDatabase : IAsyncDisposable
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_serverConnectionString) { Pooling = false }.ConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{Name}\" WITH (FORCE)", connection);
-        await command.ExecuteNonQueryAsync();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await command.ExecuteNonQueryAsync();
+                return;
+            }
+            catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.ObjectInUse && attempt < 50)
+            {
+                // An autovacuum worker is in the database: a non-superuser cannot terminate it (PostgreSQL < 17),
+                // and it finishes within moments. This is clean-up after the test, not a wait inside it.
+                await Task.Delay(TimeSpan.FromMilliseconds(100));
+            }
+        }
     }
 }

@@ -1,0 +1,360 @@
+using System.Text;
+using MailMesh.Contracts;
+using MailMesh.Storage;
+
+namespace MailMesh.Delivery.Tests;
+
+public sealed class DeliverMessageConsumerTests
+{
+    private static byte[] Message(string body = "Hello.\r\n") =>
+        Encoding.ASCII.GetBytes("From: sender@origin.test\r\nTo: rcpt@dest.test\r\nSubject: test\r\n\r\n" + body);
+
+    [Fact]
+    public async Task Delivered_bytes_equal_the_stored_bytes()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var content = Encoding.Latin1.GetBytes("Subject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\ncaf\u00e9 \u00ff\u0080\r\nlast line\r\n");
+        var stored = f.Store(content, bodyType: BodyType.EightBitMime);
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal(DeliveryOutcome.Delivered, result.Outcome);
+        Assert.Equal(250, result.ReplyCode);
+        Assert.Equal("2.0.0", result.EnhancedCode);
+        Assert.Equal("mx1.dest.test", attempt.RemoteHost);
+        Assert.Equal("127.0.0.1", attempt.RemoteAddress);
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.Equal(content, received.Data);
+        Assert.Equal(
+            Encoding.Latin1.GetBytes("Subject: dots\r\n\r\n..leading dot\r\n...two dots\r\n..\r\ncaf\u00e9 \u00ff\u0080\r\nlast line\r\n"),
+            received.RawData);
+        Assert.Equal("sender@origin.test", received.MailFrom);
+        Assert.Contains($"SIZE={content.Length}", received.MailParameters, StringComparison.Ordinal);
+        Assert.Contains("BODY=8BITMIME", received.MailParameters, StringComparison.Ordinal);
+        Assert.Equal(["rcpt@dest.test"], received.Recipients);
+        Assert.Contains(f.Sink.Commands, c => c.EndsWith("EHLO client.mailmesh.test", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Each_recipient_gets_its_own_result()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.RecipientReplies["busy@dest.test"] = "450 4.2.1 Mailbox busy";
+        f.Sink.RecipientReplies["nobody@dest.test"] = "550 5.1.1 No such user";
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "ok@dest.test", "busy@dest.test", "nobody@dest.test"));
+
+        Assert.Collection(
+            attempt.Results,
+            r => Assert.Equal((1L, DeliveryOutcome.Delivered, 250, "2.0.0"), (r.RecipientId, r.Outcome, r.ReplyCode, r.EnhancedCode)),
+            r => Assert.Equal((2L, DeliveryOutcome.Deferred, 450, "4.2.1"), (r.RecipientId, r.Outcome, r.ReplyCode, r.EnhancedCode)),
+            r => Assert.Equal((3L, DeliveryOutcome.Bounced, 550, "5.1.1"), (r.RecipientId, r.Outcome, r.ReplyCode, r.EnhancedCode)));
+        Assert.Equal("No such user", attempt.Results[2].ReplyText);
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.Equal(["ok@dest.test"], received.Recipients);
+    }
+
+    [Fact]
+    public async Task Transient_reply_to_the_data_defers_every_accepted_recipient()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.DataReply = "451 4.3.0 Out of queue space";
+        f.Sink.RecipientReplies["nobody@dest.test"] = "550 5.1.1 No such user";
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test", "nobody@dest.test"));
+
+        Assert.Equal([DeliveryOutcome.Deferred, DeliveryOutcome.Deferred, DeliveryOutcome.Bounced], attempt.Results.Select(r => r.Outcome));
+        Assert.Equal([451, 451, 550], attempt.Results.Select(r => r.ReplyCode));
+        Assert.Equal("Out of queue space", attempt.Results[0].ReplyText);
+    }
+
+    [Fact]
+    public async Task Permanent_reply_to_the_data_bounces_every_accepted_recipient()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.DataReply = "554 5.7.1 Spam";
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test"));
+
+        Assert.All(attempt.Results, r => Assert.Equal((DeliveryOutcome.Bounced, 554, "5.7.1"), (r.Outcome, r.ReplyCode, r.EnhancedCode)));
+    }
+
+    [Fact]
+    public async Task Fails_over_past_a_refused_connection_and_a_421_greeting()
+    {
+        await using var f = await DeliveryFixture.StartAsync(sinks: 3);
+        f.Sinks[1].Greeting = "421 4.3.2 Not accepting mail now";
+        // mx1 has an address nobody listens on; mx2 greets 421; mx3 takes the message.
+        f.Dns.AddMx("dest.test", 10, "mx1.dest.test").AddAddress("mx1.dest.test", "127.0.0.9")
+            .AddMx("dest.test", 20, "mx2.dest.test").AddAddress("mx2.dest.test", f.Sinks[1].Address.ToString())
+            .AddMx("dest.test", 30, "mx3.dest.test").AddAddress("mx3.dest.test", f.Sinks[2].Address.ToString());
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        Assert.Equal("mx3.dest.test", attempt.RemoteHost);
+        Assert.Equal(f.Sinks[2].Address.ToString(), attempt.RemoteAddress);
+        Assert.Equal(1, f.Sinks[1].ConnectionCount);
+        Assert.Empty(f.Sinks[1].Messages);
+        Assert.Single(await f.Sinks[2].WaitForMessagesAsync(1));
+    }
+
+    [Fact]
+    public async Task Transient_MAIL_reply_fails_over_and_defers_when_no_server_is_left()
+    {
+        await using var f = await DeliveryFixture.StartAsync(sinks: 2);
+        f.Sinks[0].MailReply = "451 4.3.0 Try later";
+        f.Sinks[1].MailReply = "452 4.3.1 Insufficient storage";
+        f.Route("dest.test", f.Sinks[0], f.Sinks[1]);
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Deferred, 452, "4.3.1"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+        Assert.Contains("mx2.dest.test", result.ReplyText, StringComparison.Ordinal);
+        Assert.Equal(1, f.Sinks[0].ConnectionCount);
+        Assert.Equal(1, f.Sinks[1].ConnectionCount);
+    }
+
+    [Fact]
+    public async Task Permanent_MAIL_reply_bounces_everyone_without_failover()
+    {
+        await using var f = await DeliveryFixture.StartAsync(sinks: 2);
+        f.Sinks[0].MailReply = "550 5.7.1 Sender rejected";
+        f.Route("dest.test", f.Sinks[0], f.Sinks[1]);
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test"));
+
+        Assert.All(attempt.Results, r => Assert.Equal((DeliveryOutcome.Bounced, 550, "5.7.1"), (r.Outcome, r.ReplyCode, r.EnhancedCode)));
+        Assert.Equal(0, f.Sinks[1].ConnectionCount);
+    }
+
+    [Fact]
+    public async Task Null_MX_bounces_with_5_1_10()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Dns.AddNullMx("nomail.test");
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "nomail.test", "a@nomail.test", "b@nomail.test"));
+
+        Assert.All(attempt.Results, r => Assert.Equal((DeliveryOutcome.Bounced, 556, "5.1.10"), (r.Outcome, r.ReplyCode, r.EnhancedCode)));
+        Assert.Null(attempt.RemoteHost);
+    }
+
+    [Fact]
+    public async Task NXDOMAIN_bounces_with_5_1_2()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "missing.test", "a@missing.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Bounced, 550, "5.1.2"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+    }
+
+    [Fact]
+    public async Task DNS_SERVFAIL_defers()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Dns.AddMx("broken.test", 10, "mx.broken.test").SetServerFailure("broken.test");
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "broken.test", "a@broken.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Deferred, 451, "4.4.3"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+    }
+
+    [Fact]
+    public async Task Message_missing_from_the_spool_defers()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(Guid.NewGuid(), "dest.test", "a@dest.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Deferred, 451, "4.3.0"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+    }
+
+    [Fact]
+    public async Task Two_messages_to_one_server_share_one_connection()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var first = f.Store(Message("one\r\n"));
+        var second = f.Store(Message("two\r\n"));
+
+        var a = await f.DeliverAsync(DeliveryFixture.Request(first.Id, "dest.test", "rcpt@dest.test"));
+        var b = await f.DeliverAsync(DeliveryFixture.Request(second.Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(a.Results).Outcome);
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(b.Results).Outcome);
+        var messages = await f.Sink.WaitForMessagesAsync(2);
+        Assert.Equal(1, f.Sink.ConnectionCount);
+        Assert.Equal(messages[0].ConnectionId, messages[1].ConnectionId);
+        Assert.Contains(f.Sink.Commands, c => c.EndsWith(" RSET", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task MaxMessagesPerConnection_retires_connections()
+    {
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?> { ["Delivery:MaxMessagesPerConnection"] = "1" });
+        f.Route("dest.test", f.Sink);
+
+        await f.DeliverAsync(DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test"));
+        await f.DeliverAsync(DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(2, f.Sink.ConnectionCount);
+        Assert.Contains(f.Sink.Commands, c => c.EndsWith(" QUIT", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Sessions_per_destination_never_exceed_the_limit()
+    {
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?> { ["Delivery:MaxConnectionsPerDestination"] = "2" });
+        f.Route("dest.test", f.Sink);
+        f.Sink.DataReplyDelay = TimeSpan.FromMilliseconds(150);
+        var requests = Enumerable.Range(0, 8).Select(_ => DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test")).ToList();
+
+        await Task.WhenAll(requests.Select(r => f.Harness.Bus.Publish(r)));
+        var attempts = await Task.WhenAll(requests.Select(r => f.AttemptedAsync(r.LeaseId)));
+
+        Assert.All(attempts, a => Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(a.Results).Outcome));
+        Assert.InRange(f.Sink.MaxConcurrentSessions, 1, 2);
+        Assert.InRange(f.Sink.ConnectionCount, 1, 2);
+    }
+
+    [Fact]
+    public async Task Too_many_recipients_defers_the_rest()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.MaxRecipients = 2;
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test", "c@dest.test", "d@dest.test"));
+
+        Assert.Equal(
+            [DeliveryOutcome.Delivered, DeliveryOutcome.Delivered, DeliveryOutcome.Deferred, DeliveryOutcome.Deferred],
+            attempt.Results.Select(r => r.Outcome));
+        Assert.Equal(["2.0.0", "2.0.0", "4.5.3", "4.5.3"], attempt.Results.Select(r => r.EnhancedCode));
+        Assert.Equal(["a@dest.test", "b@dest.test"], Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Recipients);
+    }
+
+    [Fact]
+    public async Task Too_many_recipients_without_pipelining_stops_sending_RCPT()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.Extensions.Remove("PIPELINING");
+        f.Sink.MaxRecipients = 1;
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test", "c@dest.test"));
+
+        Assert.Equal([DeliveryOutcome.Delivered, DeliveryOutcome.Deferred, DeliveryOutcome.Deferred], attempt.Results.Select(r => r.Outcome));
+        Assert.Equal(2, f.Sink.Commands.Count(c => c.Contains(" RCPT TO:", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Falls_back_to_HELO_when_EHLO_is_refused()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.EhloReply = "502 5.5.1 Command not implemented";
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        Assert.Contains(f.Sink.Commands, c => c.EndsWith("HELO client.mailmesh.test", StringComparison.Ordinal));
+        Assert.Equal(string.Empty, Assert.Single(f.Sink.Messages).MailParameters);
+    }
+
+    [Fact]
+    public async Task Connection_lost_after_the_data_defers()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.CloseAfterData = true;
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Deferred, 451, "4.4.2"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+        Assert.Contains("end of data", result.ReplyText, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Binary_MIME_without_CHUNKING_bounces_with_5_6_3()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var stored = f.Store(Message(), bodyType: BodyType.BinaryMime);
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Bounced, 554, "5.6.3"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+        Assert.Empty(f.Sink.Messages);
+    }
+
+    [Fact]
+    public async Task Binary_MIME_goes_by_BDAT_when_offered()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.Extensions.AddRange(["CHUNKING", "BINARYMIME"]);
+        var content = new byte[] { (byte)'S', (byte)':', (byte)' ', 0, 1, 2, (byte)'\n', (byte)'.', (byte)'\r' };
+        var stored = f.Store(content, bodyType: BodyType.BinaryMime);
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.True(received.Chunked);
+        Assert.Equal(content, received.Data);
+        Assert.Contains("BODY=BINARYMIME", received.MailParameters, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Message_over_the_servers_SIZE_bounces_without_sending()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.Extensions.Remove("SIZE 10485760");
+        f.Sink.Extensions.Add("SIZE 10");
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Bounced, 552, "5.3.4"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+    }
+
+    [Fact]
+    public async Task Address_literal_skips_DNS()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "[127.0.0.1]", "rcpt@[127.0.0.1]"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        Assert.Equal(0, f.Dns.TotalQueries);
+    }
+}
