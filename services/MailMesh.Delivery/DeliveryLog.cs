@@ -24,4 +24,7 @@ internal static partial class DeliveryLog
 
     [LoggerMessage(EventId = 3007, Level = LogLevel.Debug, Message = "Pooled connection to {Address} failed RSET, opening a fresh one")]
     public static partial void StaleConnection(ILogger logger, IPEndPoint address, Exception exception);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Debug, Message = "Closing idle SMTP connections failed")]
+    public static partial void SweepFailed(ILogger logger, Exception exception);
 }

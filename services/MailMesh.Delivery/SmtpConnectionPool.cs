@@ -138,9 +138,10 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
                     entry.Idle.Push(keep[i]);
                 }
             }
-            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            catch (Exception ex)
             {
-                // A connection failing to close cleanly is closed anyway.
+                // Runs on a timer: nothing may escape. A connection failing to close cleanly is closed anyway.
+                DeliveryLog.SweepFailed(_logger, ex);
             }
             finally
             {

@@ -1,4 +1,5 @@
 using MailMesh.Contracts;
+using MailMesh.Ingress.Acceptance;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
@@ -24,6 +25,7 @@ public static class IngressExtensions
         services.TryAddSingleton<IngressEndpoints>();
         services.TryAddSingleton<SmtpConnectionHandler>();
         services.TryAddScoped<IngressPolicy>();
+        services.TryAddSingleton<MessageAcceptor>();
 
         var policyTimeout = builder.Configuration.GetSection(IngressOptions.SectionName).GetValue<TimeSpan?>(nameof(IngressOptions.PolicyTimeout))
             ?? new IngressOptions().PolicyTimeout;

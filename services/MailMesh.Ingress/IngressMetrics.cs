@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using MailMesh.Storage;
 
 namespace MailMesh.Ingress;
 
@@ -38,12 +39,21 @@ internal sealed class IngressMetrics
 
     public void SessionEnded() => _activeSessions.Add(-1);
 
-    public void Accepted(long size, TimeSpan duration)
+    public void Accepted(MessageOrigin origin, long size, TimeSpan duration)
     {
-        _accepted.Add(1);
-        _size.Record(size);
-        _acceptDuration.Record(duration.TotalSeconds);
+        var tags = new TagList { { "mailmesh.origin", OriginTag(origin) } };
+        _accepted.Add(1, tags);
+        _size.Record(size, tags);
+        _acceptDuration.Record(duration.TotalSeconds, tags);
     }
 
-    public void Rejected(string errorType) => _rejected.Add(1, new TagList { { "error.type", errorType } });
+    public void Rejected(MessageOrigin origin, string errorType) =>
+        _rejected.Add(1, new TagList { { "mailmesh.origin", OriginTag(origin) }, { "error.type", errorType } });
+
+    private static string OriginTag(MessageOrigin origin) => origin switch
+    {
+        MessageOrigin.Smtp => "smtp",
+        MessageOrigin.Http => "http",
+        _ => "other",
+    };
 }

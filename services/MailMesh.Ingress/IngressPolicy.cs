@@ -1,4 +1,5 @@
 using MailMesh.Contracts;
+using MailMesh.Smtp;
 using MassTransit;
 using Microsoft.Extensions.Options;
 
@@ -24,4 +25,18 @@ internal sealed class IngressPolicy(
 
     public async Task<PolicyDecision> CheckAsync(CheckMessage request, CancellationToken cancellationToken) =>
         (await message.GetResponse<PolicyDecision>(request, cancellationToken, _timeout)).Message;
+}
+
+/// <summary>Policy's decisions as SMTP replies.</summary>
+internal static class PolicyReplies
+{
+    /// <summary>Policy's refusal as a reply; an answer that is not a 4xx/5xx refusal is treated as a permanent refusal.</summary>
+    public static SmtpReply ToReply(PolicyDecision decision)
+    {
+        var code = decision.ReplyCode is >= 400 and <= 599 ? decision.ReplyCode : 554;
+        var enhanced = decision.EnhancedCode is { } e && SmtpReply.IsValidEnhancedCode(e, code)
+            ? e
+            : code < 500 ? EnhancedStatusCodes.TransientSystemError : EnhancedStatusCodes.NotAuthorized;
+        return new SmtpReply(code, enhanced, string.IsNullOrWhiteSpace(decision.Reason) ? "Refused by policy" : decision.Reason);
+    }
 }

@@ -24,20 +24,23 @@ internal static partial class Log
     public static partial void SessionFailed(ILogger logger, IPEndPoint? client, Exception exception);
 
     [LoggerMessage(1010, LogLevel.Warning, "Policy check {Check} for {Client} failed; answering 4xx")]
-    public static partial void PolicyUnavailable(ILogger logger, string check, IPEndPoint? client, Exception exception);
+    public static partial void PolicyUnavailable(ILogger logger, string check, string client, Exception exception);
 
     [LoggerMessage(1011, LogLevel.Information, "Policy refused {Check} for {Client}: {Reply}")]
-    public static partial void PolicyRefused(ILogger logger, string check, IPEndPoint? client, string reply);
+    public static partial void PolicyRefused(ILogger logger, string check, string client, string reply);
 
     [LoggerMessage(1020, LogLevel.Information, "Message {MessageId} from <{Sender}> for {RecipientCount} recipients ({Size} octets) accepted from {Client}")]
-    public static partial void MessageAccepted(ILogger logger, Guid messageId, string sender, int recipientCount, long size, IPEndPoint? client);
+    public static partial void MessageAccepted(ILogger logger, Guid messageId, string sender, int recipientCount, long size, string client);
 
     [LoggerMessage(1021, LogLevel.Information, "Message from <{Sender}> refused at end of data from {Client}: {Reply}")]
-    public static partial void MessageRefused(ILogger logger, string sender, IPEndPoint? client, string reply);
+    public static partial void MessageRefused(ILogger logger, string sender, string client, string reply);
 
     [LoggerMessage(1022, LogLevel.Error, "Spool commit of message {MessageId} failed; answering 451")]
     public static partial void SpoolFailed(ILogger logger, Guid messageId, Exception exception);
 
     [LoggerMessage(1023, LogLevel.Warning, "Publishing MessageReceived for {MessageId} failed after commit; the Queue sweeper will pick it up from the spool")]
     public static partial void PublishFailed(ILogger logger, Guid messageId, Exception exception);
+
+    [LoggerMessage(1024, LogLevel.Information, "Message {MessageId} from {Client} was already stored; idempotent resubmission acknowledged")]
+    public static partial void DuplicateSubmission(ILogger logger, Guid messageId, string client);
 }

@@ -1,5 +1,4 @@
-using MailMesh.Storage;
-using MassTransit;
+using MailMesh.Ingress.Acceptance;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 
@@ -9,7 +8,7 @@ namespace MailMesh.Ingress;
 internal sealed class SmtpConnectionHandler(
     IServiceScopeFactory scopes,
     IOptions<IngressOptions> options,
-    ISpool spool,
+    MessageAcceptor acceptor,
     IngressMetrics metrics,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
@@ -22,8 +21,7 @@ internal sealed class SmtpConnectionHandler(
             connection,
             options.Value,
             scope.ServiceProvider.GetRequiredService<IngressPolicy>(),
-            spool,
-            scope.ServiceProvider.GetRequiredService<IPublishEndpoint>(),
+            acceptor,
             metrics,
             time,
             logger,

@@ -3,10 +3,9 @@ using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
 using MailMesh.Contracts;
-using MailMesh.ServiceDefaults;
+using MailMesh.Ingress.Acceptance;
 using MailMesh.Smtp;
 using MailMesh.Storage;
-using MassTransit;
 using Microsoft.AspNetCore.Connections;
 
 namespace MailMesh.Ingress;
@@ -22,8 +21,7 @@ internal sealed class SmtpSession
     private readonly ConnectionContext _connection;
     private readonly IngressOptions _options;
     private readonly IngressPolicy _policy;
-    private readonly ISpool _spool;
-    private readonly IPublishEndpoint _publish;
+    private readonly MessageAcceptor _acceptor;
     private readonly IngressMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -55,8 +53,7 @@ internal sealed class SmtpSession
         ConnectionContext connection,
         IngressOptions options,
         IngressPolicy policy,
-        ISpool spool,
-        IPublishEndpoint publish,
+        MessageAcceptor acceptor,
         IngressMetrics metrics,
         TimeProvider time,
         ILogger logger,
@@ -65,8 +62,7 @@ internal sealed class SmtpSession
         _connection = connection;
         _options = options;
         _policy = policy;
-        _spool = spool;
-        _publish = publish;
+        _acceptor = acceptor;
         _metrics = metrics;
         _time = time;
         _logger = logger;
@@ -428,112 +424,62 @@ internal sealed class SmtpSession
     /// <summary>RFC 5321 §4.1.1.4: the end of data ends the transaction whatever the reply.</summary>
     private async Task<bool> EndOfDataAsync()
     {
-        var started = _time.GetTimestamp();
         _state = SmtpState.Greeted;
         var content = _content!;
-        var refusal = _data.Error;
-        var errorType = refusal is null ? null
-            : _data.SawBareLineEnding && !_options.NormalizeBareLineFeeds ? "bare_line_ending"
-            : _data.SizeExceeded ? "message_too_big"
-            : "line_too_long";
-
-        if (refusal is null && TraceHeaders.CountReceived(content.WrittenSpan[_bodyOffset..]) + 1 > _options.MaxReceivedHeaders)
+        if (_data.Error is { } refusal)
         {
-            // RFC 5321 §6.3: too many Received headers means a loop.
-            refusal = SmtpReplies.RoutingLoop;
-            errorType = "loop";
-        }
-
-        if (refusal is null)
-        {
-            var decision = await CheckPolicyAsync("message", ct => _policy.CheckAsync(
-                new CheckMessage
-                {
-                    ClientAddress = _clientAddress,
-                    Sender = _sender,
-                    Recipients = [.. _recipients.Select(r => r.Address)],
-                    Size = content.WrittenCount,
-                },
-                ct));
-            if (decision.Reply is not null)
-            {
-                refusal = decision.Reply;
-                errorType = decision.Failed ? "policy_unavailable" : "policy";
-            }
-        }
-
-        if (refusal is not null)
-        {
-            Log.MessageRefused(_logger, _sender, _client, refusal.Summary);
-            _metrics.Rejected(errorType!);
+            var errorType = _data.SawBareLineEnding && !_options.NormalizeBareLineFeeds ? "bare_line_ending"
+                : _data.SizeExceeded ? "message_too_big"
+                : "line_too_long";
+            _acceptor.RecordRefusal(MessageOrigin.Smtp, _sender, _clientAddress, refusal, errorType);
             Write(refusal);
             EndTransaction(errorType);
             return false;
         }
 
-        var message = new NewMessage
+        var request = new AcceptRequest
         {
-            Id = _messageId,
+            MessageId = _messageId,
+            ReceivedAt = _receivedAt,
             Sender = _sender,
             Recipients = [.. _recipients],
             Content = content.WrittenMemory,
-            ReceivedAt = _receivedAt,
-            Origin = MessageOrigin.Smtp,
+            AddReceivedHeader = false,
             ClientAddress = _clientAddress,
+            ClientIp = ClientIp,
             ClientHelo = _helo,
+            Origin = MessageOrigin.Smtp,
             BodyType = _mailParameters.Body == SmtpBodyType.EightBitMime || _data.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit,
-            TraceParent = _transaction?.Id ?? Telemetry.CurrentTraceParent(),
+            TraceParent = _transaction?.Id,
         };
 
-        // ARCHITECTURE.md "250 means safe": answer 250 only after the synchronous commit returned.
-        try
-        {
-            using var timeout = new CancellationTokenSource(_options.SpoolTimeout, _time);
-            await _spool.StoreAsync(message, timeout.Token);
-        }
-        catch (Exception ex)
-        {
-            Log.SpoolFailed(_logger, _messageId, ex);
-            _metrics.Rejected("spool_unavailable");
-            Write(SmtpReplies.TemporaryFailure);
-            EndTransaction("spool_unavailable");
-            return false;
-        }
-
-        var size = content.WrittenCount;
-        _metrics.Accepted(size, _time.GetElapsedTime(started));
-        Log.MessageAccepted(_logger, _messageId, _sender, _recipients.Count, size, _client);
-        Write(new SmtpReply(250, EnhancedStatusCodes.Ok, "Ok: queued as " + _messageId.ToString("D")));
-        await _output.FlushAsync(_stopping);
-
-        // The message is safe: a lost notification is re-driven from the spool by the Queue's sweeper, so a failed
-        // publish is logged, never turned into a non-250.
+        // The transaction's span is current while the message is checked, stored and announced.
         var previous = Activity.Current;
         Activity.Current = _transaction ?? previous;
+        AcceptResult result;
         try
         {
-            using var timeout = new CancellationTokenSource(_options.SpoolTimeout, _time);
-            await _publish.Publish(
-                new MessageReceived
+            result = await _acceptor.AcceptAsync(
+                request,
+                async (accepted, ct) =>
                 {
-                    MessageId = _messageId,
-                    Sender = _sender,
-                    RecipientCount = _recipients.Count,
-                    Size = size,
-                    ReceivedAt = _receivedAt,
+                    // 250 goes out as soon as the commit returned; the announcement follows.
+                    Write(accepted.Reply);
+                    await _output.FlushAsync(ct);
                 },
-                timeout.Token);
-        }
-        catch (Exception ex)
-        {
-            Log.PublishFailed(_logger, _messageId, ex);
+                _stopping);
         }
         finally
         {
             Activity.Current = previous;
         }
 
-        EndTransaction(null);
+        if (!result.Accepted || result.Duplicate)
+        {
+            Write(result.Reply);
+        }
+
+        EndTransaction(result.ErrorType);
         return false;
     }
 
@@ -547,7 +493,7 @@ internal sealed class SmtpSession
         catch (Exception ex)
         {
             // ARCHITECTURE.md "Never accept unchecked": no answer in time is a 4xx, never an acceptance.
-            Log.PolicyUnavailable(_logger, check, _client, ex);
+            Log.PolicyUnavailable(_logger, check, _clientAddress, ex);
             return (SmtpReplies.TemporaryFailure, true);
         }
 
@@ -556,19 +502,9 @@ internal sealed class SmtpSession
             return (null, false);
         }
 
-        var reply = ToReply(decision);
-        Log.PolicyRefused(_logger, check, _client, reply.Summary);
+        var reply = PolicyReplies.ToReply(decision);
+        Log.PolicyRefused(_logger, check, _clientAddress, reply.Summary);
         return (reply, false);
-    }
-
-    /// <summary>Policy's refusal as a reply; an answer that is not a 4xx/5xx refusal is treated as a permanent refusal.</summary>
-    private static SmtpReply ToReply(PolicyDecision decision)
-    {
-        var code = decision.ReplyCode is >= 400 and <= 599 ? decision.ReplyCode : 554;
-        var enhanced = decision.EnhancedCode is { } e && SmtpReply.IsValidEnhancedCode(e, code)
-            ? e
-            : code < 500 ? EnhancedStatusCodes.TransientSystemError : EnhancedStatusCodes.NotAuthorized;
-        return new SmtpReply(code, enhanced, string.IsNullOrWhiteSpace(decision.Reason) ? "Refused by policy" : decision.Reason);
     }
 
     /// <summary>Writes a reply to a command the client got wrong; after too many, 421 4.7.0 and close.</summary>

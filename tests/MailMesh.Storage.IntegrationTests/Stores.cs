@@ -44,12 +44,20 @@ public sealed class PostgresStores : Stores
     public static async Task<PostgresStores> CreateAsync(bool migrate = true)
     {
         var stores = new PostgresStores(await TestDatabase.CreateAsync("mailmesh_storage"));
-        if (migrate)
+        try
         {
-            await stores.Migrator.MigrateAsync(CancellationToken.None);
-        }
+            if (migrate)
+            {
+                await stores.Migrator.MigrateAsync(CancellationToken.None);
+            }
 
-        return stores;
+            return stores;
+        }
+        catch
+        {
+            await stores.DisposeAsync();
+            throw;
+        }
     }
 
     public override ISpool OpenSpool() => new PostgresSpool(NewDataSource());
@@ -99,12 +107,20 @@ public sealed class SqliteStores : Stores
     public static async Task<SqliteStores> CreateAsync(bool migrate = true)
     {
         var stores = new SqliteStores();
-        if (migrate)
+        try
         {
-            await stores.Migrator.MigrateAsync(CancellationToken.None);
-        }
+            if (migrate)
+            {
+                await stores.Migrator.MigrateAsync(CancellationToken.None);
+            }
 
-        return stores;
+            return stores;
+        }
+        catch
+        {
+            await stores.DisposeAsync();
+            throw;
+        }
     }
 
     public override ISpool OpenSpool() => new SqliteSpool(NewDatabase());

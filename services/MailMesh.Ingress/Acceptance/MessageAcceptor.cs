@@ -1,0 +1,198 @@
+using System.Buffers;
+using MailMesh.Contracts;
+using MailMesh.ServiceDefaults;
+using MailMesh.Smtp;
+using MailMesh.Storage;
+using MassTransit;
+using Microsoft.Extensions.Options;
+
+namespace MailMesh.Ingress.Acceptance;
+
+/// <summary>
+/// The acceptance path every submission takes, SMTP (end of DATA / BDAT LAST) or HTTP: loop check, Policy's
+/// CheckMessage, the synchronous spool commit bounded by <see cref="IngressOptions.SpoolTimeout"/>, metrics, and the
+/// MessageReceived announcement after the commit. ARCHITECTURE.md "250 means safe" and "Never accept unchecked" are
+/// enforced here, once.
+/// </summary>
+internal sealed class MessageAcceptor(
+    IServiceScopeFactory scopes,
+    ISpool spool,
+    IngressMetrics metrics,
+    IOptions<IngressOptions> options,
+    TimeProvider time,
+    ILogger<MessageAcceptor> logger)
+{
+    private readonly IngressOptions _options = options.Value;
+
+    /// <inheritdoc cref="AcceptAsync(AcceptRequest, Func{AcceptResult, CancellationToken, ValueTask}?, CancellationToken)"/>
+    public Task<AcceptResult> AcceptAsync(AcceptRequest request, CancellationToken cancellationToken) =>
+        AcceptAsync(request, null, cancellationToken);
+
+    /// <summary>
+    /// Checks, commits and announces one message. Never throws for a dependency failure: Policy or spool trouble is a
+    /// 451 4.3.0 result. <paramref name="committed"/> runs after the commit and before the announcement, so the SMTP
+    /// session can send its 250 without waiting for the broker.
+    /// </summary>
+    public async Task<AcceptResult> AcceptAsync(
+        AcceptRequest request,
+        Func<AcceptResult, CancellationToken, ValueTask>? committed,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Recipients.Count == 0)
+        {
+            throw new ArgumentException("A message needs at least one recipient.", nameof(request));
+        }
+
+        var started = time.GetTimestamp();
+        var messageId = request.MessageId ?? Guid.CreateVersion7();
+        var receivedAt = request.ReceivedAt ?? time.GetUtcNow();
+        var origin = request.Origin;
+        var content = request.AddReceivedHeader ? WithReceivedHeader(request, messageId, receivedAt) : request.Content;
+
+        // RFC 5321 §6.3: too many Received headers (ours included) means a loop.
+        if (TraceHeaders.CountReceived(content.Span) > _options.MaxReceivedHeaders)
+        {
+            return Refuse(request, messageId, SmtpReplies.RoutingLoop, "loop");
+        }
+
+        await using var scope = scopes.CreateAsyncScope();
+        var policy = scope.ServiceProvider.GetRequiredService<IngressPolicy>();
+        PolicyDecision decision;
+        try
+        {
+            decision = await policy.CheckAsync(
+                new CheckMessage
+                {
+                    ClientAddress = request.ClientAddress,
+                    Sender = request.Sender,
+                    Recipients = [.. request.Recipients.Select(r => r.Address)],
+                    Size = content.Length,
+                    AuthenticatedUser = request.AuthenticatedUser,
+                },
+                cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            // ARCHITECTURE.md "Never accept unchecked": no answer in time is a 4xx, never an acceptance.
+            Log.PolicyUnavailable(logger, "message", request.ClientAddress, ex);
+            return Refuse(request, messageId, SmtpReplies.TemporaryFailure, "policy_unavailable");
+        }
+
+        if (!decision.Accepted)
+        {
+            var reply = PolicyReplies.ToReply(decision);
+            Log.PolicyRefused(logger, "message", request.ClientAddress, reply.Summary);
+            return Refuse(request, messageId, reply, "policy");
+        }
+
+        var message = new NewMessage
+        {
+            Id = messageId,
+            Sender = request.Sender,
+            Recipients = request.Recipients,
+            Content = content,
+            ReceivedAt = receivedAt,
+            Origin = origin,
+            ClientAddress = request.ClientAddress,
+            ClientHelo = request.ClientHelo,
+            AuthenticatedUser = request.AuthenticatedUser,
+            BodyType = request.BodyType,
+            SmtpUtf8 = request.SmtpUtf8,
+            RequireTls = request.RequireTls,
+            EnvelopeId = request.EnvelopeId,
+            Ret = request.Ret,
+            TraceParent = request.TraceParent ?? Telemetry.CurrentTraceParent(),
+        };
+
+        // ARCHITECTURE.md "250 means safe": success is reported only after the synchronous commit returned.
+        bool stored;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.SpoolTimeout);
+            stored = await spool.StoreAsync(message, timeout.Token);
+        }
+        catch (Exception ex)
+        {
+            Log.SpoolFailed(logger, messageId, ex);
+            return Refuse(request, messageId, SmtpReplies.TemporaryFailure, "spool_unavailable");
+        }
+
+        var size = content.Length;
+        var result = new AcceptResult
+        {
+            Accepted = true,
+            Reply = new SmtpReply(250, EnhancedStatusCodes.Ok, "Ok: queued as " + messageId.ToString("D")),
+            MessageId = messageId,
+            Duplicate = !stored,
+            Size = size,
+        };
+        if (!stored)
+        {
+            // An idempotent resubmission: the first one was committed and announced.
+            Log.DuplicateSubmission(logger, messageId, request.ClientAddress);
+            return result;
+        }
+
+        metrics.Accepted(origin, size, time.GetElapsedTime(started));
+        Log.MessageAccepted(logger, messageId, request.Sender, request.Recipients.Count, size, request.ClientAddress);
+        if (committed is not null)
+        {
+            await committed(result, cancellationToken);
+        }
+
+        // The message is safe: a lost notification is re-driven from the spool by the Queue's sweeper, so a failed
+        // publish is logged, never turned into a refusal.
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.SpoolTimeout);
+            await scope.ServiceProvider.GetRequiredService<IPublishEndpoint>().Publish(
+                new MessageReceived
+                {
+                    MessageId = messageId,
+                    Sender = request.Sender,
+                    RecipientCount = request.Recipients.Count,
+                    Size = size,
+                    ReceivedAt = receivedAt,
+                },
+                timeout.Token);
+        }
+        catch (Exception ex)
+        {
+            Log.PublishFailed(logger, messageId, ex);
+        }
+
+        return result;
+    }
+
+    /// <summary>Counts and logs a refusal made before the acceptor ran (the SMTP session's content errors).</summary>
+    public void RecordRefusal(MessageOrigin origin, string sender, string clientAddress, SmtpReply reply, string errorType)
+    {
+        Log.MessageRefused(logger, sender, clientAddress, reply.Summary);
+        metrics.Rejected(origin, errorType);
+    }
+
+    private AcceptResult Refuse(AcceptRequest request, Guid messageId, SmtpReply reply, string errorType)
+    {
+        RecordRefusal(request.Origin, request.Sender, request.ClientAddress, reply, errorType);
+        return new AcceptResult { Accepted = false, Reply = reply, MessageId = messageId, ErrorType = errorType };
+    }
+
+    private ReadOnlyMemory<byte> WithReceivedHeader(AcceptRequest request, Guid messageId, DateTimeOffset receivedAt)
+    {
+        var buffer = new ArrayBufferWriter<byte>(request.Content.Length + 512);
+        ReceivedHeader.Write(
+            buffer,
+            request.ClientHelo,
+            request.ClientIp,
+            _options.HostName,
+            request.Protocol,
+            messageId,
+            request.Recipients.Count == 1 ? request.Recipients[0].Address : null,
+            receivedAt);
+        buffer.Write(request.Content.Span);
+        return buffer.WrittenMemory;
+    }
+}

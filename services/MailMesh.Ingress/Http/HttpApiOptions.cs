@@ -1,0 +1,88 @@
+using System.Globalization;
+using MailMesh.ServiceDefaults;
+
+namespace MailMesh.Ingress.Http;
+
+/// <summary>
+/// The HTTP submission API (section "Ingress:Api"). Message size and recipient limits are the SMTP listener's
+/// (Ingress:MaxMessageSize, Ingress:MaxRecipients), so both doors accept the same mail.
+/// </summary>
+public sealed class HttpApiOptions : IValidatedOptions
+{
+    public static string SectionName => "Ingress:Api";
+
+    /// <summary>
+    /// The API keys allowed to submit (Ingress:Api:Keys:n:Name and :Hash). With no key configured every request is
+    /// answered 401: the API never accepts anonymous mail.
+    /// </summary>
+    public List<ApiKeyOptions> Keys { get; set; } = [];
+
+    /// <summary>The Retry-After given with a 503 (Policy or the spool did not answer, or a transient refusal).</summary>
+    public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long an Idempotency-Key is guaranteed to be honoured. Keys are remembered through the message id they map to,
+    /// so they are honoured for as long as the message is in the spool; this value is what the API promises clients
+    /// (the Queue's completed-message retention must not be shorter).
+    /// </summary>
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);
+
+    public IEnumerable<string> Validate()
+    {
+        const string P = "Ingress:Api:";
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var hashes = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < Keys.Count; i++)
+        {
+            var key = Keys[i];
+            var prefix = P + "Keys:" + i.ToString(CultureInfo.InvariantCulture) + ":";
+            if (!ApiKeyOptions.IsValidName(key.Name))
+            {
+                yield return prefix + "Name: required, 1 to 64 characters of letters, digits and . _ @ -";
+            }
+            else if (!names.Add(key.Name!))
+            {
+                yield return prefix + $"Name: '{key.Name}' is used by another key";
+            }
+
+            if (!ApiKeyOptions.IsValidHash(key.Hash))
+            {
+                yield return prefix + "Hash: must be the SHA-256 of the key as 64 hexadecimal digits";
+            }
+            else if (!hashes.Add(key.Hash!))
+            {
+                yield return prefix + "Hash: the same key is configured twice";
+            }
+        }
+
+        if (RetryAfter < TimeSpan.FromSeconds(1) || RetryAfter > TimeSpan.FromHours(1))
+        {
+            yield return P + "RetryAfter: must be between 1 second and 1 hour";
+        }
+
+        if (IdempotencyWindow <= TimeSpan.Zero)
+        {
+            yield return P + "IdempotencyWindow: must be positive";
+        }
+    }
+}
+
+/// <summary>One API key: who it is (the authenticated user Policy sees) and the SHA-256 of the secret.</summary>
+public sealed class ApiKeyOptions
+{
+    /// <summary>The principal name: stored as the message's AuthenticatedUser and scoping its Idempotency-Keys.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>
+    /// SHA-256 of the key's UTF-8 bytes, hexadecimal (e.g. <c>printf %s "$KEY" | sha256sum</c>). API keys are random and
+    /// high-entropy, so a fast hash is enough: there is nothing to brute-force that a slow hash would protect.
+    /// </summary>
+    public string? Hash { get; set; }
+
+    internal static bool IsValidName(string? name) =>
+        !string.IsNullOrEmpty(name) && name.Length <= 64
+        && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '@' or '-');
+
+    internal static bool IsValidHash(string? hash) =>
+        hash is { Length: 64 } && hash.All(char.IsAsciiHexDigit);
+}

@@ -1,0 +1,54 @@
+using MailMesh.Storage;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MailMesh.Policy.Tests;
+
+public sealed class SuppressionEndpointTests
+{
+    [Fact]
+    public async Task Put_get_list_and_delete_a_suppression()
+    {
+        await using var host = await PolicyTestHost.StartAsync();
+        var loggers = NullLoggerFactory.Instance;
+
+        var put = await PolicyEndpoints.PutAsync("User@Example.COM", new PolicyEndpoints.SuppressionRequest("complaint"), host.Store, host.Time, loggers, default);
+        Assert.Equal("user@example.com", Assert.IsType<Ok<Suppression>>(put.Result).Value!.Address);
+
+        var get = await PolicyEndpoints.GetAsync("user@example.com", host.Store, default);
+        Assert.Equal("complaint", Assert.IsType<Ok<Suppression>>(get.Result).Value!.Reason);
+
+        var list = await PolicyEndpoints.ListAsync(host.Store, default);
+        Assert.Single(Assert.IsType<Ok<IReadOnlyList<Suppression>>>(list.Result).Value!);
+
+        Assert.IsType<NoContent>((await PolicyEndpoints.DeleteAsync("user@example.com", host.Store, loggers, default)).Result);
+        var gone = await PolicyEndpoints.DeleteAsync("user@example.com", host.Store, loggers, default);
+        Assert.Equal(StatusCodes.Status404NotFound, Assert.IsType<ProblemHttpResult>(gone.Result).StatusCode);
+        var missing = await PolicyEndpoints.GetAsync("user@example.com", host.Store, default);
+        Assert.Equal(StatusCodes.Status404NotFound, Assert.IsType<ProblemHttpResult>(missing.Result).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("not-an-address")]
+    [InlineData("user@")]
+    [InlineData("@a.example:user@b.example")]
+    [InlineData("<user@example.com>")]
+    [InlineData("user@bad_domain!")]
+    public async Task Malformed_address_answers_400_with_a_reason(string address)
+    {
+        await using var host = await PolicyTestHost.StartAsync();
+        var result = await PolicyEndpoints.PutAsync(address, null, host.Store, host.Time, NullLoggerFactory.Instance, default);
+        var problem = Assert.IsType<ProblemHttpResult>(result.Result);
+        Assert.Equal(StatusCodes.Status400BadRequest, problem.StatusCode);
+        Assert.Contains("is not an email address", problem.ProblemDetails.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task List_limit_is_validated()
+    {
+        await using var host = await PolicyTestHost.StartAsync();
+        var result = await PolicyEndpoints.ListAsync(host.Store, default, limit: 0);
+        Assert.Equal(StatusCodes.Status400BadRequest, Assert.IsType<ProblemHttpResult>(result.Result).StatusCode);
+    }
+}

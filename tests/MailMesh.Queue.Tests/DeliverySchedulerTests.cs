@@ -1,0 +1,123 @@
+using MailMesh.Contracts;
+using MailMesh.Storage;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace MailMesh.Queue.Tests;
+
+public sealed class DeliverySchedulerTests
+{
+    [Fact]
+    public async Task Scheduler_claims_due_work_and_publishes_DeliverMessage()
+    {
+        await using var host = await QueueTestHost.StartAsync();
+        var id = await host.StoreAsync(recipients:
+        [
+            new NewRecipient { Address = "a@dest.example", Notify = "SUCCESS,FAILURE", OriginalRecipient = "rfc822;a@dest.example" },
+            new NewRecipient { Address = "b@dest.example" },
+            new NewRecipient { Address = "c@other.example" },
+        ]);
+
+        await using var scheduler = await StartSchedulerAsync(host);
+
+        var dest = await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id && m.Domain == "dest.example");
+        Assert.Equal(["a@dest.example", "b@dest.example"], dest.Recipients.Select(r => r.Address).Order());
+        Assert.All(dest.Recipients, r => Assert.Equal(1, r.Attempt));
+        Assert.Equal("SUCCESS,FAILURE", dest.Recipients.Single(r => r.Address == "a@dest.example").Notify);
+        Assert.Equal(host.Time.GetUtcNow() + host.Options.LeaseDuration, dest.LeaseExpiresAt);
+        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id && m.Domain == "other.example");
+    }
+
+    [Fact]
+    public async Task MessageReceived_pokes_the_scheduler_before_the_poll_interval()
+    {
+        // The fake clock never moves in this test, so only the poke can wake the scheduler.
+        await using var host = await QueueTestHost.StartAsync();
+        var first = await host.StoreAsync();
+        await using var scheduler = await StartSchedulerAsync(host);
+        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
+
+        var second = await host.StoreAsync();
+        await host.Harness.Bus.Publish(new MessageReceived
+        {
+            MessageId = second,
+            Sender = QueueTestHost.Sender,
+            RecipientCount = 1,
+            Size = 100,
+            ReceivedAt = host.Time.GetUtcNow(),
+        });
+
+        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == second);
+    }
+
+    [Fact]
+    public async Task Lost_work_is_redriven_when_its_lease_expires()
+    {
+        await using var host = await QueueTestHost.StartAsync();
+        var id = await host.StoreAsync();
+        await using var scheduler = await StartSchedulerAsync(host);
+        var first = await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id);
+
+        // Delivery never answers (the work item was lost). Once the lease has expired, the next poll claims it again.
+        // The poke only ends the scheduler's current wait deterministically (the clock may move before it starts
+        // waiting); what it then claims is decided by the expired lease alone.
+        host.Time.Advance(host.Options.LeaseDuration + TimeSpan.FromSeconds(1));
+        host.Provider.GetRequiredService<SchedulerSignal>().Poke();
+        var again = await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id && m.LeaseId != first.LeaseId);
+        Assert.Equal(2, again.Recipients[0].Attempt);
+    }
+
+    [Fact]
+    public async Task Completed_messages_are_purged_after_PurgeCompletedAfter()
+    {
+        await using var host = await QueueTestHost.StartAsync();
+        var id = await host.StoreAsync();
+        var job = await host.ClaimAsync(id);
+        await host.Spool.CompleteAttemptAsync(id, job.LeaseId,
+            [new RecipientUpdate { RecipientId = job.Recipients[0].RecipientId, State = RecipientState.Delivered, AttemptedAt = host.Time.GetUtcNow(), ReplyCode = 250 }],
+            default);
+
+        var purger = ActivatorUtilities.CreateInstance<CompletedMessagePurger>(host.Provider);
+        Assert.Equal(0, await purger.PurgeOnceAsync(default));
+        host.Time.Advance(host.Options.PurgeCompletedAfter + TimeSpan.FromMinutes(1));
+        Assert.Equal(1, await purger.PurgeOnceAsync(default));
+        Assert.Null(await host.Spool.GetStatusAsync(id, default));
+    }
+
+    [Fact]
+    public async Task Message_status_endpoint_answers_400_404_and_the_status()
+    {
+        await using var host = await QueueTestHost.StartAsync();
+        var id = await host.StoreAsync();
+
+        var malformed = await QueueEndpoints.GetMessageAsync("not-a-uuid", host.Spool, default);
+        Assert.Equal(StatusCodes.Status400BadRequest, Assert.IsType<ProblemHttpResult>(malformed.Result).StatusCode);
+
+        var unknown = await QueueEndpoints.GetMessageAsync(Guid.NewGuid().ToString(), host.Spool, default);
+        var problem = Assert.IsType<ProblemHttpResult>(unknown.Result);
+        Assert.Equal(StatusCodes.Status404NotFound, problem.StatusCode);
+        Assert.Contains("purged", problem.ProblemDetails.Detail, StringComparison.Ordinal);
+
+        var known = await QueueEndpoints.GetMessageAsync(id.ToString(), host.Spool, default);
+        var status = Assert.IsType<JsonHttpResult<MessageStatus>>(known.Result).Value;
+        Assert.Equal(id, status!.Id);
+        Assert.Equal(RecipientState.Queued, Assert.Single(status.Recipients).State);
+
+        var depth = await QueueEndpoints.GetQueueAsync(host.Spool, default);
+        Assert.Equal(1, depth.Value!.Recipients["queued"]);
+        Assert.Equal(1, depth.Value.Total);
+    }
+
+    private static async Task<RunningScheduler> StartSchedulerAsync(QueueTestHost host)
+    {
+        var scheduler = host.Provider.GetRequiredService<DeliveryScheduler>();
+        await scheduler.StartAsync(CancellationToken.None);
+        return new RunningScheduler(scheduler);
+    }
+
+    private sealed class RunningScheduler(DeliveryScheduler scheduler) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync() => await scheduler.StopAsync(CancellationToken.None);
+    }
+}
