@@ -304,6 +304,13 @@ internal sealed class SmtpDeliveryAgent(
     /// <summary>Checks the server can take this message at all; a list of bounces when it cannot.</summary>
     private static List<RecipientResult>? Refuse(StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, EhloCapabilities capabilities)
     {
+        // RFC 8689 §4.2.1: a REQUIRETLS message must not travel without TLS. Outbound STARTTLS is not implemented
+        // yet, so such a message cannot be delivered by this version: it is returned rather than sent in clear text.
+        if (message.RequireTls)
+        {
+            return Bounce(recipients, 550, "5.7.10", "REQUIRETLS support required: TLS to the destination is not available");
+        }
+
         // RFC 3030 §3: BINARYMIME content cannot be sent with DATA.
         if (message.BodyType == BodyType.BinaryMime && !(capabilities.Chunking && capabilities.BinaryMime))
         {

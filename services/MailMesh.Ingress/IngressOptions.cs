@@ -12,6 +12,41 @@ public sealed class IngressOptions : IValidatedOptions
     /// <summary>Comma-separated host:port endpoints, e.g. "127.0.0.1:2525,[::1]:2525,0.0.0.0:25". Port 0 picks a free port.</summary>
     public string Listen { get; set; } = "0.0.0.0:25";
 
+    /// <summary>
+    /// Optional submission listeners (RFC 6409, port 587 style): STARTTLS offered, and MAIL is refused with
+    /// 530 5.7.0 until the client has authenticated. Empty: none.
+    /// </summary>
+    public string? SubmissionListen { get; set; }
+
+    /// <summary>
+    /// Optional implicit-TLS submission listeners (RFC 8314 §3, port 465 style): TLS from the first octet, AUTH
+    /// required before MAIL as on <see cref="SubmissionListen"/>. Needs a certificate (Ingress:Tls). Empty: none.
+    /// </summary>
+    public string? ImplicitTlsListen { get; set; }
+
+    /// <summary>SMTP connections open at once, over all listeners; beyond it new ones get 421 4.7.0 and are closed.</summary>
+    public int MaxConnections { get; set; } = 2000;
+
+    /// <summary>SMTP connections open at once from one client address (IPv6: per /64).</summary>
+    public int MaxConnectionsPerIp { get; set; } = 50;
+
+    /// <summary>
+    /// The least average rate, in octets per second, at which message content (DATA or BDAT) must arrive once
+    /// <see cref="MinDataRateGracePeriod"/> has passed; slower senders get 421 4.4.2 (as Kestrel's
+    /// MinRequestBodyDataRate). 0 disables the check.
+    /// </summary>
+    public double MinDataRate { get; set; } = 240;
+
+    /// <summary>The time message content may take before <see cref="MinDataRate"/> is enforced.</summary>
+    public TimeSpan MinDataRateGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long to wait, before sending the 220 greeting, for a client that talks first (an "early talker", RFC 5321
+    /// §3.1 / RFC 2920; Postfix postscreen's greet wait). Input before the greeting gets 554 5.5.0 and a disconnect. 0:
+    /// only input already buffered when the greeting is due is detected.
+    /// </summary>
+    public TimeSpan GreetWait { get; set; } = TimeSpan.Zero;
+
     /// <summary>The name in the greeting, EHLO reply and Received headers.</summary>
     public string HostName { get; set; } = Environment.MachineName.ToLowerInvariant();
 
@@ -62,6 +97,39 @@ public sealed class IngressOptions : IValidatedOptions
         if (!ListenEndpoints.TryParseList(Listen, out _, out var listenError))
         {
             yield return P + "Listen: " + listenError;
+        }
+
+        foreach (var (name, value) in new[] { ("SubmissionListen", SubmissionListen), ("ImplicitTlsListen", ImplicitTlsListen) })
+        {
+            if (!string.IsNullOrWhiteSpace(value) && !ListenEndpoints.TryParseList(value, out _, out var error))
+            {
+                yield return P + name + ": " + error;
+            }
+        }
+
+        if (MaxConnections < 1)
+        {
+            yield return P + "MaxConnections: must be at least 1";
+        }
+
+        if (MaxConnectionsPerIp < 1)
+        {
+            yield return P + "MaxConnectionsPerIp: must be at least 1";
+        }
+
+        if (MinDataRate < 0 || double.IsNaN(MinDataRate))
+        {
+            yield return P + "MinDataRate: must not be negative (0 disables the check)";
+        }
+
+        if (MinDataRateGracePeriod <= TimeSpan.Zero || MinDataRateGracePeriod > TimeSpan.FromHours(1))
+        {
+            yield return P + "MinDataRateGracePeriod: must be positive and at most 1 hour";
+        }
+
+        if (GreetWait < TimeSpan.Zero || GreetWait > TimeSpan.FromMinutes(1))
+        {
+            yield return P + "GreetWait: must be between 0 and 1 minute";
         }
 
         if (string.IsNullOrWhiteSpace(HostName) || !(Mailbox.IsValidDomain(HostName) || Mailbox.IsValidAddressLiteral(HostName, out _)))

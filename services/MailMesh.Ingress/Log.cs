@@ -43,4 +43,34 @@ internal static partial class Log
 
     [LoggerMessage(1024, LogLevel.Information, "Message {MessageId} from {Client} was already stored; idempotent resubmission acknowledged")]
     public static partial void DuplicateSubmission(ILogger logger, Guid messageId, string client);
+
+    [LoggerMessage(1030, LogLevel.Information, "TLS certificate {Path} loaded: {Subject}, valid until {NotAfter}")]
+    public static partial void CertificateLoaded(ILogger logger, string path, string subject, DateTime notAfter);
+
+    [LoggerMessage(1031, LogLevel.Error, "TLS certificate {Path} could not be loaded; the previous one stays in service")]
+    public static partial void CertificateLoadFailed(ILogger logger, string path, Exception exception);
+
+    [LoggerMessage(1032, LogLevel.Information, "TLS handshake with {Client} failed")]
+    public static partial void HandshakeFailed(ILogger logger, string client, Exception exception);
+
+    [LoggerMessage(1033, LogLevel.Warning, "{Client} pipelined {Count} octets after STARTTLS; discarded (RFC 3207 §4.2, CVE-2011-0411)")]
+    public static partial void DiscardedAfterStartTls(ILogger logger, string client, long count);
+
+    [LoggerMessage(1040, LogLevel.Information, "AUTH {Mechanism} as {User} from {Client} succeeded")]
+    public static partial void AuthSucceeded(ILogger logger, string mechanism, string user, string client);
+
+    [LoggerMessage(1041, LogLevel.Warning, "AUTH {Mechanism} as {User} from {Client} failed")]
+    public static partial void AuthFailed(ILogger logger, string mechanism, string user, string client);
+
+    [LoggerMessage(1042, LogLevel.Warning, "AUTH from {Client} refused: locked out after repeated failures")]
+    public static partial void AuthLockedOut(ILogger logger, string client);
+
+    [LoggerMessage(1050, LogLevel.Information, "Connection from {Client} refused: {Reason}")]
+    public static partial void ConnectionRefused(ILogger logger, string client, string reason);
+
+    [LoggerMessage(1051, LogLevel.Information, "{Client} closed for improper pipelining: {Reason}")]
+    public static partial void ImproperPipelining(ILogger logger, string client, string reason);
+
+    [LoggerMessage(1052, LogLevel.Information, "{Client} sent message content below the minimum data rate; closing")]
+    public static partial void DataRateTooLow(ILogger logger, string client);
 }

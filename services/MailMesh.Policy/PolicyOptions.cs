@@ -35,7 +35,7 @@ public sealed class PolicyOptions : IValidatedOptions
         {
             if (!IPNetwork.TryParse(entry, out _))
             {
-                yield return $"{SectionName}:{nameof(RelayNetworks)}: '{entry}' is not a CIDR (e.g. 10.0.0.0/8 or 2001:db8::/32; host bits must be zero)";
+                yield return $"{SectionName}:{nameof(RelayNetworks)}: '{entry}' is not a CIDR (e.g. 10.0.0.0/8 or 2001:db8::/32)";
             }
         }
 

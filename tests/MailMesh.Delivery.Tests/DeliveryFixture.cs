@@ -183,6 +183,8 @@ internal sealed class InMemorySpool : ISpool
 
     public Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken) => throw new NotSupportedException();
 
+    public Task PingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyDictionary<RecipientState, long>>(new Dictionary<RecipientState, long>());
 

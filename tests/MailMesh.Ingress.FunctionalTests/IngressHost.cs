@@ -97,6 +97,8 @@ internal sealed class TestSpool(ISpool inner) : ISpool
 
     public Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken) => inner.GetStatusAsync(messageId, cancellationToken);
 
+    public Task PingAsync(CancellationToken cancellationToken) => inner.PingAsync(cancellationToken);
+
     public Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken) => inner.CountByStateAsync(cancellationToken);
 
     public Task<int> PurgeCompletedAsync(DateTimeOffset olderThan, CancellationToken cancellationToken) => inner.PurgeCompletedAsync(olderThan, cancellationToken);

@@ -37,10 +37,10 @@ public sealed class RelayRulesTests
     [Fact]
     public void Options_validation_names_the_key_and_the_bad_value()
     {
-        var failures = new PolicyOptions { RelayNetworks = "127.0.0.0/8,10.0.0.1/8,bogus", LocalDomains = "ok.example,bad!domain", MaxRecipientsPerMessage = 10 }
+        var failures = new PolicyOptions { RelayNetworks = "127.0.0.0/8,10.0.0.0/33,bogus", LocalDomains = "ok.example,bad!domain", MaxRecipientsPerMessage = 10 }
             .Validate().ToList();
         Assert.Contains(failures, f => f.StartsWith("Policy:RelayNetworks: 'bogus' is not a CIDR", StringComparison.Ordinal));
-        Assert.Contains(failures, f => f.StartsWith("Policy:RelayNetworks: '10.0.0.1/8' is not a CIDR", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("Policy:RelayNetworks: '10.0.0.0/33' is not a CIDR", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Policy:LocalDomains: 'bad!domain' is not a domain name", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Policy:MaxRecipientsPerMessage: ", StringComparison.Ordinal));
         Assert.Empty(new PolicyOptions().Validate());

@@ -90,10 +90,12 @@ public sealed class PostgresStores : Stores
 public sealed class SqliteStores : Stores
 {
     private readonly string _directory;
+    private readonly SqliteCommitMode _commitMode;
     private readonly List<SqliteDatabase> _databases = [];
 
-    private SqliteStores()
+    private SqliteStores(SqliteCommitMode commitMode)
     {
+        _commitMode = commitMode;
         _directory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "mailmesh-tests", Guid.NewGuid().ToString("N"));
         Path = System.IO.Path.Combine(_directory, "nested", "mailmesh.db");
         var database = NewDatabase();
@@ -104,9 +106,9 @@ public sealed class SqliteStores : Stores
 
     public string Path { get; }
 
-    public static async Task<SqliteStores> CreateAsync(bool migrate = true)
+    public static async Task<SqliteStores> CreateAsync(bool migrate = true, SqliteCommitMode commitMode = SqliteCommitMode.Group)
     {
-        var stores = new SqliteStores();
+        var stores = new SqliteStores(commitMode);
         try
         {
             if (migrate)
@@ -130,7 +132,7 @@ public sealed class SqliteStores : Stores
 
     public SqliteDatabase NewDatabase()
     {
-        var database = new SqliteDatabase(Path);
+        var database = new SqliteDatabase(Path, _commitMode);
         lock (_databases)
         {
             _databases.Add(database);
@@ -139,11 +141,11 @@ public sealed class SqliteStores : Stores
         return database;
     }
 
-    public override ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         foreach (var database in _databases)
         {
-            database.Dispose();
+            await database.DisposeAsync();
         }
 
         try
@@ -154,7 +156,5 @@ public sealed class SqliteStores : Stores
         {
             // A temp directory left behind is harmless.
         }
-
-        return ValueTask.CompletedTask;
     }
 }

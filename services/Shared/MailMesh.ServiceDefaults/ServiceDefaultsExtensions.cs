@@ -81,7 +81,7 @@ public static class ServiceDefaultsExtensions
         {
             try
             {
-                await spool.CountByStateAsync(cancellationToken);
+                await spool.PingAsync(cancellationToken);
                 return HealthCheckResult.Healthy();
             }
             catch (Exception ex) when (ex is not OperationCanceledException)

@@ -23,8 +23,42 @@ public sealed class Mailbox : IEquatable<Mailbox>
     {
         LocalPart = localPart;
         Domain = domain;
-        NormalizedDomain = domain.ToLowerInvariant();
+        // RFC 6531 §3.2 / RFC 5890: an internationalised domain is compared and routed in its A-label form.
+        NormalizedDomain = !isAddressLiteral && !Ascii.IsValid(domain) && TryGetAsciiDomain(domain, out var ace)
+            ? ace
+            : domain.ToLowerInvariant();
         IsAddressLiteral = isAddressLiteral;
+        IsInternational = !Ascii.IsValid(localPart) || !Ascii.IsValid(domain);
+    }
+
+    /// <summary>True when the local part or the domain holds non-ASCII (RFC 6531: needs SMTPUTF8).</summary>
+    public bool IsInternational { get; }
+
+    private static readonly System.Globalization.IdnMapping Idn = new() { UseStd3AsciiRules = true, AllowUnassigned = false };
+
+    /// <summary>
+    /// The A-label (ASCII-compatible) form of a domain, lower-cased (RFC 5890, IDNA through <see cref="System.Globalization.IdnMapping"/>);
+    /// false when the name is not a valid IDN.
+    /// </summary>
+    public static bool TryGetAsciiDomain(string domain, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? ascii)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        ascii = null;
+        try
+        {
+            var result = Idn.GetAscii(domain).ToLowerInvariant();
+            if (!IsValidDomain(result))
+            {
+                return false;
+            }
+
+            ascii = result;
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The local part as written: a dot-string, or a quoted-string including its quotes.</summary>

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Unicode;
 
 namespace MailMesh.Smtp;
 
@@ -28,7 +29,14 @@ public static class MailboxParser
     /// "&lt;&gt;" (the null reverse path, when <paramref name="allowNull"/>), or "&lt;Postmaster&gt;" (§4.1.1.3, reported by
     /// <paramref name="isPostmaster"/> with a null mailbox). <paramref name="consumed"/> is the length of the path.
     /// </summary>
-    public static PathError ParsePath(ReadOnlySpan<byte> input, bool allowNull, out Mailbox? mailbox, out int consumed, out bool isPostmaster)
+    public static PathError ParsePath(ReadOnlySpan<byte> input, bool allowNull, out Mailbox? mailbox, out int consumed, out bool isPostmaster) =>
+        ParsePath(input, allowNull, allowUtf8: false, out mailbox, out consumed, out isPostmaster);
+
+    /// <summary>
+    /// As <see cref="ParsePath(ReadOnlySpan{byte}, bool, out Mailbox?, out int, out bool)"/>; with
+    /// <paramref name="allowUtf8"/> (RFC 6531 §3.3, SMTPUTF8) the local part may hold UTF-8 and the domain U-labels.
+    /// </summary>
+    public static PathError ParsePath(ReadOnlySpan<byte> input, bool allowNull, bool allowUtf8, out Mailbox? mailbox, out int consumed, out bool isPostmaster)
     {
         mailbox = null;
         consumed = 0;
@@ -96,14 +104,22 @@ public static class MailboxParser
             return PathError.None;
         }
 
-        return ParseMailbox(inner, out mailbox);
+        return ParseMailbox(inner, allowUtf8, out mailbox);
     }
 
     /// <summary>Parses Mailbox = Local-part "@" ( Domain / address-literal ), the whole of <paramref name="input"/>.</summary>
-    public static PathError ParseMailbox(ReadOnlySpan<byte> input, out Mailbox? mailbox)
+    public static PathError ParseMailbox(ReadOnlySpan<byte> input, out Mailbox? mailbox) => ParseMailbox(input, allowUtf8: false, out mailbox);
+
+    /// <summary>Parses local-part "@" domain; <paramref name="allowUtf8"/> admits RFC 6531 §3.3 UTF-8 addresses.</summary>
+    public static PathError ParseMailbox(ReadOnlySpan<byte> input, bool allowUtf8, out Mailbox? mailbox)
     {
         mailbox = null;
-        var at = LocalPartLength(input);
+        if (allowUtf8 && !Ascii.IsValid(input))
+        {
+            return ParseInternationalMailbox(input, out mailbox);
+        }
+
+        var at = LocalPartLength(input, allowUtf8: false);
         if (at <= 0 || at >= input.Length || input[at] != '@')
         {
             return PathError.Syntax;
@@ -172,8 +188,53 @@ public static class MailboxParser
         return true;
     }
 
+    // RFC 6531 §3.3: atext =/ UTF8-non-ascii, qtextSMTP =/ UTF8-non-ascii, sub-domain =/ U-label. The domain is
+    // validated and converted with IDNA (IdnMapping, UseStd3AsciiRules), so policy and routing see its A-label.
+    private static PathError ParseInternationalMailbox(ReadOnlySpan<byte> input, out Mailbox? mailbox)
+    {
+        mailbox = null;
+        if (!Utf8.IsValid(input))
+        {
+            return PathError.Syntax;
+        }
+
+        var at = LocalPartLength(input, allowUtf8: true);
+        if (at <= 0 || at >= input.Length || input[at] != '@')
+        {
+            return PathError.Syntax;
+        }
+
+        var domainBytes = input[(at + 1)..];
+        if (at > Mailbox.MaxLocalPartLength || domainBytes.Length > Mailbox.MaxDomainLength)
+        {
+            return PathError.TooLong;
+        }
+
+        var local = Encoding.UTF8.GetString(input[..at]);
+        var domain = Encoding.UTF8.GetString(domainBytes);
+        if (domain.Length == 0 || domain[0] == '[' || domain[^1] == '.')
+        {
+            return domain.StartsWith('[') && Ascii.IsValid(domain) && Mailbox.IsValidAddressLiteral(domain, out _)
+                ? Finish(local, domain, literal: true, out mailbox)
+                : PathError.Syntax;
+        }
+
+        if (!Mailbox.TryGetAsciiDomain(domain, out _))
+        {
+            return PathError.Syntax;
+        }
+
+        return Finish(local, domain, literal: false, out mailbox);
+
+        static PathError Finish(string local, string domain, bool literal, out Mailbox? mailbox)
+        {
+            mailbox = new Mailbox(local, domain, literal);
+            return PathError.None;
+        }
+    }
+
     // Returns the length of the Local-part at the start of input (dot-string or quoted-string), or -1.
-    private static int LocalPartLength(ReadOnlySpan<byte> input)
+    private static int LocalPartLength(ReadOnlySpan<byte> input, bool allowUtf8)
     {
         if (input.IsEmpty)
         {
@@ -194,12 +255,12 @@ public static class MailboxParser
 
                 if (c == '\\')
                 {
-                    if (++i >= input.Length || input[i] is < 32 or > 126)
+                    if (++i >= input.Length || input[i] < 32 || (input[i] > 126 && !allowUtf8))
                     {
                         return -1;
                     }
                 }
-                else if (c is < 32 or > 126)
+                else if (c < 32 || (c > 126 && !allowUtf8))
                 {
                     return -1;
                 }
@@ -227,7 +288,7 @@ public static class MailboxParser
 
                 previousDot = true;
             }
-            else if (IsAtext(c))
+            else if (IsAtext(c) || (allowUtf8 && c >= 0x80))
             {
                 previousDot = false;
             }

@@ -10,11 +10,18 @@ public static class SmtpCommandParser
     /// <summary>The longest line this parser copies to the stack; the line reader's limit keeps lines far below it.</summary>
     private const int StackLimit = 1024;
 
-    public static bool TryParse(in ReadOnlySequence<byte> line, [NotNullWhen(true)] out SmtpCommand? command, [NotNullWhen(false)] out SmtpReply? error)
+    public static bool TryParse(in ReadOnlySequence<byte> line, [NotNullWhen(true)] out SmtpCommand? command, [NotNullWhen(false)] out SmtpReply? error) =>
+        TryParse(line, allowUtf8: false, out command, out error);
+
+    /// <summary>
+    /// Parses one command line. <paramref name="allowUtf8"/> is true once SMTPUTF8 is offered (RFC 6531 §3.3): UTF-8 is
+    /// then admitted in MAIL and RCPT paths (the session decides whether the transaction may use it).
+    /// </summary>
+    public static bool TryParse(in ReadOnlySequence<byte> line, bool allowUtf8, [NotNullWhen(true)] out SmtpCommand? command, [NotNullWhen(false)] out SmtpReply? error)
     {
         if (line.IsSingleSegment)
         {
-            return TryParse(line.FirstSpan, out command, out error);
+            return TryParse(line.FirstSpan, allowUtf8, out command, out error);
         }
 
         var length = checked((int)line.Length);
@@ -23,7 +30,7 @@ public static class SmtpCommandParser
         {
             Span<byte> buffer = rented is null ? stackalloc byte[StackLimit] : rented;
             line.CopyTo(buffer);
-            return TryParse(buffer[..length], out command, out error);
+            return TryParse(buffer[..length], allowUtf8, out command, out error);
         }
         finally
         {
@@ -34,20 +41,33 @@ public static class SmtpCommandParser
         }
     }
 
-    public static bool TryParse(ReadOnlySpan<byte> line, [NotNullWhen(true)] out SmtpCommand? command, [NotNullWhen(false)] out SmtpReply? error)
+    public static bool TryParse(ReadOnlySpan<byte> line, [NotNullWhen(true)] out SmtpCommand? command, [NotNullWhen(false)] out SmtpReply? error) =>
+        TryParse(line, allowUtf8: false, out command, out error);
+
+    /// <inheritdoc cref="TryParse(in ReadOnlySequence{byte}, bool, out SmtpCommand?, out SmtpReply?)"/>
+    public static bool TryParse(ReadOnlySpan<byte> line, bool allowUtf8, [NotNullWhen(true)] out SmtpCommand? command, [NotNullWhen(false)] out SmtpReply? error)
     {
         command = null;
         error = null;
 
-        // RFC 5321 §2.3.1 / §4.1.2: commands are US-ASCII; HTAB is tolerated, other controls are not. (SMTPUTF8 will
-        // relax the 8-bit rule for addresses when it is offered.)
+        // RFC 5321 §2.3.1 / §4.1.2: commands are US-ASCII; HTAB is tolerated, other controls are not. RFC 6531 §3.3:
+        // with SMTPUTF8 offered, MAIL and RCPT may carry UTF-8 (well-formed: checked here).
+        var eightBit = false;
         foreach (var b in line)
         {
-            if (b is > 126 or (< 32 and not (byte)'\t'))
+            if (b is 127 or (< 32 and not (byte)'\t'))
             {
                 error = SmtpReplies.BadCharacters;
                 return false;
             }
+
+            eightBit |= b > 127;
+        }
+
+        if (eightBit && (!allowUtf8 || !System.Text.Unicode.Utf8.IsValid(line)))
+        {
+            error = SmtpReplies.BadCharacters;
+            return false;
         }
 
         var space = line.IndexOf((byte)' ');
@@ -59,7 +79,13 @@ public static class SmtpCommandParser
             return false;
         }
 
-        var argument = Encoding.ASCII.GetString(rest.Trim((byte)' '));
+        if (eightBit && kind is not (SmtpCommandKind.Mail or SmtpCommandKind.Rcpt))
+        {
+            error = SmtpReplies.BadCharacters;
+            return false;
+        }
+
+        var argument = Encoding.UTF8.GetString(rest.Trim((byte)' '));
         switch (kind)
         {
             case SmtpCommandKind.Helo:
@@ -79,9 +105,9 @@ public static class SmtpCommandParser
                 }
 
             case SmtpCommandKind.Mail:
-                return TryParseMailOrRcpt(kind, rest, "FROM:"u8, argument, out command, out error);
+                return TryParseMailOrRcpt(kind, rest, "FROM:"u8, argument, eightBit, out command, out error);
             case SmtpCommandKind.Rcpt:
-                return TryParseMailOrRcpt(kind, rest, "TO:"u8, argument, out command, out error);
+                return TryParseMailOrRcpt(kind, rest, "TO:"u8, argument, eightBit, out command, out error);
             case SmtpCommandKind.Data:
             case SmtpCommandKind.Rset:
             case SmtpCommandKind.Quit:
@@ -108,7 +134,7 @@ public static class SmtpCommandParser
         return true;
     }
 
-    private static bool TryParseMailOrRcpt(SmtpCommandKind kind, ReadOnlySpan<byte> rest, ReadOnlySpan<byte> prefix, string argument, out SmtpCommand? command, out SmtpReply? error)
+    private static bool TryParseMailOrRcpt(SmtpCommandKind kind, ReadOnlySpan<byte> rest, ReadOnlySpan<byte> prefix, string argument, bool utf8, out SmtpCommand? command, out SmtpReply? error)
     {
         command = null;
         var isMail = kind == SmtpCommandKind.Mail;
@@ -121,7 +147,7 @@ public static class SmtpCommandParser
 
         // RFC 5321 §3.3 puts no space after the colon, but many clients send one (Postfix accepts it too).
         var pathText = rest[prefix.Length..].TrimStart((byte)' ');
-        var result = MailboxParser.ParsePath(pathText, allowNull: isMail, out var mailbox, out var consumed, out var isPostmaster);
+        var result = MailboxParser.ParsePath(pathText, allowNull: isMail, allowUtf8: utf8, out var mailbox, out var consumed, out var isPostmaster);
         if (isMail && isPostmaster)
         {
             // <Postmaster> alone is a forward-path form only; as a sender it is a mailbox without a domain.

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace MailMesh.Smtp;
 
 /// <summary>The fixed replies of the protocol, allocated once.</summary>
@@ -95,6 +97,65 @@ public static class SmtpReplies
     public static SmtpReply BinaryMimeUnsupported { get; } = new(555, EnhancedStatusCodes.InvalidArguments, "BODY=BINARYMIME requires CHUNKING, which is not offered");
 
     public static SmtpReply DuplicateParameter { get; } = new(501, EnhancedStatusCodes.InvalidArguments, "Duplicate MAIL/RCPT parameter");
+
+    /// <summary>RFC 3461 §4: a malformed DSN parameter.</summary>
+    public static SmtpReply BadDsnParameter(string keyword) => new(501, EnhancedStatusCodes.InvalidArguments, "Bad " + keyword + " parameter");
+
+    /// <summary>RFC 3207 §4: the reply to STARTTLS before the handshake.</summary>
+    public static SmtpReply ReadyToStartTls { get; } = new(220, EnhancedStatusCodes.Ok, "Ready to start TLS");
+
+    /// <summary>RFC 3207 §4: TLS is not available (no certificate) at the moment.</summary>
+    public static SmtpReply TlsNotAvailable { get; } = new(454, EnhancedStatusCodes.TransientSecurity, "TLS not available due to temporary reason");
+
+    /// <summary>RFC 4954 §6: the submission listener requires AUTH before MAIL.</summary>
+    public static SmtpReply AuthenticationRequired { get; } = new(530, "5.7.0", "Authentication required");
+
+    /// <summary>RFC 3207 §4 / RFC 4954 §4: AUTH over a clear channel when the server requires TLS for it.</summary>
+    public static SmtpReply EncryptionRequired { get; } = new(538, "5.7.11", "Encryption required for requested authentication mechanism");
+
+    /// <summary>RFC 4954 §6.</summary>
+    public static SmtpReply AuthenticationSucceeded { get; } = new(235, "2.7.0", "Authentication successful");
+
+    /// <summary>RFC 4954 §6.</summary>
+    public static SmtpReply AuthenticationFailed { get; } = new(535, "5.7.8", "Authentication credentials invalid");
+
+    /// <summary>RFC 4954 §6: temporary failure (also: too many failures, try later).</summary>
+    public static SmtpReply AuthenticationTemporaryFailure { get; } = new(454, EnhancedStatusCodes.TransientSecurity, "Temporary authentication failure");
+
+    /// <summary>RFC 4954 §4: the client cancelled the exchange with "*", or sent bad base64.</summary>
+    public static SmtpReply AuthenticationCancelled { get; } = new(501, "5.5.2", "Authentication cancelled");
+
+    public static SmtpReply AuthenticationBadBase64 { get; } = new(501, "5.5.2", "Cannot decode response");
+
+    /// <summary>RFC 4954 §4: an unsupported mechanism.</summary>
+    public static SmtpReply UnrecognizedAuthenticationType { get; } = new(504, "5.5.4", "Unrecognized authentication type");
+
+    /// <summary>RFC 4954 §4: AUTH after a successful AUTH.</summary>
+    public static SmtpReply AlreadyAuthenticated { get; } = new(503, EnhancedStatusCodes.InvalidCommand, "Already authenticated");
+
+    /// <summary>RFC 3207 §4: STARTTLS once TLS is active.</summary>
+    public static SmtpReply TlsAlreadyActive { get; } = new(503, EnhancedStatusCodes.InvalidCommand, "TLS already active");
+
+    /// <summary>RFC 6531 §3.2: a UTF-8 address without SMTPUTF8 in MAIL.</summary>
+    public static SmtpReply Utf8AddressNeedsSmtpUtf8 { get; } = new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
+
+    /// <summary>RFC 8689 §3: REQUIRETLS on a session that is not under TLS.</summary>
+    public static SmtpReply RequireTlsNeedsTls { get; } = new(530, "5.7.10", "REQUIRETLS needs a TLS session");
+
+    /// <summary>RFC 3030 §2: BDAT syntax.</summary>
+    public static SmtpReply SyntaxBdat { get; } = new(501, EnhancedStatusCodes.InvalidArguments, "Syntax: BDAT chunk-size [LAST]");
+
+    /// <summary>RFC 3030 §3: BODY=BINARYMIME content must come with BDAT.</summary>
+    public static SmtpReply BinaryMimeNeedsBdat { get; } = new(503, EnhancedStatusCodes.InvalidCommand, "BODY=BINARYMIME requires BDAT");
+
+    /// <summary>RFC 3030 §2: BDAT accepted, chunk received.</summary>
+    public static SmtpReply ChunkReceived(long octets) => new(250, EnhancedStatusCodes.Ok, octets.ToString(CultureInfo.InvariantCulture) + " octets received");
+
+    /// <summary>RFC 2920 §3.1 / Postfix "improper command pipelining": commands where none may follow.</summary>
+    public static SmtpReply ImproperPipelining { get; } = new(554, "5.5.0", "Improper command pipelining");
+
+    /// <summary>Too many connections (in total or from one address).</summary>
+    public static SmtpReply TooManyConnections(string hostName) => new(421, EnhancedStatusCodes.TransientSecurity, hostName + " Too many connections, try again later");
 
     public static SmtpReply Closing(string hostName) => new(221, EnhancedStatusCodes.Ok, hostName + " closing connection");
 

@@ -17,6 +17,9 @@ public enum SmtpState
 
     /// <summary>Reading the message after 354: no command is a command.</summary>
     Data,
+
+    /// <summary>RFC 3030: at least one BDAT chunk received, the transaction not ended by BDAT LAST.</summary>
+    Chunking,
 }
 
 /// <summary>
@@ -25,7 +28,7 @@ public enum SmtpState
 /// </summary>
 public static class SmtpStateTable
 {
-    private const int StateCount = (int)SmtpState.Data + 1;
+    private const int StateCount = (int)SmtpState.Chunking + 1;
     private const int CommandCount = (int)SmtpCommandKind.Bdat + 1;
 
     // null = legal; otherwise the reply for using the command in that state.
@@ -65,6 +68,11 @@ public static class SmtpStateTable
         (SmtpState.Greeted, SmtpCommandKind.Mail or SmtpCommandKind.StartTls or SmtpCommandKind.Auth) => null,
         (_, SmtpCommandKind.Mail) => SmtpReplies.NestedMail,
         (_, SmtpCommandKind.StartTls or SmtpCommandKind.Auth) => SmtpReplies.BadSequence,
+
+        // RFC 3030 §3: after a BDAT chunk only further BDAT (or RSET, EHLO, QUIT, NOOP...) continues; RCPT, DATA
+        // and another MAIL are out of sequence.
+        (SmtpState.Chunking, SmtpCommandKind.Bdat) => null,
+        (SmtpState.Chunking, _) => SmtpReplies.BadSequence,
 
         // RCPT after MAIL.
         (SmtpState.MailGiven or SmtpState.RcptGiven, SmtpCommandKind.Rcpt) => null,

@@ -37,6 +37,9 @@ public interface ISpool
     /// <summary>The message and the state of each of its recipients, with attempt history; null if unknown.</summary>
     Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken);
 
+    /// <summary>A cheap round trip to the store, for readiness probes.</summary>
+    Task PingAsync(CancellationToken cancellationToken);
+
     /// <summary>Counts of recipients by state (for metrics and the load tool).</summary>
     Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken);
 

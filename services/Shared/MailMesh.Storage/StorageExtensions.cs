@@ -79,7 +79,9 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFa
     {
         lock (_gate)
         {
-            return _sqlite ??= new SqliteDatabase(options.Value.SqlitePath);
+            return _sqlite ??= new SqliteDatabase(
+                options.Value.SqlitePath,
+                options.Value.SqliteGroupCommit ? SqliteCommitMode.Group : SqliteCommitMode.PerOperation);
         }
     }
 
@@ -90,7 +92,10 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFa
             await _dataSource.DisposeAsync();
         }
 
-        _sqlite?.Dispose();
+        if (_sqlite is not null)
+        {
+            await _sqlite.DisposeAsync();
+        }
     }
 
     public void Dispose()

@@ -30,6 +30,12 @@ public sealed class StorageOptions
     /// <summary>The SQLite database file (provider sqlite); relative paths are relative to the working directory.</summary>
     public string SqlitePath { get; set; } = "data/mailmesh.db";
 
+    /// <summary>
+    /// Group commit for SQLite (default true): writes queued while one transaction commits share the next
+    /// transaction and its one fsync, each acknowledged only after that commit. False: one fsync per write.
+    /// </summary>
+    public bool SqliteGroupCommit { get; set; } = true;
+
     /// <summary>Apply schema migrations when the host starts, before any other hosted service (Standalone sets true).</summary>
     public bool MigrateOnStart { get; set; }
 

@@ -427,6 +427,12 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         };
     }
 
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT 1");
+        await command.ExecuteScalarAsync(cancellationToken);
+    }
+
     public async Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken)
     {
         var counts = Enum.GetValues<RecipientState>().ToDictionary(state => state, _ => 0L);

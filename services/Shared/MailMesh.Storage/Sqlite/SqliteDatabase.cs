@@ -1,17 +1,58 @@
+using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
 namespace MailMesh.Storage.Sqlite;
 
+/// <summary>How <see cref="SqliteDatabase"/> turns write operations into transactions.</summary>
+public enum SqliteCommitMode
+{
+    /// <summary>
+    /// Group commit (the default): one writer loop runs every operation queued meanwhile in one <c>BEGIN IMMEDIATE</c>
+    /// transaction, each under its own SAVEPOINT, and commits once: one fsync for the whole batch.
+    /// </summary>
+    Group = 0,
+
+    /// <summary>One <c>BEGIN IMMEDIATE</c> transaction and one fsync per operation, in the caller's turn on a semaphore.</summary>
+    PerOperation = 1,
+}
+
 /// <summary>
 /// One SQLite database file shared by <see cref="SqliteSpool"/>, <see cref="SqlitePolicyStore"/> and
-/// <see cref="SqliteSchemaMigrator"/> in one process. Connections come from Microsoft.Data.Sqlite's pool and are
-/// set up for durability: WAL journal (readers never block the writer), <c>synchronous=FULL</c> (every commit is
-/// fsynced before it returns, so 250 means safe), foreign keys on, and a busy timeout for other processes.
-/// SQLite allows one writer at a time; writers in this process queue on a semaphore instead of spinning on
-/// SQLITE_BUSY, and each write is a <c>BEGIN IMMEDIATE</c> transaction, which takes the write lock up front.
+/// <see cref="SqliteSchemaMigrator"/> in one process. Connections are set up for durability: WAL journal (readers
+/// never block the writer), <c>synchronous=FULL</c> (a commit is fsynced before it returns, so 250 means safe),
+/// foreign keys on, and a busy timeout for other processes.
 /// </summary>
-public sealed class SqliteDatabase : IDisposable
+/// <remarks>
+/// <para>
+/// SQLite allows one writer at a time and the price of a durable commit is an fsync of the WAL, so the number of
+/// commits, not the amount written, bounds how many messages a second the spool accepts. Every write is therefore a
+/// <em>write operation</em>, a delegate run against the open write transaction (<see cref="WriteAsync{T}"/>), and in
+/// <see cref="SqliteCommitMode.Group"/> one writer loop commits them in batches, as PostgreSQL's group commit does:
+/// </para>
+/// <list type="number">
+/// <item>The loop wakes as soon as one operation is queued (no added latency when idle) and takes whatever else is
+/// already queued, up to <see cref="MaxBatchOperations"/> operations or <see cref="MaxBatchBytes"/> bytes: the
+/// operations that queued while the previous batch was being fsynced form the next batch.</item>
+/// <item>It opens one <c>BEGIN IMMEDIATE</c> transaction, runs each operation under its own <c>SAVEPOINT</c>, and on
+/// an exception rolls back to that savepoint only: the failing caller gets its exception, the others still
+/// commit.</item>
+/// <item>It commits once, and only after <c>COMMIT</c> returned (fsync done) does it complete any caller. If the
+/// commit fails, every caller of the batch gets the exception: nothing of it was acknowledged.</item>
+/// </list>
+/// <para>
+/// An operation whose token is cancelled while it is queued is skipped and its caller cancelled; once its batch has
+/// started it runs to completion, so a commit never leaves a caller unsure whether its write happened.
+/// <see cref="DisposeAsync"/> runs what is queued, then stops the loop.
+/// </para>
+/// </remarks>
+public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 {
+    /// <summary>At most this many operations share one transaction.</summary>
+    public const int MaxBatchOperations = 256;
+
+    /// <summary>A batch stops growing once its operations' sizes add up to this (one larger operation still runs alone).</summary>
+    public const long MaxBatchBytes = 8 * 1024 * 1024;
+
     private const string ConnectionPragmas =
         """
         PRAGMA busy_timeout = 30000;
@@ -19,15 +60,35 @@ public sealed class SqliteDatabase : IDisposable
         PRAGMA foreign_keys = ON;
         """;
 
-    private readonly SemaphoreSlim _writer = new(1, 1);
+    private const string SavepointName = "mailmesh_op";
+
     private readonly string _connectionString;
+    private readonly Channel<SqliteWriteOperation>? _queue;
+    private readonly Task _writerLoop = Task.CompletedTask;
+    private readonly SemaphoreSlim? _writer;
+    private SqliteConnection? _writerConnection;
+    private long _commits;
     private int _walEnabled;
+    private int _disposed;
 
     /// <param name="path">The database file; its directory is created if missing.</param>
     public SqliteDatabase(string path)
+        : this(path, SqliteCommitMode.Group)
+    {
+    }
+
+    /// <param name="path">The database file; its directory is created if missing.</param>
+    /// <param name="commitMode">Group commit (the default) or one transaction per write.</param>
+    public SqliteDatabase(string path, SqliteCommitMode commitMode)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!Enum.IsDefined(commitMode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(commitMode), commitMode, "Unknown SQLite commit mode.");
+        }
+
         Path = System.IO.Path.GetFullPath(path);
+        CommitMode = commitMode;
         var directory = System.IO.Path.GetDirectoryName(Path);
         if (!string.IsNullOrEmpty(directory))
         {
@@ -43,10 +104,28 @@ public sealed class SqliteDatabase : IDisposable
             ForeignKeys = true,
             DefaultTimeout = 30,
         }.ToString();
+
+        if (commitMode == SqliteCommitMode.Group)
+        {
+            // Unbounded: every queued operation has a caller awaiting it, so the queue is as long as the number of
+            // concurrent writers, which the callers (SMTP sessions, consumers) already bound.
+            _queue = Channel.CreateUnbounded<SqliteWriteOperation>(new UnboundedChannelOptions { SingleReader = true });
+            _writerLoop = Task.Run(RunWriterLoopAsync);
+        }
+        else
+        {
+            _writer = new SemaphoreSlim(1, 1);
+        }
     }
 
     /// <summary>The full path of the database file.</summary>
     public string Path { get; }
+
+    /// <summary>Group commit or one transaction per write.</summary>
+    public SqliteCommitMode CommitMode { get; }
+
+    /// <summary>Write transactions committed so far by this instance (for tests and diagnostics).</summary>
+    internal long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>A connection for reads. In WAL mode a read transaction sees one consistent snapshot.</summary>
     internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
@@ -76,66 +155,338 @@ public sealed class SqliteDatabase : IDisposable
         }
     }
 
-    /// <summary>Waits for this process's write turn, then opens a connection and begins an IMMEDIATE transaction.</summary>
-    internal async Task<SqliteWrite> BeginWriteAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="operation"/> in a write transaction and returns its result once that transaction is
+    /// durably committed. The operation must do all its reads and writes through the <see cref="SqliteWrite"/> it is
+    /// given and must not commit; if it throws, its writes are rolled back and the exception is rethrown here.
+    /// </summary>
+    /// <param name="operation">The work: runs on the writer, so it should only execute statements.</param>
+    /// <param name="size">Roughly how many bytes the operation writes (bounds a batch); 0 if small.</param>
+    /// <param name="cancellationToken">Honoured until the operation starts; after that it runs to completion.</param>
+    internal Task<T> WriteAsync<T>(Func<SqliteWrite, Task<T>> operation, long size, CancellationToken cancellationToken)
     {
-        await _writer.WaitAsync(cancellationToken);
-        SqliteConnection? connection = null;
+        ArgumentNullException.ThrowIfNull(operation);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_queue is null)
+        {
+            return WriteOneAsync(operation, cancellationToken);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<T>(cancellationToken);
+        }
+
+        var write = new SqliteWriteOperation<T>(operation, size, cancellationToken);
+        if (!_queue.Writer.TryWrite(write))
+        {
+            write.TryFail(new ObjectDisposedException(nameof(SqliteDatabase)));
+        }
+
+        return write.Task;
+    }
+
+    /// <summary><see cref="SqliteCommitMode.PerOperation"/>: this caller's turn, its own transaction, its own commit.</summary>
+    private async Task<T> WriteOneAsync<T>(Func<SqliteWrite, Task<T>> operation, CancellationToken cancellationToken)
+    {
+        await _writer!.WaitAsync(cancellationToken);
         try
         {
-            connection = await OpenAsync(cancellationToken);
+            await using var connection = await OpenAsync(cancellationToken);
 
-            // deferred: false is BEGIN IMMEDIATE: the write lock is taken now, so the reads that decide what to
-            // write (due recipients, lease checks) cannot be invalidated by another writer before we write.
-            var transaction = connection.BeginTransaction(deferred: false);
-            return new SqliteWrite(connection, transaction, _writer);
+            // deferred: false is BEGIN IMMEDIATE: the write lock is taken now, so the reads that decide what to write
+            // (due recipients, lease checks) cannot be invalidated by another writer before we write.
+            await using var transaction = connection.BeginTransaction(deferred: false);
+            var result = await operation(new SqliteWrite(connection, transaction));
+            await transaction.CommitAsync(CancellationToken.None);
+            Interlocked.Increment(ref _commits);
+            return result;
         }
-        catch
+        finally
         {
-            if (connection is not null)
+            _writer.Release();
+        }
+    }
+
+    private async Task RunWriterLoopAsync()
+    {
+        var reader = _queue!.Reader;
+        var batch = new List<SqliteWriteOperation>(MaxBatchOperations);
+        while (batch.Count > 0 || await reader.WaitToReadAsync())
+        {
+            // Whatever is queued now, up to the bounds; operations cancelled while queued are skipped (and were
+            // already completed as cancelled by their registration). Carried-over operations come first.
+            var bytes = batch.Sum(op => op.Size);
+            while (batch.Count < MaxBatchOperations && reader.TryPeek(out var next))
             {
-                await connection.DisposeAsync();
+                if (batch.Count > 0 && bytes + next.Size > MaxBatchBytes)
+                {
+                    break;
+                }
+
+                reader.TryRead(out _);
+                if (next.TryStart())
+                {
+                    batch.Add(next);
+                    bytes += next.Size;
+                }
             }
 
-            _writer.Release();
-            throw;
+            if (batch.Count == 0)
+            {
+                continue;
+            }
+
+            var carryOver = await RunBatchAsync(batch);
+            batch.Clear();
+            if (carryOver is not null)
+            {
+                batch.AddRange(carryOver);
+            }
         }
+
+        if (_writerConnection is not null)
+        {
+            await _writerConnection.DisposeAsync();
+            _writerConnection = null;
+        }
+    }
+
+    /// <summary>
+    /// Runs one batch in one transaction and completes its callers. Returns the operations that did not get to run
+    /// because the transaction was lost under them (they go first in the next batch), or null.
+    /// </summary>
+    private async Task<List<SqliteWriteOperation>?> RunBatchAsync(List<SqliteWriteOperation> batch)
+    {
+        SqliteTransaction? transaction = null;
+        var ran = 0;
+        try
+        {
+            _writerConnection ??= await OpenAsync(CancellationToken.None);
+            var connection = _writerConnection;
+            transaction = connection.BeginTransaction(deferred: false);
+            var write = new SqliteWrite(connection, transaction);
+            for (; ran < batch.Count; ran++)
+            {
+                var op = batch[ran];
+                transaction.Save(SavepointName);
+                try
+                {
+                    await op.RunAsync(write);
+                }
+                catch (Exception ex)
+                {
+                    if (!TryRollBackOperation(connection, transaction))
+                    {
+                        // SQLite rolled back the whole transaction (SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY, ...): the
+                        // operations already run are lost with it, so their callers get the cause; the ones not yet
+                        // run never started and go to the next batch.
+                        op.TryFail(ex);
+                        FailAll(batch, 0, ran, ex);
+                        DiscardWriter(transaction);
+                        transaction = null;
+                        return batch.GetRange(ran + 1, batch.Count - ran - 1);
+                    }
+
+                    op.TryFail(ex);
+                    continue;
+                }
+
+                transaction.Release(SavepointName);
+            }
+
+            // One fsync (synchronous=FULL) for the whole batch; nobody hears back before it returned.
+            await transaction.CommitAsync(CancellationToken.None);
+            await transaction.DisposeAsync();
+            transaction = null;
+            Interlocked.Increment(ref _commits);
+            foreach (var op in batch)
+            {
+                op.TryComplete();
+            }
+
+            return null;
+        }
+        catch (Exception ex)
+        {
+            // BEGIN or COMMIT failed (or the connection could not be opened): nothing of this batch was acknowledged
+            // and, as far as its callers can know, nothing of it was written.
+            FailAll(batch, 0, batch.Count, ex);
+            DiscardWriter(transaction);
+            return null;
+        }
+    }
+
+    /// <summary>Rolls back to the operation's savepoint; false if the enclosing transaction itself is gone.</summary>
+    private static bool TryRollBackOperation(SqliteConnection connection, SqliteTransaction transaction)
+    {
+        if (SQLitePCL.raw.sqlite3_get_autocommit(connection.Handle) != 0)
+        {
+            return false; // back in autocommit mode: SQLite already rolled the transaction back
+        }
+
+        try
+        {
+            transaction.Rollback(SavepointName);
+            transaction.Release(SavepointName);
+            return true;
+        }
+        catch (SqliteException)
+        {
+            return false;
+        }
+    }
+
+    private static void FailAll(List<SqliteWriteOperation> batch, int start, int end, Exception exception)
+    {
+        for (var i = start; i < end; i++)
+        {
+            batch[i].TryFail(exception);
+        }
+    }
+
+    /// <summary>After a failed batch the writer connection may be in any state: close it, the next batch opens a new one.</summary>
+    private void DiscardWriter(SqliteTransaction? transaction)
+    {
+        try
+        {
+            transaction?.Dispose();
+        }
+        catch (SqliteException)
+        {
+            // The rollback on dispose failed too; closing the connection ends the transaction anyway.
+        }
+        catch (InvalidOperationException)
+        {
+            // The transaction was already completed by SQLite.
+        }
+
+        _writerConnection?.Dispose();
+        _writerConnection = null;
+    }
+
+    /// <summary>Runs every operation queued so far, stops the writer loop and releases the file's pooled connections.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _queue?.Writer.TryComplete();
+        await _writerLoop;
+        ReleaseResources();
     }
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _queue?.Writer.TryComplete();
+        _writerLoop.GetAwaiter().GetResult();
+        ReleaseResources();
+    }
+
+    private void ReleaseResources()
+    {
         using var connection = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(connection);
-        _writer.Dispose();
+        _writer?.Dispose();
     }
 }
 
-/// <summary>One write transaction and this process's write turn; rolled back on dispose unless committed.</summary>
-internal sealed class SqliteWrite(SqliteConnection connection, SqliteTransaction transaction, SemaphoreSlim writer) : IAsyncDisposable
+/// <summary>
+/// The open write transaction as one operation sees it. In group commit the transaction is shared with the other
+/// operations of the batch and this operation runs under its own savepoint; it must not commit or roll back.
+/// </summary>
+internal sealed class SqliteWrite(SqliteConnection connection, SqliteTransaction transaction)
 {
-    public SqliteConnection Connection { get; } = connection;
-
     public SqliteCommand CreateCommand(string sql)
     {
-        var command = Connection.CreateCommand();
+        var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = sql;
         return command;
     }
+}
 
-    public Task CommitAsync(CancellationToken cancellationToken) => transaction.CommitAsync(cancellationToken);
+/// <summary>A queued write and the caller awaiting it.</summary>
+internal abstract class SqliteWriteOperation(long size)
+{
+    private const int Queued = 0;
+    private const int Started = 1;
+    private const int Cancelled = 2;
 
-    public async ValueTask DisposeAsync()
+    private int _state;
+
+    public long Size { get; } = Math.Max(size, 0);
+
+    /// <summary>Takes the operation out of the queue for a batch; false if its caller cancelled it first.</summary>
+    public bool TryStart()
     {
-        try
+        if (Interlocked.CompareExchange(ref _state, Started, Queued) != Queued)
         {
-            await transaction.DisposeAsync();
-            await Connection.DisposeAsync();
+            return false;
         }
-        finally
+
+        OnStarted();
+        return true;
+    }
+
+    /// <summary>Called from the token's registration: cancels the caller only if no batch took the operation yet.</summary>
+    protected bool TryCancel() => Interlocked.CompareExchange(ref _state, Cancelled, Queued) == Queued;
+
+    protected abstract void OnStarted();
+
+    public abstract Task RunAsync(SqliteWrite write);
+
+    /// <summary>The batch committed: hand the caller its result (or the exception its operation threw).</summary>
+    public abstract void TryComplete();
+
+    public abstract void TryFail(Exception exception);
+}
+
+internal sealed class SqliteWriteOperation<T> : SqliteWriteOperation
+{
+    private readonly Func<SqliteWrite, Task<T>> _operation;
+    private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenRegistration _registration;
+    private T _result = default!;
+
+    public SqliteWriteOperation(Func<SqliteWrite, Task<T>> operation, long size, CancellationToken cancellationToken)
+        : base(size)
+    {
+        _operation = operation;
+        if (cancellationToken.CanBeCanceled)
         {
-            writer.Release();
+            _registration = cancellationToken.UnsafeRegister(
+                static (state, token) =>
+                {
+                    var self = (SqliteWriteOperation<T>)state!;
+                    if (self.TryCancel())
+                    {
+                        self._completion.TrySetCanceled(token);
+                    }
+                },
+                this);
         }
+    }
+
+    public Task<T> Task => _completion.Task;
+
+    protected override void OnStarted() => _registration.Dispose();
+
+    public override async Task RunAsync(SqliteWrite write) => _result = await _operation(write);
+
+    public override void TryComplete() => _completion.TrySetResult(_result);
+
+    public override void TryFail(Exception exception)
+    {
+        _registration.Dispose();
+        _completion.TrySetException(exception);
     }
 }
 

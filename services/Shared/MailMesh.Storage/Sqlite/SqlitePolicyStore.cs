@@ -1,6 +1,10 @@
 namespace MailMesh.Storage.Sqlite;
 
-/// <summary>The suppression list and rate counters in the Standalone SQLite file.</summary>
+/// <summary>
+/// The suppression list and rate counters in the Standalone SQLite file. Writes are operations of
+/// <see cref="SqliteDatabase.WriteAsync{T}"/> (group commit); a counter's new total is returned only after the
+/// increment is committed, so concurrent increments see distinct totals.
+/// </summary>
 public sealed class SqlitePolicyStore(SqliteDatabase database) : IPolicyStore
 {
     private const string GetSql = "SELECT address, reason, created_at FROM policy_suppressions WHERE address = @address";
@@ -45,28 +49,30 @@ public sealed class SqlitePolicyStore(SqliteDatabase database) : IPolicyStore
             : null;
     }
 
-    public async Task AddSuppressionAsync(Suppression suppression, CancellationToken cancellationToken)
+    public Task AddSuppressionAsync(Suppression suppression, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(suppression);
         var key = StoreArguments.SuppressionKey(suppression.Address);
-        await using var write = await database.BeginWriteAsync(cancellationToken);
-        await using var command = write.CreateCommand(AddSql);
-        command.Add("@address", key);
-        command.Add("@reason", suppression.Reason);
-        command.Add("@created_at", StoreArguments.ToUnixMs(suppression.CreatedAt));
-        await command.ExecuteNonQueryAsync(cancellationToken);
-        await write.CommitAsync(cancellationToken);
+        var createdAt = StoreArguments.ToUnixMs(suppression.CreatedAt);
+        return database.WriteAsync(async write =>
+        {
+            await using var command = write.CreateCommand(AddSql);
+            command.Add("@address", key);
+            command.Add("@reason", suppression.Reason);
+            command.Add("@created_at", createdAt);
+            return await command.ExecuteNonQueryAsync(CancellationToken.None);
+        }, 0, cancellationToken);
     }
 
-    public async Task<bool> RemoveSuppressionAsync(string address, CancellationToken cancellationToken)
+    public Task<bool> RemoveSuppressionAsync(string address, CancellationToken cancellationToken)
     {
         var key = StoreArguments.SuppressionKey(address);
-        await using var write = await database.BeginWriteAsync(cancellationToken);
-        await using var command = write.CreateCommand(RemoveSql);
-        command.Add("@address", key);
-        var removed = await command.ExecuteNonQueryAsync(cancellationToken) > 0;
-        await write.CommitAsync(cancellationToken);
-        return removed;
+        return database.WriteAsync(async write =>
+        {
+            await using var command = write.CreateCommand(RemoveSql);
+            command.Add("@address", key);
+            return await command.ExecuteNonQueryAsync(CancellationToken.None) > 0;
+        }, 0, cancellationToken);
     }
 
     public async Task<IReadOnlyList<Suppression>> ListSuppressionsAsync(int limit, CancellationToken cancellationToken)
@@ -86,30 +92,33 @@ public sealed class SqlitePolicyStore(SqliteDatabase database) : IPolicyStore
         return list;
     }
 
-    public async Task<long> IncrementCounterAsync(string key, DateTimeOffset now, TimeSpan window, long amount, CancellationToken cancellationToken)
+    public Task<long> IncrementCounterAsync(string key, DateTimeOffset now, TimeSpan window, long amount, CancellationToken cancellationToken)
     {
         StoreArguments.CheckCounter(key, window);
         var windowStart = StoreArguments.WindowStart(now, window);
+        var expiresAt = windowStart + (long)window.TotalMilliseconds;
+        long? pruneBefore = _prune.IsDue(now) ? StoreArguments.ToUnixMs(now) : null;
 
-        await using var write = await database.BeginWriteAsync(cancellationToken);
-        long count;
-        await using (var command = write.CreateCommand(IncrementSql))
+        return database.WriteAsync(async write =>
         {
-            command.Add("@key", key);
-            command.Add("@window_start", windowStart);
-            command.Add("@amount", amount);
-            command.Add("@expires_at", windowStart + (long)window.TotalMilliseconds);
-            count = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
-        }
+            long count;
+            await using (var command = write.CreateCommand(IncrementSql))
+            {
+                command.Add("@key", key);
+                command.Add("@window_start", windowStart);
+                command.Add("@amount", amount);
+                command.Add("@expires_at", expiresAt);
+                count = (long)(await command.ExecuteScalarAsync(CancellationToken.None))!;
+            }
 
-        if (_prune.IsDue(now))
-        {
-            await using var command = write.CreateCommand(PruneSql);
-            command.Add("@now", StoreArguments.ToUnixMs(now));
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }
+            if (pruneBefore is { } cutoff)
+            {
+                await using var command = write.CreateCommand(PruneSql);
+                command.Add("@now", cutoff);
+                await command.ExecuteNonQueryAsync(CancellationToken.None);
+            }
 
-        await write.CommitAsync(cancellationToken);
-        return count;
+            return count;
+        }, 0, cancellationToken);
     }
 }

@@ -3,9 +3,10 @@ using Microsoft.Extensions.Logging;
 namespace MailMesh.Storage.Sqlite;
 
 /// <summary>
-/// Applies the embedded SQLite migrations in one <c>BEGIN IMMEDIATE</c> transaction: the write lock serialises
-/// concurrent migrators (in this process through <see cref="SqliteDatabase"/>, across processes through SQLite's
-/// file lock), and a failed migration leaves the file as it was.
+/// Applies the embedded SQLite migrations as one write operation of <see cref="SqliteDatabase.WriteAsync{T}"/>, in a
+/// <c>BEGIN IMMEDIATE</c> transaction: the write lock serialises concurrent migrators (in this process through the
+/// database's writer, across processes through SQLite's file lock), and a failed migration is rolled back to its
+/// savepoint, leaving the file as it was.
 /// </summary>
 public sealed partial class SqliteSchemaMigrator(SqliteDatabase database, ILogger<SqliteSchemaMigrator> logger) : ISchemaMigrator
 {
@@ -13,7 +14,13 @@ public sealed partial class SqliteSchemaMigrator(SqliteDatabase database, ILogge
 
     public async Task MigrateAsync(CancellationToken cancellationToken)
     {
-        await using var write = await database.BeginWriteAsync(cancellationToken);
+        var count = await database.WriteAsync(ApplyAsync, 0, cancellationToken);
+        LogUpToDate(logger, Migrations[^1].Version, count, database.Path);
+    }
+
+    /// <summary>Applies the migrations not yet recorded; returns how many. Runs to completion once started.</summary>
+    private async Task<int> ApplyAsync(SqliteWrite write)
+    {
         await using (var command = write.CreateCommand(
             """
             CREATE TABLE IF NOT EXISTS mailmesh_migrations (
@@ -24,14 +31,14 @@ public sealed partial class SqliteSchemaMigrator(SqliteDatabase database, ILogge
             )
             """))
         {
-            await command.ExecuteNonQueryAsync(cancellationToken);
+            await command.ExecuteNonQueryAsync(CancellationToken.None);
         }
 
         var applied = new HashSet<long>();
         await using (var command = write.CreateCommand("SELECT version FROM mailmesh_migrations"))
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        await using (var reader = await command.ExecuteReaderAsync(CancellationToken.None))
         {
-            while (await reader.ReadAsync(cancellationToken))
+            while (await reader.ReadAsync(CancellationToken.None))
             {
                 applied.Add(reader.GetInt64(0));
             }
@@ -47,7 +54,7 @@ public sealed partial class SqliteSchemaMigrator(SqliteDatabase database, ILogge
 
             await using (var command = write.CreateCommand(migration.Sql))
             {
-                await command.ExecuteNonQueryAsync(cancellationToken);
+                await command.ExecuteNonQueryAsync(CancellationToken.None);
             }
 
             await using (var command = write.CreateCommand(
@@ -57,15 +64,14 @@ public sealed partial class SqliteSchemaMigrator(SqliteDatabase database, ILogge
                 command.Add("@name", migration.Name);
                 command.Add("@checksum", migration.Checksum);
                 command.Add("@applied_at", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-                await command.ExecuteNonQueryAsync(cancellationToken);
+                await command.ExecuteNonQueryAsync(CancellationToken.None);
             }
 
             LogApplied(logger, migration.Version, migration.Name, database.Path);
             count++;
         }
 
-        await write.CommitAsync(cancellationToken);
-        LogUpToDate(logger, Migrations[^1].Version, count, database.Path);
+        return count;
     }
 
     [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "Applied SQLite migration {Version} ({Name}) to {Path}")]

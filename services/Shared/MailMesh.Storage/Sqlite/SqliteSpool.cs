@@ -3,10 +3,13 @@ using System.Runtime.InteropServices;
 namespace MailMesh.Storage.Sqlite;
 
 /// <summary>
-/// The spool in one SQLite file, for Standalone (one process). Same contract as the PostgreSQL spool: writes are
-/// <c>BEGIN IMMEDIATE</c> transactions committed with <c>synchronous=FULL</c>; a claim reads and updates due
-/// recipients inside one such transaction, which is what SKIP LOCKED gives PostgreSQL: no two claimers ever see
-/// the same due recipient. Timestamps are unix milliseconds.
+/// The spool in one SQLite file, for Standalone (one process). Same contract as the PostgreSQL spool: every write is
+/// an operation of <see cref="SqliteDatabase.WriteAsync{T}"/>, run inside a <c>BEGIN IMMEDIATE</c> transaction
+/// (shared with the other writes of its group commit, under its own savepoint) and acknowledged only after the
+/// <c>synchronous=FULL</c> commit returned. A claim reads and updates due recipients inside that transaction, which is
+/// what SKIP LOCKED gives PostgreSQL: no two claimers ever see the same due recipient, and a claim sees every write
+/// queued before it. Timestamps are unix milliseconds. Parameters are computed before an operation is queued, so the
+/// writer, which every write waits for, only executes statements.
 /// </summary>
 public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 {
@@ -121,64 +124,72 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             LIMIT @limit)
         """;
 
-    public async Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken)
+    public Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken)
     {
         StoreArguments.CheckNewMessage(message);
         var receivedAt = StoreArguments.ToUnixMs(message.ReceivedAt);
         var nextAttemptAt = StoreArguments.ToUnixMs(message.NotBefore ?? message.ReceivedAt);
-        var allFinal = message.Recipients.All(r => r.State.IsFinal());
+        var completedAt = message.Recipients.All(r => r.State.IsFinal()) ? receivedAt : (long?)null;
+        var content = ToArray(message.Content);
+        var recipients = message.Recipients
+            .Select(r => (r.Address, Domain: StoreArguments.DomainOf(r.Address), r.State, r.Notify, r.OriginalRecipient))
+            .ToArray();
+        var size = content.LongLength + recipients.Sum(r => (long)r.Address.Length + 64);
 
-        await using var write = await database.BeginWriteAsync(cancellationToken);
-        await using (var insert = write.CreateCommand(InsertMessageSql))
+        return database.WriteAsync(async write =>
         {
-            insert.Add("@id", message.Id);
-            insert.Add("@sender", message.Sender);
-            insert.Add("@content", ToArray(message.Content));
-            insert.Add("@size", (long)message.Content.Length);
-            insert.Add("@received_at", receivedAt);
-            insert.Add("@origin", (int)message.Origin);
-            insert.Add("@client_address", message.ClientAddress);
-            insert.Add("@client_helo", message.ClientHelo);
-            insert.Add("@auth_user", message.AuthenticatedUser);
-            insert.Add("@body_type", (int)message.BodyType);
-            insert.Add("@smtputf8", message.SmtpUtf8);
-            insert.Add("@requiretls", message.RequireTls);
-            insert.Add("@envid", message.EnvelopeId);
-            insert.Add("@ret", message.Ret);
-            insert.Add("@trace_parent", message.TraceParent);
-            insert.Add("@completed_at", allFinal ? receivedAt : null);
-            if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0)
+            await using (var insert = write.CreateCommand(InsertMessageSql))
             {
-                return false;
-            }
-        }
+                insert.Add("@id", message.Id);
+                insert.Add("@sender", message.Sender);
+                insert.Add("@content", content);
+                insert.Add("@size", (long)content.Length);
+                insert.Add("@received_at", receivedAt);
+                insert.Add("@origin", (int)message.Origin);
+                insert.Add("@client_address", message.ClientAddress);
+                insert.Add("@client_helo", message.ClientHelo);
+                insert.Add("@auth_user", message.AuthenticatedUser);
+                insert.Add("@body_type", (int)message.BodyType);
+                insert.Add("@smtputf8", message.SmtpUtf8);
+                insert.Add("@requiretls", message.RequireTls);
+                insert.Add("@envid", message.EnvelopeId);
+                insert.Add("@ret", message.Ret);
+                insert.Add("@trace_parent", message.TraceParent);
+                insert.Add("@completed_at", completedAt);
 
-        if (message.Recipients.Count > 0)
-        {
-            // One prepared statement, re-bound per recipient, inside the one transaction.
-            await using var insert = write.CreateCommand(InsertRecipientSql);
-            insert.Add("@message_id", message.Id);
-            var address = insert.Add("@address", string.Empty);
-            var domain = insert.Add("@domain", string.Empty);
-            var state = insert.Add("@state", 0);
-            insert.Add("@next_attempt_at", nextAttemptAt);
-            var notify = insert.Add("@notify", null);
-            var orcpt = insert.Add("@orcpt", null);
-            insert.Add("@updated_at", receivedAt);
-            insert.Prepare();
-            foreach (var recipient in message.Recipients)
+                // Also false when the same id was stored earlier in the same batch: that row is visible here.
+                if (await insert.ExecuteNonQueryAsync(CancellationToken.None) == 0)
+                {
+                    return false;
+                }
+            }
+
+            if (recipients.Length > 0)
             {
-                address.Value = recipient.Address;
-                domain.Value = StoreArguments.DomainOf(recipient.Address);
-                state.Value = (int)recipient.State;
-                notify.Value = (object?)recipient.Notify ?? DBNull.Value;
-                orcpt.Value = (object?)recipient.OriginalRecipient ?? DBNull.Value;
-                await insert.ExecuteNonQueryAsync(cancellationToken);
+                // One prepared statement, re-bound per recipient, inside the one transaction.
+                await using var insert = write.CreateCommand(InsertRecipientSql);
+                insert.Add("@message_id", message.Id);
+                var address = insert.Add("@address", string.Empty);
+                var domain = insert.Add("@domain", string.Empty);
+                var state = insert.Add("@state", 0);
+                insert.Add("@next_attempt_at", nextAttemptAt);
+                var notify = insert.Add("@notify", null);
+                var orcpt = insert.Add("@orcpt", null);
+                insert.Add("@updated_at", receivedAt);
+                insert.Prepare();
+                foreach (var recipient in recipients)
+                {
+                    address.Value = recipient.Address;
+                    domain.Value = recipient.Domain;
+                    state.Value = (int)recipient.State;
+                    notify.Value = (object?)recipient.Notify ?? DBNull.Value;
+                    orcpt.Value = (object?)recipient.OriginalRecipient ?? DBNull.Value;
+                    await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                }
             }
-        }
 
-        await write.CommitAsync(cancellationToken);
-        return true;
+            return true;
+        }, size, cancellationToken);
     }
 
     public async Task<StoredMessage?> GetMessageAsync(Guid messageId, CancellationToken cancellationToken)
@@ -219,14 +230,20 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         var expires = StoreArguments.Truncate(now + leaseDuration);
         var nowMs = StoreArguments.ToUnixMs(now);
 
-        await using var write = await database.BeginWriteAsync(cancellationToken);
+        var claimed = await database.WriteAsync(write => ClaimAsync(write, nowMs, maxRecipients, expires), 0, cancellationToken);
+        return claimed.Count == 0 ? [] : ClaimedRow.ToJobs(claimed, expires);
+    }
+
+    /// <summary>The claim, as one write operation: reads due rows and leases them in the same transaction.</summary>
+    private static async Task<List<ClaimedRow>> ClaimAsync(SqliteWrite write, long nowMs, int maxRecipients, DateTimeOffset expires)
+    {
         var due = new List<(ClaimedRow Row, int Attempts)>();
         await using (var select = write.CreateCommand(DueSql))
         {
             select.Add("@now", nowMs);
             select.Add("@limit", maxRecipients);
-            await using var reader = await select.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            await using var reader = await select.ExecuteReaderAsync(CancellationToken.None);
+            while (await reader.ReadAsync(CancellationToken.None))
             {
                 var attempt = reader.GetInt32(4) + 1;
                 due.Add((new ClaimedRow(
@@ -271,13 +288,12 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
                 leaseId.Value = lease;
                 id.Value = row.Recipient.RecipientId;
-                await update.ExecuteNonQueryAsync(cancellationToken);
+                await update.ExecuteNonQueryAsync(CancellationToken.None);
                 claimed.Add(row with { LeaseId = lease });
             }
         }
 
-        await write.CommitAsync(cancellationToken);
-        return ClaimedRow.ToJobs(claimed, expires);
+        return claimed;
     }
 
     public async Task<IReadOnlyList<RecipientUpdate>> CompleteAttemptAsync(Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates, CancellationToken cancellationToken)
@@ -288,9 +304,14 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             return [];
         }
 
+        return await database.WriteAsync(write => CompleteAsync(write, messageId, leaseId, updates), 0, cancellationToken);
+    }
+
+    /// <summary>One attempt's outcome, as one write operation: lease-checked updates, history, completion.</summary>
+    private static async Task<IReadOnlyList<RecipientUpdate>> CompleteAsync(SqliteWrite write, Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates)
+    {
         var applied = new List<RecipientUpdate>(updates.Count);
         long completedAt = long.MinValue;
-        await using var write = await database.BeginWriteAsync(cancellationToken);
         await using (var update = write.CreateCommand(ApplyUpdateSql))
         await using (var history = write.CreateCommand(InsertAttemptSql))
         {
@@ -325,7 +346,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 enhancedCode.Value = (object?)item.EnhancedCode ?? DBNull.Value;
                 replyText.Value = (object?)item.ReplyText ?? DBNull.Value;
                 remoteHost.Value = (object?)item.RemoteHost ?? DBNull.Value;
-                if (await update.ExecuteNonQueryAsync(cancellationToken) == 0)
+                if (await update.ExecuteNonQueryAsync(CancellationToken.None) == 0)
                 {
                     continue; // not in flight under this lease: a late or repeated result
                 }
@@ -337,7 +358,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 historyReplyText.Value = replyText.Value;
                 historyRemoteHost.Value = remoteHost.Value;
                 historyState.Value = state.Value;
-                await history.ExecuteNonQueryAsync(cancellationToken);
+                await history.ExecuteNonQueryAsync(CancellationToken.None);
 
                 applied.Add(item);
                 completedAt = Math.Max(completedAt, (long)attemptedAt.Value);
@@ -349,8 +370,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             await using var complete = write.CreateCommand(CompleteMessageSql);
             complete.Add("@message_id", messageId);
             complete.Add("@completed_at", completedAt);
-            await complete.ExecuteNonQueryAsync(cancellationToken);
-            await write.CommitAsync(cancellationToken);
+            await complete.ExecuteNonQueryAsync(CancellationToken.None);
         }
 
         return applied;
@@ -450,6 +470,14 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         };
     }
 
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT 1";
+        await command.ExecuteScalarAsync(cancellationToken);
+    }
+
     public async Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken)
     {
         var counts = Enum.GetValues<RecipientState>().ToDictionary(state => state, _ => 0L);
@@ -467,17 +495,19 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
     public async Task<int> PurgeCompletedAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)
     {
-        // Short write transactions, so Ingress never waits behind a large purge.
+        // Short writes, so Ingress never waits behind a large purge: each is one operation of a group commit.
+        var cutoff = StoreArguments.ToUnixMs(olderThan);
         var total = 0;
         int deleted;
         do
         {
-            await using var write = await database.BeginWriteAsync(cancellationToken);
-            await using var command = write.CreateCommand(PurgeSql);
-            command.Add("@older_than", StoreArguments.ToUnixMs(olderThan));
-            command.Add("@limit", PurgeBatchSize);
-            deleted = await command.ExecuteNonQueryAsync(cancellationToken);
-            await write.CommitAsync(cancellationToken);
+            deleted = await database.WriteAsync(async write =>
+            {
+                await using var command = write.CreateCommand(PurgeSql);
+                command.Add("@older_than", cutoff);
+                command.Add("@limit", PurgeBatchSize);
+                return await command.ExecuteNonQueryAsync(CancellationToken.None);
+            }, 0, cancellationToken);
             total += deleted;
         }
         while (deleted == PurgeBatchSize);

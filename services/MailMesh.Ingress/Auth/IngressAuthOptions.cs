@@ -1,0 +1,83 @@
+using MailMesh.ServiceDefaults;
+
+namespace MailMesh.Ingress.Auth;
+
+/// <summary>
+/// SMTP AUTH (RFC 4954) for the Ingress listeners (section "Ingress:Auth"): the accounts, whether AUTH may be used
+/// without TLS, and the brute-force throttle (per client IP and per account).
+/// </summary>
+public sealed class IngressAuthOptions : IValidatedOptions
+{
+    public static string SectionName => "Ingress:Auth";
+
+    /// <summary>Accounts allowed to authenticate (and so to relay). Passwords are stored hashed only.</summary>
+    public List<AuthUser> Users { get; set; } = [];
+
+    /// <summary>Offer AUTH before TLS (RFC 4954 §4 advises against it; only for trusted networks and tests).</summary>
+    public bool AllowPlaintext { get; set; }
+
+    /// <summary>Failures (per client IP or per account) within <see cref="FailureWindow"/> that trigger the lockout.</summary>
+    public int MaxFailures { get; set; } = 5;
+
+    /// <summary>The window failures are counted in.</summary>
+    public TimeSpan FailureWindow { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>How long a locked-out client IP or account gets 454 4.7.0 to every AUTH.</summary>
+    public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>The delay before answering a failed AUTH, doubled with each recent failure (exponential back-off).</summary>
+    public TimeSpan FailureDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The cap of the exponential failure delay.</summary>
+    public TimeSpan MaxFailureDelay { get; set; } = TimeSpan.FromSeconds(16);
+
+    public IEnumerable<string> Validate()
+    {
+        const string P = "Ingress:Auth:";
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < Users.Count; i++)
+        {
+            var user = Users[i];
+            if (string.IsNullOrWhiteSpace(user.Name))
+            {
+                yield return $"{P}Users:{i}:Name: must not be empty";
+            }
+            else if (!names.Add(user.Name))
+            {
+                yield return $"{P}Users:{i}:Name: '{user.Name}' is listed twice";
+            }
+
+            if (!PasswordHash.TryParse(user.PasswordHash, out _, out var error))
+            {
+                yield return $"{P}Users:{i}:PasswordHash: {error}";
+            }
+        }
+
+        if (MaxFailures < 1)
+        {
+            yield return P + "MaxFailures: must be at least 1";
+        }
+
+        foreach (var (name, value) in new[] { ("FailureWindow", FailureWindow), ("LockoutDuration", LockoutDuration) })
+        {
+            if (value <= TimeSpan.Zero || value > TimeSpan.FromDays(1))
+            {
+                yield return $"{P}{name}: must be positive and at most 1 day";
+            }
+        }
+
+        if (FailureDelay < TimeSpan.Zero || MaxFailureDelay < FailureDelay || MaxFailureDelay > TimeSpan.FromMinutes(1))
+        {
+            yield return P + "MaxFailureDelay: must be at least FailureDelay (which must not be negative) and at most 1 minute";
+        }
+    }
+}
+
+/// <summary>One AUTH account.</summary>
+public sealed class AuthUser
+{
+    public string Name { get; set; } = string.Empty;
+
+    /// <summary>"pbkdf2-sha256$iterations$salt$hash", as printed by "MailMesh.Ingress hash-password".</summary>
+    public string PasswordHash { get; set; } = string.Empty;
+}

@@ -1,0 +1,43 @@
+using MailMesh.ServiceDefaults;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace MailMesh.Ingress.Http;
+
+public static class HttpApiExtensions
+{
+    /// <summary>
+    /// Registers the HTTP submission API next to <see cref="IngressExtensions.AddIngress"/>: options (Ingress:Api), the
+    /// API-key authentication scheme and its authorization policy, the submission handler.
+    /// </summary>
+    public static IHostApplicationBuilder AddIngressHttpApi(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        services.AddValidatedOptions<HttpApiOptions>();
+        services.TryAddSingleton<ApiKeyRing>();
+        services.TryAddScoped<SubmissionHandler>();
+        services.AddProblemDetails();
+        services.AddAuthentication()
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, displayName: "API key", configureOptions: null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(ApiKeyAuthenticationHandler.PolicyName, policy => policy
+                .AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
+                .RequireAuthenticatedUser());
+        return builder;
+    }
+
+    /// <summary>Maps <c>POST /api/v1/messages</c> (GET /api/v1/messages/{id} is the Queue's).</summary>
+    public static IEndpointRouteBuilder MapIngressHttpApi(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        endpoints.MapGroup("/api/v1")
+            .WithTags("Ingress")
+            .RequireAuthorization(ApiKeyAuthenticationHandler.PolicyName)
+            .MapPost("/messages", static (HttpContext context, SubmissionHandler handler) => handler.HandleAsync(context))
+            .WithName("SubmitMessage")
+            .Accepts<object>(SubmissionHandler.JsonMediaType, SubmissionHandler.RawMediaType)
+            .DisableAntiforgery();
+        return endpoints;
+    }
+}

@@ -1,0 +1,487 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using MailMesh.Contracts;
+using MailMesh.Ingress.Acceptance;
+using MailMesh.Smtp;
+using MailMesh.Storage;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+
+namespace MailMesh.Ingress.Http;
+
+/// <summary>
+/// <c>POST /api/v1/messages</c>: one message as JSON (built into RFC 5322 with MimeKit) or as message/rfc822, checked
+/// by Policy recipient by recipient, then handed to <see cref="MessageAcceptor"/>, the acceptance path SMTP uses too
+/// (CheckMessage, the synchronous spool commit, MessageReceived). 202 only after the commit: "250 means safe" holds for
+/// HTTP as well.
+/// </summary>
+internal sealed class SubmissionHandler(
+    MessageAcceptor acceptor,
+    IngressPolicy policy,
+    ISpool spool,
+    IOptions<IngressOptions> ingressOptions,
+    IOptions<HttpApiOptions> apiOptions,
+    TimeProvider time,
+    ILogger<SubmissionHandler> logger)
+{
+    public const string JsonMediaType = "application/json";
+    public const string RawMediaType = "message/rfc822";
+
+    private static readonly string[] RemovedFromRawMessages = ["Bcc"];
+
+    private readonly IngressOptions _options = ingressOptions.Value;
+    private readonly HttpApiOptions _api = apiOptions.Value;
+
+    public async Task<IResult> HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var cancellationToken = context.RequestAborted;
+        var keyName = context.User.Identity?.Name ?? throw new InvalidOperationException("The endpoint requires an authenticated API key.");
+        using var activity = IngressTelemetry.Source.StartActivity("http.submission");
+        activity?.SetTag("mailmesh.api_key", keyName);
+
+        var result = await SubmitAsync(context, keyName, activity, cancellationToken);
+        if (result is ProblemHttpResult problem)
+        {
+            activity?.SetTag("error.type", problem.ProblemDetails.Type?[Problems.TypePrefix.Length..]);
+            HttpApiLog.Invalid(logger, keyName, problem.StatusCode, problem.ProblemDetails.Detail);
+        }
+
+        return result;
+    }
+
+    private async Task<IResult> SubmitAsync(HttpContext context, string keyName, Activity? activity, CancellationToken cancellationToken)
+    {
+        var request = context.Request;
+        if (request.Headers.ContentEncoding.Any(e => !string.Equals(e?.Trim(), "identity", StringComparison.OrdinalIgnoreCase)))
+        {
+            // RFC 9110 §15.5.16: a 415 for a content coding names the acceptable ones.
+            context.Response.Headers.AcceptEncoding = "identity";
+            return Problems.UnsupportedMediaType($"Content-Encoding '{request.Headers.ContentEncoding}' is not supported; send the body uncompressed.");
+        }
+
+        var media = MediaTypeHeaderValue.TryParse(request.ContentType, out var contentType) ? contentType.MediaType.Value : null;
+        var isJson = string.Equals(media, JsonMediaType, StringComparison.OrdinalIgnoreCase);
+        var isRaw = string.Equals(media, RawMediaType, StringComparison.OrdinalIgnoreCase);
+        if (!isJson && !isRaw)
+        {
+            context.Response.Headers["Accept-Post"] = JsonMediaType + ", " + RawMediaType;
+            return Problems.UnsupportedMediaType(string.IsNullOrEmpty(request.ContentType)
+                ? "The request has no Content-Type; send application/json or message/rfc822."
+                : $"Content-Type '{Addresses.Shorten(request.ContentType)}' is not supported; send application/json or message/rfc822.");
+        }
+
+        if (isJson && contentType!.Charset.HasValue && !contentType.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            return Problems.UnsupportedMediaType($"JSON must be UTF-8 (RFC 8259 §8.1), not charset={contentType.Charset}.");
+        }
+
+        string? idempotencyKey = null;
+        if (request.Headers.TryGetValue(IdempotencyKeys.HeaderName, out var keyValues))
+        {
+            if (keyValues.Count != 1)
+            {
+                return Problems.InvalidIdempotencyKey("Send one Idempotency-Key header, not several.");
+            }
+
+            if (!IdempotencyKeys.TryParse(keyValues[0], out var parsedKey, out var keyError))
+            {
+                return Problems.InvalidIdempotencyKey($"The Idempotency-Key {keyError}.");
+            }
+
+            idempotencyKey = parsedKey;
+        }
+
+        // The message id is known before the content is built, so a generated Message-ID can carry it.
+        var receivedAt = time.GetUtcNow();
+        var messageId = idempotencyKey is null ? Guid.CreateVersion7(receivedAt) : IdempotencyKeys.MessageId(keyName, idempotencyKey);
+        activity?.SetTag("mailmesh.message.id", messageId.ToString());
+
+        var limit = isJson ? JsonBodyLimit(_options.MaxMessageSize) : _options.MaxMessageSize;
+        var body = await ReadBodyAsync(request, limit, cancellationToken);
+        if (body is null)
+        {
+            return Problems.MessageTooLarge(
+                isJson
+                    ? $"The JSON body is larger than {limit} octets, the most a message of Ingress:MaxMessageSize ({_options.MaxMessageSize} octets) can take with base64 attachments."
+                    : $"The message is larger than {limit} octets (Ingress:MaxMessageSize).",
+                _options.MaxMessageSize);
+        }
+
+        var prepared = isJson ? PrepareJson(body.Value, messageId, receivedAt) : PrepareRaw(request, body.Value, messageId, receivedAt);
+        if (prepared.Problem is { } invalid)
+        {
+            return invalid;
+        }
+
+        var (sender, recipients, content, bodyType) = (prepared.Sender!, prepared.Recipients!, prepared.Content, prepared.BodyType);
+        activity?.SetTag("mailmesh.sender", sender);
+        if (recipients.Count > _options.MaxRecipients)
+        {
+            return Problems.TooManyRecipients(recipients.Count, _options.MaxRecipients);
+        }
+
+        if (content.Length > _options.MaxMessageSize)
+        {
+            return Problems.MessageTooLarge(
+                $"The message built from the request is {content.Length} octets; the limit is {_options.MaxMessageSize} (Ingress:MaxMessageSize).",
+                _options.MaxMessageSize);
+        }
+
+        var clientAddress = ClientAddress(context.Connection.RemoteIpAddress);
+        var recipientAddresses = recipients.Select(r => r.Address).ToList();
+        if (idempotencyKey is not null && await ReplayAsync(context, keyName, messageId, sender, recipientAddresses, cancellationToken) is { } replay)
+        {
+            return replay;
+        }
+
+        if (await CheckRecipientsAsync(context, keyName, clientAddress, sender, recipientAddresses, cancellationToken) is { } refused)
+        {
+            return refused;
+        }
+
+        var accepted = await acceptor.AcceptAsync(
+            new AcceptRequest
+            {
+                Sender = sender,
+                Recipients = [.. recipientAddresses.Select(a => new NewRecipient { Address = a })],
+                Content = content,
+                AddReceivedHeader = true,
+                ClientAddress = clientAddress,
+                ClientIp = MapToIPv4(context.Connection.RemoteIpAddress),
+                AuthenticatedUser = keyName,
+                Origin = MessageOrigin.Http,
+                Protocol = request.IsHttps ? "HTTPS" : "HTTP",
+                BodyType = bodyType,
+                MessageId = messageId,
+                ReceivedAt = receivedAt,
+            },
+            cancellationToken);
+
+        if (!accepted.Accepted)
+        {
+            return accepted.ErrorType is "policy_unavailable" or "spool_unavailable"
+                ? Problems.Unavailable(
+                    accepted.ErrorType == "spool_unavailable"
+                        ? "The message could not be committed to the spool in time; nothing was accepted. Try again later."
+                        : "Policy did not answer in time; nothing was accepted. Try again later.",
+                    _api.RetryAfter,
+                    context.Response)
+                : Problems.MessageRefused(accepted.Reply, _api.RetryAfter, context.Response);
+        }
+
+        var answer = new SubmissionAccepted(accepted.MessageId, recipientAddresses);
+        var location = "/api/v1/messages/" + accepted.MessageId.ToString("D");
+        if (accepted.Duplicate)
+        {
+            // A concurrent request with the same Idempotency-Key committed first.
+            HttpApiLog.Replayed(logger, keyName, accepted.MessageId);
+            context.Response.Headers.Location = location;
+            return TypedResults.Ok(answer);
+        }
+
+        return TypedResults.Accepted(location, answer);
+    }
+
+    /// <summary>A retry with a known Idempotency-Key: 200 with the first answer, or 409 when the envelope differs.</summary>
+    private async Task<IResult?> ReplayAsync(HttpContext context, string keyName, Guid messageId, string sender, List<string> recipients, CancellationToken cancellationToken)
+    {
+        MessageStatus? existing;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.SpoolTimeout);
+            existing = await spool.GetStatusAsync(messageId, timeout.Token);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            HttpApiLog.IdempotencyLookupFailed(logger, messageId, ex);
+            return Problems.Unavailable("The spool did not answer in time; nothing was accepted. Try again later.", _api.RetryAfter, context.Response);
+        }
+
+        if (existing is null)
+        {
+            return null;
+        }
+
+        var stored = existing.Recipients.Select(r => r.Address).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        if (!string.Equals(existing.Sender, sender, StringComparison.OrdinalIgnoreCase) || !stored.SetEquals(recipients))
+        {
+            HttpApiLog.IdempotencyConflict(logger, keyName, messageId);
+            return Problems.IdempotencyConflict(messageId);
+        }
+
+        HttpApiLog.Replayed(logger, keyName, messageId);
+        context.Response.Headers.Location = "/api/v1/messages/" + messageId.ToString("D");
+        return TypedResults.Ok(new SubmissionAccepted(messageId, [.. existing.Recipients.Select(r => r.Address)]));
+    }
+
+    /// <summary>
+    /// Policy's CheckRecipient for every recipient, as SMTP asks at each RCPT. All of them are asked so the answer lists
+    /// every refusal; one refusal refuses the whole request (nothing is accepted for a partial recipient list).
+    /// </summary>
+    private async Task<IResult?> CheckRecipientsAsync(
+        HttpContext context, string keyName, string clientAddress, string sender, List<string> recipients, CancellationToken cancellationToken)
+    {
+        List<RefusedRecipient> refused = [];
+        SmtpReply? firstRefusal = null;
+        var accepted = 0;
+        foreach (var recipient in recipients)
+        {
+            PolicyDecision decision;
+            try
+            {
+                decision = await policy.CheckAsync(
+                    new CheckRecipient
+                    {
+                        ClientAddress = clientAddress,
+                        Sender = sender,
+                        Recipient = recipient,
+                        AuthenticatedUser = keyName,
+                        AcceptedRecipients = accepted,
+                    },
+                    cancellationToken);
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                // ARCHITECTURE.md "Never accept unchecked": no answer in time is a 503, never an acceptance.
+                HttpApiLog.PolicyUnavailable(logger, recipient, keyName, ex);
+                acceptor.RecordRefusal(MessageOrigin.Http, sender, clientAddress, SmtpReplies.TemporaryFailure, "policy_unavailable");
+                return Problems.Unavailable("Policy did not answer in time; nothing was accepted. Try again later.", _api.RetryAfter, context.Response);
+            }
+
+            if (decision.Accepted)
+            {
+                accepted++;
+                continue;
+            }
+
+            var reply = PolicyReplies.ToReply(decision);
+            firstRefusal ??= reply;
+            HttpApiLog.RecipientRefused(logger, keyName, recipient, reply.Summary);
+            refused.Add(new RefusedRecipient(recipient, reply.Code, reply.EnhancedCode, string.Join(' ', reply.Lines)));
+        }
+
+        if (refused.Count == 0)
+        {
+            return null;
+        }
+
+        acceptor.RecordRefusal(MessageOrigin.Http, sender, clientAddress, firstRefusal!, "policy");
+        return Problems.RecipientsRefused(refused, _api.RetryAfter, context.Response);
+    }
+
+    private Prepared PrepareJson(ReadOnlyMemory<byte> body, Guid messageId, DateTimeOffset receivedAt)
+    {
+        var submission = JsonSubmissionReader.Read(body, out var malformed, out var errors);
+        if (malformed is not null)
+        {
+            return Prepared.Invalid(Problems.MalformedJson(malformed));
+        }
+
+        if (submission is null)
+        {
+            return Prepared.Invalid(Problems.InvalidRequest(errors));
+        }
+
+        // RFC 5322 §3.6.4: the generated Message-ID carries the message id, unique by construction (and stable for an
+        // idempotent retry).
+        var content = MessageComposer.Compose(submission, receivedAt, messageId.ToString("D") + "@" + _options.HostName);
+        return new Prepared(submission.Sender.Address, Distinct(submission.Recipients), content, DetectBodyType(content));
+    }
+
+    private Prepared PrepareRaw(HttpRequest request, ReadOnlyMemory<byte> body, Guid messageId, DateTimeOffset receivedAt)
+    {
+        var message = RawMessage.TryParse(body.Span, _options.MaxTextLineLength, out var error);
+        if (message is null)
+        {
+            return Prepared.Invalid(Problems.InvalidMessage(error));
+        }
+
+        // RFC 5322 §3.6: exactly one From (and Date, which is added below when absent).
+        var fromFields = message.All("From").ToList();
+        if (fromFields.Count != 1)
+        {
+            return Prepared.Invalid(Problems.InvalidMessage(fromFields.Count == 0
+                ? "The message has no From header field (RFC 5322 §3.6 requires one)."
+                : "The message has more than one From header field (RFC 5322 §3.6 allows one)."));
+        }
+
+        List<ProblemError> errors = [];
+        var sender = EnvelopeSender(request, message, errors);
+        var recipients = EnvelopeRecipients(request, message, errors);
+        if (errors.Count > 0)
+        {
+            return Prepared.Invalid(Problems.InvalidRequest(errors));
+        }
+
+        // RFC 6409 §8.2 and §8.3: a submission agent may add Date and Message-ID when they are missing.
+        List<string> added = [];
+        if (!message.Has("Date"))
+        {
+            added.Add("Date: " + ReceivedHeader.FormatDate(receivedAt));
+        }
+
+        if (!message.Has("Message-ID"))
+        {
+            added.Add("Message-ID: <" + messageId.ToString("D") + "@" + _options.HostName + ">");
+        }
+
+        // RFC 5322 §3.6.3: Bcc recipients are in the envelope; the field itself is removed before transmission.
+        var content = message.Rewrite(RemovedFromRawMessages, added);
+        return new Prepared(sender!, recipients, content, message.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit);
+    }
+
+    /// <summary>The envelope sender of a raw message: ?from=, X-MailMesh-From, or the Sender / From header field.</summary>
+    private static string? EnvelopeSender(HttpRequest request, RawMessage message, List<ProblemError> errors)
+    {
+        var (values, source) = Explicit(request, "from", "X-MailMesh-From");
+        if (values.Count > 1)
+        {
+            errors.Add(Located(source, "give one envelope sender"));
+            return null;
+        }
+
+        if (values.Count == 1)
+        {
+            if (Addresses.TryParseMailbox(values[0], out var address, out var error))
+            {
+                return address.Envelope.Address;
+            }
+
+            errors.Add(Located(source, error));
+            return null;
+        }
+
+        // RFC 5322 §3.6.2: Sender names the agent responsible for the transmission, From the author(s).
+        var field = message.All("Sender").FirstOrDefault() ?? message.All("From").First();
+        List<ParsedAddress> parsed = [];
+        if (!Addresses.TryParseList(field.Value, parsed, out var listError))
+        {
+            errors.Add(new ProblemError(listError) { Header = field.Name + " (in the message)" });
+            return null;
+        }
+
+        if (parsed.Count != 1)
+        {
+            errors.Add(new ProblemError("has several mailboxes; add a Sender field or give ?from= (RFC 5322 §3.6.2)") { Header = field.Name + " (in the message)" });
+            return null;
+        }
+
+        return parsed[0].Envelope.Address;
+    }
+
+    /// <summary>The envelope recipients of a raw message: ?to= (repeatable), X-MailMesh-To, or To + Cc + Bcc.</summary>
+    private static List<Mailbox> EnvelopeRecipients(HttpRequest request, RawMessage message, List<ProblemError> errors)
+    {
+        List<ParsedAddress> recipients = [];
+        var (values, source) = Explicit(request, "to", "X-MailMesh-To");
+        if (values.Count > 0)
+        {
+            foreach (var value in values)
+            {
+                if (!Addresses.TryParseList(value, recipients, out var error))
+                {
+                    errors.Add(Located(source, error));
+                }
+            }
+        }
+        else
+        {
+            foreach (var field in message.Headers.Where(h => h.Name.Equals("To", StringComparison.OrdinalIgnoreCase)
+                || h.Name.Equals("Cc", StringComparison.OrdinalIgnoreCase) || h.Name.Equals("Bcc", StringComparison.OrdinalIgnoreCase)))
+            {
+                if (!Addresses.TryParseList(field.Value, recipients, out var error))
+                {
+                    errors.Add(new ProblemError(error) { Header = field.Name + " (in the message)" });
+                }
+            }
+        }
+
+        if (recipients.Count == 0 && errors.Count == 0)
+        {
+            errors.Add(new ProblemError("no recipients: give ?to=, X-MailMesh-To, or To / Cc / Bcc fields in the message") { Parameter = "to" });
+        }
+
+        return Distinct(recipients.Select(r => r.Envelope));
+    }
+
+    /// <summary>The query parameter if present, else the request header (comma lists are split by the address parser).</summary>
+    private static (List<string> Values, ProblemError Source) Explicit(HttpRequest request, string parameter, string header)
+    {
+        if (request.Query.TryGetValue(parameter, out var query) && query.Count > 0)
+        {
+            return ([.. query.OfType<string>()], new ProblemError(string.Empty) { Parameter = parameter });
+        }
+
+        return request.Headers.TryGetValue(header, out var values)
+            ? ([.. values.OfType<string>()], new ProblemError(string.Empty) { Header = header })
+            : ([], new ProblemError(string.Empty) { Header = header });
+    }
+
+    private static ProblemError Located(ProblemError source, string detail) => source with { Detail = detail };
+
+    /// <summary>Recipients once each (a mailbox is its local part as written and its lower-cased domain).</summary>
+    private static List<Mailbox> Distinct(IEnumerable<Mailbox> recipients) => [.. recipients.Distinct()];
+
+    private static BodyType DetectBodyType(byte[] content) =>
+        content.AsSpan().IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0 ? BodyType.EightBitMime : BodyType.SevenBit;
+
+    /// <summary>A JSON body carries attachments in base64 (4 octets per 3) next to the text: the message limit, scaled.</summary>
+    internal static long JsonBodyLimit(long maxMessageSize) => Math.Min((maxMessageSize / 3 * 4) + (64 * 1024), Array.MaxLength);
+
+    /// <summary>Reads the body into memory up to <paramref name="limit"/> octets; null when it is larger.</summary>
+    private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > limit)
+        {
+            return null;
+        }
+
+        // Kestrel's own cap (30 MB by default) would cut the message limit short: this method enforces the limit.
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = limit + 1;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 16 * 1024, limit) + 1);
+        var reader = request.BodyReader;
+        while (true)
+        {
+            var read = await reader.ReadAsync(cancellationToken);
+            foreach (var segment in read.Buffer)
+            {
+                if (buffer.WrittenCount + segment.Length > limit)
+                {
+                    reader.AdvanceTo(read.Buffer.End);
+                    return null;
+                }
+
+                buffer.Write(segment.Span);
+            }
+
+            reader.AdvanceTo(read.Buffer.End);
+            if (read.IsCompleted)
+            {
+                return buffer.WrittenMemory;
+            }
+        }
+    }
+
+    private static IPAddress? MapToIPv4(IPAddress? address) => address is { IsIPv4MappedToIPv6: true } ? address.MapToIPv4() : address;
+
+    private static string ClientAddress(IPAddress? address) => MapToIPv4(address)?.ToString() ?? "unknown";
+
+    private readonly record struct Prepared(string? Sender, List<Mailbox>? Recipients, ReadOnlyMemory<byte> Content, BodyType BodyType)
+    {
+        public ProblemHttpResult? Problem { get; init; }
+
+        public static Prepared Invalid(ProblemHttpResult problem) => new(null, null, default, BodyType.SevenBit) { Problem = problem };
+    }
+}
+
+/// <summary>The answer to an accepted submission: the message id (GET /api/v1/messages/{id} on the Queue) and its recipients.</summary>
+internal sealed record SubmissionAccepted(Guid Id, IReadOnlyList<string> Recipients);
