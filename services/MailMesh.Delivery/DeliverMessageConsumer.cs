@@ -30,6 +30,15 @@ internal sealed class DeliverMessageConsumer(
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
 
+        if (request.LeaseExpiresAt <= startedAt)
+        {
+            // The lease ran out while this work item waited (broker backlog, redelivery): Queue has taken the
+            // recipients back and may already have handed them to another attempt. Starting now could only deliver
+            // twice; its results would be ignored anyway. Nothing is published.
+            DeliveryLog.LeaseExpired(logger, request.MessageId, request.Domain, request.LeaseExpiresAt);
+            return;
+        }
+
         var message = await spool.GetMessageAsync(request.MessageId, cancellationToken);
 
         // The attempt's span continues the consume span and links to the session that accepted the message, so
@@ -133,7 +142,7 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
-        return await agent.DeliverAsync(message, request.Recipients, hosts, cancellationToken);
+        return await agent.DeliverAsync(request.Domain, message, request.Recipients, hosts, cancellationToken);
     }
 
     private static bool TryParseAddressLiteral(string domain, out IPAddress address)

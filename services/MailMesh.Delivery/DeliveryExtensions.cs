@@ -8,7 +8,7 @@ namespace MailMesh.Delivery;
 public static class DeliveryExtensions
 {
     /// <summary>
-    /// Registers the Delivery service: options, the spool, the connection pool, the SMTP agent, the
+    /// Registers the Delivery service: options, the spool, the TLS trust anchors, the connection pool, the SMTP agent, the
     /// <c>DeliverMessage</c> consumer and the <c>ResolveMx</c> request client.
     /// </summary>
     public static IHostApplicationBuilder AddDelivery(this IHostApplicationBuilder builder)
@@ -17,6 +17,7 @@ public static class DeliveryExtensions
         builder.AddMailMeshStorage();
         builder.Services.AddValidatedOptions<DeliveryOptions>();
         builder.Services.AddSingleton<DeliveryMetrics>();
+        builder.Services.AddSingleton<TlsTrust>();
         builder.Services.AddSingleton<SmtpConnectionPool>();
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
         builder.AddBusPart(bus =>

@@ -16,8 +16,8 @@ internal static partial class DeliveryLog
     [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "{Host}[{Address}] unusable, trying the next: {Reason}")]
     public static partial void Failover(ILogger logger, string host, IPEndPoint address, string reason);
 
-    [LoggerMessage(EventId = 3005, Level = LogLevel.Debug, Message = "Opened SMTP connection to {Host}[{Address}]: {Greeting}")]
-    public static partial void Connected(ILogger logger, string host, IPEndPoint address, string greeting);
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Debug, Message = "Opened SMTP connection to {Host}[{Address}]: {Greeting} (TLS: {Tls}, verified: {Verified})")]
+    public static partial void Connected(ILogger logger, string host, IPEndPoint address, string greeting, string tls, bool verified);
 
     [LoggerMessage(EventId = 3006, Level = LogLevel.Debug, Message = "Closing SMTP connection to {Address}: {Reason}")]
     public static partial void Closing(ILogger logger, IPEndPoint address, string reason);
@@ -27,4 +27,13 @@ internal static partial class DeliveryLog
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Debug, Message = "Closing idle SMTP connections failed")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Information, Message = "TLS with {Host}[{Address}] failed, retrying in clear text (opportunistic TLS): {Reason}")]
+    public static partial void TlsFallback(ILogger logger, string host, IPEndPoint address, string reason);
+
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Debug, Message = "{Address} took too many recipients for one transaction; sending {Count} more in another")]
+    public static partial void MoreRecipients(ILogger logger, IPEndPoint address, int count);
+
+    [LoggerMessage(EventId = 3011, Level = LogLevel.Information, Message = "Skipping delivery of {MessageId} to {Domain}: its lease expired at {LeaseExpiresAt} (the recipients were claimed again)")]
+    public static partial void LeaseExpired(ILogger logger, Guid messageId, string domain, DateTimeOffset leaseExpiresAt);
 }

@@ -55,6 +55,9 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// <summary>DeliverMessage consumed concurrently by one instance.</summary>
     public int ConcurrentDeliveries { get; set; } = 64;
 
+    /// <summary>STARTTLS (RFC 3207) policy: section "Delivery:Tls".</summary>
+    public DeliveryTlsOptions Tls { get; set; } = new();
+
     public IEnumerable<string> Validate()
     {
         if (Port is < 1 or > 65535)
@@ -94,6 +97,11 @@ public sealed class DeliveryOptions : IValidatedOptions
         if (ConcurrentDeliveries < 1)
         {
             yield return "Delivery:ConcurrentDeliveries: must be at least 1";
+        }
+
+        foreach (var error in Tls.Validate())
+        {
+            yield return error;
         }
     }
 }

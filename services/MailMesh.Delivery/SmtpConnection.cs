@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 using MailMesh.Smtp.Client;
 
@@ -21,6 +23,15 @@ internal enum SmtpFailureKind
 
     /// <summary>The server sent something that is not an SMTP reply (4.5.0 "Other or undefined protocol status").</summary>
     ProtocolError,
+
+    /// <summary>
+    /// The policy requires TLS and the server did not offer STARTTLS, or refused it (RFC 3463 4.7.4 "Security
+    /// features not supported"; Postfix: "TLS is required, but was not offered by host").
+    /// </summary>
+    TlsNotOffered,
+
+    /// <summary>The TLS handshake failed, or the certificate failed verification (RFC 3463 4.7.5 "Cryptographic failure").</summary>
+    TlsFailed,
 }
 
 internal sealed class SmtpConnectionException(SmtpFailureKind kind, string message, Exception? inner = null)
@@ -40,10 +51,10 @@ internal sealed class SmtpConnection : IAsyncDisposable
     private const int DataBlockSize = 64 * 1024;
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
-    private readonly PipeReader _reader;
-    private readonly PipeWriter _writer;
     private readonly ServerReplyParser _parser = new();
+    private Stream _stream;
+    private PipeReader _reader;
+    private PipeWriter _writer;
     private bool _disposed;
 
     private SmtpConnection(Socket socket, string hostName, IPEndPoint remote, TimeProvider time)
@@ -67,6 +78,15 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// <summary>The server's greeting line.</summary>
     public ServerReply? Greeting { get; private set; }
 
+    /// <summary>True once STARTTLS succeeded (RFC 3207): everything after the handshake is encrypted.</summary>
+    public bool IsTls { get; private set; }
+
+    /// <summary>True when the TLS certificate chained to a trusted root and matched the MX host name.</summary>
+    public bool IsVerified { get; private set; }
+
+    /// <summary>"TLSv1.3 TLS_AES_256_GCM_SHA384" or "none", for logs and results.</summary>
+    public string TlsDescription { get; private set; } = "none";
+
     /// <summary>Transactions started on this connection.</summary>
     public int Transactions { get; set; }
 
@@ -80,12 +100,15 @@ internal sealed class SmtpConnection : IAsyncDisposable
     public void MarkUnusable() => IsUsable = false;
 
     /// <summary>
-    /// Connects, reads the greeting and says EHLO (HELO if EHLO is refused with 5xx, RFC 5321 §3.2). Returns the
-    /// connection, or the server's refusal (a non-220 greeting or a failed EHLO/HELO) with the connection closed.
-    /// Throws <see cref="SmtpConnectionException"/> when the conversation fails.
+    /// Connects, reads the greeting, says EHLO (HELO if EHLO is refused with 5xx, RFC 5321 §3.2) and negotiates TLS as
+    /// <paramref name="tlsMode"/> asks (RFC 3207). Returns the connection, or the server's refusal (a non-220
+    /// greeting or a failed EHLO/HELO) with the connection closed. Throws <see cref="SmtpConnectionException"/> when
+    /// the conversation fails, including <see cref="SmtpFailureKind.TlsNotOffered"/> and
+    /// <see cref="SmtpFailureKind.TlsFailed"/> when the TLS policy cannot be met.
     /// </summary>
     public static async Task<(SmtpConnection? Connection, ServerReply? Refusal)> OpenAsync(
-        string hostName, IPEndPoint remote, DeliveryOptions options, TimeProvider time, CancellationToken cancellationToken)
+        string hostName, IPEndPoint remote, TlsMode tlsMode, TlsTrust trust, DeliveryOptions options, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         var socket = new Socket(remote.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
@@ -123,25 +146,30 @@ internal sealed class SmtpConnection : IAsyncDisposable
                 return (null, greeting);
             }
 
-            var ehlo = await connection.CommandAsync($"EHLO {options.HeloName}", options.CommandTimeout, "EHLO", cancellationToken);
-            if (ehlo.IsSuccess)
+            if (await connection.HelloAsync(options, allowHelo: true, cancellationToken) is { } refusal)
             {
-                connection.Capabilities = EhloCapabilities.Parse(ehlo);
+                return (null, refusal);
             }
-            else if (ehlo.IsPermanent && ehlo.Code != 421)
+
+            if (tlsMode == TlsMode.None)
             {
-                // RFC 5321 §3.2: a server that does not support extensions answers EHLO with 500/502; fall back to HELO.
-                var helo = await connection.CommandAsync($"HELO {options.HeloName}", options.CommandTimeout, "HELO", cancellationToken);
-                if (!helo.IsSuccess)
+                return (connection, null);
+            }
+
+            if (!connection.Capabilities.StartTls)
+            {
+                if (tlsMode == TlsMode.Opportunistic)
                 {
-                    await connection.CloseAsync(sendQuit: helo.Code != 421, options.QuitTimeout);
-                    return (null, helo);
+                    return (connection, null);
                 }
+
+                await connection.CloseAsync(sendQuit: true, options.QuitTimeout);
+                throw new SmtpConnectionException(SmtpFailureKind.TlsNotOffered, "TLS is required, but was not offered by the server");
             }
-            else
+
+            if (await connection.StartTlsAsync(hostName, tlsMode, trust, options, cancellationToken) is { } tlsRefusal)
             {
-                await connection.CloseAsync(sendQuit: ehlo.Code != 421, options.QuitTimeout);
-                return (null, ehlo);
+                return (null, tlsRefusal);
             }
 
             return (connection, null);
@@ -152,6 +180,127 @@ internal sealed class SmtpConnection : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>EHLO (and HELO when allowed and EHLO is refused); the refusal, with the connection closed, or null.</summary>
+    private async Task<ServerReply?> HelloAsync(DeliveryOptions options, bool allowHelo, CancellationToken cancellationToken)
+    {
+        var ehlo = await CommandAsync($"EHLO {options.HeloName}", options.CommandTimeout, "EHLO", cancellationToken);
+        if (ehlo.IsSuccess)
+        {
+            Capabilities = EhloCapabilities.Parse(ehlo);
+            return null;
+        }
+
+        if (allowHelo && ehlo.IsPermanent && ehlo.Code != 421)
+        {
+            // RFC 5321 §3.2: a server that does not support extensions answers EHLO with 500/502; fall back to HELO.
+            var helo = await CommandAsync($"HELO {options.HeloName}", options.CommandTimeout, "HELO", cancellationToken);
+            if (helo.IsSuccess)
+            {
+                Capabilities = EhloCapabilities.None;
+                return null;
+            }
+
+            await CloseAsync(sendQuit: helo.Code != 421, options.QuitTimeout);
+            return helo;
+        }
+
+        await CloseAsync(sendQuit: ehlo.Code != 421, options.QuitTimeout);
+        return ehlo;
+    }
+
+    /// <summary>
+    /// RFC 3207 §4: STARTTLS, the handshake over the same socket, then EHLO again (§4.2: the client MUST discard what
+    /// it learnt before TLS). Returns a refusal of the second EHLO (connection closed), or null when the session is
+    /// ready; for <see cref="TlsMode.Opportunistic"/> a refused STARTTLS leaves the session in clear text.
+    /// </summary>
+    private async Task<ServerReply?> StartTlsAsync(
+        string hostName, TlsMode mode, TlsTrust trust, DeliveryOptions options, CancellationToken cancellationToken)
+    {
+        var reply = await CommandAsync("STARTTLS", options.CommandTimeout, "STARTTLS", cancellationToken);
+        if (reply.Code != 220)
+        {
+            if (reply.Code == 421)
+            {
+                await CloseAsync(sendQuit: false, options.QuitTimeout);
+                return reply;
+            }
+
+            if (mode == TlsMode.Opportunistic)
+            {
+                // RFC 3207 §4: after 454 (or 501) the client may go on without TLS.
+                return null;
+            }
+
+            await CloseAsync(sendQuit: true, options.QuitTimeout);
+            throw new SmtpConnectionException(SmtpFailureKind.TlsNotOffered, $"TLS is required, but the server refused STARTTLS: {reply}");
+        }
+
+        // RFC 3207 §4.2 (and CVE-2011-0411): nothing the server sent in clear text after the 220 may be trusted; bytes
+        // already buffered here would be read as if they came over TLS, so they make the session unusable.
+        if (_reader.TryRead(out var early))
+        {
+            var pending = early.Buffer.Length;
+            _reader.AdvanceTo(early.Buffer.Start, early.Buffer.End);
+            if (pending > 0)
+            {
+                throw Broken(SmtpFailureKind.TlsFailed, "the server sent data after its 220 reply to STARTTLS");
+            }
+        }
+
+        await _reader.CompleteAsync();
+        await _writer.CompleteAsync();
+
+        var check = new CertificateCheck(false, null);
+        var ssl = new SslStream(_stream, leaveInnerStreamOpen: false);
+        _stream = ssl;
+        var authentication = new SslClientAuthenticationOptions
+        {
+            // SNI and the RFC 6125 name check use the MX host name (an address literal is checked as an IP address).
+            TargetHost = TargetHost(hostName, RemoteEndPoint),
+            CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+            RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
+            {
+                check = trust.Evaluate(certificate, chain, errors);
+
+                // Opportunistic and required sessions encrypt with any certificate (RFC 7435 §1: unauthenticated
+                // encryption beats clear text); only a verified session insists on a trusted, matching one.
+                return mode != TlsMode.Verified || check.Verified;
+            },
+        };
+
+        using (var timeout = Timeout(options.Tls.HandshakeTimeout, cancellationToken))
+        {
+            try
+            {
+                await ssl.AuthenticateAsClientAsync(authentication, timeout.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw Broken(SmtpFailureKind.TlsFailed, $"TLS handshake timed out after {options.Tls.HandshakeTimeout}");
+            }
+            catch (AuthenticationException ex) when (mode == TlsMode.Verified && !check.Verified && check.Problem is not null)
+            {
+                throw Broken(SmtpFailureKind.TlsFailed, $"server certificate not verified: {check.Problem}", ex);
+            }
+            catch (Exception ex) when (ex is AuthenticationException or IOException)
+            {
+                throw Broken(SmtpFailureKind.TlsFailed, $"TLS handshake failed: {ex.Message}", ex);
+            }
+        }
+
+        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(leaveOpen: true));
+        _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
+        IsTls = true;
+        IsVerified = check.Verified;
+        TlsDescription = $"{ssl.SslProtocol} {ssl.NegotiatedCipherSuite}";
+
+        Capabilities = EhloCapabilities.None;
+        return await HelloAsync(options, allowHelo: false, cancellationToken);
+    }
+
+    private static string TargetHost(string hostName, IPEndPoint remote) =>
+        hostName.StartsWith('[') ? remote.Address.ToString() : hostName.TrimEnd('.');
 
     /// <summary>Buffers one command line (CRLF added). Not sent until <see cref="FlushAsync"/>.</summary>
     public void Write(string command)
@@ -263,17 +412,30 @@ internal sealed class SmtpConnection : IAsyncDisposable
         await FlushAsync(blockTimeout, "end of data", cancellationToken);
     }
 
-    /// <summary>RFC 3030 §2: "BDAT size LAST" and the content as is, no stuffing (BINARYMIME).</summary>
-    public async Task WriteBdatAsync(ReadOnlyMemory<byte> content, TimeSpan blockTimeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// RFC 3030 §2: the content as is (no dot-stuffing) in "BDAT size" chunks of <see cref="DataBlockSize"/> octets,
+    /// the last one "BDAT size LAST". Each chunk's reply is read before the next is sent, so a server that refuses a
+    /// chunk is not sent the rest (§2: after a 5xx/4xx to BDAT the transaction is over). Returns the reply to the
+    /// last chunk sent: the final reply of the transaction.
+    /// </summary>
+    public async Task<ServerReply> SendBdatAsync(
+        ReadOnlyMemory<byte> content, TimeSpan blockTimeout, TimeSpan finalTimeout, CancellationToken cancellationToken)
     {
-        Write($"BDAT {content.Length} LAST");
-        for (var offset = 0; offset < content.Length; offset += DataBlockSize)
+        var offset = 0;
+        while (true)
         {
-            _writer.Write(content.Span.Slice(offset, Math.Min(DataBlockSize, content.Length - offset)));
-            await FlushAsync(blockTimeout, "message data", cancellationToken);
+            var size = Math.Min(DataBlockSize, content.Length - offset);
+            var last = offset + size == content.Length;
+            Write(last ? $"BDAT {size} LAST" : $"BDAT {size}");
+            _writer.Write(content.Span.Slice(offset, size));
+            await FlushAsync(blockTimeout, "BDAT chunk", cancellationToken);
+            offset += size;
+            var reply = await ReadReplyAsync(last ? finalTimeout : blockTimeout, last ? "BDAT LAST" : "BDAT", cancellationToken);
+            if (last || !reply.IsSuccess)
+            {
+                return reply;
+            }
         }
-
-        await FlushAsync(blockTimeout, "end of data", cancellationToken);
     }
 
     /// <summary>Sends QUIT (if asked and still usable), waits briefly for 221, then closes.</summary>

@@ -5,10 +5,22 @@ using Microsoft.Extensions.Options;
 namespace MailMesh.Delivery;
 
 /// <summary>
+/// What a pooled connection was opened to satisfy: the TLS mode, and for <see cref="TlsMode.Verified"/> the MX name
+/// its certificate was verified against. A connection is only reused for the same key, so a message that needs a
+/// verified session never rides on an opportunistic one that fell back to clear text.
+/// </summary>
+internal readonly record struct ConnectionKey(TlsMode Tls, string? VerifiedHost)
+{
+    public static ConnectionKey For(TlsMode mode, string hostName) =>
+        new(mode, mode == TlsMode.Verified ? hostName.ToUpperInvariant() : null);
+}
+
+/// <summary>
 /// Open SMTP connections per destination (address:port), shared by every concurrent delivery of the process.
 /// A destination has <see cref="DeliveryOptions.MaxConnectionsPerDestination"/> slots: a delivery holds one for
 /// the whole conversation, and a new connection is opened only when no idle one is left, so the sessions open to a
-/// destination (busy plus idle) never exceed the limit. Idle connections are reused for the next message (RSET
+/// destination (busy plus idle) never exceed the limit. Idle connections are kept per <see cref="ConnectionKey"/>
+/// (TLS state) within the destination's slots. Idle connections are reused for the next message (RSET
 /// first), retired after <see cref="DeliveryOptions.MaxMessagesPerConnection"/> transactions, and closed with QUIT
 /// after <see cref="DeliveryOptions.IdleConnectionTimeout"/> or at shutdown.
 /// </summary>
@@ -38,19 +50,20 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     }
 
     /// <summary>Idle connections across all destinations (tests, diagnostics).</summary>
-    internal int IdleCount => _destinations.Values.Sum(d => d.Idle.Count);
+    internal int IdleCount => _destinations.Values.Sum(d => d.Idle.Values.Sum(stack => stack.Count));
 
     /// <summary>
     /// Waits for a slot at <paramref name="destination"/> and hands out an idle connection when one is fresh
     /// enough. The caller opens a connection itself when <see cref="PoolLease.Connection"/> is null.
     /// </summary>
-    public async Task<PoolLease> AcquireAsync(IPEndPoint destination, CancellationToken cancellationToken)
+    public async Task<PoolLease> AcquireAsync(IPEndPoint destination, ConnectionKey key, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var entry = _destinations.GetOrAdd(destination, static (_, max) => new Destination(max), _options.MaxConnectionsPerDestination);
         await entry.Slots.WaitAsync(cancellationToken);
-        var lease = new PoolLease(this, entry, destination);
-        while (entry.Idle.TryPop(out var idle))
+        var lease = new PoolLease(this, entry, destination, key);
+        var stack = entry.IdleFor(key);
+        while (stack.TryPop(out var idle))
         {
             if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
             {
@@ -62,6 +75,25 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
             await CloseAsync(idle, "idle too long");
         }
 
+        if (lease.Connection is null)
+        {
+            // The caller will open a connection. Idle connections of another TLS state hold no slot, so when the
+            // slots in use plus every idle connection already reach the limit, one of them is closed first: the
+            // sessions open to the destination stay within MaxConnectionsPerDestination.
+            var inUse = _options.MaxConnectionsPerDestination - entry.Slots.CurrentCount;
+            if (inUse + entry.Idle.Values.Sum(s => s.Count) > _options.MaxConnectionsPerDestination)
+            {
+                foreach (var other in entry.Idle.Values)
+                {
+                    if (other.TryPop(out var evicted))
+                    {
+                        await CloseAsync(evicted, "making room for another TLS state");
+                        break;
+                    }
+                }
+            }
+        }
+
         return lease;
     }
 
@@ -71,7 +103,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         _metrics.ConnectionOpened(connection.RemoteEndPoint.Address.ToString());
     }
 
-    private async Task ReleaseAsync(Destination entry, SmtpConnection? connection, bool reusable)
+    private async Task ReleaseAsync(Destination entry, ConnectionKey key, SmtpConnection? connection, bool reusable)
     {
         try
         {
@@ -80,7 +112,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
                 connection.LastUsed = _time.GetUtcNow();
                 if (reusable && connection.IsUsable && connection.Transactions < _options.MaxMessagesPerConnection && Volatile.Read(ref _disposed) == 0)
                 {
-                    entry.Idle.Push(connection);
+                    entry.IdleFor(key).Push(connection);
                 }
                 else
                 {
@@ -113,29 +145,32 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     {
         foreach (var entry in _destinations.Values)
         {
-            if (entry.Idle.IsEmpty || !await entry.Slots.WaitAsync(0))
+            if (entry.Idle.Values.All(stack => stack.IsEmpty) || !await entry.Slots.WaitAsync(0))
             {
                 continue;
             }
 
             try
             {
-                var keep = new List<SmtpConnection>();
-                while (entry.Idle.TryPop(out var idle))
+                foreach (var stack in entry.Idle.Values)
                 {
-                    if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
+                    var keep = new List<SmtpConnection>();
+                    while (stack.TryPop(out var idle))
                     {
-                        keep.Add(idle);
+                        if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
+                        {
+                            keep.Add(idle);
+                        }
+                        else
+                        {
+                            await CloseAsync(idle, "idle timeout");
+                        }
                     }
-                    else
-                    {
-                        await CloseAsync(idle, "idle timeout");
-                    }
-                }
 
-                for (var i = keep.Count - 1; i >= 0; i--)
-                {
-                    entry.Idle.Push(keep[i]);
+                    for (var i = keep.Count - 1; i >= 0; i--)
+                    {
+                        stack.Push(keep[i]);
+                    }
                 }
             }
             catch (Exception ex)
@@ -159,9 +194,9 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
 
         await _sweeper.DisposeAsync();
         var closing = new List<Task>();
-        foreach (var entry in _destinations.Values)
+        foreach (var stack in _destinations.Values.SelectMany(entry => entry.Idle.Values))
         {
-            while (entry.Idle.TryPop(out var idle))
+            while (stack.TryPop(out var idle))
             {
                 closing.Add(CloseAsync(idle, "shutdown"));
             }
@@ -174,7 +209,9 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     {
         public SemaphoreSlim Slots { get; } = new(maxConnections, maxConnections);
 
-        public ConcurrentStack<SmtpConnection> Idle { get; } = new();
+        public ConcurrentDictionary<ConnectionKey, ConcurrentStack<SmtpConnection>> Idle { get; } = new();
+
+        public ConcurrentStack<SmtpConnection> IdleFor(ConnectionKey key) => Idle.GetOrAdd(key, static _ => new());
     }
 
     /// <summary>A slot at one destination, with the connection used in it. Dispose returns the slot.</summary>
@@ -185,14 +222,18 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         private bool _reusable;
         private bool _released;
 
-        internal PoolLease(SmtpConnectionPool pool, Destination entry, IPEndPoint destination)
+        internal PoolLease(SmtpConnectionPool pool, Destination entry, IPEndPoint destination, ConnectionKey key)
         {
             _pool = pool;
             _entry = entry;
             Destination = destination;
+            Key = key;
         }
 
         public IPEndPoint Destination { get; }
+
+        /// <summary>The TLS state a connection in this slot must have to go back to the pool.</summary>
+        public ConnectionKey Key { get; }
 
         /// <summary>The connection in this slot: a pooled one, or one the holder opened; null before that.</summary>
         public SmtpConnection? Connection { get; set; }
@@ -221,7 +262,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
             }
 
             _released = true;
-            await _pool.ReleaseAsync(_entry, Connection, _reusable);
+            await _pool.ReleaseAsync(_entry, Key, Connection, _reusable);
         }
     }
 }

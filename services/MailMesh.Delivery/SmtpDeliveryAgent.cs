@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text;
 using MailMesh.Contracts;
@@ -12,21 +13,32 @@ internal sealed record AttemptOutcome(IReadOnlyList<RecipientResult> Results, st
 
 /// <summary>
 /// Delivers one message to the recipients at one domain over SMTP: tries the exchangers in order, each address in
-/// order (RFC 5321 §5.1), and runs one transaction for all the recipients on the first server that will talk.
+/// order (RFC 5321 §5.1), and runs the transactions for all the recipients on the first server that will talk.
 /// </summary>
 /// <remarks>
 /// <para>Failover to the next address happens when a server cannot be used at all: connection failure, a non-220
-/// greeting (421 or 554, §3.1), a refused EHLO and HELO, a 4xx to MAIL, or a connection lost before any recipient
-/// got an answer. Once a recipient has an answer, that server's answers stand (RFC 5321 §4.5.4.1 leaves retrying to
-/// the queue).</para>
+/// greeting (421 or 554, §3.1), a refused EHLO and HELO, a 4xx to MAIL, a connection lost before any recipient
+/// got an answer, or a TLS policy the server cannot meet. Once a recipient has an answer, that server's answers stand
+/// (RFC 5321 §4.5.4.1 leaves retrying to the queue).</para>
+/// <para>TLS (RFC 3207): the destination's <see cref="DeliveryTlsOptions"/> policy applies; a message that carries
+/// REQUIRETLS (RFC 8689) always needs a verified session with a server that advertises REQUIRETLS, and when no
+/// exchanger offers one it is returned with 550 5.7.30. A TLS policy that is not met defers with 451 4.7.4 (TLS not
+/// offered or refused: RFC 3463 "security features not supported") or 451 4.7.5 (handshake or certificate failure:
+/// "cryptographic failure"): the destination may fix it, so the queue retries, as Postfix does.</para>
 /// <para>8-bit content: a BODY=8BITMIME message sent to a server that does not announce 8BITMIME is sent anyway.
 /// RFC 6152 §3 says such a message should be converted or bounced, but converting would break DKIM signatures and
-/// practically every server accepts 8-bit bytes: sending as-is is what Postfix (smtp_never_send_ehlo aside),
-/// Exim and Sendmail do by default. BINARYMIME cannot travel over DATA at all (RFC 3030 §3), so without CHUNKING and
-/// BINARYMIME the message is bounced with 554 5.6.3.</para>
+/// practically every server accepts 8-bit bytes: sending as-is is what Postfix, Exim and Sendmail do by default.
+/// BINARYMIME cannot travel over DATA at all (RFC 3030 §3), so without CHUNKING and BINARYMIME the message is bounced
+/// with 554 5.6.3.</para>
+/// <para>Internationalised mail (RFC 6531): SMTPUTF8 is passed when the server offers it and the message needs it.
+/// Without it, a domain in U-labels is sent as A-labels (RFC 5890, allowed when the local part is ASCII), while a
+/// non-ASCII local part, or a message flagged SMTPUTF8 whose header section is UTF-8 (RFC 6532), is returned with 553
+/// 5.6.7 rather than mangled (RFC 6531 §3.2). A flagged message whose envelope and headers are ASCII after all is
+/// sent without SMTPUTF8 (Postfix's smtputf8 autodetection does the same).</para>
 /// </remarks>
 internal sealed class SmtpDeliveryAgent(
     SmtpConnectionPool pool,
+    TlsTrust trust,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
     ILogger<SmtpDeliveryAgent> logger)
@@ -34,9 +46,14 @@ internal sealed class SmtpDeliveryAgent(
     private readonly DeliveryOptions _options = options.Value;
 
     public async Task<AttemptOutcome> DeliverAsync(
-        StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, IReadOnlyList<MxHost> hosts, CancellationToken cancellationToken)
+        string domain, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, IReadOnlyList<MxHost> hosts,
+        CancellationToken cancellationToken)
     {
+        // RFC 8689 §4.2.1: a REQUIRETLS message needs TLS with a certificate that matches the MX name, whatever the
+        // destination's own policy says.
+        var tlsMode = message.RequireTls ? TlsMode.Verified : _options.Tls.PolicyFor(domain);
         Failure? lastFailure = null;
+        var onlyRequireTlsFailures = true;
         foreach (var host in hosts)
         {
             foreach (var addressText in host.Addresses)
@@ -47,15 +64,26 @@ internal sealed class SmtpDeliveryAgent(
                 }
 
                 var destination = new IPEndPoint(address, _options.Port);
-                var attempt = await TryServerAsync(host.Name, destination, message, recipients, cancellationToken);
+                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, cancellationToken);
                 if (attempt.Results is not null)
                 {
                     return new AttemptOutcome(attempt.Results, host.Name, address.ToString());
                 }
 
                 lastFailure = attempt.Failure! with { Host = host.Name, Address = address.ToString() };
+                onlyRequireTlsFailures &= lastFailure.RequireTls;
                 DeliveryLog.Failover(logger, host.Name, destination, lastFailure.Text);
             }
+        }
+
+        if (message.RequireTls && lastFailure is not null && onlyRequireTlsFailures)
+        {
+            // RFC 8689 §5: no exchanger could take the message with REQUIRETLS: return it, "550 5.7.30 REQUIRETLS
+            // support required". Had any server failed for another (transient) reason, the message waits instead.
+            return new AttemptOutcome(
+                Bounce(recipients, 550, "5.7.30", $"REQUIRETLS support required: {lastFailure.Host}[{lastFailure.Address}]: {lastFailure.Text}"),
+                lastFailure.Host,
+                lastFailure.Address);
         }
 
         // Every server refused or failed: the recipients wait for the next attempt.
@@ -71,9 +99,10 @@ internal sealed class SmtpDeliveryAgent(
 
     /// <summary>One server: results when it gave answers, or the failure that sends us to the next one.</summary>
     private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure)> TryServerAsync(
-        string hostName, IPEndPoint destination, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, CancellationToken cancellationToken)
+        string hostName, IPEndPoint destination, TlsMode tlsMode, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients,
+        CancellationToken cancellationToken)
     {
-        await using var lease = await pool.AcquireAsync(destination, cancellationToken);
+        await using var lease = await pool.AcquireAsync(destination, ConnectionKey.For(tlsMode, hostName), cancellationToken);
         if (lease is { Reused: true, Connection: { } pooled })
         {
             try
@@ -96,50 +125,167 @@ internal sealed class SmtpDeliveryAgent(
 
         if (lease.Connection is null)
         {
-            try
+            var (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, cancellationToken);
+            if (connection is null)
             {
-                var (connection, refusal) = await SmtpConnection.OpenAsync(hostName, destination, _options, time, cancellationToken);
-                if (connection is null)
-                {
-                    return (null, Failure.From(refusal!));
-                }
+                return (null, failure);
+            }
 
-                pool.Opened(connection);
-                DeliveryLog.Connected(logger, hostName, destination, connection.Greeting?.Text ?? string.Empty);
-                lease.Connection = connection;
-            }
-            catch (SmtpConnectionException ex)
-            {
-                return (null, Failure.From(ex));
-            }
+            lease.Connection = connection;
         }
 
         var session = lease.Connection;
-        session.Transactions++;
-        var transaction = await RunTransactionAsync(session, message, recipients, cancellationToken);
-        if (transaction.Results is not null && session.IsUsable)
+        var results = new RecipientResult?[recipients.Count];
+        var pending = Enumerable.Range(0, recipients.Count).ToList();
+        var first = true;
+        while (true)
+        {
+            session.Transactions++;
+            var transaction = await RunTransactionAsync(session, message, pending.Select(i => recipients[i]).ToList(), cancellationToken);
+            if (transaction.Results is null)
+            {
+                if (first)
+                {
+                    return (null, transaction.Failure);
+                }
+
+                // A further transaction for the recipients left over after "452 too many recipients" could not start:
+                // they wait for the next attempt with this server's answer.
+                var failure = transaction.Failure!;
+                var text = $"{hostName}[{destination.Address}]: {failure.Text}";
+                foreach (var i in pending)
+                {
+                    results[i] = Result(recipients[i], DeliveryOutcome.Deferred, failure.Code is >= 400 and < 500 ? failure.Code : 451,
+                        failure.EnhancedCode.StartsWith('4') ? failure.EnhancedCode : "4.0.0", text);
+                }
+
+                break;
+            }
+
+            for (var j = 0; j < pending.Count; j++)
+            {
+                results[pending[j]] = transaction.Results[j];
+            }
+
+            // RFC 5321 §4.5.3.1.10: recipients refused with "452 too many recipients" go in a further transaction on
+            // the same connection, as long as the server took some recipients in this one (so this terminates).
+            if (transaction.TooMany.Count == 0 || !transaction.Progress || !session.IsUsable)
+            {
+                break;
+            }
+
+            DeliveryLog.MoreRecipients(logger, destination, transaction.TooMany.Count);
+            pending = transaction.TooMany.Select(j => pending[j]).ToList();
+            first = false;
+        }
+
+        if (session.IsUsable)
         {
             lease.KeepAlive();
         }
 
-        return transaction;
+        return (results.Select(r => r!).ToList(), null);
     }
 
-    private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure)> RunTransactionAsync(
+    /// <summary>
+    /// Opens a connection under the TLS policy. Opportunistic TLS whose handshake fails is retried at once in clear
+    /// text on a new connection (Postfix behaviour: a broken TLS stack must not stop the mail).
+    /// </summary>
+    private async Task<(SmtpConnection? Connection, Failure? Failure)> OpenAsync(
+        string hostName, IPEndPoint destination, TlsMode tlsMode, bool requireTls, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await OpenOnceAsync(hostName, destination, tlsMode, cancellationToken);
+        }
+        catch (SmtpConnectionException ex) when (ex.Kind == SmtpFailureKind.TlsFailed && tlsMode == TlsMode.Opportunistic)
+        {
+            DeliveryLog.TlsFallback(logger, hostName, destination, ex.Message);
+        }
+        catch (SmtpConnectionException ex)
+        {
+            return (null, Failure.From(ex, requireTls));
+        }
+
+        try
+        {
+            return await OpenOnceAsync(hostName, destination, TlsMode.None, cancellationToken);
+        }
+        catch (SmtpConnectionException ex)
+        {
+            return (null, Failure.From(ex, requireTls));
+        }
+    }
+
+    private async Task<(SmtpConnection? Connection, Failure? Failure)> OpenOnceAsync(
+        string hostName, IPEndPoint destination, TlsMode tlsMode, CancellationToken cancellationToken)
+    {
+        var (connection, refusal) = await SmtpConnection.OpenAsync(hostName, destination, tlsMode, trust, _options, time, cancellationToken);
+        if (connection is null)
+        {
+            return (null, Failure.From(refusal!));
+        }
+
+        pool.Opened(connection);
+        DeliveryLog.Connected(logger, hostName, destination, connection.Greeting?.Text ?? string.Empty, connection.TlsDescription, connection.IsVerified);
+        return (connection, null);
+    }
+
+    /// <summary>One mail transaction for <paramref name="recipients"/>.</summary>
+    private async Task<Transaction> RunTransactionAsync(
         SmtpConnection connection, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, CancellationToken cancellationToken)
     {
         var capabilities = connection.Capabilities;
         var content = message.Content;
 
-        if (Refuse(message, recipients, capabilities) is { } refused)
+        // RFC 8689 §4.2.1: REQUIRETLS goes only to a verified TLS session whose post-TLS EHLO advertised REQUIRETLS.
+        if (message.RequireTls && !(connection.IsTls && connection.IsVerified && capabilities.RequireTls))
         {
-            return (refused, null);
+            // Transient here (another exchanger may offer it); 5.7.30 once none does (RFC 8689 §5).
+            return Transaction.Failed(new Failure(451, "4.7.30", "REQUIRETLS was not advertised by the server", null, null, RequireTls: true));
         }
 
-        var mail = MailCommand(message, capabilities);
-        var rcpts = recipients.Select(r => RcptCommand(r, capabilities)).ToList();
-        var chunking = message.BodyType == BodyType.BinaryMime;
-        var replies = new ServerReply?[recipients.Count];
+        if (Refuse(message, recipients, capabilities) is { } refused)
+        {
+            return Transaction.Answered(refused);
+        }
+
+        var utf8 = capabilities.SmtpUtf8;
+        var results = new RecipientResult?[recipients.Count];
+        if (!TryEnvelopeAddress(message.Sender, utf8, out var sender))
+        {
+            // RFC 6531 §3.2: a non-ASCII local part cannot be sent to a server without SMTPUTF8.
+            return Transaction.Answered(Bounce(recipients, 553, "5.6.7", "SMTPUTF8 is required for the non-ASCII sender address, but was not offered by the server"));
+        }
+
+        // The recipients that can go to this server, by index into recipients, with their RCPT commands.
+        var active = new List<int>();
+        var rcpts = new List<string>();
+        for (var i = 0; i < recipients.Count; i++)
+        {
+            if (TryEnvelopeAddress(recipients[i].Address, utf8, out var address))
+            {
+                active.Add(i);
+                rcpts.Add(RcptCommand(address, recipients[i], capabilities));
+            }
+            else
+            {
+                results[i] = Result(recipients[i], DeliveryOutcome.Bounced, 553, "5.6.7",
+                    "SMTPUTF8 is required for the non-ASCII recipient address, but was not offered by the server");
+            }
+        }
+
+        if (active.Count == 0)
+        {
+            return Transaction.Answered(results);
+        }
+
+        var mail = MailCommand(sender, message, recipients, capabilities);
+
+        // RFC 3030 §2: with CHUNKING the content goes in BDAT chunks, for every body type (no dot-stuffing, no scan
+        // for the end of data); BINARYMIME needs it.
+        var chunking = capabilities.Chunking;
+        var replies = new ServerReply?[active.Count];
         var answered = false;
         var stage = "MAIL FROM";
         try
@@ -185,9 +331,9 @@ internal sealed class SmtpDeliveryAgent(
                     {
                         replies[i] = await connection.CommandAsync(rcpts[i], _options.RcptTimeout, "RCPT TO", cancellationToken);
                         answered = true;
-                        if (replies[i]!.Code == 452 && replies[i]!.EnhancedCode is "4.5.3" or null)
+                        if (IsTooManyRecipients(replies[i]!))
                         {
-                            // RFC 5321 §4.5.3.1.10: too many recipients; the rest go in a later transaction.
+                            // RFC 5321 §4.5.3.1.10: the server's limit is reached; the rest go in a further transaction.
                             for (var j = i + 1; j < rcpts.Count; j++)
                             {
                                 replies[j] = replies[i];
@@ -210,27 +356,34 @@ internal sealed class SmtpDeliveryAgent(
                 if (mailReply.IsTransient)
                 {
                     // RFC 5321 §4.5.4.1 allows another exchanger for a server that cannot take mail right now.
-                    return (null, Failure.From(mailReply));
+                    return Transaction.Failed(Failure.From(mailReply));
                 }
 
-                return (recipients.Select(r => Result(r, mailReply)).ToList(), null);
+                foreach (var i in active)
+                {
+                    results[i] = Result(recipients[i], mailReply);
+                }
+
+                return Transaction.Answered(results);
             }
 
             var accepted = new List<int>();
-            for (var i = 0; i < replies.Length; i++)
+            var tooMany = new List<int>();
+            for (var k = 0; k < active.Count; k++)
             {
-                if (replies[i]!.IsSuccess)
+                var reply = replies[k]!;
+                if (reply.IsSuccess)
                 {
-                    accepted.Add(i);
+                    accepted.Add(active[k]);
+                    continue;
                 }
-            }
 
-            var results = new RecipientResult[recipients.Count];
-            for (var i = 0; i < replies.Length; i++)
-            {
-                if (!replies[i]!.IsSuccess)
+                results[active[k]] = IsTooManyRecipients(reply)
+                    ? Result(recipients[active[k]], DeliveryOutcome.Deferred, 452, "4.5.3", reply.Text)
+                    : Result(recipients[active[k]], reply);
+                if (IsTooManyRecipients(reply))
                 {
-                    results[i] = Result(recipients[i], replies[i]!);
+                    tooMany.Add(active[k]);
                 }
             }
 
@@ -243,15 +396,24 @@ internal sealed class SmtpDeliveryAgent(
                     await connection.ReadReplyAsync(_options.DataTerminationTimeout, "end of data", cancellationToken);
                 }
 
-                return (results, null);
+                return Transaction.Answered(results, tooMany, progress: false);
             }
 
             ServerReply final;
             if (chunking)
             {
                 stage = "BDAT";
-                await connection.WriteBdatAsync(content, _options.DataBlockTimeout, cancellationToken);
-                final = await connection.ReadReplyAsync(_options.DataTerminationTimeout, "BDAT", cancellationToken);
+                final = await connection.SendBdatAsync(content, _options.DataBlockTimeout, _options.DataTerminationTimeout, cancellationToken);
+                if (!final.IsSuccess)
+                {
+                    // RFC 3030 §2: a refused chunk ends the transaction; RSET puts the session back in a known state
+                    // for the next transaction (the server may still be expecting chunks).
+                    var rset = await connection.CommandAsync("RSET", _options.CommandTimeout, "RSET", cancellationToken);
+                    if (!rset.IsSuccess)
+                    {
+                        connection.MarkUnusable();
+                    }
+                }
             }
             else
             {
@@ -280,37 +442,41 @@ internal sealed class SmtpDeliveryAgent(
                 results[i] = Result(recipients[i], final);
             }
 
-            return (results, null);
+            return Transaction.Answered(results, tooMany, progress: true);
         }
         catch (SmtpConnectionException ex)
         {
             if (!answered)
             {
-                return (null, Failure.From(ex));
+                return Transaction.Failed(Failure.From(ex, requireTls: false));
             }
 
             // Recipients already refused keep their answer; the rest wait (a lost reply to the final dot may
             // mean the message was delivered: the retry may duplicate it, as in every MTA, RFC 5321 §6.1).
-            var failure = Failure.From(ex);
+            var failure = Failure.From(ex, requireTls: false);
             var text = $"{connection.HostName}[{connection.RemoteEndPoint.Address}]: {failure.Text} (during {stage})";
-            return (recipients
-                .Select((r, i) => replies[i] is { IsSuccess: false } reply
-                    ? Result(r, reply)
-                    : Result(r, DeliveryOutcome.Deferred, 451, failure.EnhancedCode, text))
-                .ToList(), null);
+            for (var k = 0; k < active.Count; k++)
+            {
+                var i = active[k];
+                results[i] = replies[k] is { IsSuccess: false } reply && !IsTooManyRecipients(reply)
+                    ? Result(recipients[i], reply)
+                    : Result(recipients[i], DeliveryOutcome.Deferred, 451, failure.EnhancedCode, text);
+            }
+
+            return Transaction.Answered(results);
         }
     }
+
+    /// <summary>
+    /// RFC 5321 §4.5.3.1.10: "452 too many recipients" (RFC 3463 4.5.3); §4.5.3.1.10 also asks clients to treat the
+    /// RFC 821 "552" form of it as temporary, recognisable by its 5.5.3 enhanced code.
+    /// </summary>
+    private static bool IsTooManyRecipients(ServerReply reply) =>
+        (reply.Code == 452 && reply.EnhancedCode is null or "4.5.3") || (reply.Code == 552 && reply.EnhancedCode == "5.5.3");
 
     /// <summary>Checks the server can take this message at all; a list of bounces when it cannot.</summary>
     private static List<RecipientResult>? Refuse(StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, EhloCapabilities capabilities)
     {
-        // RFC 8689 §4.2.1: a REQUIRETLS message must not travel without TLS. Outbound STARTTLS is not implemented
-        // yet, so such a message cannot be delivered by this version: it is returned rather than sent in clear text.
-        if (message.RequireTls)
-        {
-            return Bounce(recipients, 550, "5.7.10", "REQUIRETLS support required: TLS to the destination is not available");
-        }
-
         // RFC 3030 §3: BINARYMIME content cannot be sent with DATA.
         if (message.BodyType == BodyType.BinaryMime && !(capabilities.Chunking && capabilities.BinaryMime))
         {
@@ -323,21 +489,64 @@ internal sealed class SmtpDeliveryAgent(
             return Bounce(recipients, 552, "5.3.4", $"Message size {message.Content.Length} exceeds the server's fixed maximum of {limit}");
         }
 
-        // RFC 6531 §3.2: non-ASCII envelope addresses need SMTPUTF8 at the server.
-        if (!capabilities.SmtpUtf8 && (!Ascii.IsValid(message.Sender) || recipients.Any(r => !Ascii.IsValid(r.Address))))
+        // RFC 6531 §3.2 / RFC 6532: a message with UTF-8 header fields needs SMTPUTF8 at the server; it is not
+        // downgraded (that would change signed headers).
+        if (message.SmtpUtf8 && !capabilities.SmtpUtf8 && !Ascii.IsValid(HeaderSection(message.Content.Span)))
         {
-            return Bounce(recipients, 553, "5.6.7", "Non-ASCII address and the server does not support SMTPUTF8");
+            return Bounce(recipients, 553, "5.6.7", "SMTPUTF8 is required for the UTF-8 header fields, but was not offered by the server");
         }
 
         return null;
     }
 
+    /// <summary>The header section: everything up to the first empty line (RFC 5322 §2.1).</summary>
+    private static ReadOnlySpan<byte> HeaderSection(ReadOnlySpan<byte> content)
+    {
+        if (content.StartsWith("\r\n"u8))
+        {
+            return [];
+        }
+
+        var end = content.IndexOf("\r\n\r\n"u8);
+        return end < 0 ? content : content[..end];
+    }
+
+    /// <summary>
+    /// The envelope address as it goes to this server: as stored when it is ASCII or the server has SMTPUTF8; with
+    /// the domain converted to A-labels (RFC 5890 §2.3.2.1, IDNA2008 via UTS #46) when only the domain is non-ASCII;
+    /// false when the local part is non-ASCII and the server lacks SMTPUTF8 (RFC 6531 §3.2: it cannot be sent).
+    /// </summary>
+    internal static bool TryEnvelopeAddress(string address, bool smtpUtf8, out string wire)
+    {
+        wire = address;
+        if (smtpUtf8 || Ascii.IsValid(address))
+        {
+            return true;
+        }
+
+        var at = address.LastIndexOf('@');
+        if (at <= 0 || !Ascii.IsValid(address.AsSpan(0, at)))
+        {
+            return false;
+        }
+
+        try
+        {
+            wire = string.Concat(address.AsSpan(0, at + 1), new IdnMapping { UseStd3AsciiRules = true }.GetAscii(address[(at + 1)..]));
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
     private static List<RecipientResult> Bounce(IReadOnlyList<DeliveryRecipient> recipients, int code, string enhanced, string text) =>
         recipients.Select(r => Result(r, DeliveryOutcome.Bounced, code, enhanced, text)).ToList();
 
-    private static string MailCommand(StoredMessage message, EhloCapabilities capabilities)
+    private static string MailCommand(string sender, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, EhloCapabilities capabilities)
     {
-        var command = new StringBuilder("MAIL FROM:<").Append(message.Sender).Append('>');
+        var command = new StringBuilder("MAIL FROM:<").Append(sender).Append('>');
         if (capabilities.Size)
         {
             // RFC 1870 §3: the declared size lets the server refuse early.
@@ -347,6 +556,7 @@ internal sealed class SmtpDeliveryAgent(
         switch (message.BodyType)
         {
             case BodyType.EightBitMime when capabilities.EightBitMime:
+                // RFC 6152 §2.
                 command.Append(" BODY=8BITMIME");
                 break;
             case BodyType.BinaryMime:
@@ -354,14 +564,22 @@ internal sealed class SmtpDeliveryAgent(
                 break;
         }
 
-        if (message.SmtpUtf8 && capabilities.SmtpUtf8)
+        // RFC 6531 §3.4: SMTPUTF8 when the message or its envelope is internationalised and the server offers it.
+        if (capabilities.SmtpUtf8 && (message.SmtpUtf8 || !Ascii.IsValid(message.Sender) || recipients.Any(r => !Ascii.IsValid(r.Address))))
         {
             command.Append(" SMTPUTF8");
         }
 
+        if (message.RequireTls)
+        {
+            // RFC 8689 §4.1: only sent after the checks of §4.2.1 passed (verified TLS, REQUIRETLS advertised).
+            command.Append(" REQUIRETLS");
+        }
+
         if (capabilities.Dsn)
         {
-            // RFC 3461 §4.3, §4.4: passed on as received.
+            // RFC 3461 §4.3, §4.4: RET as stored ("FULL"/"HDRS"); ENVID is stored decoded and goes as xtext. Without
+            // DSN at the server they are dropped (§4.3: the relay then reports "relayed" itself, which Queue does).
             if (message.Ret is not null)
             {
                 command.Append(" RET=").Append(message.Ret);
@@ -369,19 +587,19 @@ internal sealed class SmtpDeliveryAgent(
 
             if (message.EnvelopeId is not null)
             {
-                command.Append(" ENVID=").Append(message.EnvelopeId);
+                command.Append(" ENVID=").Append(DsnEncoding.EnvelopeId(message.EnvelopeId));
             }
         }
 
         return command.ToString();
     }
 
-    private static string RcptCommand(DeliveryRecipient recipient, EhloCapabilities capabilities)
+    private static string RcptCommand(string address, DeliveryRecipient recipient, EhloCapabilities capabilities)
     {
-        var command = new StringBuilder("RCPT TO:<").Append(recipient.Address).Append('>');
+        var command = new StringBuilder("RCPT TO:<").Append(address).Append('>');
         if (capabilities.Dsn)
         {
-            // RFC 3461 §4.1, §4.2: passed on as received.
+            // RFC 3461 §4.1: NOTIFY as stored (its keywords need no encoding); §4.2: ORCPT re-encoded as xtext.
             if (recipient.Notify is not null)
             {
                 command.Append(" NOTIFY=").Append(recipient.Notify);
@@ -389,7 +607,7 @@ internal sealed class SmtpDeliveryAgent(
 
             if (recipient.OriginalRecipient is not null)
             {
-                command.Append(" ORCPT=").Append(recipient.OriginalRecipient);
+                command.Append(" ORCPT=").Append(DsnEncoding.OriginalRecipient(recipient.OriginalRecipient));
             }
         }
 
@@ -415,15 +633,29 @@ internal sealed class SmtpDeliveryAgent(
             ReplyText = text,
         };
 
-    /// <summary>Why one server could not be used.</summary>
-    private sealed record Failure(int Code, string EnhancedCode, string Text, string? Host, string? Address)
+    /// <summary>
+    /// One transaction: results for its recipients (in order), or the failure that makes the server unusable; the
+    /// indexes of recipients refused with "too many recipients", and whether any recipient was accepted.
+    /// </summary>
+    private sealed record Transaction(IReadOnlyList<RecipientResult>? Results, Failure? Failure, IReadOnlyList<int> TooMany, bool Progress)
+    {
+        public static Transaction Failed(Failure failure) => new(null, failure, [], false);
+
+        public static Transaction Answered(IReadOnlyList<RecipientResult?> results, IReadOnlyList<int>? tooMany = null, bool progress = false) =>
+            new(results.Select(r => r!).ToList(), null, tooMany ?? [], progress);
+    }
+
+    /// <summary>Why one server could not be used; <see cref="RequireTls"/> when only REQUIRETLS/TLS stood in the way.</summary>
+    private sealed record Failure(int Code, string EnhancedCode, string Text, string? Host, string? Address, bool RequireTls = false)
     {
         public static Failure From(ServerReply reply) => new(reply.Code, reply.EnhancedCodeOrDefault, reply.ToString(), null, null);
 
-        public static Failure From(SmtpConnectionException ex) => ex.Kind switch
+        public static Failure From(SmtpConnectionException ex, bool requireTls) => ex.Kind switch
         {
             SmtpFailureKind.ConnectFailed => new(451, "4.4.1", ex.Message, null, null),
             SmtpFailureKind.ProtocolError => new(451, "4.5.0", ex.Message, null, null),
+            SmtpFailureKind.TlsNotOffered => new(451, "4.7.4", ex.Message, null, null, requireTls),
+            SmtpFailureKind.TlsFailed => new(451, "4.7.5", ex.Message, null, null, requireTls),
             _ => new(451, "4.4.2", ex.Message, null, null),
         };
     }

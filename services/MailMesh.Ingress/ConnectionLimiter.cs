@@ -46,7 +46,12 @@ internal sealed class ConnectionLimiter(IOptions<IngressOptions> options)
         while (true)
         {
             var current = _perClient.GetValueOrDefault(key);
-            if (current <= 1)
+            if (current == 0)
+            {
+                return;
+            }
+
+            if (current == 1)
             {
                 if (_perClient.TryRemove(new KeyValuePair<string, int>(key, current)))
                 {

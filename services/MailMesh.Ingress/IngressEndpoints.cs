@@ -9,26 +9,31 @@ namespace MailMesh.Ingress;
 /// </summary>
 public sealed class IngressEndpoints
 {
-    private readonly List<ListenOptions> _smtp = [];
+    private readonly List<(ListenOptions Listener, ListenerKind Kind)> _smtp = [];
     private readonly Lock _lock = new();
 
-    /// <summary>The SMTP endpoints, with the bound ports once the server has started.</summary>
-    public IReadOnlyList<IPEndPoint> Smtp
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return [.. _smtp.Select(l => l.IPEndPoint).OfType<IPEndPoint>()];
-            }
-        }
-    }
+    /// <summary>The SMTP (relay/MX, Ingress:Listen) endpoints, with the bound ports once the server has started.</summary>
+    public IReadOnlyList<IPEndPoint> Smtp => Get(ListenerKind.Relay);
 
-    internal void Add(ListenOptions listener)
+    /// <summary>The submission endpoints (Ingress:SubmissionListen).</summary>
+    public IReadOnlyList<IPEndPoint> Submission => Get(ListenerKind.Submission);
+
+    /// <summary>The implicit-TLS submission endpoints (Ingress:ImplicitTlsListen).</summary>
+    public IReadOnlyList<IPEndPoint> ImplicitTls => Get(ListenerKind.ImplicitTls);
+
+    private IReadOnlyList<IPEndPoint> Get(ListenerKind kind)
     {
         lock (_lock)
         {
-            _smtp.Add(listener);
+            return [.. _smtp.Where(l => l.Kind == kind).Select(l => l.Listener.IPEndPoint).OfType<IPEndPoint>()];
+        }
+    }
+
+    internal void Add(ListenOptions listener, ListenerKind kind)
+    {
+        lock (_lock)
+        {
+            _smtp.Add((listener, kind));
         }
     }
 }

@@ -1,5 +1,7 @@
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
+using MailMesh.Ingress.Auth;
+using MailMesh.Ingress.Tls;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
@@ -26,6 +28,11 @@ public static class IngressExtensions
         services.TryAddSingleton<SmtpConnectionHandler>();
         services.TryAddScoped<IngressPolicy>();
         services.TryAddSingleton<MessageAcceptor>();
+        services.AddValidatedOptions<IngressTlsOptions>();
+        services.AddValidatedOptions<IngressAuthOptions>();
+        services.TryAddSingleton<ServerCertificate>();
+        services.TryAddSingleton<Authenticator>();
+        services.TryAddSingleton<ConnectionLimiter>();
 
         var policyTimeout = builder.Configuration.GetSection(IngressOptions.SectionName).GetValue<TimeSpan?>(nameof(IngressOptions.PolicyTimeout))
             ?? new IngressOptions().PolicyTimeout;

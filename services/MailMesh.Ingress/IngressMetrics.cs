@@ -15,6 +15,10 @@ internal sealed class IngressMetrics
     private readonly Counter<long> _rejected;
     private readonly Histogram<long> _size;
     private readonly Histogram<double> _acceptDuration;
+    private readonly Counter<long> _refusedConnections;
+    private readonly Counter<long> _improperPipelining;
+    private readonly Counter<long> _authentications;
+    private readonly Counter<long> _tlsHandshakes;
 
     public IngressMetrics(IMeterFactory meterFactory)
     {
@@ -29,7 +33,19 @@ internal sealed class IngressMetrics
             "s",
             "Time from the end of DATA to the 250 reply (checks and spool commit).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _refusedConnections = meter.CreateCounter<long>("mailmesh.smtp.connections.refused", "{connection}", "Connections refused before the greeting by a connection limit, by error.type.");
+        _improperPipelining = meter.CreateCounter<long>("mailmesh.smtp.improper_pipelining", "{event}", "Clients that sent input where RFC 2920 forbids it (pregreet, data, starttls).");
+        _authentications = meter.CreateCounter<long>("mailmesh.smtp.auth.attempts", "{attempt}", "AUTH exchanges, by mailmesh.auth.result (success, failure, locked_out).");
+        _tlsHandshakes = meter.CreateCounter<long>("mailmesh.smtp.tls.handshakes", "{handshake}", "TLS handshakes (STARTTLS and implicit TLS); failed ones carry error.type.");
     }
+
+    public void ConnectionRefused(string limit) => _refusedConnections.Add(1, new TagList { { "error.type", limit } });
+
+    public void ImproperPipelining(string where) => _improperPipelining.Add(1, new TagList { { "mailmesh.pipelining.stage", where } });
+
+    public void Authentication(string result) => _authentications.Add(1, new TagList { { "mailmesh.auth.result", result } });
+
+    public void TlsHandshake(bool failed) => _tlsHandshakes.Add(1, failed ? new TagList { { "error.type", "handshake_failed" } } : default);
 
     public void SessionStarted()
     {

@@ -18,9 +18,23 @@ internal static class KestrelListeners
 
     public static void AddSmtp(KestrelServerOptions kestrel, IngressOptions options, IngressEndpoints endpoints)
     {
-        if (!ListenEndpoints.TryParseList(options.Listen, out var list, out var error))
+        Add(kestrel, "Ingress:Listen", options.Listen, ListenerKind.Relay, endpoints);
+        if (!string.IsNullOrWhiteSpace(options.SubmissionListen))
         {
-            throw new ConfigurationKeyException("Ingress:Listen", error);
+            Add(kestrel, "Ingress:SubmissionListen", options.SubmissionListen, ListenerKind.Submission, endpoints);
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.ImplicitTlsListen))
+        {
+            Add(kestrel, "Ingress:ImplicitTlsListen", options.ImplicitTlsListen, ListenerKind.ImplicitTls, endpoints);
+        }
+    }
+
+    private static void Add(KestrelServerOptions kestrel, string key, string? value, ListenerKind kind, IngressEndpoints endpoints)
+    {
+        if (!ListenEndpoints.TryParseList(value, out var list, out var error))
+        {
+            throw new ConfigurationKeyException(key, error);
         }
 
         foreach (var endpoint in list)
@@ -28,8 +42,9 @@ internal static class KestrelListeners
             kestrel.Listen(endpoint, listener =>
             {
                 listener.Protocols = HttpProtocols.None;
-                listener.UseConnectionHandler<SmtpConnectionHandler>();
-                endpoints.Add(listener);
+                var handler = listener.ApplicationServices.GetRequiredService<SmtpConnectionHandler>();
+                listener.Run(connection => handler.OnConnectedAsync(connection, kind));
+                endpoints.Add(listener, kind);
             });
         }
     }

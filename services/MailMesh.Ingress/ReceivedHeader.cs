@@ -41,9 +41,10 @@ internal static class ReceivedHeader
 
         builder.Append("; ").Append(FormatDate(receivedAt)).Append("\r\n");
         var text = builder.ToString();
-        var span = output.GetSpan(text.Length);
-        // Every part is ASCII: HELO names and addresses passed the command parser's ASCII check.
-        var written = Encoding.ASCII.GetBytes(text, span);
+        // HELO names are ASCII (the command parser checks); a recipient may be UTF-8 under SMTPUTF8 (RFC 6532 §3.2
+        // allows UTF-8 in header fields of such messages).
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
+        var written = Encoding.UTF8.GetBytes(text, span);
         output.Advance(written);
     }
 

@@ -1,92 +1,154 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Diagnostics;
+using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Text;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
+using MailMesh.Ingress.Auth;
+using MailMesh.Ingress.Tls;
 using MailMesh.Smtp;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.Connections;
 
 namespace MailMesh.Ingress;
 
+/// <summary>What an SMTP listener is for.</summary>
+internal enum ListenerKind
+{
+    /// <summary>Port 25 style (MX and trusted relay clients): STARTTLS offered, AUTH optional.</summary>
+    Relay,
+
+    /// <summary>RFC 6409 submission (587 style): STARTTLS offered, AUTH required before MAIL.</summary>
+    Submission,
+
+    /// <summary>RFC 8314 implicit TLS submission (465 style): TLS from the first octet, AUTH required before MAIL.</summary>
+    ImplicitTls,
+}
+
+/// <summary>The singletons every session uses.</summary>
+internal sealed record SmtpSessionServices(
+    IngressOptions Options,
+    IngressTlsOptions Tls,
+    IngressAuthOptions Auth,
+    MessageAcceptor Acceptor,
+    ServerCertificate Certificate,
+    Authenticator Authenticator,
+    IngressMetrics Metrics,
+    TimeProvider Time,
+    ILogger Logger);
+
 /// <summary>
 /// One SMTP server session (RFC 5321) over a Kestrel connection. Reads with System.IO.Pipelines, parses with
-/// MailMesh.Smtp, asks Policy inline and commits accepted mail to the spool before answering 250.
+/// MailMesh.Smtp, asks Policy inline and hands each complete message to <see cref="MessageAcceptor"/>, which commits it
+/// to the spool before the 250.
 /// PIPELINING (RFC 2920): every complete command in the input buffer is processed and answered into the output
 /// pipe, which is flushed only when the buffer is drained (or before waiting for message content after 354).
+/// Extensions: STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616), CHUNKING/BINARYMIME (RFC 3030), DSN
+/// (RFC 3461), SMTPUTF8 (RFC 6531), REQUIRETLS (RFC 8689), SIZE (RFC 1870), 8BITMIME (RFC 6152).
 /// </summary>
 internal sealed class SmtpSession
 {
     private readonly ConnectionContext _connection;
+    private readonly ListenerKind _kind;
     private readonly IngressOptions _options;
+    private readonly SmtpSessionServices _services;
     private readonly IngressPolicy _policy;
     private readonly MessageAcceptor _acceptor;
     private readonly IngressMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
-    private readonly PipeReader _input;
-    private readonly PipeWriter _output;
     private readonly IPEndPoint? _client;
     private readonly string _clientAddress;
     private readonly SmtpDataReader _data;
     private readonly List<NewRecipient> _recipients = [];
 
+    private PipeReader _input;
+    private PipeWriter _output;
+    private SslStream? _tls;
     private SmtpLineReader _lines;
     private SmtpState _state = SmtpState.Connected;
     private string? _helo;
     private bool _esmtp;
     private int _errors;
+    private string? _authenticatedUser;
     private Activity? _sessionActivity;
+    private bool _startTls;
+    private bool _rateTooLow;
 
-    // The mail transaction (MAIL to end of DATA).
+    // AUTH exchange in progress (RFC 4954 §4): the mechanism and what has been collected so far.
+    private string? _authMechanism;
+    private string? _authUser;
+
+    // The mail transaction (MAIL to end of DATA / BDAT LAST).
     private string _sender = string.Empty;
     private MailParameters _mailParameters = MailParameters.None;
     private Activity? _transaction;
     private ArrayBufferWriter<byte>? _content;
-    private int _bodyOffset;
     private Guid _messageId;
     private DateTimeOffset _receivedAt;
 
-    public SmtpSession(
-        ConnectionContext connection,
-        IngressOptions options,
-        IngressPolicy policy,
-        MessageAcceptor acceptor,
-        IngressMetrics metrics,
-        TimeProvider time,
-        ILogger logger,
-        CancellationToken stopping)
+    // Message content pace (MinDataRate) and BDAT chunk state (RFC 3030).
+    private long _contentStarted;
+    private long _contentOctets;
+    private long _chunkRemaining;
+    private bool _chunkLast;
+    private SmtpReply? _chunkError;
+    private string? _chunkErrorType;
+
+    public SmtpSession(ConnectionContext connection, ListenerKind kind, SmtpSessionServices services, IngressPolicy policy, CancellationToken stopping)
     {
         _connection = connection;
-        _options = options;
+        _kind = kind;
+        _services = services;
+        _options = services.Options;
         _policy = policy;
-        _acceptor = acceptor;
-        _metrics = metrics;
-        _time = time;
-        _logger = logger;
+        _acceptor = services.Acceptor;
+        _metrics = services.Metrics;
+        _time = services.Time;
+        _logger = services.Logger;
         _stopping = stopping;
         _input = connection.Transport.Input;
         _output = connection.Transport.Output;
         _client = connection.RemoteEndPoint as IPEndPoint;
-        var address = _client?.Address;
-        if (address is not null && address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        _clientAddress = address?.ToString() ?? "unknown";
-        _lines = new SmtpLineReader(options.MaxCommandLineLength);
+        _clientAddress = ClientIp?.ToString() ?? "unknown";
+        _lines = new SmtpLineReader(_options.MaxCommandLineLength);
         _data = new SmtpDataReader(
-            options.MaxMessageSize,
-            options.MaxTextLineLength,
-            options.NormalizeBareLineFeeds ? BareLineEndingHandling.Normalize : BareLineEndingHandling.Reject);
+            _options.MaxMessageSize,
+            _options.MaxTextLineLength,
+            _options.NormalizeBareLineFeeds ? BareLineEndingHandling.Normalize : BareLineEndingHandling.Reject);
+    }
+
+    private enum Mode
+    {
+        Command,
+        Data,
+        Chunk,
+        AuthResponse,
     }
 
     private string HostName => _options.HostName;
 
     private IPAddress? ClientIp => _client?.Address is { IsIPv4MappedToIPv6: true } mapped ? mapped.MapToIPv4() : _client?.Address;
+
+    private bool IsTls => _tls is not null;
+
+    private bool RequiresAuth => _kind != ListenerKind.Relay;
+
+    private bool StartTlsOffered => !IsTls && _services.Certificate.IsEnabled;
+
+    private bool AuthOffered => _services.Authenticator.HasUsers && (IsTls || _services.Auth.AllowPlaintext);
+
+    private Mode CurrentMode =>
+        _state == SmtpState.Data ? Mode.Data
+        : _chunkRemaining > 0 ? Mode.Chunk
+        : _authMechanism is not null ? Mode.AuthResponse
+        : Mode.Command;
 
     public async Task RunAsync()
     {
@@ -103,7 +165,8 @@ internal sealed class SmtpSession
         using var stopping = _stopping.Register(static s => ((CancellationTokenSource)s!).Cancel(), readTimeout);
         try
         {
-            if (await GreetAsync())
+            // RFC 8314 §3.3: on the implicit-TLS port the handshake comes first, then the greeting.
+            if ((_kind != ListenerKind.ImplicitTls || await StartTlsAsync()) && await GreetAsync())
             {
                 await ReadLoopAsync(readTimeout);
             }
@@ -117,12 +180,21 @@ internal sealed class SmtpSession
             else if (!_connection.ConnectionClosed.IsCancellationRequested)
             {
                 // RFC 5321 §4.5.3.2: the server may close after its timeout; say why first.
-                Log.SessionTimedOut(_logger, _client);
-                activity?.SetTag("error.type", "timeout");
-                await CloseWithAsync(SmtpReplies.ServiceNotAvailable(HostName, EnhancedStatusCodes.Timeout, "Timeout exceeded, closing connection"));
+                if (_rateTooLow)
+                {
+                    Log.DataRateTooLow(_logger, _clientAddress);
+                    activity?.SetTag("error.type", "min_data_rate");
+                    await CloseWithAsync(SmtpReplies.ServiceNotAvailable(HostName, EnhancedStatusCodes.Timeout, "Minimum data rate not met, closing connection"));
+                }
+                else
+                {
+                    Log.SessionTimedOut(_logger, _client);
+                    activity?.SetTag("error.type", "timeout");
+                    await CloseWithAsync(SmtpReplies.ServiceNotAvailable(HostName, EnhancedStatusCodes.Timeout, "Timeout exceeded, closing connection"));
+                }
             }
         }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException)
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or ObjectDisposedException or AuthenticationException)
         {
             Log.ConnectionLost(_logger, _client, ex);
         }
@@ -137,12 +209,11 @@ internal sealed class SmtpSession
             EndTransaction("aborted");
             _metrics.SessionEnded();
             Log.SessionEnded(_logger, _client);
-            await _input.CompleteAsync();
-            await _output.CompleteAsync();
+            await CompleteAsync();
         }
     }
 
-    /// <summary>Asks Policy about the client, then sends 220 (RFC 5321 §4.3.1) or the refusal.</summary>
+    /// <summary>Asks Policy about the client, checks for early talkers, then sends 220 (RFC 5321 §4.3.1) or the refusal.</summary>
     private async Task<bool> GreetAsync()
     {
         var decision = await CheckPolicyAsync("connection", ct => _policy.CheckAsync(new CheckConnection { ClientAddress = _clientAddress }, ct));
@@ -157,17 +228,90 @@ internal sealed class SmtpSession
             return false;
         }
 
+        // RFC 5321 §3.1 / RFC 2920 §3.1: the client waits for the greeting. Input before it is a spam-bot signature
+        // (Postfix postscreen's pregreet test): 554 5.5.0 and close.
+        if (await HasEarlyInputAsync())
+        {
+            Log.ImproperPipelining(_logger, _clientAddress, "input before the greeting");
+            _sessionActivity?.SetTag("error.type", "early_talker");
+            _metrics.ImproperPipelining("pregreet");
+            await CloseWithAsync(SmtpReplies.ImproperPipelining);
+            return false;
+        }
+
         Write(new SmtpReply(220, null, HostName + " ESMTP MailMesh"));
         await _output.FlushAsync(_stopping);
         return true;
+    }
+
+    private async Task<bool> HasEarlyInputAsync()
+    {
+        if (_input.TryRead(out var ready))
+        {
+            _input.AdvanceTo(ready.Buffer.Start, ready.Buffer.Start);
+            return !ready.Buffer.IsEmpty || ready.IsCompleted;
+        }
+
+        if (_options.GreetWait <= TimeSpan.Zero)
+        {
+            return false;
+        }
+
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stopping, _connection.ConnectionClosed);
+        wait.CancelAfter(_options.GreetWait);
+        try
+        {
+            var result = await _input.ReadAsync(wait.Token);
+            _input.AdvanceTo(result.Buffer.Start, result.Buffer.Start);
+            return !result.Buffer.IsEmpty;
+        }
+        catch (OperationCanceledException) when (!_stopping.IsCancellationRequested && !_connection.ConnectionClosed.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     private async Task ReadLoopAsync(CancellationTokenSource readTimeout)
     {
         while (true)
         {
-            readTimeout.CancelAfter(_state == SmtpState.Data ? _options.DataBlockTimeout : _options.CommandTimeout);
-            var result = await _input.ReadAsync(readTimeout.Token);
+            var mode = CurrentMode;
+            var timeout = mode is Mode.Data or Mode.Chunk ? _options.DataBlockTimeout : _options.CommandTimeout;
+            var rateDeadline = false;
+            if (mode is Mode.Data or Mode.Chunk && _options.MinDataRate > 0)
+            {
+                // Kestrel's MinRequestBodyDataRate, for message content: after the grace period the average rate since
+                // the content started must stay above the minimum. The read deadline is when the octets received so far
+                // stop being enough.
+                var elapsed = _time.GetElapsedTime(_contentStarted);
+                var enough = TimeSpan.FromSeconds(_contentOctets / _options.MinDataRate);
+                var deadline = (enough > _options.MinDataRateGracePeriod ? enough : _options.MinDataRateGracePeriod) - elapsed;
+                if (deadline <= TimeSpan.Zero)
+                {
+                    _rateTooLow = true;
+                    readTimeout.Cancel();
+                    throw new OperationCanceledException(readTimeout.Token);
+                }
+
+                if (deadline < timeout)
+                {
+                    timeout = deadline;
+                    rateDeadline = true;
+                }
+            }
+
+            readTimeout.CancelAfter(timeout);
+            ReadResult result;
+            try
+            {
+                result = await _input.ReadAsync(readTimeout.Token);
+            }
+            catch (OperationCanceledException) when (rateDeadline && !_connection.ConnectionClosed.IsCancellationRequested && !_stopping.IsCancellationRequested)
+            {
+                _rateTooLow = true;
+                throw;
+            }
+
             readTimeout.CancelAfter(Timeout.InfiniteTimeSpan);
             if (readTimeout.IsCancellationRequested)
             {
@@ -179,33 +323,110 @@ internal sealed class SmtpSession
             var close = false;
             try
             {
-                while (!close)
+                while (!close && !_startTls)
                 {
-                    if (_state == SmtpState.Data)
+                    var remaining = buffer.Slice(consumed);
+                    switch (CurrentMode)
                     {
-                        if (!ReadContent(buffer.Slice(consumed), ref consumed))
-                        {
-                            break;
-                        }
+                        case Mode.Data:
+                            {
+                                var before = remaining.Length;
+                                var done = ReadContent(remaining, ref consumed);
+                                _contentOctets += before - buffer.Slice(consumed).Length;
+                                if (!done)
+                                {
+                                    goto NeedMore;
+                                }
 
-                        close = await EndOfDataAsync();
-                    }
-                    else
-                    {
-                        var status = ReadCommand(buffer.Slice(consumed), ref consumed, out var command, out var error);
-                        if (status == LineStatus.NeedMore)
-                        {
-                            break;
-                        }
+                                close = await EndOfDataAsync();
+                                break;
+                            }
 
-                        close = command is not null ? await ExecuteAsync(command) : ProtocolError(error!);
+                        case Mode.Chunk:
+                            {
+                                if (remaining.IsEmpty)
+                                {
+                                    goto NeedMore;
+                                }
+
+                                var take = remaining.Slice(0, Math.Min(remaining.Length, _chunkRemaining));
+                                if (_chunkError is null)
+                                {
+                                    foreach (var segment in take)
+                                    {
+                                        _content!.Write(segment.Span);
+                                    }
+                                }
+
+                                _chunkRemaining -= take.Length;
+                                _contentOctets += take.Length;
+                                consumed = take.End;
+                                if (_chunkRemaining == 0)
+                                {
+                                    close = await EndOfChunkAsync();
+                                }
+
+                                break;
+                            }
+
+                        default:
+                            {
+                                var status = ReadLine(remaining, ref consumed, out var line, out var lineError);
+                                if (status == LineStatus.NeedMore)
+                                {
+                                    goto NeedMore;
+                                }
+
+                                if (mode == Mode.AuthResponse || _authMechanism is not null)
+                                {
+                                    close = lineError is not null ? AuthAbort(lineError) : await AuthResponseAsync(line);
+                                    break;
+                                }
+
+                                SmtpCommand? command = null;
+                                if (lineError is null && !SmtpCommandParser.TryParse(line, allowUtf8: _esmtp, out command, out lineError))
+                                {
+                                    command = null;
+                                }
+
+                                close = command is not null ? await ExecuteAsync(command) : ProtocolError(lineError!);
+
+                                // RFC 2920 §3.1: DATA must be the last command of a group; content sent before the 354 is
+                                // a client that does not wait for replies (a spam-bot signature, and a smuggling vector).
+                                if (!close && command?.Kind == SmtpCommandKind.Data && _state == SmtpState.Data && !buffer.Slice(consumed).IsEmpty)
+                                {
+                                    Log.ImproperPipelining(_logger, _clientAddress, "content before the 354 reply");
+                                    _sessionActivity?.SetTag("error.type", "improper_pipelining");
+                                    _metrics.ImproperPipelining("data");
+                                    EndTransaction("improper_pipelining");
+                                    Write(SmtpReplies.ImproperPipelining);
+                                    close = true;
+                                }
+
+                                break;
+                            }
                     }
                 }
 
+            NeedMore:
                 if (!close && result.IsCompleted)
                 {
                     // The client went away without QUIT (possibly mid-message: nothing is stored).
                     close = true;
+                }
+
+                if (_startTls && !close)
+                {
+                    // RFC 3207 §4.2 / CVE-2011-0411: anything the client pipelined after STARTTLS was sent in clear and
+                    // must not be taken as coming from the TLS session: discard it.
+                    var extra = buffer.Slice(consumed).Length;
+                    if (extra > 0)
+                    {
+                        Log.DiscardedAfterStartTls(_logger, _clientAddress, extra);
+                        _metrics.ImproperPipelining("starttls");
+                    }
+
+                    consumed = buffer.End;
                 }
             }
             finally
@@ -219,33 +440,30 @@ internal sealed class SmtpSession
             {
                 return;
             }
+
+            if (_startTls)
+            {
+                _startTls = false;
+                if (!await StartTlsAsync())
+                {
+                    return;
+                }
+            }
         }
     }
 
-    private LineStatus ReadCommand(ReadOnlySequence<byte> buffer, ref SequencePosition consumed, out SmtpCommand? command, out SmtpReply? error)
+    private LineStatus ReadLine(ReadOnlySequence<byte> buffer, ref SequencePosition consumed, out ReadOnlySequence<byte> line, out SmtpReply? error)
     {
-        command = null;
         error = null;
         var reader = new SequenceReader<byte>(buffer);
-        var status = _lines.TryReadLine(ref reader, out var line);
+        var status = _lines.TryReadLine(ref reader, out line);
         consumed = reader.Position;
-        switch (status)
+        error = status switch
         {
-            case LineStatus.Line:
-                if (!SmtpCommandParser.TryParse(line, out command, out error))
-                {
-                    return LineStatus.Line;
-                }
-
-                break;
-            case LineStatus.TooLong:
-                error = SmtpReplies.LineTooLong;
-                break;
-            case LineStatus.BareLineEnding:
-                error = SmtpReplies.BareLineEnding;
-                break;
-        }
-
+            LineStatus.TooLong => SmtpReplies.LineTooLong,
+            LineStatus.BareLineEnding => SmtpReplies.BareLineEnding,
+            _ => null,
+        };
         return status;
     }
 
@@ -260,10 +478,17 @@ internal sealed class SmtpSession
     /// <summary>Runs one command; returns true when the session must close.</summary>
     private async Task<bool> ExecuteAsync(SmtpCommand command)
     {
-        if (command.Kind is SmtpCommandKind.StartTls or SmtpCommandKind.Auth or SmtpCommandKind.Bdat or SmtpCommandKind.Expn)
+        switch (command.Kind)
         {
-            // Recognised but not offered in EHLO (STARTTLS, AUTH and CHUNKING come with a later issue).
-            return ProtocolError(SmtpReplies.NotImplemented);
+            case SmtpCommandKind.Expn:
+                return ProtocolError(SmtpReplies.NotImplemented);
+            case SmtpCommandKind.StartTls when IsTls:
+                return ProtocolError(SmtpReplies.TlsAlreadyActive);
+            case SmtpCommandKind.StartTls when !StartTlsOffered:
+            case SmtpCommandKind.Auth when !_services.Authenticator.HasUsers:
+            case SmtpCommandKind.Bdat or SmtpCommandKind.Auth or SmtpCommandKind.StartTls when !_esmtp && _state != SmtpState.Connected:
+                // Not offered (no certificate, no accounts, or the client said HELO): RFC 5321 §4.2.4.
+                return ProtocolError(SmtpReplies.NotImplemented);
         }
 
         if (SmtpStateTable.Check(_state, command.Kind) is { } refusal)
@@ -281,13 +506,28 @@ internal sealed class SmtpSession
                 _state = SmtpState.Greeted;
                 Write(_esmtp ? EhloReply() : new SmtpReply(250, null, HostName));
                 return false;
+            case SmtpCommandKind.StartTls:
+                // RFC 3207 §4: 220, then the handshake; the read loop discards anything pipelined after the command.
+                Write(SmtpReplies.ReadyToStartTls);
+                _startTls = true;
+                return false;
+            case SmtpCommandKind.Auth:
+                return await AuthAsync(command);
             case SmtpCommandKind.Mail:
                 return Mail(command);
             case SmtpCommandKind.Rcpt:
                 return await RcptAsync(command);
             case SmtpCommandKind.Data:
+                if (_mailParameters.Body == SmtpBodyType.BinaryMime)
+                {
+                    // RFC 3030 §3: BINARYMIME content cannot be dot-stuffed text; it comes with BDAT only.
+                    return ProtocolError(SmtpReplies.BinaryMimeNeedsBdat);
+                }
+
                 StartData();
                 return false;
+            case SmtpCommandKind.Bdat:
+                return await BdatAsync(command);
             case SmtpCommandKind.Rset:
                 // RFC 5321 §4.1.1.5: abort the transaction; the greeting stays.
                 EndTransaction(null);
@@ -315,14 +555,40 @@ internal sealed class SmtpSession
         }
     }
 
-    private SmtpReply EhloReply() => new(
-        250,
-        null,
-        HostName + " greets " + (_helo ?? _clientAddress),
-        "PIPELINING",
-        "SIZE " + _options.MaxMessageSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        "8BITMIME",
-        "ENHANCEDSTATUSCODES");
+    /// <summary>RFC 5321 §4.1.1.1 EHLO reply: the extensions offered in this state of the session.</summary>
+    private SmtpReply EhloReply()
+    {
+        var lines = new List<string>(14)
+        {
+            HostName + " greets " + (_helo ?? _clientAddress),
+            "PIPELINING",
+            "SIZE " + _options.MaxMessageSize.ToString(CultureInfo.InvariantCulture),
+            "8BITMIME",
+            "ENHANCEDSTATUSCODES",
+            "CHUNKING",
+            "BINARYMIME",
+            "DSN",
+            "SMTPUTF8",
+        };
+        if (StartTlsOffered)
+        {
+            // RFC 3207 §4.2: not offered again once TLS is active.
+            lines.Add("STARTTLS");
+        }
+
+        if (IsTls)
+        {
+            // RFC 8689 §4: REQUIRETLS is offered only on a TLS session.
+            lines.Add("REQUIRETLS");
+        }
+
+        if (AuthOffered && _authenticatedUser is null)
+        {
+            lines.Add("AUTH PLAIN LOGIN");
+        }
+
+        return new SmtpReply(250, null, [.. lines]);
+    }
 
     private bool Mail(SmtpCommand command)
     {
@@ -331,9 +597,22 @@ internal sealed class SmtpSession
             return ProtocolError(error);
         }
 
-        if (parameters.Body == SmtpBodyType.BinaryMime)
+        if (RequiresAuth && _authenticatedUser is null)
         {
-            return ProtocolError(SmtpReplies.BinaryMimeUnsupported);
+            // RFC 6409 §4.3 / RFC 4954 §6: submission requires authentication.
+            return ProtocolError(SmtpReplies.AuthenticationRequired);
+        }
+
+        if (parameters.RequireTls && !IsTls)
+        {
+            // RFC 8689 §4.1: REQUIRETLS only over TLS (and it is not advertised otherwise).
+            return ProtocolError(SmtpReplies.RequireTlsNeedsTls);
+        }
+
+        if (command.Mailbox is { IsInternational: true } && !parameters.SmtpUtf8)
+        {
+            // RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 parameter.
+            return ProtocolError(SmtpReplies.Utf8AddressNeedsSmtpUtf8);
         }
 
         if (parameters.Size > _options.MaxMessageSize)
@@ -355,19 +634,27 @@ internal sealed class SmtpSession
 
     private async Task<bool> RcptAsync(SmtpCommand command)
     {
-        if (command.Parameters.Count > 0)
+        if (!RcptParameters.TryParse(command.Parameters, out var parameters, out var error))
         {
-            // NOTIFY/ORCPT (RFC 3461) are not advertised yet.
-            return ProtocolError(SmtpReplies.UnknownParameter);
+            return ProtocolError(error);
+        }
+
+        if (command.Mailbox is { IsInternational: true } && !_mailParameters.SmtpUtf8)
+        {
+            // RFC 6531 §3.4: UTF-8 recipients only in an SMTPUTF8 transaction.
+            return ProtocolError(SmtpReplies.Utf8AddressNeedsSmtpUtf8);
         }
 
         if (_recipients.Count >= _options.MaxRecipients)
         {
+            // RFC 5321 §4.5.3.1.10: 452 and the client sends the rest in another transaction.
             Write(SmtpReplies.TooManyRecipients);
             return false;
         }
 
-        // RFC 5321 §4.1.1.3: <Postmaster> without a domain is this server's postmaster.
+        // RFC 5321 §4.1.1.3: <Postmaster> without a domain is this server's postmaster. Every other recipient is the
+        // parsed, normalised address (domain lower-cased, IDNs as A-labels): exactly what Policy checks is what is
+        // stored and routed.
         var address = command.IsPostmaster ? "postmaster@" + HostName.ToLowerInvariant() : command.Mailbox!.Address;
         if (_recipients.Exists(r => string.Equals(r.Address, address, StringComparison.Ordinal)))
         {
@@ -382,6 +669,7 @@ internal sealed class SmtpSession
                 ClientAddress = _clientAddress,
                 Sender = _sender,
                 Recipient = address,
+                AuthenticatedUser = _authenticatedUser,
                 AcceptedRecipients = _recipients.Count,
             },
             ct));
@@ -391,17 +679,20 @@ internal sealed class SmtpSession
             return false;
         }
 
-        _recipients.Add(new NewRecipient { Address = address });
+        _recipients.Add(new NewRecipient { Address = address, Notify = parameters.Notify, OriginalRecipient = parameters.OriginalRecipient });
         _state = SmtpState.RcptGiven;
         Write(SmtpReplies.RecipientOk);
         return false;
     }
 
-    private void StartData()
+    /// <summary>Starts the message buffer with our Received header (RFC 5321 §4.4), for DATA and the first BDAT.</summary>
+    private void StartContent()
     {
         _messageId = Guid.CreateVersion7();
         _receivedAt = _time.GetUtcNow();
         _transaction?.SetTag("mailmesh.message.id", _messageId.ToString());
+        _contentStarted = _time.GetTimestamp();
+        _contentOctets = 0;
 
         // Pre-size from the declared SIZE (RFC 1870), never beyond the limit.
         var expected = (int)Math.Min(_mailParameters.Size ?? 16 * 1024, _options.MaxMessageSize) + 512;
@@ -411,21 +702,106 @@ internal sealed class SmtpSession
             _helo,
             ClientIp,
             HostName,
-            _esmtp ? "ESMTP" : "SMTP",
+            ReceivedProtocol(),
             _messageId,
             _recipients.Count == 1 ? _recipients[0].Address : null,
             _receivedAt);
-        _bodyOffset = _content.WrittenCount;
+    }
+
+    /// <summary>The "with" value of the Received header (RFC 3848, RFC 6531 §3.7.3).</summary>
+    private string ReceivedProtocol()
+    {
+        if (!_esmtp)
+        {
+            return "SMTP";
+        }
+
+        var suffix = (IsTls ? "S" : string.Empty) + (_authenticatedUser is not null ? "A" : string.Empty);
+        return (_mailParameters.SmtpUtf8 ? "UTF8SMTP" : "ESMTP") + suffix;
+    }
+
+    private void StartData()
+    {
+        StartContent();
         _data.Reset();
         _state = SmtpState.Data;
         Write(SmtpReplies.StartMailInput);
     }
 
+    /// <summary>RFC 3030 §2: BDAT chunk-size [LAST]; the chunk's octets follow the command line exactly.</summary>
+    private async Task<bool> BdatAsync(SmtpCommand command)
+    {
+        var parts = command.Argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        long size = 0;
+        if (parts.Length is 0 or > 2
+            || parts[0].Length > 18 || !parts[0].All(char.IsAsciiDigit)
+            || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out size)
+            || (parts.Length == 2 && !parts[1].Equals("LAST", StringComparison.OrdinalIgnoreCase)))
+        {
+            // The chunk length is unknown, so the octets that follow cannot be skipped: the client is out of sync.
+            Write(SmtpReplies.SyntaxBdat);
+            EndTransaction("bdat_syntax");
+            _state = SmtpState.Greeted;
+            return true;
+        }
+
+        if (_state != SmtpState.Chunking)
+        {
+            StartContent();
+            _chunkError = null;
+            _chunkErrorType = null;
+            _state = SmtpState.Chunking;
+        }
+
+        _chunkLast = parts.Length == 2;
+        _chunkRemaining = size;
+
+        // RFC 1870 / RFC 3030 §4.2: the size is checked per chunk; an oversized chunk is read and thrown away (its
+        // length is known), and the transaction fails.
+        if (_chunkError is null && _contentOctets + size > _options.MaxMessageSize)
+        {
+            _chunkError = SmtpReplies.MessageTooBig;
+            _chunkErrorType = "message_too_big";
+            _content = null;
+        }
+
+        return size == 0 && await EndOfChunkAsync();
+    }
+
+    private async Task<bool> EndOfChunkAsync()
+    {
+        if (!_chunkLast)
+        {
+            Write(_chunkError ?? SmtpReplies.ChunkReceived(_contentOctets));
+            return false;
+        }
+
+        // BDAT LAST ends the transaction whatever the reply (RFC 3030 §2).
+        _state = SmtpState.Greeted;
+        if (_chunkError is { } error)
+        {
+            _acceptor.RecordRefusal(MessageOrigin.Smtp, _sender, _clientAddress, error, _chunkErrorType!);
+            Write(error);
+            EndTransaction(_chunkErrorType);
+            return false;
+        }
+
+        var body = _mailParameters.Body switch
+        {
+            SmtpBodyType.BinaryMime => BodyType.BinaryMime,
+            SmtpBodyType.EightBitMime => BodyType.EightBitMime,
+            _ => ContainsEightBit(_content!.WrittenSpan) ? BodyType.EightBitMime : BodyType.SevenBit,
+        };
+        await AcceptAsync(body);
+        return false;
+    }
+
+    private static bool ContainsEightBit(ReadOnlySpan<byte> content) => content.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0;
+
     /// <summary>RFC 5321 §4.1.1.4: the end of data ends the transaction whatever the reply.</summary>
     private async Task<bool> EndOfDataAsync()
     {
         _state = SmtpState.Greeted;
-        var content = _content!;
         if (_data.Error is { } refusal)
         {
             var errorType = _data.SawBareLineEnding && !_options.NormalizeBareLineFeeds ? "bare_line_ending"
@@ -437,19 +813,31 @@ internal sealed class SmtpSession
             return false;
         }
 
+        await AcceptAsync(_mailParameters.Body == SmtpBodyType.EightBitMime || _data.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit);
+        return false;
+    }
+
+    private async Task AcceptAsync(BodyType body)
+    {
         var request = new AcceptRequest
         {
             MessageId = _messageId,
             ReceivedAt = _receivedAt,
             Sender = _sender,
             Recipients = [.. _recipients],
-            Content = content.WrittenMemory,
+            Content = _content!.WrittenMemory,
             AddReceivedHeader = false,
             ClientAddress = _clientAddress,
             ClientIp = ClientIp,
             ClientHelo = _helo,
+            AuthenticatedUser = _authenticatedUser,
             Origin = MessageOrigin.Smtp,
-            BodyType = _mailParameters.Body == SmtpBodyType.EightBitMime || _data.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit,
+            Protocol = ReceivedProtocol(),
+            BodyType = body,
+            SmtpUtf8 = _mailParameters.SmtpUtf8,
+            RequireTls = _mailParameters.RequireTls,
+            EnvelopeId = _mailParameters.EnvelopeId,
+            Ret = _mailParameters.Ret,
             TraceParent = _transaction?.Id,
         };
 
@@ -480,7 +868,188 @@ internal sealed class SmtpSession
         }
 
         EndTransaction(result.ErrorType);
-        return false;
+    }
+
+    /// <summary>RFC 4954 §4: AUTH mechanism [initial-response].</summary>
+    private async Task<bool> AuthAsync(SmtpCommand command)
+    {
+        if (_authenticatedUser is not null)
+        {
+            return ProtocolError(SmtpReplies.AlreadyAuthenticated);
+        }
+
+        if (!AuthOffered)
+        {
+            // RFC 4954 §4 / §6: AUTH over a clear channel when only TLS may carry it.
+            return ProtocolError(SmtpReplies.EncryptionRequired);
+        }
+
+        if (_services.Authenticator.IsLockedOut(_clientAddress))
+        {
+            Log.AuthLockedOut(_logger, _clientAddress);
+            return ProtocolError(SmtpReplies.AuthenticationTemporaryFailure);
+        }
+
+        var parts = command.Argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length is 0 or > 2)
+        {
+            return ProtocolError(SmtpReplies.SyntaxParameters);
+        }
+
+        var mechanism = parts[0].ToUpperInvariant();
+        if (mechanism is not ("PLAIN" or "LOGIN"))
+        {
+            return ProtocolError(SmtpReplies.UnrecognizedAuthenticationType);
+        }
+
+        _authMechanism = mechanism;
+        _authUser = null;
+        if (parts.Length == 1)
+        {
+            // PLAIN: an empty challenge (RFC 4616 §2); LOGIN: "Username:" (draft-murchison-sasl-login).
+            Write(new SmtpReply(334, null, mechanism == "PLAIN" ? string.Empty : "VXNlcm5hbWU6"));
+            return false;
+        }
+
+        // RFC 4954 §4: "=" is an empty initial response.
+        return await AuthResponseAsync(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(parts[1])));
+    }
+
+    private async Task<bool> AuthResponseAsync(ReadOnlySequence<byte> line)
+    {
+        var text = line.IsSingleSegment ? line.FirstSpan : line.ToArray();
+        if (text is [(byte)'*'])
+        {
+            return AuthAbort(SmtpReplies.AuthenticationCancelled);
+        }
+
+        byte[] decoded;
+        if (text is [(byte)'='])
+        {
+            decoded = [];
+        }
+        else
+        {
+            decoded = new byte[Base64.GetMaxDecodedFromUtf8Length(text.Length)];
+            if (Base64.DecodeFromUtf8(text, decoded, out _, out var written) != OperationStatus.Done)
+            {
+                return AuthAbort(SmtpReplies.AuthenticationBadBase64);
+            }
+
+            decoded = decoded[..written];
+        }
+
+        string user, password;
+        if (_authMechanism == "LOGIN")
+        {
+            if (_authUser is null)
+            {
+                _authUser = Encoding.UTF8.GetString(decoded);
+                Write(new SmtpReply(334, null, "UGFzc3dvcmQ6"));
+                return false;
+            }
+
+            user = _authUser;
+            password = Encoding.UTF8.GetString(decoded);
+        }
+        else
+        {
+            // RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd.
+            var first = Array.IndexOf(decoded, (byte)0);
+            var second = first < 0 ? -1 : Array.IndexOf(decoded, (byte)0, first + 1);
+            if (second < 0)
+            {
+                return AuthAbort(SmtpReplies.AuthenticationBadBase64);
+            }
+
+            var authorization = Encoding.UTF8.GetString(decoded, 0, first);
+            user = Encoding.UTF8.GetString(decoded, first + 1, second - first - 1);
+            password = Encoding.UTF8.GetString(decoded, second + 1, decoded.Length - second - 1);
+            if (authorization.Length > 0 && !string.Equals(authorization, user, StringComparison.Ordinal))
+            {
+                // Acting as another identity is not supported: RFC 4616 §2 lets the server refuse.
+                password = string.Empty;
+            }
+        }
+
+        var mechanism = _authMechanism!;
+        _authMechanism = null;
+        _authUser = null;
+        var outcome = await _services.Authenticator.VerifyAsync(_clientAddress, user, password, _stopping);
+        switch (outcome)
+        {
+            case AuthOutcome.Succeeded:
+                _authenticatedUser = user;
+                _sessionActivity?.SetTag("enduser.id", user);
+                Log.AuthSucceeded(_logger, mechanism, user, _clientAddress);
+                _metrics.Authentication("success");
+                Write(SmtpReplies.AuthenticationSucceeded);
+                return false;
+            case AuthOutcome.LockedOut:
+                Log.AuthLockedOut(_logger, _clientAddress);
+                _metrics.Authentication("locked_out");
+                return ProtocolError(SmtpReplies.AuthenticationTemporaryFailure);
+            default:
+                Log.AuthFailed(_logger, mechanism, user, _clientAddress);
+                _metrics.Authentication("failure");
+                return ProtocolError(SmtpReplies.AuthenticationFailed);
+        }
+    }
+
+    private bool AuthAbort(SmtpReply reply)
+    {
+        _authMechanism = null;
+        _authUser = null;
+        return ProtocolError(reply);
+    }
+
+    /// <summary>
+    /// RFC 3207 §4.2 / RFC 8314 §3.3: TLS handshake over the connection, then the session continues over the SslStream
+    /// in a fresh state (the client must EHLO again; nothing learnt before TLS is kept).
+    /// </summary>
+    private async Task<bool> StartTlsAsync()
+    {
+        var certificate = _services.Certificate.Current;
+        if (certificate is null)
+        {
+            await CloseWithAsync(SmtpReplies.TlsNotAvailable);
+            return false;
+        }
+
+        var ssl = new SslStream(new DuplexPipeStream(_connection.Transport), leaveInnerStreamOpen: false);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping, _connection.ConnectionClosed);
+            timeout.CancelAfter(_services.Tls.HandshakeTimeout);
+            await ssl.AuthenticateAsServerAsync(
+                new SslServerAuthenticationOptions
+                {
+                    ServerCertificateContext = certificate,
+                    ClientCertificateRequired = false,
+                    CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                },
+                timeout.Token);
+        }
+        catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)
+        {
+            Log.HandshakeFailed(_logger, _clientAddress, ex);
+            _metrics.TlsHandshake(failed: true);
+            await ssl.DisposeAsync();
+            return false;
+        }
+
+        _metrics.TlsHandshake(failed: false);
+        _sessionActivity?.SetTag("tls.protocol.version", ssl.SslProtocol.ToString());
+        _tls = ssl;
+        _input = PipeReader.Create(ssl, new StreamPipeReaderOptions(leaveOpen: true));
+        _output = PipeWriter.Create(ssl, new StreamPipeWriterOptions(leaveOpen: true));
+        _lines = new SmtpLineReader(_options.MaxCommandLineLength);
+        EndTransaction(null);
+        _state = SmtpState.Connected;
+        _helo = null;
+        _esmtp = false;
+        _authenticatedUser = null;
+        return true;
     }
 
     private async Task<(SmtpReply? Reply, bool Failed)> CheckPolicyAsync(string check, Func<CancellationToken, Task<PolicyDecision>> ask)
@@ -528,6 +1097,10 @@ internal sealed class SmtpSession
         _sender = string.Empty;
         _mailParameters = MailParameters.None;
         _content = null;
+        _chunkRemaining = 0;
+        _chunkLast = false;
+        _chunkError = null;
+        _chunkErrorType = null;
         if (_transaction is { } transaction)
         {
             if (errorType is not null)
@@ -550,9 +1123,29 @@ internal sealed class SmtpSession
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
             await _output.FlushAsync(timeout.Token);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException or ConnectionResetException or ObjectDisposedException)
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException or ConnectionResetException or ObjectDisposedException or AuthenticationException)
         {
             Log.ConnectionLost(_logger, _client, ex);
         }
+    }
+
+    private async Task CompleteAsync()
+    {
+        if (_tls is { } tls)
+        {
+            await _input.CompleteAsync();
+            await _output.CompleteAsync();
+            try
+            {
+                await tls.DisposeAsync();
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                Log.ConnectionLost(_logger, _client, ex);
+            }
+        }
+
+        await _connection.Transport.Input.CompleteAsync();
+        await _connection.Transport.Output.CompleteAsync();
     }
 }

@@ -41,6 +41,8 @@ public static class StandaloneExtensions
     public static WebApplication MapStandaloneEndpoints(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        app.MapQueueEndpoints();
+        app.MapPolicyEndpoints();
         return app;
     }
 }

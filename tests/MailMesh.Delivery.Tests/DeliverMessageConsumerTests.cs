@@ -238,24 +238,24 @@ public sealed class DeliverMessageConsumerTests
     }
 
     [Fact]
-    public async Task Too_many_recipients_defers_the_rest()
+    public async Task Too_many_recipients_go_in_a_further_transaction_on_the_same_connection()
     {
         await using var f = await DeliveryFixture.StartAsync();
         f.Route("dest.test", f.Sink);
         f.Sink.MaxRecipients = 2;
         var stored = f.Store(Message());
 
-        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test", "c@dest.test", "d@dest.test"));
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test", "c@dest.test", "d@dest.test", "e@dest.test"));
 
-        Assert.Equal(
-            [DeliveryOutcome.Delivered, DeliveryOutcome.Delivered, DeliveryOutcome.Deferred, DeliveryOutcome.Deferred],
-            attempt.Results.Select(r => r.Outcome));
-        Assert.Equal(["2.0.0", "2.0.0", "4.5.3", "4.5.3"], attempt.Results.Select(r => r.EnhancedCode));
-        Assert.Equal(["a@dest.test", "b@dest.test"], Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Recipients);
+        Assert.All(attempt.Results, r => Assert.Equal((DeliveryOutcome.Delivered, "2.0.0"), (r.Outcome, r.EnhancedCode)));
+        var messages = await f.Sink.WaitForMessagesAsync(3);
+        Assert.Equal([["a@dest.test", "b@dest.test"], ["c@dest.test", "d@dest.test"], ["e@dest.test"]], messages.Select(m => m.Recipients));
+        Assert.All(messages, m => Assert.Equal(stored.Content.ToArray(), m.Data));
+        Assert.Equal(1, f.Sink.ConnectionCount);
     }
 
     [Fact]
-    public async Task Too_many_recipients_without_pipelining_stops_sending_RCPT()
+    public async Task Too_many_recipients_without_pipelining_stops_sending_RCPT_and_continues_later()
     {
         await using var f = await DeliveryFixture.StartAsync();
         f.Route("dest.test", f.Sink);
@@ -265,8 +265,25 @@ public sealed class DeliverMessageConsumerTests
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test", "c@dest.test"));
 
-        Assert.Equal([DeliveryOutcome.Delivered, DeliveryOutcome.Deferred, DeliveryOutcome.Deferred], attempt.Results.Select(r => r.Outcome));
-        Assert.Equal(2, f.Sink.Commands.Count(c => c.Contains(" RCPT TO:", StringComparison.Ordinal)));
+        Assert.Equal([DeliveryOutcome.Delivered, DeliveryOutcome.Delivered, DeliveryOutcome.Delivered], attempt.Results.Select(r => r.Outcome));
+        // a (1st transaction), b refused with 452, then b, c refused, then c: one refused RCPT per transaction.
+        Assert.Equal(5, f.Sink.Commands.Count(c => c.Contains(" RCPT TO:", StringComparison.Ordinal)));
+        Assert.Equal(3, (await f.Sink.WaitForMessagesAsync(3)).Count);
+    }
+
+    [Fact]
+    public async Task Too_many_recipients_with_nobody_accepted_defers_them()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.RecipientReplies["a@dest.test"] = "452 4.5.3 Too many recipients";
+        f.Sink.RecipientReplies["b@dest.test"] = "452 4.5.3 Too many recipients";
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test"));
+
+        Assert.All(attempt.Results, r => Assert.Equal((DeliveryOutcome.Deferred, 452, "4.5.3"), (r.Outcome, r.ReplyCode, r.EnhancedCode)));
+        Assert.Empty(f.Sink.Messages);
     }
 
     [Fact]

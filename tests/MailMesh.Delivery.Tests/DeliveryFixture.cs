@@ -100,9 +100,8 @@ internal sealed class DeliveryFixture : IAsyncDisposable
         }
     }
 
-    public StoredMessage Store(byte[] content, string sender = "sender@origin.test", BodyType bodyType = BodyType.SevenBit)
-    {
-        var message = new StoredMessage
+    public StoredMessage Store(byte[] content, string sender = "sender@origin.test", BodyType bodyType = BodyType.SevenBit) =>
+        Store(new StoredMessage
         {
             Id = Guid.NewGuid(),
             Sender = sender,
@@ -113,7 +112,11 @@ internal sealed class DeliveryFixture : IAsyncDisposable
             SmtpUtf8 = false,
             RequireTls = false,
             TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        };
+        });
+
+    /// <summary>Puts <paramref name="message"/> in the spool as is (with a fresh id when <c>with { }</c> copied).</summary>
+    public StoredMessage Store(StoredMessage message)
+    {
         Spool.Messages[message.Id] = message;
         return message;
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using MailMesh.Contracts;
+using MailMesh.Policy;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
@@ -127,11 +128,18 @@ internal sealed class IngressHost : IAsyncDisposable
 
     public IPEndPoint SmtpEndPoint => _app.Services.GetRequiredService<IngressEndpoints>().Smtp[0];
 
+    public IPEndPoint SubmissionEndPoint => _app.Services.GetRequiredService<IngressEndpoints>().Submission[0];
+
+    public IPEndPoint ImplicitTlsEndPoint => _app.Services.GetRequiredService<IngressEndpoints>().ImplicitTls[0];
+
     public IServiceProvider Services => _app.Services;
 
     public const string HostName = "mx.test.example";
 
-    public static async Task<IngressHost> StartAsync(Dictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null)
+    /// <param name="settings">Configuration overrides.</param>
+    /// <param name="configure">Service overrides.</param>
+    /// <param name="realPolicy">Run the real Policy service (AddPolicy) on the in-memory bus instead of the scripted responder.</param>
+    public static async Task<IngressHost> StartAsync(Dictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null, bool realPolicy = false)
     {
         var directory = Directory.CreateTempSubdirectory("mailmesh-ingress-").FullName;
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
@@ -156,9 +164,18 @@ internal sealed class IngressHost : IAsyncDisposable
         builder.AddIngress();
         builder.Services.AddSingleton<PolicyScript>();
         builder.Services.AddSingleton<Announcements>();
+        if (realPolicy)
+        {
+            builder.AddPolicy();
+        }
+
         builder.AddBusPart(bus =>
         {
-            bus.AddConsumer<PolicyResponder>();
+            if (!realPolicy)
+            {
+                bus.AddConsumer<PolicyResponder>();
+            }
+
             bus.AddConsumer<MessageReceivedConsumer>();
         });
         builder.AddMailMeshBus(BusTransport.InMemory);

@@ -9,7 +9,7 @@ internal sealed class RawSmtpClient : IAsyncDisposable
 {
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(15);
     private readonly TcpClient _tcp;
-    private readonly NetworkStream _stream;
+    private Stream _stream;
     private readonly byte[] _buffer = new byte[8192];
     private readonly StringBuilder _pending = new();
 
@@ -19,11 +19,16 @@ internal sealed class RawSmtpClient : IAsyncDisposable
         _stream = tcp.GetStream();
     }
 
-    public static async Task<RawSmtpClient> ConnectAsync(IPEndPoint endpoint, bool readGreeting = true)
+    public static async Task<RawSmtpClient> ConnectAsync(IPEndPoint endpoint, bool readGreeting = true, bool implicitTls = false)
     {
         var tcp = new TcpClient();
         await tcp.ConnectAsync(endpoint);
         var client = new RawSmtpClient(tcp);
+        if (implicitTls)
+        {
+            await client.UpgradeToTlsAsync();
+        }
+
         if (readGreeting)
         {
             var greeting = await client.ReadReplyAsync();
@@ -34,6 +39,20 @@ internal sealed class RawSmtpClient : IAsyncDisposable
     }
 
     public async Task SendAsync(string text) => await SendAsync(Encoding.Latin1.GetBytes(text));
+
+    public async Task SendUtf8Async(string text) => await SendAsync(Encoding.UTF8.GetBytes(text));
+
+    /// <summary>Octets received from the server and not yet read as replies.</summary>
+    public int Pending => _pending.Length;
+
+    /// <summary>TLS handshake over the connection (after "220 Ready to start TLS", or at once for implicit TLS).</summary>
+    public async Task UpgradeToTlsAsync()
+    {
+        var ssl = new System.Net.Security.SslStream(_stream, leaveInnerStreamOpen: true, TestCertificates.IsTestServer);
+        using var timeout = new CancellationTokenSource(ReadTimeout);
+        await ssl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions { TargetHost = "mx.test.example" }, timeout.Token);
+        _stream = ssl;
+    }
 
     public async Task SendAsync(byte[] bytes)
     {

@@ -114,7 +114,12 @@ public sealed class SmtpCommandParserTests
     [InlineData("BODY=9BIT", 501)]
     [InlineData("BODY=7BIT BODY=8BITMIME", 501)]
     [InlineData("FOO=BAR", 555)]
-    [InlineData("SMTPUTF8", 555)]
+    [InlineData("SMTPUTF8=YES", 501)]
+    [InlineData("MT-PRIORITY=1", 555)]
+    [InlineData("RET=NONE", 501)]
+    [InlineData("RET=FULL RET=HDRS", 501)]
+    [InlineData("ENVID=abc+2", 501)]
+    [InlineData("ENVID=a+ZZb", 501)]
     public void Mail_parameter_errors(string parameters, int code)
     {
         var command = Parse("MAIL FROM:<a@b.c> " + parameters);

@@ -28,6 +28,13 @@ public sealed class SmtpStateTableTests
             SmtpCommandKind.Bdat,
         ],
         [SmtpState.Data] = [],
+
+        // RFC 3030 §3: between BDAT chunks only more BDAT continues the transaction.
+        [SmtpState.Chunking] =
+        [
+            SmtpCommandKind.Helo, SmtpCommandKind.Ehlo, SmtpCommandKind.Rset, SmtpCommandKind.Noop, SmtpCommandKind.Quit,
+            SmtpCommandKind.Vrfy, SmtpCommandKind.Expn, SmtpCommandKind.Help, SmtpCommandKind.Bdat,
+        ],
     };
 
     public static TheoryData<SmtpState, SmtpCommandKind> AllPairs()

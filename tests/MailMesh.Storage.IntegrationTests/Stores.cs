@@ -130,9 +130,10 @@ public sealed class SqliteStores : Stores
     public override ISchemaMigrator OpenMigrator() =>
         new SqliteSchemaMigrator(NewDatabase(), NullLogger<SqliteSchemaMigrator>.Instance);
 
-    public SqliteDatabase NewDatabase()
+    /// <summary>Another <see cref="SqliteDatabase"/> on the file (in this store's commit mode unless told otherwise).</summary>
+    public SqliteDatabase NewDatabase(SqliteCommitMode? commitMode = null)
     {
-        var database = new SqliteDatabase(Path, _commitMode);
+        var database = new SqliteDatabase(Path, commitMode ?? _commitMode);
         lock (_databases)
         {
             _databases.Add(database);

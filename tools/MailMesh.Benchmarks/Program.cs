@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Running;
 
-// Every benchmark in this assembly; pick with --filter, e.g. --filter '*Sqlite*'.
+// Every benchmark in this assembly, one folder per area. Run in Release and pick with a filter:
+//   dotnet run -c Release --project tools/MailMesh.Benchmarks -- --filter '*Sqlite*'
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

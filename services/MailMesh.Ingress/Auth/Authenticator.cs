@@ -41,8 +41,9 @@ internal sealed class Authenticator
         }
 
         var iterations = _users.Count > 0 ? _users.Values.Max(u => u.Iterations) : PasswordHash.MinIterations;
-        PasswordHash.TryParse(PasswordHash.Create("unused", iterations), out var dummy, out _);
-        _dummy = dummy!;
+        _dummy = PasswordHash.TryParse(PasswordHash.Create(Guid.NewGuid().ToString(), iterations), out var dummy, out _)
+            ? dummy
+            : throw new InvalidOperationException("The dummy password hash does not parse.");
     }
 
     /// <summary>True when any account is configured (AUTH is advertised only then).</summary>

@@ -37,7 +37,6 @@ internal sealed class SubmissionHandler(
 
     public async Task<IResult> HandleAsync(HttpContext context)
     {
-        var request = context.Request;
         var cancellationToken = context.RequestAborted;
         var keyName = context.User.Identity?.Name ?? throw new InvalidOperationException("The endpoint requires an authenticated API key.");
         using var activity = IngressTelemetry.Source.StartActivity("http.submission");

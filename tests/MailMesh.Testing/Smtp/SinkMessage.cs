@@ -29,5 +29,11 @@ public sealed record SinkMessage
     /// <summary>True when the transaction used BDAT (RFC 3030).</summary>
     public bool Chunked { get; init; }
 
+    /// <summary>BDAT commands of the transaction (0 for DATA).</summary>
+    public int ChunkCount { get; init; }
+
+    /// <summary>True when the transaction ran inside TLS (after STARTTLS).</summary>
+    public bool Tls { get; init; }
+
     public string DataText => Encoding.UTF8.GetString(Data);
 }

@@ -3,7 +3,9 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace MailMesh.Testing.Smtp;
@@ -76,6 +78,21 @@ public sealed class SmtpSink : IAsyncDisposable
 
     /// <summary>The EHLO keywords announced.</summary>
     public List<string> Extensions { get; } = ["PIPELINING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES"];
+
+    /// <summary>
+    /// The server certificate (with its private key). When set, STARTTLS (RFC 3207) is announced before TLS and the
+    /// session is upgraded on request.
+    /// </summary>
+    public X509Certificate2? Tls { get; set; }
+
+    /// <summary>Reply to STARTTLS instead of "220", e.g. "454 4.7.0 TLS not available" (the session stays in clear).</summary>
+    public string? StartTlsReply { get; set; }
+
+    /// <summary>Answer STARTTLS with 220, then send garbage instead of a TLS handshake and close (a broken TLS stack).</summary>
+    public bool FailTlsHandshake { get; set; }
+
+    /// <summary>EHLO keywords announced only inside TLS (e.g. "REQUIRETLS", RFC 8689 §3).</summary>
+    public List<string> TlsExtensions { get; } = [];
 
     // ---- Observations ------------------------------------------------------------------------------------------
 
@@ -220,7 +237,10 @@ public sealed class SmtpSink : IAsyncDisposable
 
     private async Task RunSessionAsync(int id, Socket socket, CancellationToken cancellationToken)
     {
-        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        Stream stream = new NetworkStream(socket, ownsSocket: false);
+        await using var disposeStream = stream;
+        await using var tlsHolder = new TlsHolder();
+        SslStream? tls = null;
         var reader = PipeReader.Create(stream);
         var writer = PipeWriter.Create(stream);
 
@@ -241,6 +261,7 @@ public sealed class SmtpSink : IAsyncDisposable
         var recipients = new List<string>();
         var rcptCount = 0;
         var chunks = new ArrayBufferWriter<byte>();
+        var chunkCount = 0;
 
         void ResetTransaction()
         {
@@ -249,6 +270,7 @@ public sealed class SmtpSink : IAsyncDisposable
             recipients.Clear();
             rcptCount = 0;
             chunks = new ArrayBufferWriter<byte>();
+            chunkCount = 0;
         }
 
         while (true)
@@ -288,11 +310,45 @@ public sealed class SmtpSink : IAsyncDisposable
 
                     var lines = new List<string> { HostName + " greets " + argument };
                     lines.AddRange(Extensions);
+                    if (tls is null && Tls is not null)
+                    {
+                        lines.Add("STARTTLS");
+                    }
+
+                    if (tls is not null)
+                    {
+                        lines.AddRange(TlsExtensions);
+                    }
+
                     for (var i = 0; i < lines.Count; i++)
                     {
                         await Reply((i == lines.Count - 1 ? "250 " : "250-") + lines[i]);
                     }
 
+                    break;
+                case "STARTTLS" when Tls is not null && tls is null:
+                    if (StartTlsReply is not null)
+                    {
+                        await Reply(StartTlsReply);
+                        break;
+                    }
+
+                    await Reply("220 2.0.0 Ready to start TLS");
+                    if (FailTlsHandshake)
+                    {
+                        await writer.WriteAsync("this is not a TLS server hello\r\n"u8.ToArray(), cancellationToken);
+                        return;
+                    }
+
+                    // RFC 3207 §4.2: the session starts over; the pipes are rebuilt over the TLS stream.
+                    await reader.CompleteAsync();
+                    await writer.CompleteAsync();
+                    tls = tlsHolder.Stream = new SslStream(stream, leaveInnerStreamOpen: true);
+                    await tls.AuthenticateAsServerAsync(
+                        new SslServerAuthenticationOptions { ServerCertificate = Tls, ClientCertificateRequired = false }, cancellationToken);
+                    reader = PipeReader.Create(tls, new StreamPipeReaderOptions(leaveOpen: true));
+                    writer = PipeWriter.Create(tls, new StreamPipeWriterOptions(leaveOpen: true));
+                    ResetTransaction();
                     break;
                 case "HELO":
                     ResetTransaction();
@@ -379,6 +435,7 @@ public sealed class SmtpSink : IAsyncDisposable
                     }
 
                     chunks.Write(chunk);
+                    chunkCount++;
                     if (!last)
                     {
                         await Reply($"250 2.0.0 {size} octets received");
@@ -423,6 +480,8 @@ public sealed class SmtpSink : IAsyncDisposable
                 Data = data,
                 Reply = reply,
                 Chunked = chunked,
+                Tls = tls is not null,
+                ChunkCount = chunked ? chunkCount : 0,
             });
             ResetTransaction();
             if (reply is null)
@@ -546,6 +605,13 @@ public sealed class SmtpSink : IAsyncDisposable
         }
 
         return output.WrittenSpan.ToArray();
+    }
+
+    private sealed class TlsHolder : IAsyncDisposable
+    {
+        public SslStream? Stream { get; set; }
+
+        public ValueTask DisposeAsync() => Stream?.DisposeAsync() ?? ValueTask.CompletedTask;
     }
 
     public async ValueTask DisposeAsync()

@@ -51,6 +51,9 @@ public sealed class EhloCapabilities
     /// <summary>RFC 3461 delivery status notifications (NOTIFY, RET, ENVID, ORCPT).</summary>
     public bool Dsn => Has("DSN");
 
+    /// <summary>RFC 8689 REQUIRETLS (meaningful only in the EHLO reply after STARTTLS).</summary>
+    public bool RequireTls => Has("REQUIRETLS");
+
     /// <summary>RFC 1870 SIZE was announced.</summary>
     public bool Size => Has("SIZE");
 

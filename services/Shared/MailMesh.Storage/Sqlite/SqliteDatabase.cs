@@ -124,8 +124,11 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// <summary>Group commit or one transaction per write.</summary>
     public SqliteCommitMode CommitMode { get; }
 
-    /// <summary>Write transactions committed so far by this instance (for tests and diagnostics).</summary>
-    internal long Commits => Interlocked.Read(ref _commits);
+    /// <summary>
+    /// Write transactions committed so far by this instance; writes divided by this is the mean batch size of the
+    /// group commit (for tests, benchmarks and diagnostics).
+    /// </summary>
+    public long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>A connection for reads. In WAL mode a read transaction sees one consistent snapshot.</summary>
     internal async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)

@@ -1,0 +1,275 @@
+using MailMesh.Storage.Sqlite;
+using Microsoft.Data.Sqlite;
+
+namespace MailMesh.Storage.IntegrationTests;
+
+/// <summary>
+/// Group commit in <see cref="SqliteDatabase"/>. To put chosen operations into one batch deterministically, a test
+/// first holds the writer with an operation that waits on a gate, queues the operations, then opens the gate: the
+/// next batch is exactly what was queued meanwhile (fewer than <see cref="SqliteDatabase.MaxBatchOperations"/>).
+/// </summary>
+public sealed class SqliteGroupCommitTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset T0 = new(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private SqliteStores _stores = null!;
+    private SqliteDatabase _database = null!;
+    private SqliteSpool _spool = null!;
+
+    private static CancellationToken Ct => CancellationToken.None;
+
+    public async Task InitializeAsync()
+    {
+        _stores = await SqliteStores.CreateAsync();
+        _database = _stores.NewDatabase();
+        _spool = new SqliteSpool(_database);
+    }
+
+    public async Task DisposeAsync() => await _stores.DisposeAsync();
+
+    private static NewMessage Message(string sender = "sender@example.org") => new()
+    {
+        Id = Guid.NewGuid(),
+        Sender = sender,
+        Recipients = [new NewRecipient { Address = "rcpt@example.com" }, new NewRecipient { Address = "other@example.net" }],
+        Content = "Subject: hi\r\n\r\nbody\r\n"u8.ToArray(),
+        ReceivedAt = T0,
+    };
+
+    [Fact]
+    public async Task Five_hundred_concurrent_stores_are_all_durable_and_read_back_by_a_new_spool_on_the_same_file()
+    {
+        var messages = Enumerable.Range(0, 500).Select(i => Message($"sender{i}@example.org") with
+        {
+            Content = System.Text.Encoding.ASCII.GetBytes($"Subject: {i}\r\n\r\n{new string('x', i)}\r\n"),
+        }).ToList();
+
+        var stored = await Task.WhenAll(messages.Select(m => Task.Run(() => _spool.StoreAsync(m, Ct)))).WaitAsync(Timeout);
+
+        Assert.All(stored, Assert.True);
+        Assert.InRange(_database.Commits, 1, 500);
+
+        // A second SqliteDatabase is what a restarted process would open: it sees only what was committed.
+        await _database.DisposeAsync();
+        await using var reopened = _stores.NewDatabase();
+        var spool = new SqliteSpool(reopened);
+        foreach (var message in messages)
+        {
+            var back = await spool.GetMessageAsync(message.Id, Ct);
+            Assert.NotNull(back);
+            Assert.Equal(message.Sender, back.Sender);
+            Assert.Equal(message.Content.ToArray(), back.Content.ToArray());
+        }
+
+        var counts = await spool.CountByStateAsync(Ct);
+        Assert.Equal(1000, counts[RecipientState.Queued]);
+        var jobs = await spool.ClaimDueAsync(T0, 2000, TimeSpan.FromMinutes(5), Ct);
+        Assert.Equal(1000, jobs.Sum(j => j.Recipients.Count));
+    }
+
+    [Fact]
+    public async Task A_failing_operation_rolls_back_only_itself_and_the_rest_of_its_batch_commits()
+    {
+        var policy = new SqlitePolicyStore(_database);
+        await using var gate = await WriterGate.HoldAsync(_database);
+        var commitsBefore = _database.Commits;
+
+        var first = Message();
+        var second = Message();
+        var storeFirst = _spool.StoreAsync(first, Ct);
+        var failing = _database.WriteAsync<int>(async write =>
+        {
+            // Writes something first: the rollback to its savepoint must undo it.
+            await using var command = write.CreateCommand(
+                "INSERT INTO policy_suppressions (address, reason, created_at) VALUES ('doomed@example.com', 'x', 0)");
+            await command.ExecuteNonQueryAsync();
+            throw new InvalidOperationException("operation failed");
+        }, 0, Ct);
+        var suppress = policy.AddSuppressionAsync(new Suppression { Address = "kept@example.com", Reason = "bounce", CreatedAt = T0 }, Ct);
+        var storeSecond = _spool.StoreAsync(second, Ct);
+
+        gate.Open();
+        await gate.Held;
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => failing.WaitAsync(Timeout));
+        Assert.Equal("operation failed", error.Message);
+        Assert.True(await storeFirst.WaitAsync(Timeout));
+        Assert.True(await storeSecond.WaitAsync(Timeout));
+        await suppress.WaitAsync(Timeout);
+
+        Assert.Equal(commitsBefore + 2, _database.Commits); // the gate's batch, then one for all four
+        Assert.NotNull(await _spool.GetMessageAsync(first.Id, Ct));
+        Assert.NotNull(await _spool.GetMessageAsync(second.Id, Ct));
+        Assert.NotNull(await policy.GetSuppressionAsync("kept@example.com", Ct));
+        Assert.Null(await policy.GetSuppressionAsync("doomed@example.com", Ct));
+    }
+
+    [Fact]
+    public async Task A_duplicate_id_in_the_same_batch_as_its_original_returns_false_for_the_second_only()
+    {
+        await using var gate = await WriterGate.HoldAsync(_database);
+        var commitsBefore = _database.Commits;
+        var original = Message("first@example.org");
+        var duplicate = original with { Sender = "second@example.org", Recipients = [new NewRecipient { Address = "x@example.org" }] };
+
+        var storeOriginal = _spool.StoreAsync(original, Ct);
+        var storeDuplicate = _spool.StoreAsync(duplicate, Ct);
+        gate.Open();
+
+        Assert.True(await storeOriginal.WaitAsync(Timeout));
+        Assert.False(await storeDuplicate.WaitAsync(Timeout));
+        Assert.Equal(commitsBefore + 2, _database.Commits);
+
+        var status = await _spool.GetStatusAsync(original.Id, Ct);
+        Assert.Equal("first@example.org", status!.Sender);
+        Assert.Equal(["other@example.net", "rcpt@example.com"], status.Recipients.Select(r => r.Address).Order());
+    }
+
+    [Fact]
+    public async Task A_claim_in_the_same_batch_as_a_store_sees_it_and_a_second_claim_does_not_take_it_again()
+    {
+        await using var gate = await WriterGate.HoldAsync(_database);
+        var message = Message();
+        var store = _spool.StoreAsync(message, Ct);
+        var claim = _spool.ClaimDueAsync(T0, 10, TimeSpan.FromMinutes(5), Ct);
+        var again = _spool.ClaimDueAsync(T0, 10, TimeSpan.FromMinutes(5), Ct);
+        gate.Open();
+
+        Assert.True(await store.WaitAsync(Timeout));
+        Assert.Equal(2, (await claim.WaitAsync(Timeout)).Sum(j => j.Recipients.Count));
+        Assert.Empty(await again.WaitAsync(Timeout));
+    }
+
+    [Fact]
+    public async Task An_operation_cancelled_while_queued_never_runs_and_its_caller_is_cancelled()
+    {
+        await using var gate = await WriterGate.HoldAsync(_database);
+        using var cancellation = new CancellationTokenSource();
+        var ran = false;
+        var cancelled = _database.WriteAsync(_ =>
+        {
+            ran = true;
+            return Task.FromResult(0);
+        }, 0, cancellation.Token);
+        var kept = _spool.StoreAsync(Message(), Ct);
+
+        await cancellation.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(Timeout));
+        Assert.False(kept.IsCompleted); // still queued behind the gate
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _spool.StoreAsync(Message(), cancellation.Token));
+
+        gate.Open();
+        Assert.True(await kept.WaitAsync(Timeout));
+        Assert.False(ran);
+    }
+
+    [Fact]
+    public async Task When_the_commit_fails_every_caller_of_the_batch_gets_the_error_and_nothing_of_it_is_stored()
+    {
+        await using var gate = await WriterGate.HoldAsync(_database);
+        var innocent = Message();
+        var store = _spool.StoreAsync(innocent, Ct);
+        var poison = _database.WriteAsync(async write =>
+        {
+            // Deferred foreign keys are checked at COMMIT (https://sqlite.org/foreignkeys.html §4.2): the orphan attempt
+            // row passes here and fails the commit of the whole batch.
+            await using var command = write.CreateCommand(
+                """
+                PRAGMA defer_foreign_keys = ON;
+                INSERT INTO spool_attempts (recipient_id, attempted_at, state) VALUES (-1, 0, 3);
+                """);
+            return await command.ExecuteNonQueryAsync();
+        }, 0, Ct);
+        gate.Open();
+
+        var storeError = await Assert.ThrowsAsync<SqliteException>(() => store.WaitAsync(Timeout));
+        var poisonError = await Assert.ThrowsAsync<SqliteException>(() => poison.WaitAsync(Timeout));
+        Assert.Equal(19, storeError.SqliteErrorCode); // SQLITE_CONSTRAINT
+        Assert.Same(storeError, poisonError);
+        Assert.Null(await _spool.GetMessageAsync(innocent.Id, Ct));
+
+        // The writer recovers: the next batch commits on a fresh connection.
+        var retry = Message();
+        Assert.True(await _spool.StoreAsync(retry, Ct).WaitAsync(Timeout));
+        Assert.NotNull(await _spool.GetMessageAsync(retry.Id, Ct));
+    }
+
+    [Fact]
+    public async Task Dispose_runs_everything_queued_then_refuses_new_writes()
+    {
+        var gate = await WriterGate.HoldAsync(_database);
+        var messages = Enumerable.Range(0, 20).Select(_ => Message()).ToList();
+        var stores = messages.Select(m => _spool.StoreAsync(m, Ct)).ToList();
+
+        var disposing = _database.DisposeAsync().AsTask();
+        Assert.False(disposing.IsCompleted);
+        gate.Open();
+        await disposing.WaitAsync(Timeout);
+
+        Assert.All(await Task.WhenAll(stores), Assert.True);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => _spool.StoreAsync(Message(), Ct));
+
+        await using var reopened = _stores.NewDatabase();
+        var spool = new SqliteSpool(reopened);
+        foreach (var message in messages)
+        {
+            Assert.NotNull(await spool.GetMessageAsync(message.Id, Ct));
+        }
+    }
+
+    [Fact]
+    public async Task Per_operation_mode_commits_once_per_write()
+    {
+        await using var database = _stores.NewDatabase(SqliteCommitMode.PerOperation);
+        var spool = new SqliteSpool(database);
+
+        var stored = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => Task.Run(() => spool.StoreAsync(Message(), Ct))));
+
+        Assert.All(stored, Assert.True);
+        Assert.Equal(20, database.Commits);
+    }
+
+    /// <summary>An operation that holds the writer until <see cref="Open"/>; disposing opens it too.</summary>
+    private sealed class WriterGate : IAsyncDisposable
+    {
+        private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Held { get; private set; } = Task.CompletedTask;
+
+        public static async Task<WriterGate> HoldAsync(SqliteDatabase database)
+        {
+            var gate = new WriterGate();
+            gate.Held = database.WriteAsync(async _ =>
+            {
+                gate._started.SetResult();
+                await gate._open.Task;
+                return 0;
+            }, 0, CancellationToken.None);
+            await gate._started.Task.WaitAsync(Timeout);
+            return gate;
+        }
+
+        public void Open() => _open.TrySetResult();
+
+        public async ValueTask DisposeAsync()
+        {
+            Open();
+            await Held.WaitAsync(Timeout);
+        }
+    }
+}
+
+public sealed class SqlitePerOperationCommitSpoolTests : SpoolContractTests
+{
+    protected override async Task<Stores> CreateStoresAsync() =>
+        await SqliteStores.CreateAsync(commitMode: SqliteCommitMode.PerOperation);
+}
+
+public sealed class SqlitePerOperationCommitPolicyStoreTests : PolicyStoreContractTests
+{
+    protected override async Task<Stores> CreateStoresAsync() =>
+        await SqliteStores.CreateAsync(commitMode: SqliteCommitMode.PerOperation);
+}
