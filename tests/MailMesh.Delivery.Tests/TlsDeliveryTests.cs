@@ -38,7 +38,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
         var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
         Assert.True(received.Tls);
         Assert.Equal(Content, received.Data);
@@ -54,7 +54,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
         Assert.False(Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Tls);
         Assert.DoesNotContain(f.Sink.Commands, c => c.EndsWith("STARTTLS", StringComparison.Ordinal));
     }
@@ -69,7 +69,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
         var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
         Assert.False(received.Tls);
         Assert.Equal(2, received.ConnectionId);
@@ -86,7 +86,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
         Assert.False(Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Tls);
         Assert.Equal(1, f.Sink.ConnectionCount);
     }
@@ -141,7 +141,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
         Assert.True(Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Tls);
     }
 
@@ -154,7 +154,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
         Assert.True(Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Tls);
     }
 
@@ -167,7 +167,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
     }
 
     [Fact]
@@ -209,7 +209,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
         Assert.Equal("mx2.dest.test", attempt.RemoteHost);
     }
 
@@ -258,7 +258,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
 
-        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        AssertDelivered(Assert.Single(attempt.Results));
         var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
         Assert.True(received.Tls);
         Assert.Contains("REQUIRETLS", received.MailParameters.Split(' '));
@@ -308,6 +308,9 @@ public sealed class TlsDeliveryTests : IDisposable
 
         Assert.Equal(DeliveryOutcome.Deferred, Assert.Single(attempt.Results).Outcome);
     }
+
+    private static void AssertDelivered(RecipientResult result) =>
+        Assert.True(result.Outcome == DeliveryOutcome.Delivered, $"{result.Outcome}: {result.ReplyCode} {result.EnhancedCode} {result.ReplyText}");
 
     public void Dispose()
     {

@@ -79,7 +79,7 @@ public sealed class DistributedPipelineTests
         Assert.Equal("delivery-status", multipart.ReportType);
         var status = Assert.Single(multipart.OfType<MessageDeliveryStatus>());
         var recipient = status.StatusGroups[1];
-        Assert.Equal("rfc822;nobody@dest.test", recipient["Final-Recipient"].Replace(" ", string.Empty, StringComparison.Ordinal));
+        Assert.Equal("rfc822;nobody@dest.test", recipient["Final-Recipient"]?.Replace(" ", string.Empty, StringComparison.Ordinal));
         Assert.Equal("failed", recipient["Action"]);
         Assert.Equal("5.1.1", recipient["Status"]);
         Assert.Contains("550", recipient["Diagnostic-Code"], StringComparison.Ordinal);

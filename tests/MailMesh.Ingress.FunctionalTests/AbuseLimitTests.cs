@@ -143,7 +143,7 @@ public sealed class AbuseLimitTests
             message.Body = new TextPart("plain") { Text = "still served\r\n" };
             var response = await client.SendAsync(message, Timeout);
             await client.DisconnectAsync(quit: true, Timeout);
-            Assert.StartsWith("Ok: queued as ", response, StringComparison.Ordinal);
+            Assert.Contains("queued as ", response, StringComparison.Ordinal);
         }
         finally
         {

@@ -14,7 +14,7 @@ public sealed class OpenRelayTests : IAsyncLifetime
         SmtpExtensionTests.TlsSettings(new()
         {
             ["Policy:RelayNetworks"] = "192.0.2.0/24",
-            ["Policy:LocalDomains"] = "allowed.test,bücher.test",
+            ["Policy:LocalDomains"] = "allowed.test,xn--bcher-kva.test",
             ["Ingress:Auth:AllowPlaintext"] = "true",
             ["Ingress:MaxErrorsPerSession"] = "100",
         }),

@@ -97,7 +97,7 @@ public sealed class SmtpExtensionTests
         await using var host = await IngressHost.StartAsync(TlsSettings());
         await using var client = await RawSmtpClient.ConnectAsync(host.SmtpEndPoint);
         var before = (await client.CommandAsync("EHLO client.test")).Text;
-        Assert.Contains("250-STARTTLS", before, StringComparison.Ordinal);
+        Assert.Contains("STARTTLS", before, StringComparison.Ordinal);
         Assert.DoesNotContain("AUTH", before, StringComparison.Ordinal);
         Assert.DoesNotContain("REQUIRETLS", before, StringComparison.Ordinal);
         foreach (var keyword in new[] { "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING", "BINARYMIME", "DSN", "SMTPUTF8" })
@@ -324,8 +324,10 @@ public sealed class SmtpExtensionTests
         Assert.True(stored!.SmtpUtf8);
         Assert.Equal("jörg@xn--bcher-kva.example", stored.Sender);
         var status = await host.Spool.GetStatusAsync(id, Timeout);
-        Assert.Equal("用户@xn--fsqu00a.xn--3lr804guic", status!.Recipients.Single().Address);
-        Assert.Equal("xn--fsqu00a.xn--3lr804guic", status.Recipients.Single().Domain);
+        var aLabel = new System.Globalization.IdnMapping().GetAscii("例子.广告");
+        Assert.StartsWith("xn--", aLabel, StringComparison.Ordinal);
+        Assert.Equal("用户@" + aLabel, status!.Recipients.Single().Address);
+        Assert.Equal(aLabel, status.Recipients.Single().Domain);
 
         // A UTF-8 recipient in a transaction without SMTPUTF8.
         Assert.Equal(250, (await client.CommandAsync("MAIL FROM:<a@example.com>")).Code);

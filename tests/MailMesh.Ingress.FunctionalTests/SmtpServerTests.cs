@@ -81,7 +81,7 @@ public sealed class SmtpServerTests
         var ehlo = await client.ReadReplyAsync();
         Assert.Equal(250, ehlo.Code);
         Assert.Equal(
-            ["250-mx.test.example greets client.test", "250-PIPELINING", "250-SIZE 36700160", "250-8BITMIME", "250 ENHANCEDSTATUSCODES"],
+            ["250-mx.test.example greets client.test", "250-PIPELINING", "250-SIZE 36700160", "250-8BITMIME", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-BINARYMIME", "250-DSN", "250 SMTPUTF8"],
             ehlo.Lines);
         Assert.Equal("250 2.1.0 Ok", (await client.ReadReplyAsync()).Text);
         Assert.Equal("250 2.1.5 Ok", (await client.ReadReplyAsync()).Text);

@@ -27,7 +27,11 @@ public static class HttpApiExtensions
         return builder;
     }
 
-    /// <summary>Maps <c>POST /api/v1/messages</c> (GET /api/v1/messages/{id} is the Queue's).</summary>
+    /// <summary>
+    /// Maps <c>POST /api/v1/messages</c> (GET /api/v1/messages/{id} is the Queue's). No Accepts metadata on purpose: the
+    /// routing matcher would answer an unsupported Content-Type with a bare 415; the handler answers it with a problem
+    /// document and Accept-Post.
+    /// </summary>
     public static IEndpointRouteBuilder MapIngressHttpApi(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
@@ -36,7 +40,6 @@ public static class HttpApiExtensions
             .RequireAuthorization(ApiKeyAuthenticationHandler.PolicyName)
             .MapPost("/messages", static (HttpContext context, SubmissionHandler handler) => handler.HandleAsync(context))
             .WithName("SubmitMessage")
-            .Accepts<object>(SubmissionHandler.JsonMediaType, SubmissionHandler.RawMediaType)
             .DisableAntiforgery();
         return endpoints;
     }

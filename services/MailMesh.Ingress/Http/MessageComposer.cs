@@ -33,7 +33,8 @@ internal static class MessageComposer
             message.Headers.Add(new Header(System.Text.Encoding.UTF8, name, value));
         }
 
-        var body = new BodyBuilder { TextBody = submission.Text, HtmlBody = submission.Html };
+        // RFC 2046 §4.1.1: the canonical form of text has CRLF line breaks; quoted-printable keeps them as hard breaks.
+        var body = new BodyBuilder { TextBody = Canonical(submission.Text), HtmlBody = Canonical(submission.Html) };
         foreach (var attachment in submission.Attachments)
         {
             if (attachment.ContentId is { } contentId)
@@ -55,6 +56,9 @@ internal static class MessageComposer
         message.WriteTo(Format, stream);
         return stream.ToArray();
     }
+
+    private static string? Canonical(string? text) =>
+        text?.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n').Replace("\n", "\r\n", StringComparison.Ordinal);
 
     private static FormatOptions CreateFormat()
     {

@@ -92,7 +92,10 @@ public static class BusExtensions
 
         builder.Services.Configure<MassTransitHostOptions>(options =>
         {
-            options.WaitUntilStarted = false;
+            // A service is not started (and Ingress does not listen) until its bus is connected and its endpoints
+            // are bound: nothing is accepted that could not be checked or announced.
+            options.WaitUntilStarted = true;
+            options.StartTimeout = TimeSpan.FromMinutes(2);
             options.StopTimeout = TimeSpan.FromSeconds(30);
         });
 

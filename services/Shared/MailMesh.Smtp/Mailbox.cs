@@ -46,7 +46,8 @@ public sealed class Mailbox : IEquatable<Mailbox>
         ascii = null;
         try
         {
-            var result = Idn.GetAscii(domain).ToLowerInvariant();
+            // Case-fold first: IDNA lookups are case-insensitive (RFC 5891 §5.2 mapping, UTS #46).
+            var result = Idn.GetAscii(domain.ToLowerInvariant()).ToLowerInvariant();
             if (!IsValidDomain(result))
             {
                 return false;

@@ -123,7 +123,9 @@ public sealed class HttpSubmissionTests
         Assert.True(Math.Abs((mime.Date - DateTimeOffset.UtcNow).TotalMinutes) < 10);
         Assert.Equal("invoices-2026", mime.Headers["X-Campaign"]);
         Assert.Equal("<mailto:unsub@example.com>", mime.Headers["List-Unsubscribe"]);
-        Assert.Equal("Grüße\r\nline two", mime.TextBody!.TrimEnd());
+        File.WriteAllText("/tmp/stored.eml", text);
+        Assert.Contains("\r\n\r\nGr=C3=BC=C3=9Fe\r\nline two", text, StringComparison.Ordinal); // RFC 2045 §6.7 (4): hard line break
+        Assert.Equal("Grüße\nline two", mime.TextBody!.ReplaceLineEndings("\n").TrimEnd());
         Assert.Equal("<p>Grüße</p>", mime.HtmlBody!.Trim());
         var attachment = Assert.IsType<MimePart>(mime.Attachments.Single());
         Assert.Equal("invoice.pdf", attachment.FileName);

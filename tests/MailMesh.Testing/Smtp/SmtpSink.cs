@@ -241,8 +241,8 @@ public sealed class SmtpSink : IAsyncDisposable
         await using var disposeStream = stream;
         await using var tlsHolder = new TlsHolder();
         SslStream? tls = null;
-        var reader = PipeReader.Create(stream);
-        var writer = PipeWriter.Create(stream);
+        var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
+        var writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
 
         async Task Reply(string line)
         {

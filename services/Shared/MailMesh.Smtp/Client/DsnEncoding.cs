@@ -34,9 +34,15 @@ public static class DsnEncoding
 
         var type = stored[..semicolon];
         var address = stored[(semicolon + 1)..];
-        if (type.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || !Ascii.IsValid(address))
+        if (type.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
         {
-            return "utf-8;" + EncodeUtf8AddrXtext(address);
+            // Already in utf-8-addr form: its "\x{HEX}" escapes stand (RFC 6533 §3); the rest is made safe.
+            return "utf-8;" + EncodeUtf8AddrXtext(address, keepEscapes: true);
+        }
+
+        if (!Ascii.IsValid(address))
+        {
+            return "utf-8;" + EncodeUtf8AddrXtext(address, keepEscapes: false);
         }
 
         return type + ";" + EncodeXtext(address);
@@ -67,13 +73,22 @@ public static class DsnEncoding
 
     // RFC 6533 §3: utf-8-addr-xtext = 1*(QCHARxtext / EmbeddedUnicodeChar); QCHARxtext = %x21-2a / %x2c-3c / %x3e-5b /
     // %x5d-7e (printable ASCII except "+", "=" and "\"); EmbeddedUnicodeChar = "\x{" HEXPOINT "}".
-    private static string EncodeUtf8AddrXtext(string value)
+    private static string EncodeUtf8AddrXtext(string value, bool keepEscapes)
     {
         var builder = new StringBuilder(value.Length);
+        var escapeEnd = -1;
+        var index = 0;
         foreach (var rune in value.EnumerateRunes())
         {
             var v = rune.Value;
-            if (v is >= 0x21 and <= 0x7E && v != '+' && v != '=' && v != '\\')
+            var position = index;
+            index += rune.Utf16SequenceLength;
+            if (keepEscapes && v == '\\' && IsEmbeddedUnicodeChar(value, position, out var length))
+            {
+                escapeEnd = position + length;
+            }
+
+            if (position < escapeEnd || (v is >= 0x21 and <= 0x7E && v != '+' && v != '=' && v != '\\'))
             {
                 builder.Append((char)v);
             }
@@ -84,5 +99,25 @@ public static class DsnEncoding
         }
 
         return builder.ToString();
+    }
+
+    // EmbeddedUnicodeChar = %x5C.78 "{" HEXPOINT "}" (RFC 6533 §3), HEXPOINT being 2 to 6 hex digits.
+    private static bool IsEmbeddedUnicodeChar(string value, int start, out int length)
+    {
+        length = 0;
+        if (start + 4 >= value.Length || value[start + 1] != 'x' || value[start + 2] != '{')
+        {
+            return false;
+        }
+
+        var close = value.IndexOf('}', start + 3);
+        var digits = close - (start + 3);
+        if (close < 0 || digits is < 2 or > 6 || value.AsSpan(start + 3, digits).ContainsAnyExcept("0123456789ABCDEFabcdef"))
+        {
+            return false;
+        }
+
+        length = close - start + 1;
+        return true;
     }
 }

@@ -1,0 +1,186 @@
+using System.Text;
+using MailMesh.Contracts;
+using MailMesh.Smtp.Client;
+using MailMesh.Storage;
+using MassTransit.Testing;
+
+namespace MailMesh.Delivery.Tests;
+
+/// <summary>CHUNKING, DSN, SMTPUTF8/IDN and lease handling on the client side.</summary>
+public sealed class SmtpExtensionsDeliveryTests
+{
+    private static byte[] Message(string header = "Subject: test") =>
+        Encoding.UTF8.GetBytes($"From: a@origin.test\r\n{header}\r\n\r\nBody.\r\n.dot\r\n");
+
+    [Fact]
+    public async Task CHUNKING_sends_every_body_type_by_BDAT_in_64_KiB_chunks()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.Extensions.Add("CHUNKING");
+        var body = new StringBuilder("Subject: big\r\n\r\n");
+        while (body.Length < 200 * 1024)
+        {
+            body.Append(".line with a leading dot and caf\u00e9\r\n");
+        }
+
+        var content = Encoding.UTF8.GetBytes(body.ToString());
+        var stored = f.Store(content, bodyType: BodyType.EightBitMime);
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.True(received.Chunked);
+        Assert.Equal((content.Length + (64 * 1024) - 1) / (64 * 1024), received.ChunkCount);
+        Assert.Equal(content, received.Data);
+        Assert.Contains("BODY=8BITMIME", received.MailParameters, StringComparison.Ordinal);
+        Assert.DoesNotContain(f.Sink.Commands, c => c.EndsWith(" DATA", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task DSN_parameters_go_xtext_encoded_when_the_server_offers_DSN()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.Extensions.Add("DSN");
+        var stored = f.Store(f.Store(Message()) with { Id = Guid.NewGuid(), EnvelopeId = "id+1 x=y", Ret = "HDRS" });
+        var request = DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test", "b@dest.test");
+        request = request with
+        {
+            Recipients =
+            [
+                request.Recipients[0] with { Notify = "SUCCESS,FAILURE", OriginalRecipient = "rfc822;a+list=x@dest.test" },
+                request.Recipients[1] with { Notify = "NEVER", OriginalRecipient = "utf-8;b\\x{E9}@dest.test" },
+            ],
+        };
+
+        var attempt = await f.DeliverAsync(request);
+
+        Assert.All(attempt.Results, r => Assert.Equal(DeliveryOutcome.Delivered, r.Outcome));
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.EndsWith("RET=HDRS ENVID=id+2B1+20x+3Dy", received.MailParameters, StringComparison.Ordinal);
+        Assert.Contains(f.Sink.Commands, c => c.EndsWith("RCPT TO:<a@dest.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Blist+3Dx@dest.test", StringComparison.Ordinal));
+        Assert.Contains(f.Sink.Commands, c => c.EndsWith("RCPT TO:<b@dest.test> NOTIFY=NEVER ORCPT=utf-8;b\\x{E9}@dest.test", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task DSN_parameters_are_omitted_when_the_server_lacks_DSN()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var stored = f.Store(f.Store(Message()) with { Id = Guid.NewGuid(), EnvelopeId = "env", Ret = "FULL" });
+        var request = DeliveryFixture.Request(stored.Id, "dest.test", "a@dest.test");
+        request = request with { Recipients = [request.Recipients[0] with { Notify = "SUCCESS", OriginalRecipient = "rfc822;a@dest.test" }] };
+
+        await f.DeliverAsync(request);
+
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.DoesNotContain("RET=", received.MailParameters, StringComparison.Ordinal);
+        Assert.DoesNotContain("ENVID=", received.MailParameters, StringComparison.Ordinal);
+        Assert.Contains(f.Sink.Commands, c => c.EndsWith("RCPT TO:<a@dest.test>", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("rfc822;user@example.com", "rfc822;user@example.com")]
+    [InlineData("rfc822;a b+c=d@example.com", "rfc822;a+20b+2Bc+3Dd@example.com")]
+    [InlineData("utf-8;\u00fcser@example.com", "utf-8;\\x{FC}ser@example.com")]
+    [InlineData("rfc822;\u00fcser@example.com", "utf-8;\\x{FC}ser@example.com")]
+    [InlineData("utf-8;a+b@example.com", "utf-8;a\\x{2B}b@example.com")]
+    [InlineData("utf-8;b\\x{E9}@example.com", "utf-8;b\\x{E9}@example.com")]
+    [InlineData("utf-8;a\\b\\x{zz}@example.com", "utf-8;a\\x{5C}b\\x{5C}x{zz}@example.com")]
+    [InlineData("user@example.com", "rfc822;user@example.com")]
+    public void ORCPT_is_encoded_per_RFC_3461_and_RFC_6533(string stored, string wire) =>
+        Assert.Equal(wire, DsnEncoding.OriginalRecipient(stored));
+
+    [Fact]
+    public async Task SMTPUTF8_is_passed_when_the_server_offers_it()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.Extensions.Add("SMTPUTF8");
+        var stored = f.Store(f.Store(Message("Subject: caf\u00e9"), sender: "j\u00f6rg@origin.test") with { Id = Guid.NewGuid(), SmtpUtf8 = true });
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "\u00fcser@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.Contains("SMTPUTF8", received.MailParameters.Split(' '));
+        Assert.Equal("j\u00f6rg@origin.test", received.MailFrom);
+        Assert.Equal(["\u00fcser@dest.test"], received.Recipients);
+    }
+
+    [Fact]
+    public async Task UTF8_headers_bounce_with_5_6_7_when_the_server_lacks_SMTPUTF8()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var stored = f.Store(f.Store(Message("Subject: caf\u00e9")) with { Id = Guid.NewGuid(), SmtpUtf8 = true });
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Bounced, 553, "5.6.7"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+        Assert.Empty(f.Sink.Messages);
+    }
+
+    [Fact]
+    public async Task Non_ASCII_local_part_bounces_only_that_recipient_without_SMTPUTF8()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "\u00fcser@dest.test", "ascii@dest.test"));
+
+        Assert.Equal((DeliveryOutcome.Bounced, 553, "5.6.7"), (attempt.Results[0].Outcome, attempt.Results[0].ReplyCode, attempt.Results[0].EnhancedCode));
+        Assert.Equal(DeliveryOutcome.Delivered, attempt.Results[1].Outcome);
+        Assert.Equal(["ascii@dest.test"], Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Recipients);
+    }
+
+    [Fact]
+    public async Task Non_ASCII_domains_go_as_A_labels_without_SMTPUTF8()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var stored = f.Store(Message(), sender: "info@b\u00fccher.test");
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@m\u00fcnchen.dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.Equal("info@xn--bcher-kva.test", received.MailFrom);
+        Assert.Equal(["rcpt@xn--mnchen-3ya.dest.test"], received.Recipients);
+        Assert.DoesNotContain("SMTPUTF8", received.MailParameters, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SMTPUTF8_flag_on_an_all_ASCII_message_is_not_an_obstacle()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var stored = f.Store(f.Store(Message()) with { Id = Guid.NewGuid(), SmtpUtf8 = true });
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        Assert.DoesNotContain("SMTPUTF8", Assert.Single(await f.Sink.WaitForMessagesAsync(1)).MailParameters, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_expired_lease_is_not_started_and_publishes_nothing()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var expired = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseExpiresAt = DateTimeOffset.UtcNow.AddSeconds(-1) };
+
+        await f.Harness.Bus.Publish(expired);
+        Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == expired.LeaseId));
+        var live = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(live.Results).Outcome);
+        Assert.False(await f.Harness.Published.Any<DeliveryAttempted>(m => m.Context.Message.LeaseId == expired.LeaseId));
+        Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.Single(f.Sink.Messages);
+    }
+}
