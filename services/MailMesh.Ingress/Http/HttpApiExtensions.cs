@@ -17,7 +17,6 @@ public static class HttpApiExtensions
         services.AddValidatedOptions<HttpApiOptions>();
         services.TryAddSingleton<ApiKeyRing>();
         services.TryAddScoped<SubmissionHandler>();
-        services.AddProblemDetails();
         services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, displayName: "API key", configureOptions: null);
         services.AddAuthorizationBuilder()

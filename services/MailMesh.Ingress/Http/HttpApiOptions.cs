@@ -20,13 +20,6 @@ public sealed class HttpApiOptions : IValidatedOptions
     /// <summary>The Retry-After given with a 503 (Policy or the spool did not answer, or a transient refusal).</summary>
     public TimeSpan RetryAfter { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>
-    /// How long an Idempotency-Key is guaranteed to be honoured. Keys are remembered through the message id they map to,
-    /// so they are honoured for as long as the message is in the spool; this value is what the API promises clients
-    /// (the Queue's completed-message retention must not be shorter).
-    /// </summary>
-    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);
-
     public IEnumerable<string> Validate()
     {
         const string P = "Ingress:Api:";
@@ -58,11 +51,6 @@ public sealed class HttpApiOptions : IValidatedOptions
         if (RetryAfter < TimeSpan.FromSeconds(1) || RetryAfter > TimeSpan.FromHours(1))
         {
             yield return P + "RetryAfter: must be between 1 second and 1 hour";
-        }
-
-        if (IdempotencyWindow <= TimeSpan.Zero)
-        {
-            yield return P + "IdempotencyWindow: must be positive";
         }
     }
 }

@@ -72,8 +72,18 @@ public static class ServiceDefaultsExtensions
         path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz") || path.StartsWithSegments("/metrics");
 
     /// <summary>Registers a readiness check for the spool store.</summary>
-    public static IHealthChecksBuilder AddStoreCheck(this IHealthChecksBuilder checks) =>
-        checks.AddCheck<StoreHealthCheck>("store", tags: [ReadyTag]);
+    /// <remarks>Idempotent: Standalone registers several services that each ask for it.</remarks>
+    public static IHealthChecksBuilder AddStoreCheck(this IHealthChecksBuilder checks)
+    {
+        ArgumentNullException.ThrowIfNull(checks);
+        if (checks.Services.Any(d => d.ServiceType == typeof(StoreHealthCheck)))
+        {
+            return checks;
+        }
+
+        checks.Services.AddSingleton<StoreHealthCheck>();
+        return checks.AddCheck<StoreHealthCheck>("store", tags: [ReadyTag]);
+    }
 
     private sealed class StoreHealthCheck(ISpool spool) : IHealthCheck
     {

@@ -112,6 +112,7 @@ internal sealed class HttpApiHost : IAsyncDisposable
         catch
         {
             await app.DisposeAsync();
+            Directory.Delete(directory, recursive: true);
             throw;
         }
 

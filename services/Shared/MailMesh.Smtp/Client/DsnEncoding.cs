@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 
@@ -10,6 +11,8 @@ namespace MailMesh.Smtp.Client;
 /// </summary>
 public static class DsnEncoding
 {
+    private static readonly SearchValues<char> HexDigits = SearchValues.Create("0123456789ABCDEFabcdef");
+
     /// <summary>RFC 3461 §4.4: ENVID=xtext.</summary>
     public static string EnvelopeId(string envelopeId)
     {
@@ -112,7 +115,7 @@ public static class DsnEncoding
 
         var close = value.IndexOf('}', start + 3);
         var digits = close - (start + 3);
-        if (close < 0 || digits is < 2 or > 6 || value.AsSpan(start + 3, digits).ContainsAnyExcept("0123456789ABCDEFabcdef"))
+        if (close < 0 || digits is < 2 or > 6 || value.AsSpan(start + 3, digits).ContainsAnyExcept(HexDigits))
         {
             return false;
         }
