@@ -1,6 +1,7 @@
 using MailMesh.Delivery;
 using MailMesh.Dns;
 using MailMesh.Ingress;
+using MailMesh.Ingress.Http;
 using MailMesh.Policy;
 using MailMesh.Queue;
 using Microsoft.Extensions.Configuration.Memory;
@@ -20,6 +21,7 @@ public static class StandaloneExtensions
         ["Storage:Provider"] = "sqlite",
         ["Storage:SqlitePath"] = "data/mailmesh.db",
         ["Storage:MigrateOnStart"] = "true",
+        ["Ingress:Tls:SelfSigned"] = "true",
     };
 
     /// <summary>Registers Policy, Queue, Dns, Delivery and Ingress in this one host, sharing one bus and one store.</summary>
@@ -34,7 +36,7 @@ public static class StandaloneExtensions
         builder.AddQueue();
         builder.AddDns();
         builder.AddDelivery();
-        builder.AddIngress();
+        builder.AddIngress().AddIngressHttpApi();
         return builder;
     }
 
@@ -43,6 +45,7 @@ public static class StandaloneExtensions
         ArgumentNullException.ThrowIfNull(app);
         app.MapQueueEndpoints();
         app.MapPolicyEndpoints();
+        app.MapIngressHttpApi();
         return app;
     }
 }

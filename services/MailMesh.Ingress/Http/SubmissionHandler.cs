@@ -40,7 +40,7 @@ internal sealed class SubmissionHandler(
         var cancellationToken = context.RequestAborted;
         var keyName = context.User.Identity?.Name ?? throw new InvalidOperationException("The endpoint requires an authenticated API key.");
         using var activity = IngressTelemetry.Source.StartActivity("http.submission");
-        activity?.SetTag("mailmesh.api_key", keyName);
+        activity?.SetTag("mailmesh.api_key.name", keyName);
 
         var result = await SubmitAsync(context, keyName, activity, cancellationToken);
         if (result is ProblemHttpResult problem)
