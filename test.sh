@@ -28,8 +28,8 @@ export MAILMESH_TEST_RABBITMQ="amqp://guest:guest@127.0.0.1:${MAILMESH_AMQP_PORT
 step "restore"
 dotnet restore MailMesh.slnx --nologo -v q
 
-step "format check (dotnet format --verify-no-changes)"
-dotnet format MailMesh.slnx --verify-no-changes --no-restore -v q
+step "format check (dotnet format whitespace --verify-no-changes; code style is enforced by the build)"
+dotnet format whitespace MailMesh.slnx --verify-no-changes -v q
 
 step "build (warnings are errors)"
 dotnet build MailMesh.slnx --no-restore -c Release --nologo -v q -clp:ErrorsOnly

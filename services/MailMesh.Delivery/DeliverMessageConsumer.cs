@@ -41,11 +41,11 @@ internal sealed class DeliverMessageConsumer(
 
         var message = await spool.GetMessageAsync(request.MessageId, cancellationToken);
 
-        // The attempt's span continues the consume span and links to the session that accepted the message, so
-        // every retry of a message can be found from its first trace.
+        // The attempt's span continues the consume span, which is in the message's own trace (Queue dispatches every
+        // attempt under the context stored at acceptance), and also links to the span that accepted the message.
         var links = Telemetry.ParseTraceParent(message?.TraceParent) is { } accepted ? new[] { new ActivityLink(accepted) } : null;
         using var activity = DeliveryMetrics.ActivitySource.StartActivity(
-            ActivityKind.Client, parentContext: Activity.Current?.Context ?? default, links: links, name: "smtp deliver");
+            ActivityKind.Client, parentContext: Activity.Current?.Context ?? default, links: links, name: "smtp.deliver");
         activity?.SetTag("mailmesh.message.id", request.MessageId);
         activity?.SetTag("mailmesh.recipient.domain", request.Domain);
         activity?.SetTag("mailmesh.recipients", request.Recipients.Count);

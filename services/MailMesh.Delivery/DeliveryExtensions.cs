@@ -2,6 +2,7 @@ using MailMesh.Contracts;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
+using Microsoft.Extensions.Options;
 
 namespace MailMesh.Delivery;
 
@@ -20,6 +21,27 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<TlsTrust>();
         builder.Services.AddSingleton<SmtpConnectionPool>();
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
+        // Graceful stop: MassTransit cancels a consumer's token the moment the bus stops unless ConsumerStopTimeout is
+        // set, which would cut SMTP transactions off mid-DATA. Let them finish within the grace period instead, and
+        // make the bus and the host wait that long (PostConfigure: after ServiceDefaults' bus settings).
+        builder.Services.AddOptions<MassTransitHostOptions>().PostConfigure<IOptions<DeliveryOptions>>((bus, options) =>
+        {
+            var grace = options.Value.ShutdownGracePeriod;
+            bus.ConsumerStopTimeout = grace;
+            if (bus.StopTimeout is not { } stop || stop < grace + TimeSpan.FromSeconds(5))
+            {
+                bus.StopTimeout = grace + TimeSpan.FromSeconds(5);
+            }
+        });
+        builder.Services.AddOptions<HostOptions>().PostConfigure<IOptions<DeliveryOptions>>((host, options) =>
+        {
+            var needed = options.Value.ShutdownGracePeriod + TimeSpan.FromSeconds(10);
+            if (host.ShutdownTimeout < needed)
+            {
+                host.ShutdownTimeout = needed;
+            }
+        });
+
         builder.AddBusPart(bus =>
         {
             bus.AddConsumer<DeliverMessageConsumer, DeliverMessageConsumerDefinition>();

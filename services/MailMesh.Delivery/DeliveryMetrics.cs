@@ -22,7 +22,7 @@ internal sealed class DeliveryMetrics
     {
         var meter = meterFactory.Create(MeterName);
         _attempts = meter.CreateCounter<long>(
-            "mailmesh.delivery.attempts", "{attempt}", "Delivery attempts (one message to one domain), by outcome and server.");
+            "mailmesh.delivery.attempts", "{attempt}", "Delivery attempts (one message to one domain), by mailmesh.delivery.outcome and server.address.");
         _attemptDuration = meter.CreateHistogram<double>(
             "mailmesh.delivery.attempt.duration", "s", "Duration of a delivery attempt, DNS and SMTP included.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300] });
@@ -31,12 +31,21 @@ internal sealed class DeliveryMetrics
         _connectionsOpened = meter.CreateCounter<long>(
             "mailmesh.delivery.connections.opened", "{connection}", "Outbound SMTP connections opened.");
         _recipients = meter.CreateCounter<long>(
-            "mailmesh.delivery.recipients", "{recipient}", "Recipient results, by outcome.");
+            "mailmesh.delivery.recipients", "{recipient}", "Recipient results, by mailmesh.delivery.outcome.");
     }
+
+    /// <summary>Tag of the attempt's (or recipient's) result: delivered, deferred, bounced or partial.</summary>
+    public const string OutcomeTag = "mailmesh.delivery.outcome";
 
     public void Attempt(string outcome, string? serverAddress, TimeSpan duration)
     {
-        var tags = new TagList { { "outcome", outcome }, { "server.address", serverAddress ?? "none" } };
+        // server.address is absent when no server was reached (DNS failure, no route).
+        var tags = new TagList { { OutcomeTag, outcome } };
+        if (serverAddress is not null)
+        {
+            tags.Add("server.address", serverAddress);
+        }
+
         _attempts.Add(1, tags);
         _attemptDuration.Record(duration.TotalSeconds, tags);
     }
@@ -49,5 +58,5 @@ internal sealed class DeliveryMetrics
 
     public void ConnectionClosed() => _connectionsActive.Add(-1);
 
-    public void Recipient(string outcome) => _recipients.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+    public void Recipient(string outcome) => _recipients.Add(1, new KeyValuePair<string, object?>(OutcomeTag, outcome));
 }

@@ -55,6 +55,14 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// <summary>DeliverMessage consumed concurrently by one instance.</summary>
     public int ConcurrentDeliveries { get; set; } = 64;
 
+    /// <summary>
+    /// On a graceful stop (SIGTERM): how long deliveries in progress may run to their end-of-data reply before their
+    /// cancellation token fires (MassTransit's ConsumerStopTimeout). Work not yet started goes back to the broker for
+    /// another replica; a delivery cut off is re-driven by Queue when its lease expires. The host's shutdown timeout and
+    /// the bus's stop timeout are raised to this plus 10 seconds if shorter.
+    /// </summary>
+    public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(20);
+
     /// <summary>STARTTLS (RFC 3207) policy: section "Delivery:Tls".</summary>
     public DeliveryTlsOptions Tls { get; set; } = new();
 
@@ -76,6 +84,7 @@ public sealed class DeliveryOptions : IValidatedOptions
             ("MailTimeout", MailTimeout), ("RcptTimeout", RcptTimeout), ("DataInitiationTimeout", DataInitiationTimeout),
             ("DataBlockTimeout", DataBlockTimeout), ("DataTerminationTimeout", DataTerminationTimeout),
             ("QuitTimeout", QuitTimeout), ("IdleConnectionTimeout", IdleConnectionTimeout), ("ResolveTimeout", ResolveTimeout),
+            ("ShutdownGracePeriod", ShutdownGracePeriod),
         })
         {
             if (value <= TimeSpan.Zero)

@@ -33,7 +33,7 @@ internal sealed class DnsMetrics
 
     public void Lookup(string questionType, string outcome, TimeSpan duration)
     {
-        var tags = new TagList { { "dns.question.type", questionType }, { "outcome", outcome } };
+        var tags = new TagList { { "dns.question.type", questionType }, { "mailmesh.dns.outcome", outcome } };
         _lookups.Add(1, tags);
         _lookupDuration.Record(duration.TotalSeconds, tags);
     }

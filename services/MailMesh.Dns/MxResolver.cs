@@ -63,7 +63,7 @@ internal sealed class MxResolver : IDisposable
     public async Task<MxResolved> ResolveAsync(string domain, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(domain);
-        using var activity = DnsMetrics.ActivitySource.StartActivity("dns resolve_mx", ActivityKind.Client);
+        using var activity = DnsMetrics.ActivitySource.StartActivity("dns.resolve_mx", ActivityKind.Client);
         activity?.SetTag("dns.question.name", domain);
 
         if (!TryNormalize(domain, out var key))

@@ -33,6 +33,18 @@ public static class IngressExtensions
         services.TryAddSingleton<ServerCertificate>();
         services.TryAddSingleton<Authenticator>();
         services.TryAddSingleton<ConnectionLimiter>();
+        services.TryAddSingleton<IngressShutdown>();
+
+        // Graceful stop: the host must wait for the drain (Ingress:ShutdownGracePeriod) and then for the bus and the
+        // spool, or Kestrel would abort the sessions before their 250 or 421 went out.
+        services.AddOptions<HostOptions>().PostConfigure<IOptions<IngressOptions>>((host, options) =>
+        {
+            var needed = options.Value.ShutdownGracePeriod + TimeSpan.FromSeconds(10);
+            if (host.ShutdownTimeout < needed)
+            {
+                host.ShutdownTimeout = needed;
+            }
+        });
 
         var policyTimeout = builder.Configuration.GetSection(IngressOptions.SectionName).GetValue<TimeSpan?>(nameof(IngressOptions.PolicyTimeout))
             ?? new IngressOptions().PolicyTimeout;

@@ -88,6 +88,14 @@ public sealed class IngressOptions : IValidatedOptions
     /// </summary>
     public bool NormalizeBareLineFeeds { get; set; }
 
+    /// <summary>
+    /// On a graceful stop (SIGTERM): how long mail transactions in progress may run to their reply after the listeners
+    /// have closed. Idle sessions are closed at once with 421 4.3.2; whatever is still open when this ends gets 421
+    /// 4.3.2 too. The host's shutdown timeout is raised to this plus 10 seconds (bus and spool teardown) if it is
+    /// shorter; a Kubernetes pod's terminationGracePeriodSeconds must cover that sum.
+    /// </summary>
+    public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(20);
+
     /// <summary>RFC 5321 §6.3: more Received headers than this (counting ours) is a loop, refused with 554 5.4.6.</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
 
@@ -125,6 +133,11 @@ public sealed class IngressOptions : IValidatedOptions
         if (MinDataRateGracePeriod <= TimeSpan.Zero || MinDataRateGracePeriod > TimeSpan.FromHours(1))
         {
             yield return P + "MinDataRateGracePeriod: must be positive and at most 1 hour";
+        }
+
+        if (ShutdownGracePeriod < TimeSpan.Zero || ShutdownGracePeriod > TimeSpan.FromHours(1))
+        {
+            yield return P + "ShutdownGracePeriod: must be between 0 and 1 hour";
         }
 
         if (GreetWait < TimeSpan.Zero || GreetWait > TimeSpan.FromMinutes(1))

@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(1005, LogLevel.Error, "SMTP session from {Client} failed")]
     public static partial void SessionFailed(ILogger logger, IPEndPoint? client, Exception exception);
 
+    [LoggerMessage(1006, LogLevel.Information, "SMTP session from {Client} closed for shutdown (transaction interrupted: {Interrupted})")]
+    public static partial void ClosedForShutdown(ILogger logger, IPEndPoint? client, bool interrupted);
+
     [LoggerMessage(1010, LogLevel.Warning, "Policy check {Check} for {Client} failed; answering 4xx")]
     public static partial void PolicyUnavailable(ILogger logger, string check, string client, Exception exception);
 

@@ -11,7 +11,8 @@ namespace MailMesh.Ingress;
 /// Kestrel hands every SMTP connection here (with the kind of listener it arrived on). Connection limits are applied
 /// before anything else: over <see cref="IngressOptions.MaxConnections"/> or
 /// <see cref="IngressOptions.MaxConnectionsPerIp"/> the client gets 421 4.7.0 and the connection is closed (RFC 5321
-/// §3.8). Otherwise each connection is an <see cref="SmtpSession"/> with its own DI scope.
+/// §3.8); once the host is stopping, with 421 4.3.2 (see <see cref="IngressShutdown"/>). Otherwise each connection is
+/// an <see cref="SmtpSession"/> with its own DI scope.
 /// </summary>
 internal sealed class SmtpConnectionHandler(
     IServiceScopeFactory scopes,
@@ -24,7 +25,7 @@ internal sealed class SmtpConnectionHandler(
     ConnectionLimiter limiter,
     IngressMetrics metrics,
     TimeProvider time,
-    IHostApplicationLifetime lifetime,
+    IngressShutdown shutdown,
     ILogger<SmtpSession> logger)
 {
     private readonly SmtpSessionServices _services = new(options.Value, tls.Value, auth.Value, acceptor, certificate, authenticator, metrics, time, logger);
@@ -32,26 +33,33 @@ internal sealed class SmtpConnectionHandler(
     public async Task OnConnectedAsync(ConnectionContext connection, ListenerKind kind)
     {
         var client = (connection.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
+        if (shutdown.Draining.IsCancellationRequested)
+        {
+            // Accepted in the instant before Kestrel closed its listeners: RFC 5321 §3.1 allows 421 instead of 220.
+            await RefuseAsync(connection, SmtpReplies.ServiceNotAvailable(options.Value.HostName, EnhancedStatusCodes.SystemNotAccepting, "Service shutting down"));
+            return;
+        }
+
         using var lease = limiter.TryEnter(client, out var limit);
         if (lease is null)
         {
             Log.ConnectionRefused(logger, client?.ToString() ?? "unknown", limit!);
             metrics.ConnectionRefused(limit!);
-            await RefuseAsync(connection);
+            await RefuseAsync(connection, SmtpReplies.TooManyConnections(options.Value.HostName));
             return;
         }
 
         await using var scope = scopes.CreateAsyncScope();
-        var session = new SmtpSession(connection, kind, _services, scope.ServiceProvider.GetRequiredService<IngressPolicy>(), lifetime.ApplicationStopping);
+        var session = new SmtpSession(connection, kind, _services, scope.ServiceProvider.GetRequiredService<IngressPolicy>(), shutdown);
         await session.RunAsync();
     }
 
-    private async Task RefuseAsync(ConnectionContext connection)
+    private async Task RefuseAsync(ConnectionContext connection, SmtpReply reply)
     {
         try
         {
             // On the implicit-TLS port the client expects a handshake; a clear-text 421 is still the most useful answer.
-            SmtpReplies.TooManyConnections(options.Value.HostName).WriteTo(connection.Transport.Output);
+            reply.WriteTo(connection.Transport.Output);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), time);
             await connection.Transport.Output.FlushAsync(timeout.Token);
         }

@@ -62,7 +62,8 @@ internal sealed class SmtpSession
     private readonly IngressMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly CancellationToken _stopping;
+    private readonly CancellationToken _draining;
+    private readonly CancellationToken _graceEnded;
     private readonly IPEndPoint? _client;
     private readonly string _clientAddress;
     private readonly SmtpDataReader _data;
@@ -80,6 +81,10 @@ internal sealed class SmtpSession
     private Activity? _sessionActivity;
     private bool _startTls;
     private bool _rateTooLow;
+
+    // 1 while the session waits for a command with no mail transaction in progress: a graceful stop may close it now.
+    private int _idleRead;
+    private volatile bool _closedForShutdown;
 
     // AUTH exchange in progress (RFC 4954 §4): the mechanism and what has been collected so far.
     private string? _authMechanism;
@@ -101,7 +106,7 @@ internal sealed class SmtpSession
     private SmtpReply? _chunkError;
     private string? _chunkErrorType;
 
-    public SmtpSession(ConnectionContext connection, ListenerKind kind, SmtpSessionServices services, IngressPolicy policy, CancellationToken stopping)
+    public SmtpSession(ConnectionContext connection, ListenerKind kind, SmtpSessionServices services, IngressPolicy policy, IngressShutdown shutdown)
     {
         _connection = connection;
         _kind = kind;
@@ -112,7 +117,8 @@ internal sealed class SmtpSession
         _metrics = services.Metrics;
         _time = services.Time;
         _logger = services.Logger;
-        _stopping = stopping;
+        _draining = shutdown.Draining;
+        _graceEnded = shutdown.GraceEnded;
         _input = connection.Transport.Input;
         _output = connection.Transport.Output;
         _client = connection.RemoteEndPoint as IPEndPoint;
@@ -159,10 +165,22 @@ internal sealed class SmtpSession
         activity?.SetTag("server.address", HostName);
         Log.SessionStarted(_logger, _client);
 
-        // One timer for every read; it also fires when the connection closes or the host stops.
+        // One timer for every read; it also fires when the connection closes, when the host starts stopping while the
+        // session is idle (see IngressShutdown), and when the shutdown grace period ends.
         using var readTimeout = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
         using var closed = _connection.ConnectionClosed.Register(static s => ((CancellationTokenSource)s!).Cancel(), readTimeout);
-        using var stopping = _stopping.Register(static s => ((CancellationTokenSource)s!).Cancel(), readTimeout);
+        using var graceEnded = _graceEnded.Register(static s => ((CancellationTokenSource)s!).Cancel(), readTimeout);
+        using var draining = _draining.Register(
+            static s =>
+            {
+                var (session, timeout) = ((SmtpSession, CancellationTokenSource))s!;
+                if (Volatile.Read(ref session._idleRead) == 1)
+                {
+                    session._closedForShutdown = true;
+                    timeout.Cancel();
+                }
+            },
+            (this, readTimeout));
         try
         {
             // RFC 8314 §3.3: on the implicit-TLS port the handshake comes first, then the greeting.
@@ -173,8 +191,12 @@ internal sealed class SmtpSession
         }
         catch (OperationCanceledException) when (readTimeout.IsCancellationRequested)
         {
-            if (_stopping.IsCancellationRequested)
+            if (_closedForShutdown || _graceEnded.IsCancellationRequested)
             {
+                // RFC 5321 §3.8: a server that must shut down answers 421 and closes; the client retries later.
+                var interrupted = _state is not (SmtpState.Connected or SmtpState.Greeted);
+                Log.ClosedForShutdown(_logger, _client, interrupted);
+                activity?.SetTag("error.type", interrupted ? "shutdown_interrupted" : "shutdown");
                 await CloseWithAsync(SmtpReplies.ServiceNotAvailable(HostName, EnhancedStatusCodes.SystemNotAccepting, "Service shutting down"));
             }
             else if (!_connection.ConnectionClosed.IsCancellationRequested)
@@ -240,7 +262,7 @@ internal sealed class SmtpSession
         }
 
         Write(new SmtpReply(220, null, HostName + " ESMTP MailMesh"));
-        await _output.FlushAsync(_stopping);
+        await _output.FlushAsync(_graceEnded);
         return true;
     }
 
@@ -257,7 +279,7 @@ internal sealed class SmtpSession
             return false;
         }
 
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stopping, _connection.ConnectionClosed);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(_graceEnded, _connection.ConnectionClosed);
         wait.CancelAfter(_options.GreetWait);
         try
         {
@@ -265,7 +287,7 @@ internal sealed class SmtpSession
             _input.AdvanceTo(result.Buffer.Start, result.Buffer.Start);
             return !result.Buffer.IsEmpty;
         }
-        catch (OperationCanceledException) when (!_stopping.IsCancellationRequested && !_connection.ConnectionClosed.IsCancellationRequested)
+        catch (OperationCanceledException) when (!_graceEnded.IsCancellationRequested && !_connection.ConnectionClosed.IsCancellationRequested)
         {
             return false;
         }
@@ -300,16 +322,39 @@ internal sealed class SmtpSession
                 }
             }
 
+            // Graceful stop: a session waiting for its next command with no mail transaction in progress is closed now
+            // (421 4.3.2); one in a transaction reads on until the transaction ends or the grace period does. The flag
+            // is published before the check, and the Draining callback reads it after the token is set, so one of
+            // them sees the other (Interlocked.Exchange is a full fence).
+            var idle = mode == Mode.Command && _state is (SmtpState.Connected or SmtpState.Greeted);
+            if (idle)
+            {
+                Interlocked.Exchange(ref _idleRead, 1);
+                if (_draining.IsCancellationRequested)
+                {
+                    _closedForShutdown = true;
+                    readTimeout.Cancel();
+                    throw new OperationCanceledException(readTimeout.Token);
+                }
+            }
+
             readTimeout.CancelAfter(timeout);
             ReadResult result;
             try
             {
                 result = await _input.ReadAsync(readTimeout.Token);
             }
-            catch (OperationCanceledException) when (rateDeadline && !_connection.ConnectionClosed.IsCancellationRequested && !_stopping.IsCancellationRequested)
+            catch (OperationCanceledException) when (rateDeadline && !_connection.ConnectionClosed.IsCancellationRequested && !_graceEnded.IsCancellationRequested && !_closedForShutdown)
             {
                 _rateTooLow = true;
                 throw;
+            }
+            finally
+            {
+                if (idle)
+                {
+                    Interlocked.Exchange(ref _idleRead, 0);
+                }
             }
 
             readTimeout.CancelAfter(Timeout.InfiniteTimeSpan);
@@ -435,7 +480,7 @@ internal sealed class SmtpSession
             }
 
             // RFC 2920 §3.1: replies to a pipelined group are sent when the input is drained.
-            var flush = await _output.FlushAsync(_stopping);
+            var flush = await _output.FlushAsync(_graceEnded);
             if (close || flush.IsCompleted)
             {
                 return;
@@ -855,7 +900,7 @@ internal sealed class SmtpSession
                     Write(accepted.Reply);
                     await _output.FlushAsync(ct);
                 },
-                _stopping);
+                _graceEnded);
         }
         finally
         {
@@ -975,7 +1020,7 @@ internal sealed class SmtpSession
         var mechanism = _authMechanism!;
         _authMechanism = null;
         _authUser = null;
-        var outcome = await _services.Authenticator.VerifyAsync(_clientAddress, user, password, _stopping);
+        var outcome = await _services.Authenticator.VerifyAsync(_clientAddress, user, password, _graceEnded);
         switch (outcome)
         {
             case AuthOutcome.Succeeded:
@@ -1019,7 +1064,7 @@ internal sealed class SmtpSession
         var ssl = new SslStream(new DuplexPipeStream(_connection.Transport), leaveInnerStreamOpen: false);
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping, _connection.ConnectionClosed);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_graceEnded, _connection.ConnectionClosed);
             timeout.CancelAfter(_services.Tls.HandshakeTimeout);
             await ssl.AuthenticateAsServerAsync(
                 new SslServerAuthenticationOptions
@@ -1057,7 +1102,7 @@ internal sealed class SmtpSession
         PolicyDecision decision;
         try
         {
-            decision = await ask(_stopping);
+            decision = await ask(_graceEnded);
         }
         catch (Exception ex)
         {

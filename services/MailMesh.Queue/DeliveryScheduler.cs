@@ -92,9 +92,11 @@ internal sealed class DeliveryScheduler(
 
     private async Task DispatchAsync(DeliveryJob job, CancellationToken cancellationToken)
     {
-        using var activity = QueueTelemetry.StartLinked("queue.dispatch", ActivityKind.Producer, job.TraceParent, job.MessageId);
+        // The publish below runs under this span, so MassTransit carries the message's trace to Delivery.
+        using var activity = QueueTelemetry.StartInMessageTrace("queue.dispatch", ActivityKind.Producer, job.TraceParent, job.MessageId);
         activity?.SetTag("mailmesh.recipient.domain", job.Domain);
         activity?.SetTag("mailmesh.recipient.count", job.Recipients.Count);
+        activity?.SetTag("mailmesh.delivery.attempt", job.Recipients.Max(r => r.Attempt));
         try
         {
             await bus.Publish(

@@ -10,6 +10,9 @@ internal sealed class QueueMetrics
 {
     public const string MeterName = Telemetry.Prefix + ".Queue";
 
+    /// <summary>The recipient state tag of mailmesh.queue.depth and mailmesh.queue.recipients.completed.</summary>
+    public const string StateTag = "mailmesh.recipient.state";
+
     /// <summary>The spool is asked for its depth at most this often, however often the gauge is scraped.</summary>
     internal static readonly TimeSpan DepthMaxAge = TimeSpan.FromSeconds(5);
 
@@ -32,7 +35,7 @@ internal sealed class QueueMetrics
         _claimed = meter.CreateCounter<long>("mailmesh.queue.claimed", "{recipient}",
             "Recipients claimed for a delivery attempt.");
         _completed = meter.CreateCounter<long>("mailmesh.queue.recipients.completed", "{recipient}",
-            "Attempt results applied to recipients, by outcome (delivered, deferred, bounced, expired).");
+            "Attempt results applied to recipients, by the state they reached (delivered, deferred, bounced, expired).");
         _dsnGenerated = meter.CreateCounter<long>("mailmesh.queue.dsn.generated", "{message}",
             "Delivery status notifications queued to senders, by kind (failure, delay, success).");
         _latency = meter.CreateHistogram<double>("mailmesh.delivery.latency", "s",
@@ -43,7 +46,7 @@ internal sealed class QueueMetrics
     public void Claimed(int recipients) => _claimed.Add(recipients);
 
     public void Completed(RecipientState state) =>
-        _completed.Add(1, new KeyValuePair<string, object?>("outcome", StateName(state)));
+        _completed.Add(1, new KeyValuePair<string, object?>(StateTag, StateName(state)));
 
     public void DsnGenerated(string kind) =>
         _dsnGenerated.Add(1, new KeyValuePair<string, object?>("mailmesh.dsn.kind", kind));
@@ -79,7 +82,7 @@ internal sealed class QueueMetrics
 
         foreach (var state in Enum.GetValues<RecipientState>())
         {
-            yield return new Measurement<long>(snapshot.Counts.GetValueOrDefault(state), new KeyValuePair<string, object?>("mailmesh.recipient.state", StateName(state)));
+            yield return new Measurement<long>(snapshot.Counts.GetValueOrDefault(state), new KeyValuePair<string, object?>(StateTag, StateName(state)));
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using MailMesh.Contracts;
 using MailMesh.ServiceDefaults;
 using MailMesh.Smtp;
@@ -107,16 +108,22 @@ internal sealed class MessageAcceptor(
 
         // ARCHITECTURE.md "250 means safe": success is reported only after the synchronous commit returned.
         bool stored;
-        try
+        using (var commit = IngressTelemetry.Source.StartActivity("spool.commit"))
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_options.SpoolTimeout);
-            stored = await spool.StoreAsync(message, timeout.Token);
-        }
-        catch (Exception ex)
-        {
-            Log.SpoolFailed(logger, messageId, ex);
-            return Refuse(request, messageId, SmtpReplies.TemporaryFailure, "spool_unavailable");
+            commit?.SetTag("mailmesh.message.id", messageId.ToString());
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(_options.SpoolTimeout);
+                stored = await spool.StoreAsync(message, timeout.Token);
+            }
+            catch (Exception ex)
+            {
+                commit?.SetStatus(ActivityStatusCode.Error);
+                commit?.AddException(ex);
+                Log.SpoolFailed(logger, messageId, ex);
+                return Refuse(request, messageId, SmtpReplies.TemporaryFailure, "spool_unavailable");
+            }
         }
 
         var size = content.Length;

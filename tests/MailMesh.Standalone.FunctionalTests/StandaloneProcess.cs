@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace MailMesh.Standalone.FunctionalTests;
+
+/// <summary>MailMesh.Standalone as an operating-system process, started the way a user runs the built binary.</summary>
+internal sealed class StandaloneProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private StandaloneProcess(Process process, int smtpPort, int httpPort)
+    {
+        _process = process;
+        SmtpPort = smtpPort;
+        HttpPort = httpPort;
+    }
+
+    public int SmtpPort { get; }
+    public int HttpPort { get; }
+    public int Pid => _process.Id;
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>Starts the process with the given settings (as --Key=value arguments) and waits until SMTP answers.</summary>
+    public static async Task<StandaloneProcess> StartAsync(string workingDirectory, IReadOnlyDictionary<string, string> settings)
+    {
+        var smtpPort = FreePort();
+        var httpPort = FreePort();
+        var process = Launch(workingDirectory, settings.Concat(new Dictionary<string, string>
+        {
+            ["Ingress:Listen"] = $"127.0.0.1:{smtpPort}",
+            ["Urls"] = $"http://127.0.0.1:{httpPort}",
+        }));
+        var standalone = new StandaloneProcess(process, smtpPort, httpPort);
+        process.OutputDataReceived += (_, e) => standalone.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => standalone.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"Standalone exited with {process.ExitCode}:\n{standalone.Output}");
+            }
+
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, smtpPort);
+                return standalone;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        throw new TimeoutException($"Standalone did not listen on {smtpPort}:\n{standalone.Output}");
+    }
+
+    /// <summary>Runs the process to completion (for configuration errors) and returns its exit code and output.</summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(string workingDirectory, IReadOnlyDictionary<string, string> settings)
+    {
+        using var process = Launch(workingDirectory, settings);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    /// <summary>SIGKILL: no shutdown, no flush, nothing graceful.</summary>
+    public async Task CrashAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    private static Process Launch(string workingDirectory, IEnumerable<KeyValuePair<string, string>> settings)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        info.ArgumentList.Add(StandaloneBinary());
+        foreach (var (key, value) in settings)
+        {
+            info.ArgumentList.Add($"--{key}={value}");
+        }
+
+        info.Environment["Logging__LogLevel__Default"] = "Warning";
+        return Process.Start(info) ?? throw new InvalidOperationException("could not start MailMesh.Standalone");
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+    /// <summary>The Standalone build output, built with this test project (it is a project reference).</summary>
+    private static string StandaloneBinary()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "MailMesh.Standalone.dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException("MailMesh.Standalone.dll is not next to the tests", dll);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            await CrashAsync();
+        }
+
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,57 @@
+using MailKit.Net.Smtp;
+using MailMesh.Storage;
+using MimeKit;
+
+namespace MailMesh.Telemetry.IntegrationTests;
+
+/// <summary>Sends test mail over SMTP and waits on the spool, the source of truth, for its outcome.</summary>
+internal static class Mail
+{
+    public static MimeMessage New(string subject, params string[] to)
+    {
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse("sender@" + TelemetryMesh.SenderDomain));
+        foreach (var address in to)
+        {
+            message.To.Add(MailboxAddress.Parse(address));
+        }
+
+        message.Subject = subject;
+        message.MessageId = MimeKit.Utils.MimeUtils.GenerateMessageId(TelemetryMesh.SenderDomain);
+        message.Body = new TextPart("plain") { Text = "telemetry\r\n" };
+        return message;
+    }
+
+    /// <summary>Sends one message in its own SMTP session and returns the spool id from "250 2.0.0 Ok: queued as id".</summary>
+    public static async Task<Guid> SendAsync(TelemetryMesh mesh, MimeMessage message)
+    {
+        using var client = new SmtpClient();
+        await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
+        var reply = await client.SendAsync(message);
+        await client.DisconnectAsync(quit: true);
+        return Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]);
+    }
+
+    public static Task<MessageStatus> WaitForStateAsync(TelemetryMesh mesh, Guid id, RecipientState state) =>
+        WaitForAsync(mesh, id, s => s.Recipients.All(r => r.State == state));
+
+    /// <summary>Polls the spool until the condition holds; fails after the patience runs out.</summary>
+    public static async Task<MessageStatus> WaitForAsync(TelemetryMesh mesh, Guid id, Func<MessageStatus, bool> condition)
+    {
+        var deadline = DateTimeOffset.UtcNow + TelemetryMesh.Patience;
+        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+        MessageStatus? status;
+        do
+        {
+            status = await mesh.Spool.GetStatusAsync(id, CancellationToken.None);
+            if (status is not null && condition(status))
+            {
+                return status;
+            }
+        }
+        while (DateTimeOffset.UtcNow < deadline && await poll.WaitForNextTickAsync());
+
+        var recipients = status is null ? "unknown message" : string.Join(", ", status.Recipients.Select(r => $"{r.Address}={r.State} ({r.LastReplyCode} {r.LastReplyText})"));
+        throw new TimeoutException($"message {id} never reached the expected state; last: {recipients}");
+    }
+}
