@@ -4,36 +4,36 @@ namespace MailMesh.Delivery;
 
 internal static partial class DeliveryLog
 {
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Message {MessageId} to {Domain}: {Delivered} delivered, {Deferred} deferred, {Bounced} bounced via {RemoteHost}")]
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Message {MessageId} to {Domain}: {Delivered} delivered, {Deferred} deferred, {Bounced} bounced via {RemoteHost}")]
     public static partial void Attempted(ILogger logger, Guid messageId, string domain, int delivered, int deferred, int bounced, string? remoteHost);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "Message {MessageId} is not in the spool; deferring its recipients at {Domain}")]
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Message {MessageId} is not in the spool; deferring its recipients at {Domain}")]
     public static partial void MessageMissing(ILogger logger, Guid messageId, string domain);
 
-    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "MX resolution of {Domain} timed out after {Timeout}")]
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "MX resolution of {Domain} timed out after {Timeout}")]
     public static partial void ResolveTimedOut(ILogger logger, string domain, TimeSpan timeout);
 
-    [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "{Host}[{Address}] unusable, trying the next: {Reason}")]
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Information, Message = "{Host}[{Address}] unusable, trying the next: {Reason}")]
     public static partial void Failover(ILogger logger, string host, IPEndPoint address, string reason);
 
-    [LoggerMessage(EventId = 3005, Level = LogLevel.Debug, Message = "Opened SMTP connection to {Host}[{Address}]: {Greeting} (TLS: {Tls}, verified: {Verified})")]
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Debug, Message = "Opened SMTP connection to {Host}[{Address}]: {Greeting} (TLS: {Tls}, verified: {Verified})")]
     public static partial void Connected(ILogger logger, string host, IPEndPoint address, string greeting, string tls, bool verified);
 
-    [LoggerMessage(EventId = 3006, Level = LogLevel.Debug, Message = "Closing SMTP connection to {Address}: {Reason}")]
+    [LoggerMessage(EventId = 5006, Level = LogLevel.Debug, Message = "Closing SMTP connection to {Address}: {Reason}")]
     public static partial void Closing(ILogger logger, IPEndPoint address, string reason);
 
-    [LoggerMessage(EventId = 3007, Level = LogLevel.Debug, Message = "Pooled connection to {Address} failed RSET, opening a fresh one")]
+    [LoggerMessage(EventId = 5007, Level = LogLevel.Debug, Message = "Pooled connection to {Address} failed RSET, opening a fresh one")]
     public static partial void StaleConnection(ILogger logger, IPEndPoint address, Exception exception);
 
-    [LoggerMessage(EventId = 3008, Level = LogLevel.Debug, Message = "Closing idle SMTP connections failed")]
+    [LoggerMessage(EventId = 5008, Level = LogLevel.Debug, Message = "Closing idle SMTP connections failed")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(EventId = 3009, Level = LogLevel.Information, Message = "TLS with {Host}[{Address}] failed, retrying in clear text (opportunistic TLS): {Reason}")]
+    [LoggerMessage(EventId = 5009, Level = LogLevel.Information, Message = "TLS with {Host}[{Address}] failed, retrying in clear text (opportunistic TLS): {Reason}")]
     public static partial void TlsFallback(ILogger logger, string host, IPEndPoint address, string reason);
 
-    [LoggerMessage(EventId = 3010, Level = LogLevel.Debug, Message = "{Address} took too many recipients for one transaction; sending {Count} more in another")]
+    [LoggerMessage(EventId = 5010, Level = LogLevel.Debug, Message = "{Address} took too many recipients for one transaction; sending {Count} more in another")]
     public static partial void MoreRecipients(ILogger logger, IPEndPoint address, int count);
 
-    [LoggerMessage(EventId = 3011, Level = LogLevel.Information, Message = "Skipping delivery of {MessageId} to {Domain}: its lease expired at {LeaseExpiresAt} (the recipients were claimed again)")]
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Information, Message = "Skipping delivery of {MessageId} to {Domain}: its lease expired at {LeaseExpiresAt} (the recipients were claimed again)")]
     public static partial void LeaseExpired(ILogger logger, Guid messageId, string domain, DateTimeOffset leaseExpiresAt);
 }

@@ -2,18 +2,18 @@ namespace MailMesh.Dns;
 
 internal static partial class DnsLog
 {
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "MX of {Domain}: {Status} ({HostCount} hosts, cached for {Ttl})")]
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Debug, Message = "MX of {Domain}: {Status} ({HostCount} hosts, cached for {Ttl})")]
     public static partial void Resolved(ILogger logger, string domain, string status, int hostCount, TimeSpan ttl);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "DNS {QuestionType} query for {Name} failed temporarily: {Error}")]
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "DNS {QuestionType} query for {Name} failed temporarily: {Error}")]
     public static partial void TemporaryFailure(ILogger logger, string questionType, string name, string error);
 
-    [LoggerMessage(EventId = 2003, Level = LogLevel.Information, Message = "DNS resolvers: {Servers}")]
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "DNS resolvers: {Servers}")]
     public static partial void Servers(ILogger logger, string servers);
 
-    [LoggerMessage(EventId = 2004, Level = LogLevel.Debug, Message = "DNS cache over {MaxEntries} entries: evicted {Evicted}")]
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Debug, Message = "DNS cache over {MaxEntries} entries: evicted {Evicted}")]
     public static partial void Evicted(ILogger logger, int maxEntries, int evicted);
 
-    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "MX resolution of {Domain} failed unexpectedly")]
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "MX resolution of {Domain} failed unexpectedly")]
     public static partial void Unexpected(ILogger logger, string domain, Exception exception);
 }

@@ -9,7 +9,9 @@ namespace MailMesh.LoadTool;
 
 /// <summary>
 /// A lean SMTP sink that accepts everything and counts messages by the token in their Subject, so end-to-end
-/// throughput is measured where delivery ends, with as little sink overhead as possible.
+/// throughput is measured where delivery ends, with as little sink overhead as possible. With a latency, the reply
+/// to the end of data comes that much later, as from a remote destination that is far away or slow to commit: the
+/// load is then bound by how many SMTP transactions the sender keeps open at once, not by CPU.
 /// </summary>
 internal sealed class CountingSink : IAsyncDisposable
 {
@@ -17,10 +19,14 @@ internal sealed class CountingSink : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
     private readonly ConcurrentDictionary<string, long> _arrivals = new();
+    private readonly TimeSpan _latency;
     private long _messages;
+    private int _sessions;
+    private int _maxSessions;
 
-    public CountingSink(IPAddress address, int port)
+    public CountingSink(IPAddress address, int port, TimeSpan latency = default)
     {
+        _latency = latency;
         _listener = new TcpListener(address, port);
         _listener.Start(512);
         _acceptLoop = AcceptAsync();
@@ -31,6 +37,9 @@ internal sealed class CountingSink : IAsyncDisposable
     public long Messages => Interlocked.Read(ref _messages);
 
     public long UniqueMessages => _arrivals.Count;
+
+    /// <summary>The most SMTP sessions that were open at once.</summary>
+    public int MaxConcurrentSessions => Volatile.Read(ref _maxSessions);
 
     /// <summary>Stopwatch timestamp of the last arrival.</summary>
     public long LastArrival { get; private set; }
@@ -56,6 +65,15 @@ internal sealed class CountingSink : IAsyncDisposable
     private async Task SessionAsync(Socket socket)
     {
         using var _ = socket;
+        var open = Interlocked.Increment(ref _sessions);
+        for (var max = Volatile.Read(ref _maxSessions); open > max; max = Volatile.Read(ref _maxSessions))
+        {
+            if (Interlocked.CompareExchange(ref _maxSessions, open, max) == max)
+            {
+                break;
+            }
+        }
+
         await using var stream = new NetworkStream(socket, ownsSocket: false);
         var reader = new LineReader(stream);
         try
@@ -80,6 +98,11 @@ internal sealed class CountingSink : IAsyncDisposable
                             }
                         }
 
+                        if (_latency > TimeSpan.Zero)
+                        {
+                            await Task.Delay(_latency, _stop.Token);
+                        }
+
                         Interlocked.Increment(ref _messages);
                         LastArrival = Stopwatch.GetTimestamp();
                         _arrivals.TryAdd(token ?? Guid.NewGuid().ToString(), LastArrival);
@@ -96,6 +119,10 @@ internal sealed class CountingSink : IAsyncDisposable
         }
         catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException)
         {
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _sessions);
         }
     }
 

@@ -9,6 +9,15 @@ internal sealed record LoadOptions
     public int Connections { get; init; } = 20;
     public int Size { get; init; } = 10 * 1024;
     public int SinkPort { get; init; }
+
+    /// <summary>Delivery processes the distributed target starts (MAILMESH_DELIVERY_REPLICAS of run-distributed.sh).</summary>
+    public int DeliveryReplicas { get; init; } = 1;
+
+    /// <summary>Delivery:MaxConnectionsPerDestination of each replica; null: the service default.</summary>
+    public int? DeliveryConnections { get; init; }
+
+    /// <summary>How long the counting sink waits before its reply to the end of data: a latency-bound destination.</summary>
+    public TimeSpan SinkLatency { get; init; }
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
     public string RepositoryRoot { get; init; } = FindRepositoryRoot();
 
@@ -25,6 +34,9 @@ internal sealed record LoadOptions
                 "--connections" => options with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--size" => options with { Size = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--sink-port" => options with { SinkPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--delivery-replicas" => options with { DeliveryReplicas = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--delivery-connections" => options with { DeliveryConnections = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--sink-latency" => options with { SinkLatency = TimeSpan.FromMilliseconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}; see tools/MailMesh.LoadTool/README.md"),
             };
@@ -33,6 +45,16 @@ internal sealed record LoadOptions
         if (options.Messages < options.Connections || options.Connections < 1)
         {
             throw new ArgumentException("--messages must be at least --connections, and --connections at least 1");
+        }
+
+        if (options.DeliveryReplicas < 1 || options.DeliveryConnections < 1 || options.SinkLatency < TimeSpan.Zero)
+        {
+            throw new ArgumentException("--delivery-replicas and --delivery-connections must be at least 1, --sink-latency not negative");
+        }
+
+        if (options.DeliveryReplicas > 1 && options.Target != "distributed")
+        {
+            throw new ArgumentException("--delivery-replicas needs --target distributed");
         }
 
         return options;

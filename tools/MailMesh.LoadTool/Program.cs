@@ -9,12 +9,14 @@ using MailMesh.Testing.Dns;
 //
 //   load --target standalone   [--messages 2000] [--connections 20] [--size 10240]
 //   load --target distributed  (starts deploy/scripts/run-distributed.sh against local RabbitMQ and PostgreSQL)
+//        [--delivery-replicas 3] [--delivery-connections 4]   (Delivery processes; SMTP connections per replica)
+//   --sink-latency 200           the sink answers the end of data 200 ms late: a latency-bound destination
 //   load --target 127.0.0.1:25 --sink-port 2626    (any SMTP server, e.g. Postfix relaying to the sink)
 var options = LoadOptions.Parse(args);
 using var dns = TestDnsServer.Start();
 dns.AddMx("load.test", 10, "mx.load.test").AddAddress("mx.load.test", "127.0.0.1");
-await using var sink = new CountingSink(IPAddress.Loopback, options.SinkPort);
-Console.WriteLine($"load: sink on 127.0.0.1:{sink.Port}, DNS on {dns.EndPoint} (MX load.test -> 127.0.0.1)");
+await using var sink = new CountingSink(IPAddress.Loopback, options.SinkPort, options.SinkLatency);
+Console.WriteLine($"load: sink on 127.0.0.1:{sink.Port} (end-of-data latency {options.SinkLatency.TotalMilliseconds} ms), DNS on {dns.EndPoint} (MX load.test -> 127.0.0.1)");
 
 await using var target = await Target.StartAsync(options, dns.EndPoint, sink.Port);
 var body = SmtpLoadClient.BuildBody(options.Size);
@@ -50,6 +52,7 @@ if (accepted > 0)
     Console.WriteLine($"accept latency    p50 {Ms(Percentile(latencies, 0.50))} ms, p99 {Ms(Percentile(latencies, 0.99))} ms, max {Ms(latencies[^1])} ms");
 }
 
+Console.WriteLine($"sink              {sink.MaxConcurrentSessions} concurrent sessions at most, end-of-data latency {options.SinkLatency.TotalMilliseconds} ms");
 Console.WriteLine($"delivered         {sink.UniqueMessages} unique ({sink.Messages} with duplicates) in {deliveredSeconds:F2} s = {Rate(sink.UniqueMessages, deliveredSeconds)} msg/s end to end");
 return sink.UniqueMessages >= accepted && accepted == total ? 0 : 1;
 

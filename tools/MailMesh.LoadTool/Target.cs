@@ -33,6 +33,10 @@ internal sealed class Target : IAsyncDisposable
             ["Policy__MessagesPerMinutePerIp"] = "1000000",
             ["Logging__LogLevel__Default"] = "Warning",
         };
+        if (options.DeliveryConnections is { } connections)
+        {
+            settings["Delivery__MaxConnectionsPerDestination"] = connections.ToString(CultureInfo.InvariantCulture);
+        }
 
         switch (options.Target)
         {
@@ -59,6 +63,7 @@ internal sealed class Target : IAsyncDisposable
                     var smtpPort = FreePort();
                     settings["MAILMESH_SMTP"] = $"127.0.0.1:{smtpPort}";
                     settings["MAILMESH_NO_BUILD"] = "1";
+                    settings["MAILMESH_DELIVERY_REPLICAS"] = options.DeliveryReplicas.ToString(CultureInfo.InvariantCulture);
                     var script = Path.Combine(options.RepositoryRoot, "deploy/scripts/run-distributed.sh");
                     var start = StartProcess(script, "start", settings, inheritOutput: true);
                     await start.WaitForExitAsync();
@@ -67,7 +72,7 @@ internal sealed class Target : IAsyncDisposable
                         throw new InvalidOperationException("run-distributed.sh start failed");
                     }
 
-                    return new Target("127.0.0.1", smtpPort, "MailMesh distributed (RabbitMQ, PostgreSQL, 5 processes)", async () =>
+                    return new Target("127.0.0.1", smtpPort, $"MailMesh distributed (RabbitMQ, PostgreSQL, {4 + options.DeliveryReplicas} processes: {options.DeliveryReplicas} Delivery)", async () =>
                     {
                         using var stop = StartProcess(script, "stop", settings, inheritOutput: true);
                         await stop.WaitForExitAsync();
