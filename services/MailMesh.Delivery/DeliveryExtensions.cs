@@ -16,6 +16,9 @@ public static class DeliveryExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.AddMailMeshStorage();
+
+        // Ready only while the spool answers: every attempt starts by reading the message from it.
+        builder.Services.AddHealthChecks().AddStoreCheck();
         builder.Services.AddValidatedOptions<DeliveryOptions>();
         builder.Services.AddSingleton<DeliveryMetrics>();
         builder.Services.AddSingleton<TlsTrust>();

@@ -447,6 +447,18 @@ internal sealed class SmtpSession
                                     Write(SmtpReplies.ImproperPipelining);
                                     close = true;
                                 }
+                                else if (!close && command is not null && MustEndGroup(command.Kind) && !buffer.Slice(consumed).IsEmpty)
+                                {
+                                    // RFC 2920 §3.1: EHLO, VRFY, EXPN and NOOP can only be the last command of a group, and
+                                    // HELO does not offer PIPELINING at all: more input before our reply is a client
+                                    // that does not wait for replies (Postfix: "improper command pipelining").
+                                    Log.ImproperPipelining(_logger, _clientAddress, "commands after " + command.Kind.ToString().ToUpperInvariant());
+                                    _sessionActivity?.SetTag("error.type", "improper_pipelining");
+                                    _metrics.ImproperPipelining("group");
+                                    EndTransaction("improper_pipelining");
+                                    Write(SmtpReplies.ImproperPipelining);
+                                    close = true;
+                                }
 
                                 break;
                             }
@@ -1193,4 +1205,8 @@ internal sealed class SmtpSession
         await _connection.Transport.Input.CompleteAsync();
         await _connection.Transport.Output.CompleteAsync();
     }
+
+    /// <summary>Commands after which a client must wait for the reply before sending more (RFC 2920 §3.1).</summary>
+    private static bool MustEndGroup(SmtpCommandKind kind) =>
+        kind is SmtpCommandKind.Ehlo or SmtpCommandKind.Helo or SmtpCommandKind.Noop or SmtpCommandKind.Vrfy or SmtpCommandKind.Expn;
 }

@@ -78,6 +78,23 @@ public sealed class AbuseLimitTests
         Assert.True(host.Spool.Stored.IsEmpty);
     }
 
+    [Theory]
+    [InlineData("EHLO client.test")]
+    [InlineData("HELO client.test")]
+    [InlineData("NOOP")]
+    public async Task Commands_pipelined_after_a_group_ending_command_are_improper_pipelining(string first)
+    {
+        // RFC 2920 §3.1: EHLO, NOOP, VRFY and EXPN end a group; after HELO there is no PIPELINING at all.
+        await using var host = await IngressHost.StartAsync();
+        await using var client = await RawSmtpClient.ConnectAsync(host.SmtpEndPoint);
+        await client.SendAsync(first + "\r\nMAIL FROM:<a@example.com>\r\n");
+        Assert.Equal(250, (await client.ReadReplyAsync()).Code);
+        var reply = await client.ReadReplyAsync();
+        Assert.Equal(554, reply.Code);
+        Assert.Equal("5.5.0", reply.Enhanced);
+        Assert.True(await client.IsClosedAsync());
+    }
+
     [Fact]
     public async Task A_sender_below_the_minimum_data_rate_gets_421_4_4_2()
     {

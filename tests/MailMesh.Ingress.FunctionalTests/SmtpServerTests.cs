@@ -77,17 +77,19 @@ public sealed class SmtpServerTests
     {
         await using var host = await IngressHost.StartAsync();
         await using var client = await RawSmtpClient.ConnectAsync(host.SmtpEndPoint);
-        await client.SendAsync("EHLO client.test\r\nMAIL FROM:<sender@example.com> SIZE=100 BODY=7BIT\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\n");
+        // RFC 2920 §3.1: EHLO ends a group, so the client waits for its reply; then MAIL, RCPT and DATA go in one.
+        await client.SendAsync("EHLO client.test\r\n");
         var ehlo = await client.ReadReplyAsync();
         Assert.Equal(250, ehlo.Code);
         Assert.Equal(
             ["250-mx.test.example greets client.test", "250-PIPELINING", "250-SIZE 36700160", "250-8BITMIME", "250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250-BINARYMIME", "250-DSN", "250 SMTPUTF8"],
             ehlo.Lines);
+        await client.SendAsync("MAIL FROM:<sender@example.com> SIZE=100 BODY=7BIT\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\n");
         Assert.Equal("250 2.1.0 Ok", (await client.ReadReplyAsync()).Text);
         Assert.Equal("250 2.1.5 Ok", (await client.ReadReplyAsync()).Text);
         Assert.Equal(354, (await client.ReadReplyAsync()).Code);
 
-        await client.SendAsync("Subject: test\r\n\r\n..stuffed\r\nline\r\n.\r\nNOOP\r\nQUIT\r\n");
+        await client.SendAsync("Subject: test\r\n\r\n..stuffed\r\nline\r\n.\r\nRSET\r\nQUIT\r\n");
         var queued = await client.ReadReplyAsync();
         var id = QueuedId(queued);
         Assert.Equal("2.0.0", queued.Enhanced);

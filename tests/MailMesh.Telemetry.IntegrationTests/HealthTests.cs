@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using MailMesh.Delivery;
 using MailMesh.Ingress;
 
 namespace MailMesh.Telemetry.IntegrationTests;
@@ -25,17 +26,29 @@ public sealed class HealthTests
         }
     }
 
-    [Fact]
-    public async Task A_service_whose_store_is_unreachable_is_alive_but_not_ready()
+    [Theory]
+    [InlineData("ingress")]
+    [InlineData("delivery")]
+    public async Task A_service_whose_store_is_unreachable_is_alive_but_not_ready(string service)
     {
         await using var mesh = await TelemetryMesh.CreateAsync();
         await mesh.StartAsync();
 
-        // A second Ingress replica whose spool is a port nothing listens on; RabbitMQ is fine.
+        // A second replica whose spool is a port nothing listens on; RabbitMQ is fine.
         var port = TelemetryMesh.ClosedPort().ToString(CultureInfo.InvariantCulture);
         var broken = await mesh.StartExtraAsync(
-            "ingress",
-            b => b.AddIngress(),
+            service,
+            b =>
+            {
+                if (service == "ingress")
+                {
+                    b.AddIngress();
+                }
+                else
+                {
+                    b.AddDelivery();
+                }
+            },
             new Dictionary<string, string>
             {
                 ["ConnectionStrings:Spool"] = $"Host=127.0.0.1;Port={port};Username=mailmesh;Password=mailmesh;Database=mailmesh;Timeout=2",
@@ -50,7 +63,7 @@ public sealed class HealthTests
         Assert.Contains("Unhealthy", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
         // The healthy replica beside it stays ready.
-        using var healthy = mesh.HttpClient("ingress");
+        using var healthy = mesh.HttpClient(service);
         using var stillReady = await healthy.GetAsync("/readyz");
         Assert.Equal(HttpStatusCode.OK, stillReady.StatusCode);
     }

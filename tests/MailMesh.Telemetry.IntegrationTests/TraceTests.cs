@@ -107,6 +107,30 @@ public sealed class TraceTests
     }
 
     [Fact]
+    public async Task A_bounce_DSN_is_delivered_in_the_trace_of_the_message_it_reports_on()
+    {
+        using var spans = new SpanCollector();
+        await using var mesh = await TelemetryMesh.CreateAsync();
+        mesh.Destination.RecipientReplies["nobody@dest.test"] = "550 5.1.1 No such user here";
+        await mesh.StartAsync();
+
+        var id = await Mail.SendAsync(mesh, Mail.New("bounce", "nobody@" + TelemetryMesh.DestinationDomain));
+        await mesh.SenderMailbox.WaitForMessagesAsync(1, TelemetryMesh.Patience);
+
+        var transaction = (await spans.WaitForAsync(s => IsFor(s, Ingress, "smtp.transaction", id))).Single();
+        var bounce = (await spans.WaitForAsync(s => IsFor(s, Delivery, "smtp.deliver", id))).Single();
+        Assert.Equal("bounced", bounce.GetTagItem("mailmesh.delivery.outcome"));
+
+        // The DSN is a message of its own (another spool id) stored with the context of the span that wrote it.
+        var dsn = (await spans.WaitForAsync(s =>
+            s.Source.Name == Delivery && s.OperationName == "smtp.deliver"
+            && Equals(s.GetTagItem("mailmesh.recipient.domain"), TelemetryMesh.SenderDomain))).Single();
+        Assert.Equal(transaction.TraceId, bounce.TraceId);
+        Assert.Equal(transaction.TraceId, dsn.TraceId);
+        Assert.Equal("delivered", dsn.GetTagItem("mailmesh.delivery.outcome"));
+    }
+
+    [Fact]
     public async Task A_message_submitted_over_HTTP_continues_the_callers_trace()
     {
         using var spans = new SpanCollector();

@@ -27,7 +27,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
 
     private const string NamePrefix = "postfix-mm";
     private static readonly SemaphoreSlim InitializeGate = new(1, 1);
-    private static bool s_initialized;
+    private static bool _initialized;
     private int _disposed;
 
     private PostfixInstance(string name, string hostName)
@@ -314,7 +314,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
         await InitializeGate.WaitAsync();
         try
         {
-            if (s_initialized)
+            if (_initialized)
             {
                 return;
             }
@@ -329,7 +329,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
                 await DestroyAsync(stale);
             }
 
-            s_initialized = true;
+            _initialized = true;
         }
         finally
         {
