@@ -37,6 +37,7 @@ public static class StandaloneExtensions
         builder.AddDns();
         builder.AddDelivery();
         builder.AddIngress().AddIngressHttpApi();
+        builder.Services.AddHostedService<OrphanedLeaseRecovery>();
         return builder;
     }
 

@@ -186,6 +186,8 @@ internal sealed class InMemorySpool : ISpool
 
     public Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken) => throw new NotSupportedException();
 
+    public Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
     public Task PingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken) =>

@@ -189,6 +189,24 @@ public abstract class SpoolContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Released_leases_make_in_flight_recipients_due_at_once_and_void_the_old_lease()
+    {
+        var message = Message("a@example.com", "b@example.org");
+        await Spool.StoreAsync(message, Ct);
+        var claimed = await Spool.ClaimDueAsync(T0, 10, Lease, Ct);
+        Assert.Equal(2, claimed.Count);
+
+        Assert.Equal(2, await Spool.ReleaseLeasesAsync(T0 + TimeSpan.FromSeconds(1), Ct));
+        Assert.Equal(0, await Spool.ReleaseLeasesAsync(T0 + TimeSpan.FromSeconds(1), Ct));
+
+        // Due again long before the leases would have expired; the old leases no longer apply.
+        var again = await Spool.ClaimDueAsync(T0 + TimeSpan.FromSeconds(1), 10, Lease, Ct);
+        Assert.Equal(2, again.Count);
+        var old = claimed[0];
+        Assert.Empty(await Spool.CompleteAttemptAsync(message.Id, old.LeaseId, [Delivered(old.Recipients[0].RecipientId, T0)], Ct));
+    }
+
+    [Fact]
     public async Task Not_before_and_deferred_recipients_become_due_at_their_next_attempt()
     {
         var message = Message("a@example.com") with { NotBefore = T0 + TimeSpan.FromMinutes(10) };

@@ -16,6 +16,9 @@ internal sealed record LoadOptions
     /// <summary>Delivery:MaxConnectionsPerDestination of each replica; null: the service default.</summary>
     public int? DeliveryConnections { get; init; }
 
+    /// <summary>Delivery:ConcurrentDeliveries of each replica (also its prefetch); null: the service default.</summary>
+    public int? DeliveryConcurrency { get; init; }
+
     /// <summary>How long the counting sink waits before its reply to the end of data: a latency-bound destination.</summary>
     public TimeSpan SinkLatency { get; init; }
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
@@ -36,6 +39,7 @@ internal sealed record LoadOptions
                 "--sink-port" => options with { SinkPort = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--delivery-replicas" => options with { DeliveryReplicas = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--delivery-connections" => options with { DeliveryConnections = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--delivery-concurrency" => options with { DeliveryConcurrency = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--sink-latency" => options with { SinkLatency = TimeSpan.FromMilliseconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}; see tools/MailMesh.LoadTool/README.md"),
@@ -47,9 +51,9 @@ internal sealed record LoadOptions
             throw new ArgumentException("--messages must be at least --connections, and --connections at least 1");
         }
 
-        if (options.DeliveryReplicas < 1 || options.DeliveryConnections < 1 || options.SinkLatency < TimeSpan.Zero)
+        if (options.DeliveryReplicas < 1 || options.DeliveryConnections < 1 || options.DeliveryConcurrency < 1 || options.SinkLatency < TimeSpan.Zero)
         {
-            throw new ArgumentException("--delivery-replicas and --delivery-connections must be at least 1, --sink-latency not negative");
+            throw new ArgumentException("--delivery-replicas, --delivery-connections and --delivery-concurrency must be at least 1, --sink-latency not negative");
         }
 
         if (options.DeliveryReplicas > 1 && options.Target != "distributed")

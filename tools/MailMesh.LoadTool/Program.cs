@@ -9,7 +9,8 @@ using MailMesh.Testing.Dns;
 //
 //   load --target standalone   [--messages 2000] [--connections 20] [--size 10240]
 //   load --target distributed  (starts deploy/scripts/run-distributed.sh against local RabbitMQ and PostgreSQL)
-//        [--delivery-replicas 3] [--delivery-connections 4]   (Delivery processes; SMTP connections per replica)
+//        [--delivery-replicas 3] [--delivery-connections 4] [--delivery-concurrency 4]
+//                               (Delivery processes; per replica: SMTP connections to one destination, deliveries at once)
 //   --sink-latency 200           the sink answers the end of data 200 ms late: a latency-bound destination
 //   load --target 127.0.0.1:25 --sink-port 2626    (any SMTP server, e.g. Postfix relaying to the sink)
 var options = LoadOptions.Parse(args);

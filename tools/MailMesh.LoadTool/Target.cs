@@ -38,6 +38,11 @@ internal sealed class Target : IAsyncDisposable
             settings["Delivery__MaxConnectionsPerDestination"] = connections.ToString(CultureInfo.InvariantCulture);
         }
 
+        if (options.DeliveryConcurrency is { } concurrency)
+        {
+            settings["Delivery__ConcurrentDeliveries"] = concurrency.ToString(CultureInfo.InvariantCulture);
+        }
+
         switch (options.Target)
         {
             case "standalone":

@@ -37,6 +37,13 @@ public interface ISpool
     /// <summary>The message and the state of each of its recipients, with attempt history; null if unknown.</summary>
     Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Returns every InFlight recipient to Queued, due now, and returns how many. Only for a store that one process
+    /// owns (Standalone at start-up): every lease found then belongs to a process that is gone, so waiting for the
+    /// leases to expire would only delay the mail. Never call it where other replicas may hold live leases.
+    /// </summary>
+    Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken);
+
     /// <summary>A cheap round trip to the store, for readiness probes.</summary>
     Task PingAsync(CancellationToken cancellationToken);
 

@@ -427,6 +427,18 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         };
     }
 
+    public async Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            """
+            UPDATE spool.recipients
+            SET state = 0, lease_id = NULL, lease_expires_at = NULL, next_attempt_at = @now, updated_at = @now
+            WHERE state = 1
+            """);
+        command.Parameters.AddWithValue("now", now);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     public async Task PingAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("SELECT 1");

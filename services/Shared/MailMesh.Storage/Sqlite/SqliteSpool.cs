@@ -470,6 +470,22 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         };
     }
 
+    public Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var nowMs = StoreArguments.ToUnixMs(now);
+        return database.WriteAsync(async write =>
+        {
+            await using var command = write.CreateCommand(
+                """
+                UPDATE spool_recipients
+                SET state = 0, lease_id = NULL, lease_expires_at = NULL, next_attempt_at = @now, updated_at = @now
+                WHERE state = 1
+                """);
+            command.Add("@now", nowMs);
+            return await command.ExecuteNonQueryAsync(CancellationToken.None);
+        }, 0, cancellationToken);
+    }
+
     public async Task PingAsync(CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
