@@ -49,15 +49,13 @@ for project in "${projects[@]}"; do
     status=1
     grep -E '^\s+(Failed|Error Message|Stack Trace)|\[FAIL\]|error' "$log" | head -n 80 || true
   fi
-  # vstest's summary: "Passed!  - Failed:     0, Passed:    42, Skipped:     0, Total:    42, ..."
-  summary="$(grep -E '(Passed|Failed)!\s+-\s+Failed:' "$log" | tail -n1 || true)"
-  if [ -z "$summary" ]; then
+  # vstest's closing block: "Total tests: 42" then "     Passed: 41", "     Failed: 1", "    Skipped: 0".
+  if ! grep -qE '^Total tests: [0-9]+' "$log"; then
     echo "    no test summary (see below)"; tail -n 30 "$log"; status=1; failed=$((failed + 1)); continue
   fi
-  echo "    ${summary#*- }"
-  f=$(sed -E 's/.*Failed:\s+([0-9]+).*/\1/' <<<"$summary")
-  p=$(sed -E 's/.*Passed:\s+([0-9]+).*/\1/' <<<"$summary")
-  s=$(sed -E 's/.*Skipped:\s+([0-9]+).*/\1/' <<<"$summary")
+  count() { grep -E "^\s+$1: [0-9]+\s*$" "$log" | tail -n1 | grep -oE '[0-9]+' || echo 0; }
+  p=$(count Passed) f=$(count Failed) s=$(count Skipped)
+  echo "    $p passed, $f failed, $s skipped"
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 done
 
