@@ -58,10 +58,16 @@ public static class IngressExtensions
 
         // Explicit Listen() calls make Kestrel ignore "Urls": add the HTTP endpoints back, then the SMTP ones.
         var configuration = builder.Configuration;
+        // Ingress binds the HTTP endpoints itself, next to the SMTP listeners; Kestrel would otherwise also see "Urls"
+        // and warn that it overrides them. Read them now and hand Kestrel only the explicit listeners.
+        var urls = configuration[WebHostDefaults.ServerUrlsKey];
+        var httpPorts = configuration[WebHostDefaults.HttpPortsKey];
+        configuration[WebHostDefaults.ServerUrlsKey] = string.Empty;
+        configuration[WebHostDefaults.HttpPortsKey] = string.Empty;
         services.AddOptions<KestrelServerOptions>()
             .Configure<IOptions<IngressOptions>, IngressEndpoints>((kestrel, options, endpoints) =>
             {
-                KestrelListeners.AddHttp(kestrel, configuration[WebHostDefaults.ServerUrlsKey], configuration[WebHostDefaults.HttpPortsKey]);
+                KestrelListeners.AddHttp(kestrel, urls, httpPorts);
                 KestrelListeners.AddSmtp(kestrel, options.Value, endpoints);
             });
 

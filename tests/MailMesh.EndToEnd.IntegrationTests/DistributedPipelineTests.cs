@@ -1,6 +1,7 @@
 using System.Text;
 using MailKit.Net.Smtp;
 using MailMesh.Storage;
+using MailMesh.Testing.Hosting;
 using MimeKit;
 
 namespace MailMesh.EndToEnd.IntegrationTests;
@@ -94,7 +95,7 @@ public sealed class DistributedPipelineTests
         mesh.Settings["Queue:LeaseDuration"] = "00:00:05";
         mesh.Destination.DataReplyDelay = TimeSpan.FromMilliseconds(100);
         await mesh.StartAsync(deliveryHosts: 0, deliveryProcesses: 2);
-        var victim = await mesh.StartDeliveryProcessAsync();
+        var victim = await mesh.StartProcessAsync(MeshService.Delivery);
 
         const int count = 40;
         var ids = new List<Guid>();
@@ -110,8 +111,7 @@ public sealed class DistributedPipelineTests
 
         // Kill one of the three Delivery processes while work is in flight: no goodbye, no ack.
         await mesh.Destination.WaitForMessagesAsync(5, Patience);
-        victim.Kill(entireProcessTree: true);
-        await victim.WaitForExitAsync();
+        await victim.KillAsync();
 
         foreach (var id in ids)
         {
@@ -151,14 +151,14 @@ public sealed class DistributedPipelineTests
         return stream.ToArray();
     }
 
-    private static async Task<SmtpClient> ConnectAsync(Mesh mesh)
+    private static async Task<SmtpClient> ConnectAsync(DistributedMesh mesh)
     {
         var client = new SmtpClient();
         await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
         return client;
     }
 
-    private static async Task<string> SendAsync(Mesh mesh, MimeMessage message)
+    private static async Task<string> SendAsync(DistributedMesh mesh, MimeMessage message)
     {
         using var client = await ConnectAsync(mesh);
         var reply = await client.SendAsync(message);
@@ -169,11 +169,11 @@ public sealed class DistributedPipelineTests
     /// <summary>"2.0.0 Ok: queued as 0193...": the spool id MailMesh gave the message.</summary>
     private static Guid QueuedId(string reply) => Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]);
 
-    private static Task<MessageStatus> WaitForStateAsync(Mesh mesh, Guid id, RecipientState state) =>
+    private static Task<MessageStatus> WaitForStateAsync(DistributedMesh mesh, Guid id, RecipientState state) =>
         WaitForAsync(mesh, id, s => s.Recipients.All(r => r.State == state));
 
     /// <summary>Polls the spool (the truth) until the condition holds; fails after the patience runs out.</summary>
-    private static async Task<MessageStatus> WaitForAsync(Mesh mesh, Guid id, Func<MessageStatus, bool> condition)
+    private static async Task<MessageStatus> WaitForAsync(DistributedMesh mesh, Guid id, Func<MessageStatus, bool> condition)
     {
         var deadline = DateTimeOffset.UtcNow + Patience;
         using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(100));

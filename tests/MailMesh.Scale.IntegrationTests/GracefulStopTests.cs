@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using MailMesh.Testing.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace MailMesh.Scale.IntegrationTests;
@@ -20,10 +21,10 @@ public sealed class GracefulStopTests
     public async Task Ingress_stops_listening_finishes_the_open_transaction_and_exits_0()
     {
         await using var cluster = await Cluster.CreateAsync();
-        await cluster.StartAsync(Service.Queue);
-        await cluster.StartAsync(Service.Policy);
-        var port = Cluster.FreePort();
-        var ingress = await cluster.StartProcessAsync(Service.Ingress, new Dictionary<string, string>
+        await cluster.StartAsync(MeshService.Queue);
+        await cluster.StartAsync(MeshService.Policy);
+        var port = LoopbackPort.Free();
+        var ingress = await cluster.StartProcessAsync(MeshService.Ingress, new Dictionary<string, string>
         {
             ["Ingress:Listen"] = $"127.0.0.1:{port}",
             ["Ingress:ShutdownGracePeriod"] = GracePeriod.ToString("c", CultureInfo.InvariantCulture),
@@ -68,14 +69,14 @@ public sealed class GracefulStopTests
 
         // A slow destination: the reply to the end of data comes 3 s after the final dot.
         cluster.Destination.DataReplyDelay = TimeSpan.FromSeconds(3);
-        await cluster.StartAsync(Service.Queue);
-        await cluster.StartAsync(Service.Policy);
-        await cluster.StartAsync(Service.Dns);
-        var delivery = await cluster.StartProcessAsync(Service.Delivery, new Dictionary<string, string>
+        await cluster.StartAsync(MeshService.Queue);
+        await cluster.StartAsync(MeshService.Policy);
+        await cluster.StartAsync(MeshService.Dns);
+        var delivery = await cluster.StartProcessAsync(MeshService.Delivery, new Dictionary<string, string>
         {
             ["Delivery:ShutdownGracePeriod"] = GracePeriod.ToString("c", CultureInfo.InvariantCulture),
         });
-        var ingress = await cluster.StartAsync(Service.Ingress);
+        var ingress = await cluster.StartAsync(MeshService.Ingress);
         var endpoint = ingress.Services.GetRequiredService<MailMesh.Ingress.IngressEndpoints>().Smtp[0];
 
         Guid id;

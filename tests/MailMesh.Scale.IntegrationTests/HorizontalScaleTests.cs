@@ -5,6 +5,7 @@ using System.Net;
 using MailKit.Net.Smtp;
 using MailMesh.Ingress;
 using MailMesh.Storage;
+using MailMesh.Testing.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using MimeKit;
 
@@ -48,24 +49,24 @@ public sealed class HorizontalScaleTests
 
         for (var i = 0; i < 2; i++)
         {
-            var queue = await cluster.StartAsync(Service.Queue);
+            var queue = await cluster.StartAsync(MeshService.Queue);
             queues.Add(queue.Services.GetRequiredService<IMeterFactory>());
         }
 
-        await cluster.StartAsync(Service.Policy);
-        await cluster.StartAsync(Service.Policy);
-        await cluster.StartAsync(Service.Dns);
-        await cluster.StartAsync(Service.Dns);
+        await cluster.StartAsync(MeshService.Policy);
+        await cluster.StartAsync(MeshService.Policy);
+        await cluster.StartAsync(MeshService.Dns);
+        await cluster.StartAsync(MeshService.Dns);
         for (var i = 1; i <= DeliveryReplicas; i++)
         {
             // Each Delivery replica says its own name in EHLO, so the sink can tell who delivered what.
-            await cluster.StartAsync(Service.Delivery, new Dictionary<string, string> { ["Delivery:HeloName"] = HeloName(i) });
+            await cluster.StartAsync(MeshService.Delivery, new Dictionary<string, string> { ["Delivery:HeloName"] = HeloName(i) });
         }
 
         var ingress = new List<IPEndPoint>();
         for (var i = 0; i < 2; i++)
         {
-            var host = await cluster.StartAsync(Service.Ingress);
+            var host = await cluster.StartAsync(MeshService.Ingress);
             ingress.Add(host.Services.GetRequiredService<IngressEndpoints>().Smtp[0]);
         }
 

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
-using MailMesh.Delivery;
-using MailMesh.Ingress;
+using MailMesh.Testing.Hosting;
 
 namespace MailMesh.Telemetry.IntegrationTests;
 
@@ -18,7 +17,7 @@ public sealed class HealthTests
 
         foreach (var service in Services)
         {
-            using var http = mesh.HttpClient(service);
+            using var http = mesh.HttpClient(TelemetryMesh.Service(service));
             using var alive = await http.GetAsync("/healthz");
             Assert.Equal(HttpStatusCode.OK, alive.StatusCode);
             using var ready = await http.GetAsync("/readyz");
@@ -35,27 +34,16 @@ public sealed class HealthTests
         await mesh.StartAsync();
 
         // A second replica whose spool is a port nothing listens on; RabbitMQ is fine.
-        var port = TelemetryMesh.ClosedPort().ToString(CultureInfo.InvariantCulture);
-        var broken = await mesh.StartExtraAsync(
-            service,
-            b =>
-            {
-                if (service == "ingress")
-                {
-                    b.AddIngress();
-                }
-                else
-                {
-                    b.AddDelivery();
-                }
-            },
+        var port = LoopbackPort.Free().ToString(CultureInfo.InvariantCulture);
+        var broken = await mesh.StartAsync(
+            TelemetryMesh.Service(service),
             new Dictionary<string, string>
             {
                 ["ConnectionStrings:Spool"] = $"Host=127.0.0.1;Port={port};Username=mailmesh;Password=mailmesh;Database=mailmesh;Timeout=2",
                 ["Storage:MigrateOnStart"] = "false",
             });
 
-        using var http = TelemetryMesh.HttpClientFor(broken);
+        using var http = DistributedMesh.HttpClientFor(broken);
         using var alive = await http.GetAsync("/healthz");
         Assert.Equal(HttpStatusCode.OK, alive.StatusCode);
         using var ready = await http.GetAsync("/readyz");
@@ -63,7 +51,7 @@ public sealed class HealthTests
         Assert.Contains("Unhealthy", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
         // The healthy replica beside it stays ready.
-        using var healthy = mesh.HttpClient(service);
+        using var healthy = mesh.HttpClient(TelemetryMesh.Service(service));
         using var stillReady = await healthy.GetAsync("/readyz");
         Assert.Equal(HttpStatusCode.OK, stillReady.StatusCode);
     }

@@ -1,5 +1,6 @@
 using MailKit.Net.Smtp;
 using MailMesh.Storage;
+using MailMesh.Testing.Hosting;
 using MimeKit;
 
 namespace MailMesh.Telemetry.IntegrationTests;
@@ -23,7 +24,7 @@ internal static class Mail
     }
 
     /// <summary>Sends one message in its own SMTP session and returns the spool id from "250 2.0.0 Ok: queued as id".</summary>
-    public static async Task<Guid> SendAsync(TelemetryMesh mesh, MimeMessage message)
+    public static async Task<Guid> SendAsync(DistributedMesh mesh, MimeMessage message)
     {
         using var client = new SmtpClient();
         await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
@@ -32,11 +33,11 @@ internal static class Mail
         return Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]);
     }
 
-    public static Task<MessageStatus> WaitForStateAsync(TelemetryMesh mesh, Guid id, RecipientState state) =>
+    public static Task<MessageStatus> WaitForStateAsync(DistributedMesh mesh, Guid id, RecipientState state) =>
         WaitForAsync(mesh, id, s => s.Recipients.All(r => r.State == state));
 
     /// <summary>Polls the spool until the condition holds; fails after the patience runs out.</summary>
-    public static async Task<MessageStatus> WaitForAsync(TelemetryMesh mesh, Guid id, Func<MessageStatus, bool> condition)
+    public static async Task<MessageStatus> WaitForAsync(DistributedMesh mesh, Guid id, Func<MessageStatus, bool> condition)
     {
         var deadline = DateTimeOffset.UtcNow + TelemetryMesh.Patience;
         using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(100));

@@ -1,5 +1,6 @@
 using System.Net;
 using MailMesh.Storage;
+using MailMesh.Testing.Hosting;
 
 namespace MailMesh.Telemetry.IntegrationTests;
 
@@ -88,9 +89,9 @@ public sealed class MetricsTests
             "mailmesh_queue_depth{");
     }
 
-    private static async Task ScrapeUntilAsync(TelemetryMesh mesh, string service, params string[] expected)
+    private static async Task ScrapeUntilAsync(DistributedMesh mesh, string service, params string[] expected)
     {
-        using var http = mesh.HttpClient(service);
+        using var http = mesh.HttpClient(TelemetryMesh.Service(service));
         var deadline = DateTimeOffset.UtcNow + TelemetryMesh.Patience;
         using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
         string text;

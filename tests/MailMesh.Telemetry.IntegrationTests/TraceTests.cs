@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using MailMesh.Storage;
+using MailMesh.Testing.Hosting;
 
 namespace MailMesh.Telemetry.IntegrationTests;
 
@@ -140,7 +141,7 @@ public sealed class TraceTests
         // W3C Trace Context §3.2: the caller's traceparent; its trace id must be the message's.
         var callerTrace = ActivityTraceId.CreateRandom();
         var callerSpan = ActivitySpanId.CreateRandom();
-        using var http = mesh.HttpClient("ingress");
+        using var http = mesh.HttpClient(MeshService.Ingress);
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/messages")
         {
             Content = JsonContent.Create(new

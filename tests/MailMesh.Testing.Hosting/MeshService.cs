@@ -1,0 +1,11 @@
+namespace MailMesh.Testing.Hosting;
+
+/// <summary>The five MailMesh services of the distributed mode.</summary>
+public enum MeshService
+{
+    Ingress,
+    Policy,
+    Queue,
+    Dns,
+    Delivery,
+}
