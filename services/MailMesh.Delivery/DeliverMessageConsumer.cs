@@ -96,7 +96,7 @@ internal sealed class DeliverMessageConsumer(
             activity?.SetStatus(ActivityStatusCode.Error, outcome.Results.FirstOrDefault(r => r.Outcome != DeliveryOutcome.Delivered)?.ReplyText);
         }
 
-        DeliveryLog.Attempted(logger, request.MessageId, request.Domain, delivered, deferred, bounced, outcome.RemoteHost);
+        DeliveryLog.Attempted(logger, request.MessageId, request.Domain, delivered, deferred, bounced, outcome.RemoteHost ?? "no connection");
     }
 
     private async Task<AttemptOutcome> DeliverAsync(DeliverMessage request, StoredMessage message, CancellationToken cancellationToken)
