@@ -173,22 +173,6 @@ public sealed class DistributedPipelineTests
         WaitForAsync(mesh, id, s => s.Recipients.All(r => r.State == state));
 
     /// <summary>Polls the spool (the truth) until the condition holds; fails after the patience runs out.</summary>
-    private static async Task<MessageStatus> WaitForAsync(DistributedMesh mesh, Guid id, Func<MessageStatus, bool> condition)
-    {
-        var deadline = DateTimeOffset.UtcNow + Patience;
-        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
-        MessageStatus? status;
-        do
-        {
-            status = await mesh.Spool.GetStatusAsync(id, CancellationToken.None);
-            if (status is not null && condition(status))
-            {
-                return status;
-            }
-        }
-        while (DateTimeOffset.UtcNow < deadline && await poll.WaitForNextTickAsync());
-
-        var recipients = status is null ? "unknown message" : string.Join(", ", status.Recipients.Select(r => $"{r.Address}={r.State} ({r.LastReplyCode} {r.LastReplyText})"));
-        throw new TimeoutException($"message {id} never reached the expected state; last: {recipients}");
-    }
+    private static Task<MessageStatus> WaitForAsync(DistributedMesh mesh, Guid id, Func<MessageStatus, bool> condition) =>
+        mesh.WaitForStatusAsync(id, condition, Patience);
 }

@@ -180,6 +180,30 @@ public sealed class DistributedMesh : IAsyncDisposable
     /// <summary>An HTTP client for the HTTP endpoint of the first in-process replica of <paramref name="service"/>.</summary>
     public HttpClient HttpClient(MeshService service) => HttpClientFor(Host(service));
 
+    /// <summary>
+    /// Polls the spool (the truth) until the status of message <paramref name="id"/> satisfies
+    /// <paramref name="condition"/>; fails after <paramref name="timeout"/>, naming each recipient's last state.
+    /// </summary>
+    public async Task<MessageStatus> WaitForStatusAsync(Guid id, Func<MessageStatus, bool> condition, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(condition);
+        var deadline = DateTimeOffset.UtcNow + timeout;
+        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+        MessageStatus? status;
+        do
+        {
+            status = await Spool.GetStatusAsync(id, CancellationToken.None);
+            if (status is not null && condition(status))
+            {
+                return status;
+            }
+        }
+        while (DateTimeOffset.UtcNow < deadline && await poll.WaitForNextTickAsync());
+
+        var recipients = status is null ? "unknown message" : string.Join(", ", status.Recipients.Select(r => $"{r.Address}={r.State} ({r.LastReplyCode} {r.LastReplyText})"));
+        throw new TimeoutException($"message {id} never reached the expected state; last: {recipients}");
+    }
+
     /// <summary>The first SMTP endpoint an in-process Ingress replica listens on.</summary>
     public static IPEndPoint SmtpEndpoint(WebApplication ingress)
     {
