@@ -17,6 +17,7 @@ namespace MailMesh.Queue;
 /// </remarks>
 internal sealed class DeliveryAttemptedConsumer(
     ISpool spool,
+    IPolicyStore policyStore,
     RetrySchedule schedule,
     DsnWriter dsn,
     QueueMetrics metrics,
@@ -68,6 +69,11 @@ internal sealed class DeliveryAttemptedConsumer(
             }
 
             logger.RecipientCompleted(attempt.MessageId, update.RecipientId, update.State, update.ReplyCode, update.EnhancedCode);
+            if (_options.SuppressHardBounces && IsHardBounce(update))
+            {
+                await SuppressAsync(before[update.RecipientId].Address, update, now, cancellationToken);
+            }
+
             await context.Publish(
                 new MessageEvent
                 {
@@ -91,6 +97,24 @@ internal sealed class DeliveryAttemptedConsumer(
 
         await QueueReportAsync(context, attempt, status, before, results, appliedById, now);
         await QueueDelayNoticeAsync(context, attempt, status, before, applied, now);
+    }
+
+    /// <summary>
+    /// RFC 3463 class 5, subject 1 (addressing status: no such mailbox, no such domain, null MX, ...): the address
+    /// will not work next time either, so later mail to it is refused at RCPT instead of bouncing again. Other
+    /// permanent failures (mailbox full 5.2.2, policy 5.7.x, content 5.6.x) say nothing lasting about the address.
+    /// </summary>
+    internal static bool IsHardBounce(RecipientUpdate update) =>
+        update.State == RecipientState.Bounced && update.EnhancedCode?.StartsWith("5.1.", StringComparison.Ordinal) == true;
+
+    private async Task SuppressAsync(string address, RecipientUpdate update, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var reason = $"hard bounce {update.ReplyCode} {update.EnhancedCode} {update.ReplyText}".Trim();
+        await policyStore.AddSuppressionAsync(
+            new Suppression { Address = address, Reason = reason.Length > 500 ? reason[..500] : reason, CreatedAt = now },
+            cancellationToken);
+        metrics.Suppressed();
+        logger.RecipientSuppressed(address, update.EnhancedCode);
     }
 
     /// <summary>

@@ -20,6 +20,9 @@ internal static partial class Log
     [LoggerMessage(3010, LogLevel.Information, "Message {MessageId} recipient {RecipientId} {State} ({ReplyCode} {EnhancedCode})")]
     public static partial void RecipientCompleted(this ILogger logger, Guid messageId, long recipientId, RecipientState state, int? replyCode, string? enhancedCode);
 
+    [LoggerMessage(3013, LogLevel.Information, "Suppressed {Address} after a hard bounce ({EnhancedCode})")]
+    public static partial void RecipientSuppressed(this ILogger logger, string address, string? enhancedCode);
+
     [LoggerMessage(3011, LogLevel.Debug, "Result for message {MessageId} under lease {LeaseId}: {Ignored} of {Total} updates were stale or duplicate and not applied")]
     public static partial void StaleResults(this ILogger logger, Guid messageId, Guid leaseId, int ignored, int total);
 

@@ -21,6 +21,7 @@ internal sealed class QueueMetrics
     private readonly Counter<long> _claimed;
     private readonly Counter<long> _completed;
     private readonly Counter<long> _dsnGenerated;
+    private readonly Counter<long> _suppressed;
     private readonly Histogram<double> _latency;
     private DepthSnapshot? _depth;
     private int _refreshing;
@@ -38,12 +39,16 @@ internal sealed class QueueMetrics
             "Attempt results applied to recipients, by the state they reached (delivered, deferred, bounced, expired).");
         _dsnGenerated = meter.CreateCounter<long>("mailmesh.queue.dsn.generated", "{message}",
             "Delivery status notifications queued to senders, by kind (failure, delay, success).");
+        _suppressed = meter.CreateCounter<long>("mailmesh.queue.recipients.suppressed", "{recipient}",
+            "Recipients added to the suppression list after a hard bounce (RFC 3463 5.1.x).");
         _latency = meter.CreateHistogram<double>("mailmesh.delivery.latency", "s",
             "Time from acceptance by MailMesh to acceptance by the destination.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400] });
     }
 
     public void Claimed(int recipients) => _claimed.Add(recipients);
+
+    public void Suppressed() => _suppressed.Add(1);
 
     public void Completed(RecipientState state) =>
         _completed.Add(1, new KeyValuePair<string, object?>(StateTag, StateName(state)));

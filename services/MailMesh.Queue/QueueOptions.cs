@@ -59,6 +59,12 @@ public sealed class QueueOptions : IValidatedOptions
     /// </summary>
     public long DsnMaxReturnedSize { get; set; } = 256 * 1024;
 
+    /// <summary>
+    /// Add a recipient to the suppression list when it bounces with an RFC 3463 5.1.x status (no such mailbox or
+    /// domain), so Policy refuses later mail to it at RCPT (550 5.1.1) instead of sending it to bounce again.
+    /// </summary>
+    public bool SuppressHardBounces { get; set; } = true;
+
     /// <summary>The name this MTA reports in DSNs (Reporting-MTA, MAILER-DAEMON@...); the machine's host name when empty.</summary>
     public string? Hostname { get; set; }
 

@@ -45,6 +45,39 @@ public sealed class DeliveryAttemptedConsumerTests
         Assert.Equal(2, second.Recipients[0].Attempt);
     }
 
+    [Theory]
+    [InlineData(550, "5.1.1", true)]
+    [InlineData(556, "5.1.10", true)]
+    [InlineData(552, "5.2.2", false)]
+    [InlineData(554, "5.7.1", false)]
+    public async Task A_hard_bounce_suppresses_the_address_and_other_bounces_do_not(int code, string enhanced, bool suppressed)
+    {
+        await using var host = await QueueTestHost.StartAsync();
+        var id = await host.StoreAsync(recipients: [new NewRecipient { Address = "Gone@Dest.Example" }]);
+        var job = await host.ClaimAsync(id);
+
+        await AttemptAsync(host, job, DeliveryOutcome.Bounced, code, enhanced, "no");
+
+        var suppression = await host.PolicyStore.GetSuppressionAsync("gone@dest.example", default);
+        Assert.Equal(suppressed, suppression is not null);
+        if (suppression is not null)
+        {
+            Assert.Contains(enhanced, suppression.Reason, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Hard_bounces_are_not_suppressed_when_switched_off()
+    {
+        await using var host = await QueueTestHost.StartAsync(o => o.SuppressHardBounces = false);
+        var id = await host.StoreAsync(recipients: [new NewRecipient { Address = "gone@dest.example" }]);
+        var job = await host.ClaimAsync(id);
+
+        await AttemptAsync(host, job, DeliveryOutcome.Bounced, 550, "5.1.1", "user unknown");
+
+        Assert.Null(await host.PolicyStore.GetSuppressionAsync("gone@dest.example", default));
+    }
+
     [Fact]
     public async Task Bounced_recipient_gets_a_DSN_to_the_sender()
     {

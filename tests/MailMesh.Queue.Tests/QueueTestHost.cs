@@ -34,6 +34,8 @@ internal sealed class QueueTestHost : IAsyncDisposable
     public BusProbe Probe { get; } = new();
     public FakeTimeProvider Time { get; }
     public ISpool Spool => Provider.GetRequiredService<ISpool>();
+
+    public IPolicyStore PolicyStore => Provider.GetRequiredService<IPolicyStore>();
     public ITestHarness Harness => Provider.GetRequiredService<ITestHarness>();
     public QueueOptions Options => Provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<QueueOptions>>().Value;
 
@@ -50,6 +52,7 @@ internal sealed class QueueTestHost : IAsyncDisposable
         services.AddLogging();
         services.AddSingleton<TimeProvider>(time);
         services.AddSingleton<ISpool>(new SqliteSpool(database));
+        services.AddSingleton<IPolicyStore>(new SqlitePolicyStore(database));
         services.AddQueueServices();
         services.Configure<QueueOptions>(options =>
         {
