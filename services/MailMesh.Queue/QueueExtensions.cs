@@ -1,3 +1,4 @@
+using MailMesh.Queue.Webhooks;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
@@ -16,6 +17,7 @@ public static class QueueExtensions
         builder.Services.AddHostedService<CompletedMessagePurger>();
         AddStoreCheckOnce(builder.Services);
         builder.AddBusPart(AddQueueConsumers);
+        builder.AddWebhooks();
         return builder;
     }
 

@@ -1,0 +1,95 @@
+using MailMesh.Contracts;
+using MailMesh.ServiceDefaults;
+
+namespace MailMesh.Queue.Webhooks;
+
+/// <summary>
+/// HTTP endpoints that receive every <see cref="MessageEvent"/> as a JSON POST (section "Queue:Webhooks").
+/// </summary>
+/// <remarks>
+/// Delivery is at least once: a non-2xx answer or a timeout is retried, and when one of several endpoints fails the
+/// retry posts to all matching endpoints again, so receivers de-duplicate on the <c>X-MailMesh-Event-Id</c> header.
+/// </remarks>
+public sealed class WebhookOptions : IValidatedOptions
+{
+    public static string SectionName => "Queue:Webhooks";
+
+    /// <summary>The receivers; with none, the webhook consumer is not registered at all.</summary>
+    public IList<WebhookEndpointOptions> Endpoints { get; } = [];
+
+    /// <summary>How long one POST may take before it counts as failed and is retried.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    public IEnumerable<string> Validate()
+    {
+        if (Timeout <= TimeSpan.Zero)
+        {
+            yield return $"{SectionName}:Timeout: must be positive";
+        }
+
+        for (var i = 0; i < Endpoints.Count; i++)
+        {
+            var endpoint = Endpoints[i];
+            var key = $"{SectionName}:Endpoints:{i}";
+            if (!WebhookEndpointOptions.IsHttpUrl(endpoint.Url))
+            {
+                yield return $"{key}:Url: '{endpoint.Url}' is not an absolute http(s) URL";
+            }
+
+            if (!WebhookEndpointOptions.TryParseEvents(endpoint.Events, out _, out var invalid))
+            {
+                yield return $"{key}:Events: '{invalid}' is not a message event type (one of {string.Join(", ", Enum.GetNames<MessageEventType>())})";
+            }
+        }
+    }
+}
+
+/// <summary>One webhook receiver.</summary>
+public sealed class WebhookEndpointOptions
+{
+    /// <summary>Absolute http:// or https:// URL the events are POSTed to.</summary>
+    public string? Url { get; set; }
+
+    /// <summary>
+    /// Optional shared secret: when set, each request carries <c>X-MailMesh-Signature: sha256=&lt;hex&gt;</c>, the
+    /// HMAC-SHA256 (RFC 2104) of <c>"{X-MailMesh-Timestamp}.{body}"</c> under this key.
+    /// </summary>
+    public string? Secret { get; set; }
+
+    /// <summary>Optional comma-separated <see cref="MessageEventType"/> names to send; empty sends every event.</summary>
+    public string? Events { get; set; }
+
+    /// <summary>True when this endpoint wants events of <paramref name="type"/>.</summary>
+    internal bool Accepts(MessageEventType type) =>
+        !TryParseEvents(Events, out var events, out _) || events is null || events.Contains(type);
+
+    internal static bool IsHttpUrl(string? url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
+
+    /// <summary>Parses a comma list of event names; <paramref name="events"/> is null when the list is empty (all events).</summary>
+    internal static bool TryParseEvents(string? list, out HashSet<MessageEventType>? events, out string? invalid)
+    {
+        events = null;
+        invalid = null;
+        if (string.IsNullOrWhiteSpace(list))
+        {
+            return true;
+        }
+
+        var set = new HashSet<MessageEventType>();
+        foreach (var name in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            // Names only: Enum.TryParse would also accept "3", which would silently change meaning if the enum grew.
+            if (!Enum.TryParse<MessageEventType>(name, ignoreCase: true, out var type) || !Enum.IsDefined(type) || char.IsAsciiDigit(name[0]) || name[0] is '-' or '+')
+            {
+                invalid = name;
+                return false;
+            }
+
+            set.Add(type);
+        }
+
+        events = set.Count == 0 ? null : set;
+        return true;
+    }
+}
