@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using MailMesh.Contracts;
 using MailMesh.Storage;
+using MailMesh.Testing.Infrastructure;
 
 namespace MailMesh.Delivery.Tests;
 
@@ -93,7 +94,7 @@ public sealed class PostfixSmtpSinkInteropTests
             }
             for (var attempt = 0; ; attempt++)
             {
-                var port = FreePort();
+                var port = LoopbackPort.Free();
                 var start = new ProcessStartInfo(SmtpSinkPath) { RedirectStandardError = true, RedirectStandardOutput = true };
                 if (Environment.IsPrivilegedProcess)
                 {
@@ -157,13 +158,6 @@ public sealed class PostfixSmtpSinkInteropTests
                 watcher.Changed -= OnChanged;
                 watcher.Created -= OnChanged;
             }
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
         }
 
         private static async Task<bool> ListeningAsync(Process process, int port)

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using MailMesh.Testing.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using MailMesh.Testing.Infrastructure;
 
 namespace MailMesh.Scale.IntegrationTests;
 

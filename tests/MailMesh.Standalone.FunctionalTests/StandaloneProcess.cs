@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using MailMesh.Testing.Infrastructure;
 
 namespace MailMesh.Standalone.FunctionalTests;
 
@@ -36,8 +37,8 @@ internal sealed class StandaloneProcess : IAsyncDisposable
     /// <summary>Starts the process with the given settings (as --Key=value arguments) and waits until SMTP answers.</summary>
     public static async Task<StandaloneProcess> StartAsync(string workingDirectory, IReadOnlyDictionary<string, string> settings)
     {
-        var smtpPort = FreePort();
-        var httpPort = FreePort();
+        var smtpPort = LoopbackPort.Free();
+        var httpPort = LoopbackPort.Free();
         var process = Launch(workingDirectory, settings.Concat(new Dictionary<string, string>
         {
             ["Ingress:Listen"] = $"127.0.0.1:{smtpPort}",
@@ -126,13 +127,6 @@ internal sealed class StandaloneProcess : IAsyncDisposable
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "MailMesh.Standalone.dll");
         return File.Exists(dll) ? dll : throw new FileNotFoundException("MailMesh.Standalone.dll is not next to the tests", dll);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async ValueTask DisposeAsync()

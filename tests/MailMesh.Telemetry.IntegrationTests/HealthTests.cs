@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using MailMesh.Testing.Hosting;
+using MailMesh.Testing.Infrastructure;
 
 namespace MailMesh.Telemetry.IntegrationTests;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using MailMesh.Testing.Infrastructure;
 
 namespace MailMesh.LoadTool;
 
@@ -47,10 +48,10 @@ internal sealed class Target : IAsyncDisposable
         {
             case "standalone":
                 {
-                    var smtpPort = FreePort();
+                    var smtpPort = LoopbackPort.Free();
                     var data = Directory.CreateTempSubdirectory("mailmesh-load-");
                     settings["Ingress__Listen"] = $"127.0.0.1:{smtpPort}";
-                    settings["Urls"] = $"http://127.0.0.1:{FreePort()}";
+                    settings["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}";
                     settings["Storage__SqlitePath"] = Path.Combine(data.FullName, "mailmesh.db");
                     var dll = Path.Combine(options.RepositoryRoot, "services/MailMesh.Standalone/bin/Release/net10.0/MailMesh.Standalone.dll");
                     var process = StartProcess("dotnet", dll, settings);
@@ -65,7 +66,7 @@ internal sealed class Target : IAsyncDisposable
 
             case "distributed":
                 {
-                    var smtpPort = FreePort();
+                    var smtpPort = LoopbackPort.Free();
                     settings["MAILMESH_SMTP"] = $"127.0.0.1:{smtpPort}";
                     settings["MAILMESH_NO_BUILD"] = "1";
                     settings["MAILMESH_DELIVERY_REPLICAS"] = options.DeliveryReplicas.ToString(CultureInfo.InvariantCulture);
@@ -144,13 +145,6 @@ internal sealed class Target : IAsyncDisposable
         }
 
         throw new TimeoutException($"nothing listens on 127.0.0.1:{port} after 60 s");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async ValueTask DisposeAsync()

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.RegularExpressions;
+using MailMesh.Testing.Infrastructure;
 
 namespace MailMesh.Testing.Postfix;
 
@@ -98,7 +99,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
 
     private async Task ConfigureAsync(PostfixInstanceOptions options)
     {
-        var port = options.Port != 0 ? options.Port : FreePort(options.Address);
+        var port = options.Port != 0 ? options.Port : LoopbackPort.Free(options.Address);
         EndPoint = new IPEndPoint(options.Address, port);
         var address = options.Address.ToString();
 
@@ -297,13 +298,6 @@ public sealed partial class PostfixInstance : IAsyncDisposable
         }
 
         throw new TimeoutException($"Postfix {Name} did not greet on {EndPoint} within {timeout.TotalSeconds} s (last: {last}). Log:\n{ReadLog()}");
-    }
-
-    private static int FreePort(IPAddress address)
-    {
-        using var listener = new TcpListener(address, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     // ---- Lifecycle of instances across runs ------------------------------------------------------------------------
