@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole MailMesh test suite, from a fresh machine:
 #   1. installs (Debian packages) and starts PostgreSQL and RabbitMQ on loopback, plus the interop peers
-#      (swaks, Postfix's smtp-source/smtp-sink),
+#      (swaks with its TLS and AUTH modules, Postfix's smtp-source/smtp-sink/postmulti, python3), and smoke-tests
+#      each; anything missing stops the run here with one line naming it, before anything is built,
 #   2. restores, checks formatting, builds with warnings as errors,
 #   3. runs every test project (unit, functional, integration, end-to-end) against those real servers,
 #   4. lints, renders and validates the Helm chart and the compose file,
@@ -20,8 +21,10 @@ export MSBUILDDISABLENODEREUSE=1
 
 step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
-step "dependencies: PostgreSQL, RabbitMQ, swaks, Postfix"
-MAILMESH_TEST_TOOLS=1 deploy/scripts/deps.sh
+step "dependencies: PostgreSQL, RabbitMQ, swaks, Postfix, python3 (installed when missing, then smoke-tested)"
+command -v dotnet >/dev/null 2>&1 || { echo "test.sh: MISSING the .NET SDK (dotnet, see global.json); no tests were run" >&2; exit 1; }
+MAILMESH_TEST_TOOLS=1 deploy/scripts/deps.sh ||
+  { echo "test.sh: a dependency is missing (the line above names it); no tests were run" >&2; exit 1; }
 export MAILMESH_TEST_POSTGRES="Host=127.0.0.1;Port=${MAILMESH_PG_PORT:-5432};Username=mailmesh;Password=mailmesh;Database=mailmesh"
 export MAILMESH_TEST_RABBITMQ="amqp://guest:guest@127.0.0.1:${MAILMESH_AMQP_PORT:-5672}/"
 

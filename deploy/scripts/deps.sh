@@ -1,24 +1,55 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages, when missing) and starts PostgreSQL and RabbitMQ on loopback for the
-# distributed mode and the tests. Idempotent: a second run finds them running and returns at once.
+# distributed mode and the tests, then smoke-tests every tool it is responsible for. Idempotent: a second run
+# finds everything installed and running, re-runs the (quick) smoke tests and returns.
 #
-#   deploy/scripts/deps.sh            # start both, print the connection strings
+#   deploy/scripts/deps.sh                        # start both, print the connection strings
+#   MAILMESH_TEST_TOOLS=1 deploy/scripts/deps.sh  # also the interop peers the tests run (./test.sh does this)
 #
-# Environment: MAILMESH_PG_PORT (5432), MAILMESH_AMQP_PORT (5672).
+# Environment: MAILMESH_PG_PORT (5432), MAILMESH_AMQP_PORT (5672), MAILMESH_TEST_TOOLS (0).
+# Anything missing or broken ends the script with exit status 1 and one line "deps: MISSING ..." naming it.
 set -euo pipefail
 
 PG_PORT="${MAILMESH_PG_PORT:-5432}"
 AMQP_PORT="${MAILMESH_AMQP_PORT:-5672}"
+TEST_TOOLS="${MAILMESH_TEST_TOOLS:-0}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
+missing() { echo "deps: MISSING $*" >&2; exit 1; }
+have_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+have_perl() { perl -M"$1" -e 1 >/dev/null 2>&1; }
+have_python() { python3 -c "import $1" >/dev/null 2>&1; }
+
+# Every runtime need, spelled out: the packages are installed with --no-install-recommends (no surprise extras),
+# so nothing a tool merely recommends may be relied on. Each line: a check, then the Debian package it needs.
 need=()
-command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
-command -v rabbitmq-server >/dev/null 2>&1 || need+=(rabbitmq-server)
-if [ "${MAILMESH_TEST_TOOLS:-0}" = "1" ]; then
-  command -v swaks >/dev/null 2>&1 || need+=(swaks)
-  command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
+require_cmd() { have_cmd "$1" || need+=("$2"); }
+require_perl() { have_perl "$1" || need+=("$2"); }
+require_python() { have_python "$1" || need+=("$2"); }
+
+require_cmd pg_ctlcluster postgresql
+require_cmd psql postgresql-client
+require_cmd rabbitmq-server rabbitmq-server
+require_cmd rabbitmqctl rabbitmq-server
+if [ "$TEST_TOOLS" = "1" ]; then
+  # swaks (tests/MailMesh.Ingress.FunctionalTests/InteropTests.cs: --tls --auth PLAIN). swaks only recommends or
+  # suggests the Perl modules its STARTTLS (Net::SSLeay, IO::Socket::SSL) and AUTH (Authen::SASL) support needs.
+  require_cmd swaks swaks
+  require_perl Net::SSLeay libnet-ssleay-perl
+  require_perl IO::Socket::SSL libio-socket-ssl-perl
+  require_perl Authen::SASL libauthen-sasl-perl
+  require_perl MIME::Base64 perl
+  # Postfix: smtp-source (Ingress interop), smtp-sink (Delivery interop), postmulti/postconf/postfix/postqueue/
+  # postmap/sendmail (MailMesh.Testing/Postfix, the Postfix relay tests).
+  for tool in smtp-source smtp-sink postmulti postconf postfix postqueue postmap sendmail; do
+    require_cmd "$tool" postfix
+  done
+  # python3's smtplib with ssl (InteropTests), zipfile (check-deploy.sh's fallback without unzip).
+  require_cmd python3 python3
+  for module in ssl smtplib email.message zipfile; do require_python "$module" python3; done
 fi
+mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#need[@]}" -gt 0 ]; then
   echo "deps: installing ${need[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -28,7 +59,8 @@ if [ "${#need[@]}" -gt 0 ]; then
     $SUDO chmod +x /usr/sbin/policy-rc.d
   fi
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
+    missing "apt-get install ${need[*]} failed (run it by hand to see why)"
 fi
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -58,6 +90,45 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
     rabbitmqctl -q status >/dev/null 2>&1 && break || sleep 1
   done
   rabbitmqctl -q status >/dev/null || { echo "deps: RabbitMQ did not start; see /var/log/rabbitmq" >&2; exit 1; }
+fi
+
+# --- Smoke tests: each tool does what the tests use it for ---------------------------------------------------------
+PGPASSWORD=mailmesh psql -h 127.0.0.1 -p "$PG_PORT" -U mailmesh -d mailmesh -qAtc 'select 1' 2>/dev/null | grep -qx 1 ||
+  missing "psql: cannot run 'select 1' as mailmesh@127.0.0.1:$PG_PORT/mailmesh"
+rabbitmqctl -q list_vhosts >/dev/null 2>&1 ||
+  missing "rabbitmqctl: 'rabbitmqctl list_vhosts' fails (the tests create their own virtual hosts with it)"
+
+if [ "$TEST_TOOLS" = "1" ]; then
+  for module in Net::SSLeay IO::Socket::SSL Authen::SASL; do
+    have_perl "$module" || missing "Perl module $module for swaks (Debian: libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl)"
+  done
+  # swaks --support prints "=== <feature> supported" or "*** <feature> not available: requires ..." and exits 0
+  # either way, so its output is what tells.
+  support="$(swaks --support 2>&1)" || missing "swaks: 'swaks --support' exited with $?"
+  for feature in "TLS" "Basic AUTH" "AUTH DIGEST-MD5"; do
+    grep -q "^=== $feature supported" <<<"$support" ||
+      missing "swaks: $feature support ($(grep -m1 "^\*\*\* $feature" <<<"$support" | sed 's/^\*\*\* //' || true))"
+  done
+  have_python "ssl, smtplib, email.message, zipfile" || missing "python3 with ssl, smtplib, email and zipfile"
+  /usr/sbin/postconf -h mail_version >/dev/null 2>&1 || missing "postfix: 'postconf -h mail_version' fails"
+  # smtp-sink and smtp-source end to end, and swaks through a plain SMTP session: one message each on loopback.
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  sink_dir="$(mktemp -d)"
+  chmod 0777 "$sink_dir"
+  ( cd "$sink_dir" && exec /usr/sbin/smtp-sink -u nobody -d "$sink_dir/%M." "127.0.0.1:$port" 10 ) >/dev/null 2>&1 &
+  sink_pid=$!
+  stop_sink() { kill "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true; rm -rf "$sink_dir"; }
+  trap stop_sink EXIT
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break || sleep 0.1
+  done
+  kill -0 "$sink_pid" 2>/dev/null || missing "smtp-sink: did not start on 127.0.0.1:$port"
+  out="$(swaks --server "127.0.0.1:$port" --from deps@example.com --to deps@example.org --helo deps.test \
+    --timeout 20 2>&1)" || missing "swaks: could not send to smtp-sink on 127.0.0.1:$port: $(tail -n1 <<<"$out")"
+  out="$(/usr/sbin/smtp-source -m 1 -f deps@example.com -t deps@example.org -M deps.test "127.0.0.1:$port" 2>&1)" ||
+    missing "smtp-source: could not send to smtp-sink on 127.0.0.1:$port: $(tail -n1 <<<"$out")"
+  stop_sink
+  trap - EXIT
 fi
 
 echo "deps: PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT, RabbitMQ on 127.0.0.1:$AMQP_PORT"
