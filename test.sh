@@ -28,14 +28,19 @@ MAILMESH_TEST_TOOLS=1 deploy/scripts/deps.sh ||
 export MAILMESH_TEST_POSTGRES="Host=127.0.0.1;Port=${MAILMESH_PG_PORT:-5432};Username=mailmesh;Password=mailmesh;Database=mailmesh"
 export MAILMESH_TEST_RABBITMQ="amqp://guest:guest@127.0.0.1:${MAILMESH_AMQP_PORT:-5672}/"
 
+step "solution: every project is in MailMesh.sln"
+unlisted="$(comm -23 <(find services tests tools -name '*.csproj' -not -path '*/bin/*' -not -path '*/obj/*' | sort) \
+  <(dotnet sln MailMesh.sln list | tail -n +3 | tr '\\' '/' | sort))"
+[ -z "$unlisted" ] || { echo "test.sh: not in MailMesh.sln (dotnet sln MailMesh.sln add ...): $unlisted" >&2; exit 1; }
+
 step "restore"
-dotnet restore MailMesh.slnx --nologo -v q
+dotnet restore MailMesh.sln --nologo -v q
 
 step "format check (dotnet format whitespace --verify-no-changes; code style is enforced by the build)"
-dotnet format whitespace MailMesh.slnx --verify-no-changes -v q
+dotnet format whitespace MailMesh.sln --verify-no-changes -v q
 
 step "build (warnings are errors)"
-dotnet build MailMesh.slnx --no-restore -c Release --nologo -v q -clp:ErrorsOnly
+dotnet build MailMesh.sln --no-restore -c Release --nologo -v q -clp:ErrorsOnly
 
 results="$(mktemp -d)"
 passed=0 failed=0 skipped=0 status=0

@@ -37,7 +37,7 @@ start() {
   mkdir -p "$run_dir"
   eval "$("$root/deploy/scripts/deps.sh" | grep '^ConnectionStrings__' | sed 's/^/export "/; s/$/"/')"
   if [ "${MAILMESH_NO_BUILD:-0}" != "1" ]; then
-    dotnet build "$root/MailMesh.slnx" -c Release --nologo -v q -clp:ErrorsOnly
+    dotnet build "$root/MailMesh.sln" -c Release --nologo -v q -clp:ErrorsOnly
   fi
   local bin="bin/Release/net10.0"
   echo "distributed: migrating the schema"

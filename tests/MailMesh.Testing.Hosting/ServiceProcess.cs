@@ -140,7 +140,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         var testDirectory = AppContext.BaseDirectory;
         var configuration = testDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
         var root = new DirectoryInfo(testDirectory);
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "MailMesh.slnx")))
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "MailMesh.sln")))
         {
             root = root.Parent;
         }

@@ -68,7 +68,7 @@ internal sealed record LoadOptions
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
-            if (File.Exists(Path.Combine(directory.FullName, "MailMesh.slnx")))
+            if (File.Exists(Path.Combine(directory.FullName, "MailMesh.sln")))
             {
                 return directory.FullName;
             }
