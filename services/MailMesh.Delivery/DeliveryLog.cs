@@ -4,7 +4,7 @@ namespace MailMesh.Delivery;
 
 internal static partial class DeliveryLog
 {
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Message {MessageId} to {Domain}: {Delivered} delivered, {Deferred} deferred, {Bounced} bounced via {RemoteHost}")]
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Debug, Message = "Message {MessageId} to {Domain}: {Delivered} delivered, {Deferred} deferred, {Bounced} bounced via {RemoteHost}")]
     public static partial void Attempted(ILogger logger, Guid messageId, string domain, int delivered, int deferred, int bounced, string? remoteHost);
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Message {MessageId} is not in the spool; deferring its recipients at {Domain}")]
@@ -13,7 +13,7 @@ internal static partial class DeliveryLog
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "MX resolution of {Domain} timed out after {Timeout}")]
     public static partial void ResolveTimedOut(ILogger logger, string domain, TimeSpan timeout);
 
-    [LoggerMessage(EventId = 5004, Level = LogLevel.Information, Message = "{Host}[{Address}] unusable, trying the next: {Reason}")]
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Debug, Message = "{Host}[{Address}] unusable, trying the next: {Reason}")]
     public static partial void Failover(ILogger logger, string host, IPEndPoint address, string reason);
 
     [LoggerMessage(EventId = 5005, Level = LogLevel.Debug, Message = "Opened SMTP connection to {Host}[{Address}]: {Greeting} (TLS: {Tls}, verified: {Verified})")]
@@ -28,12 +28,12 @@ internal static partial class DeliveryLog
     [LoggerMessage(EventId = 5008, Level = LogLevel.Debug, Message = "Closing idle SMTP connections failed")]
     public static partial void SweepFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(EventId = 5009, Level = LogLevel.Information, Message = "TLS with {Host}[{Address}] failed, retrying in clear text (opportunistic TLS): {Reason}")]
+    [LoggerMessage(EventId = 5009, Level = LogLevel.Debug, Message = "TLS with {Host}[{Address}] failed, retrying in clear text (opportunistic TLS): {Reason}")]
     public static partial void TlsFallback(ILogger logger, string host, IPEndPoint address, string reason);
 
     [LoggerMessage(EventId = 5010, Level = LogLevel.Debug, Message = "{Address} took too many recipients for one transaction; sending {Count} more in another")]
     public static partial void MoreRecipients(ILogger logger, IPEndPoint address, int count);
 
-    [LoggerMessage(EventId = 5011, Level = LogLevel.Information, Message = "Skipping delivery of {MessageId} to {Domain}: its lease expired at {LeaseExpiresAt} (the recipients were claimed again)")]
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Debug, Message = "Skipping delivery of {MessageId} to {Domain}: its lease expired at {LeaseExpiresAt} (the recipients were claimed again)")]
     public static partial void LeaseExpired(ILogger logger, Guid messageId, string domain, DateTimeOffset leaseExpiresAt);
 }

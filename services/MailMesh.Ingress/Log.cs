@@ -11,10 +11,10 @@ internal static partial class Log
     [LoggerMessage(1001, LogLevel.Debug, "SMTP session from {Client} ended")]
     public static partial void SessionEnded(ILogger logger, IPEndPoint? client);
 
-    [LoggerMessage(1002, LogLevel.Information, "SMTP session from {Client} timed out")]
+    [LoggerMessage(1002, LogLevel.Debug, "SMTP session from {Client} timed out")]
     public static partial void SessionTimedOut(ILogger logger, IPEndPoint? client);
 
-    [LoggerMessage(1003, LogLevel.Information, "SMTP session from {Client} closed after {Errors} errors")]
+    [LoggerMessage(1003, LogLevel.Debug, "SMTP session from {Client} closed after {Errors} errors")]
     public static partial void TooManyErrors(ILogger logger, IPEndPoint? client, int errors);
 
     [LoggerMessage(1004, LogLevel.Debug, "SMTP connection from {Client} lost")]
@@ -29,13 +29,13 @@ internal static partial class Log
     [LoggerMessage(1010, LogLevel.Warning, "Policy check {Check} for {Client} failed; answering 4xx")]
     public static partial void PolicyUnavailable(ILogger logger, string check, string client, Exception exception);
 
-    [LoggerMessage(1011, LogLevel.Information, "Policy refused {Check} for {Client}: {Reply}")]
+    [LoggerMessage(1011, LogLevel.Debug, "Policy refused {Check} for {Client}: {Reply}")]
     public static partial void PolicyRefused(ILogger logger, string check, string client, string reply);
 
-    [LoggerMessage(1020, LogLevel.Information, "Message {MessageId} from <{Sender}> for {RecipientCount} recipients ({Size} octets) accepted from {Client}")]
+    [LoggerMessage(1020, LogLevel.Debug, "Message {MessageId} from <{Sender}> for {RecipientCount} recipients ({Size} octets) accepted from {Client}")]
     public static partial void MessageAccepted(ILogger logger, Guid messageId, string sender, int recipientCount, long size, string client);
 
-    [LoggerMessage(1021, LogLevel.Information, "Message from <{Sender}> refused at end of data from {Client}: {Reply}")]
+    [LoggerMessage(1021, LogLevel.Debug, "Message from <{Sender}> refused at end of data from {Client}: {Reply}")]
     public static partial void MessageRefused(ILogger logger, string sender, string client, string reply);
 
     [LoggerMessage(1022, LogLevel.Error, "Spool commit of message {MessageId} failed; answering 451")]
@@ -44,7 +44,7 @@ internal static partial class Log
     [LoggerMessage(1023, LogLevel.Warning, "Publishing MessageReceived for {MessageId} failed after commit; the Queue sweeper will pick it up from the spool")]
     public static partial void PublishFailed(ILogger logger, Guid messageId, Exception exception);
 
-    [LoggerMessage(1024, LogLevel.Information, "Message {MessageId} from {Client} was already stored; idempotent resubmission acknowledged")]
+    [LoggerMessage(1024, LogLevel.Debug, "Message {MessageId} from {Client} was already stored; idempotent resubmission acknowledged")]
     public static partial void DuplicateSubmission(ILogger logger, Guid messageId, string client);
 
     [LoggerMessage(1030, LogLevel.Information, "TLS certificate {Path} loaded: {Subject}, valid until {NotAfter}")]
@@ -53,13 +53,13 @@ internal static partial class Log
     [LoggerMessage(1031, LogLevel.Error, "TLS certificate {Path} could not be loaded; the previous one stays in service")]
     public static partial void CertificateLoadFailed(ILogger logger, string path, Exception exception);
 
-    [LoggerMessage(1032, LogLevel.Information, "TLS handshake with {Client} failed")]
+    [LoggerMessage(1032, LogLevel.Debug, "TLS handshake with {Client} failed")]
     public static partial void HandshakeFailed(ILogger logger, string client, Exception exception);
 
     [LoggerMessage(1033, LogLevel.Warning, "{Client} pipelined {Count} octets after STARTTLS; discarded (RFC 3207 §4.2, CVE-2011-0411)")]
     public static partial void DiscardedAfterStartTls(ILogger logger, string client, long count);
 
-    [LoggerMessage(1040, LogLevel.Information, "AUTH {Mechanism} as {User} from {Client} succeeded")]
+    [LoggerMessage(1040, LogLevel.Debug, "AUTH {Mechanism} as {User} from {Client} succeeded")]
     public static partial void AuthSucceeded(ILogger logger, string mechanism, string user, string client);
 
     [LoggerMessage(1041, LogLevel.Warning, "AUTH {Mechanism} as {User} from {Client} failed")]
@@ -68,12 +68,12 @@ internal static partial class Log
     [LoggerMessage(1042, LogLevel.Warning, "AUTH from {Client} refused: locked out after repeated failures")]
     public static partial void AuthLockedOut(ILogger logger, string client);
 
-    [LoggerMessage(1050, LogLevel.Information, "Connection from {Client} refused: {Reason}")]
+    [LoggerMessage(1050, LogLevel.Debug, "Connection from {Client} refused: {Reason}")]
     public static partial void ConnectionRefused(ILogger logger, string client, string reason);
 
-    [LoggerMessage(1051, LogLevel.Information, "{Client} closed for improper pipelining: {Reason}")]
+    [LoggerMessage(1051, LogLevel.Debug, "{Client} closed for improper pipelining: {Reason}")]
     public static partial void ImproperPipelining(ILogger logger, string client, string reason);
 
-    [LoggerMessage(1052, LogLevel.Information, "{Client} sent message content below the minimum data rate; closing")]
+    [LoggerMessage(1052, LogLevel.Debug, "{Client} sent message content below the minimum data rate; closing")]
     public static partial void DataRateTooLow(ILogger logger, string client);
 }

@@ -3,7 +3,7 @@ namespace MailMesh.Policy;
 /// <summary>Source-generated log messages of the Policy service (event ids 2000-2099).</summary>
 internal static partial class Log
 {
-    [LoggerMessage(2000, LogLevel.Information, "Refused {Check} from {Client}: {ReplyCode} {EnhancedCode} ({Reason})")]
+    [LoggerMessage(2000, LogLevel.Debug, "Refused {Check} from {Client}: {ReplyCode} {EnhancedCode} ({Reason})")]
     public static partial void Refused(this ILogger logger, string check, string client, int replyCode, string enhancedCode, string reason);
 
     [LoggerMessage(2001, LogLevel.Warning, "Policy store unavailable during the {Check} check; answering a temporary failure")]

@@ -17,10 +17,10 @@ internal static partial class Log
     [LoggerMessage(3003, LogLevel.Warning, "Publishing DeliverMessage for message {MessageId} ({Domain}) failed; the lease expiry at {LeaseExpiresAt} re-drives it")]
     public static partial void DispatchFailed(this ILogger logger, Exception exception, Guid messageId, string domain, DateTimeOffset leaseExpiresAt);
 
-    [LoggerMessage(3010, LogLevel.Information, "Message {MessageId} recipient {RecipientId} {State} ({ReplyCode} {EnhancedCode})")]
+    [LoggerMessage(3010, LogLevel.Debug, "Message {MessageId} recipient {RecipientId} {State} ({ReplyCode} {EnhancedCode})")]
     public static partial void RecipientCompleted(this ILogger logger, Guid messageId, long recipientId, RecipientState state, int? replyCode, string? enhancedCode);
 
-    [LoggerMessage(3013, LogLevel.Information, "Suppressed {Address} after a hard bounce ({EnhancedCode})")]
+    [LoggerMessage(3013, LogLevel.Debug, "Suppressed {Address} after a hard bounce ({EnhancedCode})")]
     public static partial void RecipientSuppressed(this ILogger logger, string address, string? enhancedCode);
 
     [LoggerMessage(3011, LogLevel.Debug, "Result for message {MessageId} under lease {LeaseId}: {Ignored} of {Total} updates were stale or duplicate and not applied")]
@@ -29,7 +29,7 @@ internal static partial class Log
     [LoggerMessage(3012, LogLevel.Warning, "Result for unknown message {MessageId} ignored (purged or never stored)")]
     public static partial void UnknownMessage(this ILogger logger, Guid messageId);
 
-    [LoggerMessage(3020, LogLevel.Information, "Queued {Kind} DSN {DsnId} for message {MessageId} to <{Sender}> covering {Recipients} recipients")]
+    [LoggerMessage(3020, LogLevel.Debug, "Queued {Kind} DSN {DsnId} for message {MessageId} to <{Sender}> covering {Recipients} recipients")]
     public static partial void DsnQueued(this ILogger logger, string kind, Guid dsnId, Guid messageId, string sender, int recipients);
 
     [LoggerMessage(3021, LogLevel.Debug, "DSN {DsnId} for message {MessageId} already queued")]

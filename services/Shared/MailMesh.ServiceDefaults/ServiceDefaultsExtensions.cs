@@ -20,7 +20,7 @@ public static class ServiceDefaultsExtensions
 
     /// <summary>
     /// OpenTelemetry traces, metrics and logs (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, Prometheus always),
-    /// health checks, and a TimeProvider. Call first in every service's Program.cs.
+    /// the default log levels (<see cref="DefaultLogLevels"/>), health checks, and a TimeProvider. Call first in every service's Program.cs.
     /// </summary>
     public static TBuilder AddServiceDefaults<TBuilder>(this TBuilder builder, string serviceName)
         where TBuilder : IHostApplicationBuilder
@@ -28,6 +28,7 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddHealthChecks();
 
+        DefaultLogLevels.AddTo(builder.Configuration);
         builder.Logging.AddOpenTelemetry(logging =>
         {
             logging.IncludeFormattedMessage = true;
