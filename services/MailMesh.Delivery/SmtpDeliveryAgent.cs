@@ -1,7 +1,7 @@
-using System.Globalization;
 using System.Net;
 using System.Text;
 using MailMesh.Contracts;
+using MailMesh.Smtp;
 using MailMesh.Smtp.Client;
 using MailMesh.Storage;
 using Microsoft.Extensions.Options;
@@ -532,7 +532,7 @@ internal sealed class SmtpDeliveryAgent(
 
         try
         {
-            wire = string.Concat(address.AsSpan(0, at + 1), new IdnMapping { UseStd3AsciiRules = true }.GetAscii(address[(at + 1)..]));
+            wire = string.Concat(address.AsSpan(0, at + 1), NormalizedAddress.NormalizeDomain(address[(at + 1)..]));
             return true;
         }
         catch (ArgumentException)

@@ -1,12 +1,12 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using DnsClient;
 using DnsClient.Protocol;
 using MailMesh.Contracts;
+using MailMesh.Smtp;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Dns;
@@ -31,7 +31,6 @@ internal sealed class MxResolver : IDisposable
     private readonly ConcurrentDictionary<string, Lazy<Task<Lookup>>> _inFlight = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Lock _evictionGate = new();
-    private readonly IdnMapping _idn = new();
 
     public MxResolver(IOptions<DnsOptions> options, TimeProvider time, DnsMetrics metrics, ILogger<MxResolver> logger)
     {
@@ -163,7 +162,7 @@ internal sealed class MxResolver : IDisposable
             // RFC 6531 §3.2 / RFC 5890: internationalised domains are looked up by their A-labels.
             try
             {
-                key = _idn.GetAscii(key);
+                key = NormalizedAddress.NormalizeDomain(key);
             }
             catch (ArgumentException)
             {

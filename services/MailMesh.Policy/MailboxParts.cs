@@ -1,3 +1,5 @@
+using MailMesh.Smtp;
+
 namespace MailMesh.Policy;
 
 /// <summary>
@@ -45,40 +47,19 @@ internal readonly record struct MailboxParts(string LocalPart, string Domain, bo
             sourceRoute = true;
         }
 
-        var at = span.LastIndexOf('@');
-        if (at <= 0 || at == span.Length - 1)
+        if (span.Length > 1 && span[^1] == '.')
+        {
+            span = span[..^1];
+        }
+
+        // One normaliser for every service (MailMesh.Smtp.NormalizedAddress): split at the last '@', RFC 5321 §4.5.3.1
+        // lengths, the domain in lower-case A-labels.
+        if (!NormalizedAddress.TryParse(span.ToString(), out var address))
         {
             return false;
         }
 
-        var local = span[..at];
-        var domain = span[(at + 1)..];
-        if (domain[^1] == '.')
-        {
-            domain = domain[..^1];
-        }
-
-        // RFC 5321 §4.5.3.1: local part at most 64 octets, domain at most 255; no whitespace or controls anywhere.
-        if (domain.Length == 0 || local.Length > 64 || domain.Length > 255 || ContainsSpaceOrControl(local) || ContainsSpaceOrControl(domain)
-            || domain.IndexOfAny('@', '"', '\\') >= 0)
-        {
-            return false;
-        }
-
-        parts = new MailboxParts(local.ToString(), domain.ToString().ToLowerInvariant(), sourceRoute);
+        parts = new MailboxParts(address.LocalPart, address.Domain, sourceRoute);
         return true;
-    }
-
-    private static bool ContainsSpaceOrControl(ReadOnlySpan<char> value)
-    {
-        foreach (var c in value)
-        {
-            if (c <= ' ' || c == '\u007f')
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 }

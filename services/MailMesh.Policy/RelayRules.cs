@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using MailMesh.Smtp;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Policy;
@@ -20,7 +21,7 @@ internal sealed class RelayRules
         // Validated at start-up (PolicyOptions.Validate), so every entry parses.
         _networks = [.. PolicyOptions.Split(options.RelayNetworks).Select(n => IPNetwork.Parse(n))];
         _localDomains = new HashSet<string>(
-            PolicyOptions.Split(options.LocalDomains).Select(d => d.TrimEnd('.').ToLowerInvariant()),
+            PolicyOptions.Split(options.LocalDomains).Select(d => NormalizedAddress.TryNormalizeDomain(d.TrimEnd('.'), out var ace) ? ace : d.TrimEnd('.').ToLowerInvariant()),
             StringComparer.Ordinal);
     }
 

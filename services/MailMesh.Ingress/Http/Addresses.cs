@@ -64,7 +64,7 @@ internal static class Addresses
         string addrSpec;
         try
         {
-            addrSpec = header.GetAddress(idnEncode: true);
+            addrSpec = NormalizedAddress.WithAsciiDomain(header.GetAddress(idnEncode: false));
         }
         catch (ArgumentException)
         {

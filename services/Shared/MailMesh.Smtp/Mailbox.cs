@@ -34,32 +34,15 @@ public sealed class Mailbox : IEquatable<Mailbox>
     /// <summary>True when the local part or the domain holds non-ASCII (RFC 6531: needs SMTPUTF8).</summary>
     public bool IsInternational { get; }
 
-    private static readonly System.Globalization.IdnMapping Idn = new() { UseStd3AsciiRules = true, AllowUnassigned = false };
-
     /// <summary>
-    /// The A-label (ASCII-compatible) form of a domain, lower-cased (RFC 5890, IDNA through <see cref="System.Globalization.IdnMapping"/>);
+    /// The A-label (ASCII-compatible) form of a domain, lower-cased (RFC 5890, through <see cref="NormalizedAddress"/>);
     /// false when the name is not a valid IDN.
     /// </summary>
     public static bool TryGetAsciiDomain(string domain, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? ascii)
     {
         ArgumentNullException.ThrowIfNull(domain);
         ascii = null;
-        try
-        {
-            // Case-fold first: IDNA lookups are case-insensitive (RFC 5891 §5.2 mapping, UTS #46).
-            var result = Idn.GetAscii(domain.ToLowerInvariant()).ToLowerInvariant();
-            if (!IsValidDomain(result))
-            {
-                return false;
-            }
-
-            ascii = result;
-            return true;
-        }
-        catch (ArgumentException)
-        {
-            return false;
-        }
+        return !domain.StartsWith('[') && NormalizedAddress.TryNormalizeDomain(domain, out ascii);
     }
 
     /// <summary>The local part as written: a dot-string, or a quoted-string including its quotes.</summary>

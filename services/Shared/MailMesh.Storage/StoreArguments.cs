@@ -1,12 +1,10 @@
-using System.Globalization;
+using MailMesh.Smtp;
 
 namespace MailMesh.Storage;
 
 /// <summary>Argument checks and value conversions shared by both stores, so both behave identically.</summary>
 internal static class StoreArguments
 {
-    private static readonly IdnMapping Idn = new() { AllowUnassigned = false, UseStd3AsciiRules = false };
-
     /// <summary>
     /// The domain a recipient is routed by: the part after the last '@', lower-cased (RFC 5321 §2.4: domains are
     /// case-insensitive). A non-ASCII domain (RFC 6531 SMTPUTF8) is converted to its A-label form (RFC 5890) so
@@ -22,27 +20,15 @@ internal static class StoreArguments
             throw new ArgumentException($"Recipient '{address}' has no domain.", nameof(address));
         }
 
-        if (domain[0] == '[' || System.Text.Ascii.IsValid(domain))
-        {
-            return domain.ToLowerInvariant();
-        }
-
-        try
-        {
-            return Idn.GetAscii(domain.TrimEnd('.')).ToLowerInvariant();
-        }
-        catch (ArgumentException)
-        {
-            // Not a valid IDN: route it by its Unicode form; DNS will fail it and Queue will bounce it.
-            return domain.ToLowerInvariant();
-        }
+        // Not a valid domain: route it by its lower-cased form; DNS will fail it and Queue will bounce it.
+        return NormalizedAddress.TryNormalizeDomain(domain, out var normalized) ? normalized : domain.ToLowerInvariant();
     }
 
     /// <summary>Suppression keys: addresses compare case-insensitively (see <see cref="IPolicyStore"/>).</summary>
     public static string SuppressionKey(string address)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(address);
-        return address.Trim().ToLowerInvariant();
+        return NormalizedAddress.TryParse(address.Trim(), out var normalized) ? normalized.ComparisonKey : address.Trim().ToLowerInvariant();
     }
 
     public static void CheckNewMessage(NewMessage message)
