@@ -149,7 +149,7 @@ internal sealed class MxResolver : IDisposable
         return result;
     }
 
-    private bool TryNormalize(string domain, out string key)
+    private static bool TryNormalize(string domain, out string key)
     {
         key = domain.Trim().TrimEnd('.');
         if (key.Length == 0)

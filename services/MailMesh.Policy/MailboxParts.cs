@@ -23,7 +23,7 @@ internal readonly record struct MailboxParts(string LocalPart, string Domain, bo
     /// Splits an RFC 5321 forward-path. Angle brackets are optional. A source route (<c>@a,@b:user@c</c>,
     /// RFC 5321 §4.1.2 A-d-l) is dropped, as RFC 5321 §3.6.1 and Appendix C tell servers to do, and reported in
     /// <see cref="MailboxParts.HadSourceRoute"/>. The domain is the text after the LAST '@' (a quoted local part may
-    /// contain '@'), lower-cased, with one trailing '.' removed.
+    /// contain '@'), with one trailing '.' removed, normalised by <see cref="NormalizedAddress"/> (lower-case A-labels).
     /// </summary>
     public static bool TryParse(string? address, out MailboxParts parts)
     {
@@ -47,19 +47,40 @@ internal readonly record struct MailboxParts(string LocalPart, string Domain, bo
             sourceRoute = true;
         }
 
-        if (span.Length > 1 && span[^1] == '.')
-        {
-            span = span[..^1];
-        }
-
-        // One normaliser for every service (MailMesh.Smtp.NormalizedAddress): split at the last '@', RFC 5321 §4.5.3.1
-        // lengths, the domain in lower-case A-labels.
-        if (!NormalizedAddress.TryParse(span.ToString(), out var address))
+        var at = span.LastIndexOf('@');
+        if (at <= 0 || at == span.Length - 1)
         {
             return false;
         }
 
-        parts = new MailboxParts(address.LocalPart, address.Domain, sourceRoute);
+        var local = span[..at];
+        var domain = span[(at + 1)..];
+        if (domain[^1] == '.')
+        {
+            domain = domain[..^1];
+        }
+
+        // RFC 5321 §4.5.3.1: local part at most 64 octets, domain at most 255; no whitespace or controls anywhere.
+        if (domain.Length == 0 || local.Length > 64 || domain.Length > 255 || ContainsSpaceOrControl(local) || ContainsSpaceOrControl(domain)
+            || domain.IndexOfAny('@', '"', '\\') >= 0 || !NormalizedAddress.TryNormalizeDomain(domain.ToString(), out var normalizedDomain))
+        {
+            return false;
+        }
+
+        parts = new MailboxParts(local.ToString(), normalizedDomain, sourceRoute);
         return true;
+    }
+
+    private static bool ContainsSpaceOrControl(ReadOnlySpan<char> value)
+    {
+        foreach (var c in value)
+        {
+            if (c <= ' ' || c == '\u007f')
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using MailMesh.ServiceDefaults;
+using MailMesh.Smtp;
 
 namespace MailMesh.Policy;
 
@@ -42,7 +43,7 @@ public sealed class PolicyOptions : IValidatedOptions
         foreach (var entry in Split(LocalDomains))
         {
             var domain = entry.TrimEnd('.');
-            if (domain.Length == 0 || domain.Length > 253 || Uri.CheckHostName(domain) != UriHostNameType.Dns)
+            if (!NormalizedAddress.TryNormalizeDomain(domain, out _))
             {
                 yield return $"{SectionName}:{nameof(LocalDomains)}: '{entry}' is not a domain name";
             }

@@ -12,6 +12,9 @@ public sealed class MailboxPartsTests
     [InlineData("@a.example,@b.example:user@x.example", "user", "x.example", true)]
     [InlineData("<@a.example:user@x.example>", "user", "x.example", true)]
     [InlineData("user@[192.0.2.1]", "user", "[192.0.2.1]", false)]
+    [InlineData("User@BÜCHER.example", "User", "xn--bcher-kva.example", false)]
+    [InlineData("user@xn--BCHER-kva.example.", "user", "xn--bcher-kva.example", false)]
+    [InlineData("josé@münchen.example", "josé", "xn--mnchen-3ya.example", false)]
     public void Splits_at_the_last_at_sign(string address, string local, string domain, bool sourceRoute)
     {
         Assert.True(MailboxParts.TryParse(address, out var parts));
@@ -39,5 +42,18 @@ public sealed class MailboxPartsTests
     [InlineData("user@.")]
     [InlineData("us er@example.com")]
     [InlineData("@a.example")]
+    [InlineData("user@xn--zz.example")]
+    [InlineData("user@exa_mple.example")]
     public void Malformed_addresses_are_refused(string address) => Assert.False(MailboxParts.TryParse(address, out _));
+
+    [Fact]
+    public void Local_domains_and_recipients_meet_in_one_normal_form()
+    {
+        var rules = new RelayRules(new PolicyOptions { LocalDomains = "Bücher.Example, xn--mnchen-3ya.example." });
+        Assert.True(MailboxParts.TryParse("user@xn--bcher-kva.example", out var aLabel));
+        Assert.True(rules.IsLocalDomain(aLabel.Domain));
+        Assert.True(MailboxParts.TryParse("user@MÜNCHEN.example", out var uLabel));
+        Assert.True(rules.IsLocalDomain(uLabel.Domain));
+        Assert.Equal("user@xn--bcher-kva.example", aLabel.Normalized);
+    }
 }

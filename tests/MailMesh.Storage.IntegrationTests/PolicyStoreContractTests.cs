@@ -46,6 +46,18 @@ public abstract class PolicyStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Suppressions_of_an_internationalised_domain_match_in_either_form()
+    {
+        // One normaliser (MailMesh.Smtp.NormalizedAddress): the key is local part lower-cased, domain in A-labels.
+        await Policy.AddSuppressionAsync(new Suppression { Address = "Dora@BÜCHER.example", Reason = "5.1.1 bounce", CreatedAt = T0 }, Ct);
+
+        Assert.NotNull(await Policy.GetSuppressionAsync("dora@xn--bcher-kva.example", Ct));
+        Assert.NotNull(await Policy.GetSuppressionAsync("DORA@bücher.example", Ct));
+        Assert.True(await Policy.RemoveSuppressionAsync("dora@Bücher.Example", Ct));
+        Assert.Null(await Policy.GetSuppressionAsync("dora@xn--bcher-kva.example", Ct));
+    }
+
+    [Fact]
     public async Task Suppressing_again_keeps_the_first_time_and_the_latest_reason()
     {
         await Policy.AddSuppressionAsync(new Suppression { Address = "a@example.com", Reason = "bounce", CreatedAt = T0 }, Ct);
