@@ -1,3 +1,4 @@
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -13,15 +14,16 @@ public static class PolicyEndpoints
     /// <summary>
     /// Maps <c>GET /api/v1/suppressions</c> (<c>?limit=</c>, default 100) and
     /// <c>GET|PUT|DELETE /api/v1/suppressions/{address}</c> (PUT takes an optional JSON body <c>{"reason": "..."}</c>).
+    /// Every one needs an admin API key: <c>suppressions:read</c> to read, <c>suppressions:write</c> to change.
     /// </summary>
     public static IEndpointRouteBuilder MapPolicyEndpoints(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var api = endpoints.MapGroup("/api/v1/suppressions").WithTags("Policy");
-        api.MapGet("/", ListAsync).WithName("ListSuppressions");
-        api.MapGet("/{address}", GetAsync).WithName("GetSuppression");
-        api.MapPut("/{address}", PutAsync).WithName("PutSuppression");
-        api.MapDelete("/{address}", DeleteAsync).WithName("DeleteSuppression");
+        api.MapGet("/", ListAsync).WithName("ListSuppressions").RequireAdminScope(AdminScopes.SuppressionsRead);
+        api.MapGet("/{address}", GetAsync).WithName("GetSuppression").RequireAdminScope(AdminScopes.SuppressionsRead);
+        api.MapPut("/{address}", PutAsync).WithName("PutSuppression").RequireAdminScope(AdminScopes.SuppressionsWrite);
+        api.MapDelete("/{address}", DeleteAsync).WithName("DeleteSuppression").RequireAdminScope(AdminScopes.SuppressionsWrite);
         return endpoints;
     }
 
