@@ -14,6 +14,7 @@ public static class PolicyExtensions
         builder.AddMailMeshStorage();
         builder.AddAdminAuthentication();
         builder.Services.AddPolicyServices();
+        builder.Services.AddHostedService<RelayNetworkCheck>();
         builder.Services.AddHealthChecks().AddCheck<PolicyStoreHealthCheck>(PolicyStoreHealthCheck.Name, tags: [ServiceDefaultsExtensions.ReadyTag]);
         builder.AddBusPart(AddPolicyConsumers);
         return builder;
