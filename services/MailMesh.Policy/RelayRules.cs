@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using MailMesh.ServiceDefaults.Security;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Policy;
@@ -93,21 +94,5 @@ internal sealed class RelayRules
     /// The key rate limits count a client under: the IPv4 address, or the IPv6 /64 (one subscriber's allocation; a
     /// client can pick any of its 2^64 addresses at will, so counting them apart would make the limit meaningless).
     /// </summary>
-    public static string RateKey(string clientAddress)
-    {
-        if (!TryParseClient(clientAddress, out var address))
-        {
-            return clientAddress.Trim().ToLowerInvariant();
-        }
-
-        if (address.AddressFamily != AddressFamily.InterNetworkV6)
-        {
-            return address.ToString();
-        }
-
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out _);
-        bytes[8..].Clear();
-        return new IPAddress(bytes).ToString() + "/64";
-    }
+    public static string RateKey(string clientAddress) => ClientNetwork.Key(clientAddress);
 }
