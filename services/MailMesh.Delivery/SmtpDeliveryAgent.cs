@@ -621,9 +621,12 @@ internal sealed class SmtpDeliveryAgent(
             reply.IsSuccess ? DeliveryOutcome.Delivered : reply.IsPermanent ? DeliveryOutcome.Bounced : DeliveryOutcome.Deferred,
             reply.Code,
             reply.EnhancedCodeOrDefault,
-            reply.Text) with { Stage = stage };
+            reply.Text,
+            stage);
 
-    internal static RecipientResult Result(DeliveryRecipient recipient, DeliveryOutcome outcome, int code, string enhancedCode, string text) =>
+    /// <summary>A recipient's result; <paramref name="stage"/> Local when MailMesh made the reply up (no server said it).</summary>
+    internal static RecipientResult Result(
+        DeliveryRecipient recipient, DeliveryOutcome outcome, int code, string enhancedCode, string text, ReplyStage stage = ReplyStage.Local) =>
         new()
         {
             RecipientId = recipient.RecipientId,
@@ -632,6 +635,7 @@ internal sealed class SmtpDeliveryAgent(
             ReplyCode = code,
             EnhancedCode = enhancedCode,
             ReplyText = text,
+            Stage = stage,
         };
 
     /// <summary>
