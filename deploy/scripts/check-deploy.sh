@@ -79,6 +79,8 @@ run "helm template (everything off but ingress, no migrator, NodePort)" sh -c "\
 run "helm template (password-only existing Secrets, DKIM keys from values)" sh -c "\"$HELM\" template mm $CHART \
   --set postgresql.existingSecret=pg,rabbitmq.existingSecret=mq,policy.dkim.enabled=true \
   --set-string 'policy.dkim.keys.s1\\.example\\.com\\.pem=-----BEGIN PRIVATE KEY-----' > \"$RENDER/existing.yaml\""
+run "helm template (admin API keys from values)" sh -c "\"$HELM\" template mm $CHART \
+  --set 'admin.apiKeys[0].name=ops,admin.apiKeys[0].hash=$(printf '%064d' 0),admin.apiKeys[0].scopes=queue:read' > \"$RENDER/admin.yaml\""
 refused "an unknown value (values.schema.json)" "$HELM" template x "$CHART" --set ingress.replicas=3
 refused "a wrong type (values.schema.json)" "$HELM" template x "$CHART" --set-string ingress.replicaCount=two
 refused "an out-of-range value (values.schema.json)" "$HELM" template x "$CHART" --set ingress.smtp.containerPort=25

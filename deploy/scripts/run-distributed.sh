@@ -53,6 +53,8 @@ start() {
     (
       cd "$root/services/$name"
       export Urls="$http"
+      # A local test bed: clients on this host may relay (the services' own default is no relay networks).
+      export Policy__RelayNetworks="${Policy__RelayNetworks-127.0.0.0/8,::1/128}"
       [ "$service" = ingress ] && export Ingress__Listen="${MAILMESH_SMTP:-127.0.0.1:2525}"
       exec dotnet "$bin/$name.dll" >"$run_dir/$instance.log" 2>&1
     ) &

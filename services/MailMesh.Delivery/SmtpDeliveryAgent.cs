@@ -361,7 +361,7 @@ internal sealed class SmtpDeliveryAgent(
 
                 foreach (var i in active)
                 {
-                    results[i] = Result(recipients[i], mailReply);
+                    results[i] = Result(recipients[i], mailReply, ReplyStage.Mail);
                 }
 
                 return Transaction.Answered(results);
@@ -380,7 +380,7 @@ internal sealed class SmtpDeliveryAgent(
 
                 results[active[k]] = IsTooManyRecipients(reply)
                     ? Result(recipients[active[k]], DeliveryOutcome.Deferred, 452, "4.5.3", reply.Text)
-                    : Result(recipients[active[k]], reply);
+                    : Result(recipients[active[k]], reply, ReplyStage.Rcpt);
                 if (IsTooManyRecipients(reply))
                 {
                     tooMany.Add(active[k]);
@@ -439,7 +439,7 @@ internal sealed class SmtpDeliveryAgent(
             // RFC 5321 §4.2.5 / §3.3: the reply to the end of data applies to every accepted recipient.
             foreach (var i in accepted)
             {
-                results[i] = Result(recipients[i], final);
+                results[i] = Result(recipients[i], final, ReplyStage.Data);
             }
 
             return Transaction.Answered(results, tooMany, progress: true);
@@ -459,7 +459,7 @@ internal sealed class SmtpDeliveryAgent(
             {
                 var i = active[k];
                 results[i] = replies[k] is { IsSuccess: false } reply && !IsTooManyRecipients(reply)
-                    ? Result(recipients[i], reply)
+                    ? Result(recipients[i], reply, ReplyStage.Rcpt)
                     : Result(recipients[i], DeliveryOutcome.Deferred, 451, failure.EnhancedCode, text);
             }
 
@@ -614,15 +614,19 @@ internal sealed class SmtpDeliveryAgent(
         return command.ToString();
     }
 
-    private static RecipientResult Result(DeliveryRecipient recipient, ServerReply reply) =>
+    /// <summary>A recipient's result from the server's own reply, marked with the command it answered.</summary>
+    private static RecipientResult Result(DeliveryRecipient recipient, ServerReply reply, ReplyStage stage) =>
         Result(
             recipient,
             reply.IsSuccess ? DeliveryOutcome.Delivered : reply.IsPermanent ? DeliveryOutcome.Bounced : DeliveryOutcome.Deferred,
             reply.Code,
             reply.EnhancedCodeOrDefault,
-            reply.Text);
+            reply.Text,
+            stage);
 
-    internal static RecipientResult Result(DeliveryRecipient recipient, DeliveryOutcome outcome, int code, string enhancedCode, string text) =>
+    /// <summary>A recipient's result; <paramref name="stage"/> Local when MailMesh made the reply up (no server said it).</summary>
+    internal static RecipientResult Result(
+        DeliveryRecipient recipient, DeliveryOutcome outcome, int code, string enhancedCode, string text, ReplyStage stage = ReplyStage.Local) =>
         new()
         {
             RecipientId = recipient.RecipientId,
@@ -631,6 +635,7 @@ internal sealed class SmtpDeliveryAgent(
             ReplyCode = code,
             EnhancedCode = enhancedCode,
             ReplyText = text,
+            Stage = stage,
         };
 
     /// <summary>

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
+using MailMesh.ServiceDefaults.Security;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Ingress;
@@ -65,28 +65,7 @@ internal sealed class ConnectionLimiter(IOptions<IngressOptions> options)
         }
     }
 
-    private static string Key(IPAddress? address)
-    {
-        if (address is null)
-        {
-            return "unknown";
-        }
-
-        if (address.IsIPv4MappedToIPv6)
-        {
-            address = address.MapToIPv4();
-        }
-
-        if (address.AddressFamily != AddressFamily.InterNetworkV6)
-        {
-            return address.ToString();
-        }
-
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out _);
-        bytes[8..].Clear();
-        return new IPAddress(bytes) + "/64";
-    }
+    private static string Key(IPAddress? address) => ClientNetwork.Key(address);
 
     internal sealed class Lease(ConnectionLimiter owner, string key) : IDisposable
     {

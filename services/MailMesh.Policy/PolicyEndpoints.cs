@@ -1,3 +1,4 @@
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -12,16 +13,18 @@ public static class PolicyEndpoints
 
     /// <summary>
     /// Maps <c>GET /api/v1/suppressions</c> (<c>?limit=</c>, default 100) and
-    /// <c>GET|PUT|DELETE /api/v1/suppressions/{address}</c> (PUT takes an optional JSON body <c>{"reason": "..."}</c>).
+    /// <c>GET|PUT|DELETE /api/v1/suppressions/{address}</c> (PUT takes an optional JSON body
+    /// <c>{"reason": "...", "expiresAt": "2027-01-01T00:00:00Z"}</c>; the suppression's source is "api").
+    /// Every one needs an admin API key: <c>suppressions:read</c> to read, <c>suppressions:write</c> to change.
     /// </summary>
     public static IEndpointRouteBuilder MapPolicyEndpoints(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var api = endpoints.MapGroup("/api/v1/suppressions").WithTags("Policy");
-        api.MapGet("/", ListAsync).WithName("ListSuppressions");
-        api.MapGet("/{address}", GetAsync).WithName("GetSuppression");
-        api.MapPut("/{address}", PutAsync).WithName("PutSuppression");
-        api.MapDelete("/{address}", DeleteAsync).WithName("DeleteSuppression");
+        api.MapGet("/", ListAsync).WithName("ListSuppressions").RequireAdminScope(AdminScopes.SuppressionsRead);
+        api.MapGet("/{address}", GetAsync).WithName("GetSuppression").RequireAdminScope(AdminScopes.SuppressionsRead);
+        api.MapPut("/{address}", PutAsync).WithName("PutSuppression").RequireAdminScope(AdminScopes.SuppressionsWrite);
+        api.MapDelete("/{address}", DeleteAsync).WithName("DeleteSuppression").RequireAdminScope(AdminScopes.SuppressionsWrite);
         return endpoints;
     }
 
@@ -70,7 +73,20 @@ public static class PolicyEndpoints
             return BadRequest("Invalid reason", $"reason must be at most {MaxReasonLength} characters on one line.");
         }
 
-        var suppression = new Suppression { Address = normalized, Reason = reason, CreatedAt = time.GetUtcNow() };
+        var now = time.GetUtcNow();
+        if (request?.ExpiresAt is { } expiresAt && expiresAt <= now)
+        {
+            return BadRequest("Invalid expiresAt", $"expiresAt must be in the future (was {expiresAt:O}); omit it for a suppression that does not expire.");
+        }
+
+        var suppression = new Suppression
+        {
+            Address = normalized,
+            Reason = reason,
+            CreatedAt = now,
+            Source = SuppressionSources.Api,
+            ExpiresAt = request?.ExpiresAt,
+        };
         await store.AddSuppressionAsync(suppression, cancellationToken);
         loggers.CreateLogger(typeof(PolicyEndpoints).FullName!).SuppressionAdded(normalized, reason);
         return TypedResults.Ok(suppression);
@@ -113,6 +129,6 @@ public static class PolicyEndpoints
     private static ProblemHttpResult BadRequest(string title, string detail) =>
         TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: title, detail: detail);
 
-    /// <summary>Body of PUT /api/v1/suppressions/{address}.</summary>
-    public sealed record SuppressionRequest(string? Reason);
+    /// <summary>Body of PUT /api/v1/suppressions/{address}: a reason, and when the suppression ends (absent: never).</summary>
+    public sealed record SuppressionRequest(string? Reason, DateTimeOffset? ExpiresAt = null);
 }

@@ -68,7 +68,9 @@ internal sealed class PolicyEngine(
 
         var address = recipient.Normalized;
         var suppression = await store.GetSuppressionAsync(address, cancellationToken);
-        return suppression is null ? Verdict.Accept : Verdict.Suppressed(address, suppression.Reason);
+        return suppression is null || !suppression.IsActiveAt(time.GetUtcNow())
+            ? Verdict.Accept
+            : Verdict.Suppressed(address, suppression.Reason);
     }
 
     /// <summary>At end of DATA: size, then the message rate of the client (relay networks exempt, as for connections).</summary>

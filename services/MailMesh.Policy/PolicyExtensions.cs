@@ -1,4 +1,5 @@
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using MassTransit;
 
@@ -6,12 +7,14 @@ namespace MailMesh.Policy;
 
 public static class PolicyExtensions
 {
-    /// <summary>Registers the Policy service: options, the policy store, the inline-check consumers.</summary>
+    /// <summary>Registers the Policy service: options, the policy store, admin API keys, the inline-check consumers.</summary>
     public static IHostApplicationBuilder AddPolicy(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.AddMailMeshStorage();
+        builder.AddAdminAuthentication();
         builder.Services.AddPolicyServices();
+        builder.Services.AddHostedService<RelayNetworkCheck>();
         builder.Services.AddHealthChecks().AddCheck<PolicyStoreHealthCheck>(PolicyStoreHealthCheck.Name, tags: [ServiceDefaultsExtensions.ReadyTag]);
         builder.AddBusPart(AddPolicyConsumers);
         return builder;

@@ -11,9 +11,11 @@ public sealed class PolicyOptions : IValidatedOptions
 
     /// <summary>
     /// Comma-separated CIDR networks (IPv4 and IPv6) whose clients may relay to any domain without authenticating
-    /// (Postfix <c>mynetworks</c>). Default: loopback only.
+    /// (Postfix <c>mynetworks</c>). Default: none, so relaying needs AUTH or an API key (standalone: loopback only).
+    /// A container's bridge network is not a trusted network: Docker's port forwarding makes outside clients appear
+    /// to come from its gateway. Networks broader than /24 (IPv4) or /48 (IPv6) are logged as a warning at start.
     /// </summary>
-    public string RelayNetworks { get; set; } = "127.0.0.0/8,::1/128";
+    public string RelayNetworks { get; set; } = string.Empty;
 
     /// <summary>Comma-separated domains MailMesh accepts mail for from anyone (Postfix <c>relay_domains</c>). Default: none.</summary>
     public string LocalDomains { get; set; } = string.Empty;

@@ -69,7 +69,7 @@ internal sealed class DeliveryAttemptedConsumer(
             }
 
             logger.RecipientCompleted(attempt.MessageId, update.RecipientId, update.State, update.ReplyCode, update.EnhancedCode);
-            if (_options.SuppressHardBounces && IsHardBounce(update))
+            if (_options.SuppressHardBounces && SuppressionRules.ShouldSuppress(results.Find(r => r.RecipientId == update.RecipientId), update))
             {
                 await SuppressAsync(before[update.RecipientId].Address, update, now, cancellationToken);
             }
@@ -99,20 +99,9 @@ internal sealed class DeliveryAttemptedConsumer(
         await QueueDelayNoticeAsync(context, attempt, status, before, applied, now);
     }
 
-    /// <summary>
-    /// RFC 3463 class 5, subject 1 (addressing status: no such mailbox, no such domain, null MX, ...): the address
-    /// will not work next time either, so later mail to it is refused at RCPT instead of bouncing again. Other
-    /// permanent failures (mailbox full 5.2.2, policy 5.7.x, content 5.6.x) say nothing lasting about the address.
-    /// </summary>
-    internal static bool IsHardBounce(RecipientUpdate update) =>
-        update.State == RecipientState.Bounced && update.EnhancedCode?.StartsWith("5.1.", StringComparison.Ordinal) == true;
-
     private async Task SuppressAsync(string address, RecipientUpdate update, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var reason = $"hard bounce {update.ReplyCode} {update.EnhancedCode} {update.ReplyText}".Trim();
-        await policyStore.AddSuppressionAsync(
-            new Suppression { Address = address, Reason = reason.Length > 500 ? reason[..500] : reason, CreatedAt = now },
-            cancellationToken);
+        await policyStore.AddSuppressionAsync(SuppressionRules.Suppression(address, update, now), cancellationToken);
         metrics.Suppressed();
         logger.RecipientSuppressed(address, update.EnhancedCode);
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -16,14 +17,15 @@ public static class QueueEndpoints
 
     /// <summary>
     /// Maps <c>GET /api/v1/messages/{id}</c> (the message and each recipient's state, attempts and last reply) and
-    /// <c>GET /api/v1/queue</c> (recipients by state).
+    /// <c>GET /api/v1/queue</c> (recipients by state). Both need an admin API key, with <c>messages:read</c> and
+    /// <c>queue:read</c>.
     /// </summary>
     public static IEndpointRouteBuilder MapQueueEndpoints(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var api = endpoints.MapGroup("/api/v1").WithTags("Queue");
-        api.MapGet("/messages/{id}", GetMessageAsync).WithName("GetMessageStatus");
-        api.MapGet("/queue", GetQueueAsync).WithName("GetQueueDepth");
+        api.MapGet("/messages/{id}", GetMessageAsync).WithName("GetMessageStatus").RequireAdminScope(AdminScopes.MessagesRead);
+        api.MapGet("/queue", GetQueueAsync).WithName("GetQueueDepth").RequireAdminScope(AdminScopes.QueueRead);
         return endpoints;
     }
 

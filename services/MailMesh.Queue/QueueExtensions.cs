@@ -1,5 +1,6 @@
 using MailMesh.Queue.Webhooks;
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using MassTransit;
 
@@ -12,6 +13,7 @@ public static class QueueExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.AddMailMeshStorage();
+        builder.AddAdminAuthentication();
         builder.Services.AddQueueServices();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddHostedService<CompletedMessagePurger>();

@@ -22,6 +22,9 @@ public static class StandaloneExtensions
         ["Storage:SqlitePath"] = "data/mailmesh.db",
         ["Storage:MigrateOnStart"] = "true",
         ["Ingress:Tls:SelfSigned"] = "true",
+
+        // Clients on this machine may relay (the distributed services default to no relay networks at all).
+        ["Policy:RelayNetworks"] = "127.0.0.0/8,::1/128",
     };
 
     /// <summary>Registers Policy, Queue, Dns, Delivery and Ingress in this one host, sharing one bus and one store.</summary>

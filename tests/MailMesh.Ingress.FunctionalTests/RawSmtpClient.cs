@@ -13,7 +13,7 @@ internal sealed class RawSmtpClient : IAsyncDisposable
     private readonly byte[] _buffer = new byte[8192];
     private readonly StringBuilder _pending = new();
 
-    private RawSmtpClient(TcpClient tcp)
+    internal RawSmtpClient(TcpClient tcp)
     {
         _tcp = tcp;
         _stream = tcp.GetStream();

@@ -195,7 +195,7 @@ public sealed class SmtpExtensionTests
             Assert.Equal(334, (await client.CommandAsync(Convert.ToBase64String(Encoding.UTF8.GetBytes(User)))).Code);
             Assert.Equal(535, (await client.CommandAsync(Convert.ToBase64String("nope"u8.ToArray()))).Code);
 
-            // The third failure locks the client and the account out: even the right password gets 454 4.7.0.
+            // The third failure locks the client's network out: even the right password gets 454 4.7.0.
             var locked = await client.CommandAsync("AUTH PLAIN " + Plain("bob", "guess"));
             Assert.Equal(454, locked.Code);
             Assert.Equal("4.7.0", locked.Enhanced);

@@ -277,6 +277,7 @@ public sealed class DeliveryAttemptedConsumerTests
             ReplyCode = code,
             EnhancedCode = enhanced,
             ReplyText = text,
+            Stage = ReplyStage.Rcpt,
         })],
     };
 

@@ -34,14 +34,19 @@ public sealed class StandaloneTests : IAsyncLifetime
         _workingDirectory.Delete(recursive: true);
     }
 
-    private Dictionary<string, string> Settings() => new()
+    private Dictionary<string, string> Settings()
     {
-        ["Dns:Servers"] = _dns.EndPoint.ToString(),
-        ["Delivery:Port"] = _sink.Port.ToString(CultureInfo.InvariantCulture),
-        ["Queue:FirstRetryDelay"] = "00:00:01",
-        ["Queue:Jitter"] = "0",
-        ["Queue:PollInterval"] = "00:00:00.200",
-    };
+        var settings = new Dictionary<string, string>
+        {
+            ["Dns:Servers"] = _dns.EndPoint.ToString(),
+            ["Delivery:Port"] = _sink.Port.ToString(CultureInfo.InvariantCulture),
+            ["Queue:FirstRetryDelay"] = "00:00:01",
+            ["Queue:Jitter"] = "0",
+            ["Queue:PollInterval"] = "00:00:00.200",
+        };
+        TestKeys.AddTo(settings);
+        return settings;
+    }
 
     [Fact]
     public async Task Delivers_over_SMTP_and_reports_where_the_message_is()
@@ -56,7 +61,7 @@ public sealed class StandaloneTests : IAsyncLifetime
         // Data lives under ./data/ of the working directory, as the README says.
         Assert.True(File.Exists(Path.Combine(_workingDirectory.FullName, "data", "mailmesh.db")));
 
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{mailmesh.HttpPort}") };
+        using var http = TestKeys.Client(mailmesh.HttpPort, TestKeys.Admin);
         var status = await WaitForAsync(async () =>
         {
             var json = await http.GetFromJsonAsync<JsonElement>($"/api/v1/messages/{id}");
@@ -91,6 +96,7 @@ public sealed class StandaloneTests : IAsyncLifetime
     [InlineData("Ingress:Listen", "nonsense")]
     [InlineData("Policy:RelayNetworks", "10.0.0.0/99")]
     [InlineData("Ingress:MaxMessageSize", "huge")]
+    [InlineData("Admin:ApiKeys:0:Scopes", "everything")]
     public async Task A_bad_setting_stops_start_up_with_a_message_naming_the_key(string key, string value)
     {
         var settings = Settings();

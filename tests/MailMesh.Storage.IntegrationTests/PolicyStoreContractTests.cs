@@ -70,6 +70,48 @@ public abstract class PolicyStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Source_and_expiry_are_stored_listed_and_replaced_by_a_later_suppression()
+    {
+        await Policy.AddSuppressionAsync(
+            new Suppression { Address = "dave@example.com", Reason = "hard bounce 550 5.1.1", Source = SuppressionSources.Bounce, CreatedAt = T0 }, Ct);
+        await Policy.AddSuppressionAsync(
+            new Suppression
+            {
+                Address = "erin@example.com",
+                Reason = "complained",
+                Source = SuppressionSources.Complaint,
+                CreatedAt = T0 + Minute,
+                ExpiresAt = T0 + TimeSpan.FromDays(30),
+            },
+            Ct);
+
+        var dave = await Policy.GetSuppressionAsync("dave@example.com", Ct);
+        Assert.Equal(SuppressionSources.Bounce, dave!.Source);
+        Assert.Null(dave.ExpiresAt);
+        var erin = await Policy.GetSuppressionAsync("erin@example.com", Ct);
+        Assert.Equal(
+            new Suppression { Address = "erin@example.com", Reason = "complained", Source = SuppressionSources.Complaint, CreatedAt = T0 + Minute, ExpiresAt = T0 + TimeSpan.FromDays(30) },
+            erin);
+        Assert.False(erin!.IsActiveAt(T0 + TimeSpan.FromDays(30)));
+        Assert.True(erin.IsActiveAt(T0 + TimeSpan.FromDays(29)));
+
+        var list = await Policy.ListSuppressionsAsync(10, Ct);
+        Assert.Equal([SuppressionSources.Complaint, SuppressionSources.Bounce], list.Select(s => s.Source));
+        Assert.Equal([T0 + TimeSpan.FromDays(30), null], list.Select(s => s.ExpiresAt));
+
+        // An administrator's later suppression replaces the source and the expiry (and keeps the first time).
+        await Policy.AddSuppressionAsync(
+            new Suppression { Address = "dave@example.com", Reason = "until March", Source = SuppressionSources.Api, CreatedAt = T0 + Minute, ExpiresAt = T0 + TimeSpan.FromDays(60) },
+            Ct);
+        dave = await Policy.GetSuppressionAsync("dave@example.com", Ct);
+        Assert.Equal((SuppressionSources.Api, "until March", T0, T0 + TimeSpan.FromDays(60)), (dave!.Source, dave.Reason, dave.CreatedAt, dave.ExpiresAt));
+
+        // And a later one without expiry makes it permanent again.
+        await Policy.AddSuppressionAsync(new Suppression { Address = "dave@example.com", Reason = "again", Source = SuppressionSources.Bounce, CreatedAt = T0 }, Ct);
+        Assert.Null((await Policy.GetSuppressionAsync("dave@example.com", Ct))!.ExpiresAt);
+    }
+
+    [Fact]
     public async Task Counters_count_within_a_fixed_window_and_start_over_in_the_next()
     {
         Assert.Equal(1, await Policy.IncrementCounterAsync("sender:a", T0, Minute, 1, Ct));

@@ -102,6 +102,7 @@ public sealed class DistributedMesh : IAsyncDisposable
             ["Dns:Servers"] = dns.EndPoint.ToString(),
             ["Delivery:Port"] = sinks[0].Port.ToString(CultureInfo.InvariantCulture),
             ["Delivery:HeloName"] = "mailmesh.test",
+            ["Policy:RelayNetworks"] = "127.0.0.0/8,::1/128",
             ["Queue:FirstRetryDelay"] = "00:00:01",
             ["Queue:MaxRetryDelay"] = "00:00:02",
             ["Queue:Jitter"] = "0",

@@ -75,6 +75,15 @@ app.kubernetes.io/component: {{ .service }}
 {{- printf "%s-connections" (include "mailmesh.fullname" .) -}}
 {{- end -}}
 
+{{/* The Secret with the admin API keys (admin.existingSecret, or the chart's when admin.apiKeys is set); empty when none. */}}
+{{- define "mailmesh.adminKeysSecretName" -}}
+{{- if .Values.admin.existingSecret -}}
+{{- .Values.admin.existingSecret -}}
+{{- else if .Values.admin.apiKeys -}}
+{{- printf "%s-admin-keys" (include "mailmesh.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Npgsql connection string without the password (the password is appended by the caller). */}}
 {{- define "mailmesh.postgresql.base" -}}
 {{- $pg := .Values.postgresql -}}

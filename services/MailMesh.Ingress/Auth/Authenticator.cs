@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
+using MailMesh.ServiceDefaults.Security;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Ingress.Auth;
@@ -13,18 +14,32 @@ internal enum AuthOutcome
 }
 
 /// <summary>
-/// Verifies AUTH credentials against the configured accounts and throttles guessing: each failure is answered after an
-/// exponentially growing delay, and a client IP or an account with <see cref="IngressAuthOptions.MaxFailures"/>
-/// failures in the window is locked out (454 4.7.0) for <see cref="IngressAuthOptions.LockoutDuration"/>. An unknown
-/// account costs the same PBKDF2 work as a known one, so timing does not reveal which names exist.
+/// Verifies AUTH credentials against the configured accounts and throttles guessing, in the manner of Dovecot's auth
+/// penalty: the penalty is paid before the password is hashed, so guessing costs the guesser time, not the server CPU.
+/// <list type="bullet">
+/// <item>The unit is the client network (<see cref="ClientNetwork"/>: an IPv4 address or an IPv6 /64, as for the
+/// connection limits). Its verifications run one at a time, so parallel connections cannot hash in parallel or slip
+/// past the lockout together. After failures, each further attempt from it first waits
+/// <see cref="IngressAuthOptions.FailureDelay"/> doubled per recent failure (capped at
+/// <see cref="IngressAuthOptions.MaxFailureDelay"/>); after <see cref="IngressAuthOptions.MaxFailures"/> failures in
+/// <see cref="IngressAuthOptions.FailureWindow"/> the network is locked out (454 4.7.0, no hashing at all) for
+/// <see cref="IngressAuthOptions.LockoutDuration"/>.</item>
+/// <item>An account is never locked: one network guessing an account's password must not lock its owner out. Failures
+/// against an account from every network together only slow each attempt at that account (the same exponential delay,
+/// same cap), which bounds a distributed guess at one account; the owner, from another network, still gets in.</item>
+/// </list>
+/// An unknown account costs the same PBKDF2 work and delays as a known one, so timing does not reveal which names exist.
 /// </summary>
 internal sealed class Authenticator
 {
+    private const int PruneThreshold = 10_000;
     private readonly IngressAuthOptions _options;
     private readonly TimeProvider _time;
     private readonly Dictionary<string, PasswordHash.Parsed> _users;
     private readonly PasswordHash.Parsed _dummy;
-    private readonly ConcurrentDictionary<string, FailureRecord> _failures = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, FailureRecord> _networks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, FailureRecord> _accounts = new(StringComparer.Ordinal);
+    private long _verifications;
 
     public Authenticator(IOptions<IngressAuthOptions> options, TimeProvider time)
     {
@@ -49,101 +64,154 @@ internal sealed class Authenticator
     /// <summary>True when any account is configured (AUTH is advertised only then).</summary>
     public bool HasUsers => _users.Count > 0;
 
-    /// <summary>Checks the client IP's lockout before an exchange starts.</summary>
-    public bool IsLockedOut(string clientAddress) => IsLocked("ip:" + clientAddress);
+    /// <summary>How many passwords were hashed (PBKDF2 runs): what the throttle saves, visible to tests.</summary>
+    internal long Verifications => Interlocked.Read(ref _verifications);
+
+    /// <summary>Checks the client network's lockout before an exchange starts.</summary>
+    public bool IsLockedOut(string clientAddress) =>
+        _networks.TryGetValue(ClientNetwork.Key(clientAddress), out var record) && record.IsLocked(_time.GetUtcNow());
 
     /// <summary>
-    /// Verifies <paramref name="user"/> and <paramref name="password"/>. A failure is returned only after the back-off
-    /// delay (awaited on the TimeProvider), so a client cannot guess faster than the throttle allows.
+    /// Verifies <paramref name="user"/> and <paramref name="password"/>: first the lockout, then the penalty delay
+    /// (awaited on the TimeProvider), and only then the password hash.
     /// </summary>
     public async Task<AuthOutcome> VerifyAsync(string clientAddress, string user, string password, CancellationToken cancellationToken)
     {
-        var ipKey = "ip:" + clientAddress;
-        var userKey = "user:" + user;
-        if (IsLocked(ipKey) || IsLocked(userKey))
+        var network = _networks.GetOrAdd(ClientNetwork.Key(clientAddress), static _ => new FailureRecord());
+        if (network.IsLocked(_time.GetUtcNow()))
         {
             return AuthOutcome.LockedOut;
         }
 
-        var bytes = Encoding.UTF8.GetBytes(password);
-        var known = _users.TryGetValue(user, out var hash);
-        var valid = (hash ?? _dummy).Verify(bytes) && known;
-        if (valid)
+        await network.Gate.WaitAsync(cancellationToken);
+        try
         {
-            _failures.TryRemove(ipKey, out _);
-            _failures.TryRemove(userKey, out _);
-            return AuthOutcome.Succeeded;
-        }
-
-        var count = Math.Max(RecordFailure(ipKey), RecordFailure(userKey));
-        var delay = TimeSpan.FromTicks(Math.Min(_options.MaxFailureDelay.Ticks, _options.FailureDelay.Ticks * (1L << Math.Min(count - 1, 20))));
-        if (delay > TimeSpan.Zero)
-        {
-            await Task.Delay(delay, _time, cancellationToken);
-        }
-
-        return count >= _options.MaxFailures ? AuthOutcome.LockedOut : AuthOutcome.Failed;
-    }
-
-    private bool IsLocked(string key)
-    {
-        if (!_failures.TryGetValue(key, out var record))
-        {
-            return false;
-        }
-
-        lock (record)
-        {
-            return record.LockedUntil > _time.GetUtcNow();
-        }
-    }
-
-    private int RecordFailure(string key)
-    {
-        var now = _time.GetUtcNow();
-        var record = _failures.GetOrAdd(key, static _ => new FailureRecord());
-        lock (record)
-        {
-            if (now - record.WindowStart > _options.FailureWindow)
+            // Checked again under the gate: an attempt that queued behind the one that locked the network must not hash.
+            if (network.IsLocked(_time.GetUtcNow()))
             {
-                record.WindowStart = now;
-                record.Count = 0;
+                return AuthOutcome.LockedOut;
             }
 
-            record.Count++;
-            if (record.Count >= _options.MaxFailures)
+            var account = _accounts.GetOrAdd(user, static _ => new FailureRecord());
+            var now = _time.GetUtcNow();
+            var delay = Penalty(Math.Max(network.RecentFailures(now, _options.FailureWindow), account.RecentFailures(now, _options.FailureWindow)));
+            if (delay > TimeSpan.Zero)
             {
-                record.LockedUntil = now + _options.LockoutDuration;
+                await Task.Delay(delay, _time, cancellationToken);
             }
 
-            PruneIfLarge(now);
-            return record.Count;
+            var bytes = Encoding.UTF8.GetBytes(password);
+            Interlocked.Increment(ref _verifications);
+            var known = _users.TryGetValue(user, out var hash);
+            var valid = (hash ?? _dummy).Verify(bytes) && known;
+            if (valid)
+            {
+                network.Reset();
+                account.Reset();
+                return AuthOutcome.Succeeded;
+            }
+
+            now = _time.GetUtcNow();
+            account.RecordFailure(now, _options.FailureWindow, lockAt: int.MaxValue, _options.LockoutDuration);
+            var locked = network.RecordFailure(now, _options.FailureWindow, _options.MaxFailures, _options.LockoutDuration);
+            Prune(now);
+            return locked ? AuthOutcome.LockedOut : AuthOutcome.Failed;
+        }
+        finally
+        {
+            network.Gate.Release();
         }
     }
 
-    // Bound memory under a spray from many addresses: drop records whose window and lockout have passed.
-    private void PruneIfLarge(DateTimeOffset now)
-    {
-        if (_failures.Count < 10_000)
-        {
-            return;
-        }
+    /// <summary>The wait before hashing after <paramref name="failures"/> recent failures: none, then FailureDelay × 2^(n-1), capped.</summary>
+    private TimeSpan Penalty(int failures) =>
+        failures <= 0
+            ? TimeSpan.Zero
+            : TimeSpan.FromTicks(Math.Min(_options.MaxFailureDelay.Ticks, _options.FailureDelay.Ticks * (1L << Math.Min(failures - 1, 20))));
 
-        foreach (var (key, record) in _failures)
+    // Bound memory under a spray from many addresses or names: drop idle records whose window and lockout have passed.
+    private void Prune(DateTimeOffset now)
+    {
+        foreach (var records in new[] { _networks, _accounts })
         {
-            if (now - record.WindowStart > _options.FailureWindow && record.LockedUntil < now)
+            if (records.Count < PruneThreshold)
             {
-                _failures.TryRemove(key, out _);
+                continue;
+            }
+
+            foreach (var (key, record) in records)
+            {
+                if (record.IsIdle(now, _options.FailureWindow))
+                {
+                    records.TryRemove(new KeyValuePair<string, FailureRecord>(key, record));
+                }
             }
         }
     }
 
     private sealed class FailureRecord
     {
-        public DateTimeOffset WindowStart { get; set; } = DateTimeOffset.MinValue;
+        private readonly Lock _lock = new();
+        private DateTimeOffset _windowStart = DateTimeOffset.MinValue;
+        private int _count;
+        private DateTimeOffset _lockedUntil = DateTimeOffset.MinValue;
 
-        public int Count { get; set; }
+        /// <summary>One verification at a time per client network.</summary>
+        public SemaphoreSlim Gate { get; } = new(1, 1);
 
-        public DateTimeOffset LockedUntil { get; set; } = DateTimeOffset.MinValue;
+        public bool IsLocked(DateTimeOffset now)
+        {
+            lock (_lock)
+            {
+                return _lockedUntil > now;
+            }
+        }
+
+        public int RecentFailures(DateTimeOffset now, TimeSpan window)
+        {
+            lock (_lock)
+            {
+                return now - _windowStart > window ? 0 : _count;
+            }
+        }
+
+        /// <summary>Counts a failure; true when it reaches <paramref name="lockAt"/> and so starts a lockout.</summary>
+        public bool RecordFailure(DateTimeOffset now, TimeSpan window, int lockAt, TimeSpan lockout)
+        {
+            lock (_lock)
+            {
+                if (now - _windowStart > window)
+                {
+                    _windowStart = now;
+                    _count = 0;
+                }
+
+                _count++;
+                if (_count < lockAt)
+                {
+                    return false;
+                }
+
+                _lockedUntil = now + lockout;
+                return true;
+            }
+        }
+
+        public void Reset()
+        {
+            lock (_lock)
+            {
+                _count = 0;
+                _windowStart = DateTimeOffset.MinValue;
+            }
+        }
+
+        public bool IsIdle(DateTimeOffset now, TimeSpan window)
+        {
+            lock (_lock)
+            {
+                return now - _windowStart > window && _lockedUntil <= now && Gate.CurrentCount == 1;
+            }
+        }
     }
 }

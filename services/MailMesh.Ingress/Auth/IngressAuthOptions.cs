@@ -4,7 +4,8 @@ namespace MailMesh.Ingress.Auth;
 
 /// <summary>
 /// SMTP AUTH (RFC 4954) for the Ingress listeners (section "Ingress:Auth"): the accounts, whether AUTH may be used
-/// without TLS, and the brute-force throttle (per client IP and per account).
+/// without TLS, and the brute-force throttle (per client network, with a throttle but no lockout per account; see
+/// <see cref="Authenticator"/>).
 /// </summary>
 public sealed class IngressAuthOptions : IValidatedOptions
 {
@@ -16,16 +17,22 @@ public sealed class IngressAuthOptions : IValidatedOptions
     /// <summary>Offer AUTH before TLS (RFC 4954 §4 advises against it; only for trusted networks and tests).</summary>
     public bool AllowPlaintext { get; set; }
 
-    /// <summary>Failures (per client IP or per account) within <see cref="FailureWindow"/> that trigger the lockout.</summary>
+    /// <summary>
+    /// Failures from one client network (an IPv4 address or an IPv6 /64) within <see cref="FailureWindow"/> that lock
+    /// that network out. Accounts are never locked out, only throttled.
+    /// </summary>
     public int MaxFailures { get; set; } = 5;
 
     /// <summary>The window failures are counted in.</summary>
     public TimeSpan FailureWindow { get; set; } = TimeSpan.FromMinutes(15);
 
-    /// <summary>How long a locked-out client IP or account gets 454 4.7.0 to every AUTH.</summary>
+    /// <summary>How long a locked-out client network gets 454 4.7.0 to every AUTH (without its password being checked).</summary>
     public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(15);
 
-    /// <summary>The delay before answering a failed AUTH, doubled with each recent failure (exponential back-off).</summary>
+    /// <summary>
+    /// The wait before checking a password after a recent failure from the same client network or against the same
+    /// account, doubled with each further failure (exponential back-off).
+    /// </summary>
     public TimeSpan FailureDelay { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>The cap of the exponential failure delay.</summary>

@@ -1,7 +1,6 @@
 using System.Security.Claims;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Encodings.Web;
+using MailMesh.ServiceDefaults.Security;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -28,20 +27,17 @@ internal sealed class ApiKeyAuthenticationHandler(
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        var values = Request.Headers.Authorization;
-        if (values.Count == 0)
+        var header = Request.Headers.Authorization;
+        if (header.Count == 0)
         {
             return Task.FromResult(AuthenticateResult.NoResult());
         }
 
-        // RFC 9110 §11.1: the scheme name is case-insensitive; RFC 6750 §2.1: "Bearer" 1*SP b64token.
-        var value = values.Count == 1 ? values[0] : null;
-        if (value is null || !value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        if (!ApiKeys.TryReadBearer(header, out var token))
         {
             return Task.FromResult(AuthenticateResult.Fail("The Authorization header is not \"Bearer <API key>\"."));
         }
 
-        var token = value.AsSpan(7).Trim(' ');
         if (!keys.TryAuthenticate(token, out var name))
         {
             HttpApiLog.InvalidApiKey(Logger, Context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
@@ -67,66 +63,31 @@ internal sealed class ApiKeyAuthenticationHandler(
     }
 }
 
-/// <summary>The configured API keys (hashes only); compares in constant time.</summary>
+/// <summary>The configured API keys (hashes only); compares in constant time (<see cref="ApiKeySet{T}"/>).</summary>
 internal sealed class ApiKeyRing
 {
-    /// <summary>Longer bearer tokens are refused without hashing.</summary>
-    public const int MaxKeyLength = 512;
-
     private readonly IOptionsMonitor<HttpApiOptions> _options;
     private volatile Snapshot? _snapshot;
 
     public ApiKeyRing(IOptionsMonitor<HttpApiOptions> options) => _options = options;
 
-    public bool TryAuthenticate(ReadOnlySpan<char> key, out string name)
-    {
-        name = string.Empty;
-        if (key.IsEmpty || key.Length > MaxKeyLength)
-        {
-            return false;
-        }
+    public bool TryAuthenticate(ReadOnlySpan<char> key, out string name) => Keys().TryMatch(key, out name);
 
-        Span<byte> utf8 = stackalloc byte[Encoding.UTF8.GetMaxByteCount(MaxKeyLength)];
-        var length = Encoding.UTF8.GetBytes(key, utf8);
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(utf8[..length], hash);
-        CryptographicOperations.ZeroMemory(utf8[..length]);
-
-        // Every configured hash is compared, in constant time, so the timing says nothing about which key matched.
-        var keys = Keys();
-        var match = -1;
-        for (var i = 0; i < keys.Length; i++)
-        {
-            if (CryptographicOperations.FixedTimeEquals(hash, keys[i].Hash))
-            {
-                match = i;
-            }
-        }
-
-        if (match < 0)
-        {
-            return false;
-        }
-
-        name = keys[match].Name;
-        return true;
-    }
-
-    private (string Name, byte[] Hash)[] Keys()
+    private ApiKeySet<string> Keys()
     {
         var current = _options.CurrentValue;
         var snapshot = _snapshot;
         if (snapshot is null || !ReferenceEquals(snapshot.Options, current))
         {
             // Options were (re)loaded: keys rotate without a restart when the configuration source reloads.
-            snapshot = new Snapshot(current, [.. current.Keys
-                .Where(k => ApiKeyOptions.IsValidName(k.Name) && ApiKeyOptions.IsValidHash(k.Hash))
-                .Select(k => (k.Name!, Convert.FromHexString(k.Hash!)))]);
+            snapshot = new Snapshot(current, new ApiKeySet<string>(current.Keys
+                .Where(k => ApiKeys.IsValidName(k.Name))
+                .Select(k => (k.Hash, k.Name!))));
             _snapshot = snapshot;
         }
 
         return snapshot.Keys;
     }
 
-    private sealed record Snapshot(HttpApiOptions Options, (string Name, byte[] Hash)[] Keys);
+    private sealed record Snapshot(HttpApiOptions Options, ApiKeySet<string> Keys);
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Security;
 
 namespace MailMesh.Ingress.Http;
 
@@ -29,7 +30,7 @@ public sealed class HttpApiOptions : IValidatedOptions
         {
             var key = Keys[i];
             var prefix = P + "Keys:" + i.ToString(CultureInfo.InvariantCulture) + ":";
-            if (!ApiKeyOptions.IsValidName(key.Name))
+            if (!ApiKeys.IsValidName(key.Name))
             {
                 yield return prefix + "Name: required, 1 to 64 characters of letters, digits and . _ @ -";
             }
@@ -38,7 +39,7 @@ public sealed class HttpApiOptions : IValidatedOptions
                 yield return prefix + $"Name: '{key.Name}' is used by another key";
             }
 
-            if (!ApiKeyOptions.IsValidHash(key.Hash))
+            if (!ApiKeys.IsValidHash(key.Hash))
             {
                 yield return prefix + "Hash: must be the SHA-256 of the key as 64 hexadecimal digits";
             }
@@ -62,15 +63,8 @@ public sealed class ApiKeyOptions
     public string? Name { get; set; }
 
     /// <summary>
-    /// SHA-256 of the key's UTF-8 bytes, hexadecimal (e.g. <c>printf %s "$KEY" | sha256sum</c>). API keys are random and
-    /// high-entropy, so a fast hash is enough: there is nothing to brute-force that a slow hash would protect.
+    /// SHA-256 of the key's UTF-8 bytes, hexadecimal (printed with a new key by the <c>new-api-key</c> command, or
+    /// <c>printf %s "$KEY" | sha256sum</c>); see <see cref="ApiKeys"/> for why a fast hash is enough.
     /// </summary>
     public string? Hash { get; set; }
-
-    internal static bool IsValidName(string? name) =>
-        !string.IsNullOrEmpty(name) && name.Length <= 64
-        && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '@' or '-');
-
-    internal static bool IsValidHash(string? hash) =>
-        hash is { Length: 64 } && hash.All(char.IsAsciiHexDigit);
 }

@@ -70,6 +70,21 @@ public sealed record RecipientResult
     /// <summary>RFC 3463 enhanced status code, e.g. "5.1.1".</summary>
     public required string EnhancedCode { get; init; }
     public required string ReplyText { get; init; }
+
+    /// <summary>
+    /// Whose reply this is: the destination server's answer to MAIL, RCPT or the end of data, or <see cref="ReplyStage.Local"/>
+    /// when MailMesh made it up (DNS answer, connection or TLS failure, a refusal before sending). Absent means Local.
+    /// </summary>
+    public ReplyStage Stage { get; init; }
+}
+
+/// <summary>Which command a <see cref="RecipientResult"/>'s reply answered (Local: no remote reply).</summary>
+public enum ReplyStage
+{
+    Local,
+    Mail,
+    Rcpt,
+    Data,
 }
 
 /// <summary>Request to Dns: the mail exchangers of a domain, in the order to try them.</summary>

@@ -1,3 +1,4 @@
+using MailMesh.ServiceDefaults.Security;
 using Microsoft.AspNetCore.Builder;
 
 namespace MailMesh.ServiceDefaults;
@@ -15,6 +16,12 @@ public static class ServiceHost
         Action<WebApplication>? map = null,
         BusTransport transport = BusTransport.RabbitMq)
     {
+        // "new-api-key": print a random API key and the hash to configure for it (admin or submission key).
+        if (args is [NewApiKeyCommand.Verb, ..])
+        {
+            return await NewApiKeyCommand.RunAsync(Console.Out);
+        }
+
         try
         {
             await using var app = Create(args, serviceName, configure, map, transport);

@@ -187,4 +187,28 @@ public sealed record Suppression
     public required string Address { get; init; }
     public required string Reason { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Who added it: one of <see cref="SuppressionSources"/>.</summary>
+    public string Source { get; init; } = SuppressionSources.Api;
+
+    /// <summary>When it stops suppressing; null means never. An expired suppression is kept (and listed) but does not suppress.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    /// <summary>Whether the address is suppressed at <paramref name="now"/>.</summary>
+    public bool IsActiveAt(DateTimeOffset now) => ExpiresAt is null || ExpiresAt > now;
+}
+
+/// <summary>Where a suppression came from.</summary>
+public static class SuppressionSources
+{
+    /// <summary>A destination server refused the recipient permanently (RCPT, RFC 3463 X.1.x recipient status).</summary>
+    public const string Bounce = "bounce";
+
+    /// <summary>An administrator, over the admin API.</summary>
+    public const string Api = "api";
+
+    /// <summary>The recipient complained (feedback loop, RFC 5965).</summary>
+    public const string Complaint = "complaint";
+
+    public static IReadOnlyList<string> All { get; } = [Bounce, Api, Complaint];
 }

@@ -5,20 +5,22 @@ namespace MailMesh.Storage.Postgres;
 /// <summary>The suppression list and rate counters in PostgreSQL (schema <c>policy</c>), shared by every Policy replica.</summary>
 public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource) : IPolicyStore
 {
-    private const string GetSql = "SELECT address, reason, created_at FROM policy.suppressions WHERE address = @address";
+    private const string GetSql =
+        "SELECT address, reason, created_at, source, expires_at FROM policy.suppressions WHERE address = @address";
 
-    // A second suppression of the same address keeps the first time it was suppressed and the latest reason.
+    // A second suppression of the same address keeps the first time it was suppressed and the latest reason, source
+    // and expiry.
     private const string AddSql =
         """
-        INSERT INTO policy.suppressions (address, reason, created_at)
-        VALUES (@address, @reason, @created_at)
-        ON CONFLICT (address) DO UPDATE SET reason = excluded.reason
+        INSERT INTO policy.suppressions (address, reason, created_at, source, expires_at)
+        VALUES (@address, @reason, @created_at, @source, @expires_at)
+        ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, source = excluded.source, expires_at = excluded.expires_at
         """;
 
     private const string RemoveSql = "DELETE FROM policy.suppressions WHERE address = @address";
 
     private const string ListSql =
-        "SELECT address, reason, created_at FROM policy.suppressions ORDER BY created_at DESC, address LIMIT @limit";
+        "SELECT address, reason, created_at, source, expires_at FROM policy.suppressions ORDER BY created_at DESC, address LIMIT @limit";
 
     // One statement: concurrent increments of one key serialise on the row, each sees the other's count.
     private const string IncrementSql =
@@ -53,6 +55,11 @@ public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource) : IPolicySt
         command.Parameters.Add(new NpgsqlParameter<string>("address", StoreArguments.SuppressionKey(suppression.Address)));
         command.Parameters.Add(new NpgsqlParameter<string>("reason", suppression.Reason));
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("created_at", StoreArguments.Truncate(suppression.CreatedAt)));
+        command.Parameters.Add(new NpgsqlParameter<string>("source", suppression.Source));
+        command.Parameters.Add(new NpgsqlParameter("expires_at", NpgsqlTypes.NpgsqlDbType.TimestampTz)
+        {
+            Value = suppression.ExpiresAt is { } expires ? StoreArguments.Truncate(expires) : DBNull.Value,
+        });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -108,5 +115,7 @@ public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource) : IPolicySt
         Address = reader.GetString(0),
         Reason = reader.GetString(1),
         CreatedAt = reader.GetFieldValue<DateTimeOffset>(2),
+        Source = reader.GetString(3),
+        ExpiresAt = reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4),
     };
 }

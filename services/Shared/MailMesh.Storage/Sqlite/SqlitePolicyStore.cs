@@ -1,3 +1,5 @@
+using Microsoft.Data.Sqlite;
+
 namespace MailMesh.Storage.Sqlite;
 
 /// <summary>
@@ -7,19 +9,20 @@ namespace MailMesh.Storage.Sqlite;
 /// </summary>
 public sealed class SqlitePolicyStore(SqliteDatabase database) : IPolicyStore
 {
-    private const string GetSql = "SELECT address, reason, created_at FROM policy_suppressions WHERE address = @address";
+    private const string GetSql =
+        "SELECT address, reason, created_at, source, expires_at FROM policy_suppressions WHERE address = @address";
 
     private const string AddSql =
         """
-        INSERT INTO policy_suppressions (address, reason, created_at)
-        VALUES (@address, @reason, @created_at)
-        ON CONFLICT (address) DO UPDATE SET reason = excluded.reason
+        INSERT INTO policy_suppressions (address, reason, created_at, source, expires_at)
+        VALUES (@address, @reason, @created_at, @source, @expires_at)
+        ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, source = excluded.source, expires_at = excluded.expires_at
         """;
 
     private const string RemoveSql = "DELETE FROM policy_suppressions WHERE address = @address";
 
     private const string ListSql =
-        "SELECT address, reason, created_at FROM policy_suppressions ORDER BY created_at DESC, address LIMIT @limit";
+        "SELECT address, reason, created_at, source, expires_at FROM policy_suppressions ORDER BY created_at DESC, address LIMIT @limit";
 
     private const string IncrementSql =
         """
@@ -44,9 +47,7 @@ public sealed class SqlitePolicyStore(SqliteDatabase database) : IPolicyStore
         command.CommandText = GetSql;
         command.Add("@address", StoreArguments.SuppressionKey(address));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken)
-            ? new Suppression { Address = reader.GetString(0), Reason = reader.GetString(1), CreatedAt = reader.Timestamp(2) }
-            : null;
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
     }
 
     public Task AddSuppressionAsync(Suppression suppression, CancellationToken cancellationToken)
@@ -54,12 +55,15 @@ public sealed class SqlitePolicyStore(SqliteDatabase database) : IPolicyStore
         ArgumentNullException.ThrowIfNull(suppression);
         var key = StoreArguments.SuppressionKey(suppression.Address);
         var createdAt = StoreArguments.ToUnixMs(suppression.CreatedAt);
+        long? expiresAt = suppression.ExpiresAt is { } expires ? StoreArguments.ToUnixMs(expires) : null;
         return database.WriteAsync(async write =>
         {
             await using var command = write.CreateCommand(AddSql);
             command.Add("@address", key);
             command.Add("@reason", suppression.Reason);
             command.Add("@created_at", createdAt);
+            command.Add("@source", suppression.Source);
+            command.Add("@expires_at", expiresAt);
             return await command.ExecuteNonQueryAsync(CancellationToken.None);
         }, 0, cancellationToken);
     }
@@ -86,7 +90,7 @@ public sealed class SqlitePolicyStore(SqliteDatabase database) : IPolicyStore
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            list.Add(new Suppression { Address = reader.GetString(0), Reason = reader.GetString(1), CreatedAt = reader.Timestamp(2) });
+            list.Add(Read(reader));
         }
 
         return list;
@@ -121,4 +125,13 @@ public sealed class SqlitePolicyStore(SqliteDatabase database) : IPolicyStore
             return count;
         }, 0, cancellationToken);
     }
+
+    private static Suppression Read(SqliteDataReader reader) => new()
+    {
+        Address = reader.GetString(0),
+        Reason = reader.GetString(1),
+        CreatedAt = reader.Timestamp(2),
+        Source = reader.GetString(3),
+        ExpiresAt = reader.NullableTimestamp(4),
+    };
 }

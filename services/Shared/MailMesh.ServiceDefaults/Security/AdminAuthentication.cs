@@ -1,0 +1,180 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+
+namespace MailMesh.ServiceDefaults.Security;
+
+public static class AdminAuthenticationExtensions
+{
+    /// <summary>
+    /// Registers admin API-key authentication (Admin:ApiKeys) and one authorization policy per scope. Idempotent:
+    /// Standalone hosts Policy and Queue, which both call it.
+    /// </summary>
+    public static IHostApplicationBuilder AddAdminAuthentication(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        if (services.Any(d => d.ServiceType == typeof(AdminKeyRing)))
+        {
+            return builder;
+        }
+
+        services.AddValidatedOptions<AdminApiOptions>();
+        services.TryAddSingleton<AdminKeyRing>();
+        services.AddAuthentication()
+            .AddScheme<AuthenticationSchemeOptions, AdminAuthenticationHandler>(AdminAuthenticationHandler.SchemeName, displayName: "Admin API key", configureOptions: null);
+        var authorization = services.AddAuthorizationBuilder();
+        foreach (var scope in AdminScopes.All)
+        {
+            authorization.AddPolicy(PolicyName(scope), policy => policy
+                .AddAuthenticationSchemes(AdminAuthenticationHandler.SchemeName)
+                .RequireAuthenticatedUser()
+                .RequireClaim(AdminScopes.ClaimType, scope));
+        }
+
+        return builder;
+    }
+
+    /// <summary>The endpoint answers only an admin API key that holds <paramref name="scope"/> (401 without one, 403 without the scope).</summary>
+    public static TBuilder RequireAdminScope<TBuilder>(this TBuilder builder, string scope)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        if (!AdminScopes.All.Contains(scope, StringComparer.Ordinal))
+        {
+            throw new ArgumentOutOfRangeException(nameof(scope), scope, "not an admin scope");
+        }
+
+        return builder.RequireAuthorization(PolicyName(scope)).WithMetadata(new AdminScopeRequirement(scope));
+    }
+
+    internal static string PolicyName(string scope) => "MailMesh.Admin:" + scope;
+}
+
+/// <summary>Endpoint metadata: the scope an admin endpoint requires (named in the 403 answer).</summary>
+public sealed record AdminScopeRequirement(string Scope);
+
+/// <summary>
+/// Admin API-key authentication: <c>Authorization: Bearer &lt;key&gt;</c> (RFC 6750 §2.1) checked against the hashes in
+/// Admin:ApiKeys. The key's name becomes the principal and each configured scope a "scope" claim. A missing or wrong
+/// key is answered 401 with a Bearer challenge (RFC 6750 §3); a key without the endpoint's scope 403 with
+/// error="insufficient_scope" (§3.1). Both bodies are RFC 9457 problem details.
+/// </summary>
+internal sealed partial class AdminAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
+    ILoggerFactory loggerFactory,
+    UrlEncoder encoder,
+    AdminKeyRing keys) : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
+{
+    public const string SchemeName = "MailMesh.AdminKey";
+    private const string Realm = "mailmesh-admin";
+    private const string ProblemPrefix = "urn:mailmesh:problem:";
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var header = Request.Headers.Authorization;
+        if (header.Count == 0)
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+
+        if (!ApiKeys.TryReadBearer(header, out var token))
+        {
+            return Task.FromResult(AuthenticateResult.Fail("The Authorization header is not \"Bearer <admin API key>\"."));
+        }
+
+        if (!keys.TryAuthenticate(token, out var key))
+        {
+            InvalidKey(Logger, Context.Connection.RemoteIpAddress?.ToString() ?? "unknown", Request.Path);
+            return Task.FromResult(AuthenticateResult.Fail("The admin API key is not valid."));
+        }
+
+        var identity = new ClaimsIdentity(
+            [new Claim(ClaimTypes.Name, key.Name), .. key.Scopes.Select(s => new Claim(AdminScopes.ClaimType, s))],
+            SchemeName);
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        var result = await HandleAuthenticateOnceSafeAsync();
+
+        // RFC 6750 §3: no error code when no credentials were sent; invalid_token when they were wrong (§3.1).
+        Response.Headers[HeaderNames.WWWAuthenticate] = result.Failure is null
+            ? $"Bearer realm=\"{Realm}\""
+            : $"Bearer realm=\"{Realm}\", error=\"invalid_token\", error_description=\"The admin API key is not valid\"";
+        var detail = result.Failure is null
+            ? "Send an admin API key (Admin:ApiKeys) as \"Authorization: Bearer <key>\"."
+            : result.Failure.Message;
+        await Problem(StatusCodes.Status401Unauthorized, "unauthorized", "Authentication required", detail, null).ExecuteAsync(Context);
+    }
+
+    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        var scope = Context.GetEndpoint()?.Metadata.GetMetadata<AdminScopeRequirement>()?.Scope;
+        var name = Context.User.Identity?.Name ?? "?";
+        MissingScope(Logger, name, scope ?? "?", Request.Path);
+
+        // RFC 6750 §3.1: insufficient_scope, with the scope the resource needs.
+        Response.Headers[HeaderNames.WWWAuthenticate] = scope is null
+            ? $"Bearer realm=\"{Realm}\", error=\"insufficient_scope\""
+            : $"Bearer realm=\"{Realm}\", error=\"insufficient_scope\", scope=\"{scope}\"";
+        var detail = scope is null
+            ? $"The admin API key '{name}' may not do this."
+            : $"The admin API key '{name}' does not have the scope '{scope}' that this endpoint requires (Admin:ApiKeys:n:Scopes).";
+        await Problem(StatusCodes.Status403Forbidden, "insufficient-scope", "Insufficient scope", detail, scope).ExecuteAsync(Context);
+    }
+
+    private static IResult Problem(int status, string type, string title, string detail, string? scope)
+    {
+        var problem = new ProblemDetails { Status = status, Type = ProblemPrefix + type, Title = title, Detail = detail };
+        if (scope is not null)
+        {
+            problem.Extensions["scope"] = scope;
+        }
+
+        return TypedResults.Problem(problem);
+    }
+
+    [LoggerMessage(9000, LogLevel.Information, "Admin request from {Client} to {Path} presented an invalid admin API key")]
+    private static partial void InvalidKey(ILogger logger, string client, string path);
+
+    [LoggerMessage(9001, LogLevel.Information, "Admin API key {KeyName} lacks scope {Scope} for {Path}")]
+    private static partial void MissingScope(ILogger logger, string keyName, string scope, string path);
+}
+
+/// <summary>The configured admin keys (hashes only); rotates without a restart when the configuration reloads.</summary>
+internal sealed class AdminKeyRing(IOptionsMonitor<AdminApiOptions> options)
+{
+    private volatile Snapshot? _snapshot;
+
+    public bool TryAuthenticate(ReadOnlySpan<char> key, out AdminKey match) => Keys().TryMatch(key, out match);
+
+    private ApiKeySet<AdminKey> Keys()
+    {
+        var current = options.CurrentValue;
+        var snapshot = _snapshot;
+        if (snapshot is null || !ReferenceEquals(snapshot.Options, current))
+        {
+            snapshot = new Snapshot(current, new ApiKeySet<AdminKey>(current.ApiKeys
+                .Where(k => ApiKeys.IsValidName(k.Name))
+                .Select(k => (k.Hash, new AdminKey(k.Name!, [.. AdminScopes.Split(k.Scopes).Where(s => AdminScopes.All.Contains(s, StringComparer.Ordinal))])))));
+            _snapshot = snapshot;
+        }
+
+        return snapshot.Keys;
+    }
+
+    private sealed record Snapshot(AdminApiOptions Options, ApiKeySet<AdminKey> Keys);
+}
+
+internal sealed record AdminKey(string Name, string[] Scopes);

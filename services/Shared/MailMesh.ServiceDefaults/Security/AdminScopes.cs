@@ -1,0 +1,31 @@
+namespace MailMesh.ServiceDefaults.Security;
+
+/// <summary>
+/// What an admin API key may do (Admin:ApiKeys:n:Scopes). Read and write are separate so a dashboard or a support
+/// tool can see without changing; message status is separate from queue depth because it shows senders, recipients
+/// and remote replies (personal data), where depth is only counts.
+/// </summary>
+public static class AdminScopes
+{
+    /// <summary>GET /api/v1/messages/{id}: a message's sender, recipients, states and last replies.</summary>
+    public const string MessagesRead = "messages:read";
+
+    /// <summary>GET /api/v1/queue: recipients by state (counts only).</summary>
+    public const string QueueRead = "queue:read";
+
+    /// <summary>GET /api/v1/suppressions and /api/v1/suppressions/{address}.</summary>
+    public const string SuppressionsRead = "suppressions:read";
+
+    /// <summary>PUT and DELETE /api/v1/suppressions/{address}.</summary>
+    public const string SuppressionsWrite = "suppressions:write";
+
+    /// <summary>Every scope, in the order the documentation lists them.</summary>
+    public static IReadOnlyList<string> All { get; } = [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite];
+
+    /// <summary>The claim type carrying one granted scope per claim.</summary>
+    public const string ClaimType = "scope";
+
+    /// <summary>Splits a configured scope list: separated by spaces (RFC 6749 §3.3) or commas.</summary>
+    public static IEnumerable<string> Split(string? scopes) =>
+        (scopes ?? string.Empty).Split([' ', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}

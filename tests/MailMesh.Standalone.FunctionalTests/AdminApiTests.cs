@@ -1,0 +1,139 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace MailMesh.Standalone.FunctionalTests;
+
+/// <summary>
+/// The status and management endpoints answer only admin API keys, each endpoint only with its scope; submission and
+/// admin keys are not interchangeable; health and metrics stay open for probes and scrapers.
+/// </summary>
+public sealed class AdminApiTests : IClassFixture<AdminApiTests.Host>
+{
+    private readonly Host _host;
+
+    public AdminApiTests(Host host) => _host = host;
+
+    public static TheoryData<string, string> AdminEndpoints => new()
+    {
+        { "GET", "/api/v1/queue" },
+        { "GET", $"/api/v1/messages/{Guid.Empty}" },
+        { "GET", "/api/v1/suppressions" },
+        { "GET", "/api/v1/suppressions/someone@example.org" },
+        { "PUT", "/api/v1/suppressions/someone@example.org" },
+        { "DELETE", "/api/v1/suppressions/someone@example.org" },
+    };
+
+    [Theory]
+    [MemberData(nameof(AdminEndpoints))]
+    public async Task No_key_is_401_with_a_Bearer_challenge(string method, string path)
+    {
+        using var http = TestKeys.Client(_host.Port, key: null);
+        using var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("Bearer realm=\"mailmesh-admin\"", response.Headers.WwwAuthenticate.ToString());
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Theory]
+    [MemberData(nameof(AdminEndpoints))]
+    public async Task A_wrong_key_is_401_invalid_token(string method, string path)
+    {
+        using var http = TestKeys.Client(_host.Port, "mmk_not-a-configured-key");
+        using var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("error=\"invalid_token\"", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(AdminEndpoints))]
+    public async Task A_submission_key_is_not_an_admin_key(string method, string path)
+    {
+        using var http = TestKeys.Client(_host.Port, TestKeys.Submission);
+        using var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("GET", "/api/v1/queue", "queue:read")]
+    [InlineData("GET", "/api/v1/suppressions", "suppressions:read")]
+    [InlineData("PUT", "/api/v1/suppressions/someone@example.org", "suppressions:write")]
+    [InlineData("DELETE", "/api/v1/suppressions/someone@example.org", "suppressions:write")]
+    public async Task A_key_without_the_scope_is_403_naming_it(string method, string path, string scope)
+    {
+        using var http = TestKeys.Client(_host.Port, TestKeys.MessagesOnly);
+        using var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Contains($"error=\"insufficient_scope\", scope=\"{scope}\"", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(403, problem.GetProperty("status").GetInt32());
+        Assert.Equal("urn:mailmesh:problem:insufficient-scope", problem.GetProperty("type").GetString());
+        Assert.Equal(scope, problem.GetProperty("scope").GetString());
+        Assert.Contains(scope, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_right_scope_is_answered()
+    {
+        using var status = TestKeys.Client(_host.Port, TestKeys.MessagesOnly);
+        Assert.Equal(HttpStatusCode.NotFound, (await status.GetAsync(new Uri($"/api/v1/messages/{Guid.NewGuid()}", UriKind.Relative))).StatusCode);
+
+        using var admin = TestKeys.Client(_host.Port, TestKeys.Admin);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(new Uri("/api/v1/queue", UriKind.Relative))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync("/api/v1/suppressions/scoped@example.org", new { reason = "test" })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(new Uri("/api/v1/suppressions/scoped@example.org", UriKind.Relative))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(new Uri("/api/v1/suppressions", UriKind.Relative))).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync(new Uri("/api/v1/suppressions/scoped@example.org", UriKind.Relative))).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_admin_key_cannot_submit_mail()
+    {
+        using var http = TestKeys.Client(_host.Port, TestKeys.Admin);
+        using var response = await http.PostAsJsonAsync(
+            "/api/v1/messages", new { from = "app@origin.test", to = new[] { "user@dest.test" }, subject = "x", text = "x" });
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+
+        using var submission = TestKeys.Client(_host.Port, TestKeys.Submission);
+        using var accepted = await submission.PostAsJsonAsync(
+            "/api/v1/messages", new { from = "app@origin.test", to = new[] { "user@dest.test" }, subject = "x", text = "x" });
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/healthz")]
+    [InlineData("/readyz")]
+    [InlineData("/metrics")]
+    public async Task Probes_and_metrics_need_no_key(string path)
+    {
+        using var http = TestKeys.Client(_host.Port, key: null);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri(path, UriKind.Relative))).StatusCode);
+    }
+
+    /// <summary>One Standalone process for the whole class (no mail is delivered: the destination does not resolve).</summary>
+    public sealed class Host : IAsyncLifetime
+    {
+        private readonly DirectoryInfo _workingDirectory = Directory.CreateTempSubdirectory("mailmesh-admin-");
+        private StandaloneProcess _process = null!;
+
+        public int Port => _process.HttpPort;
+
+        public async Task InitializeAsync()
+        {
+            var settings = new Dictionary<string, string>
+            {
+                ["Dns:Servers"] = "127.0.0.1:" + Testing.Infrastructure.LoopbackPort.Free().ToString(CultureInfo.InvariantCulture),
+            };
+            TestKeys.AddTo(settings);
+            _process = await StandaloneProcess.StartAsync(_workingDirectory.FullName, settings);
+        }
+
+        public async Task DisposeAsync()
+        {
+            await _process.DisposeAsync();
+            _workingDirectory.Delete(recursive: true);
+        }
+    }
+}
