@@ -76,4 +76,7 @@ internal static partial class Log
 
     [LoggerMessage(1052, LogLevel.Information, "{Client} sent message content below the minimum data rate; closing")]
     public static partial void DataRateTooLow(ILogger logger, string client);
+
+    [LoggerMessage(1053, LogLevel.Warning, "{Client} sent a BDAT whose chunk-size cannot be read; closing (RFC 3030 §2)")]
+    public static partial void BdatSyntax(ILogger logger, string client);
 }

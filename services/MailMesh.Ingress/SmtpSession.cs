@@ -106,6 +106,9 @@ internal sealed class SmtpSession
     private SmtpReply? _chunkError;
     private string? _chunkErrorType;
 
+    // RFC 3030 §2: a refused BDAT's chunk is read and discarded; this is the reply given once it has been.
+    private SmtpReply? _discardReply;
+
     public SmtpSession(ConnectionContext connection, ListenerKind kind, SmtpSessionServices services, IngressPolicy policy, IngressShutdown shutdown)
     {
         _connection = connection;
@@ -395,7 +398,7 @@ internal sealed class SmtpSession
                                 }
 
                                 var take = remaining.Slice(0, Math.Min(remaining.Length, _chunkRemaining));
-                                if (_chunkError is null)
+                                if (_chunkError is null && _discardReply is null)
                                 {
                                     foreach (var segment in take)
                                     {
@@ -408,7 +411,7 @@ internal sealed class SmtpSession
                                 consumed = take.End;
                                 if (_chunkRemaining == 0)
                                 {
-                                    close = await EndOfChunkAsync();
+                                    close = _discardReply is { } refusal ? EndOfDiscardedChunk(refusal) : await EndOfChunkAsync();
                                 }
 
                                 break;
@@ -434,7 +437,9 @@ internal sealed class SmtpSession
                                     command = null;
                                 }
 
-                                close = command is not null ? await ExecuteAsync(command) : ProtocolError(lineError!);
+                                close = command is not null ? await ExecuteAsync(command)
+                                    : ReferenceEquals(lineError, SmtpReplies.SyntaxBdat) ? BdatSyntaxError()
+                                    : ProtocolError(lineError!);
 
                                 // RFC 2920 §3.1: DATA must be the last command of a group; content sent before the 354 is
                                 // a client that does not wait for replies (a spam-bot signature, and a smuggling vector).
@@ -535,6 +540,11 @@ internal sealed class SmtpSession
     /// <summary>Runs one command; returns true when the session must close.</summary>
     private async Task<bool> ExecuteAsync(SmtpCommand command)
     {
+        if (command.Kind == SmtpCommandKind.Bdat)
+        {
+            return await BdatAsync(command);
+        }
+
         switch (command.Kind)
         {
             case SmtpCommandKind.Expn:
@@ -543,7 +553,7 @@ internal sealed class SmtpSession
                 return ProtocolError(SmtpReplies.TlsAlreadyActive);
             case SmtpCommandKind.StartTls when !StartTlsOffered:
             case SmtpCommandKind.Auth when !_services.Authenticator.HasUsers:
-            case SmtpCommandKind.Bdat or SmtpCommandKind.Auth or SmtpCommandKind.StartTls when !_esmtp && _state != SmtpState.Connected:
+            case SmtpCommandKind.Auth or SmtpCommandKind.StartTls when !_esmtp && _state != SmtpState.Connected:
                 // Not offered (no certificate, no accounts, or the client said HELO): RFC 5321 §4.2.4.
                 return ProtocolError(SmtpReplies.NotImplemented);
         }
@@ -583,8 +593,6 @@ internal sealed class SmtpSession
 
                 StartData();
                 return false;
-            case SmtpCommandKind.Bdat:
-                return await BdatAsync(command);
             case SmtpCommandKind.Rset:
                 // RFC 5321 §4.1.1.5: abort the transaction; the greeting stays.
                 EndTransaction(null);
@@ -785,23 +793,23 @@ internal sealed class SmtpSession
         Write(SmtpReplies.StartMailInput);
     }
 
-    /// <summary>RFC 3030 §2: BDAT chunk-size [LAST]; the chunk's octets follow the command line exactly.</summary>
+    /// <summary>
+    /// RFC 3030 §2: BDAT chunk-size [LAST]; the chunk's octets follow the command line exactly. Whatever the reply, the
+    /// chunk is read: a refused BDAT's octets are discarded (RFC 3030 §2: "the receiver SMTP MUST be prepared to accept
+    /// and discard additional BDAT chunks") and never parsed as commands, which would let a chunk carry a second,
+    /// smuggled transaction.
+    /// </summary>
     private async Task<bool> BdatAsync(SmtpCommand command)
     {
-        var parts = command.Argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        long size = 0;
-        if (parts.Length is 0 or > 2
-            || parts[0].Length > 18 || !parts[0].All(char.IsAsciiDigit)
-            || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out size)
-            || (parts.Length == 2 && !parts[1].Equals("LAST", StringComparison.OrdinalIgnoreCase)))
+        // Not offered after HELO (RFC 5321 §4.2.4: 502), or out of sequence (the state table: 503, or 554 with no
+        // accepted recipient).
+        var refusal = !_esmtp && _state != SmtpState.Connected ? SmtpReplies.NotImplemented : SmtpStateTable.Check(_state, SmtpCommandKind.Bdat);
+        if (refusal is not null)
         {
-            // The chunk length is unknown, so the octets that follow cannot be skipped: the client is out of sync.
-            Write(SmtpReplies.SyntaxBdat);
-            EndTransaction("bdat_syntax");
-            _state = SmtpState.Greeted;
-            return true;
+            return command.ChunkSize == 0 ? ProtocolError(refusal) : StartDiscard(command.ChunkSize, refusal);
         }
 
+        var size = command.ChunkSize;
         if (_state != SmtpState.Chunking)
         {
             StartContent();
@@ -810,7 +818,7 @@ internal sealed class SmtpSession
             _state = SmtpState.Chunking;
         }
 
-        _chunkLast = parts.Length == 2;
+        _chunkLast = command.IsLastChunk;
         _chunkRemaining = size;
 
         // RFC 1870 / RFC 3030 §4.2: the size is checked per chunk; an oversized chunk is read and thrown away (its
@@ -823,6 +831,32 @@ internal sealed class SmtpSession
         }
 
         return size == 0 && await EndOfChunkAsync();
+    }
+
+    /// <summary>Reads a refused BDAT's chunk before answering: the octets are counted for the data rate, never kept.</summary>
+    private bool StartDiscard(long size, SmtpReply refusal)
+    {
+        _discardReply = refusal;
+        _chunkRemaining = size;
+        _contentStarted = _time.GetTimestamp();
+        _contentOctets = 0;
+        return false;
+    }
+
+    private bool EndOfDiscardedChunk(SmtpReply refusal)
+    {
+        _discardReply = null;
+        return ProtocolError(refusal);
+    }
+
+    /// <summary>A BDAT line whose chunk-size cannot be read: the octets that follow cannot be skipped, so close.</summary>
+    private bool BdatSyntaxError()
+    {
+        Log.BdatSyntax(_logger, _clientAddress);
+        _sessionActivity?.SetTag("error.type", "bdat_syntax");
+        EndTransaction("bdat_syntax");
+        Write(SmtpReplies.SyntaxBdat);
+        return true;
     }
 
     private async Task<bool> EndOfChunkAsync()
@@ -1158,6 +1192,7 @@ internal sealed class SmtpSession
         _chunkLast = false;
         _chunkError = null;
         _chunkErrorType = null;
+        _discardReply = null;
         if (_transaction is { } transaction)
         {
             if (errorType is not null)

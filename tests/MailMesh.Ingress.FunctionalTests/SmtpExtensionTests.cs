@@ -249,8 +249,8 @@ public sealed class SmtpExtensionTests
         Assert.EndsWith(part1 + part2, Encoding.Latin1.GetString(stored.Content.Span), StringComparison.Ordinal);
         Assert.StartsWith("Received: ", Encoding.Latin1.GetString(stored.Content.Span), StringComparison.Ordinal);
 
-        // After BDAT LAST, another BDAT has no transaction.
-        Assert.Equal(503, (await client.CommandAsync("BDAT 1 LAST")).Code);
+        // After BDAT LAST, another BDAT has no transaction: its chunk is read and discarded, then 503.
+        Assert.Equal(503, (await client.CommandAsync("BDAT 1 LAST\r\nx")).Code);
     }
 
     [Fact]

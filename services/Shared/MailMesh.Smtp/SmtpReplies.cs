@@ -142,8 +142,11 @@ public static class SmtpReplies
     /// <summary>RFC 8689 §3: REQUIRETLS on a session that is not under TLS.</summary>
     public static SmtpReply RequireTlsNeedsTls { get; } = new(530, "5.7.10", "REQUIRETLS needs a TLS session");
 
-    /// <summary>RFC 3030 §2: BDAT syntax.</summary>
-    public static SmtpReply SyntaxBdat { get; } = new(501, EnhancedStatusCodes.InvalidArguments, "Syntax: BDAT chunk-size [LAST]");
+    /// <summary>
+    /// RFC 3030 §2: a BDAT line whose chunk-size cannot be read. The chunk's length is unknown, so its octets cannot be
+    /// told from commands: the server answers this and closes the connection (as Postfix does).
+    /// </summary>
+    public static SmtpReply SyntaxBdat { get; } = new(554, EnhancedStatusCodes.InvalidArguments, "Syntax: BDAT chunk-size [LAST]; closing connection");
 
     /// <summary>RFC 3030 §3: BODY=BINARYMIME content must come with BDAT.</summary>
     public static SmtpReply BinaryMimeNeedsBdat { get; } = new(503, EnhancedStatusCodes.InvalidCommand, "BODY=BINARYMIME requires BDAT");
