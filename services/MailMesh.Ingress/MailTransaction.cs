@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Diagnostics;
+using MailMesh.Ingress.Memory;
 using MailMesh.Smtp;
 using MailMesh.Storage;
 
@@ -35,8 +35,11 @@ internal sealed class MailTransaction
 
     public DateTimeOffset ReceivedAt { get; private set; }
 
-    /// <summary>The message as it will be stored: our Received header, then the content as it arrives. Null until content starts, or once refused.</summary>
-    public ArrayBufferWriter<byte>? Content { get; private set; }
+    /// <summary>
+    /// The message as it will be stored: our Received header, then the content as it arrives, in one pooled buffer
+    /// reserved from the budget. Null until content starts, once refused, and once committed.
+    /// </summary>
+    public MessageBuffer? Content { get; private set; }
 
     /// <summary>BDAT: the chunk being read is the LAST one.</summary>
     public bool LastChunk { get; set; }
@@ -46,14 +49,21 @@ internal sealed class MailTransaction
 
     public string? ChunkErrorType { get; private set; }
 
-    /// <summary>Starts the content: a message id and time, and the buffer the content is received into.</summary>
-    public ArrayBufferWriter<byte> StartContent(Guid messageId, DateTimeOffset receivedAt, int initialCapacity)
+    /// <summary>Starts the content: a message id and time, and (unless the budget refused it) the buffer it is received into.</summary>
+    public void StartContent(Guid messageId, DateTimeOffset receivedAt, MessageBuffer? content)
     {
         MessageId = messageId;
         ReceivedAt = receivedAt;
         Activity?.SetTag("mailmesh.message.id", messageId.ToString());
-        Content = new ArrayBufferWriter<byte>(initialCapacity);
-        return Content;
+        ReleaseContent();
+        Content = content;
+    }
+
+    /// <summary>Returns the buffer to the pool and the budget (after the commit, or when the message fails).</summary>
+    public void ReleaseContent()
+    {
+        Content?.Dispose();
+        Content = null;
     }
 
     /// <summary>The message fails; its content is dropped at once, the rest of the chunks are read and discarded.</summary>
@@ -61,7 +71,7 @@ internal sealed class MailTransaction
     {
         ChunkError ??= reply;
         ChunkErrorType ??= errorType;
-        Content = null;
+        ReleaseContent();
     }
 
     /// <summary>Ends the transaction's span, tagging why it failed if it did.</summary>
@@ -72,7 +82,7 @@ internal sealed class MailTransaction
             Activity?.SetTag("error.type", errorType);
         }
 
-        Content = null;
+        ReleaseContent();
         Activity?.Dispose();
     }
 }

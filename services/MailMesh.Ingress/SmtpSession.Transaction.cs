@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
+using MailMesh.Ingress.Memory;
 using MailMesh.Smtp;
 using MailMesh.Storage;
 
@@ -9,6 +10,12 @@ namespace MailMesh.Ingress;
 /// <summary>The mail transaction: MAIL, RCPT, DATA and BDAT (RFC 5321 §3.3, RFC 3030), and the hand-over to the acceptor.</summary>
 internal sealed partial class SmtpSession
 {
+    /// <summary>The first allocation of a message buffer: the Received header and a short message.</summary>
+    private const int InitialContentCapacity = 4096;
+
+    /// <summary>The least free budget for a message to start (MAIL, DATA, first BDAT) when no SIZE is declared.</summary>
+    private const long MinimumHeadroom = 64 * 1024;
+
     private bool Mail(SmtpCommand command)
     {
         if (!MailParameters.TryParse(command.Parameters, out var parameters, out var error))
@@ -38,6 +45,14 @@ internal sealed partial class SmtpSession
         {
             // RFC 1870 §6.2: a declared size over the fixed limit is refused at MAIL with 552.
             Write(SmtpReplies.MessageTooBig);
+            return false;
+        }
+
+        if (!BudgetHasRoomFor(parameters.Size))
+        {
+            // RFC 1870 §6.2: a declared size the server cannot take now is 452 at MAIL. The declaration is only checked
+            // against what is free, never allocated.
+            RefuseForBudget("mail");
             return false;
         }
 
@@ -106,16 +121,35 @@ internal sealed partial class SmtpSession
         return false;
     }
 
-    /// <summary>Starts the message buffer with our Received header (RFC 5321 §4.4), for DATA and the first BDAT.</summary>
-    private void StartContent()
+    /// <summary>
+    /// True when the buffered-bytes budget has room to start a message: at least <see cref="MinimumHeadroom"/>, and the
+    /// declared SIZE (RFC 1870) if there is one. Nothing is reserved here: buffers reserve as octets arrive.
+    /// </summary>
+    private bool BudgetHasRoomFor(long? declaredSize) => _budget.Available >= Math.Max(declaredSize ?? 0, MinimumHeadroom);
+
+    private void RefuseForBudget(string stage)
+    {
+        Log.BufferBudgetExhausted(_logger, _clientAddress, stage, _budget.InUse);
+        _metrics.BufferBudgetExhausted(stage);
+        Write(SmtpReplies.InsufficientStorage);
+    }
+
+    /// <summary>
+    /// Starts the message with our Received header (RFC 5321 §4.4), for DATA and the first BDAT, in a buffer that starts
+    /// small and grows as octets arrive (never sized from the declared SIZE). False when the budget could not give it one.
+    /// </summary>
+    private bool StartContent()
     {
         var transaction = _transaction!;
         _contentStarted = _time.GetTimestamp();
         _contentOctets = 0;
+        var content = new MessageBuffer(_budget, InitialContentCapacity, (int)Math.Min(int.MaxValue, _options.MaxMessageSize + (64 * 1024)));
+        transaction.StartContent(Guid.CreateVersion7(), _time.GetUtcNow(), content.Exhausted ? null : content);
+        if (content.Exhausted)
+        {
+            return false;
+        }
 
-        // Pre-size from the declared SIZE (RFC 1870), never beyond the limit.
-        var expected = (int)Math.Min(transaction.Parameters.Size ?? 16 * 1024, _options.MaxMessageSize) + 512;
-        var content = transaction.StartContent(Guid.CreateVersion7(), _time.GetUtcNow(), expected);
         ReceivedHeader.Write(
             content,
             _helo,
@@ -125,6 +159,7 @@ internal sealed partial class SmtpSession
             transaction.MessageId,
             transaction.Recipients.Count == 1 ? transaction.Recipients[0].Address : null,
             transaction.ReceivedAt);
+        return true;
     }
 
     /// <summary>The "with" value of the Received header (RFC 3848, RFC 6531 §3.7.3).</summary>
@@ -148,7 +183,14 @@ internal sealed partial class SmtpSession
             return ProtocolError(SmtpReplies.BinaryMimeNeedsBdat);
         }
 
-        StartContent();
+        if (!BudgetHasRoomFor(_transaction.Parameters.Size) || !StartContent())
+        {
+            // 452 4.3.1 before the 354: nothing was read, the transaction stays and the client may try again.
+            _transaction.ReleaseContent();
+            RefuseForBudget("data");
+            return false;
+        }
+
         _data.Reset();
         _state = SmtpState.Data;
         _mode = ReadMode.Data;
@@ -176,8 +218,17 @@ internal sealed partial class SmtpSession
         var size = command.ChunkSize;
         if (_state != SmtpState.Chunking)
         {
-            StartContent();
             _state = SmtpState.Chunking;
+            _contentStarted = _time.GetTimestamp();
+            _contentOctets = 0;
+            if (!BudgetHasRoomFor(transaction.Parameters.Size) || !StartContent())
+            {
+                // 452 4.3.1 for this chunk and every further one of the transaction (RFC 3030 §2); the octets are read
+                // and discarded, nothing is held.
+                Log.BufferBudgetExhausted(_logger, _clientAddress, "bdat", _budget.InUse);
+                _metrics.BufferBudgetExhausted("bdat");
+                transaction.FailChunks(SmtpReplies.InsufficientStorage, "buffer_budget");
+            }
         }
 
         transaction.LastChunk = command.IsLastChunk;
@@ -230,6 +281,14 @@ internal sealed partial class SmtpSession
     {
         _mode = ReadMode.Command;
         var transaction = _transaction!;
+        if (transaction.ChunkError is null && transaction.Content is { Exhausted: true })
+        {
+            // The budget ran out while the chunk arrived: the message cannot be held, so it fails (never a silent drop).
+            Log.BufferBudgetExhausted(_logger, _clientAddress, "content", _budget.InUse);
+            _metrics.BufferBudgetExhausted("content");
+            transaction.FailChunks(SmtpReplies.InsufficientStorage, "buffer_budget");
+        }
+
         if (!transaction.LastChunk)
         {
             Write(transaction.ChunkError ?? SmtpReplies.ChunkReceived(_contentOctets));
@@ -264,11 +323,20 @@ internal sealed partial class SmtpSession
         _mode = ReadMode.Command;
         _state = SmtpState.Greeted;
         var transaction = _transaction!;
-        if (_data.Error is { } refusal)
+        var exhausted = transaction.Content is null or { Exhausted: true };
+        if (_data.Error is not null || exhausted)
         {
-            var errorType = _data.SawBareLineEnding && !_options.NormalizeBareLineFeeds ? "bare_line_ending"
+            var refusal = _data.Error ?? SmtpReplies.InsufficientStorage;
+            var errorType = _data.Error is null ? "buffer_budget"
+                : _data.SawBareLineEnding && !_options.NormalizeBareLineFeeds ? "bare_line_ending"
                 : _data.SizeExceeded ? "message_too_big"
                 : "line_too_long";
+            if (_data.Error is null)
+            {
+                Log.BufferBudgetExhausted(_logger, _clientAddress, "content", _budget.InUse);
+                _metrics.BufferBudgetExhausted("content");
+            }
+
             _acceptor.RecordRefusal(MessageOrigin.Smtp, transaction.Sender, _clientAddress, refusal, errorType);
             Write(refusal);
             EndTransaction(errorType);
@@ -315,7 +383,9 @@ internal sealed partial class SmtpSession
                 request,
                 async (accepted, ct) =>
                 {
+                    // The message is committed: its buffer goes back to the pool and the budget before the 250 is sent.
                     // 250 goes out as soon as the commit returned; the announcement follows.
+                    transaction.ReleaseContent();
                     Write(accepted.Reply);
                     await _output.FlushAsync(ct);
                 },

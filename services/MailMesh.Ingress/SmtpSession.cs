@@ -8,6 +8,7 @@ using System.Security.Authentication;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
 using MailMesh.Ingress.Auth;
+using MailMesh.Ingress.Memory;
 using MailMesh.Ingress.Tls;
 using MailMesh.Smtp;
 using Microsoft.AspNetCore.Connections;
@@ -36,6 +37,7 @@ internal sealed record SmtpSessionServices(
     ServerCertificate Certificate,
     Authenticator Authenticator,
     IngressMetrics Metrics,
+    MessageBufferBudget Budget,
     TimeProvider Time,
     ILogger Logger);
 
@@ -106,6 +108,7 @@ internal sealed partial class SmtpSession
     private readonly IPEndPoint? _client;
     private readonly string _clientAddress;
     private readonly SmtpDataReader _data;
+    private readonly MessageBufferBudget _budget;
 
     private PipeReader _input;
     private PipeWriter _output;
@@ -147,6 +150,7 @@ internal sealed partial class SmtpSession
         _policy = policy;
         _acceptor = services.Acceptor;
         _metrics = services.Metrics;
+        _budget = services.Budget;
         _time = services.Time;
         _logger = services.Logger;
         _draining = shutdown.Draining;

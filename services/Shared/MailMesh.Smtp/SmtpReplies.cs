@@ -154,6 +154,12 @@ public static class SmtpReplies
     /// <summary>RFC 3030 §2: BDAT accepted, chunk received.</summary>
     public static SmtpReply ChunkReceived(long octets) => new(250, EnhancedStatusCodes.Ok, octets.ToString(CultureInfo.InvariantCulture) + " octets received");
 
+    /// <summary>
+    /// RFC 5321 §4.5.3.1.10 / RFC 1870 §6.2 / RFC 3463 4.3.1 "mail system full": the server cannot hold the message now
+    /// (its memory budget for messages in flight is used up); the client tries again later.
+    /// </summary>
+    public static SmtpReply InsufficientStorage { get; } = new(452, "4.3.1", "Insufficient system storage, try again later");
+
     /// <summary>RFC 2920 §3.1 / Postfix "improper command pipelining": commands where none may follow.</summary>
     public static SmtpReply ImproperPipelining { get; } = new(554, "5.5.0", "Improper command pipelining");
 
