@@ -24,6 +24,7 @@ public static class IngressExtensions
         services.AddValidatedOptions<IngressOptions>();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IngressMetrics>();
+        services.TryAddSingleton<Memory.MessageBufferBudget>();
         services.TryAddSingleton<IngressEndpoints>();
         services.TryAddSingleton<SmtpConnectionHandler>();
         services.TryAddScoped<IngressPolicy>();

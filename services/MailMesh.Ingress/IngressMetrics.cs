@@ -9,6 +9,7 @@ internal sealed class IngressMetrics
 {
     public const string MeterName = "MailMesh.Ingress";
 
+    private readonly Meter _meter;
     private readonly UpDownCounter<long> _activeSessions;
     private readonly Counter<long> _sessions;
     private readonly Counter<long> _accepted;
@@ -19,10 +20,11 @@ internal sealed class IngressMetrics
     private readonly Counter<long> _improperPipelining;
     private readonly Counter<long> _authentications;
     private readonly Counter<long> _tlsHandshakes;
+    private readonly Counter<long> _bufferBudgetRefusals;
 
     public IngressMetrics(IMeterFactory meterFactory)
     {
-        var meter = meterFactory.Create(MeterName);
+        var meter = _meter = meterFactory.Create(MeterName);
         _activeSessions = meter.CreateUpDownCounter<long>("mailmesh.smtp.sessions.active", "{session}", "SMTP sessions open now.");
         _sessions = meter.CreateCounter<long>("mailmesh.smtp.sessions", "{session}", "SMTP sessions opened.");
         _accepted = meter.CreateCounter<long>("mailmesh.ingress.messages.accepted", "{message}", "Messages committed to the spool and answered 250.");
@@ -36,8 +38,22 @@ internal sealed class IngressMetrics
         _refusedConnections = meter.CreateCounter<long>("mailmesh.smtp.connections.refused", "{connection}", "Connections refused before the greeting by a connection limit, by error.type.");
         _improperPipelining = meter.CreateCounter<long>("mailmesh.smtp.improper_pipelining", "{event}", "Clients that sent input where RFC 2920 forbids it (pregreet, data, starttls).");
         _authentications = meter.CreateCounter<long>("mailmesh.smtp.auth.attempts", "{attempt}", "AUTH exchanges, by mailmesh.auth.result (success, failure, locked_out).");
+        _bufferBudgetRefusals = meter.CreateCounter<long>(
+            "mailmesh.ingress.buffer_budget.refusals",
+            "{refusal}",
+            "Messages refused (SMTP 452 4.3.1, HTTP 503) because Ingress:MaxBufferedBytes was used up, by mailmesh.stage (mail, data, bdat, content, http).");
         _tlsHandshakes = meter.CreateCounter<long>("mailmesh.smtp.tls.handshakes", "{handshake}", "TLS handshakes (STARTTLS and implicit TLS); failed ones carry error.type.");
     }
+
+    /// <summary>Registers <c>mailmesh.smtp.buffered_bytes</c>, read from <paramref name="inUse"/> (the MessageBufferBudget).</summary>
+    public void ObserveBufferedBytes(Func<long> inUse) =>
+        _meter.CreateObservableUpDownCounter(
+            "mailmesh.smtp.buffered_bytes",
+            inUse,
+            "By",
+            "Message bytes held in memory while they arrive (SMTP DATA/BDAT and HTTP bodies), bounded by Ingress:MaxBufferedBytes.");
+
+    public void BufferBudgetExhausted(string stage) => _bufferBudgetRefusals.Add(1, new TagList { { "mailmesh.stage", stage } });
 
     public void ConnectionRefused(string limit) => _refusedConnections.Add(1, new TagList { { "error.type", limit } });
 

@@ -96,6 +96,17 @@ public sealed class IngressOptions : IValidatedOptions
     /// </summary>
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// The process-wide budget, in octets, for message content held in memory while it arrives (SMTP DATA/BDAT and
+    /// HTTP submission bodies, counted by buffer capacity). Buffers grow as octets arrive and are never sized from a
+    /// client's declaration. When the budget is exhausted SMTP answers 452 4.3.1 (at MAIL when the declared SIZE does
+    /// not fit, at DATA/BDAT, or at the end of a message that could not be held) and HTTP 503. The default (256 MiB)
+    /// leaves room in the chart's 512 Mi Ingress limit for the runtime and connections; it must be at least twice
+    /// <see cref="MaxMessageSize"/> plus 64 KiB, so a message of the largest size can be accepted (a buffer that grows
+    /// holds its old and new array while it copies).
+    /// </summary>
+    public long MaxBufferedBytes { get; set; } = 256L * 1024 * 1024;
+
     /// <summary>RFC 5321 §6.3: more Received headers than this (counting ours) is a loop, refused with 554 5.4.6.</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
 
@@ -159,6 +170,11 @@ public sealed class IngressOptions : IValidatedOptions
         {
             // The message is held in one contiguous buffer until it is committed.
             yield return P + "MaxMessageSize: must be below 2 GiB";
+        }
+
+        if (MaxBufferedBytes < (2 * MaxMessageSize) + (64 * 1024))
+        {
+            yield return P + "MaxBufferedBytes: must be at least twice Ingress:MaxMessageSize plus 64 KiB, so a message of the largest size fits while its buffer grows";
         }
 
         if (MaxRecipients < 100)

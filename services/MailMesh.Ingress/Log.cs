@@ -76,4 +76,10 @@ internal static partial class Log
 
     [LoggerMessage(1052, LogLevel.Debug, "{Client} sent message content below the minimum data rate; closing")]
     public static partial void DataRateTooLow(ILogger logger, string client);
+
+    [LoggerMessage(1053, LogLevel.Warning, "{Client} sent a BDAT whose chunk-size cannot be read; closing (RFC 3030 §2)")]
+    public static partial void BdatSyntax(ILogger logger, string client);
+
+    [LoggerMessage(1054, LogLevel.Warning, "Message from {Client} refused at {Stage}: Ingress:MaxBufferedBytes is used up ({InUse} octets buffered); answering 452 4.3.1")]
+    public static partial void BufferBudgetExhausted(ILogger logger, string client, string stage, long inUse);
 }

@@ -24,11 +24,12 @@ internal sealed class SmtpConnectionHandler(
     Authenticator authenticator,
     ConnectionLimiter limiter,
     IngressMetrics metrics,
+    Memory.MessageBufferBudget budget,
     TimeProvider time,
     IngressShutdown shutdown,
     ILogger<SmtpSession> logger)
 {
-    private readonly SmtpSessionServices _services = new(options.Value, tls.Value, auth.Value, acceptor, certificate, authenticator, metrics, time, logger);
+    private readonly SmtpSessionServices _services = new(options.Value, tls.Value, auth.Value, acceptor, certificate, authenticator, metrics, budget, time, logger);
 
     public async Task OnConnectedAsync(ConnectionContext connection, ListenerKind kind)
     {

@@ -1,18 +1,16 @@
 using System.Buffers;
-using System.Buffers.Text;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
-using System.Text;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
 using MailMesh.Ingress.Auth;
+using MailMesh.Ingress.Memory;
 using MailMesh.Ingress.Tls;
 using MailMesh.Smtp;
-using MailMesh.Storage;
 using Microsoft.AspNetCore.Connections;
 
 namespace MailMesh.Ingress;
@@ -39,8 +37,49 @@ internal sealed record SmtpSessionServices(
     ServerCertificate Certificate,
     Authenticator Authenticator,
     IngressMetrics Metrics,
+    MessageBufferBudget Budget,
     TimeProvider Time,
     ILogger Logger);
+
+/// <summary>What the next octets from the client are.</summary>
+internal enum ReadModeKind
+{
+    /// <summary>A command line.</summary>
+    Command,
+
+    /// <summary>A response line of an AUTH exchange (RFC 4954 §4), not a command.</summary>
+    AuthResponse,
+
+    /// <summary>DATA content up to CRLF.CRLF (RFC 5321 §4.1.1.4).</summary>
+    Data,
+
+    /// <summary>The rest of an accepted BDAT chunk (RFC 3030 §2): exactly <see cref="ReadMode.ChunkRemaining"/> octets.</summary>
+    Chunk,
+
+    /// <summary>The rest of a refused BDAT chunk: read and discarded, then the refusal is answered.</summary>
+    DiscardChunk,
+}
+
+/// <summary>
+/// The session's read mode: one value, set where the protocol changes it and read before each piece of input, never
+/// derived from other state (a stale copy of it once made a command pipelined after an AUTH LOGIN password be read as
+/// another AUTH response).
+/// </summary>
+internal readonly record struct ReadMode(ReadModeKind Kind, long ChunkRemaining = 0)
+{
+    public static ReadMode Command { get; } = new(ReadModeKind.Command);
+
+    public static ReadMode AuthResponse { get; } = new(ReadModeKind.AuthResponse);
+
+    public static ReadMode Data { get; } = new(ReadModeKind.Data);
+
+    public static ReadMode Chunk(long octets) => new(ReadModeKind.Chunk, octets);
+
+    public static ReadMode DiscardChunk(long octets) => new(ReadModeKind.DiscardChunk, octets);
+
+    /// <summary>Message content (DATA or a BDAT chunk, kept or discarded): the data timeouts and rate apply.</summary>
+    public bool IsContent => Kind is ReadModeKind.Data or ReadModeKind.Chunk or ReadModeKind.DiscardChunk;
+}
 
 /// <summary>
 /// One SMTP server session (RFC 5321) over a Kestrel connection. Reads with System.IO.Pipelines, parses with
@@ -50,8 +89,10 @@ internal sealed record SmtpSessionServices(
 /// pipe, which is flushed only when the buffer is drained (or before waiting for message content after 354).
 /// Extensions: STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616), CHUNKING/BINARYMIME (RFC 3030), DSN
 /// (RFC 3461), SMTPUTF8 (RFC 6531), REQUIRETLS (RFC 8689), SIZE (RFC 1870), 8BITMIME (RFC 6152).
+/// The class is split by concern: this file has the read loop and command dispatch; SmtpSession.Transaction.cs MAIL,
+/// RCPT, DATA and BDAT; SmtpSession.Auth.cs AUTH; SmtpSession.Tls.cs STARTTLS and implicit TLS.
 /// </summary>
-internal sealed class SmtpSession
+internal sealed partial class SmtpSession
 {
     private readonly ConnectionContext _connection;
     private readonly ListenerKind _kind;
@@ -67,13 +108,14 @@ internal sealed class SmtpSession
     private readonly IPEndPoint? _client;
     private readonly string _clientAddress;
     private readonly SmtpDataReader _data;
-    private readonly List<NewRecipient> _recipients = [];
+    private readonly MessageBufferBudget _budget;
 
     private PipeReader _input;
     private PipeWriter _output;
     private SslStream? _tls;
     private SmtpLineReader _lines;
     private SmtpState _state = SmtpState.Connected;
+    private ReadMode _mode = ReadMode.Command;
     private string? _helo;
     private bool _esmtp;
     private int _errors;
@@ -86,25 +128,18 @@ internal sealed class SmtpSession
     private int _idleRead;
     private volatile bool _closedForShutdown;
 
-    // AUTH exchange in progress (RFC 4954 §4): the mechanism and what has been collected so far.
-    private string? _authMechanism;
-    private string? _authUser;
+    // The AUTH exchange in progress (RFC 4954 §4), while _mode is AuthResponse.
+    private SmtpAuthExchange? _auth;
 
-    // The mail transaction (MAIL to end of DATA / BDAT LAST).
-    private string _sender = string.Empty;
-    private MailParameters _mailParameters = MailParameters.None;
-    private Activity? _transaction;
-    private ArrayBufferWriter<byte>? _content;
-    private Guid _messageId;
-    private DateTimeOffset _receivedAt;
+    // The mail transaction (MAIL to end of DATA / BDAT LAST), or null.
+    private MailTransaction? _transaction;
 
-    // Message content pace (MinDataRate) and BDAT chunk state (RFC 3030).
+    // Message content pace (MinDataRate), for DATA and BDAT chunks, kept or discarded.
     private long _contentStarted;
     private long _contentOctets;
-    private long _chunkRemaining;
-    private bool _chunkLast;
-    private SmtpReply? _chunkError;
-    private string? _chunkErrorType;
+
+    // RFC 3030 §2: a refused BDAT's chunk is read and discarded (_mode is DiscardChunk); this is the reply given then.
+    private SmtpReply? _discardReply;
 
     public SmtpSession(ConnectionContext connection, ListenerKind kind, SmtpSessionServices services, IngressPolicy policy, IngressShutdown shutdown)
     {
@@ -115,6 +150,7 @@ internal sealed class SmtpSession
         _policy = policy;
         _acceptor = services.Acceptor;
         _metrics = services.Metrics;
+        _budget = services.Budget;
         _time = services.Time;
         _logger = services.Logger;
         _draining = shutdown.Draining;
@@ -130,14 +166,6 @@ internal sealed class SmtpSession
             _options.NormalizeBareLineFeeds ? BareLineEndingHandling.Normalize : BareLineEndingHandling.Reject);
     }
 
-    private enum Mode
-    {
-        Command,
-        Data,
-        Chunk,
-        AuthResponse,
-    }
-
     private string HostName => _options.HostName;
 
     private IPAddress? ClientIp => _client?.Address is { IsIPv4MappedToIPv6: true } mapped ? mapped.MapToIPv4() : _client?.Address;
@@ -149,12 +177,6 @@ internal sealed class SmtpSession
     private bool StartTlsOffered => !IsTls && _services.Certificate.IsEnabled;
 
     private bool AuthOffered => _services.Authenticator.HasUsers && (IsTls || _services.Auth.AllowPlaintext);
-
-    private Mode CurrentMode =>
-        _state == SmtpState.Data ? Mode.Data
-        : _chunkRemaining > 0 ? Mode.Chunk
-        : _authMechanism is not null ? Mode.AuthResponse
-        : Mode.Command;
 
     public async Task RunAsync()
     {
@@ -293,14 +315,15 @@ internal sealed class SmtpSession
         }
     }
 
+
     private async Task ReadLoopAsync(CancellationTokenSource readTimeout)
     {
         while (true)
         {
-            var mode = CurrentMode;
-            var timeout = mode is Mode.Data or Mode.Chunk ? _options.DataBlockTimeout : _options.CommandTimeout;
+            var content = _mode.IsContent;
+            var timeout = content ? _options.DataBlockTimeout : _options.CommandTimeout;
             var rateDeadline = false;
-            if (mode is Mode.Data or Mode.Chunk && _options.MinDataRate > 0)
+            if (content && _options.MinDataRate > 0)
             {
                 // Kestrel's MinRequestBodyDataRate, for message content: after the grace period the average rate since
                 // the content started must stay above the minimum. The read deadline is when the octets received so far
@@ -326,7 +349,7 @@ internal sealed class SmtpSession
             // (421 4.3.2); one in a transaction reads on until the transaction ends or the grace period does. The flag
             // is published before the check, and the Draining callback reads it after the token is set, so one of
             // them sees the other (Interlocked.Exchange is a full fence).
-            var idle = mode == Mode.Command && _state is (SmtpState.Connected or SmtpState.Greeted);
+            var idle = _mode.Kind == ReadModeKind.Command && _state is (SmtpState.Connected or SmtpState.Greeted);
             if (idle)
             {
                 Interlocked.Exchange(ref _idleRead, 1);
@@ -371,9 +394,9 @@ internal sealed class SmtpSession
                 while (!close && !_startTls)
                 {
                     var remaining = buffer.Slice(consumed);
-                    switch (CurrentMode)
+                    switch (_mode.Kind)
                     {
-                        case Mode.Data:
+                        case ReadModeKind.Data:
                             {
                                 var before = remaining.Length;
                                 var done = ReadContent(remaining, ref consumed);
@@ -387,30 +410,42 @@ internal sealed class SmtpSession
                                 break;
                             }
 
-                        case Mode.Chunk:
+                        case ReadModeKind.Chunk or ReadModeKind.DiscardChunk:
                             {
                                 if (remaining.IsEmpty)
                                 {
                                     goto NeedMore;
                                 }
 
-                                var take = remaining.Slice(0, Math.Min(remaining.Length, _chunkRemaining));
-                                if (_chunkError is null)
+                                var take = remaining.Slice(0, Math.Min(remaining.Length, _mode.ChunkRemaining));
+                                if (_mode.Kind == ReadModeKind.Chunk && _transaction?.Content is { } output)
                                 {
                                     foreach (var segment in take)
                                     {
-                                        _content!.Write(segment.Span);
+                                        output.Write(segment.Span);
                                     }
                                 }
 
-                                _chunkRemaining -= take.Length;
                                 _contentOctets += take.Length;
                                 consumed = take.End;
-                                if (_chunkRemaining == 0)
+                                _mode = _mode with { ChunkRemaining = _mode.ChunkRemaining - take.Length };
+                                if (_mode.ChunkRemaining == 0)
                                 {
-                                    close = await EndOfChunkAsync();
+                                    close = _mode.Kind == ReadModeKind.DiscardChunk ? EndOfDiscardedChunk() : await EndOfChunkAsync();
                                 }
 
+                                break;
+                            }
+
+                        case ReadModeKind.AuthResponse:
+                            {
+                                var status = ReadLine(remaining, ref consumed, out var line, out var lineError);
+                                if (status == LineStatus.NeedMore)
+                                {
+                                    goto NeedMore;
+                                }
+
+                                close = await AuthResponseAsync(line, lineError);
                                 break;
                             }
 
@@ -422,23 +457,19 @@ internal sealed class SmtpSession
                                     goto NeedMore;
                                 }
 
-                                if (mode == Mode.AuthResponse || _authMechanism is not null)
-                                {
-                                    close = lineError is not null ? AuthAbort(lineError) : await AuthResponseAsync(line);
-                                    break;
-                                }
-
                                 SmtpCommand? command = null;
                                 if (lineError is null && !SmtpCommandParser.TryParse(line, allowUtf8: _esmtp, out command, out lineError))
                                 {
                                     command = null;
                                 }
 
-                                close = command is not null ? await ExecuteAsync(command) : ProtocolError(lineError!);
+                                close = command is not null ? await ExecuteAsync(command)
+                                    : ReferenceEquals(lineError, SmtpReplies.SyntaxBdat) ? BdatSyntaxError()
+                                    : ProtocolError(lineError!);
 
                                 // RFC 2920 §3.1: DATA must be the last command of a group; content sent before the 354 is
                                 // a client that does not wait for replies (a spam-bot signature, and a smuggling vector).
-                                if (!close && command?.Kind == SmtpCommandKind.Data && _state == SmtpState.Data && !buffer.Slice(consumed).IsEmpty)
+                                if (!close && command?.Kind == SmtpCommandKind.Data && _mode.Kind == ReadModeKind.Data && !buffer.Slice(consumed).IsEmpty)
                                 {
                                     Log.ImproperPipelining(_logger, _clientAddress, "content before the 354 reply");
                                     _sessionActivity?.SetTag("error.type", "improper_pipelining");
@@ -527,7 +558,7 @@ internal sealed class SmtpSession
     private bool ReadContent(ReadOnlySequence<byte> buffer, ref SequencePosition consumed)
     {
         var reader = new SequenceReader<byte>(buffer);
-        var done = _data.TryRead(ref reader, _content);
+        var done = _data.TryRead(ref reader, _transaction?.Content);
         consumed = reader.Position;
         return done;
     }
@@ -535,6 +566,11 @@ internal sealed class SmtpSession
     /// <summary>Runs one command; returns true when the session must close.</summary>
     private async Task<bool> ExecuteAsync(SmtpCommand command)
     {
+        if (command.Kind == SmtpCommandKind.Bdat)
+        {
+            return await BdatAsync(command);
+        }
+
         switch (command.Kind)
         {
             case SmtpCommandKind.Expn:
@@ -543,7 +579,7 @@ internal sealed class SmtpSession
                 return ProtocolError(SmtpReplies.TlsAlreadyActive);
             case SmtpCommandKind.StartTls when !StartTlsOffered:
             case SmtpCommandKind.Auth when !_services.Authenticator.HasUsers:
-            case SmtpCommandKind.Bdat or SmtpCommandKind.Auth or SmtpCommandKind.StartTls when !_esmtp && _state != SmtpState.Connected:
+            case SmtpCommandKind.Auth or SmtpCommandKind.StartTls when !_esmtp && _state != SmtpState.Connected:
                 // Not offered (no certificate, no accounts, or the client said HELO): RFC 5321 §4.2.4.
                 return ProtocolError(SmtpReplies.NotImplemented);
         }
@@ -575,16 +611,7 @@ internal sealed class SmtpSession
             case SmtpCommandKind.Rcpt:
                 return await RcptAsync(command);
             case SmtpCommandKind.Data:
-                if (_mailParameters.Body == SmtpBodyType.BinaryMime)
-                {
-                    // RFC 3030 §3: BINARYMIME content cannot be dot-stuffed text; it comes with BDAT only.
-                    return ProtocolError(SmtpReplies.BinaryMimeNeedsBdat);
-                }
-
-                StartData();
-                return false;
-            case SmtpCommandKind.Bdat:
-                return await BdatAsync(command);
+                return Data();
             case SmtpCommandKind.Rset:
                 // RFC 5321 §4.1.1.5: abort the transaction; the greeting stays.
                 EndTransaction(null);
@@ -641,472 +668,10 @@ internal sealed class SmtpSession
 
         if (AuthOffered && _authenticatedUser is null)
         {
-            lines.Add("AUTH PLAIN LOGIN");
+            lines.Add("AUTH " + SmtpAuthExchange.Mechanisms);
         }
 
         return new SmtpReply(250, null, [.. lines]);
-    }
-
-    private bool Mail(SmtpCommand command)
-    {
-        if (!MailParameters.TryParse(command.Parameters, out var parameters, out var error))
-        {
-            return ProtocolError(error);
-        }
-
-        if (RequiresAuth && _authenticatedUser is null)
-        {
-            // RFC 6409 §4.3 / RFC 4954 §6: submission requires authentication.
-            return ProtocolError(SmtpReplies.AuthenticationRequired);
-        }
-
-        if (parameters.RequireTls && !IsTls)
-        {
-            // RFC 8689 §4.1: REQUIRETLS only over TLS (and it is not advertised otherwise).
-            return ProtocolError(SmtpReplies.RequireTlsNeedsTls);
-        }
-
-        if (command.Mailbox is { IsInternational: true } && !parameters.SmtpUtf8)
-        {
-            // RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 parameter.
-            return ProtocolError(SmtpReplies.Utf8AddressNeedsSmtpUtf8);
-        }
-
-        if (parameters.Size > _options.MaxMessageSize)
-        {
-            // RFC 1870 §6.2: a declared size over the fixed limit is refused at MAIL with 552.
-            Write(SmtpReplies.MessageTooBig);
-            return false;
-        }
-
-        _sender = command.IsNullPath ? string.Empty : command.Mailbox!.Address;
-        _mailParameters = parameters;
-        _recipients.Clear();
-        _state = SmtpState.MailGiven;
-        _transaction = IngressTelemetry.Source.StartActivity("smtp.transaction", ActivityKind.Internal, _sessionActivity?.Context ?? default);
-        _transaction?.SetTag("mailmesh.sender", _sender);
-        Write(SmtpReplies.SenderOk);
-        return false;
-    }
-
-    private async Task<bool> RcptAsync(SmtpCommand command)
-    {
-        if (!RcptParameters.TryParse(command.Parameters, out var parameters, out var error))
-        {
-            return ProtocolError(error);
-        }
-
-        if (command.Mailbox is { IsInternational: true } && !_mailParameters.SmtpUtf8)
-        {
-            // RFC 6531 §3.4: UTF-8 recipients only in an SMTPUTF8 transaction.
-            return ProtocolError(SmtpReplies.Utf8AddressNeedsSmtpUtf8);
-        }
-
-        if (_recipients.Count >= _options.MaxRecipients)
-        {
-            // RFC 5321 §4.5.3.1.10: 452 and the client sends the rest in another transaction.
-            Write(SmtpReplies.TooManyRecipients);
-            return false;
-        }
-
-        // RFC 5321 §4.1.1.3: <Postmaster> without a domain is this server's postmaster. Every other recipient is the
-        // parsed, normalised address (domain lower-cased, IDNs as A-labels): exactly what Policy checks is what is
-        // stored and routed.
-        var address = command.IsPostmaster ? "postmaster@" + HostName.ToLowerInvariant() : command.Mailbox!.Address;
-        if (_recipients.Exists(r => string.Equals(r.Address, address, StringComparison.Ordinal)))
-        {
-            // A duplicate is acknowledged and delivered once.
-            Write(SmtpReplies.RecipientOk);
-            return false;
-        }
-
-        var decision = await CheckPolicyAsync("recipient", ct => _policy.CheckAsync(
-            new CheckRecipient
-            {
-                ClientAddress = _clientAddress,
-                Sender = _sender,
-                Recipient = address,
-                AuthenticatedUser = _authenticatedUser,
-                AcceptedRecipients = _recipients.Count,
-            },
-            ct));
-        if (decision.Reply is not null)
-        {
-            Write(decision.Reply);
-            return false;
-        }
-
-        _recipients.Add(new NewRecipient { Address = address, Notify = parameters.Notify, OriginalRecipient = parameters.OriginalRecipient });
-        _state = SmtpState.RcptGiven;
-        Write(SmtpReplies.RecipientOk);
-        return false;
-    }
-
-    /// <summary>Starts the message buffer with our Received header (RFC 5321 §4.4), for DATA and the first BDAT.</summary>
-    private void StartContent()
-    {
-        _messageId = Guid.CreateVersion7();
-        _receivedAt = _time.GetUtcNow();
-        _transaction?.SetTag("mailmesh.message.id", _messageId.ToString());
-        _contentStarted = _time.GetTimestamp();
-        _contentOctets = 0;
-
-        // Pre-size from the declared SIZE (RFC 1870), never beyond the limit.
-        var expected = (int)Math.Min(_mailParameters.Size ?? 16 * 1024, _options.MaxMessageSize) + 512;
-        _content = new ArrayBufferWriter<byte>(expected);
-        ReceivedHeader.Write(
-            _content,
-            _helo,
-            ClientIp,
-            HostName,
-            ReceivedProtocol(),
-            _messageId,
-            _recipients.Count == 1 ? _recipients[0].Address : null,
-            _receivedAt);
-    }
-
-    /// <summary>The "with" value of the Received header (RFC 3848, RFC 6531 §3.7.3).</summary>
-    private string ReceivedProtocol()
-    {
-        if (!_esmtp)
-        {
-            return "SMTP";
-        }
-
-        var suffix = (IsTls ? "S" : string.Empty) + (_authenticatedUser is not null ? "A" : string.Empty);
-        return (_mailParameters.SmtpUtf8 ? "UTF8SMTP" : "ESMTP") + suffix;
-    }
-
-    private void StartData()
-    {
-        StartContent();
-        _data.Reset();
-        _state = SmtpState.Data;
-        Write(SmtpReplies.StartMailInput);
-    }
-
-    /// <summary>RFC 3030 §2: BDAT chunk-size [LAST]; the chunk's octets follow the command line exactly.</summary>
-    private async Task<bool> BdatAsync(SmtpCommand command)
-    {
-        var parts = command.Argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        long size = 0;
-        if (parts.Length is 0 or > 2
-            || parts[0].Length > 18 || !parts[0].All(char.IsAsciiDigit)
-            || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out size)
-            || (parts.Length == 2 && !parts[1].Equals("LAST", StringComparison.OrdinalIgnoreCase)))
-        {
-            // The chunk length is unknown, so the octets that follow cannot be skipped: the client is out of sync.
-            Write(SmtpReplies.SyntaxBdat);
-            EndTransaction("bdat_syntax");
-            _state = SmtpState.Greeted;
-            return true;
-        }
-
-        if (_state != SmtpState.Chunking)
-        {
-            StartContent();
-            _chunkError = null;
-            _chunkErrorType = null;
-            _state = SmtpState.Chunking;
-        }
-
-        _chunkLast = parts.Length == 2;
-        _chunkRemaining = size;
-
-        // RFC 1870 / RFC 3030 §4.2: the size is checked per chunk; an oversized chunk is read and thrown away (its
-        // length is known), and the transaction fails.
-        if (_chunkError is null && _contentOctets + size > _options.MaxMessageSize)
-        {
-            _chunkError = SmtpReplies.MessageTooBig;
-            _chunkErrorType = "message_too_big";
-            _content = null;
-        }
-
-        return size == 0 && await EndOfChunkAsync();
-    }
-
-    private async Task<bool> EndOfChunkAsync()
-    {
-        if (!_chunkLast)
-        {
-            Write(_chunkError ?? SmtpReplies.ChunkReceived(_contentOctets));
-            return false;
-        }
-
-        // BDAT LAST ends the transaction whatever the reply (RFC 3030 §2).
-        _state = SmtpState.Greeted;
-        if (_chunkError is { } error)
-        {
-            _acceptor.RecordRefusal(MessageOrigin.Smtp, _sender, _clientAddress, error, _chunkErrorType!);
-            Write(error);
-            EndTransaction(_chunkErrorType);
-            return false;
-        }
-
-        var body = _mailParameters.Body switch
-        {
-            SmtpBodyType.BinaryMime => BodyType.BinaryMime,
-            SmtpBodyType.EightBitMime => BodyType.EightBitMime,
-            _ => ContainsEightBit(_content!.WrittenSpan) ? BodyType.EightBitMime : BodyType.SevenBit,
-        };
-        await AcceptAsync(body);
-        return false;
-    }
-
-    private static bool ContainsEightBit(ReadOnlySpan<byte> content) => content.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0;
-
-    /// <summary>RFC 5321 §4.1.1.4: the end of data ends the transaction whatever the reply.</summary>
-    private async Task<bool> EndOfDataAsync()
-    {
-        _state = SmtpState.Greeted;
-        if (_data.Error is { } refusal)
-        {
-            var errorType = _data.SawBareLineEnding && !_options.NormalizeBareLineFeeds ? "bare_line_ending"
-                : _data.SizeExceeded ? "message_too_big"
-                : "line_too_long";
-            _acceptor.RecordRefusal(MessageOrigin.Smtp, _sender, _clientAddress, refusal, errorType);
-            Write(refusal);
-            EndTransaction(errorType);
-            return false;
-        }
-
-        await AcceptAsync(_mailParameters.Body == SmtpBodyType.EightBitMime || _data.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit);
-        return false;
-    }
-
-    private async Task AcceptAsync(BodyType body)
-    {
-        var request = new AcceptRequest
-        {
-            MessageId = _messageId,
-            ReceivedAt = _receivedAt,
-            Sender = _sender,
-            Recipients = [.. _recipients],
-            Content = _content!.WrittenMemory,
-            AddReceivedHeader = false,
-            ClientAddress = _clientAddress,
-            ClientIp = ClientIp,
-            ClientHelo = _helo,
-            AuthenticatedUser = _authenticatedUser,
-            Origin = MessageOrigin.Smtp,
-            Protocol = ReceivedProtocol(),
-            BodyType = body,
-            SmtpUtf8 = _mailParameters.SmtpUtf8,
-            RequireTls = _mailParameters.RequireTls,
-            EnvelopeId = _mailParameters.EnvelopeId,
-            Ret = _mailParameters.Ret,
-            TraceParent = _transaction?.Id,
-        };
-
-        // The transaction's span is current while the message is checked, stored and announced.
-        var previous = Activity.Current;
-        Activity.Current = _transaction ?? previous;
-        AcceptResult result;
-        try
-        {
-            result = await _acceptor.AcceptAsync(
-                request,
-                async (accepted, ct) =>
-                {
-                    // 250 goes out as soon as the commit returned; the announcement follows.
-                    Write(accepted.Reply);
-                    await _output.FlushAsync(ct);
-                },
-                _graceEnded);
-        }
-        finally
-        {
-            Activity.Current = previous;
-        }
-
-        if (!result.Accepted || result.Duplicate)
-        {
-            Write(result.Reply);
-        }
-
-        EndTransaction(result.ErrorType);
-    }
-
-    /// <summary>RFC 4954 §4: AUTH mechanism [initial-response].</summary>
-    private async Task<bool> AuthAsync(SmtpCommand command)
-    {
-        if (_authenticatedUser is not null)
-        {
-            return ProtocolError(SmtpReplies.AlreadyAuthenticated);
-        }
-
-        if (!AuthOffered)
-        {
-            // RFC 4954 §4 / §6: AUTH over a clear channel when only TLS may carry it.
-            return ProtocolError(SmtpReplies.EncryptionRequired);
-        }
-
-        if (_services.Authenticator.IsLockedOut(_clientAddress))
-        {
-            Log.AuthLockedOut(_logger, _clientAddress);
-            return ProtocolError(SmtpReplies.AuthenticationTemporaryFailure);
-        }
-
-        var parts = command.Argument.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length is 0 or > 2)
-        {
-            return ProtocolError(SmtpReplies.SyntaxParameters);
-        }
-
-        var mechanism = parts[0].ToUpperInvariant();
-        if (mechanism is not ("PLAIN" or "LOGIN"))
-        {
-            return ProtocolError(SmtpReplies.UnrecognizedAuthenticationType);
-        }
-
-        _authMechanism = mechanism;
-        _authUser = null;
-        if (parts.Length == 1)
-        {
-            // PLAIN: an empty challenge (RFC 4616 §2); LOGIN: "Username:" (draft-murchison-sasl-login).
-            Write(new SmtpReply(334, null, mechanism == "PLAIN" ? string.Empty : "VXNlcm5hbWU6"));
-            return false;
-        }
-
-        // RFC 4954 §4: "=" is an empty initial response.
-        return await AuthResponseAsync(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(parts[1])));
-    }
-
-    private async Task<bool> AuthResponseAsync(ReadOnlySequence<byte> line)
-    {
-        var text = line.IsSingleSegment ? line.FirstSpan : line.ToArray();
-        if (text is [(byte)'*'])
-        {
-            return AuthAbort(SmtpReplies.AuthenticationCancelled);
-        }
-
-        byte[] decoded;
-        if (text is [(byte)'='])
-        {
-            decoded = [];
-        }
-        else
-        {
-            decoded = new byte[Base64.GetMaxDecodedFromUtf8Length(text.Length)];
-            if (Base64.DecodeFromUtf8(text, decoded, out _, out var written) != OperationStatus.Done)
-            {
-                return AuthAbort(SmtpReplies.AuthenticationBadBase64);
-            }
-
-            decoded = decoded[..written];
-        }
-
-        string user, password;
-        if (_authMechanism == "LOGIN")
-        {
-            if (_authUser is null)
-            {
-                _authUser = Encoding.UTF8.GetString(decoded);
-                Write(new SmtpReply(334, null, "UGFzc3dvcmQ6"));
-                return false;
-            }
-
-            user = _authUser;
-            password = Encoding.UTF8.GetString(decoded);
-        }
-        else
-        {
-            // RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd.
-            var first = Array.IndexOf(decoded, (byte)0);
-            var second = first < 0 ? -1 : Array.IndexOf(decoded, (byte)0, first + 1);
-            if (second < 0)
-            {
-                return AuthAbort(SmtpReplies.AuthenticationBadBase64);
-            }
-
-            var authorization = Encoding.UTF8.GetString(decoded, 0, first);
-            user = Encoding.UTF8.GetString(decoded, first + 1, second - first - 1);
-            password = Encoding.UTF8.GetString(decoded, second + 1, decoded.Length - second - 1);
-            if (authorization.Length > 0 && !string.Equals(authorization, user, StringComparison.Ordinal))
-            {
-                // Acting as another identity is not supported: RFC 4616 §2 lets the server refuse.
-                password = string.Empty;
-            }
-        }
-
-        var mechanism = _authMechanism!;
-        _authMechanism = null;
-        _authUser = null;
-        var outcome = await _services.Authenticator.VerifyAsync(_clientAddress, user, password, _graceEnded);
-        switch (outcome)
-        {
-            case AuthOutcome.Succeeded:
-                _authenticatedUser = user;
-                _sessionActivity?.SetTag("enduser.id", user);
-                Log.AuthSucceeded(_logger, mechanism, user, _clientAddress);
-                _metrics.Authentication("success");
-                Write(SmtpReplies.AuthenticationSucceeded);
-                return false;
-            case AuthOutcome.LockedOut:
-                Log.AuthLockedOut(_logger, _clientAddress);
-                _metrics.Authentication("locked_out");
-                return ProtocolError(SmtpReplies.AuthenticationTemporaryFailure);
-            default:
-                Log.AuthFailed(_logger, mechanism, user, _clientAddress);
-                _metrics.Authentication("failure");
-                return ProtocolError(SmtpReplies.AuthenticationFailed);
-        }
-    }
-
-    private bool AuthAbort(SmtpReply reply)
-    {
-        _authMechanism = null;
-        _authUser = null;
-        return ProtocolError(reply);
-    }
-
-    /// <summary>
-    /// RFC 3207 §4.2 / RFC 8314 §3.3: TLS handshake over the connection, then the session continues over the SslStream
-    /// in a fresh state (the client must EHLO again; nothing learnt before TLS is kept).
-    /// </summary>
-    private async Task<bool> StartTlsAsync()
-    {
-        var certificate = _services.Certificate.Current;
-        if (certificate is null)
-        {
-            await CloseWithAsync(SmtpReplies.TlsNotAvailable);
-            return false;
-        }
-
-        var ssl = new SslStream(new DuplexPipeStream(_connection.Transport), leaveInnerStreamOpen: false);
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_graceEnded, _connection.ConnectionClosed);
-            timeout.CancelAfter(_services.Tls.HandshakeTimeout);
-            await ssl.AuthenticateAsServerAsync(
-                new SslServerAuthenticationOptions
-                {
-                    ServerCertificateContext = certificate,
-                    ClientCertificateRequired = false,
-                    CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
-                },
-                timeout.Token);
-        }
-        catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)
-        {
-            Log.HandshakeFailed(_logger, _clientAddress, ex);
-            _metrics.TlsHandshake(failed: true);
-            await ssl.DisposeAsync();
-            return false;
-        }
-
-        _metrics.TlsHandshake(failed: false);
-        _sessionActivity?.SetTag("tls.protocol.version", ssl.SslProtocol.ToString());
-        _tls = ssl;
-        _input = PipeReader.Create(ssl, new StreamPipeReaderOptions(leaveOpen: true));
-        _output = PipeWriter.Create(ssl, new StreamPipeWriterOptions(leaveOpen: true));
-        _lines = new SmtpLineReader(_options.MaxCommandLineLength);
-        EndTransaction(null);
-        _state = SmtpState.Connected;
-        _helo = null;
-        _esmtp = false;
-        _authenticatedUser = null;
-        return true;
     }
 
     private async Task<(SmtpReply? Reply, bool Failed)> CheckPolicyAsync(string check, Func<CancellationToken, Task<PolicyDecision>> ask)
@@ -1146,28 +711,6 @@ internal sealed class SmtpSession
         _sessionActivity?.SetTag("error.type", "too_many_errors");
         Write(SmtpReplies.ServiceNotAvailable(HostName, EnhancedStatusCodes.TransientSecurity, "Too many errors, closing connection"));
         return true;
-    }
-
-    private void EndTransaction(string? errorType)
-    {
-        _recipients.Clear();
-        _sender = string.Empty;
-        _mailParameters = MailParameters.None;
-        _content = null;
-        _chunkRemaining = 0;
-        _chunkLast = false;
-        _chunkError = null;
-        _chunkErrorType = null;
-        if (_transaction is { } transaction)
-        {
-            if (errorType is not null)
-            {
-                transaction.SetTag("error.type", errorType);
-            }
-
-            transaction.Dispose();
-            _transaction = null;
-        }
     }
 
     private void Write(SmtpReply reply) => reply.WriteTo(_output);

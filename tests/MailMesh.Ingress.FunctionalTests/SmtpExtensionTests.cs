@@ -207,6 +207,37 @@ public sealed class SmtpExtensionTests
         }
     }
 
+    [Theory]
+    [InlineData("LOGIN")]
+    [InlineData("PLAIN")]
+    public async Task Commands_pipelined_right_after_the_AUTH_response_are_commands(string mechanism)
+    {
+        // Issue 7 §2: the read mode was derived from a copy taken before the read, so the command pipelined after the
+        // password was read as one more AUTH response: 235 then 501. The mode is now one field, set by the exchange.
+        await using var host = await IngressHost.StartAsync(TlsSettings(new() { ["Ingress:Auth:AllowPlaintext"] = "true" }));
+        await using var client = await RawSmtpClient.ConnectAsync(host.SubmissionEndPoint);
+        Assert.Equal(250, (await client.CommandAsync("EHLO client.test")).Code);
+        Assert.Equal(334, (await client.CommandAsync("AUTH " + mechanism)).Code);
+        string last;
+        if (mechanism == "LOGIN")
+        {
+            Assert.Equal(334, (await client.CommandAsync(Convert.ToBase64String(Encoding.UTF8.GetBytes(User)))).Code);
+            last = Convert.ToBase64String(Encoding.UTF8.GetBytes(Password));
+        }
+        else
+        {
+            last = Convert.ToBase64String(Encoding.UTF8.GetBytes("\0" + User + "\0" + Password));
+        }
+
+        await client.SendAsync(last + "\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+        Assert.Equal(235, (await client.ReadReplyAsync()).Code);
+        Assert.Equal(250, (await client.ReadReplyAsync()).Code);
+        Assert.Equal(250, (await client.ReadReplyAsync()).Code);
+        Assert.Equal(354, (await client.ReadReplyAsync()).Code);
+        var id = QueuedId(await client.CommandAsync("Subject: pipelined\r\n\r\nbody\r\n."));
+        Assert.NotNull(await host.Spool.GetMessageAsync(id, Timeout));
+    }
+
     [Fact]
     public async Task AUTH_PLAIN_with_the_right_password_succeeds_and_rejects_a_second_AUTH()
     {
@@ -249,8 +280,8 @@ public sealed class SmtpExtensionTests
         Assert.EndsWith(part1 + part2, Encoding.Latin1.GetString(stored.Content.Span), StringComparison.Ordinal);
         Assert.StartsWith("Received: ", Encoding.Latin1.GetString(stored.Content.Span), StringComparison.Ordinal);
 
-        // After BDAT LAST, another BDAT has no transaction.
-        Assert.Equal(503, (await client.CommandAsync("BDAT 1 LAST")).Code);
+        // After BDAT LAST, another BDAT has no transaction: its chunk is read and discarded, then 503.
+        Assert.Equal(503, (await client.CommandAsync("BDAT 1 LAST\r\nx")).Code);
     }
 
     [Fact]

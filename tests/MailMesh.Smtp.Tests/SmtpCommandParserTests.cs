@@ -142,4 +142,49 @@ public sealed class SmtpCommandParserTests
         Assert.True(SmtpCommandParser.TryParse(sequence, out var command, out _));
         Assert.Equal("a@b.c", command.Mailbox!.Address);
     }
+
+    [Theory]
+    [InlineData("BDAT 0", 0L, false)]
+    [InlineData("BDAT 100 LAST", 100L, true)]
+    [InlineData("bdat 7 last", 7L, true)]
+    [InlineData("BDAT   42   LAST  ", 42L, true)]
+    [InlineData("BDAT 999999999999999999", 999_999_999_999_999_999L, false)]
+    public void Bdat_chunk_size_and_LAST(string line, long size, bool last)
+    {
+        var command = Parse(line);
+        Assert.Equal(SmtpCommandKind.Bdat, command.Kind);
+        Assert.Equal(size, command.ChunkSize);
+        Assert.Equal(last, command.IsLastChunk);
+    }
+
+    [Theory]
+    [InlineData("BDAT")]
+    [InlineData("BDAT ")]
+    [InlineData("BDAT LAST")]
+    [InlineData("BDAT -1")]
+    [InlineData("BDAT +1")]
+    [InlineData("BDAT 1.5")]
+    [InlineData("BDAT 0x10")]
+    [InlineData("BDAT 10 LAST more")]
+    [InlineData("BDAT 10 FIRST")]
+    [InlineData("BDAT 1000000000000000000")]
+    [InlineData("BDAT 10\u0001")]
+    [InlineData("BDAT 10\u00e9")]
+    [InlineData("BDAT\t10")]
+    [InlineData("BDAT 10\tLAST")]
+    public void Bdat_whose_size_cannot_be_read_is_the_closing_syntax_error(string line)
+    {
+        // RFC 3030 §2: the chunk's length is unknown, so the session must close; SyntaxBdat is how the caller knows.
+        Assert.Same(SmtpReplies.SyntaxBdat, Fail(line));
+        Assert.Equal(554, SmtpReplies.SyntaxBdat.Code);
+    }
+
+    [Fact]
+    public void Bdat_verb_is_recognised_before_other_checks()
+    {
+        Assert.True(SmtpCommandParser.IsBdatVerb("BDAT 1\u0001"u8));
+        Assert.True(SmtpCommandParser.IsBdatVerb("bdat"u8));
+        Assert.False(SmtpCommandParser.IsBdatVerb("BDATX 1"u8));
+        Assert.False(SmtpCommandParser.IsBdatVerb("BDA"u8));
+    }
 }

@@ -103,6 +103,27 @@ public abstract class SpoolContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Large_content_in_a_slice_of_a_bigger_buffer_round_trips_and_a_duplicate_keeps_the_first()
+    {
+        // Issue 7 §3: Ingress hands over a slice of a pooled receive buffer; a large one is streamed into the store
+        // (SQLite: zeroblob and incremental blob I/O), never copied to an exact-size array first.
+        var buffer = new byte[(3 * 1024 * 1024) + 100];
+        for (var i = 0; i < buffer.Length; i++)
+        {
+            buffer[i] = (byte)(i * 7);
+        }
+
+        var content = buffer.AsMemory(10, (3 * 1024 * 1024) + 17);
+        var message = Message("a@example.com") with { Content = content };
+        Assert.True(await Spool.StoreAsync(message, Ct));
+        Assert.False(await Spool.StoreAsync(message with { Content = buffer.AsMemory(0, 300_000) }, Ct));
+
+        var stored = await Spool.GetMessageAsync(message.Id, Ct);
+        Assert.True(content.Span.SequenceEqual(stored!.Content.Span));
+        Assert.Equal(content.Length, (await Spool.GetStatusAsync(message.Id, Ct))!.Size);
+    }
+
+    [Fact]
     public async Task Storing_the_same_id_twice_returns_false_and_keeps_the_first()
     {
         var first = Message("a@example.com");

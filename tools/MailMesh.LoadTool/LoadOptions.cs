@@ -22,6 +22,12 @@ internal sealed record LoadOptions
     /// <summary>How long the counting sink waits before its reply to the end of data: a latency-bound destination.</summary>
     public TimeSpan SinkLatency { get; init; }
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>--memory-scenario idle|large|stall|all (MemoryScenario.cs), with its session count, message size and budget.</summary>
+    public string? MemoryScenario { get; init; }
+    public int? MemorySessions { get; init; }
+    public int MemoryMessageSize { get; init; } = 35 * 1000 * 1000;
+    public long? MemoryBudget { get; init; }
     public string RepositoryRoot { get; init; } = FindRepositoryRoot();
 
     public static LoadOptions Parse(string[] args)
@@ -41,6 +47,10 @@ internal sealed record LoadOptions
                 "--delivery-connections" => options with { DeliveryConnections = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--delivery-concurrency" => options with { DeliveryConcurrency = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--sink-latency" => options with { SinkLatency = TimeSpan.FromMilliseconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
+                "--memory-scenario" => options with { MemoryScenario = Next() },
+                "--memory-sessions" => options with { MemorySessions = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--memory-size" => options with { MemoryMessageSize = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--memory-budget" => options with { MemoryBudget = long.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}; see tools/MailMesh.LoadTool/README.md"),
             };

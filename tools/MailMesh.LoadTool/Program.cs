@@ -14,6 +14,11 @@ using MailMesh.Testing.Dns;
 //   --sink-latency 200           the sink answers the end of data 200 ms late: a latency-bound destination
 //   load --target 127.0.0.1:25 --sink-port 2626    (any SMTP server, e.g. Postfix relaying to the sink)
 var options = LoadOptions.Parse(args);
+if (options.MemoryScenario is { } memoryScenario)
+{
+    return await MemoryScenario.RunAsync(options, memoryScenario);
+}
+
 using var dns = TestDnsServer.Start();
 dns.AddMx("load.test", 10, "mx.load.test").AddAddress("mx.load.test", "127.0.0.1");
 await using var sink = new CountingSink(IPAddress.Loopback, options.SinkPort, options.SinkLatency);

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
+using MailMesh.Ingress.Memory;
 using MailMesh.Smtp;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.Http.Features;
@@ -20,6 +21,8 @@ namespace MailMesh.Ingress.Http;
 /// </summary>
 internal sealed class SubmissionHandler(
     MessageAcceptor acceptor,
+    MessageBufferBudget budget,
+    IngressMetrics metrics,
     IngressPolicy policy,
     ISpool spool,
     IOptions<IngressOptions> ingressOptions,
@@ -100,7 +103,18 @@ internal sealed class SubmissionHandler(
         activity?.SetTag("mailmesh.message.id", messageId.ToString());
 
         var limit = isJson ? JsonBodyLimit(_options.MaxMessageSize) : _options.MaxMessageSize;
-        var body = await ReadBodyAsync(request, limit, cancellationToken);
+        if (request.ContentLength <= limit && budget.Available < Math.Max(request.ContentLength ?? 0, 64 * 1024))
+        {
+            return BudgetExhausted(context);
+        }
+
+        var (body, outcome) = await ReadBodyAsync(request, limit, budget, cancellationToken);
+        using var bodyBuffer = body;
+        if (outcome == BodyOutcome.BudgetExhausted)
+        {
+            return BudgetExhausted(context);
+        }
+
         if (body is null)
         {
             return Problems.MessageTooLarge(
@@ -110,7 +124,7 @@ internal sealed class SubmissionHandler(
                 _options.MaxMessageSize);
         }
 
-        var prepared = isJson ? PrepareJson(body.Value, messageId, receivedAt) : PrepareRaw(request, body.Value, messageId, receivedAt);
+        var prepared = isJson ? PrepareJson(body.WrittenMemory, messageId, receivedAt) : PrepareRaw(request, body.WrittenMemory, messageId, receivedAt);
         if (prepared.Problem is { } invalid)
         {
             return invalid;
@@ -432,12 +446,35 @@ internal sealed class SubmissionHandler(
     /// <summary>A JSON body carries attachments in base64 (4 octets per 3) next to the text: the message limit, scaled.</summary>
     internal static long JsonBodyLimit(long maxMessageSize) => Math.Min((maxMessageSize / 3 * 4) + (64 * 1024), Array.MaxLength);
 
-    /// <summary>Reads the body into memory up to <paramref name="limit"/> octets; null when it is larger.</summary>
-    private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// 503 with a reason: the memory budget for message bytes in flight (Ingress:MaxBufferedBytes, shared with SMTP)
+    /// is used up. Nothing was accepted; the client retries after Retry-After.
+    /// </summary>
+    private ProblemHttpResult BudgetExhausted(HttpContext context)
+    {
+        metrics.BufferBudgetExhausted("http");
+        return Problems.Unavailable(
+            "Ingress is holding as many message bytes in memory as Ingress:MaxBufferedBytes allows; nothing was accepted. Try again later.",
+            _api.RetryAfter,
+            context.Response);
+    }
+
+    private enum BodyOutcome
+    {
+        Read,
+        TooLarge,
+        BudgetExhausted,
+    }
+
+    /// <summary>
+    /// Reads the body into a buffer that grows as octets arrive (never sized from Content-Length), reserved from the
+    /// buffered-bytes budget, up to <paramref name="limit"/> octets; the caller disposes it.
+    /// </summary>
+    private static async Task<(MessageBuffer? Body, BodyOutcome Outcome)> ReadBodyAsync(HttpRequest request, long limit, MessageBufferBudget bodyBudget, CancellationToken cancellationToken)
     {
         if (request.ContentLength > limit)
         {
-            return null;
+            return (null, BodyOutcome.TooLarge);
         }
 
         // Kestrel's own cap (30 MB by default) would cut the message limit short: this method enforces the limit.
@@ -446,27 +483,42 @@ internal sealed class SubmissionHandler(
             sizeFeature.MaxRequestBodySize = limit + 1;
         }
 
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 16 * 1024, limit) + 1);
-        var reader = request.BodyReader;
-        while (true)
+        var buffer = new MessageBuffer(bodyBudget, 4096, (int)Math.Min(int.MaxValue, limit + 1));
+        try
         {
-            var read = await reader.ReadAsync(cancellationToken);
-            foreach (var segment in read.Buffer)
+            var reader = request.BodyReader;
+            while (true)
             {
-                if (buffer.WrittenCount + segment.Length > limit)
+                var read = await reader.ReadAsync(cancellationToken);
+                foreach (var segment in read.Buffer)
                 {
-                    reader.AdvanceTo(read.Buffer.End);
-                    return null;
+                    if (buffer.WrittenCount + segment.Length > limit)
+                    {
+                        reader.AdvanceTo(read.Buffer.End);
+                        buffer.Dispose();
+                        return (null, BodyOutcome.TooLarge);
+                    }
+
+                    buffer.Write(segment.Span);
+                    if (buffer.Exhausted)
+                    {
+                        reader.AdvanceTo(read.Buffer.End);
+                        buffer.Dispose();
+                        return (null, BodyOutcome.BudgetExhausted);
+                    }
                 }
 
-                buffer.Write(segment.Span);
+                reader.AdvanceTo(read.Buffer.End);
+                if (read.IsCompleted)
+                {
+                    return (buffer, BodyOutcome.Read);
+                }
             }
-
-            reader.AdvanceTo(read.Buffer.End);
-            if (read.IsCompleted)
-            {
-                return buffer.WrittenMemory;
-            }
+        }
+        catch
+        {
+            buffer.Dispose();
+            throw;
         }
     }
 

@@ -47,6 +47,12 @@ public sealed class SmtpCommand
     /// <summary>RCPT TO:&lt;Postmaster&gt; without a domain, which every server must accept (RFC 5321 §4.1.1.3).</summary>
     public bool IsPostmaster { get; internal init; }
 
+    /// <summary>BDAT: the chunk-size, the exact number of octets that follow the command line (RFC 3030 §2).</summary>
+    public long ChunkSize { get; internal init; }
+
+    /// <summary>BDAT: the LAST end-marker was given.</summary>
+    public bool IsLastChunk { get; internal init; }
+
     /// <summary>MAIL/RCPT parameters in the order given.</summary>
     public IReadOnlyList<EsmtpParameter> Parameters { get; internal init; } = [];
 

@@ -50,6 +50,14 @@ public static class SmtpCommandParser
         command = null;
         error = null;
 
+        // RFC 3030 §2: the octets after a BDAT line are a chunk of exactly chunk-size octets, never commands. A BDAT
+        // line that is not exactly bdat-cmd leaves the length unknown, so it fails with SyntaxBdat (whatever else is
+        // wrong with it) and the caller must close the session: reading on would take chunk data as commands.
+        if (IsBdatVerb(line))
+        {
+            return TryParseBdat(line[4..], out command, out error);
+        }
+
         // RFC 5321 §2.3.1 / §4.1.2: commands are US-ASCII; HTAB is tolerated, other controls are not. RFC 6531 §3.3:
         // with SMTPUTF8 offered, MAIL and RCPT may carry UTF-8 (well-formed: checked here).
         var eightBit = false;
@@ -131,6 +139,44 @@ public static class SmtpCommandParser
         }
 
         command = new SmtpCommand(kind, argument);
+        return true;
+    }
+
+    /// <summary>True when the line's verb is BDAT (the line is "BDAT", or starts with "BDAT" and a space or TAB).</summary>
+    public static bool IsBdatVerb(ReadOnlySpan<byte> line) =>
+        line.Length >= 4 && Ascii.EqualsIgnoreCase(line[..4], "BDAT"u8) && (line.Length == 4 || line[4] is (byte)' ' or (byte)'\t');
+
+    /// <summary>
+    /// RFC 3030 §2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF; chunk-size = 1*DIGIT; end-marker = "LAST".
+    /// Spaces between the parts are tolerated (as Postfix does); anything else, or a size beyond 18 digits, is
+    /// <see cref="SmtpReplies.SyntaxBdat"/>.
+    /// </summary>
+    private static bool TryParseBdat(ReadOnlySpan<byte> rest, out SmtpCommand? command, out SmtpReply? error)
+    {
+        command = null;
+        error = SmtpReplies.SyntaxBdat;
+        rest = rest.Trim((byte)' ');
+        var space = rest.IndexOf((byte)' ');
+        var size = space < 0 ? rest : rest[..space];
+        var marker = space < 0 ? [] : rest[(space + 1)..].TrimStart((byte)' ');
+        if (size.Length is 0 or > 18 || size.ContainsAnyExceptInRange((byte)'0', (byte)'9'))
+        {
+            return false;
+        }
+
+        if (marker.Length != 0 && !Ascii.EqualsIgnoreCase(marker, "LAST"u8))
+        {
+            return false;
+        }
+
+        var chunkSize = 0L;
+        foreach (var digit in size)
+        {
+            chunkSize = (chunkSize * 10) + (digit - '0');
+        }
+
+        error = null;
+        command = new SmtpCommand(SmtpCommandKind.Bdat, Encoding.ASCII.GetString(rest)) { ChunkSize = chunkSize, IsLastChunk = marker.Length != 0 };
         return true;
     }
 

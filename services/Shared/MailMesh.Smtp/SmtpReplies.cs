@@ -142,14 +142,23 @@ public static class SmtpReplies
     /// <summary>RFC 8689 §3: REQUIRETLS on a session that is not under TLS.</summary>
     public static SmtpReply RequireTlsNeedsTls { get; } = new(530, "5.7.10", "REQUIRETLS needs a TLS session");
 
-    /// <summary>RFC 3030 §2: BDAT syntax.</summary>
-    public static SmtpReply SyntaxBdat { get; } = new(501, EnhancedStatusCodes.InvalidArguments, "Syntax: BDAT chunk-size [LAST]");
+    /// <summary>
+    /// RFC 3030 §2: a BDAT line whose chunk-size cannot be read. The chunk's length is unknown, so its octets cannot be
+    /// told from commands: the server answers this and closes the connection (as Postfix does).
+    /// </summary>
+    public static SmtpReply SyntaxBdat { get; } = new(554, EnhancedStatusCodes.InvalidArguments, "Syntax: BDAT chunk-size [LAST]; closing connection");
 
     /// <summary>RFC 3030 §3: BODY=BINARYMIME content must come with BDAT.</summary>
     public static SmtpReply BinaryMimeNeedsBdat { get; } = new(503, EnhancedStatusCodes.InvalidCommand, "BODY=BINARYMIME requires BDAT");
 
     /// <summary>RFC 3030 §2: BDAT accepted, chunk received.</summary>
     public static SmtpReply ChunkReceived(long octets) => new(250, EnhancedStatusCodes.Ok, octets.ToString(CultureInfo.InvariantCulture) + " octets received");
+
+    /// <summary>
+    /// RFC 5321 §4.5.3.1.10 / RFC 1870 §6.2 / RFC 3463 4.3.1 "mail system full": the server cannot hold the message now
+    /// (its memory budget for messages in flight is used up); the client tries again later.
+    /// </summary>
+    public static SmtpReply InsufficientStorage { get; } = new(452, "4.3.1", "Insufficient system storage, try again later");
 
     /// <summary>RFC 2920 §3.1 / Postfix "improper command pipelining": commands where none may follow.</summary>
     public static SmtpReply ImproperPipelining { get; } = new(554, "5.5.0", "Improper command pipelining");

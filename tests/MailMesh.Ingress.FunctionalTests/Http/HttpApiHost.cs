@@ -44,6 +44,8 @@ internal sealed class HttpApiHost : IAsyncDisposable
 
     public Announcements Announcements => _app.Services.GetRequiredService<Announcements>();
 
+    public IServiceProvider Services => _app.Services;
+
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
     /// <summary>A client that sends <paramref name="key"/> as its bearer token (none when null).</summary>

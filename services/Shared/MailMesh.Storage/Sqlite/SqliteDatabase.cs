@@ -407,6 +407,9 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 /// </summary>
 internal sealed class SqliteWrite(SqliteConnection connection, SqliteTransaction transaction)
 {
+    /// <summary>The write connection, for incremental blob I/O (<see cref="SqliteBlob"/>) inside the transaction.</summary>
+    public SqliteConnection Connection => connection;
+
     public SqliteCommand CreateCommand(string sql)
     {
         var command = connection.CreateCommand();

@@ -1,0 +1,407 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using MailMesh.Testing.Infrastructure;
+
+namespace MailMesh.LoadTool;
+
+/// <summary>
+/// <c>--memory-scenario idle|large|stall|all</c> (issue 7 §3): the resident set size (VmRSS, Linux) of a Standalone
+/// process while SMTP clients
+///   idle   hold 1,000 sessions open after EHLO;
+///   large  send 50 messages of 35 MB at once (a client answered 452 4.3.1 by the memory budget tries again after
+///          200 ms, as an MTA would later);
+///   stall  declare SIZE=35 MB, get the 354 and send nothing (50 sessions).
+/// Prints the baseline, the peak while the scenario runs and the value when it is over, plus the SMTP outcomes.
+/// Delivery is pointed at a DNS server address where nothing listens, so accepted mail is deferred (a temporary DNS
+/// failure), not delivered or bounced, during the run.
+/// </summary>
+internal static class MemoryScenario
+{
+    public static async Task<int> RunAsync(LoadOptions options, string scenario)
+    {
+        var scenarios = scenario == "all" ? ["idle", "large", "stall"] : new[] { scenario };
+        if (scenarios.Any(s => s is not ("idle" or "large" or "stall")))
+        {
+            throw new ArgumentException("--memory-scenario is idle, large, stall or all");
+        }
+
+        var failed = false;
+        foreach (var name in scenarios)
+        {
+            // A fresh process per scenario, so one's garbage does not count against the next.
+            await using var target = await StandaloneProcess.StartAsync(options, new IPEndPoint(IPAddress.Loopback, LoopbackPort.Free()));
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var baseline = target.ResidentBytes();
+            Console.WriteLine($"memory: scenario {name}, Standalone pid {target.Pid}, Ingress:MaxBufferedBytes {options.MemoryBudget?.ToString(CultureInfo.InvariantCulture) ?? "default"}, baseline RSS {Mib(baseline)}");
+            using var sampler = new Sampler(target);
+            var outcome = name switch
+            {
+                "idle" => await IdleAsync(target, options.MemorySessions ?? 1000, sampler),
+                "large" => await LargeAsync(target, options.MemorySessions ?? 50, options.MemoryMessageSize, sampler),
+                _ => await StallAsync(target, options.MemorySessions ?? 50, options.MemoryMessageSize, sampler),
+            };
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            var after = target.ResidentBytes();
+            Console.WriteLine($"{name,-6} sessions {outcome.Sessions,5}  RSS baseline {Mib(baseline)}  peak {Mib(sampler.Peak)}  (+{Mib(sampler.Peak - baseline)})  after {Mib(after)}  {outcome.Detail}");
+            failed |= !outcome.Ok;
+        }
+
+        return failed ? 1 : 0;
+    }
+
+    private static string Mib(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture) + " MiB";
+
+    private static async Task<Outcome> IdleAsync(StandaloneProcess target, int sessions, Sampler sampler)
+    {
+        var clients = new List<Client>(sessions);
+        try
+        {
+            for (var i = 0; i < sessions; i++)
+            {
+                var client = await Client.ConnectAsync(target.Port);
+                await client.CommandAsync("EHLO idle.test", "250");
+                clients.Add(client);
+            }
+
+            await sampler.HoldAsync(TimeSpan.FromSeconds(5));
+            return new Outcome(sessions, true, $"{clients.Count} sessions open after EHLO");
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    private static async Task<Outcome> StallAsync(StandaloneProcess target, int sessions, int size, Sampler sampler)
+    {
+        var clients = new List<Client>(sessions);
+        try
+        {
+            for (var i = 0; i < sessions; i++)
+            {
+                var client = await Client.ConnectAsync(target.Port);
+                await client.CommandAsync("EHLO stall.test", "250");
+                await client.CommandAsync($"MAIL FROM:<stall@sender.test> SIZE={size}", "250");
+                await client.CommandAsync($"RCPT TO:<user{i}@load.test>", "250");
+                await client.CommandAsync("DATA", "354");
+                clients.Add(client);
+            }
+
+            await sampler.HoldAsync(TimeSpan.FromSeconds(5));
+            return new Outcome(sessions, true, $"{clients.Count} sessions got 354 after SIZE={size} and send nothing");
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    private static async Task<Outcome> LargeAsync(StandaloneProcess target, int sessions, int size, Sampler sampler)
+    {
+        var body = SmtpLoadClient.BuildBody(size);
+        var refusals = 0;
+        var started = Stopwatch.GetTimestamp();
+        var lost = 0;
+        var results = await Task.WhenAll(Enumerable.Range(0, sessions).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                return await SendLargeAsync(i);
+            }
+            catch (IOException)
+            {
+                // The server closed the session (421) or died: counted, not retried.
+                Interlocked.Increment(ref lost);
+                return false;
+            }
+        })));
+
+        async Task<bool> SendLargeAsync(int i)
+        {
+            using var client = await Client.ConnectAsync(target.Port);
+            await client.CommandAsync("EHLO large.test", "250");
+            while (true)
+            {
+                var mail = await client.CommandAsync($"MAIL FROM:<large@sender.test> SIZE={body.Length}", null);
+                if (mail.StartsWith("452", StringComparison.Ordinal))
+                {
+                    // RFC 1870 §6.2 / RFC 3463 4.3.1: the server is full now; try again later.
+                    Interlocked.Increment(ref refusals);
+                    await Task.Delay(200);
+                    continue;
+                }
+
+                await client.CommandAsync($"RCPT TO:<user{i}@load.test>", "250");
+                var data = await client.CommandAsync("DATA", null);
+                if (data.StartsWith("452", StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref refusals);
+                    await client.CommandAsync("RSET", "250");
+                    await Task.Delay(200);
+                    continue;
+                }
+
+                await client.SendAsync(Encoding.ASCII.GetBytes("Subject: large " + i + "\r\n"));
+                await client.SendAsync(body);
+                var final = await client.ReadReplyAsync();
+                if (final.StartsWith("452", StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref refusals);
+                    await Task.Delay(200);
+                    continue;
+                }
+
+                return final.StartsWith("250", StringComparison.Ordinal);
+            }
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var accepted = results.Count(r => r);
+        return new Outcome(
+            sessions,
+            accepted == sessions,
+            $"{accepted} x {body.Length} octets accepted in {seconds:F1} s; {refusals} answers 452 4.3.1 (budget full) retried after 200 ms; {lost} sessions lost");
+    }
+
+    private sealed record Outcome(int Sessions, bool Ok, string Detail);
+
+    /// <summary>Samples VmRSS every 50 ms until disposed; <see cref="Peak"/> is the largest seen (and VmHWM).</summary>
+    private sealed class Sampler : IDisposable
+    {
+        private readonly StandaloneProcess _target;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _loop;
+        private long _peak;
+
+        public Sampler(StandaloneProcess target)
+        {
+            _target = target;
+            _loop = Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    Sample();
+                    try
+                    {
+                        await Task.Delay(50, _stop.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                    }
+                }
+            });
+        }
+
+        public long Peak
+        {
+            get
+            {
+                Sample();
+                return Math.Max(Interlocked.Read(ref _peak), _target.PeakResidentBytes());
+            }
+        }
+
+        /// <summary>Keeps the scenario's sessions as they are for a while, sampling.</summary>
+        public Task HoldAsync(TimeSpan time) => Task.Delay(time);
+
+        public void Dispose()
+        {
+            _stop.Cancel();
+            _loop.Wait();
+            _stop.Dispose();
+        }
+
+        private void Sample()
+        {
+            var rss = _target.ResidentBytes();
+            long current;
+            while ((current = Interlocked.Read(ref _peak)) < rss && Interlocked.CompareExchange(ref _peak, rss, current) != current)
+            {
+            }
+        }
+    }
+
+    /// <summary>A Standalone process listening on a free loopback port, with connection limits raised for the scenario.</summary>
+    private sealed class StandaloneProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+        private readonly DirectoryInfo _data;
+
+        private StandaloneProcess(Process process, DirectoryInfo data, int port)
+        {
+            _process = process;
+            _data = data;
+            Port = port;
+        }
+
+        public int Port { get; }
+
+        public int Pid => _process.Id;
+
+        public static async Task<StandaloneProcess> StartAsync(LoadOptions options, IPEndPoint dns)
+        {
+            var port = LoopbackPort.Free();
+            var data = Directory.CreateTempSubdirectory("mailmesh-memory-");
+            var info = new ProcessStartInfo("dotnet", Path.Combine(options.RepositoryRoot, "services/MailMesh.Standalone/bin/Release/net10.0/MailMesh.Standalone.dll"))
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            var environment = new Dictionary<string, string>
+            {
+                ["Ingress__Listen"] = $"127.0.0.1:{port}",
+                ["Ingress__MaxConnections"] = "5000",
+                ["Ingress__MaxConnectionsPerIp"] = "5000",
+                ["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}",
+                ["Storage__SqlitePath"] = Path.Combine(data.FullName, "mailmesh.db"),
+                ["Dns__Servers"] = dns.ToString(),
+                ["Policy__ConnectionsPerMinutePerIp"] = "1000000",
+                ["Policy__MessagesPerMinutePerIp"] = "1000000",
+                ["Logging__LogLevel__Default"] = "Warning",
+            };
+            if (options.MemoryBudget is { } budget)
+            {
+                environment["Ingress__MaxBufferedBytes"] = budget.ToString(CultureInfo.InvariantCulture);
+            }
+
+            foreach (var (key, value) in environment)
+            {
+                info.Environment[key] = value;
+            }
+
+            var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the Standalone process");
+            process.OutputDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is not null)
+                {
+                    Console.Error.WriteLine("target: " + e.Data);
+                }
+            };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            for (var i = 0; ; i++)
+            {
+                if (process.HasExited || i == 600)
+                {
+                    throw new InvalidOperationException("the Standalone process did not start listening");
+                }
+
+                try
+                {
+                    using var probe = new TcpClient();
+                    await probe.ConnectAsync(IPAddress.Loopback, port);
+                    break;
+                }
+                catch (SocketException)
+                {
+                    await Task.Delay(100);
+                }
+            }
+
+            return new StandaloneProcess(process, data, port);
+        }
+
+        /// <summary>VmRSS of the process (Linux /proc), in bytes.</summary>
+        public long ResidentBytes() => Status("VmRSS:");
+
+        /// <summary>VmHWM: the largest VmRSS the process has had.</summary>
+        public long PeakResidentBytes() => Status("VmHWM:");
+
+        private long Status(string field)
+        {
+            try
+            {
+                foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
+                {
+                    if (line.StartsWith(field, StringComparison.Ordinal))
+                    {
+                        var kb = line[field.Length..].Trim().Split(' ')[0];
+                        return long.Parse(kb, CultureInfo.InvariantCulture) * 1024;
+                    }
+                }
+            }
+            catch (IOException)
+            {
+            }
+
+            return 0;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+            _process.Dispose();
+            _data.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>A minimal SMTP client for the scenarios: one command, one reply.</summary>
+    private sealed class Client : IDisposable
+    {
+        private readonly TcpClient _tcp;
+        private readonly NetworkStream _stream;
+        private readonly LineReader _reader;
+
+        private Client(TcpClient tcp)
+        {
+            _tcp = tcp;
+            _stream = tcp.GetStream();
+            _reader = new LineReader(_stream);
+        }
+
+        public static async Task<Client> ConnectAsync(int port)
+        {
+            var tcp = new TcpClient { NoDelay = true };
+            await tcp.ConnectAsync(IPAddress.Loopback, port);
+            var client = new Client(tcp);
+            var greeting = await client.ReadReplyAsync();
+            if (!greeting.StartsWith("220", StringComparison.Ordinal))
+            {
+                throw new IOException("expected 220, got: " + greeting);
+            }
+
+            return client;
+        }
+
+        public async Task<string> CommandAsync(string line, string? expect)
+        {
+            await SendAsync(Encoding.ASCII.GetBytes(line + "\r\n"));
+            var reply = await ReadReplyAsync();
+            if (expect is not null && !reply.StartsWith(expect, StringComparison.Ordinal))
+            {
+                throw new IOException($"{line}: expected {expect}, got: {reply}");
+            }
+
+            return reply;
+        }
+
+        public async Task SendAsync(byte[] bytes) => await _stream.WriteAsync(bytes);
+
+        /// <summary>Reads one (possibly multi-line) reply and returns its last line.</summary>
+        public async Task<string> ReadReplyAsync()
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+            while (true)
+            {
+                var line = await _reader.ReadLineAsync(timeout.Token) ?? throw new IOException("connection closed");
+                if (line.Length < 4 || line[3] != '-')
+                {
+                    return line;
+                }
+            }
+        }
+
+        public void Dispose() => _tcp.Dispose();
+    }
+}
