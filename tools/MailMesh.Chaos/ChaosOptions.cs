@@ -120,11 +120,11 @@ public sealed record ChaosOptions
         Phases =
         [
             // Capacity: 10 connections to the destination x (1 / 50 ms) = about 200 msg/s; paced at a tenth of it.
-            new ChaosPhase { Name = "paced", Rate = 20, Connections = 8, Messages = 6000, SinkLatency = TimeSpan.FromMilliseconds(50), Faults = AllFaults },
+            new ChaosPhase { Name = "paced", Rate = 20, Connections = 8, Messages = 4000, SinkLatency = TimeSpan.FromMilliseconds(50), Faults = AllFaults },
             // 600 messages at 1 s each over 10 connections: a minute of backlog, three leases, after 10 s of 451s.
             new ChaosPhase { Name = "backlog", Connections = 8, Messages = 600, SinkLatency = TimeSpan.FromSeconds(1), SinkDefersFor = TimeSpan.FromSeconds(10) },
             // Capacity about 10 / 200 ms = 50 msg/s; eight unpaced clients accept several times that.
-            new ChaosPhase { Name = "overload", Connections = 8, Messages = 15000, SinkLatency = TimeSpan.FromMilliseconds(200), Faults = AllFaults },
+            new ChaosPhase { Name = "overload", Connections = 8, Messages = 12000, SinkLatency = TimeSpan.FromMilliseconds(200), Faults = AllFaults },
         ],
     };
 
@@ -137,8 +137,8 @@ public sealed record ChaosOptions
         Lease = TimeSpan.FromSeconds(10),
         FaultPause = TimeSpan.FromSeconds(1),
         FaultGap = TimeSpan.FromSeconds(1),
-        SettleTimeout = TimeSpan.FromSeconds(30),
-        DrainTimeout = TimeSpan.FromSeconds(75),
+        SettleTimeout = TimeSpan.FromSeconds(20),
+        DrainTimeout = TimeSpan.FromSeconds(60),
         QuietPeriod = TimeSpan.FromSeconds(3),
         Timeout = TimeSpan.FromMinutes(6),
         Phases =
@@ -148,14 +148,16 @@ public sealed record ChaosOptions
                 Name = "paced", Rate = 8, Connections = 4, Messages = 400, SinkLatency = TimeSpan.FromMilliseconds(20),
                 Faults = [Fault.KillIngress, Fault.KillPolicy, Fault.KillQueue, Fault.KillDns, Fault.KillDelivery],
             },
+            // About 10 / 400 ms = 25 msg/s: a backlog of 15 s or more while the database, then the broker, restart.
             new ChaosPhase
             {
-                Name = "overload", Connections = 8, Messages = 300, SinkLatency = TimeSpan.FromMilliseconds(100),
-                Faults = [Fault.RestartRabbitMq, Fault.RestartPostgres],
+                Name = "overload", Connections = 8, Messages = 400, SinkLatency = TimeSpan.FromMilliseconds(400),
+                Faults = [Fault.RestartPostgres, Fault.RestartRabbitMq],
             },
+            // 150 messages at 1 s over 10 connections, after 3 s of 451s: 18 s of backlog, almost two leases.
             new ChaosPhase
             {
-                Name = "backlog", Connections = 4, Messages = 150, SinkLatency = TimeSpan.FromMilliseconds(800), SinkDefersFor = TimeSpan.FromSeconds(4),
+                Name = "backlog", Connections = 4, Messages = 150, SinkLatency = TimeSpan.FromSeconds(1), SinkDefersFor = TimeSpan.FromSeconds(3),
             },
         ],
     };

@@ -52,8 +52,8 @@ public sealed record ChaosResult
     /// <summary>Spool recipients by state when the run ended (state name → count); empty when the spool did not answer.</summary>
     public IReadOnlyDictionary<string, long> SpoolStates { get; init; } = new Dictionary<string, long>();
 
-    /// <summary>Messages left in the broker's queues when the run ended; null when it did not answer.</summary>
-    public long? BrokerQueued { get; init; }
+    /// <summary>Messages left in the broker's queues when the run ended, by queue; null when it did not answer.</summary>
+    public IReadOnlyDictionary<string, long>? BrokerQueues { get; init; }
 
     /// <summary>True when the system became quiescent within the drain timeout; false when the drain timed out.</summary>
     public bool Drained { get; init; }
@@ -120,7 +120,9 @@ public sealed record ChaosResult
 
         text.AppendLine($"extra copies at the destination: {Total.ExtraCopies}; unmarked arrivals (DSNs): {Unmarked}; 451 deferrals given: {Deferrals}");
         text.AppendLine("spool recipients at the end: " + (SpoolStates.Count == 0 ? "(spool did not answer)" : string.Join(", ", SpoolStates.Select(s => $"{s.Key} {s.Value}"))));
-        text.AppendLine("broker messages at the end: " + (BrokerQueued?.ToString(CultureInfo.InvariantCulture) ?? "(broker did not answer)"));
+        text.AppendLine("broker messages at the end: " + (BrokerQueues is null ? "(broker did not answer)"
+            : $"{ChaosRun.WorkMessages(BrokerQueues)} in work queues, {BrokerQueues.Where(q => ChaosRun.IsDeadLetter(q.Key)).Sum(q => q.Value)} in _error/_skipped queues"
+                + (BrokerQueues.Count == 0 ? "" : " (" + string.Join(", ", BrokerQueues.Select(q => $"{q.Key} {q.Value}")) + ")")));
         var failures = Failures().ToList();
         text.AppendLine(failures.Count == 0
             ? $"verdict: PASS (0 lost, duplicates {Percent(Total.DuplicateRatio)} <= {Percent(MaxDuplicateRatio)})"

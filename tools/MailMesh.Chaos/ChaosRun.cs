@@ -44,7 +44,7 @@ public static class ChaosRun
             File.SetUnixFileMode(work.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         }
 
-        Log($"chaos: work directory {work.FullName}, services from {root} ({configuration})");
+        Log($"chaos: started {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}Z (service logs carry UTC times); work directory {work.FullName}, services from {root} ({configuration})");
 
         using var dns = TestDnsServer.Start();
         dns.AddMx(MarkedLoad.RecipientDomain, 10, "mx." + MarkedLoad.RecipientDomain).AddAddress("mx." + MarkedLoad.RecipientDomain, "127.0.0.1");
@@ -103,6 +103,8 @@ public static class ChaosRun
                 ["Policy__MessagesPerMinutePerIp"] = "1000000",
                 ["Logging__LogLevel__Default"] = "Warning",
                 ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
+                ["Logging__Console__TimestampFormat"] = "HH:mm:ss.fff ",
+                ["Logging__Console__UseUtcTimestamp"] = "true",
             };
             foreach (var (key, value) in options.Settings)
             {
@@ -136,16 +138,19 @@ public static class ChaosRun
             var drained = false;
             var lastReport = TimeSpan.Zero;
             Dictionary<string, long> states = [];
-            long? brokerQueued = null;
+            Dictionary<string, long>? broker = null;
+            var lastBrokerCheck = TimeSpan.MinValue;
             while (drainClock.Elapsed < options.DrainTimeout)
             {
                 states = await SpoolStatesAsync(postgres.ConnectionString, token) ?? [];
                 var pending = states.Count == 0 ? -1 : states.GetValueOrDefault("queued") + states.GetValueOrDefault("in flight") + states.GetValueOrDefault("deferred");
                 var missing = accepted.Count(id => sink.Arrivals(id) == 0);
-                if (pending == 0 && sink.SinceLastArrival >= options.QuietPeriod)
+                // rabbitmqctl starts an Erlang VM: ask at most every few seconds.
+                if (pending == 0 && sink.SinceLastArrival >= options.QuietPeriod && drainClock.Elapsed - lastBrokerCheck >= TimeSpan.FromSeconds(5))
                 {
-                    brokerQueued = await rabbit.QueuedMessagesAsync(token);
-                    if (brokerQueued == 0 && sink.SinceLastArrival >= options.QuietPeriod)
+                    lastBrokerCheck = drainClock.Elapsed;
+                    broker = await rabbit.QueuedMessagesAsync(token);
+                    if (broker is not null && WorkMessages(broker) == 0 && sink.SinceLastArrival >= options.QuietPeriod)
                     {
                         drained = true;
                         break;
@@ -161,9 +166,9 @@ public static class ChaosRun
                 await Task.Delay(1000, token);
             }
 
-            brokerQueued = await rabbit.QueuedMessagesAsync(token);
+            broker = await rabbit.QueuedMessagesAsync(token) ?? broker;
             states = await SpoolStatesAsync(postgres.ConnectionString, token) ?? states;
-            Log(drained ? $"drain: quiescent after {drainClock.Elapsed.TotalSeconds:F0} s" : $"drain: NOT quiescent after {drainClock.Elapsed.TotalSeconds:F0} s; spool {Describe(states)}, broker {brokerQueued?.ToString(CultureInfo.InvariantCulture) ?? "?"} messages");
+            Log(drained ? $"drain: quiescent after {drainClock.Elapsed.TotalSeconds:F0} s" : $"drain: NOT quiescent after {drainClock.Elapsed.TotalSeconds:F0} s; spool {Describe(states)}, broker {(broker is null ? "?" : Describe(broker))}");
 
             var arrivals = sink.Snapshot();
             var phases = loads.Select(l => Count(l, arrivals)).ToList();
@@ -185,7 +190,7 @@ public static class ChaosRun
                 },
                 MaxDuplicateRatio = options.MaxDuplicateRatio,
                 SpoolStates = states,
-                BrokerQueued = brokerQueued,
+                BrokerQueues = broker,
                 Drained = drained,
                 DrainTime = drainClock.Elapsed,
                 Elapsed = clock.Elapsed,
@@ -244,11 +249,11 @@ public static class ChaosRun
     {
         var phase = load.Phase;
         sink.Latency = phase.SinkLatency;
-        sink.DeferUntil = Stopwatch.GetTimestamp() + (long)(phase.SinkDefersFor.TotalSeconds * Stopwatch.Frequency);
+        sink.DeferNext(phase.SinkDefersFor);
         log($"phase {phase.Name}: {phase.Messages} messages over {phase.Connections} connections, "
             + (phase.Rate is { } rate ? $"paced at {rate} msg/s" : "unpaced")
             + $"; destination answers after {phase.SinkLatency.TotalMilliseconds:F0} ms"
-            + (phase.SinkDefersFor > TimeSpan.Zero ? $", 451 for the first {phase.SinkDefersFor.TotalSeconds:F0} s" : "")
+            + (phase.SinkDefersFor > TimeSpan.Zero ? $", 451 for {phase.SinkDefersFor.TotalSeconds:F0} s from the first delivery on" : "")
             + (phase.Faults.Count > 0 ? "; faults: " + string.Join(", ", phase.Faults) : ""));
 
         var clock = Stopwatch.StartNew();
@@ -262,6 +267,7 @@ public static class ChaosRun
                 try
                 {
                     await InjectAsync(fault, options, fleet, postgres, rabbit, log, token);
+                    log($"fault: so far {load.Accepted.Count} accepted in this phase; destination: {sink.TotalArrivals} arrivals, {sink.ExtraCopies} of them extra copies");
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
                 {
@@ -371,6 +377,13 @@ public static class ChaosRun
             return null;
         }
     }
+
+    /// <summary>Messages in the queues services consume from; MassTransit's _error and _skipped queues are where work goes to be forgotten.</summary>
+    internal static long WorkMessages(IReadOnlyDictionary<string, long> queues) =>
+        queues.Where(q => !IsDeadLetter(q.Key)).Sum(q => q.Value);
+
+    internal static bool IsDeadLetter(string queue) =>
+        queue.EndsWith("_error", StringComparison.Ordinal) || queue.EndsWith("_skipped", StringComparison.Ordinal);
 
     private static string Describe(Dictionary<string, long> states) =>
         states.Count == 0 ? "(did not answer)" : string.Join(", ", states.Where(s => s.Value > 0).Select(s => $"{s.Key} {s.Value}"));

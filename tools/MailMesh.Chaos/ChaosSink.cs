@@ -25,6 +25,9 @@ internal sealed class ChaosSink : IAsyncDisposable
     private long _deferred;
     private long _lastArrival = Stopwatch.GetTimestamp();
     private long _arrivalCount;
+    private long _extraCopies;
+    private long _deferFor;
+    private long _deferUntil;
 
     public ChaosSink()
     {
@@ -38,8 +41,15 @@ internal sealed class ChaosSink : IAsyncDisposable
     /// <summary>How long the reply to the end of data waits.</summary>
     public TimeSpan Latency { get; set; }
 
-    /// <summary>Until this Stopwatch timestamp, the end of data is answered 451 and the message is not counted.</summary>
-    public long DeferUntil { get; set; }
+    /// <summary>
+    /// For this long from the next end of data on, every end of data is answered 451 and the message is not counted
+    /// (so the deferrals hit work that has reached the destination, whenever that is).
+    /// </summary>
+    public void DeferNext(TimeSpan duration)
+    {
+        Interlocked.Exchange(ref _deferFor, (long)(duration.TotalSeconds * Stopwatch.Frequency));
+        Interlocked.Exchange(ref _deferUntil, 0);
+    }
 
     /// <summary>Arrivals without a chaos id (delivery status notifications).</summary>
     public long Unmarked => Interlocked.Read(ref _unmarked);
@@ -49,6 +59,9 @@ internal sealed class ChaosSink : IAsyncDisposable
 
     /// <summary>Arrivals of every kind so far: it changes while anything is still arriving.</summary>
     public long TotalArrivals => Interlocked.Read(ref _arrivalCount) + Unmarked;
+
+    /// <summary>Arrivals of an id that had arrived before.</summary>
+    public long ExtraCopies => Interlocked.Read(ref _extraCopies);
 
     /// <summary>Time since the last arrival of any kind.</summary>
     public TimeSpan SinceLastArrival => Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastArrival));
@@ -123,7 +136,7 @@ internal sealed class ChaosSink : IAsyncDisposable
                             await Task.Delay(Latency, _stop.Token);
                         }
 
-                        if (Stopwatch.GetTimestamp() < DeferUntil)
+                        if (Deferring())
                         {
                             Interlocked.Increment(ref _deferred);
                             await WriteAsync(stream, "451 4.3.0 chaos: deferring for a while\r\n");
@@ -137,7 +150,11 @@ internal sealed class ChaosSink : IAsyncDisposable
                         }
                         else
                         {
-                            _arrivals.AddOrUpdate(id, 1, (_, n) => n + 1);
+                            if (_arrivals.AddOrUpdate(id, 1, (_, n) => n + 1) > 1)
+                            {
+                                Interlocked.Increment(ref _extraCopies);
+                            }
+
                             Interlocked.Increment(ref _arrivalCount);
                         }
 
@@ -156,6 +173,19 @@ internal sealed class ChaosSink : IAsyncDisposable
         catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException)
         {
         }
+    }
+
+    private bool Deferring()
+    {
+        var window = Interlocked.Read(ref _deferFor);
+        if (window == 0)
+        {
+            return false;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        var until = Interlocked.CompareExchange(ref _deferUntil, now + window, 0);
+        return now < (until == 0 ? now + window : until);
     }
 
     private static ValueTask WriteAsync(NetworkStream stream, string text) => stream.WriteAsync(Encoding.ASCII.GetBytes(text));

@@ -128,19 +128,28 @@ internal sealed class PrivateRabbitMq
         }
     }
 
-    /// <summary>Messages ready or unacknowledged in all queues, or null when the node does not answer.</summary>
-    public async Task<long?> QueuedMessagesAsync(CancellationToken cancellationToken)
+    /// <summary>Messages ready or unacknowledged per queue (queues holding none left out), or null when the node does not answer.</summary>
+    public async Task<Dictionary<string, long>?> QueuedMessagesAsync(CancellationToken cancellationToken)
     {
         try
         {
-            var (exitCode, output) = await OsCommand.RunAsync(Ctl(["-q", "list_queues", "--no-table-headers", "messages"]), TimeSpan.FromSeconds(30), cancellationToken);
+            var (exitCode, output) = await OsCommand.RunAsync(Ctl(["-q", "list_queues", "--no-table-headers", "name", "messages"]), TimeSpan.FromSeconds(30), cancellationToken);
             if (exitCode != 0)
             {
                 return null;
             }
 
-            return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Sum(line => long.TryParse(line, CultureInfo.InvariantCulture, out var n) ? n : 0);
+            var queues = new Dictionary<string, long>(StringComparer.Ordinal);
+            foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                var fields = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length == 2 && long.TryParse(fields[1], CultureInfo.InvariantCulture, out var messages) && messages > 0)
+                {
+                    queues[fields[0]] = messages;
+                }
+            }
+
+            return queues;
         }
         catch (TimeoutException)
         {
