@@ -136,11 +136,13 @@ public sealed record ChaosOptions
     {
         Lease = TimeSpan.FromSeconds(10),
         FaultPause = TimeSpan.FromSeconds(1),
-        FaultGap = TimeSpan.FromSeconds(1),
+        FaultGap = TimeSpan.FromSeconds(0.5),
         SettleTimeout = TimeSpan.FromSeconds(20),
-        DrainTimeout = TimeSpan.FromSeconds(60),
+        DrainTimeout = TimeSpan.FromSeconds(45),
         QuietPeriod = TimeSpan.FromSeconds(3),
-        Timeout = TimeSpan.FromMinutes(6),
+        // Below test.sh's --blame-hang-timeout (5 min), so that a slow run is cancelled and cleans up after itself
+        // instead of having its test host killed with the servers still running.
+        Timeout = TimeSpan.FromMinutes(4.5),
         Phases =
         [
             new ChaosPhase

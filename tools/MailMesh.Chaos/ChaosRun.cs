@@ -35,9 +35,10 @@ public static class ChaosRun
             }
         }
 
+        await StaleRuns.ReapAsync(Log);
         var root = options.RepositoryRoot ?? FindRepositoryRoot();
         var configuration = options.Configuration ?? (AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release");
-        var work = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"mailmesh-chaos-{Environment.ProcessId}-{Guid.NewGuid():N}"[..48]));
+        var work = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"{StaleRuns.Prefix}{Environment.ProcessId}-{Guid.NewGuid():N}"[..48]));
         // The servers' own users must reach their subdirectories.
         if (!OperatingSystem.IsWindows())
         {
@@ -139,7 +140,7 @@ public static class ChaosRun
             var lastReport = TimeSpan.Zero;
             Dictionary<string, long> states = [];
             Dictionary<string, long>? broker = null;
-            var lastBrokerCheck = TimeSpan.MinValue;
+            var lastBrokerCheck = TimeSpan.FromSeconds(-10);
             while (drainClock.Elapsed < options.DrainTimeout)
             {
                 states = await SpoolStatesAsync(postgres.ConnectionString, token) ?? [];

@@ -37,6 +37,7 @@ internal sealed class PrivateRabbitMq
             ["ERL_EPMD_PORT"] = epmdPort.ToString(CultureInfo.InvariantCulture),
             ["ERL_EPMD_ADDRESS"] = "127.0.0.1",
             ["RABBITMQ_MNESIA_BASE"] = Path.Combine(directory, "mnesia"),
+            ["RABBITMQ_PID_FILE"] = Path.Combine(directory, "beam.pid"),
             ["RABBITMQ_LOG_BASE"] = Path.Combine(directory, "log"),
             ["RABBITMQ_CONFIG_FILE"] = Path.Combine(directory, "rabbitmq.conf"),
             ["RABBITMQ_ADVANCED_CONFIG_FILE"] = Path.Combine(directory, "advanced.config"),
@@ -73,6 +74,7 @@ internal sealed class PrivateRabbitMq
 
             """, cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(directory, "enabled_plugins"), "[].\n", cancellationToken);
+        await File.WriteAllTextAsync(Path.Combine(directory, "epmd-port"), node._environment["ERL_EPMD_PORT"], cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(directory, "rabbitmq-env.conf"), "", cancellationToken);
         if (OsCommand.IsRoot)
         {

@@ -59,6 +59,7 @@ internal sealed class ServiceFleet : IAsyncDisposable
         await File.AppendAllTextAsync(log, $"===== chaos: start {DateTimeOffset.UtcNow:O}\n", cancellationToken);
         var process = OsCommand.StartLogged(OsCommand.Info(null, "dotnet", [dll], Environment(service), Path.GetDirectoryName(dll)), log);
         _processes[service] = process;
+        await File.WriteAllTextAsync(Path.Combine(_logDirectory, service.ToLowerInvariant() + ".pid"), process.Id.ToString(CultureInfo.InvariantCulture), cancellationToken);
         var ready = new Uri($"http://127.0.0.1:{_httpPorts[service]}/readyz");
         var deadline = Stopwatch.GetTimestamp() + (long)(ReadyTimeout.TotalSeconds * Stopwatch.Frequency);
         while (true)
