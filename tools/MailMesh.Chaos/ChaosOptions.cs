@@ -142,7 +142,7 @@ public sealed record ChaosOptions
         QuietPeriod = TimeSpan.FromSeconds(3),
         // Below test.sh's --blame-hang-timeout (5 min), so that a slow run is cancelled and cleans up after itself
         // instead of having its test host killed with the servers still running.
-        Timeout = TimeSpan.FromMinutes(4.5),
+        Timeout = TimeSpan.FromMinutes(4),
         Phases =
         [
             new ChaosPhase

@@ -94,7 +94,7 @@ internal sealed class PrivatePostgres
     public Task StopAsync(CancellationToken cancellationToken) =>
         OsCommand.RunCheckedAsync(OsCommand.Info(User, Path.Combine(_bin, "pg_ctl"), ["-D", _dataDirectory, "-m", "fast", "-w", "-t", "100", "stop"]), ToolTimeout, cancellationToken);
 
-    /// <summary>Clean-up: stops the cluster if it runs (immediate mode after a fast stop fails), never throws.</summary>
+    /// <summary>Clean-up: stops the cluster if it runs (immediate mode: its data is thrown away), never throws.</summary>
     public async Task DisposeAsync()
     {
         if (!File.Exists(Path.Combine(_dataDirectory, "postmaster.pid")))
@@ -102,7 +102,7 @@ internal sealed class PrivatePostgres
             return;
         }
 
-        foreach (var mode in new[] { "fast", "immediate" })
+        foreach (var mode in new[] { "immediate", "fast" })
         {
             try
             {
