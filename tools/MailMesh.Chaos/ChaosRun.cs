@@ -402,7 +402,9 @@ public static class ChaosRun
 
             var lines = File.ReadAllLines(file);
             var errors = lines.Select((line, index) => (line, index))
-                .Where(l => l.line.StartsWith("fail:", StringComparison.Ordinal) || l.line.StartsWith("crit:", StringComparison.Ordinal))
+                // Console lines are "<UTC time> fail: Category[id]" with the message on the next line.
+                .Where(l => l.line.Contains(" fail: ", StringComparison.Ordinal) || l.line.Contains(" crit: ", StringComparison.Ordinal)
+                    || l.line.StartsWith("fail:", StringComparison.Ordinal) || l.line.StartsWith("crit:", StringComparison.Ordinal))
                 .Select(l => l.line + (l.index + 1 < lines.Length ? " " + lines[l.index + 1].Trim() : ""))
                 .ToList();
             lock (log)
