@@ -13,6 +13,12 @@ using MailMesh.Testing.Dns;
 //                               (Delivery processes; per replica: SMTP connections to one destination, deliveries at once)
 //   --sink-latency 200           the sink answers the end of data 200 ms late: a latency-bound destination
 //   load --target 127.0.0.1:25 --sink-port 2626    (any SMTP server, e.g. Postfix relaying to the sink)
+//   load --chaos [--short]       fault injection on private servers (MailMesh.Chaos; docs/reliability.md)
+if (args.Contains("--chaos"))
+{
+    return await ChaosCommand.RunAsync(args);
+}
+
 var options = LoadOptions.Parse(args);
 if (options.MemoryScenario is { } memoryScenario)
 {
