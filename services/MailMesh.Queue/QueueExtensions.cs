@@ -2,6 +2,7 @@ using MailMesh.Queue.Webhooks;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace MailMesh.Queue;
 
@@ -14,6 +15,8 @@ public static class QueueExtensions
         builder.AddMailMeshStorage();
         builder.Services.AddQueueServices();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ResultApplier>());
+        builder.Services.AddHealthChecks().AddCheck<QueueLoopMonitor>("queue-loops", tags: [ServiceDefaultsExtensions.ReadyTag]);
         builder.Services.AddHostedService<CompletedMessagePurger>();
         AddStoreCheckOnce(builder.Services);
         builder.AddBusPart(AddQueueConsumers);
@@ -41,6 +44,11 @@ public static class QueueExtensions
         services.AddSingleton<SchedulerSignal>();
         services.AddSingleton<DsnWriter>();
         services.AddSingleton<DeliveryScheduler>();
+        services.AddSingleton<QueueLoopMonitor>();
+        services.AddSingleton<QueueEvents>();
+        services.AddSingleton<ResultSignal>();
+        services.AddSingleton<ResultApplier>();
+        services.TryAddScoped<DeliveryAttemptedConsumer>();
         return services;
     }
 
