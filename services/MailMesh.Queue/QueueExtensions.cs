@@ -16,7 +16,6 @@ public static class QueueExtensions
         builder.Services.AddQueueServices();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ResultApplier>());
-        builder.Services.AddHealthChecks().AddCheck<QueueLoopMonitor>("queue-loops", tags: [ServiceDefaultsExtensions.ReadyTag]);
         builder.Services.AddHostedService<CompletedMessagePurger>();
         AddStoreCheckOnce(builder.Services);
         builder.AddBusPart(AddQueueConsumers);
@@ -31,6 +30,7 @@ public static class QueueExtensions
         {
             services.AddSingleton<StoreCheckMarker>();
             services.AddHealthChecks().AddStoreCheck();
+            services.AddHealthChecks().AddCheck<QueueLoopMonitor>("queue-loops", tags: [ServiceDefaultsExtensions.ReadyTag]);
         }
     }
 

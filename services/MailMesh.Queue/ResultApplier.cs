@@ -49,6 +49,9 @@ internal sealed class ResultApplier(
 
     private readonly QueueOptions _options = options.Value;
 
+    /// <summary>Called with each lease whose result was applied and deleted (tests wait on it).</summary>
+    internal Action<Guid>? Applied { get; set; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         logger.ResultApplierStarted(_options.ResultBatchSize, _options.ResultConcurrency);
@@ -129,6 +132,11 @@ internal sealed class ResultApplier(
             });
 
         await Bounded.RunAsync(token => spool.DeleteResultsAsync(applied, token), "deleting applied results", _options.StoreTimeout, time, cancellationToken);
+        foreach (var leaseId in applied)
+        {
+            Applied?.Invoke(leaseId);
+        }
+
         return results.Count;
     }
 

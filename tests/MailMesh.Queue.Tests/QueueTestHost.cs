@@ -30,7 +30,15 @@ internal sealed class QueueTestHost : IAsyncDisposable
         Time = time;
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource> _applied = new();
+
     public ServiceProvider Provider { get; }
+
+    /// <summary>Completes once the result recorded under <paramref name="leaseId"/> was applied and deleted.</summary>
+    public Task WaitAppliedAsync(Guid leaseId) => AppliedWaiter(leaseId).Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+    private TaskCompletionSource AppliedWaiter(Guid leaseId) =>
+        _applied.GetOrAdd(leaseId, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
     public BusProbe Probe { get; } = new();
     public FakeTimeProvider Time { get; }
     public ISpool Spool => Provider.GetRequiredService<ISpool>();
@@ -71,6 +79,11 @@ internal sealed class QueueTestHost : IAsyncDisposable
         await host.Harness.Start();
         host.Harness.Bus.ConnectPublishObserver(host.Probe);
         host.Harness.Bus.ConnectConsumeObserver(host.Probe);
+
+        // Results go through the spool's outbox: the consumer records them and pokes the applier, which applies them.
+        var applier = provider.GetRequiredService<ResultApplier>();
+        applier.Applied = leaseId => host.AppliedWaiter(leaseId).TrySetResult();
+        await applier.StartAsync(CancellationToken.None);
         return host;
     }
 
@@ -107,6 +120,7 @@ internal sealed class QueueTestHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await Provider.GetRequiredService<ResultApplier>().StopAsync(CancellationToken.None);
         await Harness.Stop();
         await Provider.DisposeAsync();
         _database.Dispose();
