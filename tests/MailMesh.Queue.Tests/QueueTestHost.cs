@@ -47,7 +47,7 @@ internal sealed class QueueTestHost : IAsyncDisposable
     public ITestHarness Harness => Provider.GetRequiredService<ITestHarness>();
     public QueueOptions Options => Provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<QueueOptions>>().Value;
 
-    public static async Task<QueueTestHost> StartAsync(Action<QueueOptions>? configure = null)
+    public static async Task<QueueTestHost> StartAsync(Action<QueueOptions>? configure = null, Func<ISpool, ISpool>? wrapSpool = null)
     {
         DeliveryAttemptedConsumerDefinition.RetryIntervals = [TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(20)];
         var directory = Path.Combine(Path.GetTempPath(), "mailmesh-queue-tests", Guid.NewGuid().ToString("N"));
@@ -59,7 +59,8 @@ internal sealed class QueueTestHost : IAsyncDisposable
         services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
         services.AddLogging();
         services.AddSingleton<TimeProvider>(time);
-        services.AddSingleton<ISpool>(new SqliteSpool(database));
+        ISpool spool = new SqliteSpool(database);
+        services.AddSingleton(wrapSpool is null ? spool : wrapSpool(spool));
         services.AddSingleton<IPolicyStore>(new SqlitePolicyStore(database));
         services.AddQueueServices();
         services.Configure<QueueOptions>(options =>
