@@ -100,8 +100,8 @@ public sealed class QueueOptions : IValidatedOptions
     /// <summary>Most recorded results applied per round of the result applier.</summary>
     public int ResultBatchSize { get; set; } = 200;
 
-    /// <summary>Results applied concurrently (each is a few short transactions).</summary>
-    public int ResultConcurrency { get; set; } = 16;
+    /// <summary>Results applied concurrently (each is a few short transactions, one connection at a time).</summary>
+    public int ResultConcurrency { get; set; } = 8;
 
     /// <summary>
     /// A result handed out to be applied is hidden from other replicas this long (doubling on each further try, up to
