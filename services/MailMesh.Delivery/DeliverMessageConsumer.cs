@@ -152,6 +152,9 @@ internal sealed class DeliverMessageConsumer(
             MessageId = attempted.MessageId,
             RecipientIds = [.. attempted.Results.Select(r => r.RecipientId)],
             Payload = JsonSerializer.Serialize(attempted),
+
+            // The attempt's span: Queue applies the result in the message's trace, as a child of this attempt.
+            TraceParent = Telemetry.CurrentTraceParent(),
         };
         var failures = 0;
         while (!lease.IsReissued)

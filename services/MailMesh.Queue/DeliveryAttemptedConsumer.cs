@@ -56,9 +56,10 @@ internal sealed class DeliveryAttemptedConsumer(
     }
 
     /// <summary>Applies one recorded result: recipient states, events, suppressions and DSNs.</summary>
-    internal async Task ApplyAsync(DeliveryAttempted attempt, CancellationToken cancellationToken)
+    internal async Task ApplyAsync(DeliveryAttempted attempt, CancellationToken cancellationToken, string? traceParent = null)
     {
-        using var activity = QueueTelemetry.Source.StartActivity("queue.apply_result", ActivityKind.Consumer);
+        // In the message's trace: a child of the attempt that produced the result (recorded with it in the outbox).
+        using var activity = QueueTelemetry.StartInMessageTrace("queue.apply_result", ActivityKind.Consumer, traceParent, attempt.MessageId);
         activity?.SetTag("mailmesh.message.id", attempt.MessageId);
         activity?.SetTag("mailmesh.recipient.domain", attempt.Domain);
 

@@ -22,6 +22,7 @@ internal static class ResultPayload
         MessageId = attempt.MessageId,
         RecipientIds = [.. attempt.Results.Select(r => r.RecipientId)],
         Payload = JsonSerializer.Serialize(attempt),
+        TraceParent = ServiceDefaults.Telemetry.CurrentTraceParent(),
     };
 
     public static DeliveryAttempted Read(PendingResult result) =>
@@ -158,7 +159,7 @@ internal sealed class ResultApplier(
         {
             await using var scope = scopes.CreateAsyncScope();
             var consumer = scope.ServiceProvider.GetRequiredService<DeliveryAttemptedConsumer>();
-            await Bounded.RunAsync(token => consumer.ApplyAsync(attempt, token), "applying a result", _options.StoreTimeout * 2, time, cancellationToken);
+            await Bounded.RunAsync(token => consumer.ApplyAsync(attempt, token, result.TraceParent), "applying a result", _options.StoreTimeout * 2, time, cancellationToken);
             metrics.ResultApplied();
             return true;
         }

@@ -44,7 +44,10 @@ public sealed record DeliveryRecipient
     public string? OriginalRecipient { get; init; }
 }
 
-/// <summary>Published by Delivery after an attempt: one result per recipient of the <see cref="DeliverMessage"/>.</summary>
+/// <summary>
+/// The outcome of one attempt: one result per recipient of the <see cref="DeliverMessage"/>. Delivery records it in the
+/// spool's result outbox; it travels on the bus only when the spool could not take it in time (Queue then records it).
+/// </summary>
 public sealed record DeliveryAttempted
 {
     public required Guid MessageId { get; init; }

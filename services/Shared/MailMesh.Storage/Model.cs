@@ -226,6 +226,9 @@ public sealed record PendingResult
     /// <summary>The result itself, opaque to the store (Queue and Delivery agree on its JSON).</summary>
     public required string Payload { get; init; }
 
+    /// <summary>W3C traceparent of the attempt, so applying the result continues the message's trace.</summary>
+    public string? TraceParent { get; init; }
+
     /// <summary>How many times the result has been handed out to be applied, this time included.</summary>
     public int Tries { get; init; }
 }

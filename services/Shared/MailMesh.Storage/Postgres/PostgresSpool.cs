@@ -141,8 +141,8 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND id = ANY(@ids)
             RETURNING id
         ), recorded AS (
-            INSERT INTO spool.results (lease_id, message_id, payload, created_at, next_try_at)
-            SELECT @lease_id, @message_id, @payload, @now, @now
+            INSERT INTO spool.results (lease_id, message_id, payload, trace_parent, created_at, next_try_at)
+            SELECT @lease_id, @message_id, @payload, @trace_parent, @now, @now
             WHERE EXISTS (SELECT 1 FROM pending)
             ON CONFLICT (lease_id) DO NOTHING
         )
@@ -160,7 +160,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             LIMIT @limit
             FOR UPDATE SKIP LOCKED) AS d
         WHERE r.lease_id = d.lease_id
-        RETURNING r.lease_id, r.message_id, r.payload, r.tries
+        RETURNING r.lease_id, r.message_id, r.payload, r.tries, r.trace_parent
         """;
 
     private const string DeleteResultsSql = "DELETE FROM spool.results WHERE lease_id = ANY(@ids)";
@@ -573,6 +573,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         record.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", result.LeaseId));
         record.Parameters.Add(new NpgsqlParameter<long[]>("ids", [.. result.RecipientIds]));
         record.Parameters.Add(new NpgsqlParameter<string>("payload", result.Payload));
+        record.Parameters.Add(Text("trace_parent", result.TraceParent));
         record.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", StoreArguments.Truncate(now)));
         batch.BatchCommands.Add(record);
 
@@ -599,6 +600,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                 MessageId = reader.GetGuid(1),
                 Payload = reader.GetString(2),
                 Tries = reader.GetInt32(3),
+                TraceParent = NullableString(reader, 4),
             });
         }
 

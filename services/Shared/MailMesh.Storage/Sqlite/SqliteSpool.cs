@@ -100,14 +100,14 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
     private const string InsertResultSql =
         """
-        INSERT INTO spool_results (lease_id, message_id, payload, created_at, next_try_at)
-        VALUES (@lease_id, @message_id, @payload, @now, @now)
+        INSERT INTO spool_results (lease_id, message_id, payload, trace_parent, created_at, next_try_at)
+        VALUES (@lease_id, @message_id, @payload, @trace_parent, @now, @now)
         ON CONFLICT (lease_id) DO NOTHING
         """;
 
     private const string DueResultsSql =
         """
-        SELECT lease_id, message_id, payload, tries
+        SELECT lease_id, message_id, payload, tries, trace_parent
         FROM spool_results
         WHERE next_try_at <= @now
         ORDER BY next_try_at
@@ -661,6 +661,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             insert.Add("@lease_id", result.LeaseId);
             insert.Add("@message_id", result.MessageId);
             insert.Add("@payload", result.Payload);
+            insert.Add("@trace_parent", result.TraceParent);
             insert.Add("@now", nowMs);
             await insert.ExecuteNonQueryAsync(CancellationToken.None);
             return true;
@@ -688,6 +689,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                         MessageId = reader.GetGuid(1),
                         Payload = reader.GetString(2),
                         Tries = reader.GetInt32(3) + 1,
+                        TraceParent = reader.NullableString(4),
                     });
                 }
             }

@@ -14,6 +14,7 @@ CREATE TABLE spool.results (
     lease_id        uuid        PRIMARY KEY,
     message_id      uuid        NOT NULL REFERENCES spool.messages (id) ON DELETE CASCADE,
     payload         text        NOT NULL,
+    trace_parent    text,
     created_at      timestamptz NOT NULL,
     next_try_at     timestamptz NOT NULL,
     tries           integer     NOT NULL DEFAULT 0

@@ -5,6 +5,7 @@ CREATE TABLE spool_results (
     lease_id        BLOB    NOT NULL PRIMARY KEY,
     message_id      BLOB    NOT NULL REFERENCES spool_messages (id) ON DELETE CASCADE,
     payload         TEXT    NOT NULL,
+    trace_parent    TEXT,
     created_at      INTEGER NOT NULL,
     next_try_at     INTEGER NOT NULL,
     tries           INTEGER NOT NULL DEFAULT 0
