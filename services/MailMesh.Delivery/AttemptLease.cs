@@ -60,6 +60,12 @@ internal sealed class AttemptLease : IAsyncDisposable
         _ => "is held",
     };
 
+    /// <summary>
+    /// <see cref="DeliveryOptions.LeaseMargin"/>, but never more than a quarter of the lease: a short lease (tests, or a
+    /// small Queue:LeaseDuration) would otherwise be "unconfirmed" the moment it is taken.
+    /// </summary>
+    public TimeSpan Margin => _options.LeaseMargin < _duration / 4 ? _options.LeaseMargin : _duration / 4;
+
     /// <summary>The latest expiry the spool confirmed for this owner.</summary>
     public DateTimeOffset ConfirmedUntil => new(Interlocked.Read(ref _confirmedUntilTicks), TimeSpan.Zero);
 
@@ -70,7 +76,7 @@ internal sealed class AttemptLease : IAsyncDisposable
 
     private TimeSpan DeadlineIn(DateTimeOffset confirmedUntil)
     {
-        var due = confirmedUntil - _options.LeaseMargin - _time.GetUtcNow();
+        var due = confirmedUntil - Margin - _time.GetUtcNow();
         return due > TimeSpan.Zero ? due : TimeSpan.Zero;
     }
 

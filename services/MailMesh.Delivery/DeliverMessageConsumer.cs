@@ -177,7 +177,7 @@ internal sealed class DeliverMessageConsumer(
             {
                 failures++;
                 var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, failures)));
-                if (time.GetUtcNow() + delay + _options.StoreTimeout >= lease.ConfirmedUntil - _options.LeaseMargin)
+                if (time.GetUtcNow() + delay + _options.StoreTimeout >= lease.ConfirmedUntil - lease.Margin)
                 {
                     break;
                 }
