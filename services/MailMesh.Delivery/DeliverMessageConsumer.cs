@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Data.Common;
 using System.Net;
+using System.Text.Json;
 using MailMesh.Contracts;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
@@ -9,11 +11,25 @@ using Microsoft.Extensions.Options;
 namespace MailMesh.Delivery;
 
 /// <summary>
-/// Delivers the recipients of one message at one domain and publishes one <see cref="DeliveryAttempted"/> with a
-/// result per recipient. SMTP and DNS failures are results (Deferred or Bounced), never exceptions: Queue decides
-/// what happens next. Only unexpected errors escape, to be retried by the definition and then re-driven by Queue
-/// when the lease expires.
+/// Delivers the recipients of one message at one domain and records one <see cref="DeliveryAttempted"/> with a result
+/// per recipient in the spool's outbox. SMTP and DNS failures are results (Deferred or Bounced), never exceptions:
+/// Queue decides what happens next.
 /// </summary>
+/// <remarks>
+/// <para>
+/// The lease is the guard against delivering twice. The attempt starts by taking it (<see cref="ISpool.StartAttemptAsync"/>:
+/// one conditional update that also reads the message), and sends nothing when that fails: the lease was re-issued, or
+/// the same work item is already being delivered by another consumer (the broker redelivered it). While the attempt
+/// runs, <see cref="AttemptLease"/> renews the lease and cancels the attempt before MAIL FROM or the end of data once it
+/// is lost. Once the final "." is sent nothing cancels the transaction.
+/// </para>
+/// <para>
+/// The result is recorded in the spool directly (<see cref="ISpool.RecordResultAsync"/>), retried on its own with
+/// back-off, never by re-running the SMTP transaction; only when the spool stays unreachable until the lease would run
+/// out is the result published on the bus, for Queue to record. Only the start (taking the lease) can throw, and is
+/// retried by the definition.
+/// </para>
+/// </remarks>
 internal sealed class DeliverMessageConsumer(
     ISpool spool,
     IRequestClient<ResolveMx> resolver,
@@ -23,27 +39,38 @@ internal sealed class DeliverMessageConsumer(
     TimeProvider time,
     ILogger<DeliverMessageConsumer> logger) : IConsumer<DeliverMessage>
 {
+    /// <summary>Lease length when the work item does not say (an older Queue) and its lease has already run out.</summary>
+    private static readonly TimeSpan FallbackLeaseDuration = TimeSpan.FromMinutes(1);
+
+    private readonly DeliveryOptions _options = options.Value;
+
     public async Task Consume(ConsumeContext<DeliverMessage> context)
     {
         var request = context.Message;
-        var cancellationToken = context.CancellationToken;
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
+        var duration = request.LeaseDuration is { } configured && configured > TimeSpan.Zero ? configured
+            : request.LeaseExpiresAt - startedAt > TimeSpan.Zero ? request.LeaseExpiresAt - startedAt
+            : FallbackLeaseDuration;
 
-        if (request.LeaseExpiresAt <= startedAt)
+        // Take the lease (a fresh owner per try): fails when Queue re-issued it or another consumer holds it.
+        var owner = Guid.NewGuid();
+        var confirmedUntil = startedAt + duration;
+        var message = await WithTimeoutAsync(
+            token => spool.StartAttemptAsync(request.MessageId, request.LeaseId, owner, confirmedUntil, token), context.CancellationToken);
+        if (message is null)
         {
-            // The lease ran out while this work item waited (broker backlog, redelivery): Queue has taken the
-            // recipients back and may already have handed them to another attempt. Starting now could only deliver
-            // twice; its results would be ignored anyway. Nothing is published.
-            DeliveryLog.LeaseExpired(logger, request.MessageId, request.Domain, request.LeaseExpiresAt);
+            metrics.Lease("not_taken");
+            DeliveryLog.LeaseNotTaken(logger, request.MessageId, request.Domain, request.LeaseId);
             return;
         }
 
-        var message = await spool.GetMessageAsync(request.MessageId, cancellationToken);
+        metrics.Lease("taken");
+        await using var lease = AttemptLease.Start(spool, request.MessageId, request.LeaseId, owner, duration, confirmedUntil, _options, time, logger);
 
         // The attempt's span continues the consume span, which is in the message's own trace (Queue dispatches every
         // attempt under the context stored at acceptance), and also links to the span that accepted the message.
-        var links = Telemetry.ParseTraceParent(message?.TraceParent) is { } accepted ? new[] { new ActivityLink(accepted) } : null;
+        var links = Telemetry.ParseTraceParent(message.TraceParent) is { } accepted ? new[] { new ActivityLink(accepted) } : null;
         using var activity = DeliveryMetrics.ActivitySource.StartActivity(
             ActivityKind.Client, parentContext: Activity.Current?.Context ?? default, links: links, name: "smtp.deliver");
         activity?.SetTag("mailmesh.message.id", request.MessageId);
@@ -51,30 +78,43 @@ internal sealed class DeliverMessageConsumer(
         activity?.SetTag("mailmesh.recipients", request.Recipients.Count);
 
         AttemptOutcome outcome;
-        if (message is null)
+        using (var attempt = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lease.Token))
         {
-            DeliveryLog.MessageMissing(logger, request.MessageId, request.Domain);
-            outcome = All(request, DeliveryOutcome.Deferred, 451, "4.3.0", "Message not found in the spool");
-        }
-        else
-        {
-            outcome = await DeliverAsync(request, message, cancellationToken);
+            try
+            {
+                outcome = await DeliverAsync(request, message, attempt.Token);
+            }
+            catch (OperationCanceledException) when (lease.IsLost)
+            {
+                // Stopped before the end of data: nothing was delivered by this attempt, and its recipients belong to
+                // another lease (or will, when this one runs out). There is no result to record.
+                metrics.Lease("lost");
+                DeliveryLog.LeaseLost(logger, request.MessageId, request.Domain, request.LeaseId, lease.Reason);
+                activity?.SetStatus(ActivityStatusCode.Error, "lease lost");
+                return;
+            }
+            catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+            {
+                // Shutting down before the end of data: the recipients wait for the next attempt (RFC 3463 4.3.2).
+                outcome = All(request, DeliveryOutcome.Deferred, 451, "4.3.2", "Delivery stopped before the end of the transaction (shutdown)");
+            }
         }
 
         var completedAt = time.GetUtcNow();
-        await context.Publish(
-            new DeliveryAttempted
-            {
-                MessageId = request.MessageId,
-                Domain = request.Domain,
-                LeaseId = request.LeaseId,
-                Results = outcome.Results,
-                RemoteHost = outcome.RemoteHost,
-                RemoteAddress = outcome.RemoteAddress,
-                StartedAt = startedAt,
-                CompletedAt = completedAt,
-            },
-            cancellationToken);
+        var attempted = new DeliveryAttempted
+        {
+            MessageId = request.MessageId,
+            Domain = request.Domain,
+            LeaseId = request.LeaseId,
+            Results = outcome.Results,
+            RemoteHost = outcome.RemoteHost,
+            RemoteAddress = outcome.RemoteAddress,
+            StartedAt = startedAt,
+            CompletedAt = completedAt,
+        };
+
+        // Never cancelled by the consumer's token: this is the record of what the destination answered.
+        await RecordAsync(context, attempted, lease);
 
         var delivered = outcome.Results.Count(r => r.Outcome == DeliveryOutcome.Delivered);
         var deferred = outcome.Results.Count(r => r.Outcome == DeliveryOutcome.Deferred);
@@ -97,6 +137,93 @@ internal sealed class DeliverMessageConsumer(
         }
 
         DeliveryLog.Attempted(logger, request.MessageId, request.Domain, delivered, deferred, bounced, outcome.RemoteHost ?? "no connection");
+    }
+
+    /// <summary>
+    /// Records the result in the spool's outbox, retrying only that write with back-off while the lease is confirmed
+    /// (the renewals go on meanwhile); if the spool does not take it before the lease could be re-issued, publishes it
+    /// for Queue to record. The SMTP transaction is never repeated for a failed write.
+    /// </summary>
+    private async Task RecordAsync(ConsumeContext context, DeliveryAttempted attempted, AttemptLease lease)
+    {
+        var pending = new PendingResult
+        {
+            LeaseId = attempted.LeaseId,
+            MessageId = attempted.MessageId,
+            RecipientIds = [.. attempted.Results.Select(r => r.RecipientId)],
+            Payload = JsonSerializer.Serialize(attempted),
+
+            // The attempt's span: Queue applies the result in the message's trace, as a child of this attempt.
+            TraceParent = Telemetry.CurrentTraceParent(),
+        };
+        var failures = 0;
+        while (!lease.IsReissued)
+        {
+            try
+            {
+                if (await WithTimeoutAsync(token => spool.RecordResultAsync(pending, time.GetUtcNow(), token), CancellationToken.None))
+                {
+                    metrics.Result("recorded");
+                }
+                else
+                {
+                    metrics.Result("stale");
+                    DeliveryLog.ResultStale(logger, attempted.MessageId, attempted.LeaseId);
+                }
+
+                return;
+            }
+            catch (Exception ex) when (ex is DbException or TimeoutException or InvalidOperationException)
+            {
+                failures++;
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, failures)));
+                if (time.GetUtcNow() + delay + _options.StoreTimeout >= lease.ConfirmedUntil - lease.Margin)
+                {
+                    break;
+                }
+
+                DeliveryLog.RecordFailed(logger, ex, attempted.MessageId, attempted.LeaseId, failures, delay);
+                await Task.Delay(delay, time, CancellationToken.None);
+            }
+        }
+
+        if (lease.IsReissued)
+        {
+            metrics.Result("stale");
+            DeliveryLog.ResultStale(logger, attempted.MessageId, attempted.LeaseId);
+            return;
+        }
+
+        try
+        {
+            await WithTimeoutAsync(async token =>
+            {
+                await context.Publish(attempted, token);
+                return true;
+            }, CancellationToken.None);
+            metrics.Result("published");
+            DeliveryLog.ResultPublished(logger, attempted.MessageId, attempted.LeaseId);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            metrics.Result("lost");
+            DeliveryLog.ResultLost(logger, ex, attempted.MessageId, attempted.LeaseId);
+        }
+    }
+
+    /// <summary>One spool (or bus) call, bounded by <see cref="DeliveryOptions.StoreTimeout"/> even if it ignores its token.</summary>
+    private async Task<T> WithTimeoutAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(_options.StoreTimeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        try
+        {
+            return await operation(linked.Token).WaitAsync(_options.StoreTimeout, time, cancellationToken);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"the spool did not answer within {_options.StoreTimeout}", ex);
+        }
     }
 
     private async Task<AttemptOutcome> DeliverAsync(DeliverMessage request, StoredMessage message, CancellationToken cancellationToken)
@@ -174,9 +301,10 @@ internal sealed class DeliverMessageConsumer(
 }
 
 /// <summary>
-/// Concurrency is Delivery:ConcurrentDeliveries. SMTP failures are results, not exceptions, so no retry policy
-/// applies to them; an unexpected exception gets two immediate retries, then faults, and Queue re-drives the
-/// recipients when their lease expires.
+/// Concurrency is Delivery:ConcurrentDeliveries. SMTP failures are results, not exceptions, and the result is recorded
+/// without throwing, so the retry below only ever repeats the start of an attempt (taking the lease, which fails while
+/// the spool is unreachable), with back-off rather than a burst of reconnects after a database restart. A work item
+/// that still fails is re-driven by Queue when its lease expires.
 /// </summary>
 internal sealed class DeliverMessageConsumerDefinition : ConsumerDefinition<DeliverMessageConsumer>
 {
@@ -190,6 +318,6 @@ internal sealed class DeliverMessageConsumerDefinition : ConsumerDefinition<Deli
         IConsumerConfigurator<DeliverMessageConsumer> consumerConfigurator,
         IRegistrationContext context)
     {
-        endpointConfigurator.UseMessageRetry(retry => retry.Immediate(2));
+        endpointConfigurator.UseMessageRetry(retry => retry.Exponential(5, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(500)));
     }
 }

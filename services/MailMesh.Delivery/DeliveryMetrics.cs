@@ -17,6 +17,8 @@ internal sealed class DeliveryMetrics
     private readonly UpDownCounter<long> _connectionsActive;
     private readonly Counter<long> _connectionsOpened;
     private readonly Counter<long> _recipients;
+    private readonly Counter<long> _leases;
+    private readonly Counter<long> _results;
 
     public DeliveryMetrics(IMeterFactory meterFactory)
     {
@@ -32,7 +34,17 @@ internal sealed class DeliveryMetrics
             "mailmesh.delivery.connections.opened", "{connection}", "Outbound SMTP connections opened.");
         _recipients = meter.CreateCounter<long>(
             "mailmesh.delivery.recipients", "{recipient}", "Recipient results, by mailmesh.delivery.outcome.");
+        _leases = meter.CreateCounter<long>(
+            "mailmesh.delivery.leases", "{attempt}",
+            "Work items by what became of their lease: taken, not_taken (re-issued, owned by another attempt, or message gone: nothing sent), lost (re-issued or unconfirmed mid-attempt: stopped before the end of data).");
+        _results = meter.CreateCounter<long>(
+            "mailmesh.delivery.results", "{result}",
+            "Attempt results by how they reached Queue: recorded (the spool's outbox), stale (lease re-issued meanwhile), published (bus fallback while the spool was unreachable), lost (neither).");
     }
+
+    public void Lease(string outcome) => _leases.Add(1, new KeyValuePair<string, object?>("mailmesh.lease.outcome", outcome));
+
+    public void Result(string outcome) => _results.Add(1, new KeyValuePair<string, object?>("mailmesh.result.outcome", outcome));
 
     /// <summary>Tag of the attempt's (or recipient's) result: delivered, deferred, bounced or partial.</summary>
     public const string OutcomeTag = "mailmesh.delivery.outcome";

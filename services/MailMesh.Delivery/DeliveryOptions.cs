@@ -63,6 +63,21 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// </summary>
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// Longest a delivery waits for one of a destination's <see cref="MaxConnectionsPerDestination"/> slots before that
+    /// address counts as congested (451 4.4.5): well below Queue:LeaseDuration, so no wait outlives a lease.
+    /// </summary>
+    public TimeSpan ConnectionSlotTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest one spool call (taking or renewing the lease, recording the result) may take before it is retried.</summary>
+    public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// An attempt stops before MAIL FROM or the end of data once its lease is confirmed for less than this (renewals
+    /// failed): time for clock skew between hosts and for recording the result before the scheduler may re-issue it.
+    /// </summary>
+    public TimeSpan LeaseMargin { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>STARTTLS (RFC 3207) policy: section "Delivery:Tls".</summary>
     public DeliveryTlsOptions Tls { get; set; } = new();
 
@@ -84,7 +99,8 @@ public sealed class DeliveryOptions : IValidatedOptions
             ("MailTimeout", MailTimeout), ("RcptTimeout", RcptTimeout), ("DataInitiationTimeout", DataInitiationTimeout),
             ("DataBlockTimeout", DataBlockTimeout), ("DataTerminationTimeout", DataTerminationTimeout),
             ("QuitTimeout", QuitTimeout), ("IdleConnectionTimeout", IdleConnectionTimeout), ("ResolveTimeout", ResolveTimeout),
-            ("ShutdownGracePeriod", ShutdownGracePeriod),
+            ("ShutdownGracePeriod", ShutdownGracePeriod), ("ConnectionSlotTimeout", ConnectionSlotTimeout),
+            ("StoreTimeout", StoreTimeout), ("LeaseMargin", LeaseMargin),
         })
         {
             if (value <= TimeSpan.Zero)

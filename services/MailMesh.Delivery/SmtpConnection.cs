@@ -426,11 +426,16 @@ internal sealed class SmtpConnection : IAsyncDisposable
         {
             var size = Math.Min(DataBlockSize, content.Length - offset);
             var last = offset + size == content.Length;
+
+            // Once the last chunk goes out the message may be delivered: from then on nothing cancels (a lost lease or a
+            // shutdown must not cut off the final reply, which is what says whether it was); the timeouts still bound it.
+            cancellationToken.ThrowIfCancellationRequested();
+            var token = last ? CancellationToken.None : cancellationToken;
             Write(last ? $"BDAT {size} LAST" : $"BDAT {size}");
             _writer.Write(content.Span.Slice(offset, size));
-            await FlushAsync(blockTimeout, "BDAT chunk", cancellationToken);
+            await FlushAsync(blockTimeout, "BDAT chunk", token);
             offset += size;
-            var reply = await ReadReplyAsync(last ? finalTimeout : blockTimeout, last ? "BDAT LAST" : "BDAT", cancellationToken);
+            var reply = await ReadReplyAsync(last ? finalTimeout : blockTimeout, last ? "BDAT LAST" : "BDAT", token);
             if (last || !reply.IsSuccess)
             {
                 return reply;

@@ -60,7 +60,13 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var entry = _destinations.GetOrAdd(destination, static (_, max) => new Destination(max), _options.MaxConnectionsPerDestination);
-        await entry.Slots.WaitAsync(cancellationToken);
+        // Bounded: a destination whose slots stay busy defers this delivery (RFC 3463 4.4.5, congestion) rather than
+        // holding the work item until its lease runs out.
+        if (!await entry.Slots.WaitAsync(_options.ConnectionSlotTimeout, cancellationToken))
+        {
+            throw new ConnectionSlotTimeoutException(destination, _options.ConnectionSlotTimeout);
+        }
+
         var lease = new PoolLease(this, entry, destination, key);
         var stack = entry.IdleFor(key);
         while (stack.TryPop(out var idle))
@@ -265,4 +271,11 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
             await _pool.ReleaseAsync(_entry, Key, Connection, _reusable);
         }
     }
+}
+
+/// <summary>No connection slot to a destination became free within <see cref="DeliveryOptions.ConnectionSlotTimeout"/>.</summary>
+internal sealed class ConnectionSlotTimeoutException(IPEndPoint destination, TimeSpan timeout)
+    : Exception($"no connection slot to {destination} within {timeout}")
+{
+    public IPEndPoint Destination { get; } = destination;
 }

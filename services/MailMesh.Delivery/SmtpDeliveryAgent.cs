@@ -102,7 +102,18 @@ internal sealed class SmtpDeliveryAgent(
         string hostName, IPEndPoint destination, TlsMode tlsMode, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients,
         CancellationToken cancellationToken)
     {
-        await using var lease = await pool.AcquireAsync(destination, ConnectionKey.For(tlsMode, hostName), cancellationToken);
+        SmtpConnectionPool.PoolLease lease;
+        try
+        {
+            lease = await pool.AcquireAsync(destination, ConnectionKey.For(tlsMode, hostName), cancellationToken);
+        }
+        catch (ConnectionSlotTimeoutException ex)
+        {
+            // RFC 3463 §3.5: 4.4.5 system congestion; the next address, or the next attempt, may do better.
+            return (null, new Failure(451, "4.4.5", ex.Message, null, null));
+        }
+
+        await using var _ = lease;
         if (lease is { Reused: true, Connection: { } pooled })
         {
             try
@@ -431,8 +442,11 @@ internal sealed class SmtpDeliveryAgent(
                 {
                     stage = "message data";
                     await connection.WriteDataAsync(content, _options.DataBlockTimeout, cancellationToken);
+
+                    // The final "." is out: the message may be delivered, so nothing cancels the wait for the reply that
+                    // says whether it was (a lost lease or a shutdown would only turn a delivery into a duplicate).
                     stage = "end of data";
-                    final = await connection.ReadReplyAsync(_options.DataTerminationTimeout, "end of data", cancellationToken);
+                    final = await connection.ReadReplyAsync(_options.DataTerminationTimeout, "end of data", CancellationToken.None);
                 }
             }
 

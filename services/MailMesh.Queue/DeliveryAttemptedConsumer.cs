@@ -11,9 +11,19 @@ namespace MailMesh.Queue;
 /// next attempt time (or expire), and the sender gets the DSNs it asked for (RFC 3461, RFC 3464).
 /// </summary>
 /// <remarks>
+/// <para>
+/// Results reach Queue through the spool's outbox (<see cref="ISpool.RecordResultAsync"/>): Delivery records each
+/// result there itself, and <see cref="ResultApplier"/> hands recorded results to <see cref="ApplyAsync"/>, deleting
+/// each only after it was applied. A result that Delivery could not record (its database was unreachable) arrives
+/// here over the bus instead, and <see cref="Consume"/> records it in the outbox the same way: a result is never
+/// applied from a bus message, so it is never dropped into an error queue half-applied.
+/// </para>
+/// <para>
 /// Idempotent: <see cref="ISpool.CompleteAttemptAsync"/> applies an update only while the recipient is InFlight under
 /// the result's lease, and events are emitted for the applied updates only. DSN ids derive from the message and
-/// lease, so a redelivered result finds its DSN already stored and queues nothing new.
+/// lease, and a recipient this result already made final gets its DSN and suppression again, so applying a result a
+/// second time (after a crash or a database outage between its steps) completes what the first try left undone.
+/// </para>
 /// </remarks>
 internal sealed class DeliveryAttemptedConsumer(
     ISpool spool,
@@ -21,6 +31,8 @@ internal sealed class DeliveryAttemptedConsumer(
     RetrySchedule schedule,
     DsnWriter dsn,
     QueueMetrics metrics,
+    QueueEvents events,
+    ResultSignal signal,
     IOptions<QueueOptions> options,
     TimeProvider time,
     ILogger<DeliveryAttemptedConsumer> logger) : IConsumer<DeliveryAttempted>
@@ -31,11 +43,23 @@ internal sealed class DeliveryAttemptedConsumer(
 
     private readonly QueueOptions _options = options.Value;
 
+    /// <summary>A result that came over the bus (Delivery could not record it): record it in the outbox.</summary>
     public async Task Consume(ConsumeContext<DeliveryAttempted> context)
     {
         var attempt = context.Message;
-        var cancellationToken = context.CancellationToken;
-        using var activity = QueueTelemetry.Source.StartActivity("queue.apply_result", ActivityKind.Consumer);
+        var recorded = await spool.RecordResultAsync(ResultPayload.ToPending(attempt), time.GetUtcNow(), context.CancellationToken);
+        logger.ResultRecordedFromBus(attempt.MessageId, attempt.LeaseId, recorded);
+        if (recorded)
+        {
+            signal.Poke();
+        }
+    }
+
+    /// <summary>Applies one recorded result: recipient states, events, suppressions and DSNs.</summary>
+    internal async Task ApplyAsync(DeliveryAttempted attempt, CancellationToken cancellationToken, string? traceParent = null)
+    {
+        // In the message's trace: a child of the attempt that produced the result (recorded with it in the outbox).
+        using var activity = QueueTelemetry.StartInMessageTrace("queue.apply_result", ActivityKind.Consumer, traceParent, attempt.MessageId);
         activity?.SetTag("mailmesh.message.id", attempt.MessageId);
         activity?.SetTag("mailmesh.recipient.domain", attempt.Domain);
 
@@ -74,7 +98,7 @@ internal sealed class DeliveryAttemptedConsumer(
                 await SuppressAsync(before[update.RecipientId].Address, update, now, cancellationToken);
             }
 
-            await context.Publish(
+            await events.PublishAsync(
                 new MessageEvent
                 {
                     MessageId = attempt.MessageId,
@@ -95,8 +119,34 @@ internal sealed class DeliveryAttemptedConsumer(
             return;
         }
 
-        await QueueReportAsync(context, attempt, status, before, results, appliedById, now);
-        await QueueDelayNoticeAsync(context, attempt, status, before, applied, now);
+        // A second application of this result (the first stopped after CompleteAttemptAsync): recipients it already
+        // made final get the suppression the first one may not have stored (adding a suppression twice is harmless).
+        if (_options.SuppressHardBounces)
+        {
+            foreach (var result in results)
+            {
+                var recipient = before[result.RecipientId];
+                if (!appliedById.ContainsKey(result.RecipientId) && AlreadyFinalisedBy(recipient, result))
+                {
+                    var update = new RecipientUpdate
+                    {
+                        RecipientId = recipient.RecipientId,
+                        State = recipient.State,
+                        AttemptedAt = attempt.CompletedAt,
+                        ReplyCode = recipient.LastReplyCode,
+                        EnhancedCode = recipient.LastEnhancedCode,
+                        ReplyText = recipient.LastReplyText,
+                    };
+                    if (IsHardBounce(update))
+                    {
+                        await SuppressAsync(recipient.Address, update, now, cancellationToken);
+                    }
+                }
+            }
+        }
+
+        await QueueReportAsync(attempt, status, before, results, appliedById, now, cancellationToken);
+        await QueueDelayNoticeAsync(attempt, status, before, applied, now, cancellationToken);
     }
 
     private async Task SuppressAsync(string address, RecipientUpdate update, DateTimeOffset now, CancellationToken cancellationToken)
@@ -111,13 +161,13 @@ internal sealed class DeliveryAttemptedConsumer(
     /// were relayed (NOTIFY includes SUCCESS).
     /// </summary>
     private async Task QueueReportAsync(
-        ConsumeContext context,
         DeliveryAttempted attempt,
         MessageStatus status,
         Dictionary<long, RecipientStatus> before,
         List<RecipientResult> results,
         Dictionary<long, RecipientUpdate> applied,
-        DateTimeOffset now)
+        DateTimeOffset now,
+        CancellationToken cancellationToken)
     {
         var entries = new List<DsnRecipient>();
         foreach (var result in results)
@@ -166,7 +216,7 @@ internal sealed class DeliveryAttemptedConsumer(
 
         var kind = entries.Any(e => e.Action == DsnAction.Failed) ? FailureKind : SuccessKind;
         var dsnId = DsnRequest.ReportId(attempt.MessageId, attempt.LeaseId);
-        await dsn.QueueAsync(attempt.MessageId, dsnId, kind, entries, context, context.CancellationToken);
+        await dsn.QueueAsync(attempt.MessageId, dsnId, kind, entries, cancellationToken);
     }
 
     /// <summary>
@@ -174,12 +224,12 @@ internal sealed class DeliveryAttemptedConsumer(
     /// one "delayed" DSN per message and domain (the id derives from both, so later deferrals add none).
     /// </summary>
     private async Task QueueDelayNoticeAsync(
-        ConsumeContext context,
         DeliveryAttempted attempt,
         MessageStatus status,
         Dictionary<long, RecipientStatus> before,
         IReadOnlyList<RecipientUpdate> applied,
-        DateTimeOffset now)
+        DateTimeOffset now,
+        CancellationToken cancellationToken)
     {
         if (now - status.ReceivedAt < _options.DelayNotifyAfter)
         {
@@ -208,7 +258,7 @@ internal sealed class DeliveryAttemptedConsumer(
         }
 
         var dsnId = DsnRequest.DelayId(attempt.MessageId, attempt.Domain);
-        await dsn.QueueAsync(attempt.MessageId, dsnId, DelayKind, entries, context, context.CancellationToken);
+        await dsn.QueueAsync(attempt.MessageId, dsnId, DelayKind, entries, cancellationToken);
     }
 
     /// <summary>

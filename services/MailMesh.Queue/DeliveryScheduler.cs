@@ -15,9 +15,17 @@ namespace MailMesh.Queue;
 /// <para>
 /// The bus only carries work; the spool is the truth (ARCHITECTURE.md, "The durability contract"). A
 /// <see cref="DeliverMessage"/> that is lost — publish failure, broker restart, a Delivery worker killed mid-flight —
-/// leaves its recipients InFlight under a lease; <see cref="ISpool.ClaimDueAsync"/> claims recipients whose lease has
-/// expired together with new work, so this loop is also the sweeper that re-drives lost work. Delivery should drop a
-/// work item whose <see cref="DeliverMessage.LeaseExpiresAt"/> has passed: its recipients have been claimed again.
+/// leaves its recipients InFlight under a lease; <see cref="ISpool.ClaimDueAsync(ClaimRequest, CancellationToken)"/>
+/// claims recipients whose lease has expired together with new work, so this loop is also the sweeper that re-drives
+/// lost work. Delivery takes the lease before it sends (<see cref="ISpool.StartAttemptAsync"/>) and renews it while it
+/// works, so a work item whose lease was re-issued is never sent.
+/// </para>
+/// <para>
+/// The loop can never stop: every await on the spool or the bus is bounded, a failed round is retried with back-off,
+/// and each completed round is recorded in <see cref="QueueLoopMonitor"/>, so a stalled scheduler fails readiness.
+/// It claims inside an in-flight window (<see cref="QueueOptions.MaxJobsInFlight"/>, per domain
+/// <see cref="QueueOptions.MaxJobsInFlightPerDomain"/>): no more work than Delivery can take waits in the broker, so
+/// work does not age there past its lease.
 /// </para>
 /// <para>
 /// Any number of Queue replicas can run this loop: claims use <c>FOR UPDATE SKIP LOCKED</c> (or the store's
@@ -28,23 +36,34 @@ internal sealed class DeliveryScheduler(
     ISpool spool,
     IBus bus,
     SchedulerSignal signal,
+    ResultSignal resultSignal,
+    QueueLoopMonitor monitor,
     QueueMetrics metrics,
     IOptions<QueueOptions> options,
     TimeProvider time,
     ILogger<DeliveryScheduler> logger) : BackgroundService
 {
+    public const string LoopName = "claim";
+
+    /// <summary>RFC 3463 §3.5: 4.4.7 "delivery time expired".</summary>
+    internal const string ExpiredText = "Message expired in the queue (Queue:MaxAge) before it could be delivered";
+
     private readonly QueueOptions _options = options.Value;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         logger.SchedulerStarted(_options.PollInterval, _options.ClaimBatchSize, _options.LeaseDuration);
+        monitor.Started(LoopName);
+        var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             signal.Reset();
-            var claimed = 0;
+            int claimed;
             try
             {
                 claimed = await RunOnceAsync(stoppingToken);
+                failures = 0;
+                monitor.Completed(LoopName);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -52,7 +71,22 @@ internal sealed class DeliveryScheduler(
             }
             catch (Exception ex)
             {
-                logger.ClaimFailed(ex);
+                // Whatever failed (the database refusing connections, a timeout, a bug), the loop goes on: back off,
+                // then try again. A claim that committed before its reply was lost only costs a lease expiry.
+                failures++;
+                monitor.Failed(LoopName);
+                var delay = Bounded.Backoff(failures, _options.PollInterval, _options.MaxRoundBackoff);
+                logger.ClaimFailed(ex, failures, delay);
+                try
+                {
+                    await Task.Delay(delay, time, stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                continue;
             }
 
             // A full batch means more work is probably due: claim again at once instead of sleeping.
@@ -72,10 +106,23 @@ internal sealed class DeliveryScheduler(
         }
     }
 
-    /// <summary>Claims one batch of due work and dispatches it. Returns the number of recipients claimed.</summary>
+    /// <summary>
+    /// Claims one batch of due work inside the in-flight window and dispatches it; work older than
+    /// <see cref="QueueOptions.MaxAge"/> is expired instead. Returns the number of recipients claimed. Every await is
+    /// bounded (<see cref="QueueOptions.StoreTimeout"/>, <see cref="QueueOptions.PublishTimeout"/>).
+    /// </summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
-        var jobs = await spool.ClaimDueAsync(time.GetUtcNow(), _options.ClaimBatchSize, _options.LeaseDuration, cancellationToken);
+        var now = time.GetUtcNow();
+        var request = new ClaimRequest
+        {
+            Now = now,
+            MaxRecipients = _options.ClaimBatchSize,
+            LeaseDuration = _options.LeaseDuration,
+            MaxJobsInFlight = _options.MaxJobsInFlight,
+            MaxJobsInFlightPerDomain = _options.MaxJobsInFlightPerDomain,
+        };
+        var jobs = await Bounded.RunAsync(token => spool.ClaimDueAsync(request, token), "claiming due work", _options.StoreTimeout, time, cancellationToken);
         if (jobs.Count == 0)
         {
             return 0;
@@ -85,9 +132,48 @@ internal sealed class DeliveryScheduler(
         metrics.Claimed(recipients);
         logger.Claimed(recipients, jobs.Count);
 
+        // RFC 5321 §4.5.4.1: give up after MaxAge. Checked here as well as when a result is applied, so a message whose
+        // attempts keep faulting or getting lost (no result ever arrives) expires and bounces instead of being re-driven
+        // forever.
+        var expired = jobs.Where(job => now - job.ReceivedAt >= _options.MaxAge).ToList();
+        foreach (var job in expired)
+        {
+            await ExpireAsync(job, now, cancellationToken);
+        }
+
         // Publish concurrently: with publisher confirms each publish is a broker round trip.
-        await Task.WhenAll(jobs.Select(job => DispatchAsync(job, cancellationToken)));
+        await Task.WhenAll(jobs.Except(expired).Select(job => DispatchAsync(job, cancellationToken)));
         return recipients;
+    }
+
+    /// <summary>
+    /// Records a "not attempted, expired" result for the job, as Delivery records its results: the result applier
+    /// turns it into Expired recipients and the failure DSN (RFC 3464) through the one path every result takes.
+    /// </summary>
+    private async Task ExpireAsync(DeliveryJob job, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        logger.ExpiredAtClaim(job.MessageId, _options.MaxAge, job.Recipients.Count, job.Domain);
+        var attempt = new DeliveryAttempted
+        {
+            MessageId = job.MessageId,
+            Domain = job.Domain,
+            LeaseId = job.LeaseId,
+            Results = [.. job.Recipients.Select(r => new RecipientResult
+            {
+                RecipientId = r.RecipientId,
+                Address = r.Address,
+                Outcome = DeliveryOutcome.Deferred,
+                ReplyCode = 451,
+                EnhancedCode = "4.4.7",
+                ReplyText = ExpiredText,
+            })],
+            StartedAt = now,
+            CompletedAt = now,
+        };
+        await Bounded.RunAsync(
+            token => spool.RecordResultAsync(ResultPayload.ToPending(attempt), now, token), "recording an expiry", _options.StoreTimeout, time, cancellationToken);
+        metrics.ExpiredAtClaim(job.Recipients.Count);
+        resultSignal.Poke();
     }
 
     private async Task DispatchAsync(DeliveryJob job, CancellationToken cancellationToken)
@@ -99,23 +185,23 @@ internal sealed class DeliveryScheduler(
         activity?.SetTag("mailmesh.delivery.attempt", job.Recipients.Max(r => r.Attempt));
         try
         {
-            await bus.Publish(
-                new DeliverMessage
+            var message = new DeliverMessage
+            {
+                MessageId = job.MessageId,
+                Domain = job.Domain,
+                LeaseId = job.LeaseId,
+                LeaseExpiresAt = job.LeaseExpiresAt,
+                LeaseDuration = _options.LeaseDuration,
+                Recipients = [.. job.Recipients.Select(r => new DeliveryRecipient
                 {
-                    MessageId = job.MessageId,
-                    Domain = job.Domain,
-                    LeaseId = job.LeaseId,
-                    LeaseExpiresAt = job.LeaseExpiresAt,
-                    Recipients = [.. job.Recipients.Select(r => new DeliveryRecipient
-                    {
-                        RecipientId = r.RecipientId,
-                        Address = r.Address,
-                        Attempt = r.Attempt,
-                        Notify = r.Notify,
-                        OriginalRecipient = r.OriginalRecipient,
-                    })],
-                },
-                cancellationToken);
+                    RecipientId = r.RecipientId,
+                    Address = r.Address,
+                    Attempt = r.Attempt,
+                    Notify = r.Notify,
+                    OriginalRecipient = r.OriginalRecipient,
+                })],
+            };
+            await Bounded.RunAsync(token => bus.Publish(message, token), "publishing DeliverMessage", _options.PublishTimeout, time, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

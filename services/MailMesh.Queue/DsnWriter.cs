@@ -2,7 +2,6 @@ using System.Net;
 using MailMesh.Contracts;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
-using MassTransit;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Queue;
@@ -14,6 +13,7 @@ namespace MailMesh.Queue;
 internal sealed class DsnWriter(
     ISpool spool,
     QueueMetrics metrics,
+    QueueEvents events,
     IOptions<QueueOptions> options,
     TimeProvider time,
     ILogger<DsnWriter> logger)
@@ -32,7 +32,6 @@ internal sealed class DsnWriter(
         Guid dsnId,
         string kind,
         IReadOnlyList<DsnRecipient> recipients,
-        IPublishEndpoint publish,
         CancellationToken cancellationToken)
     {
         var original = await spool.GetMessageAsync(messageId, cancellationToken);
@@ -72,10 +71,10 @@ internal sealed class DsnWriter(
         logger.DsnQueued(kind, dsnId, messageId, original.Sender, recipients.Count);
 
         // If this publish is lost the DSN still goes out: it is Queued in the spool and the next poll claims it.
-        await publish.Publish(
+        await events.PublishAsync(
             new MessageReceived { MessageId = dsnId, Sender = string.Empty, RecipientCount = 1, Size = content.Length, ReceivedAt = now },
             cancellationToken);
-        await publish.Publish(
+        await events.PublishAsync(
             new MessageEvent { MessageId = messageId, Type = MessageEventType.DsnQueued, Recipient = original.Sender, Text = kind, Timestamp = now },
             cancellationToken);
         return true;

@@ -11,8 +11,8 @@ internal static partial class Log
     [LoggerMessage(3001, LogLevel.Debug, "Claimed {Recipients} recipients in {Jobs} jobs")]
     public static partial void Claimed(this ILogger logger, int recipients, int jobs);
 
-    [LoggerMessage(3002, LogLevel.Warning, "Claiming due work failed; retrying after the poll interval")]
-    public static partial void ClaimFailed(this ILogger logger, Exception exception);
+    [LoggerMessage(3002, LogLevel.Warning, "Claim round failed ({Failures} in a row); retrying in {Delay}")]
+    public static partial void ClaimFailed(this ILogger logger, Exception exception, int failures, TimeSpan delay);
 
     [LoggerMessage(3003, LogLevel.Warning, "Publishing DeliverMessage for message {MessageId} ({Domain}) failed; the lease expiry at {LeaseExpiresAt} re-drives it")]
     public static partial void DispatchFailed(this ILogger logger, Exception exception, Guid messageId, string domain, DateTimeOffset leaseExpiresAt);
@@ -40,4 +40,25 @@ internal static partial class Log
 
     [LoggerMessage(3031, LogLevel.Warning, "Purging completed messages failed")]
     public static partial void PurgeFailed(this ILogger logger, Exception exception);
+
+    [LoggerMessage(3040, LogLevel.Warning, "Publishing {MessageType} failed; the spool holds what it announced")]
+    public static partial void EventPublishFailed(this ILogger logger, Exception exception, string messageType);
+
+    [LoggerMessage(3041, LogLevel.Warning, "Message {MessageId} is older than Queue:MaxAge ({MaxAge}); expiring {Recipients} recipients at {Domain} instead of attempting them")]
+    public static partial void ExpiredAtClaim(this ILogger logger, Guid messageId, TimeSpan maxAge, int recipients, string domain);
+
+    [LoggerMessage(3042, LogLevel.Warning, "Result round failed ({Failures} in a row); retrying in {Delay}")]
+    public static partial void ResultRoundFailed(this ILogger logger, Exception exception, int failures, TimeSpan delay);
+
+    [LoggerMessage(3043, LogLevel.Warning, "Applying the result of lease {LeaseId} (message {MessageId}, try {Tries}) failed; it is tried again later")]
+    public static partial void ResultApplyFailed(this ILogger logger, Exception exception, Guid leaseId, Guid messageId, int tries);
+
+    [LoggerMessage(3044, LogLevel.Error, "The recorded result of lease {LeaseId} (message {MessageId}) is unreadable; it is kept and tried again (fix the payload or delete the row by hand)")]
+    public static partial void ResultUnreadable(this ILogger logger, Exception exception, Guid leaseId, Guid messageId);
+
+    [LoggerMessage(3045, LogLevel.Debug, "Result of message {MessageId} under lease {LeaseId} arrived over the bus and was recorded: {Recorded}")]
+    public static partial void ResultRecordedFromBus(this ILogger logger, Guid messageId, Guid leaseId, bool recorded);
+
+    [LoggerMessage(3046, LogLevel.Information, "Queue result applier started: batches of {BatchSize}, {Concurrency} at once")]
+    public static partial void ResultApplierStarted(this ILogger logger, int batchSize, int concurrency);
 }

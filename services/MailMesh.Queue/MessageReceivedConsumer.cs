@@ -36,8 +36,8 @@ internal sealed class DeliveryAttemptedConsumerDefinition : ConsumerDefinition<D
     {
         EndpointName = "queue-delivery-attempted";
 
-        // Each result is a few short transactions; 32 keeps a pool of database connections busy without hogging it.
-        ConcurrentMessageLimit = 32;
+        // One short write per result; 8 keeps the database connections this needs small (docs/operations.md).
+        ConcurrentMessageLimit = 8;
     }
 
     protected override void ConfigureConsumer(
@@ -45,12 +45,20 @@ internal sealed class DeliveryAttemptedConsumerDefinition : ConsumerDefinition<D
         IConsumerConfigurator<DeliveryAttemptedConsumer> consumerConfigurator,
         IRegistrationContext context)
     {
-        // Safe to retry: CompleteAttemptAsync applies each update at most once and DSN ids are deterministic. No
-        // outbox on purpose: events are published as soon as their update is applied, because a retry will not apply
-        // (and so not re-announce) it again.
+        // The consumer only records the result in the spool's outbox (one idempotent write). While the store is
+        // unreachable that write is retried with back-off for as long as it takes, never dropped into an error queue:
+        // the result may be the only record that a message was delivered. Any other error is retried a few times.
+        endpointConfigurator.UseMessageRetry(retry =>
+        {
+            retry.Handle<System.Data.Common.DbException>();
+            retry.Handle<TimeoutException>();
+            retry.Exponential(int.MaxValue, RetryIntervals[0], RetryIntervals[^1], RetryIntervals[0]);
+        });
         endpointConfigurator.UseMessageRetry(retry =>
         {
             retry.Ignore<ArgumentException>();
+            retry.Ignore<System.Data.Common.DbException>();
+            retry.Ignore<TimeoutException>();
             retry.Intervals(RetryIntervals);
         });
     }

@@ -3,6 +3,7 @@ using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace MailMesh.Queue;
 
@@ -16,6 +17,7 @@ public static class QueueExtensions
         builder.AddAdminAuthentication();
         builder.Services.AddQueueServices();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ResultApplier>());
         builder.Services.AddHostedService<CompletedMessagePurger>();
         AddStoreCheckOnce(builder.Services);
         builder.AddBusPart(AddQueueConsumers);
@@ -30,6 +32,7 @@ public static class QueueExtensions
         {
             services.AddSingleton<StoreCheckMarker>();
             services.AddHealthChecks().AddStoreCheck();
+            services.AddHealthChecks().AddCheck<QueueLoopMonitor>("queue-loops", tags: [ServiceDefaultsExtensions.ReadyTag]);
         }
     }
 
@@ -43,6 +46,11 @@ public static class QueueExtensions
         services.AddSingleton<SchedulerSignal>();
         services.AddSingleton<DsnWriter>();
         services.AddSingleton<DeliveryScheduler>();
+        services.AddSingleton<QueueLoopMonitor>();
+        services.AddSingleton<QueueEvents>();
+        services.AddSingleton<ResultSignal>();
+        services.AddSingleton<ResultApplier>();
+        services.TryAddScoped<DeliveryAttemptedConsumer>();
         return services;
     }
 

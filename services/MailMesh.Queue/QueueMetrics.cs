@@ -23,6 +23,9 @@ internal sealed class QueueMetrics
     private readonly Counter<long> _dsnGenerated;
     private readonly Counter<long> _suppressed;
     private readonly Histogram<double> _latency;
+    private readonly Counter<long> _resultsApplied;
+    private readonly Counter<long> _resultsFailed;
+    private readonly Counter<long> _expiredAtClaim;
     private DepthSnapshot? _depth;
     private int _refreshing;
 
@@ -41,12 +44,24 @@ internal sealed class QueueMetrics
             "Delivery status notifications queued to senders, by kind (failure, delay, success).");
         _suppressed = meter.CreateCounter<long>("mailmesh.queue.recipients.suppressed", "{recipient}",
             "Recipients added to the suppression list after a hard bounce (RFC 3463 5.1.x).");
+        _resultsApplied = meter.CreateCounter<long>("mailmesh.queue.results.applied", "{result}",
+            "Recorded attempt results applied from the spool's outbox (states, DSNs, suppressions) and deleted.");
+        _resultsFailed = meter.CreateCounter<long>("mailmesh.queue.results.failed", "{result}",
+            "Tries to apply a recorded result that failed; the result stays in the outbox and is tried again.");
+        _expiredAtClaim = meter.CreateCounter<long>("mailmesh.queue.claim.expired", "{recipient}",
+            "Recipients claimed after Queue:MaxAge and expired at once instead of being attempted.");
         _latency = meter.CreateHistogram<double>("mailmesh.delivery.latency", "s",
             "Time from acceptance by MailMesh to acceptance by the destination.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400] });
     }
 
     public void Claimed(int recipients) => _claimed.Add(recipients);
+
+    public void ResultApplied() => _resultsApplied.Add(1);
+
+    public void ResultFailed() => _resultsFailed.Add(1);
+
+    public void ExpiredAtClaim(int recipients) => _expiredAtClaim.Add(recipients);
 
     public void Suppressed() => _suppressed.Add(1);
 

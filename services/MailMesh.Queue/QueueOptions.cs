@@ -68,6 +68,47 @@ public sealed class QueueOptions : IValidatedOptions
     /// <summary>The name this MTA reports in DSNs (Reporting-MTA, MAILER-DAEMON@...); the machine's host name when empty.</summary>
     public string? Hostname { get; set; }
 
+    /// <summary>
+    /// The in-flight window: most jobs (one message at one domain) claimed and not yet finished, across every Queue
+    /// replica, work waiting in the broker included. Size it to what Delivery can work on at once (replicas ×
+    /// <c>Delivery:ConcurrentDeliveries</c>, a little more to keep them busy), so claimed work never waits in RabbitMQ
+    /// long enough for its lease to expire.
+    /// </summary>
+    public int MaxJobsInFlight { get; set; } = 512;
+
+    /// <summary>The in-flight window per destination domain (like Postfix's per-destination concurrency limit).</summary>
+    public int MaxJobsInFlightPerDomain { get; set; } = 64;
+
+    /// <summary>Longest the scheduler and the result applier wait for one spool call before the round fails and is retried.</summary>
+    public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest the scheduler waits for one publish to the bus (a broker that is down or blocked).</summary>
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Failed rounds are retried after PollInterval × 2^(failures - 1), capped here, with jitter: back-off, not a
+    /// reconnect storm, while the database or the broker restarts.
+    /// </summary>
+    public TimeSpan MaxRoundBackoff { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// /readyz fails when the scheduler or the result applier has not completed a round for this long (a stopped or
+    /// stalled loop is an outage; see the <c>mailmesh.queue.scheduler.last_round_age</c> metric).
+    /// </summary>
+    public TimeSpan StalledAfter { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Most recorded results applied per round of the result applier.</summary>
+    public int ResultBatchSize { get; set; } = 200;
+
+    /// <summary>Results applied concurrently (each is a few short transactions, one connection at a time).</summary>
+    public int ResultConcurrency { get; set; } = 8;
+
+    /// <summary>
+    /// A result handed out to be applied is hidden from other replicas this long (doubling on each further try, up to
+    /// 32×); if applying it failed, it is tried again after that.
+    /// </summary>
+    public TimeSpan ResultRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
+
     public IEnumerable<string> Validate()
     {
         foreach (var (name, value) in new[]
@@ -80,6 +121,11 @@ public sealed class QueueOptions : IValidatedOptions
             (nameof(DelayNotifyAfter), DelayNotifyAfter),
             (nameof(PurgeCompletedAfter), PurgeCompletedAfter),
             (nameof(PurgeInterval), PurgeInterval),
+            (nameof(StoreTimeout), StoreTimeout),
+            (nameof(PublishTimeout), PublishTimeout),
+            (nameof(MaxRoundBackoff), MaxRoundBackoff),
+            (nameof(StalledAfter), StalledAfter),
+            (nameof(ResultRetryDelay), ResultRetryDelay),
         })
         {
             if (value <= TimeSpan.Zero)
@@ -106,6 +152,28 @@ public sealed class QueueOptions : IValidatedOptions
         if (ClaimBatchSize is < 1 or > 100_000)
         {
             yield return $"{SectionName}:{nameof(ClaimBatchSize)}: must be between 1 and 100000 (was {ClaimBatchSize})";
+        }
+
+        foreach (var (name, value) in new[]
+        {
+            (nameof(MaxJobsInFlight), MaxJobsInFlight),
+            (nameof(MaxJobsInFlightPerDomain), MaxJobsInFlightPerDomain),
+            (nameof(ResultBatchSize), ResultBatchSize),
+            (nameof(ResultConcurrency), ResultConcurrency),
+        })
+        {
+            if (value is < 1 or > 1_000_000)
+            {
+                yield return $"{SectionName}:{name}: must be between 1 and 1000000 (was {value})";
+            }
+        }
+
+        // A round may legitimately take one store call, its publishes and a back-off wait; a stall alarm shorter than
+        // that would fail readiness while everything works.
+        var longestRound = StoreTimeout + PublishTimeout + MaxRoundBackoff;
+        if (StalledAfter > TimeSpan.Zero && StoreTimeout > TimeSpan.Zero && PublishTimeout > TimeSpan.Zero && StalledAfter <= longestRound)
+        {
+            yield return $"{SectionName}:{nameof(StalledAfter)}: must exceed {SectionName}:{nameof(StoreTimeout)} + {nameof(PublishTimeout)} + {nameof(MaxRoundBackoff)} ({longestRound}) (was {StalledAfter})";
         }
 
         if (DsnMaxReturnedSize < 0)

@@ -179,14 +179,17 @@ public sealed class DeliverMessageConsumerTests
     }
 
     [Fact]
-    public async Task Message_missing_from_the_spool_defers()
+    public async Task Message_missing_from_the_spool_is_not_attempted_and_records_nothing()
     {
+        // A purged message has no recipients left to lease: the lease cannot be taken, so nothing is sent or recorded.
         await using var f = await DeliveryFixture.StartAsync();
+        var request = DeliveryFixture.Request(Guid.NewGuid(), "dest.test", "a@dest.test");
 
-        var attempt = await f.DeliverAsync(DeliveryFixture.Request(Guid.NewGuid(), "dest.test", "a@dest.test"));
+        await f.Harness.Bus.Publish(request);
 
-        var result = Assert.Single(attempt.Results);
-        Assert.Equal((DeliveryOutcome.Deferred, 451, "4.3.0"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+        Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == request.LeaseId));
+        Assert.False(f.Spool.IsRecorded(request.LeaseId));
+        Assert.False(await f.Harness.Published.Any<DeliveryAttempted>(m => m.Context.Message.LeaseId == request.LeaseId));
     }
 
     [Fact]

@@ -137,19 +137,9 @@ internal sealed class DeliveryFixture : IAsyncDisposable
         return await AttemptedAsync(request.LeaseId);
     }
 
-    public async Task<DeliveryAttempted> AttemptedAsync(Guid leaseId)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await foreach (var published in Harness.Published.SelectAsync<DeliveryAttempted>(timeout.Token))
-        {
-            if (published.Context.Message.LeaseId == leaseId)
-            {
-                return published.Context.Message;
-            }
-        }
-
-        throw new TimeoutException($"No DeliveryAttempted for lease {leaseId}");
-    }
+    /// <summary>The result Delivery recorded in the spool's outbox for <paramref name="leaseId"/>.</summary>
+    public Task<DeliveryAttempted> AttemptedAsync(Guid leaseId) =>
+        Spool.RecordedAsync(leaseId).WaitAsync(TimeSpan.FromSeconds(30));
 
     public async ValueTask DisposeAsync()
     {
@@ -168,21 +158,91 @@ internal sealed class DeliveryFixture : IAsyncDisposable
     }
 }
 
-/// <summary>Just enough spool for Delivery: GetMessageAsync.</summary>
+/// <summary>
+/// Just enough spool for Delivery: messages, lease ownership as <see cref="ISpool.StartAttemptAsync"/> and
+/// <see cref="ISpool.RenewLeaseAsync"/> define it, and the result outbox, with switches for the faults Delivery must
+/// survive (a lease re-issued by Queue, a spool that refuses result writes).
+/// </summary>
 internal sealed class InMemorySpool : ISpool
 {
+    private readonly ConcurrentDictionary<Guid, TaskCompletionSource<DeliveryAttempted>> _recorded = new();
+    private int _recordFailures;
+
     public ConcurrentDictionary<Guid, StoredMessage> Messages { get; } = new();
+
+    /// <summary>Lease id → the attempt that took it.</summary>
+    public ConcurrentDictionary<Guid, Guid> Owners { get; } = new();
+
+    /// <summary>Leases Queue has re-issued: they can be neither taken nor renewed, and their results are stale.</summary>
+    public ConcurrentDictionary<Guid, bool> Reissued { get; } = new();
+
+    /// <summary>Lease takes (successful or not), renewals and result writes, for tests that count them.</summary>
+    public int Takes;
+    public int Renewals;
+    public int RecordCalls;
+
+    /// <summary>The next <paramref name="count"/> result writes fail as an unreachable database would.</summary>
+    public void FailNextRecords(int count) => Volatile.Write(ref _recordFailures, count);
+
+    /// <summary>The result recorded under <paramref name="leaseId"/>, once it is.</summary>
+    public Task<DeliveryAttempted> RecordedAsync(Guid leaseId) => Waiter(leaseId).Task;
+
+    public bool IsRecorded(Guid leaseId) => _recorded.TryGetValue(leaseId, out var waiter) && waiter.Task.IsCompleted;
 
     public Task<StoredMessage?> GetMessageAsync(Guid messageId, CancellationToken cancellationToken) =>
         Task.FromResult(Messages.TryGetValue(messageId, out var message) ? message : null);
+
+    public Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref Takes);
+        if (Reissued.ContainsKey(leaseId) || IsRecorded(leaseId) || !Messages.TryGetValue(messageId, out var message))
+        {
+            return Task.FromResult<StoredMessage?>(null);
+        }
+
+        return Task.FromResult(Owners.GetOrAdd(leaseId, ownerId) == ownerId ? message : null);
+    }
+
+    public Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref Renewals);
+        return Task.FromResult(!Reissued.ContainsKey(leaseId) && Owners.TryGetValue(leaseId, out var owner) && owner == ownerId);
+    }
+
+    public Task<bool> RecordResultAsync(PendingResult result, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref RecordCalls);
+        if (Interlocked.Decrement(ref _recordFailures) >= 0)
+        {
+            throw new TimeoutException("injected: the spool is unreachable");
+        }
+
+        if (Reissued.ContainsKey(result.LeaseId))
+        {
+            return Task.FromResult(false);
+        }
+
+        Waiter(result.LeaseId).TrySetResult(System.Text.Json.JsonSerializer.Deserialize<DeliveryAttempted>(result.Payload)!);
+        return Task.FromResult(true);
+    }
+
+    private TaskCompletionSource<DeliveryAttempted> Waiter(Guid leaseId) =>
+        _recorded.GetOrAdd(leaseId, static _ => new TaskCompletionSource<DeliveryAttempted>(TaskCreationOptions.RunContinuationsAsynchronously));
 
     public Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
         throw new NotSupportedException();
 
+    public Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(ClaimRequest request, CancellationToken cancellationToken) => throw new NotSupportedException();
+
     public Task<IReadOnlyList<RecipientUpdate>> CompleteAttemptAsync(Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates, CancellationToken cancellationToken) =>
         throw new NotSupportedException();
+
+    public Task<IReadOnlyList<PendingResult>> ClaimResultsAsync(DateTimeOffset now, int maxResults, TimeSpan retryAfter, CancellationToken cancellationToken) =>
+        throw new NotSupportedException();
+
+    public Task DeleteResultsAsync(IReadOnlyList<Guid> leaseIds, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken) => throw new NotSupportedException();
 

@@ -168,19 +168,119 @@ public sealed class SmtpExtensionsDeliveryTests
     }
 
     [Fact]
-    public async Task An_expired_lease_is_not_started_and_publishes_nothing()
+    public async Task A_re_issued_lease_is_not_started_and_records_nothing()
     {
         await using var f = await DeliveryFixture.StartAsync();
         f.Route("dest.test", f.Sink);
-        var expired = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseExpiresAt = DateTimeOffset.UtcNow.AddSeconds(-1) };
+        var reissued = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test");
+        f.Spool.Reissued[reissued.LeaseId] = true;
 
-        await f.Harness.Bus.Publish(expired);
-        Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == expired.LeaseId));
+        await f.Harness.Bus.Publish(reissued);
+        Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == reissued.LeaseId));
         var live = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test"));
 
         Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(live.Results).Outcome);
-        Assert.False(await f.Harness.Published.Any<DeliveryAttempted>(m => m.Context.Message.LeaseId == expired.LeaseId));
+        Assert.False(f.Spool.IsRecorded(reissued.LeaseId));
+        Assert.False(await f.Harness.Published.Any<DeliveryAttempted>(m => m.Context.Message.LeaseId == reissued.LeaseId));
         Assert.Single(await f.Sink.WaitForMessagesAsync(1));
         Assert.Single(f.Sink.Messages);
+    }
+
+    [Fact]
+    public async Task An_expired_lease_that_was_not_re_issued_is_taken_and_delivered()
+    {
+        // The work waited in the broker past its lease, but Queue has not claimed the recipients again: taking the
+        // lease extends it, and the delivery goes ahead instead of waiting a whole lease for nothing.
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var late = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseExpiresAt = DateTimeOffset.UtcNow.AddSeconds(-1) };
+
+        var attempt = await f.DeliverAsync(late);
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+    }
+
+    [Fact]
+    public async Task The_same_work_item_delivered_twice_at_once_is_sent_once()
+    {
+        // The broker redelivers a work item whose first consumer still runs (its channel closed): both carry the same
+        // lease, and only the first to take it sends.
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Sink.DataReplyDelay = TimeSpan.FromMilliseconds(300);
+        var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test");
+
+        await f.Harness.Bus.Publish(request);
+        await f.Harness.Bus.Publish(request);
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single((await f.AttemptedAsync(request.LeaseId)).Results).Outcome);
+        Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == request.LeaseId));
+        await WaitUntilAsync(() => f.Spool.Takes >= 2);
+        Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.Single(f.Sink.Messages);
+    }
+
+    [Fact]
+    public async Task A_result_the_spool_refuses_for_a_while_is_recorded_without_repeating_the_transaction()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Spool.FailNextRecords(3);
+        var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test");
+
+        var attempt = await f.DeliverAsync(request);
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        Assert.Equal(4, f.Spool.RecordCalls);
+        Assert.Equal(1, f.Spool.Takes);
+        Assert.Single(f.Sink.Messages);
+    }
+
+    [Fact]
+    public async Task A_result_the_spool_never_takes_in_time_is_published_for_Queue_once()
+    {
+        // The lease is confirmed for 8 s with a 5 s margin: the spool refuses every write, so the result goes to the bus.
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?> { ["Delivery:StoreTimeout"] = "00:00:01" });
+        f.Route("dest.test", f.Sink);
+        f.Spool.FailNextRecords(int.MaxValue);
+        var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseDuration = TimeSpan.FromSeconds(8) };
+
+        await f.Harness.Bus.Publish(request);
+
+        Assert.True(await f.Harness.Published.Any<DeliveryAttempted>(m => m.Context.Message.LeaseId == request.LeaseId));
+        var published = f.Harness.Published.Select<DeliveryAttempted>(m => m.Context.Message.LeaseId == request.LeaseId).Single().Context.Message;
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(published.Results).Outcome);
+        Assert.Equal(1, f.Spool.Takes);
+        Assert.Single(f.Sink.Messages);
+    }
+
+    [Fact]
+    public async Task A_lease_re_issued_during_a_long_transaction_stops_it_before_the_end_of_data()
+    {
+        // Renewals every second (a 3 s lease); the destination is slow to answer MAIL FROM, and meanwhile Queue re-issues
+        // the lease: the next renewal is refused and the attempt stops before sending the message.
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?> { ["Delivery:LeaseMargin"] = "00:00:00.500" });
+        f.Route("dest.test", f.Sink);
+        f.Sink.MailReplyDelay = TimeSpan.FromSeconds(10);
+        var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseDuration = TimeSpan.FromSeconds(3) };
+
+        await f.Harness.Bus.Publish(request);
+        await WaitUntilAsync(() => f.Spool.Owners.ContainsKey(request.LeaseId));
+        f.Spool.Reissued[request.LeaseId] = true;
+
+        await WaitUntilAsync(() => f.Spool.Renewals >= 1 && f.Harness.Consumed.Select<DeliverMessage>(m => m.Context.Message.LeaseId == request.LeaseId).Any());
+        Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == request.LeaseId));
+        Assert.False(f.Spool.IsRecorded(request.LeaseId));
+        Assert.Empty(f.Sink.Messages);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
+        while (!condition())
+        {
+            await poll.WaitForNextTickAsync(timeout.Token);
+        }
     }
 }

@@ -105,6 +105,21 @@ internal sealed class TestSpool(ISpool inner) : ISpool
     public Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken) => inner.CountByStateAsync(cancellationToken);
 
     public Task<int> PurgeCompletedAsync(DateTimeOffset olderThan, CancellationToken cancellationToken) => inner.PurgeCompletedAsync(olderThan, cancellationToken);
+
+    public Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(ClaimRequest request, CancellationToken cancellationToken) => inner.ClaimDueAsync(request, cancellationToken);
+
+    public Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken) =>
+        inner.StartAttemptAsync(messageId, leaseId, ownerId, leaseExpiresAt, cancellationToken);
+
+    public Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken) =>
+        inner.RenewLeaseAsync(messageId, leaseId, ownerId, leaseExpiresAt, cancellationToken);
+
+    public Task<bool> RecordResultAsync(PendingResult result, DateTimeOffset now, CancellationToken cancellationToken) => inner.RecordResultAsync(result, now, cancellationToken);
+
+    public Task<IReadOnlyList<PendingResult>> ClaimResultsAsync(DateTimeOffset now, int maxResults, TimeSpan retryAfter, CancellationToken cancellationToken) =>
+        inner.ClaimResultsAsync(now, maxResults, retryAfter, cancellationToken);
+
+    public Task DeleteResultsAsync(IReadOnlyList<Guid> leaseIds, CancellationToken cancellationToken) => inner.DeleteResultsAsync(leaseIds, cancellationToken);
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using MailMesh.Contracts;
 using MailMesh.Storage;
 using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using MimeKit;
 
 namespace MailMesh.Queue.Tests;
@@ -172,9 +173,15 @@ public sealed class DeliveryAttemptedConsumerTests
         ], default);
         Assert.Single(applied);
 
-        await AttemptAsync(host, job, DeliveryOutcome.Bounced, 550, "5.1.1", "user unknown");
+        // Its recorded result stays in the outbox and is applied again.
+        await using (var scope = host.Provider.CreateAsyncScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<DeliveryAttemptedConsumer>()
+                .ApplyAsync(Attempt(job, DeliveryOutcome.Bounced, 550, "5.1.1", "user unknown"), default);
+        }
 
         Assert.NotNull(await host.Spool.GetMessageAsync(DsnRequest.ReportId(id, job.LeaseId), default));
+        Assert.NotNull(await host.PolicyStore.GetSuppressionAsync("rcpt@dest.example", default));
         Assert.DoesNotContain(host.Probe.Published<MessageEvent>(), e => e.Type == MessageEventType.Bounced);
     }
 
@@ -190,7 +197,9 @@ public sealed class DeliveryAttemptedConsumerTests
         var second = await host.ClaimAsync(id);
         Assert.NotEqual(first.LeaseId, second.LeaseId);
 
-        await AttemptAsync(host, first, DeliveryOutcome.Bounced, 550, "5.1.1", "user unknown");
+        // Not recorded (the lease is no longer the recipient's), so never applied.
+        await host.Harness.Bus.Publish(Attempt(first, DeliveryOutcome.Bounced, 550, "5.1.1", "user unknown"));
+        await host.Probe.WaitConsumedAsync<DeliveryAttempted>(m => m.LeaseId == first.LeaseId);
 
         Assert.Equal(RecipientState.InFlight, Assert.Single((await host.Spool.GetStatusAsync(id, default))!.Recipients).State);
         Assert.Empty(host.Probe.Published<MessageEvent>());
@@ -290,8 +299,12 @@ public sealed class DeliveryAttemptedConsumerTests
     }
 
     /// <summary>Waits until <paramref name="count"/> results under the lease were consumed.</summary>
-    internal static Task ConsumedAsync(QueueTestHost host, Guid leaseId, int count) =>
-        host.Probe.WaitConsumedAsync<DeliveryAttempted>(m => m.LeaseId == leaseId, count);
+    internal static async Task ConsumedAsync(QueueTestHost host, Guid leaseId, int count)
+    {
+        // The consumer records the result in the outbox; the applier then applies it.
+        await host.Probe.WaitConsumedAsync<DeliveryAttempted>(m => m.LeaseId == leaseId, count);
+        await host.WaitAppliedAsync(leaseId);
+    }
 
     private static HeaderList RecipientGroup(StoredMessage dsn, out HeaderList perMessage)
     {

@@ -30,7 +30,15 @@ internal sealed class QueueTestHost : IAsyncDisposable
         Time = time;
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource> _applied = new();
+
     public ServiceProvider Provider { get; }
+
+    /// <summary>Completes once the result recorded under <paramref name="leaseId"/> was applied and deleted.</summary>
+    public Task WaitAppliedAsync(Guid leaseId) => AppliedWaiter(leaseId).Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+    private TaskCompletionSource AppliedWaiter(Guid leaseId) =>
+        _applied.GetOrAdd(leaseId, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
     public BusProbe Probe { get; } = new();
     public FakeTimeProvider Time { get; }
     public ISpool Spool => Provider.GetRequiredService<ISpool>();
@@ -39,7 +47,7 @@ internal sealed class QueueTestHost : IAsyncDisposable
     public ITestHarness Harness => Provider.GetRequiredService<ITestHarness>();
     public QueueOptions Options => Provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<QueueOptions>>().Value;
 
-    public static async Task<QueueTestHost> StartAsync(Action<QueueOptions>? configure = null)
+    public static async Task<QueueTestHost> StartAsync(Action<QueueOptions>? configure = null, Func<ISpool, ISpool>? wrapSpool = null)
     {
         DeliveryAttemptedConsumerDefinition.RetryIntervals = [TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(20)];
         var directory = Path.Combine(Path.GetTempPath(), "mailmesh-queue-tests", Guid.NewGuid().ToString("N"));
@@ -51,7 +59,8 @@ internal sealed class QueueTestHost : IAsyncDisposable
         services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
         services.AddLogging();
         services.AddSingleton<TimeProvider>(time);
-        services.AddSingleton<ISpool>(new SqliteSpool(database));
+        ISpool spool = new SqliteSpool(database);
+        services.AddSingleton(wrapSpool is null ? spool : wrapSpool(spool));
         services.AddSingleton<IPolicyStore>(new SqlitePolicyStore(database));
         services.AddQueueServices();
         services.Configure<QueueOptions>(options =>
@@ -71,6 +80,11 @@ internal sealed class QueueTestHost : IAsyncDisposable
         await host.Harness.Start();
         host.Harness.Bus.ConnectPublishObserver(host.Probe);
         host.Harness.Bus.ConnectConsumeObserver(host.Probe);
+
+        // Results go through the spool's outbox: the consumer records them and pokes the applier, which applies them.
+        var applier = provider.GetRequiredService<ResultApplier>();
+        applier.Applied = leaseId => host.AppliedWaiter(leaseId).TrySetResult();
+        await applier.StartAsync(CancellationToken.None);
         return host;
     }
 
@@ -107,6 +121,7 @@ internal sealed class QueueTestHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await Provider.GetRequiredService<ResultApplier>().StopAsync(CancellationToken.None);
         await Harness.Stop();
         await Provider.DisposeAsync();
         _database.Dispose();

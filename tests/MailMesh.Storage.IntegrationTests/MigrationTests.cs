@@ -16,7 +16,8 @@ public sealed class PostgresMigrationTests
         await using var command = new NpgsqlCommand("SELECT count(*), max(version) FROM public.mailmesh_migrations", connection);
         await using var reader = await command.ExecuteReaderAsync();
         await reader.ReadAsync();
-        Assert.Equal(reader.GetInt32(1), reader.GetInt64(0));
+        // Each migration once (versions are reserved per branch, so they need not be contiguous).
+        Assert.Equal(Migration.Load("Postgres").Count, reader.GetInt64(0));
         Assert.Equal(Postgres.PostgresSchemaMigrator.LatestVersion, reader.GetInt32(1));
     }
 

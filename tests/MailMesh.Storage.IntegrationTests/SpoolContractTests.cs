@@ -581,6 +581,211 @@ public abstract class SpoolContractTests : IAsyncLifetime
         Assert.Empty(await Spool.CompleteAttemptAsync(Guid.NewGuid(), Guid.NewGuid(), [], Ct));
     }
 
+    [Fact]
+    public async Task Taking_a_lease_returns_the_message_once_per_owner_and_fails_after_it_was_re_issued()
+    {
+        var message = Message("a@example.com");
+        await Spool.StoreAsync(message, Ct);
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+        var owner = Guid.NewGuid();
+
+        var taken = await Spool.StartAttemptAsync(message.Id, job.LeaseId, owner, T0 + Lease, Ct);
+        Assert.Equal(message.Content.ToArray(), taken!.Content.ToArray());
+
+        // The same work item redelivered by the broker while its first consumer still runs: another owner, refused.
+        Assert.Null(await Spool.StartAttemptAsync(message.Id, job.LeaseId, Guid.NewGuid(), T0 + Lease, Ct));
+
+        // The owner itself may take it again (an idempotent retry of the same attempt).
+        Assert.NotNull(await Spool.StartAttemptAsync(message.Id, job.LeaseId, owner, T0 + Lease, Ct));
+
+        // A lease that is not (or no longer) the recipient's is never taken.
+        Assert.Null(await Spool.StartAttemptAsync(message.Id, Guid.NewGuid(), Guid.NewGuid(), T0 + Lease, Ct));
+        Assert.Null(await Spool.StartAttemptAsync(Guid.NewGuid(), job.LeaseId, owner, T0 + Lease, Ct));
+    }
+
+    [Fact]
+    public async Task A_renewed_lease_is_not_claimed_again_and_a_re_issued_lease_cannot_be_renewed_or_taken()
+    {
+        var message = Message("a@example.com");
+        await Spool.StoreAsync(message, Ct);
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+        var owner = Guid.NewGuid();
+        Assert.NotNull(await Spool.StartAttemptAsync(message.Id, job.LeaseId, owner, T0 + Lease, Ct));
+
+        // Renewed before it ran out: at the old expiry nothing is due.
+        Assert.True(await Spool.RenewLeaseAsync(message.Id, job.LeaseId, owner, T0 + Lease + Lease, Ct));
+        Assert.False(await Spool.RenewLeaseAsync(message.Id, job.LeaseId, Guid.NewGuid(), T0 + Lease + Lease, Ct));
+        Assert.Empty(await Spool.ClaimDueAsync(T0 + Lease, 10, Lease, Ct));
+
+        // The owner stopped renewing: once the renewed lease expires the scheduler re-issues it, and the old owner
+        // can neither renew nor take it, nor record a result under it.
+        var again = Assert.Single(await Spool.ClaimDueAsync(T0 + Lease + Lease, 10, Lease, Ct));
+        Assert.NotEqual(job.LeaseId, again.LeaseId);
+        Assert.False(await Spool.RenewLeaseAsync(message.Id, job.LeaseId, owner, T0 + (4 * Lease), Ct));
+        Assert.Null(await Spool.StartAttemptAsync(message.Id, job.LeaseId, owner, T0 + (4 * Lease), Ct));
+        Assert.False(await Spool.RecordResultAsync(Result(job, "late"), T0 + (2 * Lease), Ct));
+
+        // The new lease starts without an owner.
+        Assert.NotNull(await Spool.StartAttemptAsync(message.Id, again.LeaseId, Guid.NewGuid(), T0 + (3 * Lease), Ct));
+    }
+
+    [Fact]
+    public async Task A_recorded_result_keeps_its_recipients_from_being_claimed_until_it_is_applied()
+    {
+        var message = Message("a@example.com", "b@example.com");
+        await Spool.StoreAsync(message, Ct);
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+
+        Assert.True(await Spool.RecordResultAsync(Result(job, "first"), T0 + TimeSpan.FromSeconds(1), Ct));
+
+        // Recording the same lease again is a no-op that still answers true (a retried write).
+        Assert.True(await Spool.RecordResultAsync(Result(job, "second"), T0 + TimeSpan.FromSeconds(2), Ct));
+
+        // Long after the lease would have expired: not claimed, not counted in the window, not taken by a late
+        // redelivery, not released at a Standalone restart.
+        Assert.Empty(await Spool.ClaimDueAsync(T0 + (10 * Lease), 10, Lease, Ct));
+        Assert.Null(await Spool.StartAttemptAsync(message.Id, job.LeaseId, Guid.NewGuid(), T0 + (11 * Lease), Ct));
+        Assert.Equal(0, await Spool.ReleaseLeasesAsync(T0 + (10 * Lease), Ct));
+
+        var pending = Assert.Single(await Spool.ClaimResultsAsync(T0 + TimeSpan.FromSeconds(3), 10, TimeSpan.FromSeconds(30), Ct));
+        Assert.Equal(job.LeaseId, pending.LeaseId);
+        Assert.Equal(message.Id, pending.MessageId);
+        Assert.Equal("first", pending.Payload);
+        Assert.Equal(1, pending.Tries);
+
+        // Handed out once: hidden from other appliers until its retry time, then handed out again with back-off.
+        Assert.Empty(await Stores.OpenSpool().ClaimResultsAsync(T0 + TimeSpan.FromSeconds(4), 10, TimeSpan.FromSeconds(30), Ct));
+        var retried = Assert.Single(await Spool.ClaimResultsAsync(T0 + TimeSpan.FromSeconds(33), 10, TimeSpan.FromSeconds(30), Ct));
+        Assert.Equal(2, retried.Tries);
+        Assert.Empty(await Spool.ClaimResultsAsync(T0 + TimeSpan.FromSeconds(33 + 59), 10, TimeSpan.FromSeconds(30), Ct));
+        Assert.Single(await Spool.ClaimResultsAsync(T0 + TimeSpan.FromSeconds(33 + 60), 10, TimeSpan.FromSeconds(30), Ct));
+
+        // Applying: the conditional completion still holds the lease (the result was recorded under it).
+        var applied = await Spool.CompleteAttemptAsync(message.Id, job.LeaseId,
+            [.. job.Recipients.Select(r => Delivered(r.RecipientId, T0 + TimeSpan.FromSeconds(1)))], Ct);
+        Assert.Equal(2, applied.Count);
+        await Spool.DeleteResultsAsync([job.LeaseId], Ct);
+        Assert.Empty(await Spool.ClaimResultsAsync(T0 + (100 * Lease), 10, TimeSpan.FromSeconds(30), Ct));
+        Assert.NotNull((await Spool.GetStatusAsync(message.Id, Ct))!.CompletedAt);
+
+        // Too late for this lease now: nothing is recorded.
+        Assert.False(await Spool.RecordResultAsync(Result(job, "after"), T0 + Lease, Ct));
+        Assert.Empty(await Spool.ClaimResultsAsync(T0 + (100 * Lease), 10, TimeSpan.FromSeconds(30), Ct));
+    }
+
+    [Fact]
+    public async Task A_result_for_only_some_recipients_leaves_the_others_to_expire_and_be_claimed_again()
+    {
+        var message = Message("a@example.com", "b@example.com");
+        await Spool.StoreAsync(message, Ct);
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+
+        Assert.True(await Spool.RecordResultAsync(Result(job, "partial") with { RecipientIds = [job.Recipients[0].RecipientId] }, T0, Ct));
+
+        var again = Assert.Single(await Spool.ClaimDueAsync(T0 + Lease, 10, Lease, Ct));
+        Assert.Equal(job.Recipients[1].RecipientId, Assert.Single(again.Recipients).RecipientId);
+    }
+
+    [Fact]
+    public async Task Windowed_claims_keep_jobs_in_flight_within_the_total_and_per_domain_limits()
+    {
+        for (var i = 0; i < 4; i++)
+        {
+            await Spool.StoreAsync(Message($"a{i}@busy.example") with { ReceivedAt = T0 + TimeSpan.FromMilliseconds(i) }, Ct);
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            await Spool.StoreAsync(Message($"b{i}@quiet.example") with { ReceivedAt = T0 + TimeSpan.FromMilliseconds(10 + i) }, Ct);
+        }
+
+        ClaimRequest Window(DateTimeOffset now) => new()
+        {
+            Now = now,
+            MaxRecipients = 100,
+            LeaseDuration = Lease,
+            MaxJobsInFlight = 4,
+            MaxJobsInFlightPerDomain = 2,
+        };
+
+        // busy.example is older, but only two of its jobs fit its window; quiet.example's fill the rest.
+        var first = await Spool.ClaimDueAsync(Window(T0 + TimeSpan.FromSeconds(1)), Ct);
+        Assert.Equal(4, first.Count);
+        Assert.Equal(2, first.Count(j => j.Domain == "busy.example"));
+        Assert.Equal(2, first.Count(j => j.Domain == "quiet.example"));
+
+        // Full: nothing more until some work finishes.
+        Assert.Empty(await Spool.ClaimDueAsync(Window(T0 + TimeSpan.FromSeconds(2)), Ct));
+
+        // One busy job's result is recorded: it no longer counts, so one more busy job is admitted.
+        var busy = first.First(j => j.Domain == "busy.example");
+        Assert.True(await Spool.RecordResultAsync(Result(busy, "done"), T0 + TimeSpan.FromSeconds(3), Ct));
+        var next = Assert.Single(await Spool.ClaimDueAsync(Window(T0 + TimeSpan.FromSeconds(4)), Ct));
+        Assert.Equal("busy.example", next.Domain);
+
+        // A single-recipient round (MaxRecipients 1) admits one job even when the window has more room.
+        var completed = await Spool.CompleteAttemptAsync(busy.MessageId, busy.LeaseId, [Delivered(busy.Recipients[0].RecipientId, T0)], Ct);
+        Assert.Single(completed);
+
+        // When the leases expire unrenewed they stop counting and the work is claimed again, still inside the window.
+        var later = await Spool.ClaimDueAsync(Window(T0 + TimeSpan.FromSeconds(5) + Lease), Ct);
+        Assert.Equal(4, later.Count);
+        Assert.True(later.Count(j => j.Domain == "busy.example") <= 2);
+    }
+
+    [Fact]
+    public async Task A_claim_without_a_window_is_unchanged_and_bad_windows_are_refused()
+    {
+        await Spool.StoreAsync(Message("a@example.com", "b@example.org"), Ct);
+        Assert.Equal(2, (await Spool.ClaimDueAsync(new ClaimRequest { Now = T0, MaxRecipients = 10, LeaseDuration = Lease }, Ct)).Count);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            Spool.ClaimDueAsync(new ClaimRequest { Now = T0, MaxRecipients = 10, LeaseDuration = Lease, MaxJobsInFlight = 0 }, Ct));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() =>
+            Spool.ClaimDueAsync(new ClaimRequest { Now = T0, MaxRecipients = 10, LeaseDuration = Lease, MaxJobsInFlightPerDomain = 0 }, Ct));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Spool.ClaimResultsAsync(T0, 0, TimeSpan.FromSeconds(1), Ct));
+        await Spool.DeleteResultsAsync([], Ct);
+    }
+
+    [Fact]
+    public async Task Concurrent_appliers_never_get_the_same_result()
+    {
+        var recorded = new List<Guid>();
+        for (var i = 0; i < 20; i++)
+        {
+            var message = Message($"r{i}@example.com");
+            await Spool.StoreAsync(message, Ct);
+        }
+
+        foreach (var job in await Spool.ClaimDueAsync(T0, 100, Lease, Ct))
+        {
+            Assert.True(await Spool.RecordResultAsync(Result(job, "x"), T0, Ct));
+            recorded.Add(job.LeaseId);
+        }
+
+        var spools = Enumerable.Range(0, 4).Select(_ => Stores.OpenSpool()).ToList();
+        var handedOut = new ConcurrentBag<Guid>();
+        await Task.WhenAll(spools.Select(async spool =>
+        {
+            for (var round = 0; round < 5; round++)
+            {
+                foreach (var result in await spool.ClaimResultsAsync(T0, 3, TimeSpan.FromMinutes(1), Ct))
+                {
+                    handedOut.Add(result.LeaseId);
+                }
+            }
+        }));
+
+        Assert.Equal(recorded.Order(), handedOut.Order());
+    }
+
+    protected static PendingResult Result(DeliveryJob job, string payload) => new()
+    {
+        LeaseId = job.LeaseId,
+        MessageId = job.MessageId,
+        RecipientIds = [.. job.Recipients.Select(r => r.RecipientId)],
+        Payload = payload,
+    };
+
     protected static RecipientUpdate Delivered(long recipientId, DateTimeOffset at) => new()
     {
         RecipientId = recipientId,

@@ -23,6 +23,12 @@ public sealed record DeliverMessage
     /// <summary>The lease under which Queue handed out the recipients; results are applied only under it.</summary>
     public required Guid LeaseId { get; init; }
     public required DateTimeOffset LeaseExpiresAt { get; init; }
+
+    /// <summary>
+    /// How long Queue leases work (Queue:LeaseDuration): Delivery renews the lease by this much while it works. Null
+    /// from an older Queue; Delivery then renews by the time the lease had left when it took it.
+    /// </summary>
+    public TimeSpan? LeaseDuration { get; init; }
 }
 
 public sealed record DeliveryRecipient
@@ -38,7 +44,10 @@ public sealed record DeliveryRecipient
     public string? OriginalRecipient { get; init; }
 }
 
-/// <summary>Published by Delivery after an attempt: one result per recipient of the <see cref="DeliverMessage"/>.</summary>
+/// <summary>
+/// The outcome of one attempt: one result per recipient of the <see cref="DeliverMessage"/>. Delivery records it in the
+/// spool's result outbox; it travels on the bus only when the spool could not take it in time (Queue then records it).
+/// </summary>
 public sealed record DeliveryAttempted
 {
     public required Guid MessageId { get; init; }

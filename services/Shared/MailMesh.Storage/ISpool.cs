@@ -52,6 +52,46 @@ public interface ISpool
 
     /// <summary>Deletes messages whose recipients are all final and that completed before <paramref name="olderThan"/>.</summary>
     Task<int> PurgeCompletedAsync(DateTimeOffset olderThan, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// <see cref="ClaimDueAsync(DateTimeOffset, int, TimeSpan, CancellationToken)"/> inside an in-flight window: jobs
+    /// under live leases (claimed, not yet finished) never exceed <see cref="ClaimRequest.MaxJobsInFlight"/> in total
+    /// nor <see cref="ClaimRequest.MaxJobsInFlightPerDomain"/> per domain. A recipient whose result is recorded but not
+    /// yet applied (<see cref="RecordResultAsync"/>) is neither claimed again nor counted. New leases have no owner.
+    /// </summary>
+    Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(ClaimRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Delivery takes the lease before it talks to the destination: one conditional update that makes
+    /// <paramref name="ownerId"/> the lease's only owner and extends it to at least <paramref name="leaseExpiresAt"/>,
+    /// and returns the message. Null when the lease is no longer <paramref name="leaseId"/> (re-issued, completed, or
+    /// the message purged), is owned by another attempt, or its result is already recorded: the attempt must not send.
+    /// </summary>
+    Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Extends the lease held by <paramref name="ownerId"/> to at least <paramref name="leaseExpiresAt"/>. False when the
+    /// lease was re-issued or is owned by another attempt (the caller must stop before the end of data).
+    /// </summary>
+    Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Records an attempt's result in the outbox, durably, in the same transaction that takes its recipients out of the
+    /// scheduler's reach (they stay InFlight under the lease, with no expiry, until the result is applied). Only while
+    /// the recipients are InFlight under <see cref="PendingResult.LeaseId"/>; recording the same lease twice is a no-op.
+    /// True when the result is (or already was) recorded, false when the lease is gone.
+    /// </summary>
+    Task<bool> RecordResultAsync(PendingResult result, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Hands out up to <paramref name="maxResults"/> recorded results that are due to be applied and hides each from
+    /// other callers for <paramref name="retryAfter"/> × 2^(tries so far, at most 5), so a result whose application
+    /// fails is tried again later with back-off. Any number of Queue replicas may call it.
+    /// </summary>
+    Task<IReadOnlyList<PendingResult>> ClaimResultsAsync(DateTimeOffset now, int maxResults, TimeSpan retryAfter, CancellationToken cancellationToken);
+
+    /// <summary>Deletes applied results (one round trip for the batch).</summary>
+    Task DeleteResultsAsync(IReadOnlyList<Guid> leaseIds, CancellationToken cancellationToken);
 }
 
 /// <summary>

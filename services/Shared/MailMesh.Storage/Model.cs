@@ -212,3 +212,47 @@ public static class SuppressionSources
 
     public static IReadOnlyList<string> All { get; } = [Bounce, Api, Complaint];
 }
+
+/// <summary>
+/// One claim round (<see cref="ISpool.ClaimDueAsync(ClaimRequest, CancellationToken)"/>): how much to claim and the
+/// in-flight window it must stay inside.
+/// </summary>
+public sealed record ClaimRequest
+{
+    public required DateTimeOffset Now { get; init; }
+
+    /// <summary>Most recipients claimed in this round.</summary>
+    public required int MaxRecipients { get; init; }
+    public required TimeSpan LeaseDuration { get; init; }
+
+    /// <summary>
+    /// Most jobs (leases) under live, unfinished leases across every claimer, the ones claimed now included; null for no
+    /// limit. Work waiting in the broker counts: it is what keeps work from ageing there past its lease.
+    /// </summary>
+    public int? MaxJobsInFlight { get; init; }
+
+    /// <summary>The same window per destination domain; null for no limit.</summary>
+    public int? MaxJobsInFlightPerDomain { get; init; }
+}
+
+/// <summary>
+/// An attempt's result in the outbox (<see cref="ISpool.RecordResultAsync"/>): written by Delivery, applied by Queue.
+/// </summary>
+public sealed record PendingResult
+{
+    /// <summary>The lease the attempt ran under; one result per lease.</summary>
+    public required Guid LeaseId { get; init; }
+    public required Guid MessageId { get; init; }
+
+    /// <summary>The recipients the result covers (used when recording; empty when read back).</summary>
+    public IReadOnlyList<long> RecipientIds { get; init; } = [];
+
+    /// <summary>The result itself, opaque to the store (Queue and Delivery agree on its JSON).</summary>
+    public required string Payload { get; init; }
+
+    /// <summary>W3C traceparent of the attempt, so applying the result continues the message's trace.</summary>
+    public string? TraceParent { get; init; }
+
+    /// <summary>How many times the result has been handed out to be applied, this time included.</summary>
+    public int Tries { get; init; }
+}

@@ -71,7 +71,7 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFa
     {
         lock (_gate)
         {
-            return _dataSource ??= PostgresDataSource.Create(options.Value.ConnectionString!, loggerFactory);
+            return _dataSource ??= PostgresDataSource.Create(options.Value.ConnectionString!, loggerFactory, options.Value.MaxPoolSize);
         }
     }
 

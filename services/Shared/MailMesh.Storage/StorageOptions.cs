@@ -39,6 +39,13 @@ public sealed class StorageOptions
     /// <summary>Apply schema migrations when the host starts, before any other hosted service (Standalone sets true).</summary>
     public bool MigrateOnStart { get; set; }
 
+    /// <summary>
+    /// Most PostgreSQL connections this process opens (Npgsql <c>Maximum Pool Size</c>; overrides the connection
+    /// string's). Set per service so that the sum over every replica stays below the server's <c>max_connections</c>
+    /// (docs/operations.md, "Connection budget"); null keeps the connection string's value (Npgsql default 100).
+    /// </summary>
+    public int? MaxPoolSize { get; set; }
+
     /// <summary>Bound from <c>ConnectionStrings:Spool</c>, not from the Storage section.</summary>
     public string? ConnectionString { get; set; }
 }
@@ -73,6 +80,11 @@ internal sealed class StorageOptionsValidation : IValidateOptions<StorageOptions
             default:
                 failures.Add($"{StorageOptions.SectionName}:Provider: must be postgres or sqlite");
                 break;
+        }
+
+        if (options.MaxPoolSize is < 1 or > 10_000)
+        {
+            failures.Add($"{StorageOptions.SectionName}:MaxPoolSize: must be between 1 and 10000 (was {options.MaxPoolSize})");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -51,6 +51,44 @@ internal static class StoreArguments
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(leaseDuration, TimeSpan.Zero);
     }
 
+    /// <summary>How many candidate rows a windowed claim reads past the ones it takes, so a domain at its limit does
+    /// not hide the due work of other domains behind it (up to this factor).</summary>
+    public const int WindowScanFactor = 4;
+
+    public static (DateTimeOffset Now, DateTimeOffset Expires, int MaxRecipients, int Scan, long MaxJobs, long MaxDomainJobs) CheckClaim(ClaimRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        CheckClaim(request.MaxRecipients, request.LeaseDuration);
+        if (request.MaxJobsInFlight is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), request.MaxJobsInFlight, "MaxJobsInFlight must be positive.");
+        }
+
+        if (request.MaxJobsInFlightPerDomain is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), request.MaxJobsInFlightPerDomain, "MaxJobsInFlightPerDomain must be positive.");
+        }
+
+        var now = Truncate(request.Now);
+        var windowed = request.MaxJobsInFlight is not null || request.MaxJobsInFlightPerDomain is not null;
+        var scan = windowed ? (int)Math.Min((long)request.MaxRecipients * WindowScanFactor, 100_000) : request.MaxRecipients;
+        return (now, Truncate(now + request.LeaseDuration), request.MaxRecipients, Math.Max(scan, request.MaxRecipients),
+            request.MaxJobsInFlight ?? int.MaxValue, request.MaxJobsInFlightPerDomain ?? int.MaxValue);
+    }
+
+    public static void CheckResult(PendingResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(result.Payload);
+        ArgumentNullException.ThrowIfNull(result.RecipientIds);
+    }
+
+    public static void CheckClaimResults(int maxResults, TimeSpan retryAfter)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxResults);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(retryAfter, TimeSpan.Zero);
+    }
+
     public static void CheckUpdates(IReadOnlyList<RecipientUpdate> updates)
     {
         ArgumentNullException.ThrowIfNull(updates);

@@ -76,6 +76,9 @@ public sealed class SmtpSink : IAsyncDisposable
     /// <summary>Wait this long before the reply to the final dot (keeps sessions overlapping in concurrency tests).</summary>
     public TimeSpan DataReplyDelay { get; set; }
 
+    /// <summary>Wait this long before the reply to MAIL FROM (a slow server, before anything could be delivered).</summary>
+    public TimeSpan MailReplyDelay { get; set; }
+
     /// <summary>The EHLO keywords announced.</summary>
     public List<string> Extensions { get; } = ["PIPELINING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES"];
 
@@ -362,6 +365,11 @@ public sealed class SmtpSink : IAsyncDisposable
                     await Reply("250 2.0.0 OK");
                     break;
                 case "MAIL":
+                    if (MailReplyDelay > TimeSpan.Zero)
+                    {
+                        await Task.Delay(MailReplyDelay, cancellationToken);
+                    }
+
                     if (MailReply is not null)
                     {
                         await Reply(MailReply);

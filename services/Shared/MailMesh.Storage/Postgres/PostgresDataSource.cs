@@ -11,10 +11,18 @@ public static class PostgresDataSource
     /// statement used twice is prepared automatically (the stores' SQL texts are constant), and the application
     /// name identifies MailMesh in pg_stat_activity.
     /// </summary>
-    public static NpgsqlDataSource Create(string connectionString, ILoggerFactory? loggerFactory = null)
+    /// <param name="connectionString">The Npgsql connection string.</param>
+    /// <param name="loggerFactory">Npgsql's logging, if any.</param>
+    /// <param name="maxPoolSize">Storage:MaxPoolSize: overrides the connection string's Maximum Pool Size.</param>
+    public static NpgsqlDataSource Create(string connectionString, ILoggerFactory? loggerFactory = null, int? maxPoolSize = null)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         var settings = builder.ConnectionStringBuilder;
+        if (maxPoolSize is { } max)
+        {
+            settings.MaxPoolSize = max;
+            settings.MinPoolSize = Math.Min(settings.MinPoolSize, max);
+        }
         if (settings.MaxAutoPrepare == 0)
         {
             settings.MaxAutoPrepare = 32;

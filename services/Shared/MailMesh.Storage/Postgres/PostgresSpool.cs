@@ -43,27 +43,54 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     // Two index-ordered scans (recipients_due, recipients_lease) that each stop at LIMIT; the rows they lock are
     // skipped by concurrent claimers (SKIP LOCKED), and a row another claimer changed meanwhile is re-checked
-    // against the WHERE clause before it is locked, so no recipient is ever claimed twice.
+    // against the WHERE clause before it is locked, so no recipient is ever claimed twice. The window: live leases
+    // (lease_expires_at > now; a recorded result has none) are counted per domain, and candidate jobs are admitted in
+    // due order while their domain and the total stay inside it. The count is read from the statement's snapshot, so
+    // two replicas claiming at the same instant can overshoot the window by one round at most.
     private const string ClaimSql =
         """
-        WITH due AS (
+        WITH inflight AS (
+            SELECT domain, count(DISTINCT lease_id) AS jobs
+            FROM spool.recipients
+            WHERE state = 1 AND lease_expires_at > @now
+            GROUP BY domain
+        ), room AS (
+            SELECT greatest(0, @max_jobs - coalesce((SELECT sum(jobs) FROM inflight), 0))::bigint AS jobs
+        ), due AS (
             SELECT id, message_id, domain, next_attempt_at AS due_at
             FROM spool.recipients
             WHERE state IN (0, 2) AND next_attempt_at <= @now
             ORDER BY next_attempt_at
-            LIMIT @limit
+            LIMIT @scan
             FOR UPDATE SKIP LOCKED
         ), expired AS (
             SELECT id, message_id, domain, lease_expires_at AS due_at
             FROM spool.recipients
             WHERE state = 1 AND lease_expires_at <= @now
             ORDER BY lease_expires_at
-            LIMIT @limit
+            LIMIT @scan
             FOR UPDATE SKIP LOCKED
+        ), candidates AS (
+            SELECT * FROM due UNION ALL SELECT * FROM expired
+        ), jobs AS (
+            SELECT message_id, domain, min(due_at) AS due_at, min(id) AS first_id
+            FROM candidates
+            GROUP BY message_id, domain
+        ), ranked AS (
+            SELECT j.*, row_number() OVER (PARTITION BY j.domain ORDER BY j.due_at, j.first_id) AS domain_rank
+            FROM jobs AS j
+        ), admitted AS (
+            SELECT r.message_id, r.domain
+            FROM ranked AS r
+                LEFT JOIN inflight AS i ON i.domain = r.domain
+            WHERE r.domain_rank + coalesce(i.jobs, 0) <= @max_domain_jobs
+            ORDER BY r.due_at, r.first_id
+            LIMIT (SELECT jobs FROM room)
         ), picked AS (
-            SELECT id, message_id, domain
-            FROM (SELECT * FROM due UNION ALL SELECT * FROM expired) AS candidates
-            ORDER BY due_at, id
+            SELECT c.id, c.message_id, c.domain
+            FROM candidates AS c
+                JOIN admitted AS a ON a.message_id = c.message_id AND a.domain = c.domain
+            ORDER BY c.due_at, c.id
             LIMIT @limit
         ), leases AS (
             SELECT message_id, domain, gen_random_uuid() AS lease_id
@@ -72,7 +99,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         )
         UPDATE spool.recipients AS r
         SET state = 1, attempts = r.attempts + 1, lease_id = l.lease_id, lease_expires_at = @lease_expires_at,
-            updated_at = @now
+            lease_owner = NULL, updated_at = @now
         FROM picked AS p
             JOIN leases AS l ON l.message_id = p.message_id AND l.domain = p.domain
             JOIN spool.messages AS m ON m.id = p.message_id
@@ -80,6 +107,63 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         RETURNING r.id, r.message_id, r.domain, r.address, r.attempts, r.notify, r.orcpt, r.lease_id, m.received_at,
             m.trace_parent, r.next_attempt_at
         """;
+
+    // Takes the lease for one attempt and reads the message in one statement: nothing is returned unless the lease is
+    // still this one, unowned or already ours, and its result not yet recorded (lease_expires_at not null).
+    private const string StartAttemptSql =
+        """
+        WITH taken AS (
+            UPDATE spool.recipients
+            SET lease_owner = @owner, lease_expires_at = greatest(lease_expires_at, @lease_expires_at)
+            WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND lease_expires_at IS NOT NULL
+                AND (lease_owner IS NULL OR lease_owner = @owner)
+            RETURNING id
+        )
+        SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
+            requiretls, envid, ret, trace_parent
+        FROM spool.messages
+        WHERE id = @message_id AND EXISTS (SELECT 1 FROM taken)
+        """;
+
+    private const string RenewLeaseSql =
+        """
+        UPDATE spool.recipients
+        SET lease_expires_at = greatest(lease_expires_at, @lease_expires_at)
+        WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND lease_expires_at IS NOT NULL
+            AND lease_owner = @owner
+        """;
+
+    private const string RecordResultSql =
+        """
+        WITH pending AS (
+            UPDATE spool.recipients
+            SET lease_expires_at = NULL
+            WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND id = ANY(@ids)
+            RETURNING id
+        ), recorded AS (
+            INSERT INTO spool.results (lease_id, message_id, payload, trace_parent, created_at, next_try_at)
+            SELECT @lease_id, @message_id, @payload, @trace_parent, @now, @now
+            WHERE EXISTS (SELECT 1 FROM pending)
+            ON CONFLICT (lease_id) DO NOTHING
+        )
+        SELECT count(*) FROM pending
+        """;
+
+    private const string ClaimResultsSql =
+        """
+        UPDATE spool.results AS r
+        SET tries = r.tries + 1, next_try_at = @now + @retry_after * power(2, least(r.tries, 5))
+        FROM (
+            SELECT lease_id FROM spool.results
+            WHERE next_try_at <= @now
+            ORDER BY next_try_at
+            LIMIT @limit
+            FOR UPDATE SKIP LOCKED) AS d
+        WHERE r.lease_id = d.lease_id
+        RETURNING r.lease_id, r.message_id, r.payload, r.tries, r.trace_parent
+        """;
+
+    private const string DeleteResultsSql = "DELETE FROM spool.results WHERE lease_id = ANY(@ids)";
 
     // Serialises completions of one message (one job per domain may finish at the same moment) so the
     // "all recipients final" check below always sees the other job's committed updates.
@@ -95,7 +179,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         ), applied AS (
             UPDATE spool.recipients AS r
             SET state = u.state, next_attempt_at = u.next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
-                last_reply_code = u.reply_code, last_enhanced_code = u.enhanced_code, last_reply_text = u.reply_text,
+                lease_owner = NULL, last_reply_code = u.reply_code, last_enhanced_code = u.enhanced_code, last_reply_text = u.reply_text,
                 last_remote_host = u.remote_host, updated_at = u.attempted_at
             FROM updates AS u
             WHERE r.id = u.id AND r.message_id = @message_id AND r.state = 1 AND r.lease_id = @lease_id
@@ -237,15 +321,19 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         };
     }
 
-    public async Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
+        ClaimDueAsync(new ClaimRequest { Now = now, MaxRecipients = maxRecipients, LeaseDuration = leaseDuration }, cancellationToken);
+
+    public async Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(ClaimRequest request, CancellationToken cancellationToken)
     {
-        StoreArguments.CheckClaim(maxRecipients, leaseDuration);
-        now = StoreArguments.Truncate(now);
-        var expires = StoreArguments.Truncate(now + leaseDuration);
+        var (now, expires, maxRecipients, scan, maxJobs, maxDomainJobs) = StoreArguments.CheckClaim(request);
 
         await using var command = dataSource.CreateCommand(ClaimSql);
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
         command.Parameters.Add(new NpgsqlParameter<int>("limit", maxRecipients));
+        command.Parameters.Add(new NpgsqlParameter<int>("scan", scan));
+        command.Parameters.Add(new NpgsqlParameter<long>("max_jobs", maxJobs));
+        command.Parameters.Add(new NpgsqlParameter<long>("max_domain_jobs", maxDomainJobs));
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("lease_expires_at", expires));
 
         var claimed = new List<ClaimedRow>(Math.Min(maxRecipients, 1024));
@@ -427,13 +515,119 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         };
     }
 
+    public async Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
+    {
+        // Durable like the claim: a take lost in a crash could let a redelivered work item take the lease a second time.
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
+        var take = new NpgsqlBatchCommand(StartAttemptSql);
+        take.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
+        take.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", leaseId));
+        take.Parameters.Add(new NpgsqlParameter<Guid>("owner", ownerId));
+        take.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("lease_expires_at", StoreArguments.Truncate(leaseExpiresAt)));
+        batch.BatchCommands.Add(take);
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken); // set_config
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        return new StoredMessage
+        {
+            Id = messageId,
+            Sender = reader.GetString(0),
+            Content = reader.GetFieldValue<byte[]>(1),
+            ReceivedAt = reader.GetFieldValue<DateTimeOffset>(2),
+            Origin = (MessageOrigin)reader.GetInt16(3),
+            ClientAddress = NullableString(reader, 4),
+            ClientHelo = NullableString(reader, 5),
+            AuthenticatedUser = NullableString(reader, 6),
+            BodyType = (BodyType)reader.GetInt16(7),
+            SmtpUtf8 = reader.GetBoolean(8),
+            RequireTls = reader.GetBoolean(9),
+            EnvelopeId = NullableString(reader, 10),
+            Ret = NullableString(reader, 11),
+            TraceParent = NullableString(reader, 12),
+        };
+    }
+
+    public async Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(RenewLeaseSql);
+        command.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
+        command.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", leaseId));
+        command.Parameters.Add(new NpgsqlParameter<Guid>("owner", ownerId));
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("lease_expires_at", StoreArguments.Truncate(leaseExpiresAt)));
+        return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
+    }
+
+    public async Task<bool> RecordResultAsync(PendingResult result, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckResult(result);
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
+        var record = new NpgsqlBatchCommand(RecordResultSql);
+        record.Parameters.Add(new NpgsqlParameter<Guid>("message_id", result.MessageId));
+        record.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", result.LeaseId));
+        record.Parameters.Add(new NpgsqlParameter<long[]>("ids", [.. result.RecipientIds]));
+        record.Parameters.Add(new NpgsqlParameter<string>("payload", result.Payload));
+        record.Parameters.Add(Text("trace_parent", result.TraceParent));
+        record.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", StoreArguments.Truncate(now)));
+        batch.BatchCommands.Add(record);
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken); // set_config
+        await reader.ReadAsync(cancellationToken);
+        return reader.GetInt64(0) > 0;
+    }
+
+    public async Task<IReadOnlyList<PendingResult>> ClaimResultsAsync(DateTimeOffset now, int maxResults, TimeSpan retryAfter, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckClaimResults(maxResults, retryAfter);
+        await using var command = dataSource.CreateCommand(ClaimResultsSql);
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", StoreArguments.Truncate(now)));
+        command.Parameters.Add(new NpgsqlParameter<int>("limit", maxResults));
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("retry_after", retryAfter));
+        var results = new List<PendingResult>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            results.Add(new PendingResult
+            {
+                LeaseId = reader.GetGuid(0),
+                MessageId = reader.GetGuid(1),
+                Payload = reader.GetString(2),
+                Tries = reader.GetInt32(3),
+                TraceParent = NullableString(reader, 4),
+            });
+        }
+
+        return results;
+    }
+
+    public async Task DeleteResultsAsync(IReadOnlyList<Guid> leaseIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(leaseIds);
+        if (leaseIds.Count == 0)
+        {
+            return;
+        }
+
+        await using var command = dataSource.CreateCommand(DeleteResultsSql);
+        command.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", [.. leaseIds]));
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     public async Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
             """
             UPDATE spool.recipients
-            SET state = 0, lease_id = NULL, lease_expires_at = NULL, next_attempt_at = @now, updated_at = @now
-            WHERE state = 1
+            SET state = 0, lease_id = NULL, lease_expires_at = NULL, lease_owner = NULL, next_attempt_at = @now,
+                updated_at = @now
+            WHERE state = 1 AND lease_expires_at IS NOT NULL
             """);
         command.Parameters.AddWithValue("now", now);
         return await command.ExecuteNonQueryAsync(cancellationToken);

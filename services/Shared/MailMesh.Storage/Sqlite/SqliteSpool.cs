@@ -71,9 +71,62 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         """
         UPDATE spool_recipients
         SET state = 1, attempts = attempts + 1, lease_id = @lease_id, lease_expires_at = @lease_expires_at,
-            updated_at = @now
+            lease_owner = NULL, updated_at = @now
         WHERE id = @id
         """;
+
+    // Live leases per domain: the in-flight window (a recorded result has no expiry and is not counted).
+    private const string InFlightSql =
+        """
+        SELECT domain, count(DISTINCT lease_id)
+        FROM spool_recipients
+        WHERE state = 1 AND lease_expires_at > @now
+        GROUP BY domain
+        """;
+
+    private const string TakeLeaseSql =
+        """
+        UPDATE spool_recipients
+        SET lease_owner = @owner, lease_expires_at = max(lease_expires_at, @lease_expires_at)
+        WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND lease_expires_at IS NOT NULL
+            AND (lease_owner IS NULL OR lease_owner = @owner)
+        """;
+
+    private const string RenewLeaseSql =
+        """
+        UPDATE spool_recipients
+        SET lease_expires_at = max(lease_expires_at, @lease_expires_at)
+        WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND lease_expires_at IS NOT NULL
+            AND lease_owner = @owner
+        """;
+
+    private const string PendingResultSql =
+        """
+        UPDATE spool_recipients
+        SET lease_expires_at = NULL
+        WHERE id = @id AND message_id = @message_id AND lease_id = @lease_id AND state = 1
+        """;
+
+    private const string InsertResultSql =
+        """
+        INSERT INTO spool_results (lease_id, message_id, payload, trace_parent, created_at, next_try_at)
+        VALUES (@lease_id, @message_id, @payload, @trace_parent, @now, @now)
+        ON CONFLICT (lease_id) DO NOTHING
+        """;
+
+    private const string DueResultsSql =
+        """
+        SELECT lease_id, message_id, payload, tries, trace_parent
+        FROM spool_results
+        WHERE next_try_at <= @now
+        ORDER BY next_try_at
+        LIMIT @limit
+        """;
+
+    private const string HideResultSql =
+        "UPDATE spool_results SET tries = tries + 1, next_try_at = @next_try_at WHERE lease_id = @lease_id";
+
+    private const string DeleteResultSql = "DELETE FROM spool_results WHERE lease_id = @lease_id";
 
     private const string ApplyUpdateSql =
         """
@@ -242,30 +295,44 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         };
     }
 
-    public async Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken)
-    {
-        StoreArguments.CheckClaim(maxRecipients, leaseDuration);
-        now = StoreArguments.Truncate(now);
-        var expires = StoreArguments.Truncate(now + leaseDuration);
-        var nowMs = StoreArguments.ToUnixMs(now);
+    public Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
+        ClaimDueAsync(new ClaimRequest { Now = now, MaxRecipients = maxRecipients, LeaseDuration = leaseDuration }, cancellationToken);
 
-        var claimed = await database.WriteAsync(write => ClaimAsync(write, nowMs, maxRecipients, expires), 0, cancellationToken);
-        return claimed.Count == 0 ? [] : ClaimedRow.ToJobs(claimed, expires);
+    public async Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(ClaimRequest request, CancellationToken cancellationToken)
+    {
+        var claim = StoreArguments.CheckClaim(request);
+        var claimed = await database.WriteAsync(write => ClaimAsync(write, claim), 0, cancellationToken);
+        return claimed.Count == 0 ? [] : ClaimedRow.ToJobs(claimed, claim.Expires);
     }
 
     /// <summary>The claim, as one write operation: reads due rows and leases them in the same transaction.</summary>
-    private static async Task<List<ClaimedRow>> ClaimAsync(SqliteWrite write, long nowMs, int maxRecipients, DateTimeOffset expires)
+    private static async Task<List<ClaimedRow>> ClaimAsync(
+        SqliteWrite write, (DateTimeOffset Now, DateTimeOffset Expires, int MaxRecipients, int Scan, long MaxJobs, long MaxDomainJobs) claim)
     {
-        var due = new List<(ClaimedRow Row, int Attempts)>();
+        var nowMs = StoreArguments.ToUnixMs(claim.Now);
+        var expires = claim.Expires;
+        var inFlight = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (claim.MaxJobs < int.MaxValue || claim.MaxDomainJobs < int.MaxValue)
+        {
+            await using var count = write.CreateCommand(InFlightSql);
+            count.Add("@now", nowMs);
+            await using var reader = await count.ExecuteReaderAsync(CancellationToken.None);
+            while (await reader.ReadAsync(CancellationToken.None))
+            {
+                inFlight[reader.GetString(0)] = reader.GetInt64(1);
+            }
+        }
+
+        var candidates = new List<(ClaimedRow Row, int Attempts)>();
         await using (var select = write.CreateCommand(DueSql))
         {
             select.Add("@now", nowMs);
-            select.Add("@limit", maxRecipients);
+            select.Add("@limit", claim.Scan);
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None);
             while (await reader.ReadAsync(CancellationToken.None))
             {
                 var attempt = reader.GetInt32(4) + 1;
-                due.Add((new ClaimedRow(
+                candidates.Add((new ClaimedRow(
                     MessageId: reader.GetGuid(1),
                     Domain: reader.GetString(2),
                     LeaseId: Guid.Empty,
@@ -280,6 +347,41 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                         Notify = reader.NullableString(5),
                         OriginalRecipient = reader.NullableString(6),
                     }), attempt));
+            }
+        }
+
+        // The window, as PostgreSQL's claim applies it: jobs (message, domain) in due order, each admitted while its
+        // domain and the total stay inside the limits; then at most MaxRecipients recipients of the admitted jobs.
+        var room = Math.Max(0, claim.MaxJobs - inFlight.Values.Sum());
+        var admitted = new HashSet<(Guid, string)>();
+        var rejected = new HashSet<(Guid, string)>();
+        var due = new List<(ClaimedRow Row, int Attempts)>();
+        foreach (var candidate in candidates)
+        {
+            var job = (candidate.Row.MessageId, candidate.Row.Domain);
+            if (!admitted.Contains(job))
+            {
+                if (rejected.Contains(job))
+                {
+                    continue;
+                }
+
+                var domainJobs = inFlight.GetValueOrDefault(job.Domain);
+                if (room <= 0 || domainJobs >= claim.MaxDomainJobs)
+                {
+                    rejected.Add(job);
+                    continue;
+                }
+
+                admitted.Add(job);
+                inFlight[job.Domain] = domainJobs + 1;
+                room--;
+            }
+
+            due.Add(candidate);
+            if (due.Count == claim.MaxRecipients)
+            {
+                break;
             }
         }
 
@@ -489,6 +591,165 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         };
     }
 
+    public Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
+    {
+        var expiresMs = StoreArguments.ToUnixMs(leaseExpiresAt);
+        return database.WriteAsync(async write =>
+        {
+            await using (var take = write.CreateCommand(TakeLeaseSql))
+            {
+                take.Add("@owner", ownerId);
+                take.Add("@lease_expires_at", expiresMs);
+                take.Add("@message_id", messageId);
+                take.Add("@lease_id", leaseId);
+                if (await take.ExecuteNonQueryAsync(CancellationToken.None) == 0)
+                {
+                    return null;
+                }
+            }
+
+            await using var read = write.CreateCommand(GetMessageSql);
+            read.Add("@id", messageId);
+            await using var reader = await read.ExecuteReaderAsync(CancellationToken.None);
+            if (!await reader.ReadAsync(CancellationToken.None))
+            {
+                return null;
+            }
+
+            return new StoredMessage
+            {
+                Id = messageId,
+                Sender = reader.GetString(0),
+                Content = reader.GetFieldValue<byte[]>(1),
+                ReceivedAt = reader.Timestamp(2),
+                Origin = (MessageOrigin)reader.GetInt32(3),
+                ClientAddress = reader.NullableString(4),
+                ClientHelo = reader.NullableString(5),
+                AuthenticatedUser = reader.NullableString(6),
+                BodyType = (BodyType)reader.GetInt32(7),
+                SmtpUtf8 = reader.GetBoolean(8),
+                RequireTls = reader.GetBoolean(9),
+                EnvelopeId = reader.NullableString(10),
+                Ret = reader.NullableString(11),
+                TraceParent = reader.NullableString(12),
+            };
+        }, 0, cancellationToken);
+    }
+
+    public Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
+    {
+        var expiresMs = StoreArguments.ToUnixMs(leaseExpiresAt);
+        return database.WriteAsync(async write =>
+        {
+            await using var renew = write.CreateCommand(RenewLeaseSql);
+            renew.Add("@owner", ownerId);
+            renew.Add("@lease_expires_at", expiresMs);
+            renew.Add("@message_id", messageId);
+            renew.Add("@lease_id", leaseId);
+            return await renew.ExecuteNonQueryAsync(CancellationToken.None) > 0;
+        }, 0, cancellationToken);
+    }
+
+    public Task<bool> RecordResultAsync(PendingResult result, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckResult(result);
+        var nowMs = StoreArguments.ToUnixMs(now);
+        var ids = result.RecipientIds.ToArray();
+        return database.WriteAsync(async write =>
+        {
+            var pending = 0;
+            await using (var update = write.CreateCommand(PendingResultSql))
+            {
+                update.Add("@message_id", result.MessageId);
+                update.Add("@lease_id", result.LeaseId);
+                var id = update.Add("@id", 0L);
+                update.Prepare();
+                foreach (var recipientId in ids)
+                {
+                    id.Value = recipientId;
+                    pending += await update.ExecuteNonQueryAsync(CancellationToken.None);
+                }
+            }
+
+            if (pending == 0)
+            {
+                return false;
+            }
+
+            await using var insert = write.CreateCommand(InsertResultSql);
+            insert.Add("@lease_id", result.LeaseId);
+            insert.Add("@message_id", result.MessageId);
+            insert.Add("@payload", result.Payload);
+            insert.Add("@trace_parent", result.TraceParent);
+            insert.Add("@now", nowMs);
+            await insert.ExecuteNonQueryAsync(CancellationToken.None);
+            return true;
+        }, result.Payload.Length, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<PendingResult>> ClaimResultsAsync(DateTimeOffset now, int maxResults, TimeSpan retryAfter, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckClaimResults(maxResults, retryAfter);
+        var nowMs = StoreArguments.ToUnixMs(now);
+        var retryMs = (long)retryAfter.TotalMilliseconds;
+        return database.WriteAsync<IReadOnlyList<PendingResult>>(async write =>
+        {
+            var results = new List<PendingResult>();
+            await using (var select = write.CreateCommand(DueResultsSql))
+            {
+                select.Add("@now", nowMs);
+                select.Add("@limit", maxResults);
+                await using var reader = await select.ExecuteReaderAsync(CancellationToken.None);
+                while (await reader.ReadAsync(CancellationToken.None))
+                {
+                    results.Add(new PendingResult
+                    {
+                        LeaseId = reader.GetGuid(0),
+                        MessageId = reader.GetGuid(1),
+                        Payload = reader.GetString(2),
+                        Tries = reader.GetInt32(3) + 1,
+                        TraceParent = reader.NullableString(4),
+                    });
+                }
+            }
+
+            await using var hide = write.CreateCommand(HideResultSql);
+            var next = hide.Add("@next_try_at", 0L);
+            var lease = hide.Add("@lease_id", Guid.Empty);
+            foreach (var result in results)
+            {
+                next.Value = nowMs + (retryMs << Math.Min(result.Tries - 1, 5));
+                lease.Value = result.LeaseId;
+                await hide.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+
+            return results;
+        }, 0, cancellationToken);
+    }
+
+    public Task DeleteResultsAsync(IReadOnlyList<Guid> leaseIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(leaseIds);
+        if (leaseIds.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var ids = leaseIds.ToArray();
+        return database.WriteAsync(async write =>
+        {
+            await using var delete = write.CreateCommand(DeleteResultSql);
+            var lease = delete.Add("@lease_id", Guid.Empty);
+            foreach (var id in ids)
+            {
+                lease.Value = id;
+                await delete.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+
+            return 0;
+        }, 0, cancellationToken);
+    }
+
     public Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         var nowMs = StoreArguments.ToUnixMs(now);
@@ -497,8 +758,9 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             await using var command = write.CreateCommand(
                 """
                 UPDATE spool_recipients
-                SET state = 0, lease_id = NULL, lease_expires_at = NULL, next_attempt_at = @now, updated_at = @now
-                WHERE state = 1
+                SET state = 0, lease_id = NULL, lease_expires_at = NULL, lease_owner = NULL, next_attempt_at = @now,
+                    updated_at = @now
+                WHERE state = 1 AND lease_expires_at IS NOT NULL
                 """);
             command.Add("@now", nowMs);
             return await command.ExecuteNonQueryAsync(CancellationToken.None);

@@ -1,0 +1,215 @@
+using System.Reflection;
+using MailMesh.Contracts;
+using MailMesh.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace MailMesh.Queue.Tests;
+
+/// <summary>
+/// The scheduler can never stop (issue 7 §4): a failing round is retried with back-off, a hung await times out, a
+/// scheduler that completes no round fails readiness, and work older than MaxAge expires at claim time. Time is the
+/// fake clock; the tests advance it in steps until the awaited event happens (bounded by a real-time timeout).
+/// </summary>
+public sealed class SchedulerResilienceTests
+{
+    [Fact]
+    public async Task A_failing_store_round_is_retried_with_back_off_and_the_scheduler_resumes()
+    {
+        var faults = new SpoolFaults { FailClaims = 3 };
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        var id = await host.StoreAsync();
+
+        await using var scheduler = await StartSchedulerAsync(host);
+        var published = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id);
+        await AdvanceUntilAsync(host, published);
+
+        Assert.Equal(4, faults.Claims);
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(host)).Status);
+    }
+
+    [Fact]
+    public async Task A_hung_claim_times_out_and_the_next_round_claims()
+    {
+        // The first claim never answers and ignores its token (a connection stuck on a dead server).
+        var faults = new SpoolFaults { HangClaims = 1 };
+        await using var host = await QueueTestHost.StartAsync(o => o.StoreTimeout = TimeSpan.FromSeconds(5), faults.Wrap);
+        var id = await host.StoreAsync();
+
+        await using var scheduler = await StartSchedulerAsync(host);
+        var published = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id);
+        await AdvanceUntilAsync(host, published);
+
+        Assert.Equal(2, faults.Claims);
+    }
+
+    [Fact]
+    public async Task Readiness_fails_while_rounds_stall_and_recovers_when_they_complete()
+    {
+        var faults = new SpoolFaults { FailClaims = int.MaxValue };
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        await using var scheduler = await StartSchedulerAsync(host);
+        var monitor = host.Provider.GetRequiredService<QueueLoopMonitor>();
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(host)).Status);
+
+        // No round completes: once StalledAfter has passed, /readyz fails and the age keeps growing.
+        var stalled = Task.Run(async () =>
+        {
+            while ((await CheckAsync(host)).Status == HealthStatus.Healthy)
+            {
+                await Task.Yield();
+            }
+        });
+        await AdvanceUntilAsync(host, stalled);
+        Assert.True(monitor.Age(DeliveryScheduler.LoopName) > host.Options.StalledAfter);
+        Assert.Contains("claim", (await CheckAsync(host)).Description, StringComparison.Ordinal);
+
+        // The database comes back: the next round completes and readiness recovers.
+        faults.FailClaims = 0;
+        var healthy = Task.Run(async () =>
+        {
+            while ((await CheckAsync(host)).Status != HealthStatus.Healthy)
+            {
+                await Task.Yield();
+            }
+        });
+        await AdvanceUntilAsync(host, healthy);
+        Assert.True(monitor.Age(DeliveryScheduler.LoopName) < host.Options.StalledAfter);
+    }
+
+    [Fact]
+    public async Task Work_older_than_MaxAge_expires_at_claim_and_bounces_instead_of_being_dispatched()
+    {
+        // The message's attempts kept getting lost: it is still Queued (or its lease expired) when MaxAge passes.
+        await using var host = await QueueTestHost.StartAsync();
+        var id = await host.StoreAsync();
+        host.Time.Advance(host.Options.MaxAge + TimeSpan.FromMinutes(1));
+
+        var scheduler = host.Provider.GetRequiredService<DeliveryScheduler>();
+        Assert.Equal(1, await scheduler.RunOnceAsync(default));
+
+        // The result applier turns the expiry into an Expired recipient and a failure DSN to the sender.
+        await host.Probe.WaitPublishedAsync<MessageEvent>(e => e.MessageId == id && e.Type == MessageEventType.DsnQueued);
+        var status = await host.Spool.GetStatusAsync(id, default);
+        var recipient = Assert.Single(status!.Recipients);
+        Assert.Equal(RecipientState.Expired, recipient.State);
+        Assert.Equal("4.4.7", recipient.LastEnhancedCode);
+        Assert.Equal(1, (await host.Spool.CountByStateAsync(default))[RecipientState.Queued]); // the DSN to the sender
+        Assert.DoesNotContain(host.Probe.Published<DeliverMessage>(), m => m.MessageId == id);
+    }
+
+    [Fact]
+    public async Task The_scheduler_claims_no_more_than_the_in_flight_window()
+    {
+        await using var host = await QueueTestHost.StartAsync(o =>
+        {
+            o.MaxJobsInFlight = 3;
+            o.MaxJobsInFlightPerDomain = 2;
+        });
+        for (var i = 0; i < 4; i++)
+        {
+            await host.StoreAsync(recipients: [new NewRecipient { Address = $"r{i}@busy.example" }]);
+        }
+
+        await host.StoreAsync(recipients: [new NewRecipient { Address = "r@quiet.example" }]);
+
+        var scheduler = host.Provider.GetRequiredService<DeliveryScheduler>();
+        Assert.Equal(3, await scheduler.RunOnceAsync(default));
+        Assert.Equal(0, await scheduler.RunOnceAsync(default));
+        var published = host.Probe.Published<DeliverMessage>();
+        Assert.Equal(2, published.Count(m => m.Domain == "busy.example"));
+        Assert.Single(published, m => m.Domain == "quiet.example");
+        Assert.All(published, m => Assert.Equal(host.Options.LeaseDuration, m.LeaseDuration));
+    }
+
+    private static Task<HealthCheckResult> CheckAsync(QueueTestHost host) =>
+        host.Provider.GetRequiredService<QueueLoopMonitor>().CheckHealthAsync(new HealthCheckContext());
+
+    /// <summary>
+    /// Moves the fake clock a poll interval at a time until <paramref name="awaited"/> completes: the scheduler's
+    /// waits (back-off, poll, timeouts) are on that clock. Fails after 30 s of real time.
+    /// </summary>
+    private static async Task AdvanceUntilAsync(QueueTestHost host, Task awaited)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!awaited.IsCompleted)
+        {
+            timeout.Token.ThrowIfCancellationRequested();
+            host.Time.Advance(host.Options.PollInterval);
+            await Task.WhenAny(awaited, Task.Delay(TimeSpan.FromMilliseconds(5), timeout.Token));
+        }
+
+        await awaited;
+    }
+
+    private static async Task<RunningScheduler> StartSchedulerAsync(QueueTestHost host)
+    {
+        var scheduler = host.Provider.GetRequiredService<DeliveryScheduler>();
+        await scheduler.StartAsync(CancellationToken.None);
+        return new RunningScheduler(scheduler);
+    }
+
+    private sealed class RunningScheduler(DeliveryScheduler scheduler) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync() => await scheduler.StopAsync(CancellationToken.None);
+    }
+}
+
+/// <summary>Faults for the windowed claim of a real spool: throw like a refusing database, or never answer.</summary>
+internal sealed class SpoolFaults
+{
+    private int _claims;
+
+    public volatile int FailClaims;
+    public volatile int HangClaims;
+
+    public int Claims => Volatile.Read(ref _claims);
+
+    public ISpool Wrap(ISpool inner)
+    {
+        var proxy = DispatchProxy.Create<ISpool, FaultySpool>();
+        ((FaultySpool)(object)proxy).Init(inner, this);
+        return proxy;
+    }
+
+    internal object? OnClaim(Func<object?> proceed)
+    {
+        Interlocked.Increment(ref _claims);
+        if (HangClaims > 0)
+        {
+            HangClaims--;
+            return new TaskCompletionSource<IReadOnlyList<DeliveryJob>>().Task;
+        }
+
+        if (FailClaims > 0)
+        {
+            FailClaims--;
+            return Task.FromException<IReadOnlyList<DeliveryJob>>(new InvalidOperationException("53300: remaining connection slots are reserved"));
+        }
+
+        return proceed();
+    }
+}
+
+#pragma warning disable CA1852 // DispatchProxy needs an unsealed, public-constructible type.
+internal class FaultySpool : DispatchProxy
+#pragma warning restore CA1852
+{
+    private ISpool _inner = null!;
+    private SpoolFaults _faults = null!;
+
+    internal void Init(ISpool inner, SpoolFaults faults)
+    {
+        _inner = inner;
+        _faults = faults;
+    }
+
+    protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+    {
+        ArgumentNullException.ThrowIfNull(targetMethod);
+        object? Proceed() => targetMethod.Invoke(_inner, args);
+        return targetMethod.Name == nameof(ISpool.ClaimDueAsync) && args?[0] is ClaimRequest
+            ? _faults.OnClaim(Proceed)
+            : Proceed();
+    }
+}
