@@ -137,7 +137,7 @@ internal sealed class DeliveryAttemptedConsumer(
                         EnhancedCode = recipient.LastEnhancedCode,
                         ReplyText = recipient.LastReplyText,
                     };
-                    if (IsHardBounce(update))
+                    if (SuppressionRules.ShouldSuppress(result, update))
                     {
                         await SuppressAsync(recipient.Address, update, now, cancellationToken);
                     }
