@@ -183,4 +183,49 @@ public sealed class AuthenticatorTests
         Assert.Equal(AuthOutcome.Failed, await VerifyAsync(auth, "192.0.2.7", Password, user: "nobody"));
         Assert.Equal(1, auth.Verifications);
     }
+    [Fact]
+    public async Task Names_clients_make_up_do_not_grow_the_account_table()
+    {
+        var auth = Create(maxFailures: 3);
+        var names = Authenticator.UnknownAccountBuckets + 100;
+        for (var i = 0; i < names; i++)
+        {
+            Assert.Equal(AuthOutcome.Failed, await VerifyAsync(auth, $"2001:db8:{i:x}::1", "guess", user: "made-up-" + i));
+        }
+
+        Assert.Equal(names, auth.Verifications);
+        Assert.InRange(auth.TrackedAccounts, 1, Authenticator.UnknownAccountBuckets);
+        Assert.Equal(AuthOutcome.Succeeded, await VerifyAsync(auth, "192.0.2.7", Password));
+    }
+
+    [Fact]
+    public async Task A_table_of_recent_failures_is_not_rescanned_on_every_failure()
+    {
+        var auth = new Authenticator(Options.Create(new IngressAuthOptions
+        {
+            Users = [new AuthUser { Name = User, PasswordHash = Hash.Value }],
+            FailureDelay = TimeSpan.Zero,
+            MaxFailureDelay = TimeSpan.Zero,
+        }),
+        _time,
+        pruneThreshold: 8);
+
+        // 64 networks each fail once: nothing is idle, so each scan finds nothing and the next waits for twice the size.
+        for (var i = 0; i < 64; i++)
+        {
+            Assert.Equal(AuthOutcome.Failed, await auth.VerifyAsync($"198.51.100.{i + 1}", "x" + i, "guess", CancellationToken.None));
+        }
+
+        Assert.Equal(64, auth.TrackedNetworks);
+        Assert.InRange(auth.PruneScans, 1, 4);
+
+        // Once the window has passed, the next scan drops the idle records.
+        _time.Advance(TimeSpan.FromMinutes(16));
+        for (var i = 0; i < 64; i++)
+        {
+            await auth.VerifyAsync($"203.0.113.{i + 1}", "x" + i, "guess", CancellationToken.None);
+        }
+
+        Assert.True(auth.TrackedNetworks < 128, $"{auth.TrackedNetworks} networks tracked");
+    }
 }
