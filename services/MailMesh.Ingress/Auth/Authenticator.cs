@@ -206,6 +206,7 @@ internal sealed class Authenticator
         private readonly Lock _lock = new();
         private DateTimeOffset _windowStart = DateTimeOffset.MinValue;
         private int _count;
+        private int _penalty;
         private DateTimeOffset _lockedUntil = DateTimeOffset.MinValue;
 
         /// <summary>One verification at a time per client network.</summary>
@@ -223,7 +224,7 @@ internal sealed class Authenticator
         {
             lock (_lock)
             {
-                return now - _windowStart > window ? 0 : _count;
+                return now - _windowStart > window ? 0 : _penalty;
             }
         }
 
@@ -236,9 +237,11 @@ internal sealed class Authenticator
                 {
                     _windowStart = now;
                     _count = 0;
+                    _penalty = 0;
                 }
 
                 _count++;
+                _penalty++;
                 if (_count < lockAt)
                 {
                     return false;
@@ -249,12 +252,16 @@ internal sealed class Authenticator
             }
         }
 
+        /// <summary>
+        /// After a success: no more penalty delay, but the failures still count towards the lockout until their
+        /// window passes. Clearing them would let a client that knows any one account's password guess at others
+        /// without end, logging in to its own account before each lockout.
+        /// </summary>
         public void Reset()
         {
             lock (_lock)
             {
-                _count = 0;
-                _windowStart = DateTimeOffset.MinValue;
+                _penalty = 0;
             }
         }
 

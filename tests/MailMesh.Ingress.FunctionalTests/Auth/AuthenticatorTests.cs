@@ -228,4 +228,19 @@ public sealed class AuthenticatorTests
 
         Assert.True(auth.TrackedNetworks < 128, $"{auth.TrackedNetworks} networks tracked");
     }
+    [Fact]
+    public async Task Logging_in_to_one_account_does_not_reset_the_lockout_of_guesses_at_others()
+    {
+        var auth = Create(maxFailures: 3, delay: TimeSpan.FromSeconds(1), maxDelay: TimeSpan.FromSeconds(8));
+        Assert.Equal(AuthOutcome.Failed, await VerifyAsync(auth, "192.0.2.7", "guess1", user: "bob"));
+        Assert.Equal(AuthOutcome.Failed, await VerifyAsync(auth, "192.0.2.7", "guess2", user: "bob"));
+
+        // The client's own account: succeeds, and the next attempt waits no penalty...
+        Assert.Equal(AuthOutcome.Succeeded, await VerifyAsync(auth, "192.0.2.7", Password));
+        Assert.True(Start(auth, "192.0.2.7", Password).IsCompleted);
+
+        // ...but the guesses still count: the third in the window locks the network out.
+        Assert.Equal(AuthOutcome.LockedOut, await VerifyAsync(auth, "192.0.2.7", "guess3", user: "bob"));
+        Assert.True(auth.IsLockedOut("192.0.2.7"));
+    }
 }
