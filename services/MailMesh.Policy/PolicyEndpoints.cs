@@ -113,8 +113,8 @@ public static class PolicyEndpoints
     internal static bool TryNormalize(string address, out string normalized, out ProblemHttpResult problem)
     {
         var trimmed = address.Trim();
-        if (trimmed.Length <= 254 && !trimmed.StartsWith('<') && MailboxParts.TryParse(trimmed, out var parts) && !parts.HadSourceRoute
-            && Uri.CheckHostName(parts.Domain.Trim('[', ']')) != UriHostNameType.Unknown)
+        // MailboxParts has validated the domain (NormalizedAddress: a domain name or an address literal).
+        if (trimmed.Length <= 254 && !trimmed.StartsWith('<') && MailboxParts.TryParse(trimmed, out var parts) && !parts.HadSourceRoute)
         {
             normalized = parts.Normalized;
             problem = null!;

@@ -90,6 +90,23 @@ public sealed class PolicyConsumerTests
         Assert.Equal("gone@mail.example: recipient suppressed (hard bounce)", decision.Reason);
     }
 
+    // Issue 7 §6: another spelling of a suppressed address is the same mailbox and is refused too.
+    [Theory]
+    [InlineData("\"gone\"@mail.example")]
+    [InlineData("\"Go\\ne\"@MAIL.example")]
+    [InlineData("gone@\uFF4Dail\uFF0Eexample")]
+    public async Task Suppressed_recipient_is_refused_however_it_is_spelled(string recipient)
+    {
+        await using var host = await PolicyTestHost.StartAsync(Settings);
+        await host.Store.AddSuppressionAsync(
+            new Suppression { Address = "gone@mail.example", Reason = "hard bounce", CreatedAt = host.Time.GetUtcNow() }, default);
+
+        var decision = await host.RecipientAsync(Outside, recipient);
+        Assert.False(decision.Accepted);
+        Assert.Equal(550, decision.ReplyCode);
+        Assert.Equal("5.1.1", decision.EnhancedCode);
+    }
+
     [Fact]
     public async Task Recipient_limit_answers_452()
     {

@@ -29,6 +29,18 @@ public sealed class SuppressionEndpointTests
         Assert.Equal(StatusCodes.Status404NotFound, Assert.IsType<ProblemHttpResult>(missing.Result).StatusCode);
     }
 
+    // An address literal is an address (RFC 5321 §4.1.3); the IPv6 form was refused as malformed.
+    [Theory]
+    [InlineData("user@[192.0.2.1]", "user@[192.0.2.1]")]
+    [InlineData("user@[IPv6:2001:DB8::1]", "user@[ipv6:2001:db8::1]")]
+    public async Task Address_literals_can_be_suppressed(string address, string stored)
+    {
+        await using var host = await PolicyTestHost.StartAsync();
+        var put = await PolicyEndpoints.PutAsync(address, new PolicyEndpoints.SuppressionRequest(null), host.Store, host.Time, NullLoggerFactory.Instance, default);
+        Assert.Equal(stored, Assert.IsType<Ok<Suppression>>(put.Result).Value!.Address);
+        Assert.IsType<Ok<Suppression>>((await PolicyEndpoints.GetAsync(address, host.Store, default)).Result);
+    }
+
     [Theory]
     [InlineData("not-an-address")]
     [InlineData("user@")]

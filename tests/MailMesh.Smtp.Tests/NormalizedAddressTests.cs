@@ -151,4 +151,43 @@ public sealed class NormalizedAddressTests
         Assert.Equal("User@Example.com", NormalizedAddress.WithAsciiDomain("User@Example.com"));
         Assert.Throws<ArgumentException>(() => NormalizedAddress.WithAsciiDomain("user@exa_mple.例"));
     }
+    // Issue 7 §6: one address, however it is spelled, must get one decision (relay, routing, suppression).
+    [Theory]
+    [InlineData("alice@example.com", "\"alice\"@example.com")] // a quoted-string of a dot-string is the same mailbox
+    [InlineData("alice@example.com", "\"Al\\ice\"@Example.com")] // quoted-pairs are semantically invisible
+    [InlineData("john.doe@example.com", "\"John.Doe\"@example.com")]
+    [InlineData("\"john doe\"@example.com", "\"john\\ doe\"@example.com")] // still needs quotes: canonical minimal quoting
+    [InlineData("user@example.com", "user@EXAMPLE\uFF0ECOM")] // fullwidth full stop (UTS #46 maps it to '.')
+    [InlineData("user@example.com", "user@example\u3002com")] // ideographic full stop
+    [InlineData("user@example.com", "user@\uFF45xample.com")] // fullwidth letter
+    [InlineData("user@[192.0.2.1]", "user@[192.000.002.001]")] // Snum = 1*3DIGIT (RFC 5321 §4.1.3)
+    [InlineData("user@[192.0.2.1]", "user@[IPv6:::ffff:192.0.2.1]")] // the same host as an IPv4-mapped IPv6 literal
+    [InlineData("user@[IPv6:2001:db8::1]", "user@[IPv6:2001:0DB8:0:0:0:0:0:1]")]
+    public void Two_spellings_of_one_address_have_one_comparison_key(string canonical, string variant)
+    {
+        Assert.True(NormalizedAddress.TryParse(canonical, out var a), canonical);
+        Assert.True(NormalizedAddress.TryParse(variant, out var b), variant);
+        Assert.Equal(a.Domain, b.Domain);
+        Assert.Equal(a.ComparisonKey, b.ComparisonKey);
+    }
+
+    [Theory]
+    [InlineData("\"a@b\"@example.com", "\"a@b\"@example.com")]
+    [InlineData("\"q\\\"uote\"@example.com", "\"q\\\"uote\"@example.com")]
+    [InlineData("\"a..b\"@example.com", "\"a..b\"@example.com")]
+    [InlineData("\"\\a\"@example.com", "a@example.com")]
+    public void Comparison_key_of_a_quoted_local_part(string text, string key)
+    {
+        Assert.Equal(key, NormalizedAddress.Parse(text).ComparisonKey);
+    }
+
+    [Theory]
+    [InlineData("user@example.com\u3002")] // a trailing dot however it is written
+    [InlineData("user@example.com\uFF0E")]
+    [InlineData("user@example\uFF20com")] // a fullwidth '@' is an '@' in the domain: refused, not encoded
+    [InlineData("user\uFF20example.com")]
+    public void Refuses_dot_and_at_look_alikes(string text)
+    {
+        Assert.False(NormalizedAddress.TryParse(text, out var parsed), text + " -> " + parsed.Address);
+    }
 }

@@ -36,6 +36,33 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Host>
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
 
+    // Review of issue 7 §5: other spellings of the same routes, and other methods, answer nothing without a key.
+    [Theory]
+    [InlineData("GET", "/api/v1/queue/")]
+    [InlineData("GET", "/API/V1/QUEUE")]
+    [InlineData("GET", "/api/v1/%71ueue")]
+    [InlineData("GET", "/api/v1//queue")]
+    [InlineData("GET", "/api/v1/suppressions/")]
+    [InlineData("GET", "/api/v1/Suppressions/someone%40example.org")]
+    [InlineData("GET", "/api/v1/suppressions/someone%2F..%2F..%2Fqueue")]
+    [InlineData("GET", "/api/v1/messages/00000000-0000-0000-0000-000000000000/")]
+    [InlineData("HEAD", "/api/v1/queue")]
+    [InlineData("HEAD", "/api/v1/suppressions")]
+    [InlineData("OPTIONS", "/api/v1/queue")]
+    [InlineData("OPTIONS", "/api/v1/suppressions/someone@example.org")]
+    [InlineData("POST", "/api/v1/suppressions/someone@example.org")]
+    [InlineData("PATCH", "/api/v1/suppressions/someone@example.org")]
+    [InlineData("POST", "/api/v1/messages/00000000-0000-0000-0000-000000000000")]
+    public async Task Route_variants_and_other_methods_answer_nothing_without_a_key(string method, string path)
+    {
+        using var http = TestKeys.Client(_host.Port, key: null);
+        using var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+        Assert.Contains(response.StatusCode, new[] { HttpStatusCode.Unauthorized, HttpStatusCode.NotFound, HttpStatusCode.MethodNotAllowed });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("recipients", body, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("someone@", body, StringComparison.OrdinalIgnoreCase);
+    }
+
     [Theory]
     [MemberData(nameof(AdminEndpoints))]
     public async Task A_wrong_key_is_401_invalid_token(string method, string path)

@@ -29,10 +29,21 @@ internal enum AuthOutcome
 /// same cap), which bounds a distributed guess at one account; the owner, from another network, still gets in.</item>
 /// </list>
 /// An unknown account costs the same PBKDF2 work and delays as a known one, so timing does not reveal which names exist.
+/// <para>Memory is bounded: failures against unknown names are counted in <see cref="UnknownAccountBuckets"/> shared
+/// records (a name picks one by its hash), so the account table holds at most the configured accounts and the buckets,
+/// whatever names clients send; idle network records are pruned, each scan doubling the size the next one waits for,
+/// so a table full of recent failures is not rescanned on every failure.</para>
 /// </summary>
 internal sealed class Authenticator
 {
-    private const int PruneThreshold = 10_000;
+    private const int DefaultPruneThreshold = 10_000;
+
+    /// <summary>How many shared throttle records the names of unknown accounts are hashed into.</summary>
+    internal const int UnknownAccountBuckets = 256;
+
+    private readonly int _pruneThreshold;
+    private int _nextPrune;
+    private long _pruneScans;
     private readonly IngressAuthOptions _options;
     private readonly TimeProvider _time;
     private readonly Dictionary<string, PasswordHash.Parsed> _users;
@@ -42,7 +53,13 @@ internal sealed class Authenticator
     private long _verifications;
 
     public Authenticator(IOptions<IngressAuthOptions> options, TimeProvider time)
+        : this(options, time, DefaultPruneThreshold)
     {
+    }
+
+    internal Authenticator(IOptions<IngressAuthOptions> options, TimeProvider time, int pruneThreshold)
+    {
+        _pruneThreshold = _nextPrune = pruneThreshold;
         _options = options.Value;
         _time = time;
         _users = new Dictionary<string, PasswordHash.Parsed>(StringComparer.Ordinal);
@@ -67,6 +84,15 @@ internal sealed class Authenticator
     /// <summary>How many passwords were hashed (PBKDF2 runs): what the throttle saves, visible to tests.</summary>
     internal long Verifications => Interlocked.Read(ref _verifications);
 
+    /// <summary>Throttle records held for accounts (configured accounts and unknown-name buckets), visible to tests.</summary>
+    internal int TrackedAccounts => _accounts.Count;
+
+    /// <summary>Throttle records held for client networks, visible to tests.</summary>
+    internal int TrackedNetworks => _networks.Count;
+
+    /// <summary>How many times the network table was scanned for idle records, visible to tests.</summary>
+    internal long PruneScans => Interlocked.Read(ref _pruneScans);
+
     /// <summary>Checks the client network's lockout before an exchange starts.</summary>
     public bool IsLockedOut(string clientAddress) =>
         _networks.TryGetValue(ClientNetwork.Key(clientAddress), out var record) && record.IsLocked(_time.GetUtcNow());
@@ -77,13 +103,27 @@ internal sealed class Authenticator
     /// </summary>
     public async Task<AuthOutcome> VerifyAsync(string clientAddress, string user, string password, CancellationToken cancellationToken)
     {
-        var network = _networks.GetOrAdd(ClientNetwork.Key(clientAddress), static _ => new FailureRecord());
-        if (network.IsLocked(_time.GetUtcNow()))
+        var key = ClientNetwork.Key(clientAddress);
+        FailureRecord network;
+        while (true)
         {
-            return AuthOutcome.LockedOut;
+            network = _networks.GetOrAdd(key, static _ => new FailureRecord());
+            if (network.IsLocked(_time.GetUtcNow()))
+            {
+                return AuthOutcome.LockedOut;
+            }
+
+            await network.Gate.WaitAsync(cancellationToken);
+
+            // Pruned between GetOrAdd and the gate: a newer record may hold this network's count and gate; use that one.
+            if (_networks.TryGetValue(key, out var current) && ReferenceEquals(current, network))
+            {
+                break;
+            }
+
+            network.Gate.Release();
         }
 
-        await network.Gate.WaitAsync(cancellationToken);
         try
         {
             // Checked again under the gate: an attempt that queued behind the one that locked the network must not hash.
@@ -92,7 +132,7 @@ internal sealed class Authenticator
                 return AuthOutcome.LockedOut;
             }
 
-            var account = _accounts.GetOrAdd(user, static _ => new FailureRecord());
+            var account = _accounts.GetOrAdd(AccountKey(user), static _ => new FailureRecord());
             var now = _time.GetUtcNow();
             var delay = Penalty(Math.Max(network.RecentFailures(now, _options.FailureWindow), account.RecentFailures(now, _options.FailureWindow)));
             if (delay > TimeSpan.Zero)
@@ -129,24 +169,36 @@ internal sealed class Authenticator
             ? TimeSpan.Zero
             : TimeSpan.FromTicks(Math.Min(_options.MaxFailureDelay.Ticks, _options.FailureDelay.Ticks * (1L << Math.Min(failures - 1, 20))));
 
-    // Bound memory under a spray from many addresses or names: drop idle records whose window and lockout have passed.
+    /// <summary>
+    /// The throttle record of an account: its own for a configured account, else one of the shared buckets for unknown
+    /// names (a NUL cannot be in a configured name, so no bucket key is one). Clients choose the names they send; a
+    /// record per name would let them grow the table without limit.
+    /// </summary>
+    private string AccountKey(string user) =>
+        _users.ContainsKey(user)
+            ? user
+            : "\0unknown:" + ((uint)StringComparer.Ordinal.GetHashCode(user) % UnknownAccountBuckets).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    // Bound memory under a spray from many networks: drop idle records whose window and lockout have passed. A scan
+    // that leaves the table large waits for it to double before the next, so the cost per failure stays constant.
     private void Prune(DateTimeOffset now)
     {
-        foreach (var records in new[] { _networks, _accounts })
+        var next = Volatile.Read(ref _nextPrune);
+        if (_networks.Count < next || Interlocked.CompareExchange(ref _nextPrune, int.MaxValue, next) != next)
         {
-            if (records.Count < PruneThreshold)
-            {
-                continue;
-            }
+            return;
+        }
 
-            foreach (var (key, record) in records)
+        Interlocked.Increment(ref _pruneScans);
+        foreach (var (key, record) in _networks)
+        {
+            if (record.IsIdle(now, _options.FailureWindow))
             {
-                if (record.IsIdle(now, _options.FailureWindow))
-                {
-                    records.TryRemove(new KeyValuePair<string, FailureRecord>(key, record));
-                }
+                _networks.TryRemove(new KeyValuePair<string, FailureRecord>(key, record));
             }
         }
+
+        Volatile.Write(ref _nextPrune, (int)Math.Min(int.MaxValue / 2, Math.Max(_pruneThreshold, 2L * _networks.Count)));
     }
 
     private sealed class FailureRecord
@@ -154,6 +206,7 @@ internal sealed class Authenticator
         private readonly Lock _lock = new();
         private DateTimeOffset _windowStart = DateTimeOffset.MinValue;
         private int _count;
+        private int _penalty;
         private DateTimeOffset _lockedUntil = DateTimeOffset.MinValue;
 
         /// <summary>One verification at a time per client network.</summary>
@@ -171,7 +224,7 @@ internal sealed class Authenticator
         {
             lock (_lock)
             {
-                return now - _windowStart > window ? 0 : _count;
+                return now - _windowStart > window ? 0 : _penalty;
             }
         }
 
@@ -184,9 +237,11 @@ internal sealed class Authenticator
                 {
                     _windowStart = now;
                     _count = 0;
+                    _penalty = 0;
                 }
 
                 _count++;
+                _penalty++;
                 if (_count < lockAt)
                 {
                     return false;
@@ -197,12 +252,16 @@ internal sealed class Authenticator
             }
         }
 
+        /// <summary>
+        /// After a success: no more penalty delay, but the failures still count towards the lockout until their
+        /// window passes. Clearing them would let a client that knows any one account's password guess at others
+        /// without end, logging in to its own account before each lockout.
+        /// </summary>
         public void Reset()
         {
             lock (_lock)
             {
-                _count = 0;
-                _windowStart = DateTimeOffset.MinValue;
+                _penalty = 0;
             }
         }
 

@@ -15,7 +15,8 @@ namespace MailMesh.Smtp;
 /// <item>the domain in lower-case A-labels (RFC 5890 §2.3.2.1) through one IDNA configuration
 /// (<see cref="IdnMapping"/> with UseStd3AsciiRules, AllowUnassigned = false), then checked against the RFC 5321
 /// §4.1.2 Domain grammar; "xn--" labels must be valid Punycode; no trailing dot (not allowed in SMTP);</item>
-/// <item>or an address literal (RFC 5321 §4.1.3: "[192.0.2.1]", "[IPv6:2001:db8::1]"), lower-cased;</item>
+/// <item>or an address literal (RFC 5321 §4.1.3: "[192.0.2.1]", "[ipv6:2001:db8::1]") in one form per address
+/// (IPv4 without leading zeros, an IPv4-mapped IPv6 address as IPv4, IPv6 as RFC 5952 text);</item>
 /// <item>lengths from RFC 5321 §4.5.3.1: local part 64 octets (UTF-8), path 256 including the angle brackets; the
 /// domain 255, and as a DNS name 253 as text (RFC 1035 §3.1, enforced by IDNA), labels 63.</item>
 /// </list>
@@ -35,7 +36,7 @@ public readonly struct NormalizedAddress : IEquatable<NormalizedAddress>
     /// <summary>The local part as written: a dot-string, or a quoted-string with its quotes.</summary>
     public string LocalPart { get; }
 
-    /// <summary>The domain in lower-case A-labels, or the address literal (with brackets) lower-cased.</summary>
+    /// <summary>The domain in lower-case A-labels, or the address literal (with brackets) in its one form.</summary>
     public string Domain { get; }
 
     /// <summary>True for "[192.0.2.1]" or "[IPv6:...]".</summary>
@@ -50,8 +51,12 @@ public readonly struct NormalizedAddress : IEquatable<NormalizedAddress>
     /// <summary>
     /// The address with the local part lower-cased too: the key where policy compares addresses case-insensitively
     /// (suppression, relay). Never sent anywhere: RFC 5321 §2.4 lets the receiving host decide local part case.
+    /// One mailbox has one key however its local part is written: a quoted-string is compared by its content
+    /// (quotes and quoted-pairs are not part of it, RFC 5322 §3.2.4), unquoted when that content is a dot-string
+    /// (<c>"alice"@x</c> and <c>"al\ice"@x</c> are <c>alice@x</c>). Not NFC-normalised: the services run with
+    /// InvariantGlobalization, where string.Normalize does nothing.
     /// </summary>
-    public string ComparisonKey => LocalPart.ToLowerInvariant() + "@" + Domain;
+    public string ComparisonKey => CanonicalLocalPart(LocalPart).ToLowerInvariant() + "@" + Domain;
 
     public override string ToString() => Address;
 
@@ -142,18 +147,21 @@ public readonly struct NormalizedAddress : IEquatable<NormalizedAddress>
 
         if (domain[0] == '[')
         {
-            if (!Ascii.IsValid(domain) || !Mailbox.IsValidAddressLiteral(domain, out _))
+            if (!Ascii.IsValid(domain) || !Mailbox.IsValidAddressLiteral(domain, out var ip) || ip is null)
             {
                 return false;
             }
 
-            normalized = domain.ToLowerInvariant();
+            // One host, one literal: "[192.000.002.001]", "[IPv6:::ffff:192.0.2.1]" and "[192.0.2.1]" are the same
+            // destination, and an IPv6 address has one text form (RFC 5952 §4, what IPAddress prints).
+            normalized = ip.IsIPv4MappedToIPv6 ? "[" + ip.MapToIPv4() + "]"
+                : ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "[ipv6:" + ip + "]"
+                : "[" + ip + "]";
             literal = true;
             return true;
         }
 
-        // RFC 5321 has no trailing dot; IDNA would silently accept one (and an empty label).
-        if (domain[^1] == '.' || domain.Length > 4 * Mailbox.MaxDomainLength)
+        if (domain.Length > 4 * Mailbox.MaxDomainLength)
         {
             return false;
         }
@@ -161,8 +169,16 @@ public readonly struct NormalizedAddress : IEquatable<NormalizedAddress>
         string ascii;
         try
         {
+            var mapped = MapFullwidth(domain);
+
+            // RFC 5321 has no trailing dot; IDNA would silently accept one (and an empty label).
+            if (mapped[^1] == '.')
+            {
+                return false;
+            }
+
             // Case-fold first: IDNA lookups are case-insensitive (RFC 5891 §5.2 mapping, UTS #46).
-            ascii = Idn.GetAscii(domain.ToLowerInvariant()).ToLowerInvariant();
+            ascii = Idn.GetAscii(mapped.ToLowerInvariant()).ToLowerInvariant();
             // An A-label must be the encoding of a valid U-label (RFC 5891 §5.4): decode it and encode it again.
             if (ascii.Contains("xn--", StringComparison.Ordinal)
                 && !string.Equals(Idn.GetAscii(Idn.GetUnicode(ascii)), ascii, StringComparison.Ordinal))
@@ -221,7 +237,12 @@ public readonly struct NormalizedAddress : IEquatable<NormalizedAddress>
             return true;
         }
 
-        // Dot-string = Atom *("." Atom): no leading, trailing or doubled dot.
+        return IsDotString(local);
+    }
+
+    /// <summary>Dot-string = Atom *("." Atom): no leading, trailing or doubled dot (RFC 5321 §4.1.2).</summary>
+    private static bool IsDotString(ReadOnlySpan<char> local)
+    {
         var atomLength = 0;
         foreach (var c in local)
         {
@@ -245,6 +266,71 @@ public readonly struct NormalizedAddress : IEquatable<NormalizedAddress>
         }
 
         return atomLength > 0;
+    }
+
+    /// <summary>
+    /// UTS #46 §4 maps fullwidth ASCII forms (U+FF01-U+FF5E) to ASCII and the ideographic full stops to '.' before
+    /// IDNA, so "ｅxample．com" is example.com and "example＠com" is refused, rather than encoded into an A-label of
+    /// code points IDNA2008 disallows (RFC 5892). The services run with InvariantGlobalization, where IdnMapping is
+    /// the managed Punycode encoder without the UTS #46 mapping table and string.Normalize does nothing, so the
+    /// mapping that matters for look-alike spellings of ASCII names is done here.
+    /// </summary>
+    private static string MapFullwidth(string domain)
+    {
+        if (Ascii.IsValid(domain))
+        {
+            return domain;
+        }
+
+        return string.Create(domain.Length, domain, static (span, source) =>
+        {
+            for (var i = 0; i < source.Length; i++)
+            {
+                var c = source[i];
+                span[i] = c switch
+                {
+                    >= '\uFF01' and <= '\uFF5E' => (char)(c - 0xFEE0),
+                    '\u3002' or '\uFF61' => '.',
+                    _ => c,
+                };
+            }
+        });
+    }
+
+    /// <summary>The local part as <see cref="ComparisonKey"/> compares it (before lower-casing).</summary>
+    private static string CanonicalLocalPart(string local)
+    {
+        if (local.Length < 2 || local[0] != '"')
+        {
+            return local;
+        }
+
+        // Validated by IsValidLocalPart: a backslash is always followed by the character it quotes.
+        var content = new StringBuilder(local.Length);
+        for (var i = 1; i < local.Length - 1; i++)
+        {
+            content.Append(local[i] == '\\' ? local[++i] : local[i]);
+        }
+
+        var text = content.ToString();
+        if (text.Length > 0 && IsDotString(text))
+        {
+            return text;
+        }
+
+        // Needs quoting: quote only what must be (RFC 5321 §4.1.2 qtextSMTP excludes '"' and '\\').
+        var quoted = new StringBuilder(text.Length + 4).Append('"');
+        foreach (var c in text)
+        {
+            if (c is '"' or '\\')
+            {
+                quoted.Append('\\');
+            }
+
+            quoted.Append(c);
+        }
+
+        return quoted.Append('"').ToString();
     }
 
     // RFC 5322 §3.2.3 atext, plus UTF8-non-ascii (RFC 6531 §3.3) other than controls and white space.

@@ -183,4 +183,64 @@ public sealed class AuthenticatorTests
         Assert.Equal(AuthOutcome.Failed, await VerifyAsync(auth, "192.0.2.7", Password, user: "nobody"));
         Assert.Equal(1, auth.Verifications);
     }
+    [Fact]
+    public async Task Names_clients_make_up_do_not_grow_the_account_table()
+    {
+        var auth = Create(maxFailures: 3);
+        var names = Authenticator.UnknownAccountBuckets + 100;
+        for (var i = 0; i < names; i++)
+        {
+            Assert.Equal(AuthOutcome.Failed, await VerifyAsync(auth, $"2001:db8:{i:x}::1", "guess", user: "made-up-" + i));
+        }
+
+        Assert.Equal(names, auth.Verifications);
+        Assert.InRange(auth.TrackedAccounts, 1, Authenticator.UnknownAccountBuckets);
+        Assert.Equal(AuthOutcome.Succeeded, await VerifyAsync(auth, "192.0.2.7", Password));
+    }
+
+    [Fact]
+    public async Task A_table_of_recent_failures_is_not_rescanned_on_every_failure()
+    {
+        var auth = new Authenticator(Options.Create(new IngressAuthOptions
+        {
+            Users = [new AuthUser { Name = User, PasswordHash = Hash.Value }],
+            FailureDelay = TimeSpan.Zero,
+            MaxFailureDelay = TimeSpan.Zero,
+        }),
+        _time,
+        pruneThreshold: 8);
+
+        // 64 networks each fail once: nothing is idle, so each scan finds nothing and the next waits for twice the size.
+        for (var i = 0; i < 64; i++)
+        {
+            Assert.Equal(AuthOutcome.Failed, await auth.VerifyAsync($"198.51.100.{i + 1}", "x" + i, "guess", CancellationToken.None));
+        }
+
+        Assert.Equal(64, auth.TrackedNetworks);
+        Assert.InRange(auth.PruneScans, 1, 4);
+
+        // Once the window has passed, the next scan drops the idle records.
+        _time.Advance(TimeSpan.FromMinutes(16));
+        for (var i = 0; i < 64; i++)
+        {
+            await auth.VerifyAsync($"203.0.113.{i + 1}", "x" + i, "guess", CancellationToken.None);
+        }
+
+        Assert.True(auth.TrackedNetworks < 128, $"{auth.TrackedNetworks} networks tracked");
+    }
+    [Fact]
+    public async Task Logging_in_to_one_account_does_not_reset_the_lockout_of_guesses_at_others()
+    {
+        var auth = Create(maxFailures: 3, delay: TimeSpan.FromSeconds(1), maxDelay: TimeSpan.FromSeconds(8));
+        Assert.Equal(AuthOutcome.Failed, await VerifyAsync(auth, "192.0.2.7", "guess1", user: "bob"));
+        Assert.Equal(AuthOutcome.Failed, await VerifyAsync(auth, "192.0.2.7", "guess2", user: "bob"));
+
+        // The client's own account: succeeds, and the next attempt waits no penalty...
+        Assert.Equal(AuthOutcome.Succeeded, await VerifyAsync(auth, "192.0.2.7", Password));
+        Assert.True(Start(auth, "192.0.2.7", Password).IsCompleted);
+
+        // ...but the guesses still count: the third in the window locks the network out.
+        Assert.Equal(AuthOutcome.LockedOut, await VerifyAsync(auth, "192.0.2.7", "guess3", user: "bob"));
+        Assert.True(auth.IsLockedOut("192.0.2.7"));
+    }
 }
