@@ -37,7 +37,7 @@ internal static partial class DeliveryLog
     [LoggerMessage(EventId = 5011, Level = LogLevel.Debug, Message = "Skipping delivery of {MessageId} to {Domain}: its lease expired at {LeaseExpiresAt} (the recipients were claimed again)")]
     public static partial void LeaseExpired(ILogger logger, Guid messageId, string domain, DateTimeOffset leaseExpiresAt);
 
-    [LoggerMessage(EventId = 5012, Level = LogLevel.Information, Message = "Not delivering {MessageId} to {Domain}: lease {LeaseId} was re-issued, is held by another attempt, or the message is gone")]
+    [LoggerMessage(EventId = 5012, Level = LogLevel.Debug, Message = "Not delivering {MessageId} to {Domain}: lease {LeaseId} was re-issued, is held by another attempt, or the message is gone")]
     public static partial void LeaseNotTaken(ILogger logger, Guid messageId, string domain, Guid leaseId);
 
     [LoggerMessage(EventId = 5013, Level = LogLevel.Warning, Message = "Stopped delivering {MessageId} to {Domain} before the end of data: lease {LeaseId} {Reason}")]
@@ -49,7 +49,7 @@ internal static partial class DeliveryLog
     [LoggerMessage(EventId = 5015, Level = LogLevel.Warning, Message = "Recording the result of {MessageId} under lease {LeaseId} failed ({Failures} tries); retrying in {Delay}")]
     public static partial void RecordFailed(ILogger logger, Exception exception, Guid messageId, Guid leaseId, int failures, TimeSpan delay);
 
-    [LoggerMessage(EventId = 5016, Level = LogLevel.Information, Message = "Result of {MessageId} under lease {LeaseId} not recorded: the lease was re-issued meanwhile")]
+    [LoggerMessage(EventId = 5016, Level = LogLevel.Debug, Message = "Result of {MessageId} under lease {LeaseId} not recorded: the lease was re-issued meanwhile")]
     public static partial void ResultStale(ILogger logger, Guid messageId, Guid leaseId);
 
     [LoggerMessage(EventId = 5017, Level = LogLevel.Warning, Message = "The spool did not take the result of {MessageId} under lease {LeaseId} in time; published it for Queue to record")]

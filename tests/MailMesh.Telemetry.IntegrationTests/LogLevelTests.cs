@@ -24,6 +24,7 @@ public sealed class LogLevelTests
         "MailMesh.Policy:2010", // suppression added through the admin API
         "MailMesh.Policy:2011", // suppression removed through the admin API
         "MailMesh.Queue:3000", // scheduler started
+        "MailMesh.Queue:3046", // result applier started
         "MailMesh.Queue:3030", // periodic purge summary
         "MailMesh.Dns:4003", // resolvers (start-up)
         "MailMesh.Standalone:9001", // orphaned leases returned (start-up)

@@ -100,6 +100,8 @@ public static class ChaosRun
                 ["Queue__MaxRetryDelay"] = "00:00:10",
                 ["Queue__Jitter"] = "0",
                 // The load is the point: no per-IP rate limits on loopback.
+                // The clients are on loopback and relay: outside standalone no network may relay unless configured.
+                ["Policy__RelayNetworks"] = "127.0.0.0/8,::1/128",
                 ["Policy__ConnectionsPerMinutePerIp"] = "1000000",
                 ["Policy__MessagesPerMinutePerIp"] = "1000000",
                 ["Logging__LogLevel__Default"] = "Warning",

@@ -30,6 +30,8 @@ internal sealed class Target : IAsyncDisposable
             ["Dns__Servers"] = dns.ToString(),
             ["Delivery__Port"] = sinkPort.ToString(CultureInfo.InvariantCulture),
             // The load is the point: no per-IP rate limit on loopback.
+            // The clients are on loopback and relay: outside standalone no network may relay unless configured.
+            ["Policy__RelayNetworks"] = "127.0.0.0/8,::1/128",
             ["Policy__ConnectionsPerMinutePerIp"] = "1000000",
             ["Policy__MessagesPerMinutePerIp"] = "1000000",
             ["Logging__LogLevel__Default"] = "Warning",

@@ -145,10 +145,10 @@ internal sealed partial class AdminAuthenticationHandler(
         return TypedResults.Problem(problem);
     }
 
-    [LoggerMessage(9000, LogLevel.Information, "Admin request from {Client} to {Path} presented an invalid admin API key")]
+    [LoggerMessage(9000, LogLevel.Warning, "Admin request from {Client} to {Path} presented an invalid admin API key")]
     private static partial void InvalidKey(ILogger logger, string client, string path);
 
-    [LoggerMessage(9001, LogLevel.Information, "Admin API key {KeyName} lacks scope {Scope} for {Path}")]
+    [LoggerMessage(9001, LogLevel.Warning, "Admin API key {KeyName} lacks scope {Scope} for {Path}")]
     private static partial void MissingScope(ILogger logger, string keyName, string scope, string path);
 }
 
