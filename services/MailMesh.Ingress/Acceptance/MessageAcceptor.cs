@@ -49,10 +49,17 @@ internal sealed class MessageAcceptor(
         var messageId = request.MessageId ?? Guid.CreateVersion7();
         var receivedAt = request.ReceivedAt ?? time.GetUtcNow();
         var origin = request.Origin;
+        var source = request.ContentSource;
+        if (source is not null && request.AddReceivedHeader)
+        {
+            throw new ArgumentException("A streamed message must already start with the Received header.", nameof(request));
+        }
+
         var content = request.AddReceivedHeader ? WithReceivedHeader(request, messageId, receivedAt) : request.Content;
+        var contentLength = source?.Length ?? content.Length;
 
         // RFC 5321 §6.3: too many Received headers (ours included) means a loop.
-        if (TraceHeaders.CountReceived(content.Span) > _options.MaxReceivedHeaders)
+        if (CountReceived(content, source) > _options.MaxReceivedHeaders)
         {
             return Refuse(request, messageId, SmtpReplies.RoutingLoop, "loop");
         }
@@ -68,7 +75,7 @@ internal sealed class MessageAcceptor(
                     ClientAddress = request.ClientAddress,
                     Sender = request.Sender,
                     Recipients = [.. request.Recipients.Select(r => r.Address)],
-                    Size = content.Length,
+                    Size = contentLength,
                     AuthenticatedUser = request.AuthenticatedUser,
                 },
                 cancellationToken);
@@ -92,7 +99,8 @@ internal sealed class MessageAcceptor(
             Id = messageId,
             Sender = request.Sender,
             Recipients = request.Recipients,
-            Content = content,
+            Content = source is null ? content : ReadOnlyMemory<byte>.Empty,
+            ContentSource = source,
             ReceivedAt = receivedAt,
             Origin = origin,
             ClientAddress = request.ClientAddress,
@@ -126,7 +134,7 @@ internal sealed class MessageAcceptor(
             }
         }
 
-        var size = content.Length;
+        var size = contentLength;
         var result = new AcceptResult
         {
             Accepted = true,
@@ -186,6 +194,36 @@ internal sealed class MessageAcceptor(
         RecordRefusal(request.Origin, request.Sender, request.ClientAddress, reply, errorType);
         return new AcceptResult { Accepted = false, Reply = reply, MessageId = messageId, ErrorType = errorType };
     }
+
+    /// <summary>The Received headers of the message; for a streamed one, of its first 256 KiB (a header section longer
+    /// than that is counted up to there).</summary>
+    private static int CountReceived(ReadOnlyMemory<byte> content, MessageContentSource? source)
+    {
+        if (source is null)
+        {
+            return TraceHeaders.CountReceived(content.Span);
+        }
+
+        var head = ArrayPool<byte>.Shared.Rent((int)Math.Min(source.Length, HeadForLoopCheck));
+        try
+        {
+            using var stream = source.Open();
+            var filled = 0;
+            int read;
+            while (filled < head.Length && (read = stream.Read(head, filled, head.Length - filled)) > 0)
+            {
+                filled += read;
+            }
+
+            return TraceHeaders.CountReceived(head.AsSpan(0, filled));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(head);
+        }
+    }
+
+    private const int HeadForLoopCheck = 256 * 1024;
 
     private ReadOnlyMemory<byte> WithReceivedHeader(AcceptRequest request, Guid messageId, DateTimeOffset receivedAt)
     {
