@@ -55,11 +55,26 @@ internal sealed class MessageAcceptor(
             throw new ArgumentException("A streamed message must already start with the Received header.", nameof(request));
         }
 
-        var content = request.AddReceivedHeader ? WithReceivedHeader(request, messageId, receivedAt) : request.Content;
+        var content = request.Content;
+        int received;
+        if (request.AddReceivedHeader)
+        {
+            // Our Received header is written first and the body is streamed after it (never copied behind it).
+            var header = ReceivedHeaderFor(request, messageId, receivedAt);
+            var body = request.Content;
+            source = new MessageContentSource(header.Length + body.Length, () => new PrefixedContentStream(header, body));
+            content = ReadOnlyMemory<byte>.Empty;
+            received = 1 + TraceHeaders.CountReceived(body.Span);
+        }
+        else
+        {
+            received = CountReceived(content, source);
+        }
+
         var contentLength = source?.Length ?? content.Length;
 
         // RFC 5321 §6.3: too many Received headers (ours included) means a loop.
-        if (CountReceived(content, source) > _options.MaxReceivedHeaders)
+        if (received > _options.MaxReceivedHeaders)
         {
             return Refuse(request, messageId, SmtpReplies.RoutingLoop, "loop");
         }
@@ -225,9 +240,9 @@ internal sealed class MessageAcceptor(
 
     private const int HeadForLoopCheck = 256 * 1024;
 
-    private ReadOnlyMemory<byte> WithReceivedHeader(AcceptRequest request, Guid messageId, DateTimeOffset receivedAt)
+    private byte[] ReceivedHeaderFor(AcceptRequest request, Guid messageId, DateTimeOffset receivedAt)
     {
-        var buffer = new ArrayBufferWriter<byte>(request.Content.Length + 512);
+        var buffer = new ArrayBufferWriter<byte>(512);
         ReceivedHeader.Write(
             buffer,
             request.ClientHelo,
@@ -237,7 +252,69 @@ internal sealed class MessageAcceptor(
             messageId,
             request.Recipients.Count == 1 ? request.Recipients[0].Address : null,
             receivedAt);
-        buffer.Write(request.Content.Span);
-        return buffer.WrittenMemory;
+        return buffer.WrittenSpan.ToArray();
     }
+}
+
+/// <summary>A read-only, seekable stream over a header and the body that follows it, so the message is stored with
+/// the header first without copying the body behind it.</summary>
+internal sealed class PrefixedContentStream(ReadOnlyMemory<byte> prefix, ReadOnlyMemory<byte> body) : Stream
+{
+    private long _position;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => prefix.Length + body.Length;
+
+    public override long Position
+    {
+        get => _position;
+        set => _position = Math.Clamp(value, 0, Length);
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var written = 0;
+        while (written < buffer.Length && _position < Length)
+        {
+            var (part, start) = _position < prefix.Length ? (prefix, (int)_position) : (body, (int)(_position - prefix.Length));
+            var take = Math.Min(buffer.Length - written, part.Length - start);
+            part.Span.Slice(start, take).CopyTo(buffer[written..]);
+            written += take;
+            _position += take;
+        }
+
+        return written;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(Read(buffer.Span));
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => Length + offset,
+        };
+        return _position;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
