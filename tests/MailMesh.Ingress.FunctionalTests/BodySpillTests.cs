@@ -143,4 +143,22 @@ public sealed class BodySpillTests : IDisposable
         Assert.Equal(0, budget.InUse);
         Assert.True(host.Spool.Stored.IsEmpty);
     }
+
+    [Fact]
+    public void The_threshold_and_the_spill_directory_are_validated_naming_the_key_and_the_directory_is_created()
+    {
+        var options = new IngressOptions { SpillDirectory = _spillDirectory };
+        Assert.DoesNotContain(options.Validate(), f => f.Contains("MemoryBodyThreshold", StringComparison.Ordinal) || f.Contains("SpillDirectory", StringComparison.Ordinal));
+        Assert.True(Directory.Exists(_spillDirectory));
+        Assert.Empty(SpillFiles());
+
+        options.MemoryBodyThreshold = 1000;
+        Assert.Contains(options.Validate(), f => f.StartsWith("Ingress:MemoryBodyThreshold:", StringComparison.Ordinal));
+
+        // A path below a regular file cannot be a directory.
+        var file = Path.Combine(_spillDirectory, "not-a-directory");
+        File.WriteAllText(file, "x");
+        options = new IngressOptions { SpillDirectory = Path.Combine(file, "spill") };
+        Assert.Contains(options.Validate(), f => f.StartsWith("Ingress:SpillDirectory:", StringComparison.Ordinal));
+    }
 }
