@@ -121,6 +121,13 @@ public sealed class IngressOptions : IValidatedOptions
     /// </summary>
     public string SpillDirectory { get; set; } = Path.GetTempPath();
 
+    /// <summary>
+    /// The process-wide limit, in octets, for message content in spill files at once; past it a message that would
+    /// spill more is refused like an exhausted memory budget (452 4.3.1). Default 192 MiB, below the chart's 256Mi
+    /// <c>/tmp</c> emptyDir (a pod that exceeds its emptyDir is evicted); raise both together.
+    /// </summary>
+    public long MaxSpilledBytes { get; set; } = 192L * 1024 * 1024;
+
     /// <summary>RFC 5321 §6.3: more Received headers than this (counting ours) is a loop, refused with 554 5.4.6.</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
 
@@ -220,6 +227,11 @@ public sealed class IngressOptions : IValidatedOptions
         if (MemoryBodyThreshold is < 64 * 1024 or > 1024L * 1024 * 1024)
         {
             yield return P + "MemoryBodyThreshold: must be between 64 KiB and 1 GiB";
+        }
+
+        if (MaxSpilledBytes < 0)
+        {
+            yield return P + "MaxSpilledBytes: must not be negative";
         }
 
         if (SpillDirectoryError() is { } spillError)

@@ -161,4 +161,34 @@ public sealed class BodySpillTests : IDisposable
         options = new IngressOptions { SpillDirectory = Path.Combine(file, "spill") };
         Assert.Contains(options.Validate(), f => f.StartsWith("Ingress:SpillDirectory:", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_message_that_would_spill_past_MaxSpilledBytes_gets_452_4_3_1_and_leaves_no_file()
+    {
+        await using var host = await IngressHost.StartAsync(new()
+        {
+            ["Ingress:MemoryBodyThreshold"] = Threshold.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Ingress:SpillDirectory"] = _spillDirectory,
+            ["Ingress:MaxSpilledBytes"] = (2 * Threshold).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        var budget = Budget(host);
+        await using var client = await TransactionAsync(host);
+        Assert.Equal(354, (await client.CommandAsync("DATA")).Code);
+        await client.SendAsync(Encoding.Latin1.GetBytes(Body(2 * 1024 * 1024) + ".\r\n"));
+        var reply = await client.ReadReplyAsync();
+        Assert.Equal(452, reply.Code);
+        Assert.Equal("4.3.1", reply.Enhanced);
+        Assert.Empty(SpillFiles());
+        Assert.Equal(0, budget.Spilled);
+        Assert.Equal(0, budget.InUse);
+        Assert.True(host.Spool.Stored.IsEmpty);
+
+        // The space is back: a message that fits is accepted.
+        Assert.Equal(250, (await client.CommandAsync("MAIL FROM:<a@example.com>")).Code);
+        Assert.Equal(250, (await client.CommandAsync("RCPT TO:<b@example.org>")).Code);
+        Assert.Equal(354, (await client.CommandAsync("DATA")).Code);
+        await client.SendAsync(Encoding.Latin1.GetBytes(Body(400 * 1024) + ".\r\n"));
+        Assert.Equal(250, (await client.ReadReplyAsync()).Code);
+        Assert.Equal(0, budget.Spilled);
+    }
 }

@@ -221,8 +221,13 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
                     Share = FileShare.None,
                     Options = FileOptions.DeleteOnClose | FileOptions.Asynchronous | FileOptions.SequentialScan,
                 });
-            _file.Write(held, 0, written);
+            if (!_budget.TryReserveSpill(written))
+            {
+                throw new IOException("Ingress:MaxSpilledBytes is used up.");
+            }
+
             _fileLength = written;
+            _file.Write(held, 0, written);
         }
         catch (IOException)
         {
@@ -273,8 +278,13 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
 
         try
         {
-            _file.Write(_array, 0, _written);
+            if (!_budget.TryReserveSpill(_written))
+            {
+                throw new IOException("Ingress:MaxSpilledBytes is used up.");
+            }
+
             _fileLength += _written;
+            _file.Write(_array, 0, _written);
             _written = 0;
         }
         catch (IOException)
@@ -289,6 +299,12 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     {
         var file = _file;
         _file = null;
+        if (file is not null)
+        {
+            // What the file was charged to Ingress:MaxSpilledBytes (set before each write).
+            _budget.ReleaseSpill(_fileLength);
+        }
+
         _fileLength = 0;
 
         // FileOptions.DeleteOnClose: disposing the stream removes the file.
