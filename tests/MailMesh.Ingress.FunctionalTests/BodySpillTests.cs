@@ -63,8 +63,10 @@ public sealed class BodySpillTests : IDisposable
         await using var host = await StartAsync();
         var budget = Budget(host);
 
-        // Completes if the buffered bytes ever exceed what one in-memory buffer at the threshold plus staging can hold.
-        var overBudget = budget.WaitUntilAsync(inUse => inUse > Threshold + Staging, Timeout);
+        // Completes if the buffered bytes ever exceed the most this transfer can hold: the last growth below the threshold
+        // holds its old (half-threshold) and new (threshold) arrays while it copies; the spill holds the threshold array
+        // and the staging area. Never the message's 4 MiB.
+        var overBudget = budget.WaitUntilAsync(inUse => inUse > Math.Max(Threshold + (Threshold / 2), Threshold + Staging), Timeout);
         long atCommit = -1;
         var spilledAtCommit = false;
         host.Spool.BeforeStore = (message, _) =>
