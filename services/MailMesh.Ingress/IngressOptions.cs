@@ -107,8 +107,55 @@ public sealed class IngressOptions : IValidatedOptions
     /// </summary>
     public long MaxBufferedBytes { get; set; } = 256L * 1024 * 1024;
 
+    /// <summary>
+    /// An SMTP message that grows past this many octets moves from its memory buffer to a temporary file in
+    /// <see cref="SpillDirectory"/> and is streamed from there into the spool, so it holds only a 64 KiB staging area
+    /// of <see cref="MaxBufferedBytes"/> while the rest arrives. Default 1 MiB; between 64 KiB and 1 GiB.
+    /// </summary>
+    public long MemoryBodyThreshold { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// Where bodies past <see cref="MemoryBodyThreshold"/> are written (files opened delete-on-close, removed when the
+    /// message is committed, refused or the connection drops). Default: the system temporary directory. Created at
+    /// start; must be writable.
+    /// </summary>
+    public string SpillDirectory { get; set; } = Path.GetTempPath();
+
+    /// <summary>
+    /// The process-wide limit, in octets, for message content in spill files at once; past it a message that would
+    /// spill more is refused like an exhausted memory budget (452 4.3.1). Default 192 MiB, below the chart's 256Mi
+    /// <c>/tmp</c> emptyDir (a pod that exceeds its emptyDir is evicted); raise both together.
+    /// </summary>
+    public long MaxSpilledBytes { get; set; } = 192L * 1024 * 1024;
+
     /// <summary>RFC 5321 §6.3: more Received headers than this (counting ours) is a loop, refused with 554 5.4.6.</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
+
+    /// <summary>Creates <see cref="SpillDirectory"/> and checks that a file can be created there; null when it can.</summary>
+    private string? SpillDirectoryError()
+    {
+        if (string.IsNullOrWhiteSpace(SpillDirectory))
+        {
+            return "must name a directory";
+        }
+
+        try
+        {
+            Directory.CreateDirectory(SpillDirectory);
+            using var probe = new FileStream(
+                Path.Combine(SpillDirectory, "mailmesh-probe-" + Guid.NewGuid().ToString("N") + ".tmp"),
+                FileMode.CreateNew,
+                FileAccess.Write,
+                FileShare.None,
+                1,
+                FileOptions.DeleteOnClose);
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return "cannot create a file in '" + SpillDirectory + "': " + ex.Message;
+        }
+    }
 
     public IEnumerable<string> Validate()
     {
@@ -175,6 +222,21 @@ public sealed class IngressOptions : IValidatedOptions
         if (MaxBufferedBytes < (2 * MaxMessageSize) + (64 * 1024))
         {
             yield return P + "MaxBufferedBytes: must be at least twice Ingress:MaxMessageSize plus 64 KiB, so a message of the largest size fits while its buffer grows";
+        }
+
+        if (MemoryBodyThreshold is < 64 * 1024 or > 1024L * 1024 * 1024)
+        {
+            yield return P + "MemoryBodyThreshold: must be between 64 KiB and 1 GiB";
+        }
+
+        if (MaxSpilledBytes < 0)
+        {
+            yield return P + "MaxSpilledBytes: must not be negative";
+        }
+
+        if (SpillDirectoryError() is { } spillError)
+        {
+            yield return P + "SpillDirectory: " + spillError;
         }
 
         if (MaxRecipients < 100)

@@ -125,7 +125,8 @@ internal sealed partial class SmtpSession
     /// True when the buffered-bytes budget has room to start a message: at least <see cref="MinimumHeadroom"/>, and the
     /// declared SIZE (RFC 1870) if there is one. Nothing is reserved here: buffers reserve as octets arrive.
     /// </summary>
-    private bool BudgetHasRoomFor(long? declaredSize) => _budget.Available >= Math.Max(declaredSize ?? 0, MinimumHeadroom);
+    private bool BudgetHasRoomFor(long? declaredSize) =>
+        _budget.Available >= Math.Max(Math.Min(declaredSize ?? 0, _options.MemoryBodyThreshold), MinimumHeadroom);
 
     private void RefuseForBudget(string stage)
     {
@@ -143,7 +144,11 @@ internal sealed partial class SmtpSession
         var transaction = _transaction!;
         _contentStarted = _time.GetTimestamp();
         _contentOctets = 0;
-        var content = new MessageBuffer(_budget, InitialContentCapacity, (int)Math.Min(int.MaxValue, _options.MaxMessageSize + (64 * 1024)));
+        var content = new MessageBuffer(
+            _budget,
+            InitialContentCapacity,
+            (int)Math.Min(int.MaxValue, _options.MaxMessageSize + (64 * 1024)),
+            new BodySpill(_options.MemoryBodyThreshold, _options.SpillDirectory));
         transaction.StartContent(Guid.CreateVersion7(), _time.GetUtcNow(), content.Exhausted ? null : content);
         if (content.Exhausted)
         {
@@ -309,13 +314,11 @@ internal sealed partial class SmtpSession
         {
             SmtpBodyType.BinaryMime => BodyType.BinaryMime,
             SmtpBodyType.EightBitMime => BodyType.EightBitMime,
-            _ => ContainsEightBit(transaction.Content!.WrittenSpan) ? BodyType.EightBitMime : BodyType.SevenBit,
+            _ => transaction.Content!.HasEightBit ? BodyType.EightBitMime : BodyType.SevenBit,
         };
         await AcceptAsync(body);
         return false;
     }
-
-    private static bool ContainsEightBit(ReadOnlySpan<byte> content) => content.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0;
 
     /// <summary>RFC 5321 §4.1.1.4: the end of data ends the transaction whatever the reply.</summary>
     private async Task<bool> EndOfDataAsync()
@@ -357,7 +360,8 @@ internal sealed partial class SmtpSession
             ReceivedAt = transaction.ReceivedAt,
             Sender = transaction.Sender,
             Recipients = [.. transaction.Recipients],
-            Content = transaction.Content!.WrittenMemory,
+            Content = transaction.Content!.IsSpilled ? ReadOnlyMemory<byte>.Empty : transaction.Content.WrittenMemory,
+            ContentSource = transaction.Content.IsSpilled ? transaction.Content.ContentSource() : null,
             AddReceivedHeader = false,
             ClientAddress = _clientAddress,
             ClientIp = ClientIp,

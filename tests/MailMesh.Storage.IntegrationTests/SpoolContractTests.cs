@@ -124,6 +124,50 @@ public abstract class SpoolContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_streamed_body_of_several_MiB_round_trips_byte_for_byte_and_every_opened_stream_is_disposed()
+    {
+        // Issue 7 §3: Ingress spills a large body to a file and hands the store a stream, not bytes.
+        var bytes = new byte[(5 * 1024 * 1024) + 333];
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            bytes[i] = (byte)((i * 31) ^ (i >> 11));
+        }
+
+        var opened = new List<TrackingStream>();
+        var source = new MessageContentSource(bytes.Length, () =>
+        {
+            var stream = new TrackingStream(bytes);
+            lock (opened)
+            {
+                opened.Add(stream);
+            }
+
+            return stream;
+        });
+        var message = Message("a@example.com") with { Content = ReadOnlyMemory<byte>.Empty, ContentSource = source };
+        Assert.Equal(bytes.Length, message.ContentLength);
+        Assert.True(await Spool.StoreAsync(message, Ct));
+        Assert.False(await Spool.StoreAsync(message, Ct));
+
+        var stored = await Spool.GetMessageAsync(message.Id, Ct);
+        Assert.True(bytes.AsSpan().SequenceEqual(stored!.Content.Span));
+        Assert.Equal(bytes.Length, (await Spool.GetStatusAsync(message.Id, Ct))!.Size);
+        Assert.NotEmpty(opened);
+        Assert.All(opened, s => Assert.True(s.Disposed));
+    }
+
+    private sealed class TrackingStream(byte[] bytes) : MemoryStream(bytes, writable: false)
+    {
+        public bool Disposed { get; private set; }
+
+        protected override void Dispose(bool disposing)
+        {
+            Disposed = true;
+            base.Dispose(disposing);
+        }
+    }
+
+    [Fact]
     public async Task Storing_the_same_id_twice_returns_false_and_keeps_the_first()
     {
         var first = Message("a@example.com");

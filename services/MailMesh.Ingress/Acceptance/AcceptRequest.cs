@@ -24,6 +24,10 @@ internal sealed record AcceptRequest
     /// </summary>
     public required ReadOnlyMemory<byte> Content { get; init; }
 
+    /// <summary>A message too large to hold in memory, read from its spill file (SMTP only, with
+    /// <see cref="AddReceivedHeader"/> false); when set, <see cref="Content"/> is empty and the spool streams this.</summary>
+    public MessageContentSource? ContentSource { get; init; }
+
     /// <summary>Prepend our Received trace header (RFC 5321 §4.4) to <see cref="Content"/>.</summary>
     public bool AddReceivedHeader { get; init; } = true;
 

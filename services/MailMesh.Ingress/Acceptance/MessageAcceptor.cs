@@ -49,10 +49,32 @@ internal sealed class MessageAcceptor(
         var messageId = request.MessageId ?? Guid.CreateVersion7();
         var receivedAt = request.ReceivedAt ?? time.GetUtcNow();
         var origin = request.Origin;
-        var content = request.AddReceivedHeader ? WithReceivedHeader(request, messageId, receivedAt) : request.Content;
+        var source = request.ContentSource;
+        if (source is not null && request.AddReceivedHeader)
+        {
+            throw new ArgumentException("A streamed message must already start with the Received header.", nameof(request));
+        }
+
+        var content = request.Content;
+        int received;
+        if (request.AddReceivedHeader)
+        {
+            // Our Received header is written first and the body is streamed after it (never copied behind it).
+            var header = ReceivedHeaderFor(request, messageId, receivedAt);
+            var body = request.Content;
+            source = new MessageContentSource(header.Length + body.Length, () => new PrefixedContentStream(header, body));
+            content = ReadOnlyMemory<byte>.Empty;
+            received = 1 + TraceHeaders.CountReceived(body.Span);
+        }
+        else
+        {
+            received = CountReceived(content, source);
+        }
+
+        var contentLength = source?.Length ?? content.Length;
 
         // RFC 5321 §6.3: too many Received headers (ours included) means a loop.
-        if (TraceHeaders.CountReceived(content.Span) > _options.MaxReceivedHeaders)
+        if (received > _options.MaxReceivedHeaders)
         {
             return Refuse(request, messageId, SmtpReplies.RoutingLoop, "loop");
         }
@@ -68,7 +90,7 @@ internal sealed class MessageAcceptor(
                     ClientAddress = request.ClientAddress,
                     Sender = request.Sender,
                     Recipients = [.. request.Recipients.Select(r => r.Address)],
-                    Size = content.Length,
+                    Size = contentLength,
                     AuthenticatedUser = request.AuthenticatedUser,
                 },
                 cancellationToken);
@@ -92,7 +114,8 @@ internal sealed class MessageAcceptor(
             Id = messageId,
             Sender = request.Sender,
             Recipients = request.Recipients,
-            Content = content,
+            Content = source is null ? content : ReadOnlyMemory<byte>.Empty,
+            ContentSource = source,
             ReceivedAt = receivedAt,
             Origin = origin,
             ClientAddress = request.ClientAddress,
@@ -126,7 +149,7 @@ internal sealed class MessageAcceptor(
             }
         }
 
-        var size = content.Length;
+        var size = contentLength;
         var result = new AcceptResult
         {
             Accepted = true,
@@ -187,9 +210,39 @@ internal sealed class MessageAcceptor(
         return new AcceptResult { Accepted = false, Reply = reply, MessageId = messageId, ErrorType = errorType };
     }
 
-    private ReadOnlyMemory<byte> WithReceivedHeader(AcceptRequest request, Guid messageId, DateTimeOffset receivedAt)
+    /// <summary>The Received headers of the message; for a streamed one, of its first 256 KiB (a header section longer
+    /// than that is counted up to there).</summary>
+    private static int CountReceived(ReadOnlyMemory<byte> content, MessageContentSource? source)
     {
-        var buffer = new ArrayBufferWriter<byte>(request.Content.Length + 512);
+        if (source is null)
+        {
+            return TraceHeaders.CountReceived(content.Span);
+        }
+
+        var head = ArrayPool<byte>.Shared.Rent((int)Math.Min(source.Length, HeadForLoopCheck));
+        try
+        {
+            using var stream = source.Open();
+            var filled = 0;
+            int read;
+            while (filled < head.Length && (read = stream.Read(head, filled, head.Length - filled)) > 0)
+            {
+                filled += read;
+            }
+
+            return TraceHeaders.CountReceived(head.AsSpan(0, filled));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(head);
+        }
+    }
+
+    private const int HeadForLoopCheck = 256 * 1024;
+
+    private byte[] ReceivedHeaderFor(AcceptRequest request, Guid messageId, DateTimeOffset receivedAt)
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
         ReceivedHeader.Write(
             buffer,
             request.ClientHelo,
@@ -199,7 +252,69 @@ internal sealed class MessageAcceptor(
             messageId,
             request.Recipients.Count == 1 ? request.Recipients[0].Address : null,
             receivedAt);
-        buffer.Write(request.Content.Span);
-        return buffer.WrittenMemory;
+        return buffer.WrittenSpan.ToArray();
     }
+}
+
+/// <summary>A read-only, seekable stream over a header and the body that follows it, so the message is stored with
+/// the header first without copying the body behind it.</summary>
+internal sealed class PrefixedContentStream(ReadOnlyMemory<byte> prefix, ReadOnlyMemory<byte> body) : Stream
+{
+    private long _position;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => prefix.Length + body.Length;
+
+    public override long Position
+    {
+        get => _position;
+        set => _position = Math.Clamp(value, 0, Length);
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var written = 0;
+        while (written < buffer.Length && _position < Length)
+        {
+            var (part, start) = _position < prefix.Length ? (prefix, (int)_position) : (body, (int)(_position - prefix.Length));
+            var take = Math.Min(buffer.Length - written, part.Length - start);
+            part.Span.Slice(start, take).CopyTo(buffer[written..]);
+            written += take;
+            _position += take;
+        }
+
+        return written;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(Read(buffer.Span));
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => Length + offset,
+        };
+        return _position;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -1,4 +1,6 @@
 using System.Buffers;
+using MailMesh.Storage;
+using Microsoft.Win32.SafeHandles;
 
 namespace MailMesh.Ingress.Memory;
 
@@ -12,11 +14,15 @@ namespace MailMesh.Ingress.Memory;
 /// When the budget cannot cover a growth the buffer becomes <see cref="Exhausted"/>: what it held is released at once
 /// and further writes are discarded, so the caller reads the rest of the message in step with the client and refuses
 /// it (452 4.3.1 / 503), never accepts it.
+/// With a <see cref="BodySpill"/>, a message that would grow past <see cref="BodySpill.Threshold"/> moves to a temporary
+/// file (deleted when the buffer is disposed, whatever happens) and only a 64 KiB staging area stays reserved from the
+/// budget; the content is then handed to the spool as a stream (<see cref="ContentSource"/>).
 /// </summary>
 internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
 {
     private const int PooledLimit = 1024 * 1024;
     private const int ScratchSize = 4096;
+    private const int StagingSize = 64 * 1024;
 
     private readonly MessageBufferBudget _budget;
     private readonly int _maxCapacity;
@@ -25,12 +31,18 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     private int _written;
     private byte[]? _scratch;
     private bool _scratchOut;
+    private readonly BodySpill? _spill;
+    private FileStream? _file;
+    private long _fileLength;
+    private bool _eightBit;
 
     /// <param name="budget">The process-wide budget every growth is reserved from.</param>
     /// <param name="initialCapacity">The first allocation (small: a Received header and a short message).</param>
     /// <param name="maxCapacity">The largest the buffer may grow (the message size limit and some slack).</param>
-    public MessageBuffer(MessageBufferBudget budget, int initialCapacity, int maxCapacity)
+    /// <param name="spill">Where and past which size the content moves to a temporary file; null keeps it in memory.</param>
+    public MessageBuffer(MessageBufferBudget budget, int initialCapacity, int maxCapacity, BodySpill? spill = null)
     {
+        _spill = spill;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(initialCapacity);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxCapacity, initialCapacity);
         _budget = budget;
@@ -43,11 +55,43 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
 
     public bool IsDisposed { get; private set; }
 
-    public int WrittenCount => _written;
+    public int WrittenCount => checked((int)Length);
 
-    public ReadOnlyMemory<byte> WrittenMemory => _array.AsMemory(0, _written);
+    /// <summary>Octets written so far, in memory and in the spill file.</summary>
+    public long Length => _fileLength + _written;
 
-    public ReadOnlySpan<byte> WrittenSpan => _array.AsSpan(0, _written);
+    /// <summary>The content moved to a temporary file: read it through <see cref="ContentSource"/>.</summary>
+    public bool IsSpilled => _file is not null;
+
+    /// <summary>The path of the spill file while it exists (for tests and logs).</summary>
+    public string? SpillPath => _file?.Name;
+
+    /// <summary>Some octet written so far is above 127 (RFC 6152 8-bit data).</summary>
+    public bool HasEightBit => _eightBit;
+
+    public ReadOnlyMemory<byte> WrittenMemory => IsSpilled ? throw new InvalidOperationException("The content is in a spill file.") : _array.AsMemory(0, _written);
+
+    public ReadOnlySpan<byte> WrittenSpan => IsSpilled ? throw new InvalidOperationException("The content is in a spill file.") : _array.AsSpan(0, _written);
+
+    /// <summary>
+    /// The content as the spool takes it: each <see cref="MessageContentSource.Open"/> is a fresh read-only stream over
+    /// the spill file (the file stays owned by this buffer). Writes the staged tail to the file first; only valid
+    /// while the buffer is not disposed.
+    /// </summary>
+    public MessageContentSource ContentSource()
+    {
+        var file = _file ?? throw new InvalidOperationException("The content is in memory.");
+        FlushStaged();
+        if (Exhausted)
+        {
+            throw new InvalidOperationException("The content could not be written to the spill file.");
+        }
+
+        file.Flush();
+        var length = _fileLength;
+        var handle = file.SafeFileHandle;
+        return new MessageContentSource(length, () => new SpillReadStream(handle, length));
+    }
 
     /// <summary>Octets reserved from the budget now (the capacity held).</summary>
     public int Reserved => _array.Length;
@@ -63,6 +107,11 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         if (_written + count > _array.Length)
         {
             throw new InvalidOperationException("Advanced past the buffer.");
+        }
+
+        if (!_eightBit && _array.AsSpan(_written, count).IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0)
+        {
+            _eightBit = true;
         }
 
         _written += count;
@@ -99,6 +148,9 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         }
 
         IsDisposed = true;
+
+        // The file goes first, so a budget that reads zero means no spill file is left either.
+        CloseFile();
         Free();
     }
 
@@ -110,13 +162,31 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
             return true;
         }
 
-        if (needed > _maxCapacity)
+        if (_fileLength + needed > _maxCapacity)
         {
             // Over the message size limit: the size check refuses the message; keep what is there, drop the rest.
             return false;
         }
 
+        if (_file is not null)
+        {
+            // Spilled: the staging area is full; write it out and start it again.
+            FlushStaged();
+            return !Exhausted && Math.Max(sizeHint, 1) <= _array.Length;
+        }
+
+        if (_spill is { } spill && needed > spill.Threshold)
+        {
+            return Spill(spill, sizeHint);
+        }
+
         var capacity = (int)Math.Min(_maxCapacity, Math.Max(needed, (long)_array.Length * 2));
+        if (_spill is { } limit && needed <= limit.Threshold)
+        {
+            // In memory the buffer never holds more than the threshold: past it, the content moves to the file.
+            capacity = (int)Math.Min(capacity, limit.Threshold);
+        }
+
         if (!Grow(capacity))
         {
             Exhausted = true;
@@ -125,6 +195,120 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         }
 
         return true;
+    }
+
+    private bool Spill(BodySpill spill, int sizeHint)
+    {
+        var staging = Math.Max(StagingSize, sizeHint);
+        var held = _array;
+        var heldPooled = _pooled;
+        var written = _written;
+        if (!_budget.TryReserve(staging))
+        {
+            Exhausted = true;
+            Free();
+            return false;
+        }
+
+        try
+        {
+            _file = new FileStream(
+                Path.Combine(spill.Directory, "mailmesh-body-" + Guid.NewGuid().ToString("N") + ".tmp"),
+                new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew,
+                    Access = FileAccess.ReadWrite,
+                    Share = FileShare.None,
+                    Options = FileOptions.DeleteOnClose | FileOptions.Asynchronous | FileOptions.SequentialScan,
+                });
+            if (!_budget.TryReserveSpill(written))
+            {
+                throw new IOException("Ingress:MaxSpilledBytes is used up.");
+            }
+
+            _fileLength = written;
+            _file.Write(held, 0, written);
+        }
+        catch (IOException)
+        {
+            _budget.Release(staging);
+            CloseFile();
+            Exhausted = true;
+            Free();
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            _budget.Release(staging);
+            CloseFile();
+            Exhausted = true;
+            Free();
+            return false;
+        }
+
+        // The staging array replaces the in-memory content; its reservation was taken above.
+        var array = ArrayPool<byte>.Shared.Rent(staging);
+        if (array.Length != staging && !_budget.TryReserve(array.Length - staging))
+        {
+            ArrayPool<byte>.Shared.Return(array);
+            _budget.Release(staging);
+            CloseFile();
+            Exhausted = true;
+            Free();
+            return false;
+        }
+
+        _array = held;
+        _pooled = heldPooled;
+        Free();
+        _array = array;
+        _pooled = true;
+        _written = 0;
+        return true;
+    }
+
+    /// <summary>Writes the staging area to the spill file. A write that fails (disk full) makes the buffer exhausted:
+    /// the message is refused with 452 4.3.1, never accepted short.</summary>
+    private void FlushStaged()
+    {
+        if (_file is null || _written == 0 || Exhausted)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!_budget.TryReserveSpill(_written))
+            {
+                throw new IOException("Ingress:MaxSpilledBytes is used up.");
+            }
+
+            _fileLength += _written;
+            _file.Write(_array, 0, _written);
+            _written = 0;
+        }
+        catch (IOException)
+        {
+            Exhausted = true;
+            Free();
+            CloseFile();
+        }
+    }
+
+    private void CloseFile()
+    {
+        var file = _file;
+        _file = null;
+        if (file is not null)
+        {
+            // What the file was charged to Ingress:MaxSpilledBytes (set before each write).
+            _budget.ReleaseSpill(_fileLength);
+        }
+
+        _fileLength = 0;
+
+        // FileOptions.DeleteOnClose: disposing the stream removes the file.
+        file?.Dispose();
     }
 
     private bool Grow(int capacity)
@@ -180,4 +364,80 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
             _written = 0;
         }
     }
+}
+
+/// <summary>Where a message body that grows past <see cref="Threshold"/> octets is moved (Ingress:MemoryBodyThreshold,
+/// Ingress:SpillDirectory).</summary>
+internal sealed record BodySpill(long Threshold, string Directory);
+
+/// <summary>A read-only, seekable view of the first <paramref name="length"/> octets of a spill file, with its own
+/// position (positional reads), so opening it again never disturbs the writer or another reader; disposing it leaves
+/// the file open.</summary>
+internal sealed class SpillReadStream(SafeFileHandle handle, long length) : Stream
+{
+    private long _position;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => length;
+
+    public override long Position
+    {
+        get => _position;
+        set => _position = Math.Clamp(value, 0, length);
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var take = (int)Math.Min(buffer.Length, length - _position);
+        if (take <= 0)
+        {
+            return 0;
+        }
+
+        var read = RandomAccess.Read(handle, buffer[..take], _position);
+        _position += read;
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var take = (int)Math.Min(buffer.Length, length - _position);
+        if (take <= 0)
+        {
+            return 0;
+        }
+
+        var read = await RandomAccess.ReadAsync(handle, buffer[..take], _position, cancellationToken);
+        _position += read;
+        return read;
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => length + offset,
+        };
+        return _position;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

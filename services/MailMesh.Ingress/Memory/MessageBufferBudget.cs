@@ -12,16 +12,46 @@ namespace MailMesh.Ingress.Memory;
 internal sealed class MessageBufferBudget
 {
     private long _inUse;
+    private long _spilled;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public MessageBufferBudget(IOptions<IngressOptions> options, IngressMetrics metrics)
     {
         Limit = options.Value.MaxBufferedBytes;
+        SpillLimit = options.Value.MaxSpilledBytes;
         metrics.ObserveBufferedBytes(() => InUse);
     }
 
     /// <summary>The configured limit in octets.</summary>
     public long Limit { get; }
+
+    /// <summary>The configured limit for octets in spill files (Ingress:MaxSpilledBytes).</summary>
+    public long SpillLimit { get; }
+
+    /// <summary>Octets in spill files now.</summary>
+    public long Spilled => Volatile.Read(ref _spilled);
+
+    /// <summary>Reserves <paramref name="octets"/> of spill-file space; false (and nothing reserved) past the limit.</summary>
+    public bool TryReserveSpill(long octets)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(octets);
+        if (Interlocked.Add(ref _spilled, octets) <= SpillLimit)
+        {
+            return true;
+        }
+
+        Interlocked.Add(ref _spilled, -octets);
+        return false;
+    }
+
+    public void ReleaseSpill(long octets)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(octets);
+        if (Interlocked.Add(ref _spilled, -octets) < 0)
+        {
+            throw new InvalidOperationException("More spilled bytes released than reserved.");
+        }
+    }
 
     /// <summary>Octets reserved by buffers now.</summary>
     public long InUse => Volatile.Read(ref _inUse);

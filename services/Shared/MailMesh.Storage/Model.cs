@@ -58,8 +58,16 @@ public sealed record NewMessage
     public required string Sender { get; init; }
     public required IReadOnlyList<NewRecipient> Recipients { get; init; }
 
-    /// <summary>The message exactly as it will be sent: headers (including our Received:) and body, CRLF line ends, not dot-stuffed.</summary>
-    public required ReadOnlyMemory<byte> Content { get; init; }
+    /// <summary>The message exactly as it will be sent: headers (including our Received:) and body, CRLF line ends, not dot-stuffed.
+    /// Empty when <see cref="ContentSource"/> carries the message instead.</summary>
+    public ReadOnlyMemory<byte> Content { get; init; }
+
+    /// <summary>The message as a stream, for a body too large to hold in memory (Ingress spilled it to a file); when
+    /// set, it replaces <see cref="Content"/>.</summary>
+    public MessageContentSource? ContentSource { get; init; }
+
+    /// <summary>The stored message's length in bytes, whichever way it is carried.</summary>
+    public long ContentLength => ContentSource?.Length ?? Content.Length;
     public required DateTimeOffset ReceivedAt { get; init; }
     public MessageOrigin Origin { get; init; } = MessageOrigin.Smtp;
     public string? ClientAddress { get; init; }
@@ -79,6 +87,13 @@ public sealed record NewMessage
     /// <summary>Earliest first attempt; null means now.</summary>
     public DateTimeOffset? NotBefore { get; init; }
 }
+
+/// <summary>
+/// A message body read from a stream: <see cref="Open"/> returns a fresh stream positioned at the first byte that
+/// yields exactly <see cref="Length"/> bytes. A store may open it more than once (a retried transaction); it disposes
+/// every stream it opens, and never keeps one past <see cref="ISpool.StoreAsync"/>.
+/// </summary>
+public sealed record MessageContentSource(long Length, Func<Stream> Open);
 
 public sealed record StoredMessage
 {

@@ -36,6 +36,16 @@ internal static class StoreArguments
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(message.Sender);
         ArgumentNullException.ThrowIfNull(message.Recipients);
+        if (message.ContentSource is { } source)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(source.Length);
+            ArgumentNullException.ThrowIfNull(source.Open);
+            if (!message.Content.IsEmpty)
+            {
+                throw new ArgumentException("A message carries its content either in memory or as a source, not both.", nameof(message));
+            }
+        }
+
         foreach (var recipient in message.Recipients)
         {
             if (recipient.State is RecipientState.InFlight)

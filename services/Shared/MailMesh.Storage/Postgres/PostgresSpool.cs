@@ -258,14 +258,19 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
         var receivedAt = StoreArguments.Truncate(message.ReceivedAt);
 
+        // A streamed body goes to the server as the bytea parameter's stream (Npgsql writes it in pieces, never
+        // whole in memory); disposed after the command.
+        await using var contentStream = message.ContentSource?.Open();
         await using var batch = dataSource.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
         var insert = new NpgsqlBatchCommand(StoreSql);
         var p = insert.Parameters;
         p.Add(new NpgsqlParameter<Guid>("id", message.Id));
         p.Add(new NpgsqlParameter<string>("sender", message.Sender));
-        p.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("content", NpgsqlDbType.Bytea) { TypedValue = message.Content });
-        p.Add(new NpgsqlParameter<long>("size", message.Content.Length));
+        p.Add(contentStream is null
+            ? new NpgsqlParameter<ReadOnlyMemory<byte>>("content", NpgsqlDbType.Bytea) { TypedValue = message.Content }
+            : new NpgsqlParameter<Stream>("content", NpgsqlDbType.Bytea) { TypedValue = contentStream, Size = checked((int)message.ContentLength) });
+        p.Add(new NpgsqlParameter<long>("size", message.ContentLength));
         p.Add(new NpgsqlParameter<DateTimeOffset>("received_at", receivedAt));
         p.Add(new NpgsqlParameter<short>("origin", (short)message.Origin));
         p.Add(Text("client_address", message.ClientAddress));

@@ -192,12 +192,13 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         var receivedAt = StoreArguments.ToUnixMs(message.ReceivedAt);
         var nextAttemptAt = StoreArguments.ToUnixMs(message.NotBefore ?? message.ReceivedAt);
         var completedAt = message.Recipients.All(r => r.State.IsFinal()) ? receivedAt : (long?)null;
-        var streamed = message.Content.Length > StreamedContentThreshold;
+        var length = message.ContentLength;
+        var streamed = message.ContentSource is not null || length > StreamedContentThreshold;
         var content = streamed ? null : ToArray(message.Content);
         var recipients = message.Recipients
             .Select(r => (r.Address, Domain: StoreArguments.DomainOf(r.Address), r.State, r.Notify, r.OriginalRecipient))
             .ToArray();
-        var size = message.Content.Length + recipients.Sum(r => (long)r.Address.Length + 64);
+        var size = length + recipients.Sum(r => (long)r.Address.Length + 64);
 
         return database.WriteAsync(async write =>
         {
@@ -210,7 +211,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                     insert.Add("@content", content);
                 }
 
-                insert.Add("@size", (long)message.Content.Length);
+                insert.Add("@size", length);
                 insert.Add("@received_at", receivedAt);
                 insert.Add("@origin", (int)message.Origin);
                 insert.Add("@client_address", message.ClientAddress);
@@ -233,7 +234,14 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
             if (streamed)
             {
-                await WriteContentAsync(write, message.Content);
+                if (message.ContentSource is { } source)
+                {
+                    await WriteContentAsync(write, source);
+                }
+                else
+                {
+                    await WriteContentAsync(write, message.Content);
+                }
             }
 
             if (recipients.Length > 0)
@@ -813,14 +821,49 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
     }
 
     /// <summary>Fills the zeroblob of the row just inserted with the content (incremental blob I/O, same transaction).</summary>
+    private static async Task<long> LastRowIdAsync(SqliteWrite write)
+    {
+        await using var last = write.CreateCommand("SELECT last_insert_rowid()");
+        return (long)(await last.ExecuteScalarAsync(CancellationToken.None))!;
+    }
+
+    /// <summary>Copies a streamed body into the zeroblob the insert reserved, 64 KiB at a time; a source shorter or
+    /// longer than it declared fails the transaction.</summary>
+    private static async Task WriteContentAsync(SqliteWrite write, MessageContentSource source)
+    {
+        var rowId = await LastRowIdAsync(write);
+        using var blob = new Microsoft.Data.Sqlite.SqliteBlob(write.Connection, "spool_messages", "content", rowId);
+        await using var stream = source.Open();
+        var piece = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            long written = 0;
+            int read;
+            while ((read = await stream.ReadAsync(piece.AsMemory(0, piece.Length), CancellationToken.None)) > 0)
+            {
+                if (written + read > source.Length)
+                {
+                    throw new InvalidOperationException("The message content source is longer than its declared length.");
+                }
+
+                blob.Write(piece, 0, read);
+                written += read;
+            }
+
+            if (written != source.Length)
+            {
+                throw new InvalidOperationException("The message content source is shorter than its declared length.");
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(piece);
+        }
+    }
+
     private static async Task WriteContentAsync(SqliteWrite write, ReadOnlyMemory<byte> content)
     {
-        long rowId;
-        await using (var last = write.CreateCommand("SELECT last_insert_rowid()"))
-        {
-            rowId = (long)(await last.ExecuteScalarAsync(CancellationToken.None))!;
-        }
-
+        var rowId = await LastRowIdAsync(write);
         using var blob = new Microsoft.Data.Sqlite.SqliteBlob(write.Connection, "spool_messages", "content", rowId);
         var piece = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
