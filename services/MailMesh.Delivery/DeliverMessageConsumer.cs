@@ -32,7 +32,7 @@ namespace MailMesh.Delivery;
 /// </remarks>
 internal sealed class DeliverMessageConsumer(
     ISpool spool,
-    IRequestClient<ResolveMx> resolver,
+    MxCache resolver,
     SmtpDeliveryAgent agent,
     DeliveryMetrics metrics,
     IOptions<DeliveryOptions> options,
@@ -239,9 +239,7 @@ internal sealed class DeliverMessageConsumer(
             MxResolved resolved;
             try
             {
-                var response = await resolver.GetResponse<MxResolved>(
-                    new ResolveMx { Domain = request.Domain }, cancellationToken, RequestTimeout.After(ms: (int)options.Value.ResolveTimeout.TotalMilliseconds));
-                resolved = response.Message;
+                resolved = await resolver.ResolveAsync(request.Domain, cancellationToken);
             }
             catch (RequestTimeoutException)
             {

@@ -19,6 +19,7 @@ internal sealed class DeliveryMetrics
     private readonly Counter<long> _recipients;
     private readonly Counter<long> _leases;
     private readonly Counter<long> _results;
+    private readonly Counter<long> _mxLookups;
 
     public DeliveryMetrics(IMeterFactory meterFactory)
     {
@@ -40,7 +41,12 @@ internal sealed class DeliveryMetrics
         _results = meter.CreateCounter<long>(
             "mailmesh.delivery.results", "{result}",
             "Attempt results by how they reached Queue: recorded (the spool's outbox), stale (lease re-issued meanwhile), published (bus fallback while the spool was unreachable), lost (neither).");
+        _mxLookups = meter.CreateCounter<long>(
+            "mailmesh.delivery.mx_lookups", "{lookup}",
+            "MX answers Delivery needed, by mailmesh.dns.cache: hit (its own cache) or miss (asked the Dns service).");
     }
+
+    public void MxLookup(string result) => _mxLookups.Add(1, new KeyValuePair<string, object?>("mailmesh.dns.cache", result));
 
     public void Lease(string outcome) => _leases.Add(1, new KeyValuePair<string, object?>("mailmesh.lease.outcome", outcome));
 

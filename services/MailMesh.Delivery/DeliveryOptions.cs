@@ -52,6 +52,15 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// <summary>How long to wait for the Dns service to answer ResolveMx before deferring.</summary>
     public TimeSpan ResolveTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Longest time Delivery keeps a Dns answer (it keeps it for the answer's own TTL when shorter); zero asks the Dns
+    /// service for every attempt.
+    /// </summary>
+    public TimeSpan MxCacheMaxTtl { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Domains whose answer Delivery keeps at most; zero disables the cache.</summary>
+    public int MxCacheEntries { get; set; } = 10_000;
+
     /// <summary>DeliverMessage consumed concurrently by one instance.</summary>
     public int ConcurrentDeliveries { get; set; } = 64;
 
@@ -107,6 +116,16 @@ public sealed class DeliveryOptions : IValidatedOptions
             {
                 yield return $"Delivery:{key}: must be positive";
             }
+        }
+
+        if (MxCacheMaxTtl < TimeSpan.Zero)
+        {
+            yield return "Delivery:MxCacheMaxTtl: must not be negative";
+        }
+
+        if (MxCacheEntries < 0)
+        {
+            yield return "Delivery:MxCacheEntries: must not be negative";
         }
 
         if (MaxConnectionsPerDestination < 1)

@@ -67,13 +67,13 @@ internal sealed class MxResolver : IDisposable
 
         if (!TryNormalize(domain, out var key))
         {
-            return Respond(domain, new Lookup(MxStatus.NoSuchDomain, [], "invalid domain name", TimeSpan.Zero), fromCache: false, activity);
+            return Respond(domain, new Lookup(MxStatus.NoSuchDomain, [], "invalid domain name", TimeSpan.Zero), fromCache: false, TimeSpan.Zero, activity);
         }
 
-        if (TryGetCached(key, out var cached))
+        if (TryGetCached(key, out var cached, out var expiresAt))
         {
             _metrics.CacheHit();
-            return Respond(domain, cached, fromCache: true, activity);
+            return Respond(domain, cached, fromCache: true, expiresAt - _time.GetUtcNow(), activity);
         }
 
         _metrics.CacheMiss();
@@ -98,10 +98,10 @@ internal sealed class MxResolver : IDisposable
         }
 
         var lookup = await shared.Value.WaitAsync(cancellationToken);
-        return Respond(domain, lookup, fromCache: false, activity);
+        return Respond(domain, lookup, fromCache: false, lookup.Ttl, activity);
     }
 
-    private static MxResolved Respond(string domain, Lookup lookup, bool fromCache, Activity? activity)
+    private static MxResolved Respond(string domain, Lookup lookup, bool fromCache, TimeSpan timeToLive, Activity? activity)
     {
         activity?.SetTag("mailmesh.dns.status", lookup.Status.ToString());
         activity?.SetTag("mailmesh.dns.cache_hit", fromCache);
@@ -117,37 +117,12 @@ internal sealed class MxResolver : IDisposable
             Hosts = lookup.Status == MxStatus.Ok ? ShuffleEqualPreferences(lookup.Hosts) : [],
             Error = lookup.Error,
             FromCache = fromCache,
+            TimeToLive = timeToLive > TimeSpan.Zero ? timeToLive : TimeSpan.Zero,
         };
     }
 
     /// <summary>RFC 5321 §5.1: hosts are sorted by preference; hosts of equal preference are tried in random order.</summary>
-    internal static IReadOnlyList<MxHost> ShuffleEqualPreferences(IReadOnlyList<MxHost> sorted)
-    {
-        if (sorted.Count < 2)
-        {
-            return sorted;
-        }
-
-        var result = sorted.ToArray();
-        var start = 0;
-        while (start < result.Length)
-        {
-            var end = start + 1;
-            while (end < result.Length && result[end].Preference == result[start].Preference)
-            {
-                end++;
-            }
-
-            if (end - start > 1)
-            {
-                Random.Shared.Shuffle(result.AsSpan(start, end - start));
-            }
-
-            start = end;
-        }
-
-        return result;
-    }
+    internal static IReadOnlyList<MxHost> ShuffleEqualPreferences(IReadOnlyList<MxHost> sorted) => MxHostOrder.ShuffleEqualPreferences(sorted);
 
     private static bool TryNormalize(string domain, out string key)
     {
@@ -176,13 +151,16 @@ internal sealed class MxResolver : IDisposable
         return key.Length <= 253 && key.Split('.').All(label => label.Length is > 0 and <= 63);
     }
 
-    private bool TryGetCached(string key, out Lookup lookup)
+    private bool TryGetCached(string key, out Lookup lookup) => TryGetCached(key, out lookup, out _);
+
+    private bool TryGetCached(string key, out Lookup lookup, out DateTimeOffset expiresAt)
     {
         if (_cache.TryGetValue(key, out var entry))
         {
             if (entry.ExpiresAt > _time.GetUtcNow())
             {
                 lookup = entry.Lookup;
+                expiresAt = entry.ExpiresAt;
                 return true;
             }
 
@@ -190,6 +168,7 @@ internal sealed class MxResolver : IDisposable
         }
 
         lookup = null!;
+        expiresAt = default;
         return false;
     }
 

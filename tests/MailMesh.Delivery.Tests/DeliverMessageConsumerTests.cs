@@ -37,6 +37,40 @@ public sealed class DeliverMessageConsumerTests
         Assert.Contains(f.Sink.Commands, c => c.EndsWith("EHLO client.mailmesh.test", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(null, 1)]
+    [InlineData("00:00:00", 3)]
+    public async Task Delivery_asks_the_Dns_service_once_per_TTL_not_once_per_message(string? maxTtl, int expectedRequests)
+    {
+        // Issue 8: MX answers are kept inside Delivery for their TTL, so the bus carries ResolveMx only on a miss.
+        await using var f = await DeliveryFixture.StartAsync(
+            settings: maxTtl is null ? null : new Dictionary<string, string?> { ["Delivery:MxCacheMaxTtl"] = maxTtl });
+        f.Route("dest.test", f.Sink);
+
+        for (var i = 0; i < 3; i++)
+        {
+            var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", $"rcpt{i}@dest.test"));
+            Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        }
+
+        Assert.Equal(expectedRequests, (await f.ConsumedSoFar<ResolveMx>()).Count);
+        Assert.Equal(3, (await f.Sink.WaitForMessagesAsync(3)).Count);
+    }
+
+    [Fact]
+    public async Task A_domain_that_does_not_exist_is_remembered_too()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+
+        for (var i = 0; i < 2; i++)
+        {
+            var attempt = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Message()).Id, "nowhere.test", "rcpt@nowhere.test"));
+            Assert.Equal((DeliveryOutcome.Bounced, "5.1.2"), (Assert.Single(attempt.Results).Outcome, attempt.Results[0].EnhancedCode));
+        }
+
+        Assert.Single(await f.ConsumedSoFar<ResolveMx>());
+    }
+
     [Fact]
     public async Task Each_recipient_gets_its_own_result()
     {

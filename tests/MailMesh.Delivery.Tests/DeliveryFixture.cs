@@ -90,6 +90,24 @@ internal sealed class DeliveryFixture : IAsyncDisposable
         return new DeliveryFixture(host, dns, smtp, spool);
     }
 
+    /// <summary>
+    /// The messages of type <typeparamref name="T"/> the harness has seen consumed so far, without waiting for more (an
+    /// already-cancelled token). Never enumerate the harness lists synchronously: their blocking Select can deadlock.
+    /// </summary>
+    public async Task<List<T>> ConsumedSoFar<T>()
+        where T : class
+    {
+        using var now = new CancellationTokenSource();
+        await now.CancelAsync();
+        var found = new List<T>();
+        await foreach (var consumed in Harness.Consumed.SelectAsync<T>(now.Token))
+        {
+            found.Add(consumed.Context.Message);
+        }
+
+        return found;
+    }
+
     /// <summary>Points <paramref name="domain"/>'s MX at the sinks given, preference 10, 20, ... in order.</summary>
     public void Route(string domain, params SmtpSink[] sinks)
     {

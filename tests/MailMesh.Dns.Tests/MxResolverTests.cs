@@ -137,6 +137,23 @@ public sealed class MxResolverTests
     }
 
     [Fact]
+    public async Task A_cached_answer_carries_what_is_left_of_its_TTL()
+    {
+        // Delivery keeps answers for this long (issue 8), so the Dns service must never hand out more than it has left.
+        using var f = new ResolverFixture(o => o.TemporaryFailureTtl = TimeSpan.FromSeconds(5));
+        f.Server.AddMx("broken.test", 10, "mx.broken.test").SetServerFailure("broken.test");
+
+        await f.Resolver.ResolveAsync("broken.test", None);
+        f.Time.Advance(TimeSpan.FromSeconds(2));
+        var later = await f.Resolver.ResolveAsync("broken.test", None);
+        var invalid = await f.Resolver.ResolveAsync("bad..name", None);
+
+        Assert.True(later.FromCache);
+        Assert.Equal(TimeSpan.FromSeconds(3), later.TimeToLive);
+        Assert.Equal(TimeSpan.Zero, invalid.TimeToLive);
+    }
+
+    [Fact]
     public async Task SERVFAIL_is_a_temporary_failure_cached_only_briefly()
     {
         using var f = new ResolverFixture(o => o.TemporaryFailureTtl = TimeSpan.FromSeconds(5));
@@ -150,6 +167,8 @@ public sealed class MxResolverTests
         Assert.Equal(MxStatus.TemporaryFailure, first.Status);
         Assert.Contains("SERVFAIL", first.Error, StringComparison.Ordinal);
         Assert.True(second.FromCache);
+        Assert.Equal(TimeSpan.FromSeconds(5), first.TimeToLive);
+        Assert.Equal(TimeSpan.FromSeconds(5), second.TimeToLive);
         Assert.Equal(MxStatus.TemporaryFailure, third.Status);
         Assert.False(third.FromCache);
         Assert.Equal(2, f.Server.QueryCount("broken.test", "MX"));

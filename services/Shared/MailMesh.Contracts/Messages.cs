@@ -124,6 +124,12 @@ public sealed record MxResolved
     public required IReadOnlyList<MxHost> Hosts { get; init; }
     public string? Error { get; init; }
     public bool FromCache { get; init; }
+
+    /// <summary>
+    /// How much longer this answer may be used (what is left of the smallest DNS TTL behind it, as the Dns service caches
+    /// it); zero means use it once. Delivery keeps answers this long so that only a miss or an expiry crosses the bus.
+    /// </summary>
+    public TimeSpan TimeToLive { get; init; }
 }
 
 public sealed record MxHost
