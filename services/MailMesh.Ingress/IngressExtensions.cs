@@ -1,10 +1,9 @@
-using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
 using MailMesh.Ingress.Auth;
 using MailMesh.Ingress.Tls;
+using MailMesh.Policy;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
-using MassTransit;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -15,7 +14,7 @@ public static class IngressExtensions
 {
     /// <summary>
     /// Registers the Ingress service: the SMTP listeners on Kestrel (Ingress:Listen) next to the HTTP endpoints (Urls),
-    /// the Policy request clients, the spool and its readiness check, metrics.
+    /// Policy's inline checks (in process), the spool and its readiness check, metrics.
     /// </summary>
     public static IHostApplicationBuilder AddIngress(this IHostApplicationBuilder builder)
     {
@@ -27,7 +26,7 @@ public static class IngressExtensions
         services.TryAddSingleton<Memory.MessageBufferBudget>();
         services.TryAddSingleton<IngressEndpoints>();
         services.TryAddSingleton<SmtpConnectionHandler>();
-        services.TryAddScoped<IngressPolicy>();
+        services.TryAddSingleton<IngressPolicy>();
         services.TryAddSingleton<MessageAcceptor>();
         services.AddValidatedOptions<IngressTlsOptions>();
         services.AddValidatedOptions<IngressAuthOptions>();
@@ -47,15 +46,8 @@ public static class IngressExtensions
             }
         });
 
-        var policyTimeout = builder.Configuration.GetSection(IngressOptions.SectionName).GetValue<TimeSpan?>(nameof(IngressOptions.PolicyTimeout))
-            ?? new IngressOptions().PolicyTimeout;
-        var timeout = RequestTimeout.After(ms: (int)Math.Clamp(policyTimeout.TotalMilliseconds, 1, int.MaxValue));
-        builder.AddBusPart(bus =>
-        {
-            bus.AddRequestClient<CheckConnection>(timeout);
-            bus.AddRequestClient<CheckRecipient>(timeout);
-            bus.AddRequestClient<CheckMessage>(timeout);
-        });
+        // Policy's rules, evaluated here against Policy's tables: a decision costs no bus round trip (issue 8).
+        builder.AddPolicyChecks();
 
         // Explicit Listen() calls make Kestrel ignore "Urls": add the HTTP endpoints back, then the SMTP ones.
         var configuration = builder.Configuration;

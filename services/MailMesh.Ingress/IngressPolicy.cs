@@ -1,30 +1,42 @@
 using MailMesh.Contracts;
 using MailMesh.Smtp;
-using MassTransit;
+using MailMesh.Policy;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Ingress;
 
 /// <summary>
-/// The inline checks Ingress asks Policy over the bus (request/response). Any failure -- timeout, fault, no
-/// responder -- surfaces as an exception; the session turns it into a 4xx reply, never an acceptance.
+/// The inline checks, asked of Policy's rules in this process (<see cref="IPolicyChecks"/>: no bus round trip) and bounded
+/// by <see cref="IngressOptions.PolicyTimeout"/>. Any failure -- timeout, store error -- surfaces as an exception or a
+/// temporary refusal; the session turns it into a 4xx reply, never an acceptance.
 /// </summary>
-internal sealed class IngressPolicy(
-    IRequestClient<CheckConnection> connection,
-    IRequestClient<CheckRecipient> recipient,
-    IRequestClient<CheckMessage> message,
-    IOptions<IngressOptions> options)
+internal sealed class IngressPolicy(IPolicyChecks checks, IOptions<IngressOptions> options, TimeProvider time)
 {
-    private readonly RequestTimeout _timeout = RequestTimeout.After(ms: (int)Math.Ceiling(options.Value.PolicyTimeout.TotalMilliseconds));
+    private readonly TimeSpan _timeout = options.Value.PolicyTimeout;
 
-    public async Task<PolicyDecision> CheckAsync(CheckConnection request, CancellationToken cancellationToken) =>
-        (await connection.GetResponse<PolicyDecision>(request, cancellationToken, _timeout)).Message;
+    public Task<PolicyDecision> CheckAsync(CheckConnection request, CancellationToken cancellationToken) =>
+        BoundedAsync(token => checks.CheckConnectionAsync(request, token), cancellationToken);
 
-    public async Task<PolicyDecision> CheckAsync(CheckRecipient request, CancellationToken cancellationToken) =>
-        (await recipient.GetResponse<PolicyDecision>(request, cancellationToken, _timeout)).Message;
+    public Task<PolicyDecision> CheckAsync(CheckRecipient request, CancellationToken cancellationToken) =>
+        BoundedAsync(token => checks.CheckRecipientAsync(request, token), cancellationToken);
 
-    public async Task<PolicyDecision> CheckAsync(CheckMessage request, CancellationToken cancellationToken) =>
-        (await message.GetResponse<PolicyDecision>(request, cancellationToken, _timeout)).Message;
+    public Task<PolicyDecision> CheckAsync(CheckMessage request, CancellationToken cancellationToken) =>
+        BoundedAsync(token => checks.CheckMessageAsync(request, token), cancellationToken);
+
+    /// <summary>The check, given up (TimeoutException) after the policy timeout even if it ignores its token.</summary>
+    private async Task<PolicyDecision> BoundedAsync(Func<CancellationToken, Task<PolicyDecision>> check, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_timeout);
+        try
+        {
+            return await check(timeout.Token).WaitAsync(_timeout, time, cancellationToken);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"no policy decision within Ingress:PolicyTimeout ({_timeout})");
+        }
+    }
 }
 
 /// <summary>Policy's decisions as SMTP replies.</summary>

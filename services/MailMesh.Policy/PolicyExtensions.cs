@@ -1,40 +1,53 @@
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
-using MassTransit;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace MailMesh.Policy;
 
 public static class PolicyExtensions
 {
-    /// <summary>Registers the Policy service: options, the policy store, admin API keys, the inline-check consumers.</summary>
+    /// <summary>
+    /// Registers the Policy service: its rules (<see cref="AddPolicyChecks"/>), admin API keys and the suppression API's
+    /// dependencies. It has no bus consumers: the inline checks run in the Ingress process (<see cref="PolicyChecks"/>).
+    /// </summary>
     public static IHostApplicationBuilder AddPolicy(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.AddMailMeshStorage();
+        builder.AddPolicyChecks();
         builder.AddAdminAuthentication();
-        builder.Services.AddPolicyServices();
-        builder.Services.AddHostedService<RelayNetworkCheck>();
         builder.Services.AddHealthChecks().AddCheck<PolicyStoreHealthCheck>(PolicyStoreHealthCheck.Name, tags: [ServiceDefaultsExtensions.ReadyTag]);
-        builder.AddBusPart(AddPolicyConsumers);
         return builder;
     }
 
-    /// <summary>Everything but the bus (tests compose these with the test harness).</summary>
+    /// <summary>
+    /// Policy's rules for the process that asks them (Ingress, Standalone): <c>Policy:*</c> options validated at start,
+    /// the policy store, the engine and <see cref="IPolicyChecks"/>, and the start-up warning about broad relay networks.
+    /// Safe to call more than once (Standalone hosts both Ingress and Policy).
+    /// </summary>
+    public static IHostApplicationBuilder AddPolicyChecks(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.AddMailMeshStorage();
+        builder.Services.AddPolicyServices();
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, RelayNetworkCheck>());
+        return builder;
+    }
+
+    /// <summary>Everything but hosting (tests compose these over a store of their own).</summary>
     internal static IServiceCollection AddPolicyServices(this IServiceCollection services)
     {
+        if (services.Any(d => d.ServiceType == typeof(PolicyEngine)))
+        {
+            return services;
+        }
+
         services.AddValidatedOptions<PolicyOptions>();
         services.AddMetrics();
         services.AddSingleton<PolicyMetrics>();
         services.AddSingleton<RelayRules>();
         services.AddSingleton<PolicyEngine>();
+        services.AddSingleton<IPolicyChecks, PolicyChecks>();
         return services;
-    }
-
-    internal static void AddPolicyConsumers(IBusRegistrationConfigurator bus)
-    {
-        bus.AddConsumer<CheckConnectionConsumer, PolicyConsumerDefinition<CheckConnectionConsumer>>();
-        bus.AddConsumer<CheckRecipientConsumer, PolicyConsumerDefinition<CheckRecipientConsumer>>();
-        bus.AddConsumer<CheckMessageConsumer, PolicyConsumerDefinition<CheckMessageConsumer>>();
     }
 }

@@ -8,11 +8,12 @@ using MassTransit;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 
 namespace MailMesh.Ingress.FunctionalTests;
 
-/// <summary>What the test's Policy responder answers; a null decision means "never answer" (a Policy outage).</summary>
+/// <summary>What the test's Policy rules answer; a null decision means "never answer" (a hung policy store).</summary>
 internal sealed class PolicyScript
 {
     public Func<CheckConnection, PolicyDecision?> Connection { get; set; } = _ => PolicyDecision.Accept;
@@ -24,21 +25,27 @@ internal sealed class PolicyScript
     public ConcurrentQueue<object> Asked { get; } = new();
 }
 
-/// <summary>A stand-in for the Policy service on the in-memory bus.</summary>
-internal sealed class PolicyResponder(PolicyScript script) :
-    IConsumer<CheckConnection>, IConsumer<CheckRecipient>, IConsumer<CheckMessage>
+/// <summary>A stand-in for Policy's rules: answers from the script; a null answer never comes (Ingress:PolicyTimeout).</summary>
+internal sealed class ScriptedPolicyChecks(PolicyScript script) : IPolicyChecks
 {
-    public Task Consume(ConsumeContext<CheckConnection> context) => Answer(context, script.Connection(context.Message));
+    public Task<PolicyDecision> CheckConnectionAsync(CheckConnection request, CancellationToken cancellationToken) =>
+        AnswerAsync(request, script.Connection(request), cancellationToken);
 
-    public Task Consume(ConsumeContext<CheckRecipient> context) => Answer(context, script.Recipient(context.Message));
+    public Task<PolicyDecision> CheckRecipientAsync(CheckRecipient request, CancellationToken cancellationToken) =>
+        AnswerAsync(request, script.Recipient(request), cancellationToken);
 
-    public Task Consume(ConsumeContext<CheckMessage> context) => Answer(context, script.Message(context.Message));
+    public Task<PolicyDecision> CheckMessageAsync(CheckMessage request, CancellationToken cancellationToken) =>
+        AnswerAsync(request, script.Message(request), cancellationToken);
 
-    private Task Answer<T>(ConsumeContext<T> context, PolicyDecision? decision)
-        where T : class
+    private async Task<PolicyDecision> AnswerAsync(object request, PolicyDecision? decision, CancellationToken cancellationToken)
     {
-        script.Asked.Enqueue(context.Message);
-        return decision is null ? Task.CompletedTask : context.RespondAsync(decision);
+        script.Asked.Enqueue(request);
+        if (decision is null)
+        {
+            await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken);
+        }
+
+        return decision!;
     }
 }
 
@@ -155,7 +162,7 @@ internal sealed class IngressHost : IAsyncDisposable
 
     /// <param name="settings">Configuration overrides.</param>
     /// <param name="configure">Service overrides.</param>
-    /// <param name="realPolicy">Run the real Policy service (AddPolicy) on the in-memory bus instead of the scripted responder.</param>
+    /// <param name="realPolicy">Run Policy's real rules (AddPolicy) instead of the scripted ones.</param>
     public static async Task<IngressHost> StartAsync(Dictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null, bool realPolicy = false)
     {
         var directory = Directory.CreateTempSubdirectory("mailmesh-ingress-").FullName;
@@ -186,15 +193,13 @@ internal sealed class IngressHost : IAsyncDisposable
             builder.AddPolicy();
         }
 
-        builder.AddBusPart(bus =>
+        else
         {
-            if (!realPolicy)
-            {
-                bus.AddConsumer<PolicyResponder>();
-            }
+            builder.Services.RemoveAll<IPolicyChecks>();
+            builder.Services.AddSingleton<IPolicyChecks, ScriptedPolicyChecks>();
+        }
 
-            bus.AddConsumer<MessageReceivedConsumer>();
-        });
+        builder.AddBusPart(bus => bus.AddConsumer<MessageReceivedConsumer>());
         builder.AddMailMeshBus(BusTransport.InMemory);
         builder.Services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
 

@@ -44,4 +44,26 @@ public sealed class PolicyRegistrationTests
         var ex = Assert.Throws<OptionsValidationException>(() => host.Services.GetRequiredService<IOptions<PolicyOptions>>().Value);
         Assert.Contains("Policy:RelayNetworks: 'x' is not a CIDR (e.g. 10.0.0.0/8 or 2001:db8::/32)", ex.Failures);
     }
+
+    [Fact]
+    public void Policy_and_Ingress_in_one_process_register_the_rules_once()
+    {
+        // Standalone hosts the Policy service and Ingress, which asks the same rules in process: one engine, one
+        // validation (a bad key is named once), one start-up warning about broad relay networks.
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Storage:Provider"] = "Sqlite",
+            ["Storage:SqlitePath"] = PolicyTestHost.NewDatabasePath(),
+            ["Policy:RelayNetworks"] = "x",
+        });
+        builder.AddPolicy();
+        builder.AddPolicyChecks();
+        Assert.Single(builder.Services, d => d.ServiceType == typeof(IPolicyChecks));
+        Assert.Single(builder.Services, d => d.ImplementationType == typeof(RelayNetworkCheck));
+        using var host = builder.Build();
+
+        var ex = Assert.Throws<OptionsValidationException>(() => host.Services.GetRequiredService<IOptions<PolicyOptions>>().Value);
+        Assert.Single(ex.Failures);
+    }
 }

@@ -1,8 +1,6 @@
 using MailMesh.Contracts;
 using MailMesh.Storage;
 using MailMesh.Storage.Sqlite;
-using MassTransit;
-using MassTransit.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -11,8 +9,8 @@ using Microsoft.Extensions.Time.Testing;
 namespace MailMesh.Policy.Tests;
 
 /// <summary>
-/// One Policy "replica": its consumers on its own in-memory test harness, over a SQLite policy store. Two hosts on
-/// the same database file behave like two replicas sharing PostgreSQL.
+/// One process asking Policy's rules (an Ingress replica): <see cref="IPolicyChecks"/> over a SQLite policy store. Two
+/// hosts on the same database file behave like two replicas sharing PostgreSQL.
 /// </summary>
 internal sealed class PolicyTestHost : IAsyncDisposable
 {
@@ -28,7 +26,6 @@ internal sealed class PolicyTestHost : IAsyncDisposable
     public ServiceProvider Provider { get; }
     public FakeTimeProvider Time { get; }
     public IPolicyStore Store => Provider.GetRequiredService<IPolicyStore>();
-    public ITestHarness Harness => Provider.GetRequiredService<ITestHarness>();
 
     public static string NewDatabasePath() =>
         Path.Combine(Path.GetTempPath(), "mailmesh-policy-tests", Guid.NewGuid().ToString("N"), "policy.db");
@@ -47,27 +44,18 @@ internal sealed class PolicyTestHost : IAsyncDisposable
         services.AddSingleton<TimeProvider>(time);
         services.AddSingleton<IPolicyStore>(new SqlitePolicyStore(database));
         services.AddPolicyServices();
-        services.AddMassTransitTestHarness(bus =>
-        {
-            PolicyExtensions.AddPolicyConsumers(bus);
-            bus.AddRequestClient<CheckConnection>();
-            bus.AddRequestClient<CheckRecipient>();
-            bus.AddRequestClient<CheckMessage>();
-        });
 
         var provider = services.BuildServiceProvider(validateScopes: true);
-        var host = new PolicyTestHost(database, provider, time);
-        await host.Harness.Start();
-        return host;
+        return new PolicyTestHost(database, provider, time);
     }
 
-    public async Task<PolicyDecision> AskAsync<TRequest>(TRequest request)
-        where TRequest : class
-    {
-        var client = Harness.GetRequestClient<TRequest>();
-        var response = await client.GetResponse<PolicyDecision>(request, timeout: RequestTimeout.After(s: 15));
-        return response.Message;
-    }
+    public IPolicyChecks Checks => Provider.GetRequiredService<IPolicyChecks>();
+
+    public Task<PolicyDecision> AskAsync(CheckConnection request) => Checks.CheckConnectionAsync(request, CancellationToken.None);
+
+    public Task<PolicyDecision> AskAsync(CheckRecipient request) => Checks.CheckRecipientAsync(request, CancellationToken.None);
+
+    public Task<PolicyDecision> AskAsync(CheckMessage request) => Checks.CheckMessageAsync(request, CancellationToken.None);
 
     public Task<PolicyDecision> RecipientAsync(string client, string recipient, string? user = null, int accepted = 0) =>
         AskAsync(new CheckRecipient
@@ -81,7 +69,6 @@ internal sealed class PolicyTestHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Harness.Stop();
         await Provider.DisposeAsync();
         _database.Dispose();
     }

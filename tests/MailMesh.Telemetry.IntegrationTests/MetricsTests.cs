@@ -59,9 +59,11 @@ public sealed class MetricsTests
         Assert.True(latency.Count >= 2, "the delivered message and the DSN record their latency");
         Assert.All(latency, m => Assert.True(m.Value >= 0 && m.Unit == "s"));
 
-        // Dns: dest.test resolved once and then answered from the cache; origin.test (the DSN) resolved.
+        // Dns: dest.test resolved once and then answered from Delivery's own cache (no ResolveMx on the bus); origin.test
+        // (the DSN) resolved.
         Assert.True(metrics.Sum("mailmesh.dns.cache.misses") >= 2, "dest.test and origin.test miss the cache once each");
-        Assert.True(metrics.Sum("mailmesh.dns.cache.hits") >= 1, "the second message to dest.test hits the cache");
+        Assert.True(metrics.Sum("mailmesh.delivery.mx_lookups", ("mailmesh.dns.cache", "hit")) >= 1, "the second message to dest.test hits Delivery's cache");
+        Assert.True(metrics.Sum("mailmesh.delivery.mx_lookups", ("mailmesh.dns.cache", "miss")) >= 2, "dest.test and origin.test are asked of the Dns service once each");
         Assert.True(metrics.Sum("mailmesh.dns.lookups", ("dns.question.type", "MX"), ("mailmesh.dns.outcome", "answer")) >= 2);
         Assert.NotEmpty(metrics.Of("mailmesh.dns.lookup.duration"));
     }

@@ -10,7 +10,7 @@ namespace MailMesh.Telemetry.IntegrationTests;
 
 /// <summary>
 /// One message is one trace: from the span that accepted it (the SMTP transaction, or the HTTP request) through the
-/// spool commit, Policy, the Queue's dispatch, Delivery, Dns and back to the Queue applying the result; and every
+/// spool commit, Policy (asked in the Ingress process), the Queue's dispatch, Delivery, Dns and back to the Queue applying the result; and every
 /// retry of the message is in that same trace (docs/telemetry.md, "Trace shape").
 /// </summary>
 public sealed class TraceTests
@@ -54,7 +54,7 @@ public sealed class TraceTests
         AssertHas(trace, Queue, "queue.apply_result");
 
         // The context crossed the bus in MassTransit's headers: its producer and consumer spans are in the trace too,
-        // on both sides of every hop (Policy requests, MessageReceived, DeliverMessage, ResolveMx, DeliveryAttempted).
+        // on both sides of every hop (MessageReceived, DeliverMessage, ResolveMx on a cache miss). Policy is asked in the Ingress process.
         Assert.Contains(trace, s => s.Source.Name == MassTransit && s.Kind == ActivityKind.Consumer);
         Assert.Contains(trace, s => s.Source.Name == MassTransit && s.Kind is ActivityKind.Producer or ActivityKind.Client);
 

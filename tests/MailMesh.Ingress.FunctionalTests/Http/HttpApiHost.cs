@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using MailMesh.Ingress.Http;
+using MailMesh.Policy;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
@@ -10,6 +11,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 
 namespace MailMesh.Ingress.FunctionalTests.Http;
@@ -91,11 +93,9 @@ internal sealed class HttpApiHost : IAsyncDisposable
         builder.AddIngressHttpApi();
         builder.Services.AddSingleton<PolicyScript>();
         builder.Services.AddSingleton<Announcements>();
-        builder.AddBusPart(bus =>
-        {
-            bus.AddConsumer<PolicyResponder>();
-            bus.AddConsumer<MessageReceivedConsumer>();
-        });
+        builder.Services.RemoveAll<IPolicyChecks>();
+        builder.Services.AddSingleton<IPolicyChecks, ScriptedPolicyChecks>();
+        builder.AddBusPart(bus => bus.AddConsumer<MessageReceivedConsumer>());
         builder.AddMailMeshBus(BusTransport.InMemory);
         builder.Services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
 

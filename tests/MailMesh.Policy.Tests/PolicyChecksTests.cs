@@ -3,7 +3,7 @@ using MailMesh.Storage;
 
 namespace MailMesh.Policy.Tests;
 
-public sealed class PolicyConsumerTests
+public sealed class PolicyChecksTests
 {
     private const string Outside = "198.51.100.7";
 
