@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using MailKit.Net.Smtp;
+using MailMesh.Storage;
+using MailMesh.Testing.Hosting;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using MimeKit;
+
+namespace MailMesh.EndToEnd.IntegrationTests;
+
+/// <summary>
+/// Issue 8: on the hot path a mail crosses the broker at most three times (MessageReceived, DeliverMessage, the
+/// MessageEvent of its result): policy decisions are made in the Ingress process, MX answers are kept in Delivery, and
+/// results travel through the spool's outbox. Counted at every service's bus, over real RabbitMQ.
+/// </summary>
+public sealed class BusMessageCountTests
+{
+    private const int Mails = 10;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task A_mail_to_a_known_destination_crosses_the_broker_at_most_three_times()
+    {
+        await using var mesh = await Mesh.CreateAsync();
+        await mesh.StartAsync();
+        var counter = new BusMessageCounter();
+        foreach (var service in new[] { MeshService.Ingress, MeshService.Policy, MeshService.Queue, MeshService.Dns, MeshService.Delivery })
+        {
+            counter.Observe(mesh.Host(service).Services.GetRequiredService<IBus>());
+        }
+
+        // The first mail to the domain pays for its MX lookup; after that Delivery answers from its cache.
+        await SendAndWaitAsync(mesh, "warm-up");
+        await counter.WaitForAsync("MessageEvent", 1, Patience);
+        counter.Reset();
+
+        using var client = new SmtpClient();
+        await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
+        var ids = new List<Guid>();
+        for (var i = 0; i < Mails; i++)
+        {
+            var reply = await client.SendAsync(NewMessage($"counted {i}"));
+            ids.Add(Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]));
+        }
+
+        await client.DisconnectAsync(quit: true);
+        foreach (var id in ids)
+        {
+            await mesh.WaitForStatusAsync(id, s => s.Recipients.All(r => r.State == RecipientState.Delivered), Patience);
+        }
+
+        await counter.WaitForAsync("MessageEvent", Mails, Patience);
+        var counts = counter.Snapshot();
+        var total = counts.Values.Sum();
+        Assert.True(total <= 3 * Mails, $"{total} bus messages for {Mails} mails: {Describe(counts)}");
+        Assert.Equal(Mails, counts.GetValueOrDefault("MessageReceived"));
+        Assert.Equal(Mails, counts.GetValueOrDefault("DeliverMessage"));
+        Assert.DoesNotContain("ResolveMx", counts.Keys);
+        Assert.DoesNotContain(counts.Keys, type => type.StartsWith("Check", StringComparison.Ordinal));
+    }
+
+    private static async Task SendAndWaitAsync(DistributedMesh mesh, string subject)
+    {
+        using var client = new SmtpClient();
+        await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
+        var reply = await client.SendAsync(NewMessage(subject));
+        await client.DisconnectAsync(quit: true);
+        await mesh.WaitForStatusAsync(Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]), s => s.Recipients.All(r => r.State == RecipientState.Delivered), Patience);
+    }
+
+    private static MimeMessage NewMessage(string subject)
+    {
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse("sender@" + Mesh.SenderDomain));
+        message.To.Add(MailboxAddress.Parse($"{Guid.NewGuid():N}@{Mesh.DestinationDomain}"));
+        message.Subject = subject;
+        message.Body = new TextPart("plain") { Text = "counted\r\n" };
+        return message;
+    }
+
+    private static string Describe(IReadOnlyDictionary<string, int> counts) =>
+        string.Join(", ", counts.OrderByDescending(c => c.Value).Select(c => $"{c.Key} {c.Value}"));
+
+    /// <summary>Every message a bus sends or publishes, by message type (a publish is counted once, not also as its send).</summary>
+    private sealed class BusMessageCounter : IPublishObserver, ISendObserver
+    {
+        private readonly ConcurrentDictionary<string, int> _counts = new(StringComparer.Ordinal);
+
+        public void Observe(IBus bus)
+        {
+            bus.ConnectPublishObserver(this);
+            bus.ConnectSendObserver(this);
+        }
+
+        public void Reset() => _counts.Clear();
+
+        public IReadOnlyDictionary<string, int> Snapshot() => new Dictionary<string, int>(_counts, StringComparer.Ordinal);
+
+        public async Task WaitForAsync(string type, int count, TimeSpan timeout)
+        {
+            using var cancel = new CancellationTokenSource(timeout);
+            using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
+            while (_counts.GetValueOrDefault(type) < count)
+            {
+                await poll.WaitForNextTickAsync(cancel.Token);
+            }
+        }
+
+        public Task PostPublish<T>(PublishContext<T> context)
+            where T : class
+        {
+            _counts.AddOrUpdate(typeof(T).Name, 1, (_, n) => n + 1);
+            return Task.CompletedTask;
+        }
+
+        public Task PostSend<T>(SendContext<T> context)
+            where T : class
+        {
+            // Publishes also pass through the send pipeline to their exchange: count only what was sent, not published.
+            if (context is not PublishContext)
+            {
+                _counts.AddOrUpdate(typeof(T).Name, 1, (_, n) => n + 1);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task PrePublish<T>(PublishContext<T> context)
+            where T : class => Task.CompletedTask;
+
+        public Task PublishFault<T>(PublishContext<T> context, Exception exception)
+            where T : class => Task.CompletedTask;
+
+        public Task PreSend<T>(SendContext<T> context)
+            where T : class => Task.CompletedTask;
+
+        public Task SendFault<T>(SendContext<T> context, Exception exception)
+            where T : class => Task.CompletedTask;
+    }
+}
