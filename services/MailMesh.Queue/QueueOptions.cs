@@ -97,6 +97,13 @@ public sealed class QueueOptions : IValidatedOptions
     /// </summary>
     public TimeSpan StalledAfter { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// While results keep arriving, the result applier looks for more after this long instead of
+    /// <see cref="PollInterval"/>: Delivery records results in the spool from another process, and each round the
+    /// applier waits is a round the in-flight window stays full (issue 8).
+    /// </summary>
+    public TimeSpan BusyPollInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>Most recorded results applied per round of the result applier.</summary>
     public int ResultBatchSize { get; set; } = 200;
 
@@ -126,6 +133,7 @@ public sealed class QueueOptions : IValidatedOptions
             (nameof(MaxRoundBackoff), MaxRoundBackoff),
             (nameof(StalledAfter), StalledAfter),
             (nameof(ResultRetryDelay), ResultRetryDelay),
+            (nameof(BusyPollInterval), BusyPollInterval),
         })
         {
             if (value <= TimeSpan.Zero)

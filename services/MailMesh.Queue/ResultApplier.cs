@@ -40,6 +40,7 @@ internal sealed class ResultApplier(
     ISpool spool,
     IServiceScopeFactory scopes,
     ResultSignal signal,
+    SchedulerSignal scheduler,
     QueueLoopMonitor monitor,
     QueueMetrics metrics,
     IOptions<QueueOptions> options,
@@ -97,7 +98,9 @@ internal sealed class ResultApplier(
 
             try
             {
-                await signal.Signal.WaitAsync(_options.PollInterval, time, stoppingToken);
+                // Results arriving: look again soon (they are recorded by Delivery, which cannot poke this process).
+                var wait = handled > 0 && _options.BusyPollInterval < _options.PollInterval ? _options.BusyPollInterval : _options.PollInterval;
+                await signal.Signal.WaitAsync(wait, time, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -133,6 +136,13 @@ internal sealed class ResultApplier(
             });
 
         await Bounded.RunAsync(token => spool.DeleteResultsAsync(applied, token), "deleting applied results", _options.StoreTimeout, time, cancellationToken);
+
+        // Finished work left the in-flight window: the scheduler may claim more now rather than at its next poll.
+        if (applied.Count > 0)
+        {
+            scheduler.Poke();
+        }
+
         foreach (var leaseId in applied)
         {
             Applied?.Invoke(leaseId);

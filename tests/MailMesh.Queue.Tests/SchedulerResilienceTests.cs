@@ -122,6 +122,94 @@ public sealed class SchedulerResilienceTests
         Assert.All(published, m => Assert.Equal(host.Options.LeaseDuration, m.LeaseDuration));
     }
 
+    [Fact]
+    public async Task A_full_window_refills_as_soon_as_a_result_is_applied_not_at_the_next_poll()
+    {
+        // Issue 8: with a full in-flight window, the applier that frees a slot wakes the scheduler. The fake clock never
+        // moves here, so a scheduler that waited for its poll interval would never dispatch the second message.
+        await using var host = await QueueTestHost.StartAsync(o => o.MaxJobsInFlight = 1);
+        var first = await host.StoreAsync();
+        var second = await host.StoreAsync();
+        var firstPublished = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first || m.MessageId == second);
+        await using var scheduler = await StartSchedulerAsync(host);
+        var job = await firstPublished;
+        var other = job.MessageId == first ? second : first;
+        var otherPublished = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == other);
+        Assert.False(otherPublished.IsCompleted);
+
+        var applied = host.WaitAppliedAsync(job.LeaseId);
+        await host.Harness.Bus.Publish(new DeliveryAttempted
+        {
+            MessageId = job.MessageId,
+            Domain = job.Domain,
+            LeaseId = job.LeaseId,
+            RemoteHost = "mx.dest.example",
+            RemoteAddress = "192.0.2.25",
+            StartedAt = host.Time.GetUtcNow(),
+            CompletedAt = host.Time.GetUtcNow(),
+            Results = [.. job.Recipients.Select(r => new RecipientResult
+            {
+                RecipientId = r.RecipientId,
+                Address = r.Address,
+                Outcome = DeliveryOutcome.Delivered,
+                ReplyCode = 250,
+                EnhancedCode = "2.0.0",
+                ReplyText = "ok",
+                Stage = ReplyStage.Data,
+            })],
+        });
+        await applied;
+
+        await otherPublished.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task While_results_keep_arriving_the_applier_looks_again_after_the_busy_interval()
+    {
+        // Delivery records results from its own process, which cannot poke Queue's applier: after a round that found
+        // work, the applier looks again after BusyPollInterval instead of the full PollInterval.
+        await using var host = await QueueTestHost.StartAsync(o => o.PollInterval = TimeSpan.FromSeconds(30));
+        var first = await host.ClaimAsync(await host.StoreAsync());
+        var second = await host.ClaimAsync(await host.StoreAsync());
+
+        var firstApplied = host.WaitAppliedAsync(first.LeaseId);
+        await host.Harness.Bus.Publish(Delivered(first, host.Time.GetUtcNow()));
+        await firstApplied;
+
+        var secondApplied = host.WaitAppliedAsync(second.LeaseId);
+        await host.Spool.RecordResultAsync(ResultPayload.ToPending(Delivered(second, host.Time.GetUtcNow())), host.Time.GetUtcNow(), CancellationToken.None);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!secondApplied.IsCompleted)
+        {
+            host.Time.Advance(host.Options.BusyPollInterval);
+            await Task.WhenAny(secondApplied, Task.Delay(TimeSpan.FromMilliseconds(20), timeout.Token));
+        }
+
+        await secondApplied;
+        Assert.True(host.Time.GetUtcNow() - first.LeaseExpiresAt + host.Options.LeaseDuration < host.Options.PollInterval);
+    }
+
+    private static DeliveryAttempted Delivered(DeliveryJob job, DateTimeOffset now) => new()
+    {
+        MessageId = job.MessageId,
+        Domain = job.Domain,
+        LeaseId = job.LeaseId,
+        RemoteHost = "mx.dest.example",
+        RemoteAddress = "192.0.2.25",
+        StartedAt = now,
+        CompletedAt = now,
+        Results = [.. job.Recipients.Select(r => new RecipientResult
+        {
+            RecipientId = r.RecipientId,
+            Address = r.Address,
+            Outcome = DeliveryOutcome.Delivered,
+            ReplyCode = 250,
+            EnhancedCode = "2.0.0",
+            ReplyText = "ok",
+            Stage = ReplyStage.Data,
+        })],
+    };
+
     private static Task<HealthCheckResult> CheckAsync(QueueTestHost host) =>
         host.Provider.GetRequiredService<QueueLoopMonitor>().CheckHealthAsync(new HealthCheckContext());
 
