@@ -13,7 +13,7 @@ namespace MailMesh.LoadTool;
 /// to the end of data comes that much later, as from a remote destination that is far away or slow to commit: the
 /// load is then bound by how many SMTP transactions the sender keeps open at once, not by CPU.
 /// </summary>
-internal sealed class CountingSink : IAsyncDisposable
+internal sealed class CountingSink : ILoadSink
 {
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
@@ -31,6 +31,10 @@ internal sealed class CountingSink : IAsyncDisposable
         _listener.Start(512);
         _acceptLoop = AcceptAsync();
     }
+
+    public string Name => "built-in sink";
+
+    public int? ProcessId => null;
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
