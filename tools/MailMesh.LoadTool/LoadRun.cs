@@ -23,6 +23,9 @@ internal sealed record RunResult
     public required long Delivered { get; init; }
     public required long DeliveredWithDuplicates { get; init; }
 
+    /// <summary>Delivered when the client had its last 250: accepted minus this is the backlog delivery still had to drain.</summary>
+    public required long DeliveredWhenClientDone { get; init; }
+
     /// <summary>From the first connection to the last arrival at the sink.</summary>
     public required double EndToEndSeconds { get; init; }
 
@@ -126,6 +129,7 @@ internal static class LoadRun
         }
 
         var acceptSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var deliveredAtAcceptEnd = sink.UniqueMessages;
 
         // End to end: until the sink holds every accepted message (or the timeout).
         while (sink.UniqueMessages < accepted && !timeout.IsCancellationRequested)
@@ -168,6 +172,7 @@ internal static class LoadRun
             AcceptSeconds = acceptSeconds,
             LatenciesMs = latencies,
             Delivered = sink.UniqueMessages,
+            DeliveredWhenClientDone = deliveredAtAcceptEnd,
             DeliveredWithDuplicates = sink.Messages,
             EndToEndSeconds = sink.LastArrival == 0 ? double.NaN : Stopwatch.GetElapsedTime(started, sink.LastArrival).TotalSeconds,
             Cpu = cpu,

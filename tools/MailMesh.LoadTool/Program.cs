@@ -27,6 +27,11 @@ if (options.MemoryScenario is { } memoryScenario)
     return await MemoryScenario.RunAsync(options, memoryScenario);
 }
 
+// The built-in client and sink run on this process's thread pool, whose minimum is one thread per core: without more,
+// a sink session's reply waited behind client work, and MailMesh's delivery connections (latency-bound) slowed down.
+ThreadPool.GetMinThreads(out var workers, out var completionPorts);
+ThreadPool.SetMinThreads(Math.Max(workers, 4 * options.Connections), completionPorts);
+
 using var dns = TestDnsServer.Start();
 dns.AddMx("load.test", 10, "mx.load.test").AddAddress("mx.load.test", "127.0.0.1");
 var shared = await SharedServers.FindAsync();

@@ -9,8 +9,8 @@ internal static class Report
     public static string Format(IReadOnlyList<RunResult> runs)
     {
         var text = new StringBuilder();
-        text.AppendLine("| # | target | client → sink | messages | accepted msg/s | end-to-end msg/s | accept p50 / p99 ms | bus msgs per accepted mail | load avg before → after |");
-        text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        text.AppendLine("| # | target | client → sink | messages | accepted msg/s | end-to-end msg/s | backlog when client done | accept p50 / p99 ms | bus msgs per accepted mail | load avg before → after |");
+        text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         for (var i = 0; i < runs.Count; i++)
         {
             var r = runs[i];
@@ -19,7 +19,7 @@ internal static class Report
                 ? string.Empty
                 : $" ({r.Delivered} of {r.Accepted} delivered, {r.DeliveredWithDuplicates - r.Delivered} duplicates)";
             text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {i + 1} | {r.Kind} | {r.Client} → {r.Sink} | {r.Messages} × {r.Size} B, {r.Connections} conn | {F(r.AcceptedRate)}{(r.Refused > 0 ? $" ({r.Refused} refused)" : "")} | {F(r.EndToEndRate)}{delivered} | {latency} | {Bus(r)} | {r.LoadBefore} → {r.LoadAfter} |"));
+                $"| {i + 1} | {r.Kind} | {r.Client} → {r.Sink} | {r.Messages} × {r.Size} B, {r.Connections} conn | {F(r.AcceptedRate)}{(r.Refused > 0 ? $" ({r.Refused} refused)" : "")} | {F(r.EndToEndRate)}{delivered} | {r.Accepted - r.DeliveredWhenClientDone} | {latency} | {Bus(r)} | {r.LoadBefore} → {r.LoadAfter} |"));
         }
 
         text.AppendLine();
