@@ -13,7 +13,7 @@ namespace MailMesh.LoadTool;
 /// to the end of data comes that much later, as from a remote destination that is far away or slow to commit: the
 /// load is then bound by how many SMTP transactions the sender keeps open at once, not by CPU.
 /// </summary>
-internal sealed class CountingSink : IAsyncDisposable
+internal sealed class CountingSink : ILoadSink
 {
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
@@ -31,6 +31,10 @@ internal sealed class CountingSink : IAsyncDisposable
         _listener.Start(512);
         _acceptLoop = AcceptAsync();
     }
+
+    public string Name => "built-in sink";
+
+    public int? ProcessId => null;
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
@@ -74,6 +78,11 @@ internal sealed class CountingSink : IAsyncDisposable
             }
         }
 
+        // Replies to pipelined commands (RFC 2920: MAIL, RCPT, DATA arrive together) are separate small writes. With Nagle's
+        // algorithm on, the second waited for the ACK of the first, which the sender delays (Linux: up to 40 ms): every
+        // delivery transaction stalled ~40 ms, capping each delivery connection at ~20 msg/s. That, not MailMesh, was the
+        // 176 msg/s "end to end" of the standalone figure (10 delivery connections; README.md, "Why the figures disagreed").
+        socket.NoDelay = true;
         await using var stream = new NetworkStream(socket, ownsSocket: false);
         var reader = new LineReader(stream);
         try
@@ -89,14 +98,7 @@ internal sealed class CountingSink : IAsyncDisposable
                         break;
                     case "DATA":
                         await WriteAsync(stream, "354 go ahead\r\n");
-                        string? token = null;
-                        while (await reader.ReadLineAsync(_stop.Token) is { } data && data != ".")
-                        {
-                            if (token is null && data.StartsWith("Subject: load ", StringComparison.Ordinal))
-                            {
-                                token = data["Subject: load ".Length..];
-                            }
-                        }
+                        var token = await reader.SkipDataAsync(_stop.Token);
 
                         if (_latency > TimeSpan.Zero)
                         {
@@ -143,6 +145,77 @@ internal sealed class LineReader(Stream stream)
     private readonly byte[] _buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
     private int _start;
     private int _end;
+
+    /// <summary>
+    /// Skips the content of DATA up to and including CRLF "." CRLF (RFC 5321 §4.1.1.4; the first CRLF is the DATA
+    /// line's) by scanning the buffer, without a string per line, and returns the load token of the first
+    /// "Subject: load " line, if any. (A sink that made a string of every content line cost twice smtp-sink's CPU.)
+    /// </summary>
+    public async Task<string?> SkipDataAsync(CancellationToken cancellationToken)
+    {
+        string? token = null;
+        var atStart = true;
+        while (!ScanData(ref atStart, ref token))
+        {
+            // Keep a tail that may hold a split terminator or a Subject line not yet complete; drop the rest.
+            _start = _end - Math.Min(_end - _start, token is null ? 128 : 4);
+            if (_start > 0)
+            {
+                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+                _end -= _start;
+                _start = 0;
+            }
+
+            var read = await stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
+            if (read == 0)
+            {
+                throw new IOException("connection closed in DATA");
+            }
+
+            _end += read;
+        }
+
+        return token;
+    }
+
+    /// <summary>Looks for the token and the end of data in the buffered bytes; true (past the end) when found.</summary>
+    private bool ScanData(ref bool atStart, ref string? token)
+    {
+        ReadOnlySpan<byte> subject = "Subject: load "u8;
+        var window = _buffer.AsSpan(_start, _end - _start);
+        if (atStart)
+        {
+            if (window.Length < 3)
+            {
+                return false;
+            }
+
+            if (window.StartsWith(".\r\n"u8))
+            {
+                _start += 3;
+                return true;
+            }
+
+            atStart = false;
+        }
+
+        if (token is null && window.IndexOf(subject) is var s and >= 0)
+        {
+            var value = window[(s + subject.Length)..];
+            if (value.IndexOf("\r\n"u8) is var e and >= 0)
+            {
+                token = Encoding.ASCII.GetString(value[..e]);
+            }
+        }
+
+        if (window.IndexOf("\r\n.\r\n"u8) is var end and >= 0)
+        {
+            _start += end + 5;
+            return true;
+        }
+
+        return false;
+    }
 
     public async Task<string?> ReadLineAsync(CancellationToken cancellationToken)
     {

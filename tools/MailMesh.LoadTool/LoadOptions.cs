@@ -23,6 +23,27 @@ internal sealed record LoadOptions
     public TimeSpan SinkLatency { get; init; }
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>Drive the target with Debian's smtp-source instead of the built-in client.</summary>
+    public bool SmtpSource { get; init; }
+
+    /// <summary>Extra smtp-source arguments, e.g. "-d" (one connection for all of a session's messages).</summary>
+    public string SmtpSourceArguments { get; init; } = "";
+
+    /// <summary>Run the same load against a private Postfix relaying to the same kind of sink, and print the ratio.</summary>
+    public bool ComparePostfix { get; init; }
+
+    /// <summary>
+    /// smtp-sink (Postfix's, with -c: a separate C process, the default) or builtin (the load tool's own: tells duplicates
+    /// apart, can add latency, but shares this process and its thread pool with the client).
+    /// </summary>
+    public string Sink { get; init; } = "smtp-sink";
+
+    /// <summary>The built-in client's recipients: spread (user0..user49, one per message) or single (user@, as smtp-source -t).</summary>
+    public string Recipients { get; init; } = "spread";
+
+    /// <summary>How many times to run the whole sequence (the target, then Postfix when compared).</summary>
+    public int Repeat { get; init; } = 1;
+
     /// <summary>--memory-scenario idle|large|stall|all (MemoryScenario.cs), with its session count, message size and budget.</summary>
     public string? MemoryScenario { get; init; }
     public int? MemorySessions { get; init; }
@@ -51,6 +72,13 @@ internal sealed record LoadOptions
                 "--memory-sessions" => options with { MemorySessions = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--memory-size" => options with { MemoryMessageSize = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--memory-budget" => options with { MemoryBudget = long.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--smtp-source" => options with { SmtpSource = true },
+                "--smtp-source-args" => options with { SmtpSourceArguments = Next() },
+                "--compare-postfix" => options with { ComparePostfix = true },
+                "--sink" => options with { Sink = Next() },
+                "--recipients" => options with { Recipients = Next() },
+                "--root" => options with { RepositoryRoot = Path.GetFullPath(Next()) },
+                "--repeat" => options with { Repeat = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}; see tools/MailMesh.LoadTool/README.md"),
             };
@@ -64,6 +92,17 @@ internal sealed record LoadOptions
         if (options.DeliveryReplicas < 1 || options.DeliveryConnections < 1 || options.DeliveryConcurrency < 1 || options.SinkLatency < TimeSpan.Zero)
         {
             throw new ArgumentException("--delivery-replicas, --delivery-connections and --delivery-concurrency must be at least 1, --sink-latency not negative");
+        }
+
+        if (options.Sink is not ("builtin" or "smtp-sink") || options.Recipients is not ("spread" or "single") || options.Repeat < 1)
+        {
+            throw new ArgumentException("--sink is builtin or smtp-sink, --recipients spread or single, --repeat at least 1");
+        }
+
+        if (options.SinkLatency > TimeSpan.Zero)
+        {
+            // Only the built-in sink can answer late.
+            options = options with { Sink = "builtin" };
         }
 
         if (options.DeliveryReplicas > 1 && options.Target != "distributed")

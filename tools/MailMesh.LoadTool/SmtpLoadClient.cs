@@ -7,7 +7,7 @@ namespace MailMesh.LoadTool;
 /// <summary>One SMTP connection sending messages back to back, pipelining MAIL/RCPT/DATA (RFC 2920).</summary>
 internal sealed class SmtpLoadClient(string host, int port)
 {
-    public async Task<ConnectionResult> RunAsync(int connectionIndex, int messages, byte[] bodyTemplate, string recipientDomain, CancellationToken cancellationToken)
+    public async Task<ConnectionResult> RunAsync(int connectionIndex, int messages, byte[] bodyTemplate, string recipientDomain, bool singleRecipient, CancellationToken cancellationToken)
     {
         var latencies = new List<double>(messages);
         var rejected = 0;
@@ -23,7 +23,9 @@ internal sealed class SmtpLoadClient(string host, int port)
         for (var i = 0; i < messages; i++)
         {
             var token = $"{connectionIndex}-{i}";
-            var envelope = $"MAIL FROM:<load@sender.test>\r\nRCPT TO:<user{i % 50}@{recipientDomain}>\r\nDATA\r\n";
+            // One recipient per message: the same one every time (as smtp-source -t), or one of 50.
+            var recipient = singleRecipient ? "user" : $"user{i % 50}";
+            var envelope = $"MAIL FROM:<load@sender.test>\r\nRCPT TO:<{recipient}@{recipientDomain}>\r\nDATA\r\n";
             var started = Stopwatch.GetTimestamp();
             await stream.WriteAsync(Encoding.ASCII.GetBytes(envelope), cancellationToken);
             var mail = await ReadReplyAsync(reader, cancellationToken);

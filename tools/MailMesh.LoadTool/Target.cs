@@ -3,10 +3,15 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using MailMesh.Testing.Infrastructure;
+using MailMesh.Testing.Postfix;
 
 namespace MailMesh.LoadTool;
 
-/// <summary>The SMTP server under load: a Standalone process, the distributed mode, or an external server.</summary>
+/// <summary>
+/// The SMTP server under load: a Standalone process, the distributed mode, a private Postfix instance relaying to the
+/// sink, or an external server. It names the processes whose CPU the run accounts for and the /metrics endpoints
+/// whose MassTransit counters count bus messages.
+/// </summary>
 internal sealed class Target : IAsyncDisposable
 {
     private readonly Func<Task>? _stop;
@@ -22,6 +27,18 @@ internal sealed class Target : IAsyncDisposable
     public string Host { get; }
     public int Port { get; }
     public string Description { get; }
+
+    /// <summary>Short name for tables: standalone, distributed, postfix or host:port.</summary>
+    public string Kind { get; private init; } = "external";
+
+    /// <summary>Process trees that make up the target, by name (a service, Postfix's master).</summary>
+    public IReadOnlyList<(string Name, int Pid)> Processes { get; private init; } = [];
+
+    /// <summary>Prometheus endpoints of the MailMesh services (MassTransit's receive counter).</summary>
+    public IReadOnlyList<Uri> MetricsEndpoints { get; private init; } = [];
+
+    /// <summary>Whether the target's bus is the shared RabbitMQ (its counters then mean something).</summary>
+    public bool UsesRabbitMq { get; private init; }
 
     public static async Task<Target> StartAsync(LoadOptions options, IPEndPoint dns, int sinkPort)
     {
@@ -63,7 +80,12 @@ internal sealed class Target : IAsyncDisposable
                         process.Kill(entireProcessTree: true);
                         await process.WaitForExitAsync();
                         data.Delete(recursive: true);
-                    });
+                    })
+                    {
+                        Kind = "standalone",
+                        Processes = [("standalone", process.Id)],
+                        MetricsEndpoints = [new Uri(settings["Urls"] + "/metrics")],
+                    };
                 }
 
             case "distributed":
@@ -80,11 +102,48 @@ internal sealed class Target : IAsyncDisposable
                         throw new InvalidOperationException("run-distributed.sh start failed");
                     }
 
+                    // run-distributed.sh: pid files in MAILMESH_RUN_DIR (./data/distributed), HTTP on MAILMESH_HTTP_BASE (8081) +
+                    // ingress 0, policy 1, queue 2, dns 3, delivery 4, delivery-N 3+N.
+                    var runDirectory = Environment.GetEnvironmentVariable("MAILMESH_RUN_DIR") is { Length: > 0 } run ? run : Path.Combine(options.RepositoryRoot, "data/distributed");
+                    var httpBase = int.TryParse(Environment.GetEnvironmentVariable("MAILMESH_HTTP_BASE"), CultureInfo.InvariantCulture, out var b) ? b : 8081;
+                    var instances = new List<(string Name, int Offset)> { ("ingress", 0), ("policy", 1), ("queue", 2), ("dns", 3), ("delivery", 4) };
+                    instances.AddRange(Enumerable.Range(2, options.DeliveryReplicas - 1).Select(n => ($"delivery-{n}", 3 + n)));
+                    var processes = instances
+                        .Select(i => (i.Name, Pid: int.Parse(File.ReadAllText(Path.Combine(runDirectory, i.Name + ".pid")).Trim(), CultureInfo.InvariantCulture)))
+                        .ToList();
                     return new Target("127.0.0.1", smtpPort, $"MailMesh distributed (RabbitMQ, PostgreSQL, {4 + options.DeliveryReplicas} processes: {options.DeliveryReplicas} Delivery)", async () =>
                     {
                         using var stop = StartProcess(script, "stop", settings, inheritOutput: true);
                         await stop.WaitForExitAsync();
-                    });
+                    })
+                    {
+                        Kind = "distributed",
+                        Processes = processes,
+                        MetricsEndpoints = [.. instances.Select(i => new Uri($"http://127.0.0.1:{httpBase + i.Offset}/metrics"))],
+                        UsesRabbitMq = true,
+                    };
+                }
+
+            case "postfix":
+                {
+                    // A private Postfix instance (postmulti, as the Postfix interop tests make them; the machine's own
+                    // Postfix is left alone) with Postfix's defaults for queueing and delivery (fsync on, 20 connections
+                    // per destination), relaying everything to the sink. Postfix cannot be pointed at the load tool's DNS
+                    // server on a high port, so the next hop is the relayhost [127.0.0.1]:sink instead of an MX lookup.
+                    var postfixOptions = new PostfixInstanceOptions { HostName = "bench.localdomain" };
+                    postfixOptions.Settings["relayhost"] = $"[127.0.0.1]:{sinkPort.ToString(CultureInfo.InvariantCulture)}";
+                    postfixOptions.Settings["smtpd_relay_restrictions"] = "permit_mynetworks, reject";
+                    postfixOptions.Settings["message_size_limit"] = "104857600";
+                    postfixOptions.Settings["smtputf8_enable"] = "no";
+                    var postfix = await PostfixInstance.StartAsync(postfixOptions);
+                    // master holds an exclusive lock on its pid file, which .NET's File.ReadAllText (advisory shared lock) respects.
+                    var masterPid = int.Parse((await Command.RunAsync("cat", [Path.Combine(postfix.QueueDirectory, "pid/master.pid")])).Output.Trim(), CultureInfo.InvariantCulture);
+                    var version = (await Command.RunAsync("/usr/sbin/postconf", ["-h", "mail_version"])).Output.Trim();
+                    return new Target(postfix.EndPoint.Address.ToString(), postfix.Port, $"Postfix {version} (private instance {postfix.Name}, defaults, relayhost = the sink)", async () => await postfix.DisposeAsync())
+                    {
+                        Kind = "postfix",
+                        Processes = [("postfix (master tree)", masterPid)],
+                    };
                 }
 
             default:
@@ -125,7 +184,7 @@ internal sealed class Target : IAsyncDisposable
         return process;
     }
 
-    private static async Task WaitForPortAsync(int port, Process process)
+    internal static async Task WaitForPortAsync(int port, Process process)
     {
         for (var i = 0; i < 600; i++)
         {

@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+
+namespace MailMesh.LoadTool;
+
+/// <summary>What one run measured.</summary>
+internal sealed record RunResult
+{
+    public required string Kind { get; init; }
+    public required string Description { get; init; }
+    public required string Client { get; init; }
+    public required string Sink { get; init; }
+    public required int Messages { get; init; }
+    public required int Size { get; init; }
+    public required int Connections { get; init; }
+    public required int Accepted { get; init; }
+    public required int Refused { get; init; }
+    public required double AcceptSeconds { get; init; }
+
+    /// <summary>Per-message accept latency (MAIL to the 250 after the data), ms, sorted; empty with smtp-source.</summary>
+    public required double[] LatenciesMs { get; init; }
+    public required long Delivered { get; init; }
+    public required long DeliveredWithDuplicates { get; init; }
+
+    /// <summary>Delivered when the client had its last 250: accepted minus this is the backlog delivery still had to drain.</summary>
+    public required long DeliveredWhenClientDone { get; init; }
+
+    /// <summary>From the first connection to the last arrival at the sink.</summary>
+    public required double EndToEndSeconds { get; init; }
+
+    /// <summary>CPU seconds per component during the run (from before the first connection until the pipeline settled).</summary>
+    public required IReadOnlyList<(string Name, double Seconds)> Cpu { get; init; }
+
+    /// <summary>Messages MassTransit receive endpoints took off the bus (all services), or null.</summary>
+    public long? MassTransitReceived { get; init; }
+
+    /// <summary>RabbitMQ node-wide: published by clients and delivered to consumers, or null.</summary>
+    public RabbitMqCounters.Totals? RabbitMq { get; init; }
+
+    /// <summary>Virtual hosts other than ours with connections after the run (node-wide counters include them).</summary>
+    public IReadOnlyDictionary<string, int> OtherVirtualHosts { get; init; } = new Dictionary<string, int>();
+
+    public required string LoadBefore { get; init; }
+    public required string LoadAfter { get; init; }
+    public string? Error { get; init; }
+
+    public double AcceptedRate => Accepted / AcceptSeconds;
+    public double EndToEndRate => Delivered / EndToEndSeconds;
+}
+
+/// <summary>One run: start the sink and the target, account CPU and bus counters around the load, stop both.</summary>
+internal static class LoadRun
+{
+    public static async Task<RunResult> RunAsync(LoadOptions options, IPEndPoint dns, SharedServers shared)
+    {
+        await using var sink = await ILoadSink.StartAsync(options);
+        Console.WriteLine($"load: {options.Target}: sink {sink.Name} on 127.0.0.1:{sink.Port}");
+        await using var target = await Target.StartAsync(options, dns, sink.Port);
+        var perConnection = options.Messages / options.Connections;
+        var total = perConnection * options.Connections;
+
+        var ledger = new CpuLedger();
+        foreach (var (name, pid) in target.Processes)
+        {
+            ledger.AddTree(name, pid);
+        }
+
+        if (shared.RabbitMqPid is { } rabbit)
+        {
+            ledger.AddTree(target.UsesRabbitMq ? "rabbitmq (beam.smp)" : "rabbitmq (idle here: others' use)", rabbit);
+        }
+
+        if (shared.PostgresPid is { } postgres)
+        {
+            if (target.Kind == "distributed")
+            {
+                ledger.AddPostgres("postgresql: backends of our services", "postgresql: rest of cluster (others' tests too)", postgres, [.. target.Processes.Select(p => p.Pid)]);
+            }
+            else
+            {
+                ledger.AddTree("postgresql (idle here: others' use)", postgres);
+            }
+        }
+
+        var client = options.SmtpSource ? "smtp-source" : "load tool";
+        if (options.SmtpSource)
+        {
+            ledger.AddReapedChildren("client: smtp-source");
+        }
+
+        ledger.AddSelf(options.SmtpSource
+            ? (sink.ProcessId is null ? "load tool: sink + DNS" : "load tool: DNS")
+            : (sink.ProcessId is null ? "load tool: client + sink + DNS" : "load tool: client + DNS"));
+        if (sink.ProcessId is { } sinkPid)
+        {
+            ledger.AddTree("sink: smtp-sink", sinkPid);
+        }
+
+        RabbitMqCounters.Totals? rabbitBefore = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
+        var transitBefore = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
+        var loadBefore = LoadAverage();
+
+        using var timeout = new CancellationTokenSource(options.Timeout);
+        ledger.Start();
+        var started = Stopwatch.GetTimestamp();
+        int accepted, refused;
+        double[] latencies;
+        string? error = null;
+        if (options.SmtpSource)
+        {
+            var (succeeded, errors) = await SmtpSourceClient.RunAsync(SmtpSourceClient.Arguments(options, target.Host, target.Port, total), timeout.Token);
+            accepted = succeeded ? total : 0;
+            refused = succeeded ? 0 : total;
+            latencies = [];
+            if (!succeeded)
+            {
+                error = "smtp-source failed: " + errors;
+            }
+        }
+        else
+        {
+            var body = SmtpLoadClient.BuildBody(options.Size);
+            var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
+                Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(index, perConnection, body, "load.test", options.Recipients == "single", timeout.Token))));
+            latencies = [.. results.SelectMany(r => r.LatenciesMs).Order()];
+            accepted = latencies.Length;
+            refused = results.Sum(r => r.Rejected);
+        }
+
+        var acceptSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var deliveredAtAcceptEnd = sink.UniqueMessages;
+
+        // End to end: until the sink holds every accepted message (or the timeout).
+        while (sink.UniqueMessages < accepted && !timeout.IsCancellationRequested)
+        {
+            await Task.Delay(20, CancellationToken.None);
+        }
+
+        // Let the pipeline finish what follows the last delivery (results, events) before the CPU and bus counters are read:
+        // until MassTransit's receive counter stops moving for a second (at most 15 s), or one second without it.
+        var settled = transitBefore;
+        for (var i = 0; i < 15; i++)
+        {
+            await Task.Delay(1000, CancellationToken.None);
+            var now = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
+            if (now == settled)
+            {
+                break;
+            }
+
+            settled = now;
+        }
+
+        var cpu = ledger.Stop();
+        var loadAfter = LoadAverage();
+        var transitAfter = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
+        RabbitMqCounters.Totals? rabbitAfter = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
+        var otherVhosts = target.UsesRabbitMq ? await RabbitMqCounters.OtherVirtualHostsAsync("/") : new Dictionary<string, int>();
+
+        return new RunResult
+        {
+            Kind = target.Kind,
+            Description = target.Description,
+            Client = client,
+            Sink = sink.Name,
+            Messages = total,
+            Size = options.Size,
+            Connections = options.Connections,
+            Accepted = accepted,
+            Refused = refused,
+            AcceptSeconds = acceptSeconds,
+            LatenciesMs = latencies,
+            Delivered = sink.UniqueMessages,
+            DeliveredWhenClientDone = deliveredAtAcceptEnd,
+            DeliveredWithDuplicates = sink.Messages,
+            EndToEndSeconds = sink.LastArrival == 0 ? double.NaN : Stopwatch.GetElapsedTime(started, sink.LastArrival).TotalSeconds,
+            Cpu = cpu,
+            MassTransitReceived = transitBefore is { } tb && transitAfter is { } ta ? ta - tb : null,
+            RabbitMq = rabbitBefore is { } rb && rabbitAfter is { } ra ? new RabbitMqCounters.Totals(ra.Published - rb.Published, ra.Delivered - rb.Delivered) : null,
+            OtherVirtualHosts = otherVhosts,
+            LoadBefore = loadBefore,
+            LoadAfter = loadAfter,
+            Error = error,
+        };
+    }
+
+    /// <summary>The 1-minute load average (what <c>uptime</c> prints first).</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+}
+
+/// <summary>The machine's shared RabbitMQ node and PostgreSQL cluster, found once: their CPU is accounted in every run.</summary>
+internal sealed record SharedServers(int? RabbitMqPid, int? PostgresPid)
+{
+    public static async Task<SharedServers> FindAsync()
+    {
+        var rabbit = await RabbitMqCounters.NodePidAsync();
+        return new SharedServers(rabbit, await PostmasterPidAsync());
+    }
+
+    /// <summary>pg_lsclusters' cluster on MAILMESH_PG_PORT (5432): the first line of its data directory's postmaster.pid.</summary>
+    private static async Task<int?> PostmasterPidAsync()
+    {
+        var port = Environment.GetEnvironmentVariable("MAILMESH_PG_PORT") is { Length: > 0 } p ? p : "5432";
+        var (code, output) = await Command.RunAsync("pg_lsclusters", ["-h"]);
+        if (code != 0)
+        {
+            return null;
+        }
+
+        // Ver Cluster Port Status Owner Data-directory Log-file
+        foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length >= 6 && fields[2] == port && File.Exists(Path.Combine(fields[5], "postmaster.pid")))
+            {
+                var first = File.ReadLines(Path.Combine(fields[5], "postmaster.pid")).FirstOrDefault();
+                return int.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null;
+            }
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,78 @@
+using System.Globalization;
+using System.Text;
+
+namespace MailMesh.LoadTool;
+
+/// <summary>The runs as two compact Markdown tables: rates, latency and bus messages; CPU seconds per 1,000 messages.</summary>
+internal static class Report
+{
+    public static string Format(IReadOnlyList<RunResult> runs)
+    {
+        var text = new StringBuilder();
+        text.AppendLine("| # | target | client → sink | messages | accepted msg/s | end-to-end msg/s | backlog when client done | accept p50 / p99 ms | bus msgs per accepted mail | load avg before → after |");
+        text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        for (var i = 0; i < runs.Count; i++)
+        {
+            var r = runs[i];
+            var latency = r.LatenciesMs.Length == 0 ? "n/a" : $"{F(Percentile(r.LatenciesMs, 0.50))} / {F(Percentile(r.LatenciesMs, 0.99))}";
+            var delivered = r.Delivered == r.Accepted && r.DeliveredWithDuplicates == r.Delivered
+                ? string.Empty
+                : $" ({r.Delivered} of {r.Accepted} delivered, {r.DeliveredWithDuplicates - r.Delivered} duplicates)";
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {i + 1} | {r.Kind} | {r.Client} → {r.Sink} | {r.Messages} × {r.Size} B, {r.Connections} conn | {F(r.AcceptedRate)}{(r.Refused > 0 ? $" ({r.Refused} refused)" : "")} | {F(r.EndToEndRate)}{delivered} | {r.Accepted - r.DeliveredWhenClientDone} | {latency} | {Bus(r)} | {r.LoadBefore} → {r.LoadAfter} |"));
+        }
+
+        text.AppendLine();
+        var names = runs.SelectMany(r => r.Cpu.Select(c => c.Name)).Distinct().ToList();
+        text.AppendLine("CPU seconds per 1,000 accepted messages (utime+stime from /proc, whole process trees, before the first connection → pipeline settled):");
+        text.AppendLine();
+        text.AppendLine("| component | " + string.Join(" | ", runs.Select((r, i) => $"#{i + 1} {r.Kind}")) + " |");
+        text.AppendLine("| --- |" + string.Concat(runs.Select(_ => " --- |")));
+        foreach (var name in names)
+        {
+            text.AppendLine($"| {name} | " + string.Join(" | ", runs.Select(r => r.Cpu.Where(c => c.Name == name).Select(c => PerThousand(r, c.Seconds)).FirstOrDefault("–"))) + " |");
+        }
+
+        text.AppendLine("| **total** | " + string.Join(" | ", runs.Select(r => "**" + PerThousand(r, r.Cpu.Sum(c => c.Seconds)) + "**")) + " |");
+        text.AppendLine("| CPU s in the run | " + string.Join(" | ", runs.Select(r => F(r.Cpu.Sum(c => c.Seconds)))) + " |");
+        foreach (var r in runs.Where(r => r.OtherVirtualHosts.Count > 0))
+        {
+            text.AppendLine();
+            text.AppendLine($"note: {r.Kind}: RabbitMQ's counters are node-wide and other virtual hosts had connections after the run ({string.Join(", ", r.OtherVirtualHosts.Select(v => $"{v.Key}: {v.Value}"))}); the broker figures may include their traffic.");
+        }
+
+        foreach (var r in runs.Where(r => r.Error is not null))
+        {
+            text.AppendLine($"error: {r.Kind}: {r.Error}");
+        }
+
+        return text.ToString();
+    }
+
+    private static string Bus(RunResult r)
+    {
+        if (r.Accepted == 0)
+        {
+            return "–";
+        }
+
+        var parts = new List<string>();
+        if (r.MassTransitReceived is { } received)
+        {
+            parts.Add($"{F((double)received / r.Accepted)} received (MassTransit{(r.Kind == "standalone" ? ", in-memory" : "")})");
+        }
+
+        if (r.RabbitMq is { } rabbit)
+        {
+            parts.Add($"{F((double)rabbit.Published / r.Accepted)} published, {F((double)rabbit.Delivered / r.Accepted)} delivered (RabbitMQ)");
+        }
+
+        return parts.Count == 0 ? "n/a (no bus)" : string.Join("; ", parts);
+    }
+
+    private static string PerThousand(RunResult r, double seconds) => r.Accepted == 0 ? "–" : F(seconds * 1000 / r.Accepted, "F2");
+
+    private static string F(double value, string format = "F1") => value.ToString(format, CultureInfo.InvariantCulture);
+
+    internal static double Percentile(double[] sorted, double p) => sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
+}
