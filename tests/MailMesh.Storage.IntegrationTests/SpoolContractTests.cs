@@ -778,6 +778,36 @@ public abstract class SpoolContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_backlog_behind_a_full_domain_window_does_not_hide_other_domains()
+    {
+        // Issue 8: a claim scans at most 4 × MaxRecipients due rows. Twelve older rows of a domain whose window is already
+        // full must not fill that scan and starve the domain behind them (head-of-line blocking), and they are not
+        // scanned or locked round after round.
+        for (var i = 0; i < 12; i++)
+        {
+            await Spool.StoreAsync(Message($"a{i}@busy.example") with { ReceivedAt = T0 + TimeSpan.FromMilliseconds(i) }, Ct);
+        }
+
+        await Spool.StoreAsync(Message("b@quiet.example") with { ReceivedAt = T0 + TimeSpan.FromMilliseconds(100) }, Ct);
+
+        ClaimRequest Window(DateTimeOffset now, int maxRecipients) => new()
+        {
+            Now = now,
+            MaxRecipients = maxRecipients,
+            LeaseDuration = Lease,
+            MaxJobsInFlight = 100,
+            MaxJobsInFlightPerDomain = 1,
+        };
+
+        var first = Assert.Single(await Spool.ClaimDueAsync(Window(T0 + TimeSpan.FromSeconds(1), 1), Ct));
+        Assert.Equal("busy.example", first.Domain);
+
+        // busy.example is full; its eleven older rows exceed the scan (4 × 2), yet quiet.example is found.
+        var next = Assert.Single(await Spool.ClaimDueAsync(Window(T0 + TimeSpan.FromSeconds(2), 2), Ct));
+        Assert.Equal("quiet.example", next.Domain);
+    }
+
+    [Fact]
     public async Task A_claim_without_a_window_is_unchanged_and_bad_windows_are_refused()
     {
         await Spool.StoreAsync(Message("a@example.com", "b@example.org"), Ct);

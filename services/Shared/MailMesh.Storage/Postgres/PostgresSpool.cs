@@ -56,12 +56,17 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             GROUP BY domain
         ), room AS (
             SELECT greatest(0, @max_jobs - coalesce((SELECT sum(jobs) FROM inflight), 0))::bigint AS jobs
+        ), full_domains AS (
+            SELECT domain FROM inflight WHERE jobs >= @max_domain_jobs
         ), due AS (
+            -- Nothing is scanned (or locked) when the window has no room, and nothing of a domain whose own window is
+            -- full: a backlog behind a full window costs no row locks per round (issue 8).
             SELECT id, message_id, domain, next_attempt_at AS due_at
             FROM spool.recipients
             WHERE state IN (0, 2) AND next_attempt_at <= @now
+                AND domain NOT IN (SELECT domain FROM full_domains)
             ORDER BY next_attempt_at
-            LIMIT @scan
+            LIMIT (SELECT CASE WHEN jobs > 0 THEN @scan ELSE 0 END FROM room)
             FOR UPDATE SKIP LOCKED
         ), expired AS (
             SELECT id, message_id, domain, lease_expires_at AS due_at

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text.Json;
 
 namespace MailMesh.Storage.Sqlite;
 
@@ -54,6 +55,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             SELECT id, due_at FROM (
                 SELECT id, next_attempt_at AS due_at FROM spool_recipients
                 WHERE state IN (0, 2) AND next_attempt_at <= @now
+                    AND domain NOT IN (SELECT value FROM json_each(@full_domains))
                 ORDER BY next_attempt_at LIMIT @limit)
             UNION ALL
             SELECT id, due_at FROM (
@@ -331,11 +333,20 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             }
         }
 
+        // Nothing is read when the window has no room, and nothing of a domain whose own window is full: a backlog
+        // behind a full window costs the writer no scan per round (issue 8).
+        if (claim.MaxJobs - inFlight.Values.Sum() <= 0)
+        {
+            return [];
+        }
+
+        var fullDomains = inFlight.Where(d => d.Value >= claim.MaxDomainJobs).Select(d => d.Key).ToArray();
         var candidates = new List<(ClaimedRow Row, int Attempts)>();
         await using (var select = write.CreateCommand(DueSql))
         {
             select.Add("@now", nowMs);
             select.Add("@limit", claim.Scan);
+            select.Add("@full_domains", JsonSerializer.Serialize(fullDomains));
             await using var reader = await select.ExecuteReaderAsync(CancellationToken.None);
             while (await reader.ReadAsync(CancellationToken.None))
             {
