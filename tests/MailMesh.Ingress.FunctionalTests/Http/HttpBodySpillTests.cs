@@ -116,7 +116,8 @@ public sealed class HttpBodySpillTests : IDisposable
         Assert.Empty(SpillFiles());
         Assert.Equal(0, budget.InUse);
 
-        // A body without Content-Length that goes past Ingress:MaxMessageSize: 413 as soon as it does, not after all of it.
+        // A body without Content-Length (chunked) that goes past Ingress:MaxMessageSize: 413 as soon as it does (the rest,
+        // half a MiB here so the client can finish sending and read the answer, is never buffered).
         await using var small = await HttpApiHost.StartAsync(new()
         {
             ["Ingress:MemoryBodyThreshold"] = Threshold.ToString(CultureInfo.InvariantCulture),
@@ -124,7 +125,7 @@ public sealed class HttpBodySpillTests : IDisposable
             ["Ingress:MaxMessageSize"] = (1024 * 1024).ToString(CultureInfo.InvariantCulture),
         });
         using var smallClient = small.CreateClient();
-        var endless = new StreamContent(new EndlessMessageStream());
+        var endless = new StreamContent(new GeneratedMessageStream(3 * 512 * 1024));
         endless.Headers.ContentType = new MediaTypeHeaderValue("message/rfc822");
         var tooLarge = await smallClient.PostAsync("/api/v1/messages", endless, Timeout);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
@@ -157,8 +158,8 @@ public sealed class HttpBodySpillTests : IDisposable
         Assert.True(host.Spool.Stored.IsEmpty);
     }
 
-    /// <summary>A message/rfc822 body that never ends (sent chunked: no Content-Length).</summary>
-    private sealed class EndlessMessageStream : Stream
+    /// <summary>A message/rfc822 body of <paramref name="length"/> octets of unknown length (sent chunked).</summary>
+    private sealed class GeneratedMessageStream(long length) : Stream
     {
         private static readonly byte[] Head = Encoding.ASCII.GetBytes("From: a@example.com\r\nTo: b@example.org\r\n\r\n");
         private long _position;
@@ -179,6 +180,7 @@ public sealed class HttpBodySpillTests : IDisposable
 
         public override int Read(byte[] buffer, int offset, int count)
         {
+            count = (int)Math.Min(count, length - _position);
             for (var i = 0; i < count; i++, _position++)
             {
                 buffer[offset + i] = _position < Head.Length ? Head[_position] : (_position % 80) == 79 ? (byte)'\n' : (byte)'x';
