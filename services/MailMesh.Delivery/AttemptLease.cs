@@ -10,6 +10,13 @@ namespace MailMesh.Delivery;
 /// may soon re-issue it). The SMTP transaction runs under that token, so it never reaches MAIL FROM or the end of data
 /// on a lease that another attempt may hold.
 /// </summary>
+/// <remarks>
+/// Unconfirmed is not lost: the renewals go on (with back-off) after the deadline, until the lease is re-issued or the
+/// attempt is over, because an attempt past its end of data still has a result to record. Queue stops the lease clock
+/// while the spool is unreachable (<see cref="ISpool.BeatLeaseClockAsync"/>), so when the database comes back the
+/// first renewal usually finds the lease still this attempt's and confirms it again; a refused one proves it was
+/// re-issued (<see cref="IsReissued"/>).
+/// </remarks>
 internal sealed class AttemptLease : IAsyncDisposable
 {
     private readonly ISpool _spool;
@@ -24,7 +31,8 @@ internal sealed class AttemptLease : IAsyncDisposable
     private readonly ITimer _deadline;
     private readonly Task _renewals;
     private long _confirmedUntilTicks;
-    private int _reason; // 0 held, 1 re-issued, 2 unconfirmed
+    private int _reissued;
+    private int _unconfirmed;
 
     private AttemptLease(ISpool spool, Guid messageId, Guid leaseId, Guid ownerId, TimeSpan duration, DateTimeOffset confirmedUntil,
         DeliveryOptions options, TimeProvider time, ILogger logger)
@@ -47,18 +55,13 @@ internal sealed class AttemptLease : IAsyncDisposable
     /// <summary>Cancelled when the lease is lost or can no longer be confirmed.</summary>
     public CancellationToken Token => _lost.Token;
 
-    /// <summary>The lease was re-issued or could not be confirmed in time.</summary>
-    public bool IsLost => Volatile.Read(ref _reason) != 0;
+    /// <summary>The lease was re-issued or could not be confirmed in time: <see cref="Token"/> is cancelled.</summary>
+    public bool IsLost => IsReissued || Volatile.Read(ref _unconfirmed) != 0;
 
     /// <summary>The lease was positively re-issued (a renewal was refused): another attempt may hold it.</summary>
-    public bool IsReissued => Volatile.Read(ref _reason) == 1;
+    public bool IsReissued => Volatile.Read(ref _reissued) != 0;
 
-    public string Reason => Volatile.Read(ref _reason) switch
-    {
-        1 => "was re-issued",
-        2 => "could not be renewed before it ran out",
-        _ => "is held",
-    };
+    public string Reason => IsReissued ? "was re-issued" : IsLost ? "could not be renewed before it ran out" : "is held";
 
     /// <summary>
     /// <see cref="DeliveryOptions.LeaseMargin"/>, but never more than a quarter of the lease: a short lease (tests, or a
@@ -80,20 +83,27 @@ internal sealed class AttemptLease : IAsyncDisposable
         return due > TimeSpan.Zero ? due : TimeSpan.Zero;
     }
 
-    private void Expire() => Lose(2);
-
-    private void Lose(int reason)
+    private void Expire()
     {
-        if (Interlocked.CompareExchange(ref _reason, reason, 0) == 0)
+        Volatile.Write(ref _unconfirmed, 1);
+        Cancel();
+    }
+
+    private void Reissued()
+    {
+        Volatile.Write(ref _reissued, 1);
+        Cancel();
+    }
+
+    private void Cancel()
+    {
+        try
         {
-            try
-            {
-                _lost.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-                // Disposed meanwhile: the attempt is over.
-            }
+            _lost.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed meanwhile: the attempt is over.
         }
     }
 
@@ -103,7 +113,7 @@ internal sealed class AttemptLease : IAsyncDisposable
         var failures = 0;
         try
         {
-            while (!IsLost)
+            while (!IsReissued)
             {
                 var wait = failures == 0 ? interval : TimeSpan.FromMilliseconds(Math.Min(interval.TotalMilliseconds, 250 * Math.Pow(2, failures)));
                 await Task.Delay(wait, _time, _stop.Token);
@@ -116,7 +126,7 @@ internal sealed class AttemptLease : IAsyncDisposable
                         .WaitAsync(_options.StoreTimeout, _time, _stop.Token);
                     if (!renewed)
                     {
-                        Lose(1);
+                        Reissued();
                         return;
                     }
 

@@ -25,9 +25,9 @@ namespace MailMesh.Delivery;
 /// </para>
 /// <para>
 /// The result is recorded in the spool directly (<see cref="ISpool.RecordResultAsync"/>), retried on its own with
-/// back-off, never by re-running the SMTP transaction; only when the spool stays unreachable until the lease would run
-/// out is the result published on the bus, for Queue to record. Only the start (taking the lease) can throw, and is
-/// retried by the definition.
+/// back-off until the spool answers, never by re-running the SMTP transaction (the lease's clock stops while the spool
+/// is unreachable, see <see cref="RecordAsync"/>); the bus carries it only where that cannot help. Only the start
+/// (taking the lease) can throw, and is retried by the definition.
 /// </para>
 /// </remarks>
 internal sealed class DeliverMessageConsumer(
@@ -140,10 +140,20 @@ internal sealed class DeliverMessageConsumer(
     }
 
     /// <summary>
-    /// Records the result in the spool's outbox, retrying only that write with back-off while the lease is confirmed
-    /// (the renewals go on meanwhile); if the spool does not take it before the lease could be re-issued, publishes it
-    /// for Queue to record. The SMTP transaction is never repeated for a failed write.
+    /// Records the result in the spool's outbox, retrying only that write, with back-off, until the spool answers; the
+    /// SMTP transaction is never repeated for a failed write. The record is conditional on the lease (its id is still the
+    /// recipients' current one), so it is safe at any time, even past the lease's nominal expiry: true means nobody
+    /// re-claimed the work and the result is in (once: one outbox row per lease), false that the lease was re-issued.
+    /// While the spool is unreachable for everyone (a database restart) the lease cannot be re-issued, and Queue
+    /// stops its clock for that time, so retrying until the database is back keeps the lease this attempt's.
     /// </summary>
+    /// <remarks>
+    /// The bus is kept for what retrying cannot cover: the result is published once (for Queue to record through the
+    /// same conditional, idempotent write) when the lease this process last confirmed is about to run out while the
+    /// spool stays out of its reach (only this process may be cut off from the database, while Queue still reaches it
+    /// and will re-issue the lease on time), and when this process gives up (shutdown, or
+    /// <see cref="DeliveryOptions.ResultRetryTimeout"/>). The spool retries go on after a publish.
+    /// </remarks>
     private async Task RecordAsync(ConsumeContext context, DeliveryAttempted attempted, AttemptLease lease)
     {
         var pending = new PendingResult
@@ -156,44 +166,79 @@ internal sealed class DeliverMessageConsumer(
             // The attempt's span: Queue applies the result in the message's trace, as a child of this attempt.
             TraceParent = Telemetry.CurrentTraceParent(),
         };
+        var giveUpAt = time.GetUtcNow() + _options.ResultRetryTimeout;
         var failures = 0;
-        while (!lease.IsReissued)
+        var published = false;
+        while (true)
         {
+            if (lease.IsReissued)
+            {
+                // A renewal was refused: the lease is another attempt's, and so is the result (or Queue already took the
+                // published one and applied it).
+                Finish(published ? "published" : "stale", attempted);
+                return;
+            }
+
             try
             {
-                if (await WithTimeoutAsync(token => spool.RecordResultAsync(pending, time.GetUtcNow(), token), CancellationToken.None))
-                {
-                    metrics.Result("recorded");
-                }
-                else
-                {
-                    metrics.Result("stale");
-                    DeliveryLog.ResultStale(logger, attempted.MessageId, attempted.LeaseId);
-                }
-
+                var recorded = await WithTimeoutAsync(token => spool.RecordResultAsync(pending, time.GetUtcNow(), token), CancellationToken.None);
+                Finish(recorded ? "recorded" : published ? "published" : "stale", attempted);
                 return;
             }
             catch (Exception ex) when (ex is DbException or TimeoutException or InvalidOperationException)
             {
                 failures++;
-                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, failures)));
-                if (time.GetUtcNow() + delay + _options.StoreTimeout >= lease.ConfirmedUntil - lease.Margin)
+                var now = time.GetUtcNow();
+                var why = context.CancellationToken.IsCancellationRequested ? "shutting down"
+                    : now >= giveUpAt ? $"Delivery:ResultRetryTimeout ({_options.ResultRetryTimeout}) passed"
+                    : null;
+                if (!published && (why is not null || now + _options.StoreTimeout >= lease.ConfirmedUntil - lease.Margin))
                 {
-                    break;
+                    published = await PublishAsync(context, attempted, why ?? $"its lease is confirmed only until {lease.ConfirmedUntil:O}");
                 }
 
+                if (why is not null)
+                {
+                    if (published)
+                    {
+                        metrics.Result("published");
+                        DeliveryLog.RecordGivenUp(logger, attempted.MessageId, attempted.LeaseId, failures, why);
+                    }
+                    else
+                    {
+                        metrics.Result("lost");
+                        DeliveryLog.ResultLost(logger, ex, attempted.MessageId, attempted.LeaseId);
+                    }
+
+                    return;
+                }
+
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, Math.Min(failures, 16))));
                 DeliveryLog.RecordFailed(logger, ex, attempted.MessageId, attempted.LeaseId, failures, delay);
-                await Task.Delay(delay, time, CancellationToken.None);
+                try
+                {
+                    await Task.Delay(delay, time, context.CancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Shutting down: one more try, then the bus.
+                }
             }
         }
+    }
 
-        if (lease.IsReissued)
+    private void Finish(string outcome, DeliveryAttempted attempted)
+    {
+        metrics.Result(outcome);
+        if (outcome == "stale")
         {
-            metrics.Result("stale");
             DeliveryLog.ResultStale(logger, attempted.MessageId, attempted.LeaseId);
-            return;
         }
+    }
 
+    /// <summary>Publishes the result for Queue to record (bounded by StoreTimeout); false if the bus did not take it.</summary>
+    private async Task<bool> PublishAsync(ConsumeContext context, DeliveryAttempted attempted, string why)
+    {
         try
         {
             await WithTimeoutAsync(async token =>
@@ -201,13 +246,13 @@ internal sealed class DeliverMessageConsumer(
                 await context.Publish(attempted, token);
                 return true;
             }, CancellationToken.None);
-            metrics.Result("published");
-            DeliveryLog.ResultPublished(logger, attempted.MessageId, attempted.LeaseId);
+            DeliveryLog.ResultPublished(logger, attempted.MessageId, attempted.LeaseId, why);
+            return true;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            metrics.Result("lost");
-            DeliveryLog.ResultLost(logger, ex, attempted.MessageId, attempted.LeaseId);
+            DeliveryLog.PublishFailed(logger, ex, attempted.MessageId, attempted.LeaseId);
+            return false;
         }
     }
 

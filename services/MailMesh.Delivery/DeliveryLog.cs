@@ -52,8 +52,14 @@ internal static partial class DeliveryLog
     [LoggerMessage(EventId = 5016, Level = LogLevel.Debug, Message = "Result of {MessageId} under lease {LeaseId} not recorded: the lease was re-issued meanwhile")]
     public static partial void ResultStale(ILogger logger, Guid messageId, Guid leaseId);
 
-    [LoggerMessage(EventId = 5017, Level = LogLevel.Warning, Message = "The spool did not take the result of {MessageId} under lease {LeaseId} in time; published it for Queue to record")]
-    public static partial void ResultPublished(ILogger logger, Guid messageId, Guid leaseId);
+    [LoggerMessage(EventId = 5017, Level = LogLevel.Warning, Message = "The spool has not taken the result of {MessageId} under lease {LeaseId} ({Why}); published it for Queue to record")]
+    public static partial void ResultPublished(ILogger logger, Guid messageId, Guid leaseId, string why);
+
+    [LoggerMessage(EventId = 5019, Level = LogLevel.Warning, Message = "Gave up recording the result of {MessageId} under lease {LeaseId} in the spool after {Failures} tries ({Why}); it was published on the bus")]
+    public static partial void RecordGivenUp(ILogger logger, Guid messageId, Guid leaseId, int failures, string why);
+
+    [LoggerMessage(EventId = 5020, Level = LogLevel.Warning, Message = "Publishing the result of {MessageId} under lease {LeaseId} on the bus failed")]
+    public static partial void PublishFailed(ILogger logger, Exception exception, Guid messageId, Guid leaseId);
 
     [LoggerMessage(EventId = 5018, Level = LogLevel.Critical, Message = "The result of {MessageId} under lease {LeaseId} could be neither recorded nor published; the attempt will be repeated when its lease expires")]
     public static partial void ResultLost(ILogger logger, Exception exception, Guid messageId, Guid leaseId);

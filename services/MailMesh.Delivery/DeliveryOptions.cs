@@ -87,6 +87,15 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// </summary>
     public TimeSpan LeaseMargin { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long an attempt keeps retrying (with back-off) to record its result in the spool while the spool is
+    /// unreachable. Retrying is always safe: the record is conditional on the lease, and Queue stops the lease clock
+    /// while no scheduler reaches the spool, so after a database restart the lease is still this attempt's. Past this
+    /// (or on shutdown) the result is published on the bus for Queue to record, and the consumer slot is freed. Keep it
+    /// under RabbitMQ's consumer_timeout (30 minutes by default).
+    /// </summary>
+    public TimeSpan ResultRetryTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>STARTTLS (RFC 3207) policy: section "Delivery:Tls".</summary>
     public DeliveryTlsOptions Tls { get; set; } = new();
 
@@ -109,7 +118,7 @@ public sealed class DeliveryOptions : IValidatedOptions
             ("DataBlockTimeout", DataBlockTimeout), ("DataTerminationTimeout", DataTerminationTimeout),
             ("QuitTimeout", QuitTimeout), ("IdleConnectionTimeout", IdleConnectionTimeout), ("ResolveTimeout", ResolveTimeout),
             ("ShutdownGracePeriod", ShutdownGracePeriod), ("ConnectionSlotTimeout", ConnectionSlotTimeout),
-            ("StoreTimeout", StoreTimeout), ("LeaseMargin", LeaseMargin),
+            ("StoreTimeout", StoreTimeout), ("LeaseMargin", LeaseMargin), ("ResultRetryTimeout", ResultRetryTimeout),
         })
         {
             if (value <= TimeSpan.Zero)

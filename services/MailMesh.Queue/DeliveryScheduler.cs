@@ -31,6 +31,12 @@ namespace MailMesh.Queue;
 /// Any number of Queue replicas can run this loop: claims use <c>FOR UPDATE SKIP LOCKED</c> (or the store's
 /// equivalent), so no recipient is claimed by two replicas under live leases.
 /// </para>
+/// <para>
+/// The lease clock stops while the spool is unreachable: nobody can renew a lease then, so before it claims, the loop
+/// writes a heartbeat, and the first heartbeat after a gap longer than <see cref="QueueOptions.LeaseClockGap"/>
+/// (a database restart, or no scheduler running) extends every lease that was live before the gap by its length. A
+/// Delivery that sent a message while the database was down then still holds its lease when it records the result.
+/// </para>
 /// </remarks>
 internal sealed class DeliveryScheduler(
     ISpool spool,
@@ -49,6 +55,11 @@ internal sealed class DeliveryScheduler(
     internal const string ExpiredText = "Message expired in the queue (Queue:MaxAge) before it could be delivered";
 
     private readonly QueueOptions _options = options.Value;
+
+    // The lease clock's heartbeat as this scheduler last wrote it, and whether a round failed since (the store may have
+    // been out of reach: the next round beats before it claims, whatever the time since).
+    private DateTimeOffset? _lastBeat;
+    private volatile bool _roundFailedSinceBeat;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -113,7 +124,21 @@ internal sealed class DeliveryScheduler(
     /// </summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
+        try
+        {
+            return await ClaimAndDispatchAsync(cancellationToken);
+        }
+        catch
+        {
+            _roundFailedSinceBeat = true;
+            throw;
+        }
+    }
+
+    private async Task<int> ClaimAndDispatchAsync(CancellationToken cancellationToken)
+    {
         var now = time.GetUtcNow();
+        await KeepLeaseClockAsync(now, cancellationToken);
         var request = new ClaimRequest
         {
             Now = now,
@@ -144,6 +169,31 @@ internal sealed class DeliveryScheduler(
         // Publish concurrently: with publisher confirms each publish is a broker round trip.
         await Task.WhenAll(jobs.Except(expired).Select(job => DispatchAsync(job, cancellationToken)));
         return recipients;
+    }
+
+    /// <summary>
+    /// Writes the lease clock's heartbeat before a claim: after a failed round (the spool may have been unreachable),
+    /// on the first round, and otherwise at most every PollInterval. When no scheduler reached the spool for longer than
+    /// <see cref="QueueOptions.LeaseClockGap"/>, the spool extends every live lease by that gap before this claim can
+    /// see it as expired: its holder could not renew it meanwhile, and re-issuing it would send the message again
+    /// while the holder is still recording its result (<see cref="ISpool.BeatLeaseClockAsync"/>).
+    /// </summary>
+    private async Task KeepLeaseClockAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (!_roundFailedSinceBeat && _lastBeat is { } last && now - last < _options.PollInterval)
+        {
+            return;
+        }
+
+        var pause = await Bounded.RunAsync(
+            token => spool.BeatLeaseClockAsync(now, _options.LeaseClockGap, token), "beating the lease clock", _options.StoreTimeout, time, cancellationToken);
+        _lastBeat = now;
+        _roundFailedSinceBeat = false;
+        if (pause is not null)
+        {
+            logger.LeaseClockPaused(pause.From, pause.To, pause.Length, pause.Extended);
+            metrics.LeasesExtended(pause.Extended);
+        }
     }
 
     /// <summary>

@@ -17,6 +17,9 @@ internal static partial class Log
     [LoggerMessage(3003, LogLevel.Warning, "Publishing DeliverMessage for message {MessageId} ({Domain}) failed; the lease expiry at {LeaseExpiresAt} re-drives it")]
     public static partial void DispatchFailed(this ILogger logger, Exception exception, Guid messageId, string domain, DateTimeOffset leaseExpiresAt);
 
+    [LoggerMessage(3004, LogLevel.Warning, "No scheduler reached the spool from {From} to {To} ({Length}): the lease clock stopped, {Extended} in-flight recipients had their lease extended by that long")]
+    public static partial void LeaseClockPaused(this ILogger logger, DateTimeOffset from, DateTimeOffset to, TimeSpan length, int extended);
+
     [LoggerMessage(3010, LogLevel.Debug, "Message {MessageId} recipient {RecipientId} {State} ({ReplyCode} {EnhancedCode})")]
     public static partial void RecipientCompleted(this ILogger logger, Guid messageId, long recipientId, RecipientState state, int? replyCode, string? enhancedCode);
 

@@ -26,6 +26,7 @@ internal sealed class QueueMetrics
     private readonly Counter<long> _resultsApplied;
     private readonly Counter<long> _resultsFailed;
     private readonly Counter<long> _expiredAtClaim;
+    private readonly Counter<long> _leasesExtended;
     private DepthSnapshot? _depth;
     private int _refreshing;
 
@@ -50,12 +51,16 @@ internal sealed class QueueMetrics
             "Tries to apply a recorded result that failed; the result stays in the outbox and is tried again.");
         _expiredAtClaim = meter.CreateCounter<long>("mailmesh.queue.claim.expired", "{recipient}",
             "Recipients claimed after Queue:MaxAge and expired at once instead of being attempted.");
+        _leasesExtended = meter.CreateCounter<long>("mailmesh.queue.leases.extended", "{recipient}",
+            "In-flight recipients whose lease was extended by a stop of the lease clock (no scheduler reached the spool).");
         _latency = meter.CreateHistogram<double>("mailmesh.delivery.latency", "s",
             "Time from acceptance by MailMesh to acceptance by the destination.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400] });
     }
 
     public void Claimed(int recipients) => _claimed.Add(recipients);
+
+    public void LeasesExtended(int recipients) => _leasesExtended.Add(recipients);
 
     public void ResultApplied() => _resultsApplied.Add(1);
 

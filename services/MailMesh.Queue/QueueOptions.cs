@@ -116,6 +116,14 @@ public sealed class QueueOptions : IValidatedOptions
     /// </summary>
     public TimeSpan ResultRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The lease clock stops while no scheduler reaches the spool: a gap longer than this between two heartbeats (which
+    /// the schedulers write at most every PollInterval, before they claim) extends every live lease by the whole gap,
+    /// because Delivery could not renew it then either (a database restart). Shorter gaps are left to
+    /// Delivery:LeaseMargin. More than PollInterval; well under LeaseDuration to be of use.
+    /// </summary>
+    public TimeSpan LeaseClockGap { get; set; } = TimeSpan.FromSeconds(5);
+
     public IEnumerable<string> Validate()
     {
         foreach (var (name, value) in new[]
@@ -134,6 +142,7 @@ public sealed class QueueOptions : IValidatedOptions
             (nameof(StalledAfter), StalledAfter),
             (nameof(ResultRetryDelay), ResultRetryDelay),
             (nameof(BusyPollInterval), BusyPollInterval),
+            (nameof(LeaseClockGap), LeaseClockGap),
         })
         {
             if (value <= TimeSpan.Zero)
@@ -182,6 +191,12 @@ public sealed class QueueOptions : IValidatedOptions
         if (StalledAfter > TimeSpan.Zero && StoreTimeout > TimeSpan.Zero && PublishTimeout > TimeSpan.Zero && StalledAfter <= longestRound)
         {
             yield return $"{SectionName}:{nameof(StalledAfter)}: must exceed {SectionName}:{nameof(StoreTimeout)} + {nameof(PublishTimeout)} + {nameof(MaxRoundBackoff)} ({longestRound}) (was {StalledAfter})";
+        }
+
+        // Heartbeats come at most every PollInterval: a gap threshold below that would stop the clock while all is well.
+        if (LeaseClockGap > TimeSpan.Zero && PollInterval > TimeSpan.Zero && LeaseClockGap <= PollInterval)
+        {
+            yield return $"{SectionName}:{nameof(LeaseClockGap)}: must exceed {SectionName}:{nameof(PollInterval)} ({PollInterval}) (was {LeaseClockGap})";
         }
 
         if (DsnMaxReturnedSize < 0)

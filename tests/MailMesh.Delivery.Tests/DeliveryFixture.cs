@@ -199,6 +199,15 @@ internal sealed class InMemorySpool : ISpool
     public int Renewals;
     public int RecordCalls;
 
+    /// <summary>Result writes that recorded (the first and any repeat of the same lease).</summary>
+    public int Records;
+
+    /// <summary>While set, renewals and result writes fail as they do while the database restarts.</summary>
+    public volatile bool Unreachable;
+
+    /// <summary>Called after a lease was taken (a test cuts the database off there).</summary>
+    public Action<Guid>? OnTaken { get; set; }
+
     /// <summary>The next <paramref name="count"/> result writes fail as an unreachable database would.</summary>
     public void FailNextRecords(int count) => Volatile.Write(ref _recordFailures, count);
 
@@ -218,19 +227,30 @@ internal sealed class InMemorySpool : ISpool
             return Task.FromResult<StoredMessage?>(null);
         }
 
-        return Task.FromResult(Owners.GetOrAdd(leaseId, ownerId) == ownerId ? message : null);
+        if (Owners.GetOrAdd(leaseId, ownerId) != ownerId)
+        {
+            return Task.FromResult<StoredMessage?>(null);
+        }
+
+        OnTaken?.Invoke(leaseId);
+        return Task.FromResult<StoredMessage?>(message);
     }
 
     public Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref Renewals);
+        if (Unreachable)
+        {
+            return Task.FromException<bool>(new TimeoutException("injected: the database is restarting"));
+        }
+
         return Task.FromResult(!Reissued.ContainsKey(leaseId) && Owners.TryGetValue(leaseId, out var owner) && owner == ownerId);
     }
 
     public Task<bool> RecordResultAsync(PendingResult result, DateTimeOffset now, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref RecordCalls);
-        if (Interlocked.Decrement(ref _recordFailures) >= 0)
+        if (Interlocked.Decrement(ref _recordFailures) >= 0 || Unreachable)
         {
             throw new TimeoutException("injected: the spool is unreachable");
         }
@@ -240,6 +260,7 @@ internal sealed class InMemorySpool : ISpool
             return Task.FromResult(false);
         }
 
+        Interlocked.Increment(ref Records);
         Waiter(result.LeaseId).TrySetResult(System.Text.Json.JsonSerializer.Deserialize<DeliveryAttempted>(result.Payload)!);
         return Task.FromResult(true);
     }
@@ -265,6 +286,8 @@ internal sealed class InMemorySpool : ISpool
     public Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+    public Task<LeaseClockPause?> BeatLeaseClockAsync(DateTimeOffset now, TimeSpan maxGap, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public Task PingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -237,19 +237,60 @@ public sealed class SmtpExtensionsDeliveryTests
     }
 
     [Fact]
-    public async Task A_result_the_spool_never_takes_in_time_is_published_for_Queue_once()
+    public async Task A_result_the_spool_never_takes_is_published_once_when_the_attempt_gives_up()
     {
-        // The lease is confirmed for 8 s with a 5 s margin: the spool refuses every write, so the result goes to the bus.
-        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?> { ["Delivery:StoreTimeout"] = "00:00:01" });
+        // The spool stays unreachable (for this process) past Delivery:ResultRetryTimeout: the attempt frees its consumer
+        // slot and hands the result to the bus, once, for Queue to record under the same lease.
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?>
+        {
+            ["Delivery:StoreTimeout"] = "00:00:01",
+            ["Delivery:ResultRetryTimeout"] = "00:00:03",
+        });
         f.Route("dest.test", f.Sink);
-        f.Spool.FailNextRecords(int.MaxValue);
-        var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseDuration = TimeSpan.FromSeconds(8) };
+        f.Spool.OnTaken = _ => f.Spool.Unreachable = true;
+        var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseDuration = TimeSpan.FromMinutes(1) };
 
         await f.Harness.Bus.Publish(request);
 
         Assert.True(await f.Harness.Published.Any<DeliveryAttempted>(m => m.Context.Message.LeaseId == request.LeaseId));
+        Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == request.LeaseId));
         var published = Assert.Single(await PublishedSoFar<DeliveryAttempted>(f, m => m.LeaseId == request.LeaseId));
         Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(published.Results).Outcome);
+        Assert.True(f.Spool.RecordCalls >= 2);
+        Assert.Equal(0, f.Spool.Records);
+        Assert.Equal(1, f.Spool.Takes);
+        Assert.Single(f.Sink.Messages);
+    }
+
+    [Fact]
+    public async Task A_database_restart_after_the_end_of_data_is_waited_out_past_the_lease_and_the_result_recorded_once()
+    {
+        // The database goes down right after the lease is taken: the message is sent, but neither the renewals nor the
+        // result write get through, for longer than the 3 s lease. Queue stops the lease clock meanwhile (no scheduler
+        // can re-claim it either), so the attempt keeps retrying instead of giving up at the lease's nominal end, and
+        // records its result once the database is back, without sending again.
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?>
+        {
+            ["Delivery:StoreTimeout"] = "00:00:01",
+            ["Delivery:LeaseMargin"] = "00:00:00.500",
+        });
+        f.Route("dest.test", f.Sink);
+        f.Spool.OnTaken = _ => f.Spool.Unreachable = true;
+        var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseDuration = TimeSpan.FromSeconds(3) };
+
+        await f.Harness.Bus.Publish(request);
+        Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+
+        // Past the lease's nominal end (the last-resort publish comes just before it), the spool is still retried.
+        Assert.True(await f.Harness.Published.Any<DeliveryAttempted>(m => m.Context.Message.LeaseId == request.LeaseId));
+        var calls = f.Spool.RecordCalls;
+        await WaitUntilAsync(() => f.Spool.RecordCalls >= calls + 2);
+        Assert.False(f.Spool.IsRecorded(request.LeaseId));
+
+        f.Spool.Unreachable = false;
+        var recorded = await f.Spool.RecordedAsync(request.LeaseId).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(recorded.Results).Outcome);
+        Assert.Equal(1, f.Spool.Records);
         Assert.Equal(1, f.Spool.Takes);
         Assert.Single(f.Sink.Messages);
     }

@@ -127,6 +127,9 @@ internal sealed class TestSpool(ISpool inner) : ISpool
         inner.ClaimResultsAsync(now, maxResults, retryAfter, cancellationToken);
 
     public Task DeleteResultsAsync(IReadOnlyList<Guid> leaseIds, CancellationToken cancellationToken) => inner.DeleteResultsAsync(leaseIds, cancellationToken);
+
+    public Task<LeaseClockPause?> BeatLeaseClockAsync(DateTimeOffset now, TimeSpan maxGap, CancellationToken cancellationToken) =>
+        inner.BeatLeaseClockAsync(now, maxGap, cancellationToken);
 }
 
 /// <summary>

@@ -54,18 +54,32 @@ public sealed class DeliverySchedulerTests
     [Fact]
     public async Task Lost_work_is_redriven_when_its_lease_expires()
     {
-        await using var host = await QueueTestHost.StartAsync();
+        await using var host = await QueueTestHost.StartAsync(o => o.LeaseDuration = TimeSpan.FromSeconds(30));
         var id = await host.StoreAsync();
         await using var scheduler = await StartSchedulerAsync(host);
         var first = await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id);
 
         // Delivery never answers (the work item was lost). Once the lease has expired, the next poll claims it again.
-        // The poke only ends the scheduler's current wait deterministically (the clock may move before it starts
-        // waiting); what it then claims is decided by the expired lease alone.
-        host.Time.Advance(host.Options.LeaseDuration + TimeSpan.FromSeconds(1));
-        host.Provider.GetRequiredService<SchedulerSignal>().Poke();
-        var again = await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id && m.LeaseId != first.LeaseId);
-        Assert.Equal(2, again.Recipients[0].Attempt);
+        // The clock moves a poll interval at a time and each step waits for the round it triggers, as a running
+        // scheduler polls: one jump over the whole lease would be a gap in the lease clock's heartbeats (no scheduler
+        // reached the store), which stops the lease clock for that long. The poke only ends the scheduler's current
+        // wait deterministically; what it then claims is decided by the expired lease alone.
+        var monitor = host.Provider.GetRequiredService<QueueLoopMonitor>();
+        var again = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id && m.LeaseId != first.LeaseId);
+        var rounds = 0;
+        while (!again.IsCompleted && rounds++ < 40)
+        {
+            host.Time.Advance(host.Options.PollInterval);
+            host.Provider.GetRequiredService<SchedulerSignal>().Poke();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            while (monitor.Age(DeliveryScheduler.LoopName) != TimeSpan.Zero)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(2), timeout.Token);
+            }
+        }
+
+        Assert.InRange(rounds, 30, 32);
+        Assert.Equal(2, (await again).Recipients[0].Attempt);
     }
 
     [Fact]

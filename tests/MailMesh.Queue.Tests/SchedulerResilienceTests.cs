@@ -168,7 +168,11 @@ public sealed class SchedulerResilienceTests
     {
         // Delivery records results from its own process, which cannot poke Queue's applier: after a round that found
         // work, the applier looks again after BusyPollInterval instead of the full PollInterval.
-        await using var host = await QueueTestHost.StartAsync(o => o.PollInterval = TimeSpan.FromSeconds(30));
+        await using var host = await QueueTestHost.StartAsync(o =>
+        {
+            o.PollInterval = TimeSpan.FromSeconds(30);
+            o.LeaseClockGap = TimeSpan.FromMinutes(1);
+        });
         var first = await host.ClaimAsync(await host.StoreAsync());
         var second = await host.ClaimAsync(await host.StoreAsync());
 
@@ -210,6 +214,73 @@ public sealed class SchedulerResilienceTests
         })],
     };
 
+    [Fact]
+    public async Task After_a_store_outage_longer_than_the_lease_the_leases_are_extended_once_before_any_claim()
+    {
+        // Two replicas; Delivery took both leases (30 s) and sent both messages, then the database went down for a
+        // minute. The holder of "held" is still retrying its result; the holder of "dead" was killed meanwhile.
+        var faults = new SpoolFaults();
+        await using var host = await QueueTestHost.StartAsync(o => o.LeaseDuration = TimeSpan.FromSeconds(30), faults.Wrap);
+        var held = await host.StoreAsync();
+        var dead = await host.StoreAsync();
+        var replicaA = host.Provider.GetRequiredService<DeliveryScheduler>();
+        var replicaB = ActivatorUtilities.CreateInstance<DeliveryScheduler>(host.Provider);
+        Assert.Equal(2, await replicaA.RunOnceAsync(default));
+        Assert.Equal(0, await replicaB.RunOnceAsync(default));
+        var work = host.Probe.Published<DeliverMessage>().ToDictionary(m => m.MessageId);
+
+        host.Time.Advance(TimeSpan.FromSeconds(1));
+        faults.Unreachable = true;
+        for (var i = 0; i < 6; i++)
+        {
+            host.Time.Advance(TimeSpan.FromSeconds(10));
+            await Assert.ThrowsAsync<InvalidOperationException>(() => replicaA.RunOnceAsync(default));
+            await Assert.ThrowsAsync<InvalidOperationException>(() => replicaB.RunOnceAsync(default));
+        }
+
+        // Back, 61 s after the last heartbeat: both replicas' first rounds claim nothing (the leases, which ran out
+        // 31 s ago by the wall clock, were extended by the outage, once).
+        faults.Unreachable = false;
+        Assert.Equal(0, await replicaA.RunOnceAsync(default));
+        Assert.Equal(0, await replicaB.RunOnceAsync(default));
+        Assert.Equal(2, host.Probe.Published<DeliverMessage>().Count);
+
+        // The live holder records its result under its lease, past the lease's nominal end.
+        var heldWork = work[held];
+        var now = host.Time.GetUtcNow();
+        Assert.True(await host.Spool.RecordResultAsync(ResultPayload.ToPending(new DeliveryAttempted
+        {
+            MessageId = held,
+            Domain = heldWork.Domain,
+            LeaseId = heldWork.LeaseId,
+            Results = [.. heldWork.Recipients.Select(r => new RecipientResult
+            {
+                RecipientId = r.RecipientId,
+                Address = r.Address,
+                Outcome = DeliveryOutcome.Delivered,
+                ReplyCode = 250,
+                EnhancedCode = "2.0.0",
+                ReplyText = "queued",
+            })],
+            StartedAt = now,
+            CompletedAt = now,
+        }), now, default));
+
+        // The dead holder's lease still runs out, 30 s after the outage (what it had left at the last heartbeat before
+        // it), and only then is its message sent again.
+        var step = 0;
+        while (step < 40 && !host.Probe.Published<DeliverMessage>().Any(m => m.MessageId == dead && m.LeaseId != work[dead].LeaseId))
+        {
+            step++;
+            host.Time.Advance(TimeSpan.FromSeconds(1));
+            await replicaA.RunOnceAsync(default);
+            await replicaB.RunOnceAsync(default);
+        }
+
+        Assert.Equal(30, step);
+        Assert.DoesNotContain(host.Probe.Published<DeliverMessage>(), m => m.MessageId == held && m.LeaseId != heldWork.LeaseId);
+    }
+
     private static Task<HealthCheckResult> CheckAsync(QueueTestHost host) =>
         host.Provider.GetRequiredService<QueueLoopMonitor>().CheckHealthAsync(new HealthCheckContext());
 
@@ -250,6 +321,9 @@ internal sealed class SpoolFaults
 
     public volatile int FailClaims;
     public volatile int HangClaims;
+
+    /// <summary>While set, the heartbeat and the claim fail as they do while the database restarts.</summary>
+    public volatile bool Unreachable;
 
     public int Claims => Volatile.Read(ref _claims);
 
@@ -296,6 +370,18 @@ internal class FaultySpool : DispatchProxy
     {
         ArgumentNullException.ThrowIfNull(targetMethod);
         object? Proceed() => targetMethod.Invoke(_inner, args);
+        if (_faults.Unreachable)
+        {
+            var down = new InvalidOperationException("57P03: the database system is starting up");
+            switch (targetMethod.Name)
+            {
+                case nameof(ISpool.BeatLeaseClockAsync):
+                    return Task.FromException<LeaseClockPause?>(down);
+                case nameof(ISpool.ClaimDueAsync):
+                    return Task.FromException<IReadOnlyList<DeliveryJob>>(down);
+            }
+        }
+
         return targetMethod.Name == nameof(ISpool.ClaimDueAsync) && args?[0] is ClaimRequest
             ? _faults.OnClaim(Proceed)
             : Proceed();

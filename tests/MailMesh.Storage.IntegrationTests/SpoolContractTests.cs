@@ -852,6 +852,63 @@ public abstract class SpoolContractTests : IAsyncLifetime
         Assert.Equal(recorded.Order(), handedOut.Order());
     }
 
+    [Fact]
+    public async Task A_gap_in_the_lease_clock_extends_the_leases_live_before_it_once_and_a_dead_lease_still_expires()
+    {
+        var gap = TimeSpan.FromMinutes(1);
+        var minute = TimeSpan.FromMinutes(1);
+
+        // The first heartbeat ever has nothing to make up for.
+        Assert.Null(await Spool.BeatLeaseClockAsync(T0, gap, Ct));
+
+        // "old" has a one-minute lease that runs out at T0+1m, as the outage begins; the others run until T0+5m30s.
+        var old = Message("old@example.com");
+        await Spool.StoreAsync(old, Ct);
+        var oldJob = Assert.Single(await Spool.ClaimDueAsync(T0, 10, minute, Ct));
+        var dead = Message("dead@example.org");
+        var held = Message("held@example.net");
+        var recorded = Message("recorded@example.info");
+        foreach (var message in new[] { dead, held, recorded })
+        {
+            await Spool.StoreAsync(message, Ct);
+        }
+
+        var jobs = (await Spool.ClaimDueAsync(T0 + TimeSpan.FromSeconds(30), 10, Lease, Ct)).ToDictionary(j => j.MessageId);
+        Assert.Equal(3, jobs.Count);
+        Assert.Null(await Spool.BeatLeaseClockAsync(T0 + TimeSpan.FromSeconds(30), gap, Ct));
+        Assert.True(await Spool.RecordResultAsync(Result(jobs[recorded.Id], "before"), T0 + TimeSpan.FromSeconds(40), Ct));
+        Assert.Null(await Spool.BeatLeaseClockAsync(T0 + minute, gap, Ct));
+
+        // No scheduler reaches the store for ten minutes (longer than the leases). The first heartbeat after it extends
+        // the leases that were live at the last one (not "old", which ran out then, nor the recorded result) by the gap;
+        // a second replica coming back a moment later finds the clock moved and extends nothing.
+        var back = T0 + (11 * minute);
+        var pause = await Spool.BeatLeaseClockAsync(back, gap, Ct);
+        Assert.NotNull(pause);
+        Assert.Equal(T0 + minute, pause.From);
+        Assert.Equal(back, pause.To);
+        Assert.Equal(10 * minute, pause.Length);
+        Assert.Equal(2, pause.Extended);
+        Assert.Null(await Stores.OpenSpool().BeatLeaseClockAsync(back + TimeSpan.FromSeconds(1), gap, Ct));
+
+        // Only the lease that ran out before the outage is claimed again; the holders of the others can still renew and
+        // record under their leases, although their nominal expiry has long passed.
+        var again = Assert.Single(await Spool.ClaimDueAsync(back + TimeSpan.FromSeconds(1), 10, Lease, Ct));
+        Assert.Equal(old.Id, again.MessageId);
+        Assert.NotEqual(oldJob.LeaseId, again.LeaseId);
+        Assert.True(await Spool.RecordResultAsync(Result(jobs[held.Id], "after"), back + TimeSpan.FromSeconds(2), Ct));
+
+        // The holder of "dead" was killed during the outage: its lease, extended once, still runs out (at T0+15m30s).
+        Assert.Empty(await Spool.ClaimDueAsync(T0 + (15 * minute) + TimeSpan.FromSeconds(29), 10, Lease, Ct));
+        var redriven = Assert.Single(await Spool.ClaimDueAsync(T0 + (15 * minute) + TimeSpan.FromSeconds(31), 10, Lease, Ct));
+        Assert.Equal(dead.Id, redriven.MessageId);
+        Assert.NotEqual(jobs[dead.Id].LeaseId, redriven.LeaseId);
+
+        // Heartbeats within the gap change nothing; a bad gap is refused.
+        Assert.Null(await Spool.BeatLeaseClockAsync(back + TimeSpan.FromSeconds(30), gap, Ct));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Spool.BeatLeaseClockAsync(back, TimeSpan.Zero, Ct));
+    }
+
     protected static PendingResult Result(DeliveryJob job, string payload) => new()
     {
         LeaseId = job.LeaseId,

@@ -174,6 +174,7 @@ public sealed record ChaosOptions
         var options = args.Contains("--short") ? ShortRun() : FullRun();
         var settings = new Dictionary<string, string>();
         string[]? only = null;
+        HashSet<Fault>? faults = null;
         int? connections = null;
         double? rate = null;
         var messages = new Dictionary<string, int>();
@@ -205,6 +206,11 @@ public sealed record ChaosOptions
                 case "--pg-max-connections": options = options with { PostgresMaxConnections = Int() }; break;
                 case "--keep": options = options with { KeepWorkDirectory = true }; break;
                 case "--phases": only = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries); break;
+                case "--faults":
+                    faults = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                        .Select(name => Enum.TryParse<Fault>(name, ignoreCase: true, out var fault) ? fault
+                            : throw new ArgumentException($"--faults: unknown fault {name} (one of {string.Join(", ", Enum.GetNames<Fault>())})"))];
+                    break;
                 case "--connections": connections = Int(); break;
                 case "--rate": rate = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--paced-messages": messages["paced"] = Int(); break;
@@ -235,6 +241,7 @@ public sealed record ChaosOptions
                 Messages = messages.GetValueOrDefault(p.Name, p.Messages),
                 Connections = p.Rate is null ? connections ?? p.Connections : p.Connections,
                 Rate = p.Rate is null ? null : rate ?? p.Rate,
+                Faults = faults is null ? p.Faults : [.. p.Faults.Where(faults.Contains)],
             })
             .ToList();
         options = options with { Phases = phases, Settings = settings };

@@ -51,6 +51,7 @@ public static class ChaosRun
         dns.AddMx(MarkedLoad.RecipientDomain, 10, "mx." + MarkedLoad.RecipientDomain).AddAddress("mx." + MarkedLoad.RecipientDomain, "127.0.0.1");
         dns.AddMx(MarkedLoad.SenderDomain, 10, "mx." + MarkedLoad.SenderDomain).AddAddress("mx." + MarkedLoad.SenderDomain, "127.0.0.1");
         await using var sink = new ChaosSink();
+        sink.ExtraCopy = id => Log($"destination: {id} arrived again");
 
         PrivatePostgres? postgres = null;
         PrivateRabbitMq? rabbit = null;

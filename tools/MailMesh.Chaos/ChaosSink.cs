@@ -38,6 +38,12 @@ internal sealed class ChaosSink : IAsyncDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
+    /// <summary>
+    /// Called with the id of each message that arrives again (from the connection's thread), so the run's progress
+    /// shows when each extra copy came, next to the faults.
+    /// </summary>
+    public Action<string>? ExtraCopy { get; set; }
+
     /// <summary>How long the reply to the end of data waits.</summary>
     public TimeSpan Latency { get; set; }
 
@@ -153,6 +159,7 @@ internal sealed class ChaosSink : IAsyncDisposable
                             if (_arrivals.AddOrUpdate(id, 1, (_, n) => n + 1) > 1)
                             {
                                 Interlocked.Increment(ref _extraCopies);
+                                ExtraCopy?.Invoke(id);
                             }
 
                             Interlocked.Increment(ref _arrivalCount);

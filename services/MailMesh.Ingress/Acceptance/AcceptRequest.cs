@@ -28,6 +28,13 @@ internal sealed record AcceptRequest
     /// <see cref="AddReceivedHeader"/> false); when set, <see cref="Content"/> is empty and the spool streams this.</summary>
     public MessageContentSource? ContentSource { get; init; }
 
+    /// <summary>
+    /// The rest of the message after <see cref="Content"/>, streamed (the HTTP API's raw submissions: <see cref="Content"/>
+    /// is the rewritten header section, this the body as received, from its buffer or spill file, never copied). Only
+    /// with <see cref="AddReceivedHeader"/>.
+    /// </summary>
+    public MessageContentSource? ContentTail { get; init; }
+
     /// <summary>Prepend our Received trace header (RFC 5321 §4.4) to <see cref="Content"/>.</summary>
     public bool AddReceivedHeader { get; init; } = true;
 

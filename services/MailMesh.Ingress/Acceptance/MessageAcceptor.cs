@@ -55,6 +55,11 @@ internal sealed class MessageAcceptor(
             throw new ArgumentException("A streamed message must already start with the Received header.", nameof(request));
         }
 
+        if (request.ContentTail is not null && !request.AddReceivedHeader)
+        {
+            throw new ArgumentException("A content tail is streamed after our Received header and the content.", nameof(request));
+        }
+
         var content = request.Content;
         int received;
         if (request.AddReceivedHeader)
@@ -62,7 +67,11 @@ internal sealed class MessageAcceptor(
             // Our Received header is written first and the body is streamed after it (never copied behind it).
             var header = ReceivedHeaderFor(request, messageId, receivedAt);
             var body = request.Content;
-            source = new MessageContentSource(header.Length + body.Length, () => new PrefixedContentStream(header, body));
+            var tail = request.ContentTail;
+            source = tail is null
+                ? new MessageContentSource(header.Length + body.Length, () => new PrefixedContentStream(header, body))
+                : new MessageContentSource(header.Length + body.Length + tail.Length,
+                    () => new ConcatenatedContentStream(new PrefixedContentStream(header, body), tail.Open()));
             content = ReadOnlyMemory<byte>.Empty;
             received = 1 + TraceHeaders.CountReceived(body.Span);
         }
@@ -317,4 +326,79 @@ internal sealed class PrefixedContentStream(ReadOnlyMemory<byte> prefix, ReadOnl
     public override void SetLength(long value) => throw new NotSupportedException();
 
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
+/// <summary>A read-only, seekable stream of two seekable streams one after the other (a header section in memory, then
+/// a body streamed from its buffer or spill file); disposing it disposes both.</summary>
+internal sealed class ConcatenatedContentStream(Stream first, Stream second) : Stream
+{
+    private long _position;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => first.Length + second.Length;
+
+    public override long Position
+    {
+        get => _position;
+        set
+        {
+            _position = Math.Clamp(value, 0, Length);
+            first.Position = Math.Min(_position, first.Length);
+            second.Position = Math.Max(0, _position - first.Length);
+        }
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var read = _position < first.Length ? first.Read(buffer) : second.Read(buffer);
+        _position += read;
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var read = _position < first.Length ? await first.ReadAsync(buffer, cancellationToken) : await second.ReadAsync(buffer, cancellationToken);
+        _position += read;
+        return read;
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => Length + offset,
+        };
+        return _position;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            first.Dispose();
+            second.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
 }

@@ -7,8 +7,10 @@ namespace MailMesh.Ingress.Http;
 internal sealed record RawHeader(string Name, int Start, int End, string Value);
 
 /// <summary>
-/// A message submitted as message/rfc822, normalised for the spool: CRLF line ends (RFC 5322 §2.1), the header
-/// section located, Bcc removed and Date / Message-ID added when absent (RFC 6409 §8, what an MSA may do).
+/// The header section of a message submitted as message/rfc822, normalised for the spool (CRLF line ends, RFC 5322
+/// §2.1, by <see cref="LineEndingNormalizer"/> as the body arrives): the fields located, Bcc removed and Date /
+/// Message-ID added when absent (RFC 6409 §8, what an MSA may do). The body is never copied: it is stored from the
+/// buffer (or spill file) it was received into.
 /// </summary>
 internal sealed class RawMessage
 {
@@ -20,7 +22,7 @@ internal sealed class RawMessage
         Has8BitData = has8Bit;
     }
 
-    /// <summary>The message with CRLF line ends, ending in CRLF.</summary>
+    /// <summary>The header section with CRLF line ends (up to <see cref="HeaderEnd"/>; the body is not kept here).</summary>
     public byte[] Content { get; }
 
     public IReadOnlyList<RawHeader> Headers { get; }
@@ -35,40 +37,41 @@ internal sealed class RawMessage
 
     public bool Has(string name) => Headers.Any(h => h.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
 
+    public static string LongLineError(int line, int maxLineLength) =>
+        $"Line {line} is longer than {maxLineLength} octets including CRLF (Ingress:MaxTextLineLength; RFC 5322 §2.1.1 allows 998).";
+
     /// <summary>
-    /// Normalises bare CR and bare LF to CRLF, checks line lengths and parses the header section (RFC 5322 §2.2:
-    /// "name: value" fields, continuation lines start with white space, an empty line before the body).
+    /// Parses the header section at the start of <paramref name="content"/>, which is already normalised (CRLF line
+    /// ends, ending in CRLF when <paramref name="whole"/>). When <paramref name="whole"/> is false it is only the head of
+    /// a longer message (a spilled body): the header section must end inside it. The parsed message keeps only the
+    /// header section (<see cref="Content"/>, a copy of it: small, unlike the body).
     /// </summary>
-    public static RawMessage? TryParse(ReadOnlySpan<byte> input, int maxLineLength, out string error)
+    public static RawMessage? TryParseHeaderSection(ReadOnlySpan<byte> content, bool whole, bool has8Bit, out string error)
     {
         error = string.Empty;
-        if (input.IsEmpty)
-        {
-            error = "The message is empty.";
-            return null;
-        }
-
-        var content = NormalizeLineEndings(input, maxLineLength, out var longLine, out var has8Bit);
-        if (longLine > 0)
-        {
-            error = $"Line {longLine} is longer than {maxLineLength} octets including CRLF (Ingress:MaxTextLineLength; RFC 5322 §2.1.1 allows 998).";
-            return null;
-        }
-
         List<RawHeader> headers = [];
         var position = 0;
         var lineNumber = 0;
         var headerEnd = content.Length;
+        var ended = false;
         string? name = null;
         var fieldStart = 0;
         while (position < content.Length)
         {
             lineNumber++;
-            var end = content.AsSpan(position).IndexOf("\r\n"u8) + position;
-            var line = content.AsSpan(position, end - position);
+            var found = content[position..].IndexOf("\r\n"u8);
+            if (found < 0)
+            {
+                // Only in a head cut short: the line goes on past it.
+                break;
+            }
+
+            var end = found + position;
+            var line = content.Slice(position, end - position);
             if (line.IsEmpty)
             {
                 headerEnd = position;
+                ended = true;
                 break;
             }
 
@@ -105,21 +108,28 @@ internal sealed class RawMessage
             headerEnd = position;
         }
 
+        if (!ended && !whole)
+        {
+            error = $"The header section is longer than {content.Length} octets.";
+            return null;
+        }
+
         if (name is not null)
         {
             headers.Add(Field(content, name, fieldStart, headerEnd));
         }
 
-        return new RawMessage(content, headers, headerEnd, has8Bit);
+        return new RawMessage(content[..headerEnd].ToArray(), headers, headerEnd, has8Bit);
     }
 
     /// <summary>
-    /// The content to store: <paramref name="remove"/> fields dropped and <paramref name="add"/> fields ("Name: value",
-    /// without CRLF) appended to the header section.
+    /// The header section to store: <paramref name="remove"/> fields dropped and <paramref name="add"/> fields
+    /// ("Name: value", without CRLF) appended. The body (everything from <see cref="HeaderEnd"/> on, the empty line
+    /// included) is not copied: the caller streams it after this.
     /// </summary>
-    public byte[] Rewrite(IReadOnlyCollection<string> remove, IReadOnlyList<string> add)
+    public byte[] RewriteHeaderSection(IReadOnlyCollection<string> remove, IReadOnlyList<string> add)
     {
-        var output = new ArrayBufferWriter<byte>(Content.Length + 256);
+        var output = new ArrayBufferWriter<byte>(HeaderEnd + 256);
         var position = 0;
         foreach (var header in Headers.Where(h => remove.Contains(h.Name, StringComparer.OrdinalIgnoreCase)))
         {
@@ -133,14 +143,13 @@ internal sealed class RawMessage
             output.Write(Encoding.ASCII.GetBytes(field + "\r\n"));
         }
 
-        output.Write(Content.AsSpan(HeaderEnd));
         return output.WrittenSpan.ToArray();
     }
 
-    private static RawHeader Field(byte[] content, string name, int start, int end)
+    private static RawHeader Field(ReadOnlySpan<byte> content, string name, int start, int end)
     {
         // RFC 5322 §2.2.3: unfolding removes each CRLF that precedes white space. RFC 6532: values may be UTF-8.
-        var raw = content.AsSpan(start, end - start);
+        var raw = content.Slice(start, end - start);
         var colon = raw.IndexOf((byte)':');
         var value = Encoding.UTF8.GetString(raw[(colon + 1)..]).Replace("\r\n", string.Empty, StringComparison.Ordinal).Trim();
         return new RawHeader(name, start, end, value);
@@ -159,39 +168,83 @@ internal sealed class RawMessage
 
         return true;
     }
+}
 
-    /// <summary>
-    /// Copies <paramref name="input"/> with every line ending as CRLF (a bare CR, a bare LF and CRLF all end a line) and a
-    /// final CRLF. <paramref name="longLine"/> is the first line (1-based) longer than the limit, or 0.
-    /// </summary>
-    internal static byte[] NormalizeLineEndings(ReadOnlySpan<byte> input, int maxLineLength, out int longLine, out bool has8Bit)
+/// <summary>
+/// Copies a message as it arrives with every line ending as CRLF (a bare CR, a bare LF and CRLF all end a line; RFC 5322
+/// §2.1) and a final CRLF, and finds the first line longer than the limit. Streaming: a CR at the end of one piece is
+/// held until the next shows whether an LF follows.
+/// </summary>
+internal sealed class LineEndingNormalizer(int maxLineLength)
+{
+    private bool _pendingCr;
+    private bool _lineOpen;
+    private long _lineLength;
+    private int _line = 1;
+
+    /// <summary>The first line (1-based) longer than the limit including CRLF, or 0.</summary>
+    public int LongLine { get; private set; }
+
+    public void Write(ReadOnlySpan<byte> input, IBufferWriter<byte> output)
     {
-        var output = new ArrayBufferWriter<byte>(input.Length + 2);
-        longLine = 0;
-        has8Bit = input.IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0;
-        var line = 1;
         var rest = input;
+        if (_pendingCr && !rest.IsEmpty)
+        {
+            _pendingCr = false;
+            EndLine(output);
+            if (rest[0] == (byte)'\n')
+            {
+                rest = rest[1..];
+            }
+        }
+
         while (!rest.IsEmpty)
         {
             var index = rest.IndexOfAny((byte)'\r', (byte)'\n');
             var text = index < 0 ? rest : rest[..index];
-            if (longLine == 0 && text.Length + 2 > maxLineLength)
+            if (!text.IsEmpty)
             {
-                longLine = line;
+                output.Write(text);
+                _lineLength += text.Length;
+                _lineOpen = true;
             }
 
-            output.Write(text);
-            output.Write("\r\n"u8);
             if (index < 0)
             {
-                break;
+                return;
             }
 
-            var ending = rest[index] == '\r' && index + 1 < rest.Length && rest[index + 1] == '\n' ? 2 : 1;
-            rest = rest[(index + ending)..];
-            line++;
+            if (rest[index] == (byte)'\r' && index + 1 == rest.Length)
+            {
+                _pendingCr = true;
+                return;
+            }
+
+            EndLine(output);
+            rest = rest[(index + (rest[index] == (byte)'\r' && rest[index + 1] == (byte)'\n' ? 2 : 1))..];
+        }
+    }
+
+    /// <summary>The end of the message: the last line gets its CRLF.</summary>
+    public void Complete(IBufferWriter<byte> output)
+    {
+        if (_pendingCr || _lineOpen)
+        {
+            _pendingCr = false;
+            EndLine(output);
+        }
+    }
+
+    private void EndLine(IBufferWriter<byte> output)
+    {
+        output.Write("\r\n"u8);
+        if (LongLine == 0 && _lineLength + 2 > maxLineLength)
+        {
+            LongLine = _line;
         }
 
-        return output.WrittenSpan.ToArray();
+        _line++;
+        _lineLength = 0;
+        _lineOpen = false;
     }
 }

@@ -102,13 +102,19 @@ internal sealed class SubmissionHandler(
         var messageId = idempotencyKey is null ? Guid.CreateVersion7(receivedAt) : IdempotencyKeys.MessageId(keyName, idempotencyKey);
         activity?.SetTag("mailmesh.message.id", messageId.ToString());
 
+        // A JSON body is parsed whole, in memory. A raw message is received as SMTP receives one: line ends normalised as
+        // it arrives, into a buffer that moves to a spill file past Ingress:MemoryBodyThreshold (holding only a staging
+        // area of the budget then), and stored from there without a second copy.
         var limit = isJson ? JsonBodyLimit(_options.MaxMessageSize) : _options.MaxMessageSize;
-        if (request.ContentLength <= limit && budget.Available < Math.Max(request.ContentLength ?? 0, 64 * 1024))
+        var inMemory = isJson ? request.ContentLength ?? 0 : Math.Min(request.ContentLength ?? 0, _options.MemoryBodyThreshold + (64 * 1024));
+        if (request.ContentLength <= limit && budget.Available < Math.Max(inMemory, 64 * 1024))
         {
             return BudgetExhausted(context);
         }
 
-        var (body, outcome) = await ReadBodyAsync(request, limit, budget, cancellationToken);
+        var normalizer = isJson ? null : new LineEndingNormalizer(_options.MaxTextLineLength);
+        var (body, outcome) = await ReadBodyAsync(
+            request, limit, budget, isJson ? null : new BodySpill(_options.MemoryBodyThreshold, _options.SpillDirectory), normalizer, cancellationToken);
         using var bodyBuffer = body;
         if (outcome == BodyOutcome.BudgetExhausted)
         {
@@ -124,7 +130,9 @@ internal sealed class SubmissionHandler(
                 _options.MaxMessageSize);
         }
 
-        var prepared = isJson ? PrepareJson(body.WrittenMemory, messageId, receivedAt) : PrepareRaw(request, body.WrittenMemory, messageId, receivedAt);
+        var prepared = isJson
+            ? PrepareJson(body.WrittenMemory, messageId, receivedAt)
+            : await PrepareRawAsync(request, body, normalizer!, messageId, receivedAt, cancellationToken);
         if (prepared.Problem is { } invalid)
         {
             return invalid;
@@ -137,10 +145,11 @@ internal sealed class SubmissionHandler(
             return Problems.TooManyRecipients(recipients.Count, _options.MaxRecipients);
         }
 
-        if (content.Length > _options.MaxMessageSize)
+        var contentLength = content.Length + (prepared.Tail?.Length ?? 0);
+        if (contentLength > _options.MaxMessageSize)
         {
             return Problems.MessageTooLarge(
-                $"The message built from the request is {content.Length} octets; the limit is {_options.MaxMessageSize} (Ingress:MaxMessageSize).",
+                $"The message built from the request is {contentLength} octets; the limit is {_options.MaxMessageSize} (Ingress:MaxMessageSize).",
                 _options.MaxMessageSize);
         }
 
@@ -162,6 +171,7 @@ internal sealed class SubmissionHandler(
                 Sender = sender,
                 Recipients = [.. recipientAddresses.Select(a => new NewRecipient { Address = a })],
                 Content = content,
+                ContentTail = prepared.Tail,
                 AddReceivedHeader = true,
                 ClientAddress = clientAddress,
                 ClientIp = MapToIPv4(context.Connection.RemoteIpAddress),
@@ -306,9 +316,56 @@ internal sealed class SubmissionHandler(
         return new Prepared(submission.Sender.Address, Distinct(submission.Recipients), content, DetectBodyType(content));
     }
 
-    private Prepared PrepareRaw(HttpRequest request, ReadOnlyMemory<byte> body, Guid messageId, DateTimeOffset receivedAt)
+    /// <summary>
+    /// The header section of a raw message (normalised as it arrived) parsed and rewritten; the body is left where it
+    /// was received (<see cref="Prepared.Tail"/>: a slice of the buffer, or of the spill file from the offset where
+    /// the body starts).
+    /// </summary>
+    private async Task<Prepared> PrepareRawAsync(
+        HttpRequest request, MessageBuffer body, LineEndingNormalizer normalizer, Guid messageId, DateTimeOffset receivedAt, CancellationToken cancellationToken)
     {
-        var message = RawMessage.TryParse(body.Span, _options.MaxTextLineLength, out var error);
+        if (body.Length == 0)
+        {
+            return Prepared.Invalid(Problems.InvalidMessage("The message is empty."));
+        }
+
+        if (normalizer.LongLine > 0)
+        {
+            return Prepared.Invalid(Problems.InvalidMessage(RawMessage.LongLineError(normalizer.LongLine, _options.MaxTextLineLength)));
+        }
+
+        RawMessage? message;
+        string error;
+        if (!body.IsSpilled)
+        {
+            message = RawMessage.TryParseHeaderSection(body.WrittenSpan, whole: true, body.HasEightBit, out error);
+        }
+        else
+        {
+            // The header section is read back from the head of the spill file, into memory reserved from the budget.
+            var headLength = (int)Math.Min(body.Length, SpilledHeaderLimit);
+            if (!budget.TryReserve(headLength))
+            {
+                return Prepared.Invalid(BudgetExhausted(request.HttpContext));
+            }
+
+            var head = ArrayPool<byte>.Shared.Rent(headLength);
+            try
+            {
+                await using (var stream = body.ContentSource().Open())
+                {
+                    await stream.ReadExactlyAsync(head.AsMemory(0, headLength), cancellationToken);
+                }
+
+                message = RawMessage.TryParseHeaderSection(head.AsSpan(0, headLength), whole: headLength == body.Length, body.HasEightBit, out error);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(head);
+                budget.Release(headLength);
+            }
+        }
+
         if (message is null)
         {
             return Prepared.Invalid(Problems.InvalidMessage(error));
@@ -343,9 +400,13 @@ internal sealed class SubmissionHandler(
             added.Add("Message-ID: <" + messageId.ToString("D") + "@" + _options.HostName + ">");
         }
 
-        // RFC 5322 §3.6.3: Bcc recipients are in the envelope; the field itself is removed before transmission.
-        var content = message.Rewrite(RemovedFromRawMessages, added);
-        return new Prepared(sender!, recipients, content, message.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit);
+        // RFC 5322 §3.6.3: Bcc recipients are in the envelope; the field itself is removed before transmission. Only the
+        // header section is rewritten (a small copy); the body follows from where it was received.
+        var header = message.RewriteHeaderSection(RemovedFromRawMessages, added);
+        var tail = body.IsSpilled
+            ? body.ContentSource(message.HeaderEnd)
+            : InMemory(body.WrittenMemory[message.HeaderEnd..]);
+        return new Prepared(sender!, recipients, header, message.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit) { Tail = tail };
     }
 
     /// <summary>The envelope sender of a raw message: ?from=, X-MailMesh-From, or the Sender / From header field.</summary>
@@ -468,9 +529,14 @@ internal sealed class SubmissionHandler(
 
     /// <summary>
     /// Reads the body into a buffer that grows as octets arrive (never sized from Content-Length), reserved from the
-    /// buffered-bytes budget, up to <paramref name="limit"/> octets; the caller disposes it.
+    /// buffered-bytes budget, up to <paramref name="limit"/> octets as sent (line ends normalised by
+    /// <paramref name="normalizer"/> if any; the stored size is checked later); with <paramref name="spill"/>, past its
+    /// threshold the buffer moves to a spill file. The caller disposes it (which deletes the file); so does every early return and a client
+    /// that goes away mid-body.
     /// </summary>
-    private static async Task<(MessageBuffer? Body, BodyOutcome Outcome)> ReadBodyAsync(HttpRequest request, long limit, MessageBufferBudget bodyBudget, CancellationToken cancellationToken)
+    private static async Task<(MessageBuffer? Body, BodyOutcome Outcome)> ReadBodyAsync(
+        HttpRequest request, long limit, MessageBufferBudget bodyBudget, BodySpill? spill, LineEndingNormalizer? normalizer,
+        CancellationToken cancellationToken)
     {
         if (request.ContentLength > limit)
         {
@@ -483,23 +549,35 @@ internal sealed class SubmissionHandler(
             sizeFeature.MaxRequestBodySize = limit + 1;
         }
 
-        var buffer = new MessageBuffer(bodyBudget, 4096, (int)Math.Min(int.MaxValue, limit + 1));
+        // Normalising can at most double the octets (a bare LF becomes CRLF): the buffer never drops any below this.
+        var capacity = (int)Math.Min(int.MaxValue, normalizer is null ? limit + 1 : (2 * limit) + 2);
+        var buffer = new MessageBuffer(bodyBudget, 4096, capacity, spill);
         try
         {
             var reader = request.BodyReader;
+            long received = 0;
             while (true)
             {
                 var read = await reader.ReadAsync(cancellationToken);
                 foreach (var segment in read.Buffer)
                 {
-                    if (buffer.WrittenCount + segment.Length > limit)
+                    received += segment.Length;
+                    if (received > limit)
                     {
                         reader.AdvanceTo(read.Buffer.End);
                         buffer.Dispose();
                         return (null, BodyOutcome.TooLarge);
                     }
 
-                    buffer.Write(segment.Span);
+                    if (normalizer is null)
+                    {
+                        buffer.Write(segment.Span);
+                    }
+                    else
+                    {
+                        normalizer.Write(segment.Span, buffer);
+                    }
+
                     if (buffer.Exhausted)
                     {
                         reader.AdvanceTo(read.Buffer.End);
@@ -511,6 +589,13 @@ internal sealed class SubmissionHandler(
                 reader.AdvanceTo(read.Buffer.End);
                 if (read.IsCompleted)
                 {
+                    normalizer?.Complete(buffer);
+                    if (buffer.Exhausted)
+                    {
+                        buffer.Dispose();
+                        return (null, BodyOutcome.BudgetExhausted);
+                    }
+
                     return (buffer, BodyOutcome.Read);
                 }
             }
@@ -522,6 +607,12 @@ internal sealed class SubmissionHandler(
         }
     }
 
+    /// <summary>The most of a spilled raw message read back to find its header section (Postfix's header_size_limit is 100 KiB).</summary>
+    internal const int SpilledHeaderLimit = 256 * 1024;
+
+    private static MessageContentSource InMemory(ReadOnlyMemory<byte> content) =>
+        new(content.Length, () => new PrefixedContentStream(content, ReadOnlyMemory<byte>.Empty));
+
     private static IPAddress? MapToIPv4(IPAddress? address) => address is { IsIPv4MappedToIPv6: true } ? address.MapToIPv4() : address;
 
     private static string ClientAddress(IPAddress? address) => MapToIPv4(address)?.ToString() ?? "unknown";
@@ -529,6 +620,9 @@ internal sealed class SubmissionHandler(
     private readonly record struct Prepared(string? Sender, List<Mailbox>? Recipients, ReadOnlyMemory<byte> Content, BodyType BodyType)
     {
         public ProblemHttpResult? Problem { get; init; }
+
+        /// <summary>What follows <see cref="Content"/>, streamed (a raw message's body); null when Content is all.</summary>
+        public MessageContentSource? Tail { get; init; }
 
         public static Prepared Invalid(ProblemHttpResult problem) => new(null, null, default, BodyType.SevenBit) { Problem = problem };
     }

@@ -16,7 +16,7 @@ namespace MailMesh.Ingress.Memory;
 /// it (452 4.3.1 / 503), never accepts it.
 /// With a <see cref="BodySpill"/>, a message that would grow past <see cref="BodySpill.Threshold"/> moves to a temporary
 /// file (deleted when the buffer is disposed, whatever happens) and only a 64 KiB staging area stays reserved from the
-/// budget; the content is then handed to the spool as a stream (<see cref="ContentSource"/>).
+/// budget; the content is then handed to the spool as a stream (<see cref="ContentSource()"/>).
 /// </summary>
 internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
 {
@@ -60,7 +60,7 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     /// <summary>Octets written so far, in memory and in the spill file.</summary>
     public long Length => _fileLength + _written;
 
-    /// <summary>The content moved to a temporary file: read it through <see cref="ContentSource"/>.</summary>
+    /// <summary>The content moved to a temporary file: read it through <see cref="ContentSource()"/>.</summary>
     public bool IsSpilled => _file is not null;
 
     /// <summary>The path of the spill file while it exists (for tests and logs).</summary>
@@ -78,7 +78,13 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     /// the spill file (the file stays owned by this buffer). Writes the staged tail to the file first; only valid
     /// while the buffer is not disposed.
     /// </summary>
-    public MessageContentSource ContentSource()
+    public MessageContentSource ContentSource() => ContentSource(0);
+
+    /// <summary>
+    /// <see cref="ContentSource()"/> from <paramref name="offset"/> on (the body after a header section that is stored
+    /// rewritten), over the same file without copying it.
+    /// </summary>
+    public MessageContentSource ContentSource(long offset)
     {
         var file = _file ?? throw new InvalidOperationException("The content is in memory.");
         FlushStaged();
@@ -88,9 +94,11 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         }
 
         file.Flush();
-        var length = _fileLength;
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offset, _fileLength);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        var length = _fileLength - offset;
         var handle = file.SafeFileHandle;
-        return new MessageContentSource(length, () => new SpillReadStream(handle, length));
+        return new MessageContentSource(length, () => new SpillReadStream(handle, length, offset));
     }
 
     /// <summary>Octets reserved from the budget now (the capacity held).</summary>
@@ -370,10 +378,10 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
 /// Ingress:SpillDirectory).</summary>
 internal sealed record BodySpill(long Threshold, string Directory);
 
-/// <summary>A read-only, seekable view of the first <paramref name="length"/> octets of a spill file, with its own
-/// position (positional reads), so opening it again never disturbs the writer or another reader; disposing it leaves
-/// the file open.</summary>
-internal sealed class SpillReadStream(SafeFileHandle handle, long length) : Stream
+/// <summary>A read-only, seekable view of <paramref name="length"/> octets of a spill file from <paramref name="start"/>,
+/// with its own position (positional reads), so opening it again never disturbs the writer or another reader; disposing
+/// it leaves the file open.</summary>
+internal sealed class SpillReadStream(SafeFileHandle handle, long length, long start = 0) : Stream
 {
     private long _position;
 
@@ -401,7 +409,7 @@ internal sealed class SpillReadStream(SafeFileHandle handle, long length) : Stre
             return 0;
         }
 
-        var read = RandomAccess.Read(handle, buffer[..take], _position);
+        var read = RandomAccess.Read(handle, buffer[..take], start + _position);
         _position += read;
         return read;
     }
@@ -417,7 +425,7 @@ internal sealed class SpillReadStream(SafeFileHandle handle, long length) : Stre
             return 0;
         }
 
-        var read = await RandomAccess.ReadAsync(handle, buffer[..take], _position, cancellationToken);
+        var read = await RandomAccess.ReadAsync(handle, buffer[..take], start + _position, cancellationToken);
         _position += read;
         return read;
     }

@@ -92,6 +92,17 @@ public interface ISpool
 
     /// <summary>Deletes applied results (one round trip for the batch).</summary>
     Task DeleteResultsAsync(IReadOnlyList<Guid> leaseIds, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The lease clock's heartbeat, which the scheduler writes before it claims. A lease can be neither renewed nor
+    /// re-claimed while no scheduler reaches the store (a database restart), so its clock stops then: when the previous
+    /// heartbeat of any scheduler is older than <paramref name="maxGap"/>, every lease that was still live at it (InFlight,
+    /// expiring after it, result not recorded) is extended by the whole gap, up to <paramref name="now"/>, in the same
+    /// transaction that moves the heartbeat, so replicas that come back together extend once and a dead lease is
+    /// extended only by the time the store was out of reach. Returns the pause made up for, or null (no gap, or the
+    /// first heartbeat ever).
+    /// </summary>
+    Task<LeaseClockPause?> BeatLeaseClockAsync(DateTimeOffset now, TimeSpan maxGap, CancellationToken cancellationToken);
 }
 
 /// <summary>

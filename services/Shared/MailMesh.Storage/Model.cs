@@ -271,3 +271,19 @@ public sealed record PendingResult
     /// <summary>How many times the result has been handed out to be applied, this time included.</summary>
     public int Tries { get; init; }
 }
+
+/// <summary>
+/// A stop of the lease clock that <see cref="ISpool.BeatLeaseClockAsync"/> made up for: no scheduler reached the store
+/// from <see cref="From"/> (the previous heartbeat) to <see cref="To"/>, so every lease still live at
+/// <see cref="From"/> was extended by <see cref="Length"/>.
+/// </summary>
+public sealed record LeaseClockPause
+{
+    public required DateTimeOffset From { get; init; }
+    public required DateTimeOffset To { get; init; }
+
+    /// <summary>How many in-flight recipients had their lease extended.</summary>
+    public required int Extended { get; init; }
+
+    public TimeSpan Length => To - From;
+}

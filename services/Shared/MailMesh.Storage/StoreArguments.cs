@@ -86,6 +86,9 @@ internal static class StoreArguments
             request.MaxJobsInFlight ?? int.MaxValue, request.MaxJobsInFlightPerDomain ?? int.MaxValue);
     }
 
+    public static void CheckLeaseClock(TimeSpan maxGap) =>
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(maxGap, TimeSpan.Zero);
+
     public static void CheckResult(PendingResult result)
     {
         ArgumentNullException.ThrowIfNull(result);

@@ -170,6 +170,27 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     private const string DeleteResultsSql = "DELETE FROM spool.results WHERE lease_id = ANY(@ids)";
 
+    // The lease clock. The common case is one statement: the previous heartbeat is recent (or there is none yet), so
+    // only the heartbeat moves. Otherwise BeatLeaseClockAsync takes the row's lock and extends the live leases.
+    private const string BeatSql =
+        """
+        UPDATE spool.lease_clock
+        SET beat_at = greatest(beat_at, @now)
+        WHERE id = 1 AND (beat_at IS NULL OR beat_at >= @now - @max_gap)
+        """;
+
+    private const string LockClockSql = "SELECT beat_at FROM spool.lease_clock WHERE id = 1 FOR UPDATE";
+
+    // Leases live at the previous heartbeat; a recorded result (no expiry) is not a lease any more.
+    private const string ExtendLeasesSql =
+        """
+        UPDATE spool.recipients
+        SET lease_expires_at = lease_expires_at + @gap
+        WHERE state = 1 AND lease_expires_at > @from
+        """;
+
+    private const string MoveClockSql = "UPDATE spool.lease_clock SET beat_at = greatest(beat_at, @now) WHERE id = 1";
+
     // Serialises completions of one message (one job per domain may finish at the same moment) so the
     // "all recipients final" check below always sees the other job's committed updates.
     private const string LockMessageSql = "SELECT 1 FROM spool.messages WHERE id = @message_id FOR NO KEY UPDATE";
@@ -628,6 +649,56 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         await using var command = dataSource.CreateCommand(DeleteResultsSql);
         command.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", [.. leaseIds]));
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async Task<LeaseClockPause?> BeatLeaseClockAsync(DateTimeOffset now, TimeSpan maxGap, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckLeaseClock(maxGap);
+        now = StoreArguments.Truncate(now);
+        await using (var beat = dataSource.CreateCommand(BeatSql))
+        {
+            beat.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
+            beat.Parameters.Add(new NpgsqlParameter<TimeSpan>("max_gap", maxGap));
+            if (await beat.ExecuteNonQueryAsync(cancellationToken) > 0)
+            {
+                return null;
+            }
+        }
+
+        // A gap: under the clock's row lock (a replica that comes back at the same moment waits here, then finds the
+        // heartbeat moved and extends nothing), extend the leases, move the heartbeat, and commit durably before the
+        // caller claims.
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var durable = new NpgsqlCommand(SynchronousCommitSql, connection, transaction))
+        {
+            await durable.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        DateTimeOffset? previous;
+        await using (var lockClock = new NpgsqlCommand(LockClockSql, connection, transaction))
+        {
+            await using var reader = await lockClock.ExecuteReaderAsync(cancellationToken);
+            previous = await reader.ReadAsync(cancellationToken) && !reader.IsDBNull(0) ? reader.GetFieldValue<DateTimeOffset>(0) : null;
+        }
+
+        LeaseClockPause? pause = null;
+        if (previous is { } from && now - from > maxGap)
+        {
+            await using var extend = new NpgsqlCommand(ExtendLeasesSql, connection, transaction);
+            extend.Parameters.Add(new NpgsqlParameter<TimeSpan>("gap", now - from));
+            extend.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("from", from));
+            pause = new LeaseClockPause { From = from, To = now, Extended = await extend.ExecuteNonQueryAsync(cancellationToken) };
+        }
+
+        await using (var move = new NpgsqlCommand(MoveClockSql, connection, transaction))
+        {
+            move.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
+            await move.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return pause;
     }
 
     public async Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken)

@@ -769,6 +769,48 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         }, 0, cancellationToken);
     }
 
+    public Task<LeaseClockPause?> BeatLeaseClockAsync(DateTimeOffset now, TimeSpan maxGap, CancellationToken cancellationToken)
+    {
+        StoreArguments.CheckLeaseClock(maxGap);
+        var nowMs = StoreArguments.ToUnixMs(now);
+        var maxGapMs = (long)maxGap.TotalMilliseconds;
+
+        // One write operation: the writer's transaction is what the row lock is in PostgreSQL.
+        return database.WriteAsync<LeaseClockPause?>(async write =>
+        {
+            long? previous;
+            await using (var read = write.CreateCommand("SELECT beat_at FROM spool_lease_clock WHERE id = 1"))
+            {
+                var value = await read.ExecuteScalarAsync(CancellationToken.None);
+                previous = value is long ms ? ms : null;
+            }
+
+            LeaseClockPause? pause = null;
+            if (previous is { } fromMs && nowMs - fromMs > maxGapMs)
+            {
+                await using var extend = write.CreateCommand(
+                    """
+                    UPDATE spool_recipients
+                    SET lease_expires_at = lease_expires_at + @gap
+                    WHERE state = 1 AND lease_expires_at > @from
+                    """);
+                extend.Add("@gap", nowMs - fromMs);
+                extend.Add("@from", fromMs);
+                pause = new LeaseClockPause
+                {
+                    From = StoreArguments.FromUnixMs(fromMs),
+                    To = StoreArguments.FromUnixMs(nowMs),
+                    Extended = await extend.ExecuteNonQueryAsync(CancellationToken.None),
+                };
+            }
+
+            await using var move = write.CreateCommand("UPDATE spool_lease_clock SET beat_at = max(coalesce(beat_at, @now), @now) WHERE id = 1");
+            move.Add("@now", nowMs);
+            await move.ExecuteNonQueryAsync(CancellationToken.None);
+            return pause;
+        }, 0, cancellationToken);
+    }
+
     public Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         var nowMs = StoreArguments.ToUnixMs(now);
