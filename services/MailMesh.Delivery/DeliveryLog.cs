@@ -63,4 +63,7 @@ internal static partial class DeliveryLog
 
     [LoggerMessage(EventId = 5018, Level = LogLevel.Critical, Message = "The result of {MessageId} under lease {LeaseId} could be neither recorded nor published; the attempt will be repeated when its lease expires")]
     public static partial void ResultLost(ILogger logger, Exception exception, Guid messageId, Guid leaseId);
+
+    [LoggerMessage(EventId = 5021, Level = LogLevel.Warning, Message = "Taking the lease of {MessageId} ({LeaseId}) got no answer (try {Try}); asking again as the same owner in {Delay}")]
+    public static partial void TakeRetried(ILogger logger, Exception exception, Guid messageId, Guid leaseId, int @try, TimeSpan delay);
 }

@@ -72,6 +72,23 @@ public sealed class DeliverMessageConsumerTests
     }
 
     [Fact]
+    public async Task A_lease_take_whose_answer_was_lost_is_asked_again_as_the_same_owner_and_the_message_is_sent_once()
+    {
+        // Issue 8 load runs: the take committed but its answer timed out; asked again as a new owner it was refused
+        // ("not_taken") and the message waited for the whole lease.
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Spool.LoseTakeAnswers = 1;
+        var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test");
+
+        var attempt = await f.DeliverAsync(request);
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        Assert.Equal(2, f.Spool.Takes);
+        Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+    }
+
+    [Fact]
     public async Task Each_recipient_gets_its_own_result()
     {
         await using var f = await DeliveryFixture.StartAsync();

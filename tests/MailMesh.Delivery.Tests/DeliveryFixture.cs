@@ -205,6 +205,9 @@ internal sealed class InMemorySpool : ISpool
     /// <summary>While set, renewals and result writes fail as they do while the database restarts.</summary>
     public volatile bool Unreachable;
 
+    /// <summary>Lease takes that commit and then lose their answer (a timeout after the commit), counted down.</summary>
+    public int LoseTakeAnswers;
+
     /// <summary>Called after a lease was taken (a test cuts the database off there).</summary>
     public Action<Guid>? OnTaken { get; set; }
 
@@ -233,6 +236,11 @@ internal sealed class InMemorySpool : ISpool
         }
 
         OnTaken?.Invoke(leaseId);
+        if (Interlocked.Decrement(ref LoseTakeAnswers) >= 0)
+        {
+            return Task.FromException<StoredMessage?>(new TimeoutException("injected: the take committed, its answer was lost"));
+        }
+
         return Task.FromResult<StoredMessage?>(message);
     }
 
