@@ -17,7 +17,10 @@ internal static class Report
             var latency = r.LatenciesMs.Length == 0 ? "n/a" : $"{F(Percentile(r.LatenciesMs, 0.50))} / {F(Percentile(r.LatenciesMs, 0.99))}";
             var delivered = r.Delivered == r.Accepted && r.DeliveredWithDuplicates == r.Delivered
                 ? string.Empty
-                : $" ({r.Delivered} of {r.Accepted} delivered, {r.DeliveredWithDuplicates - r.Delivered} duplicates)";
+                : r.Sink == "smtp-sink"
+                    // smtp-sink counts DATA transactions: more than were accepted means duplicates, but not which.
+                    ? $" ({r.DeliveredWithDuplicates} arrivals for {r.Accepted} accepted: {(r.DeliveredWithDuplicates > r.Accepted ? $"≥ {r.DeliveredWithDuplicates - r.Accepted} duplicates" : "some missing")})"
+                    : $" ({r.Delivered} of {r.Accepted} delivered, {r.DeliveredWithDuplicates - r.Delivered} duplicates)";
             text.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {i + 1} | {r.Kind} | {r.Client} → {r.Sink} | {r.Messages} × {r.Size} B, {r.Connections} conn | {F(r.AcceptedRate)}{(r.Refused > 0 ? $" ({r.Refused} refused)" : "")} | {F(r.EndToEndRate)}{delivered} | {r.Accepted - r.DeliveredWhenClientDone} | {latency} | {Bus(r)} | {r.LoadBefore} → {r.LoadAfter} |"));
         }
