@@ -138,26 +138,8 @@ public sealed class SchedulerResilienceTests
         Assert.False(otherPublished.IsCompleted);
 
         var applied = host.WaitAppliedAsync(job.LeaseId);
-        await host.Harness.Bus.Publish(new DeliveryAttempted
-        {
-            MessageId = job.MessageId,
-            Domain = job.Domain,
-            LeaseId = job.LeaseId,
-            RemoteHost = "mx.dest.example",
-            RemoteAddress = "192.0.2.25",
-            StartedAt = host.Time.GetUtcNow(),
-            CompletedAt = host.Time.GetUtcNow(),
-            Results = [.. job.Recipients.Select(r => new RecipientResult
-            {
-                RecipientId = r.RecipientId,
-                Address = r.Address,
-                Outcome = DeliveryOutcome.Delivered,
-                ReplyCode = 250,
-                EnhancedCode = "2.0.0",
-                ReplyText = "ok",
-                Stage = ReplyStage.Data,
-            })],
-        });
+        await host.Harness.Bus.Publish(Delivered(
+            job.MessageId, job.Domain, job.LeaseId, job.Recipients.Select(r => (r.RecipientId, r.Address)), host.Time.GetUtcNow()));
         await applied;
 
         await otherPublished.WaitAsync(TimeSpan.FromSeconds(30));
@@ -193,18 +175,22 @@ public sealed class SchedulerResilienceTests
         Assert.True(host.Time.GetUtcNow() - first.LeaseExpiresAt + host.Options.LeaseDuration < host.Options.PollInterval);
     }
 
-    private static DeliveryAttempted Delivered(DeliveryJob job, DateTimeOffset now) => new()
-    {
-        MessageId = job.MessageId,
-        Domain = job.Domain,
-        LeaseId = job.LeaseId,
-        RemoteHost = "mx.dest.example",
-        RemoteAddress = "192.0.2.25",
-        StartedAt = now,
-        CompletedAt = now,
-        Results = [.. job.Recipients.Select(r => new RecipientResult
+    private static DeliveryAttempted Delivered(DeliveryJob job, DateTimeOffset now) =>
+        Delivered(job.MessageId, job.Domain, job.LeaseId, job.Recipients.Select(r => (r.RecipientId, r.Address)), now);
+
+    private static DeliveryAttempted Delivered(
+        Guid messageId, string domain, Guid leaseId, IEnumerable<(long Id, string Address)> recipients, DateTimeOffset now) => new()
         {
-            RecipientId = r.RecipientId,
+            MessageId = messageId,
+            Domain = domain,
+            LeaseId = leaseId,
+            RemoteHost = "mx.dest.example",
+            RemoteAddress = "192.0.2.25",
+            StartedAt = now,
+            CompletedAt = now,
+            Results = [.. recipients.Select(r => new RecipientResult
+        {
+            RecipientId = r.Id,
             Address = r.Address,
             Outcome = DeliveryOutcome.Delivered,
             ReplyCode = 250,
@@ -212,7 +198,7 @@ public sealed class SchedulerResilienceTests
             ReplyText = "ok",
             Stage = ReplyStage.Data,
         })],
-    };
+        };
 
     [Fact]
     public async Task After_a_store_outage_longer_than_the_lease_the_leases_are_extended_once_before_any_claim()
