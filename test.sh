@@ -55,7 +55,8 @@ for project in "${projects[@]}"; do
   if ! dotnet test "$project" --no-build -c Release --nologo \
       --blame-hang-timeout 5m --logger "console;verbosity=normal" >"$log" 2>&1; then
     status=1
-    grep -E '^\s+(Failed|Error Message|Stack Trace)|\[FAIL\]|error' "$log" | head -n 80 || true
+    # Each failure's whole block: name, the full assertion message, the first frames of its stack trace.
+    awk '/^  Failed /{p=1; n=0} p&&/^  Stack Trace:/{st=1} p{print; if (st && ++n > 12) {p=0; st=0}}' "$log" | head -n 200 || true
   fi
   # vstest's closing block: "Total tests: 42" then "     Passed: 41", "     Failed: 1", "    Skipped: 0".
   if ! grep -qE '^Total tests: [0-9]+' "$log"; then

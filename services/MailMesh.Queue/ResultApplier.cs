@@ -81,7 +81,8 @@ internal sealed class ResultApplier(
                 logger.ResultRoundFailed(ex, failures, delay);
                 try
                 {
-                    await Task.Delay(delay, time, stoppingToken);
+                    // A result recorded by this process meanwhile proves the store answers again: it ends the back-off.
+                    await signal.Signal.WaitAsync(delay, time, stoppingToken);
                 }
                 catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
                 {

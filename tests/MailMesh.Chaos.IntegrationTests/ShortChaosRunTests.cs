@@ -36,8 +36,10 @@ public sealed class ShortChaosRunTests(ITestOutputHelper output)
         Assert.True(result.FaultErrors.Count == 0, "faults could not be injected or recovered from:\n" + result.Format());
         Assert.True(result.Total.Lost == 0, $"{result.Total.Lost} accepted messages never arrived:\n" + result.Format());
 
-        // The goal (issue 7 §7): duplicates <= 0.1 % of accepted, the PostgreSQL restart included (the lease clock
-        // stops while the spool is unreachable, so the transactions past their final "." then keep their leases).
+        // Issue 7 §7: only the documented window duplicates (a SIGKILL of Delivery between the destination's reading of
+        // the final "." and the spool's recording of its 250), never a restart of PostgreSQL or RabbitMQ, a lease that
+        // outlives its holder, or a backlog. The ratio bound is the short run's (ChaosOptions.ShortRun).
+        Assert.True(result.Total.OtherDuplicated == 0, $"{result.Total.OtherDuplicated} messages arrived more than once outside the documented window:\n" + result.Format());
         Assert.True(result.Total.DuplicateRatio <= options.MaxDuplicateRatio, $"{result.Total.Duplicated} messages arrived more than once:\n" + result.Format());
     }
 

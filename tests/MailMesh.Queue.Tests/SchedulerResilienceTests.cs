@@ -175,6 +175,30 @@ public sealed class SchedulerResilienceTests
         Assert.True(host.Time.GetUtcNow() - first.LeaseExpiresAt + host.Options.LeaseDuration < host.Options.PollInterval);
     }
 
+    [Fact]
+    public async Task A_result_recorded_while_the_applier_backs_off_from_a_failed_round_is_applied_at_once()
+    {
+        // CI flake (DeliveryAttemptedConsumerTests): a test moved the fake clock days ahead while the applier's first
+        // claim was in flight, its StoreTimeout fired, and the applier waited out its back-off on a clock that never
+        // moved again. A result this process records proves the store answers: it ends the back-off. The clock never
+        // moves here.
+        var faults = new SpoolFaults { FailResultClaims = 1 };
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        var job = await host.ClaimAsync(await host.StoreAsync());
+        using (var failed = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            while (faults.ResultClaims < 1)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(5), failed.Token);
+            }
+        }
+
+        var applied = host.WaitAppliedAsync(job.LeaseId);
+        await host.Harness.Bus.Publish(Delivered(job, host.Time.GetUtcNow()));
+        await applied;
+        Assert.Equal(2, faults.ResultClaims);
+    }
+
     private static DeliveryAttempted Delivered(DeliveryJob job, DateTimeOffset now) =>
         Delivered(job.MessageId, job.Domain, job.LeaseId, job.Recipients.Select(r => (r.RecipientId, r.Address)), now);
 
@@ -305,13 +329,18 @@ internal sealed class SpoolFaults
 {
     private int _claims;
 
+    private int _resultClaims;
+
     public volatile int FailClaims;
+    public volatile int FailResultClaims;
     public volatile int HangClaims;
 
     /// <summary>While set, the heartbeat and the claim fail as they do while the database restarts.</summary>
     public volatile bool Unreachable;
 
     public int Claims => Volatile.Read(ref _claims);
+
+    public int ResultClaims => Volatile.Read(ref _resultClaims);
 
     public ISpool Wrap(ISpool inner)
     {
@@ -335,6 +364,19 @@ internal sealed class SpoolFaults
             return Task.FromException<IReadOnlyList<DeliveryJob>>(new InvalidOperationException("53300: remaining connection slots are reserved"));
         }
 
+        return proceed();
+    }
+
+    internal object? OnResultClaim(Func<object?> proceed)
+    {
+        if (FailResultClaims > 0)
+        {
+            FailResultClaims--;
+            Interlocked.Increment(ref _resultClaims);
+            return Task.FromException<IReadOnlyList<PendingResult>>(new TimeoutException("claiming recorded results did not finish within 00:00:10"));
+        }
+
+        Interlocked.Increment(ref _resultClaims);
         return proceed();
     }
 }
@@ -368,8 +410,11 @@ internal class FaultySpool : DispatchProxy
             }
         }
 
-        return targetMethod.Name == nameof(ISpool.ClaimDueAsync) && args?[0] is ClaimRequest
-            ? _faults.OnClaim(Proceed)
-            : Proceed();
+        return targetMethod.Name switch
+        {
+            nameof(ISpool.ClaimDueAsync) when args?[0] is ClaimRequest => _faults.OnClaim(Proceed),
+            nameof(ISpool.ClaimResultsAsync) => _faults.OnResultClaim(Proceed),
+            _ => Proceed(),
+        };
     }
 }

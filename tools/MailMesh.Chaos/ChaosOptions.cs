@@ -85,6 +85,13 @@ public sealed record ChaosOptions
     /// <summary>The run fails when duplicated / accepted exceeds this (0.001: 0.1 %, issue 7 §7).</summary>
     public double MaxDuplicateRatio { get; init; } = 0.001;
 
+    /// <summary>
+    /// A duplicate is in the documented window when its first copy's end of data reached the destination at most the
+    /// destination's reply latency plus this before a SIGKILL of Delivery: the time for the 250 to come back and be
+    /// recorded in the spool. Any other duplicate fails the run.
+    /// </summary>
+    public TimeSpan KillWindowSlack { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Approximate size of each message in bytes.</summary>
     public int MessageSize { get; init; } = 2048;
 
@@ -135,6 +142,12 @@ public sealed record ChaosOptions
     public static ChaosOptions ShortRun() => new()
     {
         Lease = TimeSpan.FromSeconds(10),
+
+        // About 600 accepted: 0.1 % is less than one message, and the one SIGKILL of Delivery (paced, 20 ms replies)
+        // lands in the documented window in about one run in four, duplicating one message (0.17 %). The short run
+        // therefore bounds the ratio at 1 % and relies on the strict check: nothing duplicated outside the window.
+        // The full run (thousands of messages) keeps the 0.1 % goal.
+        MaxDuplicateRatio = 0.01,
         FaultPause = TimeSpan.FromSeconds(1),
         FaultGap = TimeSpan.FromSeconds(0.5),
         SettleTimeout = TimeSpan.FromSeconds(20),

@@ -35,6 +35,18 @@ public static class ChaosRun
             }
         }
 
+        async Task CleanUpAsync(string what, Func<Task>? dispose)
+        {
+            try
+            {
+                await (dispose?.Invoke() ?? Task.CompletedTask);
+            }
+            catch (Exception ex)
+            {
+                Log($"chaos: stopping {what} failed: {ex.Message}");
+            }
+        }
+
         await StaleRuns.ReapAsync(Log);
         var root = options.RepositoryRoot ?? FindRepositoryRoot();
         var configuration = options.Configuration ?? (AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release");
@@ -129,11 +141,12 @@ public static class ChaosRun
             var body = MarkedLoad.BuildBody(options.MessageSize);
             var loads = new List<MarkedLoad>();
             var faultErrors = new List<string>();
+            var killWindows = new List<(long From, long To)>();
             foreach (var phase in options.Phases)
             {
                 var load = new MarkedLoad(phase, runTag, smtpPort, body);
                 loads.Add(load);
-                await RunPhaseAsync(load, options, sink, fleet, postgres, rabbit, faultErrors, Log, token);
+                await RunPhaseAsync(load, options, sink, fleet, postgres, rabbit, faultErrors, killWindows, Log, token);
             }
 
             // Drain: until nothing is pending in the spool or the broker and nothing has arrived for a while.
@@ -175,7 +188,9 @@ public static class ChaosRun
             Log(drained ? $"drain: quiescent after {drainClock.Elapsed.TotalSeconds:F0} s" : $"drain: NOT quiescent after {drainClock.Elapsed.TotalSeconds:F0} s; spool {Describe(states)}, broker {(broker is null ? "?" : Describe(broker))}");
 
             var arrivals = sink.Snapshot();
-            var phases = loads.Select(l => Count(l, arrivals)).ToList();
+            var firstEndOfData = sink.FirstEndOfData();
+            bool InWindow(string id) => firstEndOfData.TryGetValue(id, out var at) && killWindows.Any(w => at >= w.From && at <= w.To);
+            var phases = loads.Select(l => Count(l, arrivals, InWindow)).ToList();
             var result = new ChaosResult
             {
                 Phases = phases,
@@ -190,6 +205,7 @@ public static class ChaosRun
                     Delivered = phases.Sum(p => p.Delivered),
                     Lost = phases.Sum(p => p.Lost),
                     Duplicated = phases.Sum(p => p.Duplicated),
+                    WindowDuplicated = phases.Sum(p => p.WindowDuplicated),
                     ExtraCopies = phases.Sum(p => p.ExtraCopies),
                 },
                 MaxDuplicateRatio = options.MaxDuplicateRatio,
@@ -213,20 +229,10 @@ public static class ChaosRun
         finally
         {
             Log("chaos: stopping the services, RabbitMQ and PostgreSQL");
-            if (fleet is not null)
-            {
-                await fleet.DisposeAsync();
-            }
-
-            if (rabbit is not null)
-            {
-                await rabbit.DisposeAsync();
-            }
-
-            if (postgres is not null)
-            {
-                await postgres.DisposeAsync();
-            }
+            // Each clean-up on its own: one that throws must not leave the servers after it running.
+            await CleanUpAsync("the services", fleet is null ? null : () => fleet.DisposeAsync().AsTask());
+            await CleanUpAsync("RabbitMQ", rabbit is null ? null : rabbit.DisposeAsync);
+            await CleanUpAsync("PostgreSQL", postgres is null ? null : postgres.DisposeAsync);
 
             if (options.KeepWorkDirectory)
             {
@@ -249,7 +255,7 @@ public static class ChaosRun
     }
 
     private static async Task RunPhaseAsync(MarkedLoad load, ChaosOptions options, ChaosSink sink, ServiceFleet fleet, PrivatePostgres postgres,
-        PrivateRabbitMq rabbit, List<string> faultErrors, Action<string> log, CancellationToken token)
+        PrivateRabbitMq rabbit, List<string> faultErrors, List<(long From, long To)> killWindows, Action<string> log, CancellationToken token)
     {
         var phase = load.Phase;
         sink.Latency = phase.SinkLatency;
@@ -270,6 +276,15 @@ public static class ChaosRun
                 await Task.Delay(options.FaultGap, token);
                 try
                 {
+                    if (fault == Fault.KillDelivery)
+                    {
+                        // Copies whose end of data reached the destination from its reply latency plus the slack before the
+                        // kill until the process is gone (it stays down FaultPause) may have their 250 die with it.
+                        var now = Stopwatch.GetTimestamp();
+                        var reach = sink.Latency + options.KillWindowSlack;
+                        killWindows.Add((now - (long)(reach.TotalSeconds * Stopwatch.Frequency), now + (long)(options.FaultPause.TotalSeconds * Stopwatch.Frequency)));
+                    }
+
                     await InjectAsync(fault, options, fleet, postgres, rabbit, log, token);
                     log($"fault: so far {load.Accepted.Count} accepted in this phase; destination: {sink.TotalArrivals} arrivals, {sink.ExtraCopies} of them extra copies");
                 }
@@ -335,7 +350,7 @@ public static class ChaosRun
         }
     }
 
-    private static PhaseResult Count(MarkedLoad load, IReadOnlyDictionary<string, int> arrivals)
+    private static PhaseResult Count(MarkedLoad load, IReadOnlyDictionary<string, int> arrivals, Func<string, bool> inKillWindow)
     {
         var prefix = load.IdOf(0)[..^1];
         var phaseArrivals = arrivals.Where(a => a.Key.StartsWith(prefix, StringComparison.Ordinal)).ToList();
@@ -352,6 +367,7 @@ public static class ChaosRun
             Delivered = phaseArrivals.Count,
             Lost = accepted.Count(id => !arrivals.ContainsKey(id)),
             Duplicated = phaseArrivals.Count(a => a.Value > 1),
+            WindowDuplicated = phaseArrivals.Count(a => a.Value > 1 && inKillWindow(a.Key)),
             ExtraCopies = phaseArrivals.Sum(a => a.Value - 1),
         };
     }

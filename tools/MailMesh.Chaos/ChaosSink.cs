@@ -21,6 +21,7 @@ internal sealed class ChaosSink : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _acceptLoop;
     private readonly ConcurrentDictionary<string, int> _arrivals = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _firstEndOfData = new(StringComparer.Ordinal);
     private long _unmarked;
     private long _deferred;
     private long _lastArrival = Stopwatch.GetTimestamp();
@@ -74,6 +75,12 @@ internal sealed class ChaosSink : IAsyncDisposable
 
     /// <summary>How many times <paramref name="id"/> arrived (0: never).</summary>
     public int Arrivals(string id) => _arrivals.TryGetValue(id, out var count) ? count : 0;
+
+    /// <summary>
+    /// When the end of data of each id's first copy was read (<see cref="Stopwatch.GetTimestamp"/>): from then on the
+    /// destination holds the message, whatever becomes of the sender.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> FirstEndOfData() => new Dictionary<string, long>(_firstEndOfData, StringComparer.Ordinal);
 
     /// <summary>A snapshot of every marked id with its arrival count.</summary>
     public IReadOnlyDictionary<string, int> Snapshot() => new Dictionary<string, int>(_arrivals, StringComparer.Ordinal);
@@ -137,6 +144,7 @@ internal sealed class ChaosSink : IAsyncDisposable
                             }
                         }
 
+                        var endOfData = Stopwatch.GetTimestamp();
                         if (Latency > TimeSpan.Zero)
                         {
                             await Task.Delay(Latency, _stop.Token);
@@ -156,6 +164,7 @@ internal sealed class ChaosSink : IAsyncDisposable
                         }
                         else
                         {
+                            _firstEndOfData.TryAdd(id, endOfData);
                             if (_arrivals.AddOrUpdate(id, 1, (_, n) => n + 1) > 1)
                             {
                                 Interlocked.Increment(ref _extraCopies);

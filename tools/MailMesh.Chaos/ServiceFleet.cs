@@ -13,7 +13,9 @@ internal sealed class ServiceFleet : IAsyncDisposable
     private readonly string _binaries;
     private readonly string _logDirectory;
     private readonly IReadOnlyDictionary<string, string> _settings;
-    private readonly Dictionary<string, Process> _processes = [];
+    // Written by StartAllAsync's concurrent starts: a plain Dictionary lost entries there ("KillIngress failed: the
+    // given key 'Ingress' was not present") and broke clean-up, leaving the servers running.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Process> _processes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _httpPorts = [];
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
@@ -99,7 +101,7 @@ internal sealed class ServiceFleet : IAsyncDisposable
         await process.WaitForExitAsync();
         await File.AppendAllTextAsync(LogFile(service), $"===== chaos: SIGKILL {DateTimeOffset.UtcNow:O}\n");
         process.Dispose();
-        _processes.Remove(service);
+        _processes.TryRemove(service, out _);
         return id;
     }
 
