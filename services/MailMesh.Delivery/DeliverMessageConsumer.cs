@@ -215,7 +215,7 @@ internal sealed class DeliverMessageConsumer(
                     return;
                 }
 
-                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, Math.Min(failures, 16))));
+                var delay = RecordRetryDelay(failures);
                 DeliveryLog.RecordFailed(logger, ex, attempted.MessageId, attempted.LeaseId, failures, delay);
                 try
                 {
@@ -228,6 +228,18 @@ internal sealed class DeliverMessageConsumer(
             }
         }
     }
+
+    /// <summary>
+    /// The wait before the next try of a result write: 200 ms, doubling, at most <see cref="MaxRecordRetryDelay"/>. The
+    /// cap is short because the write races the lease once the database is back: a database restart shorter than
+    /// Queue:LeaseClockGap does not stop the lease clock, and with 5 s steps (before) a result of a short lease could
+    /// still be waiting when Queue re-claimed the work and sent it again. One small write per second per waiting result
+    /// is nothing to a database that is coming back.
+    /// </summary>
+    internal static TimeSpan RecordRetryDelay(int failures) =>
+        TimeSpan.FromMilliseconds(Math.Min(MaxRecordRetryDelay.TotalMilliseconds, 100 * Math.Pow(2, Math.Min(Math.Max(failures, 1), 16))));
+
+    internal static readonly TimeSpan MaxRecordRetryDelay = TimeSpan.FromSeconds(1);
 
     private void Finish(string outcome, DeliveryAttempted attempted)
     {
