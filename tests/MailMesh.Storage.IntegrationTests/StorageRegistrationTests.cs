@@ -18,6 +18,18 @@ public sealed class StorageRegistrationTests
     }
 
     [Fact]
+    public void A_pooled_PostgreSQL_connection_is_not_reset_unless_the_connection_string_asks_for_it()
+    {
+        // Issue 8: the reset (six statements) ran each time a connection left the pool, several times per mail.
+        using var defaults = Postgres.PostgresDataSource.Create("Host=127.0.0.1;Username=u;Password=p;Database=d");
+        using var asked = Postgres.PostgresDataSource.Create("Host=127.0.0.1;Username=u;Password=p;Database=d;No Reset On Close=false");
+
+        Assert.True(new NpgsqlConnectionStringBuilder(defaults.ConnectionString).NoResetOnClose);
+        Assert.False(new NpgsqlConnectionStringBuilder(asked.ConnectionString).NoResetOnClose);
+        Assert.Equal("mailmesh", new NpgsqlConnectionStringBuilder(defaults.ConnectionString).ApplicationName);
+    }
+
+    [Fact]
     public async Task Postgres_without_a_connection_string_fails_at_start_naming_the_key()
     {
         var builder = Builder();
