@@ -105,6 +105,12 @@ internal sealed class TestSpool(ISpool inner) : ISpool
 
     public Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken) => inner.GetStatusAsync(messageId, cancellationToken);
 
+    public Task<IReadOnlyList<IReadOnlyList<RecipientUpdate>>> CompleteAttemptsAsync(IReadOnlyList<AttemptCompletion> attempts, CancellationToken cancellationToken) =>
+        inner.CompleteAttemptsAsync(attempts, cancellationToken);
+
+    public Task<IReadOnlyDictionary<Guid, MessageStatus>> GetStatusesAsync(IReadOnlyCollection<Guid> messageIds, CancellationToken cancellationToken) =>
+        inner.GetStatusesAsync(messageIds, cancellationToken);
+
     public Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken) => inner.ReleaseLeasesAsync(now, cancellationToken);
 
     public Task PingAsync(CancellationToken cancellationToken) => inner.PingAsync(cancellationToken);

@@ -503,6 +503,113 @@ public abstract class SpoolContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Completing_attempts_in_a_batch_applies_each_as_alone_in_one_transaction()
+    {
+        // Issue 8: Queue applies its recorded results in batches. Two messages (one of them with two domains, both
+        // jobs in the batch), a stale lease and an attempt of an unknown message in the same batch.
+        var split = Message("a@one.example", "b@two.example");
+        var single = Message("c@three.example");
+        var stale = Message("d@four.example");
+        foreach (var message in new[] { split, single, stale })
+        {
+            await Spool.StoreAsync(message, Ct);
+        }
+
+        var jobs = await Spool.ClaimDueAsync(T0, 10, Lease, Ct);
+        DeliveryJob Job(Guid id, string domain) => jobs.Single(j => j.MessageId == id && j.Domain == domain);
+        var t1 = T0 + TimeSpan.FromSeconds(1);
+        var t2 = T0 + TimeSpan.FromSeconds(2);
+        var deferred = new RecipientUpdate
+        {
+            RecipientId = Job(single.Id, "three.example").Recipients[0].RecipientId,
+            State = RecipientState.Deferred,
+            NextAttemptAt = T0 + TimeSpan.FromMinutes(5),
+            AttemptedAt = t1,
+            ReplyCode = 451,
+            EnhancedCode = "4.3.0",
+            ReplyText = "later",
+            RemoteHost = "mx.three.example",
+        };
+        AttemptCompletion Completion(DeliveryJob job, params RecipientUpdate[] updates) =>
+            new() { MessageId = job.MessageId, LeaseId = job.LeaseId, Updates = updates };
+        var attempts = new[]
+        {
+            Completion(Job(split.Id, "one.example"), Delivered(Job(split.Id, "one.example").Recipients[0].RecipientId, t1)),
+            Completion(Job(single.Id, "three.example"), deferred),
+            Completion(Job(split.Id, "two.example"), Delivered(Job(split.Id, "two.example").Recipients[0].RecipientId, t2)),
+            Completion(Job(stale.Id, "four.example") with { LeaseId = Guid.NewGuid() }, Delivered(Job(stale.Id, "four.example").Recipients[0].RecipientId, t1)),
+            new AttemptCompletion { MessageId = Guid.NewGuid(), LeaseId = Guid.NewGuid(), Updates = [Delivered(424242, t1)] },
+            new AttemptCompletion { MessageId = single.Id, LeaseId = Guid.NewGuid(), Updates = [] },
+        };
+
+        var applied = await Spool.CompleteAttemptsAsync(attempts, Ct);
+
+        Assert.Equal(attempts.Length, applied.Count);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(attempts[i].Updates, applied[i]);
+        }
+
+        Assert.Empty(applied[3]);
+        Assert.Empty(applied[4]);
+        Assert.Empty(applied[5]);
+
+        // The same batch again changes nothing: every lease is used up.
+        Assert.All(await Spool.CompleteAttemptsAsync(attempts, Ct), Assert.Empty);
+
+        var statuses = await Spool.GetStatusesAsync([split.Id, single.Id, stale.Id, Guid.NewGuid()], Ct);
+        Assert.Equal(3, statuses.Count);
+        Assert.Equal(t2, statuses[split.Id].CompletedAt);
+        Assert.All(statuses[split.Id].Recipients, r => Assert.Equal(RecipientState.Delivered, r.State));
+        var three = Assert.Single(statuses[single.Id].Recipients);
+        Assert.Equal((RecipientState.Deferred, 451, "4.3.0", "later", "mx.three.example"), (three.State, three.LastReplyCode, three.LastEnhancedCode, three.LastReplyText, three.LastRemoteHost));
+        Assert.Null(statuses[single.Id].CompletedAt);
+        Assert.Equal(RecipientState.InFlight, Assert.Single(statuses[stale.Id].Recipients).State);
+
+        // The batch's statuses are GetStatusAsync's without the history, which the single read still has.
+        foreach (var (id, status) in statuses)
+        {
+            var full = (await Spool.GetStatusAsync(id, Ct))!;
+            Assert.All(status.Recipients, r => Assert.Empty(r.History));
+            Assert.Equal(full with { Recipients = [] }, status with { Recipients = [] });
+            Assert.Equal(full.Recipients.Select(r => r with { History = [] }), status.Recipients);
+        }
+
+        Assert.Single((await Spool.GetStatusAsync(split.Id, Ct))!.Recipients[0].History);
+        Assert.Empty(await Spool.GetStatusesAsync([], Ct));
+        Assert.Empty(await Spool.CompleteAttemptsAsync([], Ct));
+    }
+
+    [Fact]
+    public async Task Batches_that_share_messages_complete_concurrently_without_deadlock()
+    {
+        // Two appliers, each with a batch holding one job of every message, in opposite orders.
+        var messages = Enumerable.Range(0, 6).Select(_ => Message("x@one.example", "y@two.example")).ToList();
+        foreach (var message in messages)
+        {
+            await Spool.StoreAsync(message, Ct);
+        }
+
+        var jobs = await Spool.ClaimDueAsync(T0, 100, Lease, Ct);
+        AttemptCompletion[] Batch(string domain) => [.. jobs.Where(j => j.Domain == domain).Select(j => new AttemptCompletion
+        {
+            MessageId = j.MessageId,
+            LeaseId = j.LeaseId,
+            Updates = [Delivered(j.Recipients[0].RecipientId, T0)],
+        })];
+        var first = Batch("one.example");
+        var second = Batch("two.example").Reverse().ToArray();
+
+        var results = await Task.WhenAll(
+            Task.Run(() => Stores.OpenSpool().CompleteAttemptsAsync(first, Ct)),
+            Task.Run(() => Stores.OpenSpool().CompleteAttemptsAsync(second, Ct)));
+
+        Assert.All(results.SelectMany(r => r), applied => Assert.Single(applied));
+        var statuses = await Spool.GetStatusesAsync([.. messages.Select(m => m.Id)], Ct);
+        Assert.All(statuses.Values, s => Assert.Equal(T0, s.CompletedAt));
+    }
+
+    [Fact]
     public async Task Completed_at_is_set_when_the_last_recipient_becomes_final()
     {
         var message = Message("a@one.example", "b@two.example");

@@ -34,8 +34,23 @@ public interface ISpool
     /// </summary>
     Task<IReadOnlyList<RecipientUpdate>> CompleteAttemptAsync(Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Applies the outcomes of several attempts in one durable transaction, each exactly as
+    /// <see cref="CompleteAttemptAsync"/> would (lease-checked, history, message completion); returns the applied
+    /// updates of each attempt, in the order given. Queue applies its recorded results in batches with it: one commit
+    /// for many mails instead of one each (issue 8).
+    /// </summary>
+    Task<IReadOnlyList<IReadOnlyList<RecipientUpdate>>> CompleteAttemptsAsync(IReadOnlyList<AttemptCompletion> attempts, CancellationToken cancellationToken);
+
     /// <summary>The message and the state of each of its recipients, with attempt history; null if unknown.</summary>
     Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The status of each known message of <paramref name="messageIds"/> (unknown ones are left out), as
+    /// <see cref="GetStatusAsync"/> gives it but without attempt history (<see cref="RecipientStatus.History"/> is
+    /// empty): what applying a batch of results reads, in one round trip.
+    /// </summary>
+    Task<IReadOnlyDictionary<Guid, MessageStatus>> GetStatusesAsync(IReadOnlyCollection<Guid> messageIds, CancellationToken cancellationToken);
 
     /// <summary>
     /// Returns every InFlight recipient to Queued, due now, and returns how many. Only for a store that one process

@@ -151,6 +151,14 @@ public sealed record RecipientUpdate
     public string? RemoteHost { get; init; }
 }
 
+/// <summary>The outcome of one attempt, to apply with others in one transaction (<see cref="ISpool.CompleteAttemptsAsync"/>).</summary>
+public sealed record AttemptCompletion
+{
+    public required Guid MessageId { get; init; }
+    public required Guid LeaseId { get; init; }
+    public required IReadOnlyList<RecipientUpdate> Updates { get; init; }
+}
+
 public sealed record RecipientStatus
 {
     public required long RecipientId { get; init; }

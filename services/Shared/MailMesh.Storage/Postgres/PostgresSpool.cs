@@ -191,39 +191,57 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     private const string MoveClockSql = "UPDATE spool.lease_clock SET beat_at = greatest(beat_at, @now) WHERE id = 1";
 
-    // Serialises completions of one message (one job per domain may finish at the same moment) so the
-    // "all recipients final" check below always sees the other job's committed updates.
-    private const string LockMessageSql = "SELECT 1 FROM spool.messages WHERE id = @message_id FOR NO KEY UPDATE";
+    // Serialises completions of one message (one job per domain may finish at the same moment) so the "all recipients
+    // final" check below always sees the other job's committed updates. Locked in id order: two batches that share
+    // messages wait for each other instead of deadlocking.
+    private const string LockMessagesSql = "SELECT 1 FROM spool.messages WHERE id = ANY(@message_ids) ORDER BY id FOR NO KEY UPDATE";
 
+    // One row per update, each with its attempt's message and lease: applied only while the recipient is in flight
+    // under that lease.
     private const string ApplyUpdatesSql =
         """
         WITH updates AS (
             SELECT *
-            FROM unnest(@ids, @states, @next_attempt_at, @attempted_at, @reply_codes, @enhanced_codes, @reply_texts,
-                @remote_hosts)
-                AS u(id, state, next_attempt_at, attempted_at, reply_code, enhanced_code, reply_text, remote_host)
+            FROM unnest(@update_message_ids, @lease_ids, @ids, @states, @next_attempt_at, @attempted_at, @reply_codes,
+                @enhanced_codes, @reply_texts, @remote_hosts)
+                AS u(message_id, lease_id, id, state, next_attempt_at, attempted_at, reply_code, enhanced_code, reply_text,
+                    remote_host)
         ), applied AS (
             UPDATE spool.recipients AS r
             SET state = u.state, next_attempt_at = u.next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
                 lease_owner = NULL, last_reply_code = u.reply_code, last_enhanced_code = u.enhanced_code, last_reply_text = u.reply_text,
                 last_remote_host = u.remote_host, updated_at = u.attempted_at
             FROM updates AS u
-            WHERE r.id = u.id AND r.message_id = @message_id AND r.state = 1 AND r.lease_id = @lease_id
-            RETURNING r.id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host
+            WHERE r.id = u.id AND r.message_id = u.message_id AND r.state = 1 AND r.lease_id = u.lease_id
+            RETURNING r.id, u.lease_id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host
         ), history AS (
             INSERT INTO spool.attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state)
             SELECT id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state
             FROM applied
         )
-        SELECT id FROM applied
+        SELECT id, lease_id FROM applied
         """;
 
-    private const string CompleteMessageSql =
+    // A separate statement after the updates, so it sees them.
+    private const string CompleteMessagesSql =
         """
-        UPDATE spool.messages
-        SET completed_at = @completed_at
-        WHERE id = @message_id AND completed_at IS NULL
-            AND NOT EXISTS (SELECT 1 FROM spool.recipients WHERE message_id = @message_id AND state IN (0, 1, 2))
+        UPDATE spool.messages AS m
+        SET completed_at = c.completed_at
+        FROM unnest(@message_ids, @completed_at) AS c(id, completed_at)
+        WHERE m.id = c.id AND m.completed_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM spool.recipients AS r WHERE r.message_id = c.id AND r.state IN (0, 1, 2))
+        """;
+
+    private const string StatusesMessagesSql =
+        "SELECT id, sender, received_at, size, origin, completed_at FROM spool.messages WHERE id = ANY(@ids)";
+
+    private const string StatusesRecipientsSql =
+        """
+        SELECT message_id, id, address, domain, state, attempts, next_attempt_at, last_reply_code, last_enhanced_code,
+            last_reply_text, last_remote_host, updated_at, notify, orcpt
+        FROM spool.recipients
+        WHERE message_id = ANY(@ids)
+        ORDER BY message_id, id
         """;
 
     private const string StatusMessageSql =
@@ -393,15 +411,26 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         return ClaimedRow.ToJobs(claimed, expires);
     }
 
-    public async Task<IReadOnlyList<RecipientUpdate>> CompleteAttemptAsync(Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<RecipientUpdate>> CompleteAttemptAsync(Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates, CancellationToken cancellationToken) =>
+        (await CompleteAttemptsAsync([new AttemptCompletion { MessageId = messageId, LeaseId = leaseId, Updates = updates }], cancellationToken))[0];
+
+    public async Task<IReadOnlyList<IReadOnlyList<RecipientUpdate>>> CompleteAttemptsAsync(IReadOnlyList<AttemptCompletion> attempts, CancellationToken cancellationToken)
     {
-        StoreArguments.CheckUpdates(updates);
-        if (updates.Count == 0)
+        ArgumentNullException.ThrowIfNull(attempts);
+        foreach (var attempt in attempts)
         {
-            return [];
+            ArgumentNullException.ThrowIfNull(attempt);
+            StoreArguments.CheckUpdates(attempt.Updates);
         }
 
-        var count = updates.Count;
+        var count = attempts.Sum(a => a.Updates.Count);
+        if (count == 0)
+        {
+            return [.. attempts.Select(_ => (IReadOnlyList<RecipientUpdate>)[])];
+        }
+
+        var updateMessageIds = new Guid[count];
+        var leaseIds = new Guid[count];
         var ids = new long[count];
         var states = new short[count];
         var nextAttemptAt = new DateTimeOffset[count];
@@ -410,35 +439,43 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         var enhancedCodes = new string?[count];
         var replyTexts = new string?[count];
         var remoteHosts = new string?[count];
-        var completedAt = DateTimeOffset.MinValue;
-        for (var i = 0; i < count; i++)
+        var completedAt = new Dictionary<Guid, DateTimeOffset>();
+        var i = 0;
+        foreach (var attempt in attempts)
         {
-            var update = updates[i];
-            ids[i] = update.RecipientId;
-            states[i] = (short)update.State;
-            nextAttemptAt[i] = StoreArguments.Truncate(StoreArguments.NextAttemptAt(update));
-            attemptedAt[i] = StoreArguments.Truncate(update.AttemptedAt);
-            replyCodes[i] = (short?)update.ReplyCode;
-            enhancedCodes[i] = update.EnhancedCode;
-            replyTexts[i] = update.ReplyText;
-            remoteHosts[i] = update.RemoteHost;
-            if (attemptedAt[i] > completedAt)
+            foreach (var update in attempt.Updates)
             {
-                completedAt = attemptedAt[i];
+                updateMessageIds[i] = attempt.MessageId;
+                leaseIds[i] = attempt.LeaseId;
+                ids[i] = update.RecipientId;
+                states[i] = (short)update.State;
+                nextAttemptAt[i] = StoreArguments.Truncate(StoreArguments.NextAttemptAt(update));
+                attemptedAt[i] = StoreArguments.Truncate(update.AttemptedAt);
+                replyCodes[i] = (short?)update.ReplyCode;
+                enhancedCodes[i] = update.EnhancedCode;
+                replyTexts[i] = update.ReplyText;
+                remoteHosts[i] = update.RemoteHost;
+                if (!completedAt.TryGetValue(attempt.MessageId, out var latest) || attemptedAt[i] > latest)
+                {
+                    completedAt[attempt.MessageId] = attemptedAt[i];
+                }
+
+                i++;
             }
         }
 
+        var messageIds = completedAt.Keys.Order().ToArray();
         await using var batch = dataSource.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
 
-        var lockMessage = new NpgsqlBatchCommand(LockMessageSql);
-        lockMessage.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
-        batch.BatchCommands.Add(lockMessage);
+        var lockMessages = new NpgsqlBatchCommand(LockMessagesSql);
+        lockMessages.Parameters.Add(new NpgsqlParameter<Guid[]>("message_ids", messageIds));
+        batch.BatchCommands.Add(lockMessages);
 
         var apply = new NpgsqlBatchCommand(ApplyUpdatesSql);
         var p = apply.Parameters;
-        p.Add(new NpgsqlParameter<Guid>("message_id", messageId));
-        p.Add(new NpgsqlParameter<Guid>("lease_id", leaseId));
+        p.Add(new NpgsqlParameter<Guid[]>("update_message_ids", updateMessageIds));
+        p.Add(new NpgsqlParameter<Guid[]>("lease_ids", leaseIds));
         p.Add(new NpgsqlParameter<long[]>("ids", ids));
         p.Add(new NpgsqlParameter<short[]>("states", states));
         p.Add(new NpgsqlParameter<DateTimeOffset[]>("next_attempt_at", nextAttemptAt));
@@ -449,23 +486,79 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         p.Add(new NpgsqlParameter<string?[]>("remote_hosts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = remoteHosts });
         batch.BatchCommands.Add(apply);
 
-        var complete = new NpgsqlBatchCommand(CompleteMessageSql);
-        complete.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
-        complete.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("completed_at", completedAt));
+        var complete = new NpgsqlBatchCommand(CompleteMessagesSql);
+        complete.Parameters.Add(new NpgsqlParameter<Guid[]>("message_ids", messageIds));
+        complete.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]>("completed_at", [.. messageIds.Select(id => completedAt[id])]));
         batch.BatchCommands.Add(complete);
 
-        var applied = new HashSet<long>();
+        var applied = new HashSet<(long RecipientId, Guid LeaseId)>();
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
         {
             await reader.NextResultAsync(cancellationToken); // set_config
-            await reader.NextResultAsync(cancellationToken); // message lock
+            await reader.NextResultAsync(cancellationToken); // message locks
             while (await reader.ReadAsync(cancellationToken))
             {
-                applied.Add(reader.GetInt64(0));
+                applied.Add((reader.GetInt64(0), reader.GetGuid(1)));
             }
         }
 
-        return applied.Count == 0 ? [] : updates.Where(u => applied.Contains(u.RecipientId)).ToList();
+        return [.. attempts.Select(a => (IReadOnlyList<RecipientUpdate>)[.. a.Updates.Where(u => applied.Contains((u.RecipientId, a.LeaseId)))])];
+    }
+
+    public async Task<IReadOnlyDictionary<Guid, MessageStatus>> GetStatusesAsync(IReadOnlyCollection<Guid> messageIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(messageIds);
+        var statuses = new Dictionary<Guid, MessageStatus>();
+        if (messageIds.Count == 0)
+        {
+            return statuses;
+        }
+
+        var ids = messageIds.Distinct().ToArray();
+        await using var batch = dataSource.CreateBatch();
+        foreach (var sql in (ReadOnlySpan<string>)[StatusesMessagesSql, StatusesRecipientsSql])
+        {
+            var command = new NpgsqlBatchCommand(sql);
+            command.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", ids));
+            batch.BatchCommands.Add(command);
+        }
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        var messages = new Dictionary<Guid, MessageStatus>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var id = reader.GetGuid(0);
+            messages[id] = new MessageStatus
+            {
+                Id = id,
+                Sender = reader.GetString(1),
+                ReceivedAt = reader.GetFieldValue<DateTimeOffset>(2),
+                Size = reader.GetInt64(3),
+                Origin = (MessageOrigin)reader.GetInt16(4),
+                CompletedAt = reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5),
+                Recipients = [],
+            };
+        }
+
+        await reader.NextResultAsync(cancellationToken);
+        var recipients = new Dictionary<Guid, List<RecipientStatus>>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var messageId = reader.GetGuid(0);
+            if (!recipients.TryGetValue(messageId, out var list))
+            {
+                recipients[messageId] = list = [];
+            }
+
+            list.Add(ReadRecipientStatus(reader, 1));
+        }
+
+        foreach (var (id, message) in messages)
+        {
+            statuses[id] = message with { Recipients = recipients.TryGetValue(id, out var list) ? list : [] };
+        }
+
+        return statuses;
     }
 
     public async Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken)
@@ -494,23 +587,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         var recipients = new List<RecipientStatus>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            var state = (RecipientState)reader.GetInt16(3);
-            recipients.Add(new RecipientStatus
-            {
-                RecipientId = reader.GetInt64(0),
-                Address = reader.GetString(1),
-                Domain = reader.GetString(2),
-                State = state,
-                Attempts = reader.GetInt32(4),
-                NextAttemptAt = state is RecipientState.Queued or RecipientState.Deferred ? reader.GetFieldValue<DateTimeOffset>(5) : null,
-                LastReplyCode = reader.IsDBNull(6) ? null : reader.GetInt16(6),
-                LastEnhancedCode = NullableString(reader, 7),
-                LastReplyText = NullableString(reader, 8),
-                LastRemoteHost = NullableString(reader, 9),
-                UpdatedAt = reader.GetFieldValue<DateTimeOffset>(10),
-                Notify = NullableString(reader, 11),
-                OriginalRecipient = NullableString(reader, 12),
-            });
+            recipients.Add(ReadRecipientStatus(reader, 0));
         }
 
         await reader.NextResultAsync(cancellationToken);
@@ -757,6 +834,28 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     private static NpgsqlParameter Timestamp(string name, DateTimeOffset? value) =>
         new(name, NpgsqlDbType.TimestampTz) { Value = value.HasValue ? value.Value : DBNull.Value };
+
+    /// <summary>A recipient's status from the columns of StatusRecipientsSql, starting at <paramref name="first"/>.</summary>
+    private static RecipientStatus ReadRecipientStatus(NpgsqlDataReader reader, int first)
+    {
+        var state = (RecipientState)reader.GetInt16(first + 3);
+        return new RecipientStatus
+        {
+            RecipientId = reader.GetInt64(first),
+            Address = reader.GetString(first + 1),
+            Domain = reader.GetString(first + 2),
+            State = state,
+            Attempts = reader.GetInt32(first + 4),
+            NextAttemptAt = state is RecipientState.Queued or RecipientState.Deferred ? reader.GetFieldValue<DateTimeOffset>(first + 5) : null,
+            LastReplyCode = reader.IsDBNull(first + 6) ? null : reader.GetInt16(first + 6),
+            LastEnhancedCode = NullableString(reader, first + 7),
+            LastReplyText = NullableString(reader, first + 8),
+            LastRemoteHost = NullableString(reader, first + 9),
+            UpdatedAt = reader.GetFieldValue<DateTimeOffset>(first + 10),
+            Notify = NullableString(reader, first + 11),
+            OriginalRecipient = NullableString(reader, first + 12),
+        };
+    }
 
     private static string? NullableString(NpgsqlDataReader reader, int ordinal) =>
         reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);

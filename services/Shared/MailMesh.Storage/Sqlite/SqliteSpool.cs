@@ -447,6 +447,48 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         return await database.WriteAsync(write => CompleteAsync(write, messageId, leaseId, updates), 0, cancellationToken);
     }
 
+    public async Task<IReadOnlyList<IReadOnlyList<RecipientUpdate>>> CompleteAttemptsAsync(IReadOnlyList<AttemptCompletion> attempts, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(attempts);
+        foreach (var attempt in attempts)
+        {
+            ArgumentNullException.ThrowIfNull(attempt);
+            StoreArguments.CheckUpdates(attempt.Updates);
+        }
+
+        // One write operation, so one transaction (and the group commit's one fsync) for all of them.
+        return await database.WriteAsync(
+            async write =>
+            {
+                var applied = new List<IReadOnlyList<RecipientUpdate>>(attempts.Count);
+                foreach (var attempt in attempts)
+                {
+                    applied.Add(attempt.Updates.Count == 0 ? [] : await CompleteAsync(write, attempt.MessageId, attempt.LeaseId, attempt.Updates));
+                }
+
+                return (IReadOnlyList<IReadOnlyList<RecipientUpdate>>)applied;
+            },
+            0,
+            cancellationToken);
+    }
+
+    public async Task<IReadOnlyDictionary<Guid, MessageStatus>> GetStatusesAsync(IReadOnlyCollection<Guid> messageIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(messageIds);
+
+        // A local file: one read per message costs no round trip. The contract leaves the history out.
+        var statuses = new Dictionary<Guid, MessageStatus>();
+        foreach (var id in messageIds.Distinct())
+        {
+            if (await GetStatusAsync(id, cancellationToken) is { } status)
+            {
+                statuses[id] = status with { Recipients = [.. status.Recipients.Select(r => r with { History = [] })] };
+            }
+        }
+
+        return statuses;
+    }
+
     /// <summary>One attempt's outcome, as one write operation: lease-checked updates, history, completion.</summary>
     private static async Task<IReadOnlyList<RecipientUpdate>> CompleteAsync(SqliteWrite write, Guid messageId, Guid leaseId, IReadOnlyList<RecipientUpdate> updates)
     {
