@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using MailMesh.Contracts;
 using MailMesh.Storage;
 using MassTransit;
@@ -58,26 +59,84 @@ internal sealed class DeliveryAttemptedConsumer(
     /// <summary>Applies one recorded result: recipient states, events, suppressions and DSNs.</summary>
     internal async Task ApplyAsync(DeliveryAttempted attempt, CancellationToken cancellationToken, string? traceParent = null)
     {
+        var errors = await ApplyAllAsync([new ResultToApply(attempt, traceParent)], cancellationToken);
+        if (errors[0] is { } error)
+        {
+            ExceptionDispatchInfo.Throw(error);
+        }
+    }
+
+    /// <summary>
+    /// Applies a batch of recorded results (issue 8: one commit for many mails): one read of their messages' states
+    /// (<see cref="ISpool.GetStatusesAsync"/>), one transaction for every recipient update
+    /// (<see cref="ISpool.CompleteAttemptsAsync"/>), then each result's events, suppressions and DSNs, up to
+    /// <see cref="QueueOptions.ResultConcurrency"/> at a time. A failure of the shared steps throws for the whole
+    /// batch. Returns, per result, null when it was applied completely, or what stopped its own steps: that result
+    /// stays recorded and is applied again later, which completes what this run left undone (see the remarks above).
+    /// </summary>
+    internal async Task<IReadOnlyList<Exception?>> ApplyAllAsync(IReadOnlyList<ResultToApply> batch, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var statuses = await spool.GetStatusesAsync([.. batch.Select(b => b.Attempt.MessageId)], cancellationToken);
+        var plans = new Plan?[batch.Count];
+        var completions = new List<AttemptCompletion>(batch.Count);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var attempt = batch[i].Attempt;
+            if (!statuses.TryGetValue(attempt.MessageId, out var status))
+            {
+                logger.UnknownMessage(attempt.MessageId);
+                continue;
+            }
+
+            var before = status.Recipients.ToDictionary(r => r.RecipientId);
+            var results = attempt.Results.Where(r => before.ContainsKey(r.RecipientId)).ToList();
+            var updates = results
+                .Select(r => schedule.Decide(r, AttemptNumber(before[r.RecipientId]), status.ReceivedAt, now, attempt.RemoteHost))
+                .ToList();
+            plans[i] = new Plan(batch[i], status, before, results, updates, completions.Count);
+            completions.Add(new AttemptCompletion { MessageId = attempt.MessageId, LeaseId = attempt.LeaseId, Updates = updates });
+        }
+
+        var applied = await spool.CompleteAttemptsAsync(completions, cancellationToken);
+        var errors = new Exception?[batch.Count];
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, batch.Count).Where(i => plans[i] is not null),
+            new ParallelOptions { MaxDegreeOfParallelism = _options.ResultConcurrency, CancellationToken = cancellationToken },
+            async (i, token) =>
+            {
+                try
+                {
+                    await FinishAsync(plans[i]!, applied[plans[i]!.Completion], now, token);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
+                {
+                    errors[i] = ex;
+                }
+            });
+        return errors;
+    }
+
+    /// <summary>What one result of a batch changes, decided before the batch's transaction.</summary>
+    private sealed record Plan(
+        ResultToApply Result,
+        MessageStatus Status,
+        Dictionary<long, RecipientStatus> Before,
+        List<RecipientResult> Results,
+        List<RecipientUpdate> Updates,
+        int Completion);
+
+    /// <summary>One result's steps after its recipient updates were committed: events, suppressions, DSNs.</summary>
+    private async Task FinishAsync(Plan plan, IReadOnlyList<RecipientUpdate> applied, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var (attempt, traceParent) = plan.Result;
+        var (status, before, results, updates) = (plan.Status, plan.Before, plan.Results, plan.Updates);
+
         // In the message's trace: a child of the attempt that produced the result (recorded with it in the outbox).
         using var activity = QueueTelemetry.StartInMessageTrace("queue.apply_result", ActivityKind.Consumer, traceParent, attempt.MessageId);
         activity?.SetTag("mailmesh.message.id", attempt.MessageId);
         activity?.SetTag("mailmesh.recipient.domain", attempt.Domain);
 
-        var now = time.GetUtcNow();
-        var status = await spool.GetStatusAsync(attempt.MessageId, cancellationToken);
-        if (status is null)
-        {
-            logger.UnknownMessage(attempt.MessageId);
-            return;
-        }
-
-        var before = status.Recipients.ToDictionary(r => r.RecipientId);
-        var results = attempt.Results.Where(r => before.ContainsKey(r.RecipientId)).ToList();
-        var updates = results
-            .Select(r => schedule.Decide(r, AttemptNumber(before[r.RecipientId]), status.ReceivedAt, now, attempt.RemoteHost))
-            .ToList();
-
-        var applied = await spool.CompleteAttemptAsync(attempt.MessageId, attempt.LeaseId, updates, cancellationToken);
         if (applied.Count < updates.Count)
         {
             logger.StaleResults(attempt.MessageId, attempt.LeaseId, updates.Count - applied.Count, updates.Count);
@@ -317,3 +376,6 @@ internal sealed class DeliveryAttemptedConsumer(
         _ => MessageEventType.Deferred,
     };
 }
+
+/// <summary>One recorded result to apply, with the trace context it was recorded under.</summary>
+internal sealed record ResultToApply(DeliveryAttempted Attempt, string? TraceParent);

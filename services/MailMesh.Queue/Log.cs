@@ -56,6 +56,9 @@ internal static partial class Log
     [LoggerMessage(3043, LogLevel.Warning, "Applying the result of lease {LeaseId} (message {MessageId}, try {Tries}) failed; it is tried again later")]
     public static partial void ResultApplyFailed(this ILogger logger, Exception exception, Guid leaseId, Guid messageId, int tries);
 
+    [LoggerMessage(3047, LogLevel.Warning, "Applying a batch of {Count} recorded results failed; applying them one by one")]
+    public static partial void ResultBatchFailed(this ILogger logger, Exception exception, int count);
+
     [LoggerMessage(3044, LogLevel.Error, "The recorded result of lease {LeaseId} (message {MessageId}) is unreadable; it is kept and tried again (fix the payload or delete the row by hand)")]
     public static partial void ResultUnreadable(this ILogger logger, Exception exception, Guid leaseId, Guid messageId);
 

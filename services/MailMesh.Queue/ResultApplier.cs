@@ -31,7 +31,8 @@ internal static class ResultPayload
 
 /// <summary>
 /// The outbox sweeper: applies the results recorded in the spool (<see cref="ISpool.ClaimResultsAsync"/>) in
-/// batches, each with <see cref="DeliveryAttemptedConsumer.ApplyAsync"/>, and deletes a result only after its
+/// batches, each batch with <see cref="DeliveryAttemptedConsumer.ApplyAllAsync"/> (one read and one commit for all of
+/// its recipient updates; one by one if that fails), and deletes a result only after its
 /// states, DSNs and suppressions are stored. A result whose application fails (the database restarts half-way) stays
 /// and is handed out again with back-off, so a PostgreSQL outage in that window cannot lose a bounce notice. Any
 /// number of Queue replicas may run it; every await is bounded and a failed round is retried with back-off.
@@ -121,21 +122,16 @@ internal sealed class ResultApplier(
             return 0;
         }
 
-        var applied = new List<Guid>(results.Count);
-        await Parallel.ForEachAsync(
-            results,
-            new ParallelOptions { MaxDegreeOfParallelism = _options.ResultConcurrency, CancellationToken = cancellationToken },
-            async (result, token) =>
+        var readable = new List<(PendingResult Result, DeliveryAttempted Attempt)>(results.Count);
+        foreach (var result in results)
+        {
+            if (TryRead(result, out var attempt))
             {
-                if (await ApplyOneAsync(result, token))
-                {
-                    lock (applied)
-                    {
-                        applied.Add(result.LeaseId);
-                    }
-                }
-            });
+                readable.Add((result, attempt));
+            }
+        }
 
+        var applied = await ApplyBatchAsync(readable, cancellationToken) ?? await ApplyEachAsync(readable, cancellationToken);
         await Bounded.RunAsync(token => spool.DeleteResultsAsync(applied, token), "deleting applied results", _options.StoreTimeout, time, cancellationToken);
 
         // Finished work left the in-flight window: the scheduler may claim more now rather than at its next poll.
@@ -152,20 +148,89 @@ internal sealed class ResultApplier(
         return results.Count;
     }
 
-    private async Task<bool> ApplyOneAsync(PendingResult result, CancellationToken cancellationToken)
+    /// <summary>
+    /// The batch in one go (<see cref="DeliveryAttemptedConsumer.ApplyAllAsync"/>): the lease ids applied completely,
+    /// or null when the batch's shared steps failed.
+    /// </summary>
+    private async Task<List<Guid>?> ApplyBatchAsync(List<(PendingResult Result, DeliveryAttempted Attempt)> batch, CancellationToken cancellationToken)
     {
-        DeliveryAttempted attempt;
+        if (batch.Count == 0)
+        {
+            return [];
+        }
+
+        IReadOnlyList<Exception?> errors;
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var consumer = scope.ServiceProvider.GetRequiredService<DeliveryAttemptedConsumer>();
+            errors = await Bounded.RunAsync(
+                token => consumer.ApplyAllAsync([.. batch.Select(b => new ResultToApply(b.Attempt, b.Result.TraceParent))], token),
+                "applying results", _options.StoreTimeout * 2, time, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // A database error, or one result that breaks the batch: one by one, so it cannot hold back the others.
+            logger.ResultBatchFailed(ex, batch.Count);
+            return null;
+        }
+
+        var applied = new List<Guid>(batch.Count);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (errors[i] is { } error)
+            {
+                logger.ResultApplyFailed(error, batch[i].Result.LeaseId, batch[i].Result.MessageId, batch[i].Result.Tries);
+                metrics.ResultFailed();
+            }
+            else
+            {
+                metrics.ResultApplied();
+                applied.Add(batch[i].Result.LeaseId);
+            }
+        }
+
+        return applied;
+    }
+
+    /// <summary>Each result on its own, <see cref="QueueOptions.ResultConcurrency"/> at a time: the lease ids applied.</summary>
+    private async Task<List<Guid>> ApplyEachAsync(List<(PendingResult Result, DeliveryAttempted Attempt)> batch, CancellationToken cancellationToken)
+    {
+        var applied = new List<Guid>(batch.Count);
+        await Parallel.ForEachAsync(
+            batch,
+            new ParallelOptions { MaxDegreeOfParallelism = _options.ResultConcurrency, CancellationToken = cancellationToken },
+            async (item, token) =>
+            {
+                if (await ApplyOneAsync(item.Result, item.Attempt, token))
+                {
+                    lock (applied)
+                    {
+                        applied.Add(item.Result.LeaseId);
+                    }
+                }
+            });
+        return applied;
+    }
+
+    private bool TryRead(PendingResult result, out DeliveryAttempted attempt)
+    {
         try
         {
             attempt = ResultPayload.Read(result);
+            return true;
         }
         catch (JsonException ex)
         {
             logger.ResultUnreadable(ex, result.LeaseId, result.MessageId);
             metrics.ResultFailed();
+            attempt = null!;
             return false;
         }
+    }
 
+    private async Task<bool> ApplyOneAsync(PendingResult result, DeliveryAttempted attempt, CancellationToken cancellationToken)
+    {
         try
         {
             await using var scope = scopes.CreateAsyncScope();

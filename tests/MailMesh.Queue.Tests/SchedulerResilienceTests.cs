@@ -199,6 +199,63 @@ public sealed class SchedulerResilienceTests
         Assert.Equal(2, faults.ResultClaims);
     }
 
+    [Fact]
+    public async Task Recorded_results_are_applied_in_one_commit_per_batch()
+    {
+        // Issue 8: "one to complete many". Ten results recorded while the applier waits are applied by one round.
+        var faults = new SpoolFaults();
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        var jobs = new List<DeliveryJob>();
+        for (var i = 0; i < 10; i++)
+        {
+            jobs.Add(await host.ClaimAsync(await host.StoreAsync()));
+        }
+
+        var applier = host.Provider.GetRequiredService<ResultApplier>();
+        await applier.StopAsync(CancellationToken.None);
+        foreach (var job in jobs)
+        {
+            Assert.True(await host.Spool.RecordResultAsync(ResultPayload.ToPending(Delivered(job, host.Time.GetUtcNow())), host.Time.GetUtcNow(), CancellationToken.None));
+        }
+
+        Assert.Equal(10, await applier.RunOnceAsync(CancellationToken.None));
+
+        Assert.Equal(1, faults.CompleteBatches);
+        Assert.Equal(0, faults.SingleCompletions);
+        foreach (var job in jobs)
+        {
+            Assert.Equal(RecipientState.Delivered, Assert.Single((await host.Spool.GetStatusAsync(job.MessageId, default))!.Recipients).State);
+        }
+
+        Assert.Empty(await host.Spool.ClaimResultsAsync(host.Time.GetUtcNow() + TimeSpan.FromDays(1), 100, host.Options.ResultRetryDelay, CancellationToken.None));
+        Assert.Equal(10, host.Probe.Published<MessageEvent>().Count(e => e.Type == MessageEventType.Delivered));
+    }
+
+    [Fact]
+    public async Task A_batch_whose_commit_fails_is_applied_one_by_one()
+    {
+        var faults = new SpoolFaults { FailCompleteBatches = 1 };
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        var first = await host.ClaimAsync(await host.StoreAsync());
+        var second = await host.ClaimAsync(await host.StoreAsync());
+        var applier = host.Provider.GetRequiredService<ResultApplier>();
+        await applier.StopAsync(CancellationToken.None);
+        foreach (var job in new[] { first, second })
+        {
+            await host.Spool.RecordResultAsync(ResultPayload.ToPending(Delivered(job, host.Time.GetUtcNow())), host.Time.GetUtcNow(), CancellationToken.None);
+        }
+
+        Assert.Equal(2, await applier.RunOnceAsync(CancellationToken.None));
+
+        Assert.Equal(3, faults.CompleteBatches); // the failed batch, then one per result
+        foreach (var job in new[] { first, second })
+        {
+            Assert.Equal(RecipientState.Delivered, Assert.Single((await host.Spool.GetStatusAsync(job.MessageId, default))!.Recipients).State);
+        }
+
+        Assert.Empty(await host.Spool.ClaimResultsAsync(host.Time.GetUtcNow() + TimeSpan.FromDays(1), 100, host.Options.ResultRetryDelay, CancellationToken.None));
+    }
+
     private static DeliveryAttempted Delivered(DeliveryJob job, DateTimeOffset now) =>
         Delivered(job.MessageId, job.Domain, job.LeaseId, job.Recipients.Select(r => (r.RecipientId, r.Address)), now);
 
@@ -333,6 +390,15 @@ internal sealed class SpoolFaults
 
     public volatile int FailClaims;
     public volatile int FailResultClaims;
+    public volatile int FailCompleteBatches;
+    private int _completeBatches;
+    private int _singleCompletions;
+
+    /// <summary>Calls of <see cref="ISpool.CompleteAttemptsAsync"/> (a batch of any size, failed ones included).</summary>
+    public int CompleteBatches => Volatile.Read(ref _completeBatches);
+
+    /// <summary>Calls of <see cref="ISpool.CompleteAttemptAsync"/>.</summary>
+    public int SingleCompletions => Volatile.Read(ref _singleCompletions);
     public volatile int HangClaims;
 
     /// <summary>While set, the heartbeat and the claim fail as they do while the database restarts.</summary>
@@ -362,6 +428,24 @@ internal sealed class SpoolFaults
         {
             FailClaims--;
             return Task.FromException<IReadOnlyList<DeliveryJob>>(new InvalidOperationException("53300: remaining connection slots are reserved"));
+        }
+
+        return proceed();
+    }
+
+    internal object? OnComplete(string method, Func<object?> proceed)
+    {
+        if (method == nameof(ISpool.CompleteAttemptAsync))
+        {
+            Interlocked.Increment(ref _singleCompletions);
+            return proceed();
+        }
+
+        Interlocked.Increment(ref _completeBatches);
+        if (FailCompleteBatches > 0)
+        {
+            FailCompleteBatches--;
+            return Task.FromException<IReadOnlyList<IReadOnlyList<RecipientUpdate>>>(new InvalidOperationException("40P01: deadlock detected"));
         }
 
         return proceed();
@@ -414,6 +498,7 @@ internal class FaultySpool : DispatchProxy
         {
             nameof(ISpool.ClaimDueAsync) when args?[0] is ClaimRequest => _faults.OnClaim(Proceed),
             nameof(ISpool.ClaimResultsAsync) => _faults.OnResultClaim(Proceed),
+            nameof(ISpool.CompleteAttemptsAsync) or nameof(ISpool.CompleteAttemptAsync) => _faults.OnComplete(targetMethod.Name, Proceed),
             _ => Proceed(),
         };
     }
