@@ -381,71 +381,33 @@ internal sealed record BodySpill(long Threshold, string Directory);
 /// <summary>A read-only, seekable view of <paramref name="length"/> octets of a spill file from <paramref name="start"/>,
 /// with its own position (positional reads), so opening it again never disturbs the writer or another reader; disposing
 /// it leaves the file open.</summary>
-internal sealed class SpillReadStream(SafeFileHandle handle, long length, long start = 0) : Stream
+internal sealed class SpillReadStream(SafeFileHandle handle, long length, long start = 0) : ReadOnlyContentStream
 {
-    private long _position;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => true;
-
-    public override bool CanWrite => false;
-
     public override long Length => length;
-
-    public override long Position
-    {
-        get => _position;
-        set => _position = Math.Clamp(value, 0, length);
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
-        var take = (int)Math.Min(buffer.Length, length - _position);
+        var take = (int)Math.Min(buffer.Length, length - Position);
         if (take <= 0)
         {
             return 0;
         }
 
-        var read = RandomAccess.Read(handle, buffer[..take], start + _position);
-        _position += read;
+        var read = RandomAccess.Read(handle, buffer[..take], start + Position);
+        Advance(read);
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var take = (int)Math.Min(buffer.Length, length - _position);
+        var take = (int)Math.Min(buffer.Length, length - Position);
         if (take <= 0)
         {
             return 0;
         }
 
-        var read = await RandomAccess.ReadAsync(handle, buffer[..take], start + _position, cancellationToken);
-        _position += read;
+        var read = await RandomAccess.ReadAsync(handle, buffer[..take], start + Position, cancellationToken);
+        Advance(read);
         return read;
     }
-
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            _ => length + offset,
-        };
-        return _position;
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
