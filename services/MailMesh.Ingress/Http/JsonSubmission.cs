@@ -255,7 +255,11 @@ internal static class JsonSubmissionReader
             return null;
         }
 
-        if (value.SmallString is null)
+        if (value.InvalidUnicode)
+        {
+            errors.Add(ProblemError.AtPointer(pointer, "is not valid Unicode (RFC 8259 §8.2)"));
+        }
+        else if (value.SmallString is null)
         {
             errors.Add(ProblemError.AtPointer(pointer, $"is longer than {JsonTree.SmallString} octets"));
         }

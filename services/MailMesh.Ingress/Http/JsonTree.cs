@@ -30,6 +30,9 @@ internal sealed class JsonItem
     /// <summary>A string of at most <see cref="JsonTree.SmallString"/> octets, unescaped; null for a longer one (use
     /// <see cref="Text"/>).</summary>
     public string? SmallString { get; init; }
+
+    /// <summary>A short string that is not valid Unicode (invalid UTF-8 or an escaped lone surrogate, RFC 8259 §8.2).</summary>
+    public bool InvalidUnicode { get; init; }
 }
 
 /// <summary>A JSON document too large in some dimension to read (a limit of this API, not a syntax error).</summary>
@@ -74,7 +77,9 @@ internal static class JsonTree
                     HashSet<string>? names = null;
                     while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                     {
-                        var name = Small(ref reader) ?? throw new JsonLimitException($"A member name at {path} is longer than {SmallString} octets.");
+                        var name = reader.ValueSpan.Length > SmallString
+                        ? throw new JsonLimitException($"A member name at {path} is longer than {SmallString} octets.")
+                        : Small(ref reader) ?? throw new JsonException("A member name is not valid Unicode (RFC 8259 §8.2).", path, null, null);
                         names ??= new HashSet<string>(StringComparer.Ordinal);
                         if (!names.Add(name))
                         {
@@ -101,12 +106,16 @@ internal static class JsonTree
                 }
 
             case JsonTokenType.String:
-                // Without a value sequence, ValueSpan is the string between its quotes, escapes as sent.
-                return new JsonItem(JsonValueKind.String)
                 {
-                    Text = new JsonText(json.Slice(checked((int)reader.TokenStartIndex + 1), reader.ValueSpan.Length), reader.ValueIsEscaped),
-                    SmallString = Small(ref reader),
-                };
+                    // Without a value sequence, ValueSpan is the string between its quotes, escapes as sent.
+                    var small = reader.ValueSpan.Length <= SmallString ? Small(ref reader) : null;
+                    return new JsonItem(JsonValueKind.String)
+                    {
+                        Text = new JsonText(json.Slice(checked((int)reader.TokenStartIndex + 1), reader.ValueSpan.Length), reader.ValueIsEscaped),
+                        SmallString = small,
+                        InvalidUnicode = small is null && reader.ValueSpan.Length <= SmallString,
+                    };
+                }
             case JsonTokenType.Number:
                 return new JsonItem(JsonValueKind.Number);
             case JsonTokenType.True:
@@ -118,21 +127,16 @@ internal static class JsonTree
         }
     }
 
+    /// <summary>The string unescaped; null when it is not valid Unicode (invalid UTF-8, an escaped lone surrogate).</summary>
     private static string? Small(ref Utf8JsonReader reader)
     {
-        if (reader.ValueSpan.Length > SmallString)
-        {
-            return null;
-        }
-
         try
         {
             return reader.GetString();
         }
-        catch (InvalidOperationException ex)
+        catch (InvalidOperationException)
         {
-            // Invalid UTF-8, or an escaped lone surrogate (RFC 8259 §8.2).
-            throw new JsonException("A string is not valid Unicode: " + ex.Message, ex);
+            return null;
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.IO.Pipelines;
 using System.Net;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
@@ -599,7 +600,18 @@ internal sealed class SubmissionHandler(
             long received = 0;
             while (true)
             {
-                var read = await reader.ReadAsync(cancellationToken);
+                ReadResult read;
+                try
+                {
+                    read = await reader.ReadAsync(cancellationToken);
+                }
+                catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+                {
+                    // Kestrel's cap (set to the limit above) met first, inside a chunk: the same 413 with problem details.
+                    buffer.Dispose();
+                    return (null, BodyOutcome.TooLarge);
+                }
+
                 foreach (var segment in read.Buffer)
                 {
                     received += segment.Length;
