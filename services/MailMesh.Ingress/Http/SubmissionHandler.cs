@@ -103,14 +103,14 @@ internal sealed class SubmissionHandler(
         var messageId = idempotencyKey is null ? Guid.CreateVersion7(receivedAt) : IdempotencyKeys.MessageId(keyName, idempotencyKey);
         activity?.SetTag("mailmesh.message.id", messageId.ToString());
 
-        // A JSON body is read whole into a budgeted buffer (refused with 413 from Content-Length, or as soon as a chunked
-        // body passes the limit) and parsed where it is; the message composed from it goes into a second budgeted buffer
-        // that spills like SMTP's, and the JSON buffer is released before the commit. A raw message is received as SMTP
-        // receives one: line ends normalised as it arrives, into a buffer that moves to a spill file past
-        // Ingress:MemoryBodyThreshold (holding only a staging area of the budget then), and stored from there without a
-        // second copy.
+        // Both kinds are received as SMTP receives a message: into a buffer reserved from the budget that moves to a spill
+        // file past Ingress:MemoryBodyThreshold (holding only a staging area of the budget then), refused with 413 from
+        // Content-Length or as soon as a chunked body passes the limit. A raw message has its line ends normalised as it
+        // arrives and is stored from there without a second copy. A JSON body is parsed where it is (through a memory map
+        // when spilled); the message composed from it goes into a second such buffer, and the JSON is released before the
+        // commit.
         var limit = isJson ? JsonBodyLimit(_options.MaxMessageSize) : _options.MaxMessageSize;
-        var inMemory = isJson ? request.ContentLength ?? 0 : Math.Min(request.ContentLength ?? 0, _options.MemoryBodyThreshold + (64 * 1024));
+        var inMemory = Math.Min(request.ContentLength ?? 0, _options.MemoryBodyThreshold + (64 * 1024));
         if (request.ContentLength <= limit && budget.Available < Math.Max(inMemory, 64 * 1024))
         {
             return BudgetExhausted(context);
@@ -118,7 +118,7 @@ internal sealed class SubmissionHandler(
 
         var normalizer = isJson ? null : new LineEndingNormalizer(_options.MaxTextLineLength);
         var (body, outcome) = await ReadBodyAsync(
-            request, limit, budget, isJson ? null : new BodySpill(_options.MemoryBodyThreshold, _options.SpillDirectory), normalizer, cancellationToken);
+            request, limit, budget, new BodySpill(_options.MemoryBodyThreshold, _options.SpillDirectory), normalizer, cancellationToken);
         using var bodyBuffer = body;
         if (outcome == BodyOutcome.BudgetExhausted)
         {
@@ -309,13 +309,16 @@ internal sealed class SubmissionHandler(
     }
 
     /// <summary>
-    /// Parses the JSON where it was received and composes the message into a buffer of its own, reserved from the same
-    /// budget and spilling past Ingress:MemoryBodyThreshold as SMTP's does; stopped at once when it passes
-    /// Ingress:MaxMessageSize (413) or the budget is used up (503).
+    /// Parses the JSON where it was received (a spilled body through a read-only memory map of its file) and composes the
+    /// message into a buffer of its own, reserved from the same budget and spilling past Ingress:MemoryBodyThreshold as
+    /// SMTP's does; stopped at once when it passes Ingress:MaxMessageSize (413) or the budget is used up (503).
     /// </summary>
     private async Task<Prepared> PrepareJsonAsync(HttpContext context, MessageBuffer body, Guid messageId, DateTimeOffset receivedAt, CancellationToken cancellationToken)
     {
-        var submission = JsonSubmissionReader.Read(body.WrittenMemory, out var malformed, out var errors);
+        // The map goes before the body buffer that owns the file (SubmitAsync disposes that after this returns).
+        using var mapped = body.IsSpilled ? body.MapSpilled() : null;
+        var json = mapped?.Memory ?? body.WrittenMemory;
+        var submission = JsonSubmissionReader.Read(json, out var malformed, out var errors);
         if (malformed is not null)
         {
             return Prepared.Invalid(Problems.MalformedJson(malformed));

@@ -101,6 +101,23 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         return new MessageContentSource(length, () => new SpillReadStream(handle, length, offset));
     }
 
+    /// <summary>
+    /// The spilled content as one read-only block of memory (a map of the spill file; see <see cref="MappedContent"/>).
+    /// Writes the staged tail first; dispose the map before this buffer.
+    /// </summary>
+    public MappedContent MapSpilled()
+    {
+        var file = _file ?? throw new InvalidOperationException("The content is in memory.");
+        FlushStaged();
+        if (Exhausted)
+        {
+            throw new InvalidOperationException("The content could not be written to the spill file.");
+        }
+
+        file.Flush();
+        return new MappedContent(file, _fileLength);
+    }
+
     /// <summary>Octets reserved from the budget now (the capacity held).</summary>
     public int Reserved => _array.Length;
 
