@@ -337,6 +337,10 @@ internal sealed class SubmissionHandler(
             // idempotent retry).
             var output = new MessageBufferStream(composed, _options.MaxMessageSize);
             await MessageComposer.ComposeAsync(submission, receivedAt, messageId.ToString("D") + "@" + _options.HostName, output, cancellationToken);
+            if (!composed.Complete())
+            {
+                throw new MessageBufferFullException(tooLarge: false);
+            }
             var content = composed.IsSpilled ? ReadOnlyMemory<byte>.Empty : composed.WrittenMemory;
             return new Prepared(submission.Sender.Address, Distinct(submission.Recipients), content, composed.HasEightBit ? BodyType.EightBitMime : BodyType.SevenBit)
             {
@@ -648,7 +652,9 @@ internal sealed class SubmissionHandler(
                 if (read.IsCompleted)
                 {
                     normalizer?.Complete(buffer);
-                    if (buffer.Exhausted)
+
+                    // A spilled body's last staged octets go to its file now: a spill limit met there is a 503 like any other.
+                    if (!buffer.Complete())
                     {
                         buffer.Dispose();
                         return (null, BodyOutcome.BudgetExhausted);

@@ -102,6 +102,18 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
     }
 
     /// <summary>
+    /// The content is all written: a spilled buffer writes its staged tail to the file now, so a file that cannot take
+    /// it (Ingress:MaxSpilledBytes used up, disk full) makes the buffer <see cref="Exhausted"/> here, where the caller
+    /// refuses the message, instead of in <see cref="ContentSource()"/> or <see cref="MapSpilled"/>, which then throw.
+    /// </summary>
+    /// <returns>false when the buffer is exhausted.</returns>
+    public bool Complete()
+    {
+        FlushStaged();
+        return !Exhausted;
+    }
+
+    /// <summary>
     /// The spilled content as one read-only block of memory (a map of the spill file; see <see cref="MappedContent"/>).
     /// Writes the staged tail first; dispose the map before this buffer.
     /// </summary>
