@@ -341,6 +341,7 @@ internal sealed class SubmissionHandler(
             {
                 throw new MessageBufferFullException(tooLarge: false);
             }
+
             var content = composed.IsSpilled ? ReadOnlyMemory<byte>.Empty : composed.WrittenMemory;
             return new Prepared(submission.Sender.Address, Distinct(submission.Recipients), content, composed.HasEightBit ? BodyType.EightBitMime : BodyType.SevenBit)
             {
@@ -552,9 +553,9 @@ internal sealed class SubmissionHandler(
     /// The largest JSON body read: the message limit, an eighth more for escapes, and 64 KiB for the members around the
     /// content. The composed message carries attachments in base64 again (and text as quoted-printable or base64), so it
     /// is about as large as the JSON it is built from, except for escapes: System.Text.Json writes the base64 "+" as
-    /// \u002B (6 octets, +7.8 % on base64), PHP writes "/" as \/ (+1.6 %). A longer body cannot make a message within
-    /// Ingress:MaxMessageSize and is refused from its Content-Length, or as soon as a chunked one passes this, before it
-    /// is held.
+    /// \u002B (6 octets, +7.8 % on base64), PHP writes "/" as \/ (+1.6 %). A longer body would make a message over
+    /// Ingress:MaxMessageSize but for unusual escaping (a text of quotes), and is refused from its Content-Length, or as
+    /// soon as a chunked one passes this, before it is held; such a message can be sent as message/rfc822.
     /// </summary>
     internal static long JsonBodyLimit(long maxMessageSize) => maxMessageSize + (maxMessageSize / 8) + (64 * 1024);
 
