@@ -101,9 +101,10 @@ public sealed class IngressOptions : IValidatedOptions
     /// HTTP submission bodies, counted by buffer capacity). Buffers grow as octets arrive and are never sized from a
     /// client's declaration. When the budget is exhausted SMTP answers 452 4.3.1 (at MAIL when the declared SIZE does
     /// not fit, at DATA/BDAT, or at the end of a message that could not be held) and HTTP 503. The default (256 MiB)
-    /// leaves room in the chart's 512 Mi Ingress limit for the runtime and connections; it must be at least twice
-    /// <see cref="MaxMessageSize"/> plus 64 KiB, so a message of the largest size can be accepted (a buffer that grows
-    /// holds its old and new array while it copies).
+    /// leaves room in the chart's 512 Mi Ingress limit for the runtime and connections; it must be at least twice the
+    /// largest HTTP JSON body (<see cref="MaxMessageSize"/>, an eighth more for JSON escapes and 64 KiB), so a message of
+    /// the largest size can be accepted over SMTP and HTTP (a buffer that grows holds its old and new array while it
+    /// copies).
     /// </summary>
     public long MaxBufferedBytes { get; set; } = 256L * 1024 * 1024;
 
@@ -219,9 +220,9 @@ public sealed class IngressOptions : IValidatedOptions
             yield return P + "MaxMessageSize: must be below 2 GiB";
         }
 
-        if (MaxBufferedBytes < (2 * MaxMessageSize) + (64 * 1024))
+        if (MaxBufferedBytes < 2 * Http.SubmissionHandler.JsonBodyLimit(MaxMessageSize))
         {
-            yield return P + "MaxBufferedBytes: must be at least twice Ingress:MaxMessageSize plus 64 KiB, so a message of the largest size fits while its buffer grows";
+            yield return P + "MaxBufferedBytes: must be at least twice the largest JSON submission (Ingress:MaxMessageSize, an eighth more and 64 KiB), so a message of the largest size fits while its buffer grows";
         }
 
         if (MemoryBodyThreshold is < 64 * 1024 or > 1024L * 1024 * 1024)

@@ -13,7 +13,9 @@ namespace MailMesh.LoadTool;
 ///   idle   hold 1,000 sessions open after EHLO;
 ///   large  send 50 messages of 35 MB at once (a client answered 452 4.3.1 by the memory budget tries again after
 ///          200 ms, as an MTA would later);
-///   stall  declare SIZE=35 MB, get the 354 and send nothing (50 sessions).
+///   stall  declare SIZE=35 MB, get the 354 and send nothing (50 sessions);
+///   json   POST 50 JSON submissions at once to the HTTP API, each with one base64 attachment sized so the composed
+///          message is just under 35 MB (a 503 from the memory budget is retried after 200 ms).
 /// Prints the baseline, the peak while the scenario runs and the value when it is over, plus the SMTP outcomes.
 /// Delivery is pointed at a DNS server address where nothing listens, so accepted mail is deferred (a temporary DNS
 /// failure), not delivered or bounced, during the run.
@@ -22,10 +24,10 @@ internal static class MemoryScenario
 {
     public static async Task<int> RunAsync(LoadOptions options, string scenario)
     {
-        var scenarios = scenario == "all" ? ["idle", "large", "stall"] : new[] { scenario };
-        if (scenarios.Any(s => s is not ("idle" or "large" or "stall")))
+        var scenarios = scenario == "all" ? ["idle", "large", "stall", "json"] : new[] { scenario };
+        if (scenarios.Any(s => s is not ("idle" or "large" or "stall" or "json")))
         {
-            throw new ArgumentException("--memory-scenario is idle, large, stall or all");
+            throw new ArgumentException("--memory-scenario is idle, large, stall, json or all");
         }
 
         var failed = false;
@@ -41,6 +43,7 @@ internal static class MemoryScenario
             {
                 "idle" => await IdleAsync(target, options.MemorySessions ?? 1000, sampler),
                 "large" => await LargeAsync(target, options.MemorySessions ?? 50, options.MemoryMessageSize, sampler),
+                "json" => await JsonAsync(target, options.MemorySessions ?? 50, options.MemoryMessageSize),
                 _ => await StallAsync(target, options.MemorySessions ?? 50, options.MemoryMessageSize, sampler),
             };
             await Task.Delay(TimeSpan.FromSeconds(1));
@@ -172,6 +175,77 @@ internal static class MemoryScenario
             $"{accepted} x {body.Length} octets accepted in {seconds:F1} s; {refusals} answers 452 4.3.1 (budget full) retried after 200 ms; {lost} sessions lost");
     }
 
+    /// <summary>
+    /// Concurrent JSON submissions with one attachment each, sized so the composed message (base64 in 76-column lines)
+    /// stays just under <paramref name="size"/>; a 503 (memory budget) is retried after 200 ms.
+    /// </summary>
+    private static async Task<Outcome> JsonAsync(StandaloneProcess target, int sessions, int size)
+    {
+        var attachment = new byte[(size / 4 * 3) - 600_000];
+        new Random(3).NextBytes(attachment);
+        var json = Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(new
+        {
+            from = "json@sender.test",
+            to = new[] { "user@load.test" },
+            subject = "json load",
+            text = "See the attachment.",
+            attachments = new[] { new { filename = "load.bin", contentType = "application/octet-stream", content = Convert.ToBase64String(attachment) } },
+        }));
+        attachment = [];
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{target.HttpPort}"), Timeout = TimeSpan.FromMinutes(10) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", StandaloneProcess.ApiKey);
+
+        // RFC 9110 §10.1.1: the body goes out only after 100 Continue, so a 503 (or 413) answered before Ingress reads it
+        // arrives as an answer instead of a reset while 35 MB are still being sent.
+        http.DefaultRequestHeaders.ExpectContinue = true;
+        var resets = 0;
+        var refusals = 0;
+        var failures = 0;
+        var started = Stopwatch.GetTimestamp();
+        var results = await Task.WhenAll(Enumerable.Range(0, sessions).Select(_ => Task.Run(async () =>
+        {
+            while (true)
+            {
+                var content = new ByteArrayContent(json);
+                content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+                HttpResponseMessage response;
+                try
+                {
+                    response = await http.PostAsync("/api/v1/messages", content);
+                }
+                catch (HttpRequestException)
+                {
+                    // The server answered and closed while the body was still being sent: tried again like a 503.
+                    Interlocked.Increment(ref resets);
+                    await Task.Delay(200);
+                    continue;
+                }
+
+                using var answer = response;
+                if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
+                {
+                    Interlocked.Increment(ref refusals);
+                    await Task.Delay(200);
+                    continue;
+                }
+
+                if (response.StatusCode != HttpStatusCode.Accepted)
+                {
+                    Interlocked.Increment(ref failures);
+                    Console.Error.WriteLine($"json: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                }
+
+                return response.StatusCode == HttpStatusCode.Accepted;
+            }
+        })));
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var accepted = results.Count(r => r);
+        return new Outcome(
+            sessions,
+            accepted == sessions,
+            $"{accepted} x {json.Length} octets of JSON accepted in {seconds:F1} s; {refusals} answers 503 (budget full) and {resets} connections closed mid-body retried after 200 ms; {failures} other answers");
+    }
+
     private sealed record Outcome(int Sessions, bool Ok, string Detail);
 
     /// <summary>Samples VmRSS every 50 ms until disposed; <see cref="Peak"/> is the largest seen (and VmHWM).</summary>
@@ -236,20 +310,27 @@ internal static class MemoryScenario
         private readonly Process _process;
         private readonly DirectoryInfo _data;
 
-        private StandaloneProcess(Process process, DirectoryInfo data, int port)
+        /// <summary>The HTTP API key the process is configured with (its SHA-256 in Ingress:Api:Keys).</summary>
+        public const string ApiKey = "mm_load_0123456789abcdef0123456789abcdef";
+
+        private StandaloneProcess(Process process, DirectoryInfo data, int port, int httpPort)
         {
             _process = process;
             _data = data;
             Port = port;
+            HttpPort = httpPort;
         }
 
         public int Port { get; }
+
+        public int HttpPort { get; }
 
         public int Pid => _process.Id;
 
         public static async Task<StandaloneProcess> StartAsync(LoadOptions options, IPEndPoint dns)
         {
             var port = LoopbackPort.Free();
+            var httpPort = LoopbackPort.Free();
             var data = Directory.CreateTempSubdirectory("mailmesh-memory-");
             var info = new ProcessStartInfo("dotnet", Path.Combine(options.RepositoryRoot, "services/MailMesh.Standalone/bin/Release/net10.0/MailMesh.Standalone.dll"))
             {
@@ -261,7 +342,9 @@ internal static class MemoryScenario
                 ["Ingress__Listen"] = $"127.0.0.1:{port}",
                 ["Ingress__MaxConnections"] = "5000",
                 ["Ingress__MaxConnectionsPerIp"] = "5000",
-                ["Urls"] = $"http://127.0.0.1:{LoopbackPort.Free()}",
+                ["Urls"] = $"http://127.0.0.1:{httpPort}",
+                ["Ingress__Api__Keys__0__Name"] = "load",
+                ["Ingress__Api__Keys__0__Hash"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(ApiKey))),
                 ["Storage__SqlitePath"] = Path.Combine(data.FullName, "mailmesh.db"),
                 ["Dns__Servers"] = dns.ToString(),
                 ["Policy__ConnectionsPerMinutePerIp"] = "1000000",
@@ -308,7 +391,7 @@ internal static class MemoryScenario
                 }
             }
 
-            return new StandaloneProcess(process, data, port);
+            return new StandaloneProcess(process, data, port, httpPort);
         }
 
         /// <summary>VmRSS of the process (Linux /proc), in bytes.</summary>

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using MailMesh.Contracts;
+using MailMesh.Ingress.Memory;
 using MailMesh.ServiceDefaults;
 using MailMesh.Smtp;
 using MailMesh.Storage;
@@ -267,129 +268,52 @@ internal sealed class MessageAcceptor(
 
 /// <summary>A read-only, seekable stream over a header and the body that follows it, so the message is stored with
 /// the header first without copying the body behind it.</summary>
-internal sealed class PrefixedContentStream(ReadOnlyMemory<byte> prefix, ReadOnlyMemory<byte> body) : Stream
+internal sealed class PrefixedContentStream(ReadOnlyMemory<byte> prefix, ReadOnlyMemory<byte> body) : ReadOnlyContentStream
 {
-    private long _position;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => true;
-
-    public override bool CanWrite => false;
-
     public override long Length => prefix.Length + body.Length;
-
-    public override long Position
-    {
-        get => _position;
-        set => _position = Math.Clamp(value, 0, Length);
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
         var written = 0;
-        while (written < buffer.Length && _position < Length)
+        while (written < buffer.Length && Position < Length)
         {
-            var (part, start) = _position < prefix.Length ? (prefix, (int)_position) : (body, (int)(_position - prefix.Length));
+            var (part, start) = Position < prefix.Length ? (prefix, (int)Position) : (body, (int)(Position - prefix.Length));
             var take = Math.Min(buffer.Length - written, part.Length - start);
             part.Span.Slice(start, take).CopyTo(buffer[written..]);
             written += take;
-            _position += take;
+            Advance(take);
         }
 
         return written;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        Task.FromResult(Read(buffer.AsSpan(offset, count)));
-
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        ValueTask.FromResult(Read(buffer.Span));
-
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            _ => Length + offset,
-        };
-        return _position;
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
 /// <summary>A read-only, seekable stream of two seekable streams one after the other (a header section in memory, then
 /// a body streamed from its buffer or spill file); disposing it disposes both.</summary>
-internal sealed class ConcatenatedContentStream(Stream first, Stream second) : Stream
+internal sealed class ConcatenatedContentStream(Stream first, Stream second) : ReadOnlyContentStream
 {
-    private long _position;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => true;
-
-    public override bool CanWrite => false;
-
     public override long Length => first.Length + second.Length;
-
-    public override long Position
-    {
-        get => _position;
-        set
-        {
-            _position = Math.Clamp(value, 0, Length);
-            first.Position = Math.Min(_position, first.Length);
-            second.Position = Math.Max(0, _position - first.Length);
-        }
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
-        var read = _position < first.Length ? first.Read(buffer) : second.Read(buffer);
-        _position += read;
+        var read = Position < first.Length ? first.Read(buffer) : second.Read(buffer);
+        Advance(read);
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var read = _position < first.Length ? await first.ReadAsync(buffer, cancellationToken) : await second.ReadAsync(buffer, cancellationToken);
-        _position += read;
+        var read = Position < first.Length ? await first.ReadAsync(buffer, cancellationToken) : await second.ReadAsync(buffer, cancellationToken);
+        Advance(read);
         return read;
     }
 
-    public override long Seek(long offset, SeekOrigin origin)
+    protected override long MoveTo(long target)
     {
-        Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            _ => Length + offset,
-        };
-        return _position;
+        first.Position = Math.Min(target, first.Length);
+        second.Position = Math.Max(0, target - first.Length);
+        return target;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -5,7 +5,8 @@ using MimeKit.Utils;
 
 namespace MailMesh.Ingress.Http;
 
-/// <summary>A JSON submission after validation: every address parsed, every attachment decoded.</summary>
+/// <summary>A JSON submission after validation: every address parsed, text, html and attachments checked and measured
+/// but left where they are in the request body (decoded while the message is composed).</summary>
 internal sealed class JsonSubmission
 {
     public required ParsedAddress From { get; init; }
@@ -18,8 +19,12 @@ internal sealed class JsonSubmission
     public required IReadOnlyList<ParsedAddress> Bcc { get; init; }
     public required IReadOnlyList<ParsedAddress> ReplyTo { get; init; }
     public string? Subject { get; init; }
-    public string? Text { get; init; }
-    public string? Html { get; init; }
+    public JsonText? Text { get; init; }
+    public JsonText? Html { get; init; }
+
+    /// <summary>Octets of <see cref="Text"/> and <see cref="Html"/> as composed (UTF-8, CRLF line ends).</summary>
+    public long TextLength { get; init; }
+    public long HtmlLength { get; init; }
 
     /// <summary>Extra header fields, in request order (Date and Message-ID are taken out into their own properties).</summary>
     public required IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; }
@@ -36,7 +41,8 @@ internal sealed class JsonSubmission
     public IEnumerable<Mailbox> Recipients => To.Concat(Cc).Concat(Bcc).Select(a => a.Envelope);
 }
 
-internal sealed record JsonAttachment(string FileName, ContentType ContentType, byte[] Content, string? ContentId);
+/// <summary>An attachment: its base64 <paramref name="Content"/> as sent (a slice of the body) and its decoded length.</summary>
+internal sealed record JsonAttachment(string FileName, ContentType ContentType, JsonText Content, long Length, string? ContentId);
 
 /// <summary>
 /// Reads and validates the JSON body of <c>POST /api/v1/messages</c>. Every problem is collected with a JSON Pointer
@@ -66,9 +72,8 @@ internal static class JsonSubmissionReader
         ["Received-SPF"] = "SPF results are added by the receiving MTA (RFC 7208 §9.1)",
     };
 
-    private static readonly JsonDocumentOptions DocumentOptions = new()
+    private static readonly JsonReaderOptions ReaderOptions = new()
     {
-        AllowDuplicateProperties = false,
         CommentHandling = JsonCommentHandling.Disallow,
         MaxDepth = 16,
     };
@@ -78,10 +83,16 @@ internal static class JsonSubmissionReader
     {
         errors = [];
         malformed = null;
-        JsonDocument document;
+        JsonItem root;
         try
         {
-            document = JsonDocument.Parse(body, DocumentOptions);
+            // The body stays where it is (a budgeted buffer); the tree holds slices of it.
+            root = JsonTree.Parse(body, ReaderOptions);
+        }
+        catch (JsonLimitException ex)
+        {
+            malformed = ex.Message;
+            return null;
         }
         catch (JsonException ex)
         {
@@ -96,13 +107,10 @@ internal static class JsonSubmissionReader
             return null;
         }
 
-        using (document)
-        {
-            return Read(document.RootElement, errors);
-        }
+        return Read(root, errors);
     }
 
-    private static JsonSubmission? Read(JsonElement root, List<ProblemError> errors)
+    private static JsonSubmission? Read(JsonItem root, List<ProblemError> errors)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
@@ -113,23 +121,24 @@ internal static class JsonSubmissionReader
         ParsedAddress? from = null;
         Mailbox? envelopeFrom = null;
         List<ParsedAddress> to = [], cc = [], bcc = [], replyTo = [];
-        string? subject = null, text = null, html = null, messageId = null;
+        string? subject = null, messageId = null;
+        JsonText? text = null, html = null;
+        long textLength = 0, htmlLength = 0;
         DateTimeOffset? date = null;
         List<KeyValuePair<string, string>> headers = [];
         List<JsonAttachment> attachments = [];
         var sawFrom = false;
 
-        foreach (var member in root.EnumerateObject())
+        foreach (var (name, value) in root.Members)
         {
-            var pointer = "/" + EscapePointer(member.Name);
-            var value = member.Value;
+            var pointer = "/" + EscapePointer(name);
             if (value.ValueKind == JsonValueKind.Null)
             {
                 // null is "absent" for every member.
                 continue;
             }
 
-            switch (member.Name)
+            switch (name)
             {
                 case "from":
                     sawFrom = true;
@@ -181,10 +190,10 @@ internal static class JsonSubmissionReader
 
                     break;
                 case "text":
-                    text = String(value, pointer, errors);
+                    text = Text(value, pointer, errors, out textLength);
                     break;
                 case "html":
-                    html = String(value, pointer, errors);
+                    html = Text(value, pointer, errors, out htmlLength);
                     break;
                 case "headers":
                     Headers(value, pointer, headers, ref date, ref messageId, errors);
@@ -193,7 +202,7 @@ internal static class JsonSubmissionReader
                     Attachments(value, pointer, attachments, errors);
                     break;
                 default:
-                    errors.Add(ProblemError.AtPointer(pointer, $"unknown member '{Addresses.Shorten(member.Name)}'"));
+                    errors.Add(ProblemError.AtPointer(pointer, $"unknown member '{Addresses.Shorten(name)}'"));
                     break;
             }
         }
@@ -229,6 +238,8 @@ internal static class JsonSubmissionReader
             Subject = subject,
             Text = text,
             Html = html,
+            TextLength = textLength,
+            HtmlLength = htmlLength,
             Headers = headers,
             Date = date,
             MessageId = messageId,
@@ -236,23 +247,51 @@ internal static class JsonSubmissionReader
         };
     }
 
-    private static string? String(JsonElement value, string pointer, List<ProblemError> errors)
+    private static string? String(JsonItem value, string pointer, List<ProblemError> errors)
     {
-        if (value.ValueKind == JsonValueKind.String)
+        if (value.ValueKind != JsonValueKind.String)
         {
-            return value.GetString();
+            errors.Add(ProblemError.AtPointer(pointer, $"must be a string, not {Kind(value)}"));
+            return null;
         }
 
-        errors.Add(ProblemError.AtPointer(pointer, $"must be a string, not {Kind(value)}"));
-        return null;
+        if (value.InvalidUnicode)
+        {
+            errors.Add(ProblemError.AtPointer(pointer, "is not valid Unicode (RFC 8259 §8.2)"));
+        }
+        else if (value.SmallString is null)
+        {
+            errors.Add(ProblemError.AtPointer(pointer, $"is longer than {JsonTree.SmallString} octets"));
+        }
+
+        return value.SmallString;
+    }
+
+    /// <summary>A text or html body: any length, left in the request body, checked to be valid Unicode.</summary>
+    private static JsonText? Text(JsonItem value, string pointer, List<ProblemError> errors, out long length)
+    {
+        length = 0;
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            errors.Add(ProblemError.AtPointer(pointer, $"must be a string, not {Kind(value)}"));
+            return null;
+        }
+
+        if (!value.Text.TryMeasureText(out length))
+        {
+            errors.Add(ProblemError.AtPointer(pointer, "is not valid Unicode (RFC 8259 §8.2)"));
+            return null;
+        }
+
+        return value.Text;
     }
 
     /// <summary>A string (one address or a comma-separated list) or an array of strings.</summary>
-    private static void AddressList(JsonElement value, string pointer, List<ParsedAddress> into, List<ProblemError> errors)
+    private static void AddressList(JsonItem value, string pointer, List<ParsedAddress> into, List<ProblemError> errors)
     {
         if (value.ValueKind == JsonValueKind.String)
         {
-            if (!Addresses.TryParseList(value.GetString()!, into, out var error))
+            if (String(value, pointer, errors) is { } list && !Addresses.TryParseList(list, into, out var error))
             {
                 errors.Add(ProblemError.AtPointer(pointer, error));
             }
@@ -267,14 +306,15 @@ internal static class JsonSubmissionReader
         }
 
         var index = 0;
-        foreach (var item in value.EnumerateArray())
+        foreach (var item in value.Items)
         {
             var itemPointer = pointer + "/" + index++;
-            if (item.ValueKind != JsonValueKind.String)
+            if (String(item, itemPointer, errors) is not { } text)
             {
-                errors.Add(ProblemError.AtPointer(itemPointer, $"must be a string, not {Kind(item)}"));
+                continue;
             }
-            else if (!Addresses.TryParseMailbox(item.GetString()!, out var address, out var error))
+
+            if (!Addresses.TryParseMailbox(text, out var address, out var error))
             {
                 errors.Add(ProblemError.AtPointer(itemPointer, error));
             }
@@ -286,7 +326,7 @@ internal static class JsonSubmissionReader
     }
 
     private static void Headers(
-        JsonElement value,
+        JsonItem value,
         string pointer,
         List<KeyValuePair<string, string>> into,
         ref DateTimeOffset? date,
@@ -299,9 +339,8 @@ internal static class JsonSubmissionReader
             return;
         }
 
-        foreach (var header in value.EnumerateObject())
+        foreach (var (name, headerValue) in value.Members)
         {
-            var name = header.Name;
             var headerPointer = pointer + "/" + EscapePointer(name);
             if (!IsFieldName(name))
             {
@@ -316,13 +355,11 @@ internal static class JsonSubmissionReader
                 continue;
             }
 
-            if (header.Value.ValueKind != JsonValueKind.String)
+            if (String(headerValue, headerPointer, errors) is not { } text)
             {
-                errors.Add(ProblemError.AtPointer(headerPointer, $"must be a string, not {Kind(header.Value)}"));
                 continue;
             }
 
-            var text = header.Value.GetString()!;
             if (HasLineBreak(text))
             {
                 // Header injection: a CR or LF would end this field and start another.
@@ -368,7 +405,7 @@ internal static class JsonSubmissionReader
         }
     }
 
-    private static void Attachments(JsonElement value, string pointer, List<JsonAttachment> into, List<ProblemError> errors)
+    private static void Attachments(JsonItem value, string pointer, List<JsonAttachment> into, List<ProblemError> errors)
     {
         if (value.ValueKind != JsonValueKind.Array)
         {
@@ -377,7 +414,7 @@ internal static class JsonSubmissionReader
         }
 
         var index = 0;
-        foreach (var item in value.EnumerateArray())
+        foreach (var item in value.Items)
         {
             var itemPointer = pointer + "/" + index++;
             if (item.ValueKind != JsonValueKind.Object)
@@ -386,25 +423,33 @@ internal static class JsonSubmissionReader
                 continue;
             }
 
-            string? fileName = null, content = null, contentId = null;
+            string? fileName = null, contentId = null;
+            JsonText? content = null;
             var contentType = new ContentType("application", "octet-stream");
             var valid = true;
-            foreach (var member in item.EnumerateObject())
+            foreach (var (memberName, memberValue) in item.Members)
             {
-                var memberPointer = itemPointer + "/" + EscapePointer(member.Name);
-                if (member.Value.ValueKind == JsonValueKind.Null)
+                var memberPointer = itemPointer + "/" + EscapePointer(memberName);
+                if (memberValue.ValueKind == JsonValueKind.Null)
                 {
                     continue;
                 }
 
-                var text = String(member.Value, memberPointer, errors);
+                if (memberName == "content" && memberValue.ValueKind == JsonValueKind.String)
+                {
+                    // Any length: left in the body, decoded while the message is composed.
+                    content = memberValue.Text;
+                    continue;
+                }
+
+                var text = String(memberValue, memberPointer, errors);
                 if (text is null)
                 {
                     valid = false;
                     continue;
                 }
 
-                switch (member.Name)
+                switch (memberName)
                 {
                     case "filename":
                         fileName = text;
@@ -428,9 +473,6 @@ internal static class JsonSubmissionReader
                         }
 
                         break;
-                    case "content":
-                        content = text;
-                        break;
                     case "contentId":
                         if (text.Length == 0 || HasLineBreak(text) || text.Any(c => c is '<' or '>' or ' ') || !System.Text.Ascii.IsValid(text))
                         {
@@ -441,7 +483,7 @@ internal static class JsonSubmissionReader
                         contentId = text;
                         break;
                     default:
-                        errors.Add(ProblemError.AtPointer(memberPointer, $"unknown member '{Addresses.Shorten(member.Name)}'"));
+                        errors.Add(ProblemError.AtPointer(memberPointer, $"unknown member '{Addresses.Shorten(memberName)}'"));
                         valid = false;
                         break;
                 }
@@ -453,13 +495,13 @@ internal static class JsonSubmissionReader
                 valid = false;
             }
 
-            byte[]? bytes = null;
+            long length = 0;
             if (content is null)
             {
                 errors.Add(ProblemError.AtPointer(itemPointer + "/content", "required: the attachment's bytes in base64"));
                 valid = false;
             }
-            else if (!TryDecodeBase64(content, out bytes))
+            else if (!content.Value.TryMeasureBase64(out length))
             {
                 errors.Add(ProblemError.AtPointer(itemPointer + "/content", "is not valid base64 (RFC 4648 §4)"));
                 valid = false;
@@ -467,22 +509,9 @@ internal static class JsonSubmissionReader
 
             if (valid)
             {
-                into.Add(new JsonAttachment(fileName!, contentType, bytes!, contentId));
+                into.Add(new JsonAttachment(fileName!, contentType, content!.Value, length, contentId));
             }
         }
-    }
-
-    private static bool TryDecodeBase64(string text, out byte[] bytes)
-    {
-        var buffer = new byte[(text.Length / 4 * 3) + 3];
-        if (Convert.TryFromBase64String(text, buffer, out var written))
-        {
-            bytes = buffer.AsSpan(0, written).ToArray();
-            return true;
-        }
-
-        bytes = [];
-        return false;
     }
 
     /// <summary>RFC 5322 §3.6.4 msg-id: "&lt;" id-left "@" id-right "&gt;", printable ASCII without spaces.</summary>
@@ -517,7 +546,7 @@ internal static class JsonSubmissionReader
 
     private static bool HasLineBreak(string text) => text.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0;
 
-    private static string Kind(JsonElement value) => value.ValueKind switch
+    private static string Kind(JsonItem value) => value.ValueKind switch
     {
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => "an array",

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.IO.Pipelines;
 using System.Net;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
@@ -102,11 +103,14 @@ internal sealed class SubmissionHandler(
         var messageId = idempotencyKey is null ? Guid.CreateVersion7(receivedAt) : IdempotencyKeys.MessageId(keyName, idempotencyKey);
         activity?.SetTag("mailmesh.message.id", messageId.ToString());
 
-        // A JSON body is parsed whole, in memory. A raw message is received as SMTP receives one: line ends normalised as
-        // it arrives, into a buffer that moves to a spill file past Ingress:MemoryBodyThreshold (holding only a staging
-        // area of the budget then), and stored from there without a second copy.
+        // Both kinds are received as SMTP receives a message: into a buffer reserved from the budget that moves to a spill
+        // file past Ingress:MemoryBodyThreshold (holding only a staging area of the budget then), refused with 413 from
+        // Content-Length or as soon as a chunked body passes the limit. A raw message has its line ends normalised as it
+        // arrives and is stored from there without a second copy. A JSON body is parsed where it is (through a memory map
+        // when spilled); the message composed from it goes into a second such buffer, and the JSON is released before the
+        // commit.
         var limit = isJson ? JsonBodyLimit(_options.MaxMessageSize) : _options.MaxMessageSize;
-        var inMemory = isJson ? request.ContentLength ?? 0 : Math.Min(request.ContentLength ?? 0, _options.MemoryBodyThreshold + (64 * 1024));
+        var inMemory = Math.Min(request.ContentLength ?? 0, _options.MemoryBodyThreshold + (64 * 1024));
         if (request.ContentLength <= limit && budget.Available < Math.Max(inMemory, 64 * 1024))
         {
             return BudgetExhausted(context);
@@ -114,7 +118,7 @@ internal sealed class SubmissionHandler(
 
         var normalizer = isJson ? null : new LineEndingNormalizer(_options.MaxTextLineLength);
         var (body, outcome) = await ReadBodyAsync(
-            request, limit, budget, isJson ? null : new BodySpill(_options.MemoryBodyThreshold, _options.SpillDirectory), normalizer, cancellationToken);
+            request, limit, budget, new BodySpill(_options.MemoryBodyThreshold, _options.SpillDirectory), normalizer, cancellationToken);
         using var bodyBuffer = body;
         if (outcome == BodyOutcome.BudgetExhausted)
         {
@@ -125,14 +129,21 @@ internal sealed class SubmissionHandler(
         {
             return Problems.MessageTooLarge(
                 isJson
-                    ? $"The JSON body is larger than {limit} octets, the most a message of Ingress:MaxMessageSize ({_options.MaxMessageSize} octets) can take with base64 attachments."
+                    ? $"The JSON body is larger than {limit} octets: Ingress:MaxMessageSize ({_options.MaxMessageSize} octets), an eighth more for JSON escapes and 64 KiB for the JSON around the content."
                     : $"The message is larger than {limit} octets (Ingress:MaxMessageSize).",
                 _options.MaxMessageSize);
         }
 
         var prepared = isJson
-            ? PrepareJson(body.WrittenMemory, messageId, receivedAt)
+            ? await PrepareJsonAsync(context, body, messageId, receivedAt, cancellationToken)
             : await PrepareRawAsync(request, body, normalizer!, messageId, receivedAt, cancellationToken);
+        using var composed = prepared.Composed;
+        if (isJson)
+        {
+            // The message is composed: the JSON it came from is no longer needed while Policy and the spool are asked.
+            body.Dispose();
+        }
+
         if (prepared.Problem is { } invalid)
         {
             return invalid;
@@ -297,9 +308,17 @@ internal sealed class SubmissionHandler(
         return Problems.RecipientsRefused(refused, _api.RetryAfter, context.Response);
     }
 
-    private Prepared PrepareJson(ReadOnlyMemory<byte> body, Guid messageId, DateTimeOffset receivedAt)
+    /// <summary>
+    /// Parses the JSON where it was received (a spilled body through a read-only memory map of its file) and composes the
+    /// message into a buffer of its own, reserved from the same budget and spilling past Ingress:MemoryBodyThreshold as
+    /// SMTP's does; stopped at once when it passes Ingress:MaxMessageSize (413) or the budget is used up (503).
+    /// </summary>
+    private async Task<Prepared> PrepareJsonAsync(HttpContext context, MessageBuffer body, Guid messageId, DateTimeOffset receivedAt, CancellationToken cancellationToken)
     {
-        var submission = JsonSubmissionReader.Read(body, out var malformed, out var errors);
+        // The map goes before the body buffer that owns the file (SubmitAsync disposes that after this returns).
+        using var mapped = body.IsSpilled ? body.MapSpilled() : null;
+        var json = mapped?.Memory ?? body.WrittenMemory;
+        var submission = JsonSubmissionReader.Read(json, out var malformed, out var errors);
         if (malformed is not null)
         {
             return Prepared.Invalid(Problems.MalformedJson(malformed));
@@ -310,10 +329,39 @@ internal sealed class SubmissionHandler(
             return Prepared.Invalid(Problems.InvalidRequest(errors));
         }
 
-        // RFC 5322 §3.6.4: the generated Message-ID carries the message id, unique by construction (and stable for an
-        // idempotent retry).
-        var content = MessageComposer.Compose(submission, receivedAt, messageId.ToString("D") + "@" + _options.HostName);
-        return new Prepared(submission.Sender.Address, Distinct(submission.Recipients), content, DetectBodyType(content));
+        var composed = new MessageBuffer(
+            budget, 4096, (int)_options.MaxMessageSize + (64 * 1024), new BodySpill(_options.MemoryBodyThreshold, _options.SpillDirectory));
+        try
+        {
+            // RFC 5322 §3.6.4: the generated Message-ID carries the message id, unique by construction (and stable for an
+            // idempotent retry).
+            var output = new MessageBufferStream(composed, _options.MaxMessageSize);
+            await MessageComposer.ComposeAsync(submission, receivedAt, messageId.ToString("D") + "@" + _options.HostName, output, cancellationToken);
+            if (!composed.Complete())
+            {
+                throw new MessageBufferFullException(tooLarge: false);
+            }
+
+            var content = composed.IsSpilled ? ReadOnlyMemory<byte>.Empty : composed.WrittenMemory;
+            return new Prepared(submission.Sender.Address, Distinct(submission.Recipients), content, composed.HasEightBit ? BodyType.EightBitMime : BodyType.SevenBit)
+            {
+                Tail = composed.IsSpilled ? composed.ContentSource() : null,
+                Composed = composed,
+            };
+        }
+        catch (MessageBufferFullException full)
+        {
+            composed.Dispose();
+            return Prepared.Invalid(full.TooLarge
+                ? Problems.MessageTooLarge(
+                    $"The message built from the request is larger than {_options.MaxMessageSize} octets (Ingress:MaxMessageSize).", _options.MaxMessageSize)
+                : BudgetExhausted(context));
+        }
+        catch
+        {
+            composed.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -501,11 +549,15 @@ internal sealed class SubmissionHandler(
     /// <summary>Recipients once each (a mailbox is its local part as written and its lower-cased domain).</summary>
     private static List<Mailbox> Distinct(IEnumerable<Mailbox> recipients) => [.. recipients.Distinct()];
 
-    private static BodyType DetectBodyType(byte[] content) =>
-        content.AsSpan().IndexOfAnyExceptInRange((byte)0, (byte)127) >= 0 ? BodyType.EightBitMime : BodyType.SevenBit;
-
-    /// <summary>A JSON body carries attachments in base64 (4 octets per 3) next to the text: the message limit, scaled.</summary>
-    internal static long JsonBodyLimit(long maxMessageSize) => Math.Min((maxMessageSize / 3 * 4) + (64 * 1024), Array.MaxLength);
+    /// <summary>
+    /// The largest JSON body read: the message limit, an eighth more for escapes, and 64 KiB for the members around the
+    /// content. The composed message carries attachments in base64 again (and text as quoted-printable or base64), so it
+    /// is about as large as the JSON it is built from, except for escapes: System.Text.Json writes the base64 "+" as
+    /// \u002B (6 octets, +7.8 % on base64), PHP writes "/" as \/ (+1.6 %). A longer body would make a message over
+    /// Ingress:MaxMessageSize but for unusual escaping (a text of quotes), and is refused from its Content-Length, or as
+    /// soon as a chunked one passes this, before it is held; such a message can be sent as message/rfc822.
+    /// </summary>
+    internal static long JsonBodyLimit(long maxMessageSize) => maxMessageSize + (maxMessageSize / 8) + (64 * 1024);
 
     /// <summary>
     /// 503 with a reason: the memory budget for message bytes in flight (Ingress:MaxBufferedBytes, shared with SMTP)
@@ -558,7 +610,18 @@ internal sealed class SubmissionHandler(
             long received = 0;
             while (true)
             {
-                var read = await reader.ReadAsync(cancellationToken);
+                ReadResult read;
+                try
+                {
+                    read = await reader.ReadAsync(cancellationToken);
+                }
+                catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+                {
+                    // Kestrel's cap (set to the limit above) met first, inside a chunk: the same 413 with problem details.
+                    buffer.Dispose();
+                    return (null, BodyOutcome.TooLarge);
+                }
+
                 foreach (var segment in read.Buffer)
                 {
                     received += segment.Length;
@@ -590,7 +653,9 @@ internal sealed class SubmissionHandler(
                 if (read.IsCompleted)
                 {
                     normalizer?.Complete(buffer);
-                    if (buffer.Exhausted)
+
+                    // A spilled body's last staged octets go to its file now: a spill limit met there is a 503 like any other.
+                    if (!buffer.Complete())
                     {
                         buffer.Dispose();
                         return (null, BodyOutcome.BudgetExhausted);
@@ -623,6 +688,9 @@ internal sealed class SubmissionHandler(
 
         /// <summary>What follows <see cref="Content"/>, streamed (a raw message's body); null when Content is all.</summary>
         public MessageContentSource? Tail { get; init; }
+
+        /// <summary>The buffer a JSON submission was composed into (Content and Tail are views of it), disposed after the commit.</summary>
+        public MessageBuffer? Composed { get; init; }
 
         public static Prepared Invalid(ProblemHttpResult problem) => new(null, null, default, BodyType.SevenBit) { Problem = problem };
     }

@@ -101,6 +101,35 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         return new MessageContentSource(length, () => new SpillReadStream(handle, length, offset));
     }
 
+    /// <summary>
+    /// The content is all written: a spilled buffer writes its staged tail to the file now, so a file that cannot take
+    /// it (Ingress:MaxSpilledBytes used up, disk full) makes the buffer <see cref="Exhausted"/> here, where the caller
+    /// refuses the message, instead of in <see cref="ContentSource()"/> or <see cref="MapSpilled"/>, which then throw.
+    /// </summary>
+    /// <returns>false when the buffer is exhausted.</returns>
+    public bool Complete()
+    {
+        FlushStaged();
+        return !Exhausted;
+    }
+
+    /// <summary>
+    /// The spilled content as one read-only block of memory (a map of the spill file; see <see cref="MappedContent"/>).
+    /// Writes the staged tail first; dispose the map before this buffer.
+    /// </summary>
+    public MappedContent MapSpilled()
+    {
+        var file = _file ?? throw new InvalidOperationException("The content is in memory.");
+        FlushStaged();
+        if (Exhausted)
+        {
+            throw new InvalidOperationException("The content could not be written to the spill file.");
+        }
+
+        file.Flush();
+        return new MappedContent(file, _fileLength);
+    }
+
     /// <summary>Octets reserved from the budget now (the capacity held).</summary>
     public int Reserved => _array.Length;
 
@@ -381,71 +410,33 @@ internal sealed record BodySpill(long Threshold, string Directory);
 /// <summary>A read-only, seekable view of <paramref name="length"/> octets of a spill file from <paramref name="start"/>,
 /// with its own position (positional reads), so opening it again never disturbs the writer or another reader; disposing
 /// it leaves the file open.</summary>
-internal sealed class SpillReadStream(SafeFileHandle handle, long length, long start = 0) : Stream
+internal sealed class SpillReadStream(SafeFileHandle handle, long length, long start = 0) : ReadOnlyContentStream
 {
-    private long _position;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => true;
-
-    public override bool CanWrite => false;
-
     public override long Length => length;
-
-    public override long Position
-    {
-        get => _position;
-        set => _position = Math.Clamp(value, 0, length);
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
-        var take = (int)Math.Min(buffer.Length, length - _position);
+        var take = (int)Math.Min(buffer.Length, length - Position);
         if (take <= 0)
         {
             return 0;
         }
 
-        var read = RandomAccess.Read(handle, buffer[..take], start + _position);
-        _position += read;
+        var read = RandomAccess.Read(handle, buffer[..take], start + Position);
+        Advance(read);
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var take = (int)Math.Min(buffer.Length, length - _position);
+        var take = (int)Math.Min(buffer.Length, length - Position);
         if (take <= 0)
         {
             return 0;
         }
 
-        var read = await RandomAccess.ReadAsync(handle, buffer[..take], start + _position, cancellationToken);
-        _position += read;
+        var read = await RandomAccess.ReadAsync(handle, buffer[..take], start + Position, cancellationToken);
+        Advance(read);
         return read;
     }
-
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        Position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            _ => length + offset,
-        };
-        return _position;
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -12,6 +12,7 @@ namespace MailMesh.Ingress.Memory;
 internal sealed class MessageBufferBudget
 {
     private long _inUse;
+    private long _peak;
     private long _spilled;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -56,6 +57,11 @@ internal sealed class MessageBufferBudget
     /// <summary>Octets reserved by buffers now.</summary>
     public long InUse => Volatile.Read(ref _inUse);
 
+    /// <summary>The most <see cref="InUse"/> has been since the start or <see cref="ResetPeak"/> (tests and the load tool).</summary>
+    public long Peak => Volatile.Read(ref _peak);
+
+    public void ResetPeak() => Volatile.Write(ref _peak, InUse);
+
     /// <summary>Octets that can still be reserved.</summary>
     public long Available => Math.Max(0, Limit - InUse);
 
@@ -74,6 +80,7 @@ internal sealed class MessageBufferBudget
             var seen = Interlocked.CompareExchange(ref _inUse, current + octets, current);
             if (seen == current)
             {
+                RaisePeak(current + octets);
                 Changed();
                 return true;
             }
@@ -106,6 +113,21 @@ internal sealed class MessageBufferBudget
             }
 
             await changed.WaitAsync(cancellationToken);
+        }
+    }
+
+    private void RaisePeak(long inUse)
+    {
+        var peak = Volatile.Read(ref _peak);
+        while (inUse > peak)
+        {
+            var seen = Interlocked.CompareExchange(ref _peak, inUse, peak);
+            if (seen == peak)
+            {
+                return;
+            }
+
+            peak = seen;
         }
     }
 

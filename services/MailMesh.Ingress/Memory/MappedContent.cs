@@ -1,0 +1,72 @@
+using System.Buffers;
+using System.IO.MemoryMappedFiles;
+
+namespace MailMesh.Ingress.Memory;
+
+/// <summary>
+/// A spill file seen as one read-only block of memory (a memory map), for readers that want the content contiguous: a
+/// JSON submission is parsed with <see cref="System.Text.Json.Utf8JsonReader"/> and its strings decoded straight from
+/// it. The octets are the file's pages in the page cache (clean, reclaimable by the kernel), not a heap array: a 35 MB
+/// body costs no large-object-heap garbage and only its staging area of Ingress:MaxBufferedBytes. Dispose it before the
+/// buffer that owns the file.
+/// </summary>
+internal sealed unsafe class MappedContent : MemoryManager<byte>
+{
+    private readonly MemoryMappedFile? _map;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly byte* _pointer;
+    private readonly int _length;
+    private bool _disposed;
+
+    /// <summary>Maps the first <paramref name="length"/> octets of <paramref name="file"/> (which stays open and owned by its buffer).</summary>
+    public MappedContent(FileStream file, long length)
+    {
+        _length = checked((int)length);
+        if (_length == 0)
+        {
+            // An empty file cannot be mapped.
+            return;
+        }
+
+        _map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+        _view = _map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+        byte* pointer = null;
+        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+        _pointer = pointer + _view.PointerOffset;
+    }
+
+    public override Span<byte> GetSpan()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _length == 0 ? [] : new Span<byte>(_pointer, _length);
+    }
+
+    public override MemoryHandle Pin(int elementIndex = 0)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(elementIndex);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(elementIndex, _length);
+        return new MemoryHandle(_pointer + elementIndex);
+    }
+
+    public override void Unpin()
+    {
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_view is not null)
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+        }
+
+        _map?.Dispose();
+    }
+}
