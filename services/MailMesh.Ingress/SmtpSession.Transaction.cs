@@ -286,7 +286,9 @@ internal sealed partial class SmtpSession
     {
         _mode = ReadMode.Command;
         var transaction = _transaction!;
-        if (transaction.ChunkError is null && transaction.Content is { Exhausted: true })
+        // The last chunk writes a spilled body's staged tail now (Complete), so a spill file that cannot take it is a
+        // refusal here, not a failure inside the commit.
+        if (transaction.ChunkError is null && transaction.Content is { } chunked && (chunked.Exhausted || (transaction.LastChunk && !chunked.Complete())))
         {
             // The budget ran out while the chunk arrived: the message cannot be held, so it fails (never a silent drop).
             Log.BufferBudgetExhausted(_logger, _clientAddress, "content", _budget.InUse);
@@ -326,7 +328,9 @@ internal sealed partial class SmtpSession
         _mode = ReadMode.Command;
         _state = SmtpState.Greeted;
         var transaction = _transaction!;
-        var exhausted = transaction.Content is null or { Exhausted: true };
+        // Complete writes a spilled body's staged tail: a spill file that cannot take it is refused here with 452, not
+        // a failure inside the commit (which closed the session with 421).
+        var exhausted = transaction.Content is not { } content || !content.Complete();
         if (_data.Error is not null || exhausted)
         {
             var refusal = _data.Error ?? SmtpReplies.InsufficientStorage;

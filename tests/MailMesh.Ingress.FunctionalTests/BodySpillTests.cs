@@ -193,4 +193,44 @@ public sealed class BodySpillTests : IDisposable
         Assert.Equal(250, (await client.ReadReplyAsync()).Code);
         Assert.Equal(0, budget.Spilled);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_message_whose_last_octets_do_not_fit_MaxSpilledBytes_gets_452_4_3_1(bool bdat)
+    {
+        // Every full staging area fits the spill file; only the tail, written at the end of data, does not. Before, the
+        // tail's failed write surfaced inside the commit (found for HTTP by the issue 7 review; SMTP had the same path).
+        var body = Encoding.Latin1.GetBytes(Body(400 * 1024));
+        await using var host = await IngressHost.StartAsync(new()
+        {
+            ["Ingress:MemoryBodyThreshold"] = Threshold.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Ingress:SpillDirectory"] = _spillDirectory,
+            ["Ingress:MaxSpilledBytes"] = (body.Length - 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        var budget = Budget(host);
+        await using var client = await TransactionAsync(host);
+        Reply reply;
+        if (bdat)
+        {
+            await client.SendAsync(Encoding.ASCII.GetBytes($"BDAT {body.Length} LAST\r\n"));
+            await client.SendAsync(body);
+            reply = await client.ReadReplyAsync();
+        }
+        else
+        {
+            Assert.Equal(354, (await client.CommandAsync("DATA")).Code);
+            await client.SendAsync([.. body, .. ".\r\n"u8]);
+            reply = await client.ReadReplyAsync();
+        }
+
+        Assert.Equal((452, "4.3.1"), (reply.Code, reply.Enhanced));
+        Assert.True(host.Spool.Stored.IsEmpty);
+        Assert.Empty(SpillFiles());
+        Assert.Equal(0, budget.Spilled);
+        Assert.Equal(0, budget.InUse);
+
+        // The session goes on.
+        Assert.Equal(250, (await client.CommandAsync("NOOP")).Code);
+    }
 }
