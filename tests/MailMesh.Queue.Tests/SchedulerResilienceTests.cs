@@ -211,12 +211,7 @@ public sealed class SchedulerResilienceTests
             jobs.Add(await host.ClaimAsync(await host.StoreAsync()));
         }
 
-        var applier = host.Provider.GetRequiredService<ResultApplier>();
-        await applier.StopAsync(CancellationToken.None);
-        foreach (var job in jobs)
-        {
-            Assert.True(await host.Spool.RecordResultAsync(ResultPayload.ToPending(Delivered(job, host.Time.GetUtcNow())), host.Time.GetUtcNow(), CancellationToken.None));
-        }
+        var applier = await RecordWithTheApplierStoppedAsync(host, jobs);
 
         Assert.Equal(10, await applier.RunOnceAsync(CancellationToken.None));
 
@@ -238,12 +233,7 @@ public sealed class SchedulerResilienceTests
         await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
         var first = await host.ClaimAsync(await host.StoreAsync());
         var second = await host.ClaimAsync(await host.StoreAsync());
-        var applier = host.Provider.GetRequiredService<ResultApplier>();
-        await applier.StopAsync(CancellationToken.None);
-        foreach (var job in new[] { first, second })
-        {
-            await host.Spool.RecordResultAsync(ResultPayload.ToPending(Delivered(job, host.Time.GetUtcNow())), host.Time.GetUtcNow(), CancellationToken.None);
-        }
+        var applier = await RecordWithTheApplierStoppedAsync(host, [first, second]);
 
         Assert.Equal(2, await applier.RunOnceAsync(CancellationToken.None));
 
@@ -254,6 +244,20 @@ public sealed class SchedulerResilienceTests
         }
 
         Assert.Empty(await host.Spool.ClaimResultsAsync(host.Time.GetUtcNow() + TimeSpan.FromDays(1), 100, host.Options.ResultRetryDelay, CancellationToken.None));
+    }
+
+    /// <summary>Stops the host's result applier, then records a delivered result for each job: one round applies them all.</summary>
+    private static async Task<ResultApplier> RecordWithTheApplierStoppedAsync(QueueTestHost host, IEnumerable<DeliveryJob> jobs)
+    {
+        var applier = host.Provider.GetRequiredService<ResultApplier>();
+        await applier.StopAsync(CancellationToken.None);
+        foreach (var job in jobs)
+        {
+            var now = host.Time.GetUtcNow();
+            Assert.True(await host.Spool.RecordResultAsync(ResultPayload.ToPending(Delivered(job, now)), now, CancellationToken.None));
+        }
+
+        return applier;
     }
 
     private static DeliveryAttempted Delivered(DeliveryJob job, DateTimeOffset now) =>
@@ -315,23 +319,8 @@ public sealed class SchedulerResilienceTests
         // The live holder records its result under its lease, past the lease's nominal end.
         var heldWork = work[held];
         var now = host.Time.GetUtcNow();
-        Assert.True(await host.Spool.RecordResultAsync(ResultPayload.ToPending(new DeliveryAttempted
-        {
-            MessageId = held,
-            Domain = heldWork.Domain,
-            LeaseId = heldWork.LeaseId,
-            Results = [.. heldWork.Recipients.Select(r => new RecipientResult
-            {
-                RecipientId = r.RecipientId,
-                Address = r.Address,
-                Outcome = DeliveryOutcome.Delivered,
-                ReplyCode = 250,
-                EnhancedCode = "2.0.0",
-                ReplyText = "queued",
-            })],
-            StartedAt = now,
-            CompletedAt = now,
-        }), now, default));
+        Assert.True(await host.Spool.RecordResultAsync(
+            ResultPayload.ToPending(Delivered(held, heldWork.Domain, heldWork.LeaseId, heldWork.Recipients.Select(r => (r.RecipientId, r.Address)), now)), now, default));
 
         // The dead holder's lease still runs out, 30 s after the outage (what it had left at the last heartbeat before
         // it), and only then is its message sent again.

@@ -36,7 +36,7 @@ public class SmtpDataReaderBenchmarks
 
         text.Append(".\r\n");
         var bytes = Encoding.ASCII.GetBytes(text.ToString());
-        _content = Segmented ? Segments(bytes, 4096) : new ReadOnlySequence<byte>(bytes);
+        _content = Segmented ? MailMesh.Smtp.Tests.Feeder.Segments([.. bytes.Chunk(4096)]) : new ReadOnlySequence<byte>(bytes);
         _output = new ArrayBufferWriter<byte>(Size * 2);
         _reader = new SmtpDataReader(36_700_160, 1000);
     }
@@ -58,33 +58,5 @@ public class SmtpDataReaderBenchmarks
         var reader = new SequenceReader<byte>(_content);
         _reader.TryRead(ref reader, null);
         return _reader.Size;
-    }
-
-    private static ReadOnlySequence<byte> Segments(byte[] bytes, int size)
-    {
-        Segment? first = null, last = null;
-        for (var offset = 0; offset < bytes.Length; offset += size)
-        {
-            var memory = bytes.AsMemory(offset, Math.Min(size, bytes.Length - offset));
-            last = last is null ? first = new Segment(memory, 0) : last.Append(memory);
-        }
-
-        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 }
