@@ -1,0 +1,4 @@
+using MailMesh.Mailbox;
+using MailMesh.ServiceDefaults;
+
+return await ServiceHost.RunAsync(args, "mailmesh-mailbox", builder => builder.AddMailbox());
