@@ -5,6 +5,7 @@ using System.Text.Json;
 using MailMesh.Contracts;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
+using MailMesh.Storage.Content;
 using MassTransit;
 using Microsoft.Extensions.Options;
 
@@ -34,6 +35,7 @@ internal sealed class DeliverMessageConsumer(
     ISpool spool,
     MxCache resolver,
     SmtpDeliveryAgent agent,
+    ContentBudget contentBudget,
     DeliveryMetrics metrics,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
@@ -351,7 +353,40 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
-        return await agent.DeliverAsync(request.Domain, message, request.Recipients, hosts, cancellationToken);
+        // After the MX lookup, so an attempt that cannot go anywhere copies nothing; a large message's local copy only
+        // within Delivery:MaxContentBytes (its directory is size-capped in the chart).
+        using var room = message.DetachedContentLength is { } detached
+            ? await contentBudget.TryAcquireAsync(detached, _options.ConnectionSlotTimeout, time, cancellationToken)
+            : null;
+        if (message.DetachedContentLength is not null && room is null)
+        {
+            // RFC 3463 4.3.1: insufficient system storage, for now.
+            DeliveryLog.ContentBudgetFull(logger, request.MessageId, message.ContentLength, _options.MaxContentBytes);
+            return All(request, DeliveryOutcome.Deferred, 451, "4.3.1", "Too many large messages are being delivered at once; trying again later");
+        }
+
+        AttemptContent? content;
+        try
+        {
+            content = await AttemptContent.LoadAsync(spool, message, _options.ContentDirectory, cancellationToken);
+        }
+        catch (Exception ex) when (ex is DbException or TimeoutException or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            // RFC 3463: 4.3.1 (no room for the local copy) or 4.3.0; the next attempt tries again.
+            DeliveryLog.ContentNotLoaded(logger, ex, request.MessageId, message.ContentLength);
+            return All(request, DeliveryOutcome.Deferred, 451, ex is IOException and not EndOfStreamException ? "4.3.1" : "4.3.0",
+                "The message could not be read from the spool for this attempt");
+        }
+
+        await using var owned = content;
+        if (content is null)
+        {
+            // Purged under a live lease: only an operator's purge does that; nothing is left to send.
+            return All(request, DeliveryOutcome.Deferred, 451, "4.3.0", "The message's content is no longer in the spool");
+        }
+
+        var inline = content.IsFileBacked ? message with { Content = content.Memory, DetachedContentLength = null } : message;
+        return await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, cancellationToken);
     }
 
     private static bool TryParseAddressLiteral(string domain, out IPAddress address)

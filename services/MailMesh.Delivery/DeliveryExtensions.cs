@@ -25,6 +25,7 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<SmtpConnectionPool>();
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
         builder.Services.AddSingleton<MxCache>();
+        builder.Services.AddSingleton(sp => new ContentBudget(sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.MaxContentBytes));
         // Graceful stop: MassTransit cancels a consumer's token the moment the bus stops unless ConsumerStopTimeout is
         // set, which would cut SMTP transactions off mid-DATA. Let them finish within the grace period instead, and
         // make the bus and the host wait that long (PostConfigure: after ServiceDefaults' bus settings).

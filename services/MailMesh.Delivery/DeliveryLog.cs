@@ -66,4 +66,10 @@ internal static partial class DeliveryLog
 
     [LoggerMessage(EventId = 5021, Level = LogLevel.Warning, Message = "Taking the lease of {MessageId} ({LeaseId}) got no answer (try {Try}); asking again as the same owner in {Delay}")]
     public static partial void TakeRetried(ILogger logger, Exception exception, Guid messageId, Guid leaseId, int @try, TimeSpan delay);
+
+    [LoggerMessage(EventId = 5022, Level = LogLevel.Warning, Message = "The content of {MessageId} ({Size} octets) could not be copied from the spool for this attempt; deferred")]
+    public static partial void ContentNotLoaded(ILogger logger, Exception exception, Guid messageId, long size);
+
+    [LoggerMessage(EventId = 5023, Level = LogLevel.Warning, Message = "No room for the local copy of {MessageId} ({Size} octets) within Delivery:MaxContentBytes ({MaxContentBytes}); deferred")]
+    public static partial void ContentBudgetFull(ILogger logger, Guid messageId, long size, long maxContentBytes);
 }

@@ -96,6 +96,20 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// </summary>
     public TimeSpan ResultRetryTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Where an attempt keeps its local copy of a message larger than the spool sends inline (256 KiB): streamed from the
+    /// spool into an unlinked file here and sent from a memory map of it, so a large message never sits whole on the
+    /// heap. Needs room for the large messages being delivered at once.
+    /// </summary>
+    public string ContentDirectory { get; set; } = Path.Combine(Path.GetTempPath(), "mailmesh-delivery");
+
+    /// <summary>
+    /// Octets of large-message copies in <see cref="ContentDirectory"/> at once, across all attempts of this process; an
+    /// attempt waits up to <see cref="ConnectionSlotTimeout"/> for room, then defers (451 4.3.1). Below the chart's
+    /// size-capped /tmp (256Mi), which the kubelet enforces by evicting the pod.
+    /// </summary>
+    public long MaxContentBytes { get; set; } = 192L * 1024 * 1024;
+
     /// <summary>STARTTLS (RFC 3207) policy: section "Delivery:Tls".</summary>
     public DeliveryTlsOptions Tls { get; set; } = new();
 
@@ -125,6 +139,16 @@ public sealed class DeliveryOptions : IValidatedOptions
             {
                 yield return $"Delivery:{key}: must be positive";
             }
+        }
+
+        if (WritableDirectory.Check(ContentDirectory) is { } contentDirectoryError)
+        {
+            yield return "Delivery:ContentDirectory: " + contentDirectoryError;
+        }
+
+        if (MaxContentBytes < 1024 * 1024)
+        {
+            yield return "Delivery:MaxContentBytes: must be at least 1048576 (1 MiB)";
         }
 
         if (MxCacheMaxTtl < TimeSpan.Zero)

@@ -132,32 +132,6 @@ public sealed class IngressOptions : IValidatedOptions
     /// <summary>RFC 5321 §6.3: more Received headers than this (counting ours) is a loop, refused with 554 5.4.6.</summary>
     public int MaxReceivedHeaders { get; set; } = 50;
 
-    /// <summary>Creates <see cref="SpillDirectory"/> and checks that a file can be created there; null when it can.</summary>
-    private string? SpillDirectoryError()
-    {
-        if (string.IsNullOrWhiteSpace(SpillDirectory))
-        {
-            return "must name a directory";
-        }
-
-        try
-        {
-            Directory.CreateDirectory(SpillDirectory);
-            using var probe = new FileStream(
-                Path.Combine(SpillDirectory, "mailmesh-probe-" + Guid.NewGuid().ToString("N") + ".tmp"),
-                FileMode.CreateNew,
-                FileAccess.Write,
-                FileShare.None,
-                1,
-                FileOptions.DeleteOnClose);
-            return null;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            return "cannot create a file in '" + SpillDirectory + "': " + ex.Message;
-        }
-    }
-
     public IEnumerable<string> Validate()
     {
         const string P = "Ingress:";
@@ -235,7 +209,7 @@ public sealed class IngressOptions : IValidatedOptions
             yield return P + "MaxSpilledBytes: must not be negative";
         }
 
-        if (SpillDirectoryError() is { } spillError)
+        if (WritableDirectory.Check(SpillDirectory) is { } spillError)
         {
             yield return P + "SpillDirectory: " + spillError;
         }

@@ -1,6 +1,8 @@
+using System.Globalization;
 using System.Text;
 using MailMesh.Contracts;
 using MailMesh.Storage;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MailMesh.Delivery.Tests;
 
@@ -48,6 +50,90 @@ public sealed class DeliverMessageConsumerTests
         Assert.Contains("BODY=8BITMIME", received.MailParameters, StringComparison.Ordinal);
         Assert.Equal(["rcpt@dest.test"], received.Recipients);
         Assert.Contains(f.Sink.Commands, c => c.EndsWith("EHLO client.mailmesh.test", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_message_over_the_inline_limit_is_streamed_from_the_spool_and_delivered_byte_exact_with_nothing_left_behind(bool chunking)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "mailmesh-tests", Guid.NewGuid().ToString("N"));
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?> { ["Delivery:ContentDirectory"] = directory });
+        f.Route("dest.test", f.Sink);
+        if (chunking)
+        {
+            f.Sink.Extensions.Add("CHUNKING");
+        }
+
+        // 3 MiB of lines, some of them starting with a dot (dot-stuffed on the wire with DATA, not with BDAT).
+        var content = new StringBuilder("Subject: large\r\n\r\n");
+        for (var i = 0; content.Length < 3 * 1024 * 1024; i++)
+        {
+            content.Append(i % 7 == 0 ? ".dot line " : "line ").Append(i).Append(' ', 60).Append("\r\n");
+        }
+
+        var bytes = Encoding.ASCII.GetBytes(content.ToString());
+        var stored = f.Store(bytes);
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        Assert.Equal(1, f.Spool.ContentCopies);
+        var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.Equal(chunking, received.Chunked);
+        Assert.Equal(bytes, received.Data);
+        Assert.Contains($"SIZE={bytes.Length}", received.MailParameters, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFiles(directory)); // the local copy was unlinked as soon as it was opened
+    }
+
+    [Fact]
+    public async Task A_large_message_with_no_room_for_its_copy_is_deferred_with_4_3_1_and_a_small_one_still_goes()
+    {
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?>
+        {
+            ["Delivery:MaxContentBytes"] = (2 * 1024 * 1024).ToString(CultureInfo.InvariantCulture),
+            ["Delivery:ConnectionSlotTimeout"] = "00:00:00.200",
+        });
+        f.Route("dest.test", f.Sink);
+        var budget = f.Services.GetRequiredService<ContentBudget>();
+        using var held = await budget.TryAcquireAsync(2 * 1024 * 1024, TimeSpan.FromSeconds(5), TimeProvider.System, CancellationToken.None);
+        var large = f.Store(new byte[StoredMessage.InlineContentLimit + 1]);
+        var small = f.Store(Message());
+
+        var deferred = Assert.Single((await f.DeliverAsync(DeliveryFixture.Request(large.Id, "dest.test", "rcpt@dest.test"))).Results);
+        var delivered = Assert.Single((await f.DeliverAsync(DeliveryFixture.Request(small.Id, "dest.test", "rcpt@dest.test"))).Results);
+
+        Assert.Equal((DeliveryOutcome.Deferred, 451, "4.3.1"), (deferred.Outcome, deferred.ReplyCode, deferred.EnhancedCode));
+        Assert.Equal(0, f.Spool.ContentCopies);
+        Assert.Equal(DeliveryOutcome.Delivered, delivered.Outcome);
+    }
+
+    [Fact]
+    public async Task A_small_message_comes_inline_and_is_not_copied()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var stored = f.Store(Message());
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
+        Assert.Equal(0, f.Spool.ContentCopies);
+    }
+
+    [Fact]
+    public async Task A_large_message_whose_content_cannot_be_read_is_deferred_without_sending()
+    {
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        f.Spool.FailContentCopies = true;
+        var stored = f.Store(new byte[StoredMessage.InlineContentLimit + 1]);
+
+        var attempt = await f.DeliverAsync(DeliveryFixture.Request(stored.Id, "dest.test", "rcpt@dest.test"));
+
+        var result = Assert.Single(attempt.Results);
+        Assert.Equal((DeliveryOutcome.Deferred, 451, "4.3.0"), (result.Outcome, result.ReplyCode, result.EnhancedCode));
+        Assert.DoesNotContain(f.Sink.Commands, c => c.StartsWith("MAIL", StringComparison.OrdinalIgnoreCase));
     }
 
     [Theory]

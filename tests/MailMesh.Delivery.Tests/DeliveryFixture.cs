@@ -241,7 +241,39 @@ internal sealed class InMemorySpool : ISpool
             return Task.FromException<StoredMessage?>(new TimeoutException("injected: the take committed, its answer was lost"));
         }
 
-        return Task.FromResult<StoredMessage?>(message);
+        // As the stores do: a large message's content stays behind, to be streamed with CopyContentAsync.
+        return Task.FromResult<StoredMessage?>(message.Content.Length > StoredMessage.InlineContentLimit
+            ? message with { Content = ReadOnlyMemory<byte>.Empty, DetachedContentLength = message.Content.Length }
+            : message);
+    }
+
+    /// <summary>Content streams served (large messages only), for tests that check the detached path ran.</summary>
+    public int ContentCopies;
+
+    /// <summary>While set, streaming content fails as a database that went away mid-read would.</summary>
+    public volatile bool FailContentCopies;
+
+    public async Task<bool> CopyContentAsync(Guid messageId, Stream destination, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref ContentCopies);
+        if (!Messages.TryGetValue(messageId, out var message))
+        {
+            return false;
+        }
+
+        if (FailContentCopies)
+        {
+            await destination.WriteAsync(message.Content[..1024], cancellationToken);
+            throw new TimeoutException("injected: the database went away while the content was read");
+        }
+
+        // In pieces, as a store streams it.
+        for (var offset = 0; offset < message.Content.Length; offset += 64 * 1024)
+        {
+            await destination.WriteAsync(message.Content[offset..Math.Min(message.Content.Length, offset + (64 * 1024))], cancellationToken);
+        }
+
+        return true;
     }
 
     public Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)

@@ -124,6 +124,9 @@ internal sealed class TestSpool(ISpool inner) : ISpool
     public Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken) =>
         inner.StartAttemptAsync(messageId, leaseId, ownerId, leaseExpiresAt, cancellationToken);
 
+    public Task<bool> CopyContentAsync(Guid messageId, Stream destination, CancellationToken cancellationToken) =>
+        inner.CopyContentAsync(messageId, destination, cancellationToken);
+
     public Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken) =>
         inner.RenewLeaseAsync(messageId, leaseId, ownerId, leaseExpiresAt, cancellationToken);
 

@@ -754,6 +754,31 @@ public abstract class SpoolContractTests : IAsyncLifetime
         Assert.Null(await Spool.StartAttemptAsync(Guid.NewGuid(), job.LeaseId, owner, T0 + Lease, Ct));
     }
 
+    [Theory]
+    [InlineData(StoredMessage.InlineContentLimit, false)]
+    [InlineData(StoredMessage.InlineContentLimit + 1, true)]
+    [InlineData(5 * 1024 * 1024, true)]
+    public async Task Taking_a_lease_inlines_content_up_to_the_limit_and_a_larger_one_is_streamed_byte_exact(int size, bool detached)
+    {
+        // Issue 7: an attempt never holds a large body on the heap; it streams it from the store instead.
+        var content = new byte[size];
+        new Random(size).NextBytes(content);
+        "Subject: s\r\n\r\n"u8.CopyTo(content);
+        var message = Message("a@example.com") with { Content = content };
+        await Spool.StoreAsync(message, Ct);
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 10, Lease, Ct));
+
+        var taken = await Spool.StartAttemptAsync(message.Id, job.LeaseId, Guid.NewGuid(), T0 + Lease, Ct);
+
+        Assert.Equal(size, taken!.ContentLength);
+        Assert.Equal(detached ? size : null, taken.DetachedContentLength);
+        Assert.Equal(detached ? 0 : size, taken.Content.Length);
+        using var copy = new MemoryStream();
+        Assert.True(await Spool.CopyContentAsync(message.Id, copy, Ct));
+        Assert.Equal(content, copy.ToArray());
+        Assert.False(await Spool.CopyContentAsync(Guid.NewGuid(), new MemoryStream(), Ct));
+    }
+
     [Fact]
     public async Task A_renewed_lease_is_not_claimed_again_and_a_re_issued_lease_cannot_be_renewed_or_taken()
     {

@@ -1,5 +1,6 @@
 using System.Buffers;
 using MailMesh.Storage;
+using MailMesh.Storage.Content;
 using Microsoft.Win32.SafeHandles;
 
 namespace MailMesh.Ingress.Memory;

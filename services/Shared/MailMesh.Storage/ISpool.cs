@@ -81,8 +81,18 @@ public interface ISpool
     /// <paramref name="ownerId"/> the lease's only owner and extends it to at least <paramref name="leaseExpiresAt"/>,
     /// and returns the message. Null when the lease is no longer <paramref name="leaseId"/> (re-issued, completed, or
     /// the message purged), is owned by another attempt, or its result is already recorded: the attempt must not send.
+    /// The content comes inline only up to <see cref="StoredMessage.InlineContentLimit"/> octets; a larger message
+    /// comes with <see cref="StoredMessage.DetachedContentLength"/> set, and its content is read with
+    /// <see cref="CopyContentAsync"/> (<see cref="Content.AttemptContent"/> does both), so an attempt never holds a large body
+    /// on the heap and the store never reads one inside a write transaction.
     /// </summary>
     Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Streams the stored content of <paramref name="messageId"/> (exactly as <see cref="GetMessageAsync"/> would return
+    /// it) into <paramref name="destination"/> without holding it in memory. False when the message is unknown (purged).
+    /// </summary>
+    Task<bool> CopyContentAsync(Guid messageId, Stream destination, CancellationToken cancellationToken);
 
     /// <summary>
     /// Extends the lease held by <paramref name="ownerId"/> to at least <paramref name="leaseExpiresAt"/>. False when the

@@ -97,9 +97,27 @@ public sealed record MessageContentSource(long Length, Func<Stream> Open);
 
 public sealed record StoredMessage
 {
+    /// <summary>
+    /// <see cref="ISpool.StartAttemptAsync"/> returns content up to this many octets inline; a larger message's content
+    /// stays in the store until <see cref="ISpool.CopyContentAsync"/> streams it (most transactional mail is far
+    /// smaller; this bounds what each concurrent attempt holds on the heap).
+    /// </summary>
+    public const int InlineContentLimit = 256 * 1024;
+
     public required Guid Id { get; init; }
     public required string Sender { get; init; }
+
+    /// <summary>The content; empty when <see cref="DetachedContentLength"/> is set.</summary>
     public required ReadOnlyMemory<byte> Content { get; init; }
+
+    /// <summary>
+    /// Set when the content was left in the store (<see cref="ISpool.StartAttemptAsync"/>, over
+    /// <see cref="InlineContentLimit"/>): its length in octets, to be read with <see cref="ISpool.CopyContentAsync"/>.
+    /// </summary>
+    public long? DetachedContentLength { get; init; }
+
+    /// <summary>The content's length in octets, inline or detached.</summary>
+    public long ContentLength => DetachedContentLength ?? Content.Length;
     public required DateTimeOffset ReceivedAt { get; init; }
     public required MessageOrigin Origin { get; init; }
     public string? ClientAddress { get; init; }

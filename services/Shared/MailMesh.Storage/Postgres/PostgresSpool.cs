@@ -124,11 +124,13 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                 AND (lease_owner IS NULL OR lease_owner = @owner)
             RETURNING id
         )
-        SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
-            requiretls, envid, ret, trace_parent
+        SELECT sender, CASE WHEN size <= @inline_limit THEN content END, received_at, origin, client_address, client_helo,
+            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, size
         FROM spool.messages
         WHERE id = @message_id AND EXISTS (SELECT 1 FROM taken)
         """;
+
+    private const string GetContentSql = "SELECT content FROM spool.messages WHERE id = @id";
 
     private const string RenewLeaseSql =
         """
@@ -633,6 +635,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         take.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", leaseId));
         take.Parameters.Add(new NpgsqlParameter<Guid>("owner", ownerId));
         take.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("lease_expires_at", StoreArguments.Truncate(leaseExpiresAt)));
+        take.Parameters.Add(new NpgsqlParameter<long>("inline_limit", StoredMessage.InlineContentLimit));
         batch.BatchCommands.Add(take);
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
@@ -642,11 +645,13 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             return null;
         }
 
+        var detached = reader.IsDBNull(1);
         return new StoredMessage
         {
             Id = messageId,
             Sender = reader.GetString(0),
-            Content = reader.GetFieldValue<byte[]>(1),
+            Content = detached ? ReadOnlyMemory<byte>.Empty : reader.GetFieldValue<byte[]>(1),
+            DetachedContentLength = detached ? reader.GetInt64(13) : null,
             ReceivedAt = reader.GetFieldValue<DateTimeOffset>(2),
             Origin = (MessageOrigin)reader.GetInt16(3),
             ClientAddress = NullableString(reader, 4),
@@ -659,6 +664,24 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             Ret = NullableString(reader, 11),
             TraceParent = NullableString(reader, 12),
         };
+    }
+
+    public async Task<bool> CopyContentAsync(Guid messageId, Stream destination, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        await using var command = dataSource.CreateCommand(GetContentSql);
+        command.Parameters.Add(new NpgsqlParameter<Guid>("id", messageId));
+
+        // Sequential access: the value streams off the wire into destination instead of being buffered whole.
+        await using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return false;
+        }
+
+        await using var content = await reader.GetStreamAsync(0, cancellationToken);
+        await content.CopyToAsync(destination, cancellationToken);
+        return true;
     }
 
     public async Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)

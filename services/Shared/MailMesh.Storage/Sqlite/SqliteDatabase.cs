@@ -62,6 +62,12 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 
     private const string SavepointName = "mailmesh_op";
 
+    /// <summary>SQLITE_ERROR, the code a spurious BEGIN failure carries (see <see cref="BeginWriteAsync"/>).</summary>
+    private const int SqliteGenericError = 1;
+
+    /// <summary>Tries of BEGIN IMMEDIATE on fresh connections before its failure is the caller's.</summary>
+    private const int BeginAttempts = 3;
+
     private readonly string _connectionString;
     private readonly Channel<SqliteWriteOperation>? _queue;
     private readonly Task _writerLoop = Task.CompletedTask;
@@ -195,11 +201,9 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         await _writer!.WaitAsync(cancellationToken);
         try
         {
-            await using var connection = await OpenAsync(cancellationToken);
-
-            // deferred: false is BEGIN IMMEDIATE: the write lock is taken now, so the reads that decide what to write
-            // (due recipients, lease checks) cannot be invalidated by another writer before we write.
-            await using var transaction = connection.BeginTransaction(deferred: false);
+            var (connection, transaction) = await BeginWriteAsync(cancellationToken);
+            await using var disposeConnection = connection;
+            await using var disposeTransaction = transaction;
             var result = await operation(new SqliteWrite(connection, transaction));
             await transaction.CommitAsync(CancellationToken.None);
             Interlocked.Increment(ref _commits);
@@ -208,6 +212,34 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         finally
         {
             _writer.Release();
+        }
+    }
+
+    /// <summary>
+    /// Opens a connection and begins a write transaction on it. <c>deferred: false</c> is <c>BEGIN IMMEDIATE</c>: the
+    /// write lock is taken now, so the reads that decide what to write (due recipients, lease checks) cannot be
+    /// invalidated by another writer before we write. With several connections writing to one file, a BEGIN now and
+    /// then fails with a bare SQLITE_ERROR ("SQL logic error"; seen once in a few thousand concurrent claims, issue 8's
+    /// CI). Nothing has run then, so it is tried again on a fresh connection, a few times, before the caller hears of it.
+    /// </summary>
+    private async Task<(SqliteConnection Connection, SqliteTransaction Transaction)> BeginWriteAsync(CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var connection = await OpenAsync(cancellationToken);
+            try
+            {
+                return (connection, connection.BeginTransaction(deferred: false));
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError && attempt < BeginAttempts)
+            {
+                await connection.DisposeAsync();
+            }
+            catch
+            {
+                await connection.DisposeAsync();
+                throw;
+            }
         }
     }
 
@@ -265,9 +297,24 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         var ran = 0;
         try
         {
-            _writerConnection ??= await OpenAsync(CancellationToken.None);
-            var connection = _writerConnection;
-            transaction = connection.BeginTransaction(deferred: false);
+            if (_writerConnection is not null)
+            {
+                try
+                {
+                    transaction = _writerConnection.BeginTransaction(deferred: false);
+                }
+                catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
+                {
+                    DiscardWriter(null); // and begin on a fresh one, as BeginWriteAsync does
+                }
+            }
+
+            if (transaction is null)
+            {
+                (_writerConnection, transaction) = await BeginWriteAsync(CancellationToken.None);
+            }
+
+            var connection = _writerConnection!;
             var write = new SqliteWrite(connection, transaction);
             for (; ran < batch.Count; ran++)
             {

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Microsoft.Data.Sqlite;
 
 namespace MailMesh.Storage.Sqlite;
 
@@ -45,6 +46,16 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         FROM spool_messages
         WHERE id = @id
         """;
+
+    private const string StartAttemptReadSql =
+        """
+        SELECT sender, CASE WHEN size <= @inline_limit THEN content END, received_at, origin, client_address, client_helo,
+            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, size
+        FROM spool_messages
+        WHERE id = @id
+        """;
+
+    private const string ContentRowSql = "SELECT rowid FROM spool_messages WHERE id = @id";
 
     // Each branch walks its partial index (spool_recipients_due, spool_recipients_lease) in order and stops at LIMIT.
     private const string DueSql =
@@ -669,19 +680,23 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 }
             }
 
-            await using var read = write.CreateCommand(GetMessageSql);
+            // A large body is not read here, on the writer: the attempt streams it afterwards (CopyContentAsync).
+            await using var read = write.CreateCommand(StartAttemptReadSql);
             read.Add("@id", messageId);
+            read.Add("@inline_limit", (long)StoredMessage.InlineContentLimit);
             await using var reader = await read.ExecuteReaderAsync(CancellationToken.None);
             if (!await reader.ReadAsync(CancellationToken.None))
             {
                 return null;
             }
 
+            var detached = reader.IsDBNull(1);
             return new StoredMessage
             {
                 Id = messageId,
                 Sender = reader.GetString(0),
-                Content = reader.GetFieldValue<byte[]>(1),
+                Content = detached ? ReadOnlyMemory<byte>.Empty : reader.GetFieldValue<byte[]>(1),
+                DetachedContentLength = detached ? reader.GetInt64(13) : null,
                 ReceivedAt = reader.Timestamp(2),
                 Origin = (MessageOrigin)reader.GetInt32(3),
                 ClientAddress = reader.NullableString(4),
@@ -695,6 +710,32 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 TraceParent = reader.NullableString(12),
             };
         }, 0, cancellationToken);
+    }
+
+    public async Task<bool> CopyContentAsync(Guid messageId, Stream destination, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        await using var connection = await database.OpenAsync(cancellationToken);
+
+        // One read transaction: the row cannot be purged between finding it and reading its blob.
+        await using var transaction = connection.BeginTransaction(deferred: true);
+        await using var find = connection.CreateCommand();
+        find.Transaction = transaction;
+        find.CommandText = ContentRowSql;
+        find.Add("@id", messageId);
+        if (await find.ExecuteScalarAsync(cancellationToken) is not long rowId)
+        {
+            return false;
+        }
+
+        // Incremental blob I/O: the content is copied page by page, never loaded whole.
+        await using (var blob = new SqliteBlob(connection, "spool_messages", "content", rowId, readOnly: true))
+        {
+            await blob.CopyToAsync(destination, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return true;
     }
 
     public Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)

@@ -1,16 +1,16 @@
 using System.Buffers;
 using System.IO.MemoryMappedFiles;
 
-namespace MailMesh.Ingress.Memory;
+namespace MailMesh.Storage.Content;
 
 /// <summary>
-/// A spill file seen as one read-only block of memory (a memory map), for readers that want the content contiguous: a
-/// JSON submission is parsed with <see cref="System.Text.Json.Utf8JsonReader"/> and its strings decoded straight from
-/// it. The octets are the file's pages in the page cache (clean, reclaimable by the kernel), not a heap array: a 35 MB
-/// body costs no large-object-heap garbage and only its staging area of Ingress:MaxBufferedBytes. Dispose it before the
-/// buffer that owns the file.
+/// A file seen as one read-only block of memory (a memory map), for readers that want a large message contiguous:
+/// Ingress parses a spilled JSON submission with <see cref="System.Text.Json.Utf8JsonReader"/> straight from it, and a
+/// delivery attempt sends a large message from its local copy (<see cref="AttemptContent"/>). The octets are the file's
+/// pages in the page cache (clean, reclaimable by the kernel), not a heap array: a 35 MB body costs no large-object-heap
+/// garbage. Dispose it before the file it maps.
 /// </summary>
-internal sealed unsafe class MappedContent : MemoryManager<byte>
+public sealed unsafe class MappedContent : MemoryManager<byte>
 {
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
@@ -18,7 +18,7 @@ internal sealed unsafe class MappedContent : MemoryManager<byte>
     private readonly int _length;
     private bool _disposed;
 
-    /// <summary>Maps the first <paramref name="length"/> octets of <paramref name="file"/> (which stays open and owned by its buffer).</summary>
+    /// <summary>Maps the first <paramref name="length"/> octets of <paramref name="file"/> (which stays open and owned by the caller).</summary>
     public MappedContent(FileStream file, long length)
     {
         _length = checked((int)length);
