@@ -166,6 +166,30 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_small_write_queued_behind_several_large_ones_goes_in_the_next_batch_and_large_ones_go_one_per_batch()
+    {
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        Task<int> Write(string name, long size) => _database.WriteAsync(_ =>
+        {
+            order.Enqueue(name);
+            return Task.FromResult(0);
+        }, size, Ct);
+
+        long commitsBefore;
+        await using (var gate = await WriterGate.HoldAsync(_database))
+        {
+            var large = new[] { Write("large1", 35_000_000), Write("large2", SqliteDatabase.LargeOperationBytes), Write("large3", 8_000_000) };
+            var small = Write("small", 4096);
+            commitsBefore = _database.Commits;
+            gate.Open();
+            await Task.WhenAll([.. large, small]).WaitAsync(Timeout);
+        }
+
+        Assert.Equal(["small", "large1", "large2", "large3"], order);
+        Assert.Equal(3, _database.Commits - commitsBefore - 1); // the gate's own batch, then one batch per large write
+    }
+
+    [Fact]
     public async Task When_the_commit_fails_every_caller_of_the_batch_gets_the_error_and_nothing_of_it_is_stored()
     {
         await using var gate = await WriterGate.HoldAsync(_database);

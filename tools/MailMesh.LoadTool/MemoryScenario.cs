@@ -15,26 +15,29 @@ namespace MailMesh.LoadTool;
 ///          200 ms, as an MTA would later);
 ///   stall  declare SIZE=35 MB, get the 354 and send nothing (50 sessions);
 ///   json   POST 50 JSON submissions at once to the HTTP API, each with one base64 attachment sized so the composed
-///          message is just under 35 MB (a 503 from the memory budget is retried after 200 ms).
+///          message is just under 35 MB (a 503 from the memory budget is retried after 200 ms);
+///   delivered  as large, but addressed to an address literal (no DNS) whose port is a built-in sink, so Delivery
+///          streams every 35 MB message from the spool and sends it on; the run ends when the sink has them all.
 /// Prints the baseline, the peak while the scenario runs and the value when it is over, plus the SMTP outcomes.
-/// Delivery is pointed at a DNS server address where nothing listens, so accepted mail is deferred (a temporary DNS
-/// failure), not delivered or bounced, during the run.
+/// Except in delivered, Delivery is pointed at a DNS server address where nothing listens, so accepted mail is
+/// deferred (a temporary DNS failure), not delivered or bounced, during the run.
 /// </summary>
 internal static class MemoryScenario
 {
     public static async Task<int> RunAsync(LoadOptions options, string scenario)
     {
-        var scenarios = scenario == "all" ? ["idle", "large", "stall", "json"] : new[] { scenario };
-        if (scenarios.Any(s => s is not ("idle" or "large" or "stall" or "json")))
+        var scenarios = scenario == "all" ? ["idle", "large", "stall", "json", "delivered"] : new[] { scenario };
+        if (scenarios.Any(s => s is not ("idle" or "large" or "stall" or "json" or "delivered")))
         {
-            throw new ArgumentException("--memory-scenario is idle, large, stall, json or all");
+            throw new ArgumentException("--memory-scenario is idle, large, stall, json, delivered or all");
         }
 
         var failed = false;
         foreach (var name in scenarios)
         {
             // A fresh process per scenario, so one's garbage does not count against the next.
-            await using var target = await StandaloneProcess.StartAsync(options, new IPEndPoint(IPAddress.Loopback, LoopbackPort.Free()));
+            await using var sink = name == "delivered" ? new CountingSink(IPAddress.Loopback, 0) : null;
+            await using var target = await StandaloneProcess.StartAsync(options, new IPEndPoint(IPAddress.Loopback, LoopbackPort.Free()), sink?.Port);
             await Task.Delay(TimeSpan.FromSeconds(2));
             var baseline = target.ResidentBytes();
             Console.WriteLine($"memory: scenario {name}, Standalone pid {target.Pid}, Ingress:MaxBufferedBytes {options.MemoryBudget?.ToString(CultureInfo.InvariantCulture) ?? "default"}, baseline RSS {Mib(baseline)}");
@@ -43,6 +46,7 @@ internal static class MemoryScenario
             {
                 "idle" => await IdleAsync(target, options.MemorySessions ?? 1000, sampler),
                 "large" => await LargeAsync(target, options.MemorySessions ?? 50, options.MemoryMessageSize, sampler),
+                "delivered" => await DeliveredAsync(target, sink!, options.MemorySessions ?? 50, options.MemoryMessageSize, sampler),
                 "json" => await JsonAsync(target, options.MemorySessions ?? 50, options.MemoryMessageSize),
                 _ => await StallAsync(target, options.MemorySessions ?? 50, options.MemoryMessageSize, sampler),
             };
@@ -108,7 +112,25 @@ internal static class MemoryScenario
         }
     }
 
-    private static async Task<Outcome> LargeAsync(StandaloneProcess target, int sessions, int size, Sampler sampler)
+    /// <summary><see cref="LargeAsync"/> to <c>[127.0.0.1]</c>, then until the sink has every message (at most 10 minutes).</summary>
+    private static async Task<Outcome> DeliveredAsync(StandaloneProcess target, CountingSink sink, int sessions, int size, Sampler sampler)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var accepted = await LargeAsync(target, sessions, size, sampler, "[127.0.0.1]");
+        var deadline = Stopwatch.GetTimestamp() + (Stopwatch.Frequency * 600);
+        while (sink.UniqueMessages < sessions && Stopwatch.GetTimestamp() < deadline)
+        {
+            await Task.Delay(250);
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        return new Outcome(
+            sessions,
+            accepted.Ok && sink.UniqueMessages == sessions,
+            $"{accepted.Detail}; the sink received {sink.UniqueMessages} of them ({sink.Messages} transfers) {seconds:F1} s after the first was sent");
+    }
+
+    private static async Task<Outcome> LargeAsync(StandaloneProcess target, int sessions, int size, Sampler sampler, string domain = "load.test")
     {
         var body = SmtpLoadClient.BuildBody(size);
         var refusals = 0;
@@ -143,7 +165,7 @@ internal static class MemoryScenario
                     continue;
                 }
 
-                await client.CommandAsync($"RCPT TO:<user{i}@load.test>", "250");
+                await client.CommandAsync($"RCPT TO:<user{i}@{domain}>", "250");
                 var data = await client.CommandAsync("DATA", null);
                 if (data.StartsWith("452", StringComparison.Ordinal))
                 {
@@ -327,7 +349,8 @@ internal static class MemoryScenario
 
         public int Pid => _process.Id;
 
-        public static async Task<StandaloneProcess> StartAsync(LoadOptions options, IPEndPoint dns)
+        /// <param name="deliveryPort">Where Delivery connects (an address literal's port); null for the default.</param>
+        public static async Task<StandaloneProcess> StartAsync(LoadOptions options, IPEndPoint dns, int? deliveryPort = null)
         {
             var port = LoopbackPort.Free();
             var httpPort = LoopbackPort.Free();
@@ -350,7 +373,13 @@ internal static class MemoryScenario
                 ["Policy__ConnectionsPerMinutePerIp"] = "1000000",
                 ["Policy__MessagesPerMinutePerIp"] = "1000000",
                 ["Logging__LogLevel__Default"] = "Warning",
+                ["Logging__Console__FormatterName"] = "systemd", // one line per entry, forwarded below
             };
+            if (deliveryPort is { } sinkPort)
+            {
+                environment["Delivery__Port"] = sinkPort.ToString(CultureInfo.InvariantCulture);
+            }
+
             if (options.MemoryBudget is { } budget)
             {
                 environment["Ingress__MaxBufferedBytes"] = budget.ToString(CultureInfo.InvariantCulture);
@@ -362,7 +391,13 @@ internal static class MemoryScenario
             }
 
             var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the Standalone process");
-            process.OutputDataReceived += (_, _) => { };
+            process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is not null)
+                {
+                    Console.Error.WriteLine("target: " + e.Data);
+                }
+            };
             process.ErrorDataReceived += (_, e) =>
             {
                 if (e.Data is not null)

@@ -32,7 +32,9 @@ public enum SqliteCommitMode
 /// <list type="number">
 /// <item>The loop wakes as soon as one operation is queued (no added latency when idle) and takes whatever else is
 /// already queued, up to <see cref="MaxBatchOperations"/> operations or <see cref="MaxBatchBytes"/> bytes: the
-/// operations that queued while the previous batch was being fsynced form the next batch.</item>
+/// operations that queued while the previous batch was being fsynced form the next batch. Operations of
+/// <see cref="LargeOperationBytes"/> or more (large message bodies) wait in a line of their own and join batches one
+/// at a time, so small operations are never stuck behind several of them.</item>
 /// <item>It opens one <c>BEGIN IMMEDIATE</c> transaction, runs each operation under its own <c>SAVEPOINT</c>, and on
 /// an exception rolls back to that savepoint only: the failing caller gets its exception, the others still
 /// commit.</item>
@@ -50,8 +52,11 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// <summary>At most this many operations share one transaction.</summary>
     public const int MaxBatchOperations = 256;
 
-    /// <summary>A batch stops growing once its operations' sizes add up to this (one larger operation still runs alone).</summary>
+    /// <summary>A batch stops growing once its small operations' sizes add up to this.</summary>
     public const long MaxBatchBytes = 8 * 1024 * 1024;
+
+    /// <summary>An operation this large (a large message body) waits in its own line; a batch holds at most one.</summary>
+    public const long LargeOperationBytes = 1024 * 1024;
 
     private const string ConnectionPragmas =
         """
@@ -247,23 +252,46 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     {
         var reader = _queue!.Reader;
         var batch = new List<SqliteWriteOperation>(MaxBatchOperations);
-        while (batch.Count > 0 || await reader.WaitToReadAsync())
+
+        // Two lines: small operations (lease takes, results, claims, small messages) and large ones (large message
+        // bodies, which take seconds to write and fsync). Each batch takes the small operations queued, within the
+        // bounds, and at most one large one, so a small operation waits behind one large write at most, never behind a
+        // queue of them (50 concurrent 35 MB messages timed out Delivery's lease takes and Queue's heartbeat before this),
+        // and large ones still go in arrival order, one per batch.
+        var small = new Queue<SqliteWriteOperation>();
+        var large = new Queue<SqliteWriteOperation>();
+        while (batch.Count > 0 || small.Count > 0 || large.Count > 0 || await reader.WaitToReadAsync())
         {
-            // Whatever is queued now, up to the bounds; operations cancelled while queued are skipped (and were
-            // already completed as cancelled by their registration). Carried-over operations come first.
+            while (reader.TryRead(out var queued))
+            {
+                (queued.Size >= LargeOperationBytes ? large : small).Enqueue(queued);
+            }
+
+            // Operations cancelled while queued are skipped (and were already completed as cancelled by their
+            // registration). Carried-over operations come first.
             var bytes = batch.Sum(op => op.Size);
-            while (batch.Count < MaxBatchOperations && reader.TryPeek(out var next))
+            var hasLarge = batch.Exists(op => op.Size >= LargeOperationBytes);
+            while (batch.Count < MaxBatchOperations && small.TryPeek(out var next))
             {
                 if (batch.Count > 0 && bytes + next.Size > MaxBatchBytes)
                 {
                     break;
                 }
 
-                reader.TryRead(out _);
+                small.Dequeue();
                 if (next.TryStart())
                 {
                     batch.Add(next);
                     bytes += next.Size;
+                }
+            }
+
+            while (!hasLarge && batch.Count < MaxBatchOperations && large.TryDequeue(out var next))
+            {
+                if (next.TryStart())
+                {
+                    batch.Add(next);
+                    hasLarge = true;
                 }
             }
 
