@@ -725,6 +725,16 @@ internal abstract class SqlMailStore : IMailStore
             return await command.ExecuteNonQueryAsync(CancellationToken.None);
         }, 0, cancellationToken);
 
+    public Task<int> PurgeDeliveryKeysAsync(DateTimeOffset olderThan, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        return WriteAsync(async db =>
+        {
+            await using var command = db.Command(MailSql.PurgeDeliveryKeys).With("@before", db.Time(olderThan)).With("@limit", limit);
+            return await command.ExecuteNonQueryAsync(CancellationToken.None);
+        }, 0, cancellationToken);
+    }
+
     public Task PingAsync(CancellationToken cancellationToken) =>
         ReadAsync(async db =>
         {
