@@ -40,7 +40,11 @@ public sealed class LocalDeliveryConsumerTests : IAsyncLifetime
         await new SqliteSchemaMigrator(_database, NullLogger<SqliteSchemaMigrator>.Instance).MigrateAsync(CancellationToken.None);
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Mailbox:HostName"] = "mx.mail.test" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Mailbox:HostName"] = "mx.mail.test",
+            ["Mailbox:ContentDirectory"] = Path.Combine(_directory, "content"),
+        });
         builder.Services.AddSingleton<ISpool>(new SqliteSpool(_database));
         builder.Services.AddSingleton<IMailStore>(new SqliteMailStore(_database));
         builder.Services.AddSingleton(TimeProvider.System);
@@ -66,7 +70,9 @@ public sealed class LocalDeliveryConsumerTests : IAsyncLifetime
     }
 
     /// <summary>Stores a message for <paramref name="recipients"/> in the spool and claims it: the work item Queue would send.</summary>
-    private async Task<DeliverLocalMessage> ClaimAsync(params string[] recipients)
+    private Task<DeliverLocalMessage> ClaimAsync(params string[] recipients) => ClaimAsync(Content, recipients);
+
+    private async Task<DeliverLocalMessage> ClaimAsync(byte[] content, params string[] recipients)
     {
         var id = Guid.NewGuid();
         await Spool.StoreAsync(new NewMessage
@@ -74,7 +80,7 @@ public sealed class LocalDeliveryConsumerTests : IAsyncLifetime
             Id = id,
             Sender = "sender@origin.test",
             Recipients = [.. recipients.Select(r => new NewRecipient { Address = r })],
-            Content = Content,
+            Content = content,
             ReceivedAt = DateTimeOffset.UtcNow,
         }, CancellationToken.None);
         var job = Assert.Single(await Spool.ClaimDueAsync(DateTimeOffset.UtcNow, 100, Lease, CancellationToken.None));
@@ -140,6 +146,28 @@ public sealed class LocalDeliveryConsumerTests : IAsyncLifetime
         var text = Encoding.UTF8.GetString(copy.ToArray());
         Assert.StartsWith("Return-Path: <sender@origin.test>\r\nDelivered-To: Alice@mail.test\r\nReceived: by mx.mail.test (MailMesh) with local id " + work.Work.MessageId.ToString("N") + "\r\n\tfor <Alice@mail.test>; ", text, StringComparison.Ordinal);
         Assert.EndsWith("\r\n" + Encoding.UTF8.GetString(Content), text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_message_over_the_inline_limit_is_streamed_from_the_spool_and_stored_byte_exact()
+    {
+        var content = new byte[(3 * 1024 * 1024) + 17];
+        new Random(9).NextBytes(content);
+        "Subject: large\r\n\r\n"u8.CopyTo(content);
+        var work = await ClaimAsync(content, "alice@mail.test");
+
+        await ConsumeAsync(work);
+
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single((await ResultAsync(work.Work.MessageId)).Results).Outcome);
+        var alice = await Store.GetAccountAsync("alice@mail.test", CancellationToken.None);
+        var inbox = await Store.GetFolderAsync(alice!.Id, "INBOX", CancellationToken.None);
+        var listed = Assert.Single(await Store.ListMessagesAsync(alice.Id, inbox!.Id, 1, 10, CancellationToken.None));
+        await using var stream = await Store.OpenMessageAsync(alice.Id, inbox.Id, listed.Uid, CancellationToken.None);
+        using var copy = new MemoryStream();
+        await stream!.CopyToAsync(copy);
+        var stored = copy.ToArray();
+        Assert.Equal(content, stored[^content.Length..]); // after the Return-Path, Delivered-To and Received lines
+        Assert.Empty(Directory.GetFiles(Path.Combine(_directory, "content")));
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using MailMesh.Contracts;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
+using MailMesh.Storage.Content;
 using MassTransit;
 using Microsoft.Extensions.Options;
 
@@ -62,7 +63,7 @@ internal sealed class LocalDeliveryConsumer(
         activity?.SetTag("mailmesh.recipient.domain", work.Domain);
         activity?.SetTag("mailmesh.recipients", work.Recipients.Count);
 
-        var results = await StoreAsync(work, message, startedAt);
+        var results = await LoadAndStoreAsync(work, message, startedAt);
         var attempted = new DeliveryAttempted
         {
             MessageId = work.MessageId,
@@ -86,12 +87,35 @@ internal sealed class LocalDeliveryConsumer(
             results.Count(r => r.Outcome == DeliveryOutcome.Bounced));
     }
 
-    private async Task<IReadOnlyList<RecipientResult>> StoreAsync(DeliverMessage work, StoredMessage message, DateTimeOffset deliveredAt)
+    /// <summary>Stores the message with its content, which a large message's lease take left in the spool.</summary>
+    private async Task<IReadOnlyList<RecipientResult>> LoadAndStoreAsync(DeliverMessage work, StoredMessage message, DateTimeOffset deliveredAt)
+    {
+        AttemptContent? content;
+        try
+        {
+            content = await AttemptContent.LoadAsync(spool, message, _options.ContentDirectory, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is DbException or TimeoutException or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            LocalDeliveryLog.StoreFailed(logger, ex, work.MessageId, work.Domain);
+            return [.. work.Recipients.Select(r => Result(r, DeliveryOutcome.Deferred, 451, "4.3.0", "The message could not be read from the spool, try again later"))];
+        }
+
+        await using var owned = content;
+        if (content is null)
+        {
+            return [.. work.Recipients.Select(r => Result(r, DeliveryOutcome.Deferred, 451, "4.3.0", "The message's content is no longer in the spool"))];
+        }
+
+        return await StoreAsync(work, message, content.Memory, deliveredAt);
+    }
+
+    private async Task<IReadOnlyList<RecipientResult>> StoreAsync(DeliverMessage work, StoredMessage message, ReadOnlyMemory<byte> body, DateTimeOffset deliveredAt)
     {
         var delivery = new LocalDelivery
         {
             SpoolMessageId = work.MessageId,
-            Body = message.Content,
+            Body = body,
             DeliveredAt = deliveredAt,
             Recipients = [.. work.Recipients.Select(r => new LocalDeliveryRecipient
             {

@@ -26,9 +26,20 @@ public sealed class LocalDeliveryOptions : IValidatedOptions
     /// </summary>
     public TimeSpan DeliveryKeyRetention { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>
+    /// Where a delivery keeps its local copy of a message over 256 KiB (the largest the spool hands out inline): streamed
+    /// from the spool into an unlinked file and stored from a memory map of it, never held whole on the heap.
+    /// </summary>
+    public string ContentDirectory { get; set; } = Path.Combine(Path.GetTempPath(), "mailmesh-mailbox");
+
     public IEnumerable<string> Validate()
     {
         const string P = "Mailbox:";
+        if (WritableDirectory.Check(ContentDirectory) is { } contentDirectoryError)
+        {
+            yield return $"{P}{nameof(ContentDirectory)}: {contentDirectoryError}";
+        }
+
         if (string.IsNullOrWhiteSpace(HostName) || !SmtpMailbox.IsValidDomain(HostName))
         {
             yield return $"{P}{nameof(HostName)}: '{HostName}' is not a domain name";
