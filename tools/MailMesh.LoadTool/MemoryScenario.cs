@@ -27,6 +27,12 @@ internal static class MemoryScenario
     public static async Task<int> RunAsync(LoadOptions options, string scenario)
     {
         var scenarios = scenario == "all" ? ["idle", "large", "stall", "json", "delivered"] : new[] { scenario };
+        if (options.Target == "distributed")
+        {
+            // The HTTP API of the distributed Ingress needs an API key in its environment; json runs on Standalone only.
+            scenarios = [.. scenarios.Where(s => s != "json")];
+        }
+
         if (scenarios.Any(s => s is not ("idle" or "large" or "stall" or "json" or "delivered")))
         {
             throw new ArgumentException("--memory-scenario is idle, large, stall, json, delivered or all");
@@ -37,10 +43,13 @@ internal static class MemoryScenario
         {
             // A fresh process per scenario, so one's garbage does not count against the next.
             await using var sink = name == "delivered" ? new CountingSink(IPAddress.Loopback, 0) : null;
-            await using var target = await StandaloneProcess.StartAsync(options, new IPEndPoint(IPAddress.Loopback, LoopbackPort.Free()), sink?.Port);
+            var dns = new IPEndPoint(IPAddress.Loopback, LoopbackPort.Free());
+            await using var target = options.Target == "distributed"
+                ? await StandaloneProcess.StartDistributedAsync(options, dns, sink?.Port)
+                : await StandaloneProcess.StartAsync(options, dns, sink?.Port);
             await Task.Delay(TimeSpan.FromSeconds(2));
             var baseline = target.ResidentBytes();
-            Console.WriteLine($"memory: scenario {name}, Standalone pid {target.Pid}, Ingress:MaxBufferedBytes {options.MemoryBudget?.ToString(CultureInfo.InvariantCulture) ?? "default"}, baseline RSS {Mib(baseline)}");
+            Console.WriteLine($"memory: scenario {name}, {target.Name} pid {target.Pid}, Ingress:MaxBufferedBytes {options.MemoryBudget?.ToString(CultureInfo.InvariantCulture) ?? "default"}, baseline RSS {Mib(baseline)}");
             using var sampler = new Sampler(target);
             var outcome = name switch
             {
@@ -326,19 +335,23 @@ internal static class MemoryScenario
         }
     }
 
-    /// <summary>A Standalone process listening on a free loopback port, with connection limits raised for the scenario.</summary>
+    /// <summary>
+    /// The process measured: a Standalone process listening on a free loopback port, or (<c>--target distributed</c>) the
+    /// Ingress process of the distributed services (run-distributed.sh, on the test PostgreSQL and RabbitMQ), with
+    /// connection limits raised for the scenario.
+    /// </summary>
     private sealed class StandaloneProcess : IAsyncDisposable
     {
-        private readonly Process _process;
-        private readonly DirectoryInfo _data;
+        private readonly Func<ValueTask> _stop;
 
         /// <summary>The HTTP API key the process is configured with (its SHA-256 in Ingress:Api:Keys).</summary>
         public const string ApiKey = "mm_load_0123456789abcdef0123456789abcdef";
 
-        private StandaloneProcess(Process process, DirectoryInfo data, int port, int httpPort)
+        private StandaloneProcess(int pid, string name, int port, int httpPort, Func<ValueTask> stop)
         {
-            _process = process;
-            _data = data;
+            Pid = pid;
+            Name = name;
+            _stop = stop;
             Port = port;
             HttpPort = httpPort;
         }
@@ -347,7 +360,27 @@ internal static class MemoryScenario
 
         public int HttpPort { get; }
 
-        public int Pid => _process.Id;
+        public int Pid { get; }
+
+        /// <summary>What is measured: "Standalone" or "distributed Ingress".</summary>
+        public string Name { get; }
+
+        /// <summary>The distributed services; the Ingress process is the one measured.</summary>
+        public static async Task<StandaloneProcess> StartDistributedAsync(LoadOptions options, IPEndPoint dns, int? deliveryPort)
+        {
+            var target = await Target.StartAsync(options, dns, deliveryPort ?? 25, ScenarioSettings());
+            var ingress = target.Processes.Single(p => p.Name == "ingress").Pid;
+            return new StandaloneProcess(ingress, "distributed Ingress", target.Port, 0, () => target.DisposeAsync());
+        }
+
+        /// <summary>Limits raised so the scenario's sessions all get in.</summary>
+        private static Dictionary<string, string> ScenarioSettings() => new()
+        {
+            ["Ingress__MaxConnections"] = "5000",
+            ["Ingress__MaxConnectionsPerIp"] = "5000",
+            ["Policy__ConnectionsPerMinutePerIp"] = "1000000",
+            ["Policy__MessagesPerMinutePerIp"] = "1000000",
+        };
 
         /// <param name="deliveryPort">Where Delivery connects (an address literal's port); null for the default.</param>
         public static async Task<StandaloneProcess> StartAsync(LoadOptions options, IPEndPoint dns, int? deliveryPort = null)
@@ -426,7 +459,13 @@ internal static class MemoryScenario
                 }
             }
 
-            return new StandaloneProcess(process, data, port, httpPort);
+            return new StandaloneProcess(process.Id, "Standalone", port, httpPort, async () =>
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+                process.Dispose();
+                data.Delete(recursive: true);
+            });
         }
 
         /// <summary>VmRSS of the process (Linux /proc), in bytes.</summary>
@@ -439,7 +478,7 @@ internal static class MemoryScenario
         {
             try
             {
-                foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
+                foreach (var line in File.ReadLines($"/proc/{Pid}/status"))
                 {
                     if (line.StartsWith(field, StringComparison.Ordinal))
                     {
@@ -455,13 +494,7 @@ internal static class MemoryScenario
             return 0;
         }
 
-        public async ValueTask DisposeAsync()
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-            _process.Dispose();
-            _data.Delete(recursive: true);
-        }
+        public ValueTask DisposeAsync() => _stop();
     }
 
     /// <summary>A minimal SMTP client for the scenarios: one command, one reply.</summary>

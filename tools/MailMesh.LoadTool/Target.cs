@@ -40,7 +40,8 @@ internal sealed class Target : IAsyncDisposable
     /// <summary>Whether the target's bus is the shared RabbitMQ (its counters then mean something).</summary>
     public bool UsesRabbitMq { get; private init; }
 
-    public static async Task<Target> StartAsync(LoadOptions options, IPEndPoint dns, int sinkPort)
+    /// <param name="extra">Further settings for every service (the memory scenarios raise connection limits).</param>
+    public static async Task<Target> StartAsync(LoadOptions options, IPEndPoint dns, int sinkPort, IReadOnlyDictionary<string, string>? extra = null)
     {
         var settings = new Dictionary<string, string>
         {
@@ -53,6 +54,11 @@ internal sealed class Target : IAsyncDisposable
             ["Policy__MessagesPerMinutePerIp"] = "1000000",
             ["Logging__LogLevel__Default"] = "Warning",
         };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
+
         if (options.DeliveryConnections is { } connections)
         {
             settings["Delivery__MaxConnectionsPerDestination"] = connections.ToString(CultureInfo.InvariantCulture);
