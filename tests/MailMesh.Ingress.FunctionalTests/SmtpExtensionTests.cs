@@ -3,6 +3,7 @@ using System.Text;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using MailMesh.Ingress.Auth;
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using MimeKit;
 

@@ -1,4 +1,5 @@
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Security;
 
 namespace MailMesh.Ingress.Auth;
 

@@ -22,6 +22,12 @@ public static class ServiceHost
             return await NewApiKeyCommand.RunAsync(Console.Out);
         }
 
+        // "hash-password": read a password from stdin and print its PasswordHash value (SMTP AUTH users, mailbox accounts).
+        if (args is [PasswordHashCommand.Verb, ..])
+        {
+            return await PasswordHashCommand.RunAsync(Console.In, Console.Out, Console.Error);
+        }
+
         try
         {
             await using var app = Create(args, serviceName, configure, map, transport);

@@ -1,4 +1,5 @@
 using MailMesh.Ingress.Auth;
+using MailMesh.ServiceDefaults.Security;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 

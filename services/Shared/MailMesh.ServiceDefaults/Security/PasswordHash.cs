@@ -3,13 +3,14 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace MailMesh.Ingress.Auth;
+namespace MailMesh.ServiceDefaults.Security;
 
 /// <summary>
 /// Self-describing password hashes: "pbkdf2-sha256$iterations$salt$hash" (salt and hash in base64). PBKDF2 with
-/// HMAC-SHA-256 (RFC 8018 §5.2; OWASP 2023 recommends at least 600 000 iterations), compared in constant time.
+/// HMAC-SHA-256 (RFC 8018 §5.2; OWASP 2023 recommends at least 600 000 iterations), compared in constant time. One
+/// format for SMTP AUTH users (Ingress:Auth:Users) and mailbox accounts (Mailbox:Users), made by the "hash-password" verb.
 /// </summary>
-internal static class PasswordHash
+public static class PasswordHash
 {
     public const string Scheme = "pbkdf2-sha256";
     public const int DefaultIterations = 600_000;
@@ -34,7 +35,7 @@ internal static class PasswordHash
         var parts = (text ?? string.Empty).Split('$');
         if (parts.Length != 4 || parts[0] != Scheme)
         {
-            error = "must be " + Scheme + "$iterations$salt$hash (run: MailMesh.Ingress hash-password)";
+            error = "must be " + Scheme + "$iterations$salt$hash (run the service with: hash-password)";
             return false;
         }
 
@@ -58,7 +59,7 @@ internal static class PasswordHash
     }
 
     /// <summary>The parsed form of a stored hash; <see cref="Verify"/> takes time independent of where a mismatch is.</summary>
-    internal sealed record Parsed(int Iterations, byte[] Salt, byte[] Hash)
+    public sealed record Parsed(int Iterations, byte[] Salt, byte[] Hash)
     {
         public bool Verify(ReadOnlySpan<byte> password)
         {
