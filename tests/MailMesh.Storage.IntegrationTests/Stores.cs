@@ -12,6 +12,10 @@ public abstract class Stores : IAsyncDisposable
     public ISpool Spool { get; protected set; } = null!;
     public IPolicyStore Policy { get; protected set; } = null!;
     public ISchemaMigrator Migrator { get; protected set; } = null!;
+    public IMailStore Mail { get; protected set; } = null!;
+
+    /// <summary>Another mail store over the same database (another replica, with its own change listener in PostgreSQL).</summary>
+    public abstract IMailStore OpenMailStore();
 
     /// <summary>
     /// Another spool over the same database but its own connections (for SQLite its own <see cref="SqliteDatabase"/>,
@@ -29,6 +33,7 @@ public sealed class PostgresStores : Stores
 {
     private readonly TestDatabase _database;
     private readonly List<NpgsqlDataSource> _dataSources = [];
+    private readonly List<PostgresMailStore> _mailStores = [];
 
     private PostgresStores(TestDatabase database)
     {
@@ -37,6 +42,7 @@ public sealed class PostgresStores : Stores
         Spool = new PostgresSpool(dataSource);
         Policy = new PostgresPolicyStore(dataSource);
         Migrator = new PostgresSchemaMigrator(dataSource, NullLogger<PostgresSchemaMigrator>.Instance);
+        Mail = NewMailStore(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -62,6 +68,19 @@ public sealed class PostgresStores : Stores
 
     public override ISpool OpenSpool() => new PostgresSpool(NewDataSource());
 
+    public override IMailStore OpenMailStore() => NewMailStore(NewDataSource());
+
+    private PostgresMailStore NewMailStore(NpgsqlDataSource dataSource)
+    {
+        var store = new PostgresMailStore(dataSource, NullLogger<PostgresMailStore>.Instance, TimeProvider.System);
+        lock (_mailStores)
+        {
+            _mailStores.Add(store);
+        }
+
+        return store;
+    }
+
     public override ISchemaMigrator OpenMigrator() =>
         new PostgresSchemaMigrator(NewDataSource(), NullLogger<PostgresSchemaMigrator>.Instance);
 
@@ -78,6 +97,11 @@ public sealed class PostgresStores : Stores
 
     public override async ValueTask DisposeAsync()
     {
+        foreach (var store in _mailStores)
+        {
+            await store.DisposeAsync();
+        }
+
         foreach (var dataSource in _dataSources)
         {
             await dataSource.DisposeAsync();
@@ -102,6 +126,7 @@ public sealed class SqliteStores : Stores
         Spool = new SqliteSpool(database);
         Policy = new SqlitePolicyStore(database);
         Migrator = new SqliteSchemaMigrator(database, NullLogger<SqliteSchemaMigrator>.Instance);
+        Mail = new SqliteMailStore(database);
     }
 
     public string Path { get; }
@@ -126,6 +151,8 @@ public sealed class SqliteStores : Stores
     }
 
     public override ISpool OpenSpool() => new SqliteSpool(NewDatabase());
+
+    public override IMailStore OpenMailStore() => new SqliteMailStore(NewDatabase());
 
     public override ISchemaMigrator OpenMigrator() =>
         new SqliteSchemaMigrator(NewDatabase(), NullLogger<SqliteSchemaMigrator>.Instance);

@@ -191,10 +191,11 @@ public interface IMailStore
 
     /// <summary>
     /// Takes the account's POP3 maildrop lock for <paramref name="holderId"/> until <paramref name="expiresAt"/>, or
-    /// extends it when that holder has it already. False while another holder's lock has not expired. Use
+    /// extends it when that holder has it already. False while another holder's lock has not expired at
+    /// <paramref name="now"/>. Use
     /// <see cref="MaildropLock"/>, which renews it while the session lives; a holder that dies loses it at expiry.
     /// </summary>
-    Task<bool> TryLockMaildropAsync(long accountId, Guid holderId, DateTimeOffset expiresAt, CancellationToken cancellationToken);
+    Task<bool> TryLockMaildropAsync(long accountId, Guid holderId, DateTimeOffset now, DateTimeOffset expiresAt, CancellationToken cancellationToken);
 
     /// <summary>Releases the maildrop lock if <paramref name="holderId"/> holds it.</summary>
     Task ReleaseMaildropAsync(long accountId, Guid holderId, CancellationToken cancellationToken);

@@ -196,7 +196,8 @@ public sealed class MaildropLock : IAsyncDisposable
         var duration = lease ?? DefaultLease;
         ArgumentOutOfRangeException.ThrowIfLessThan(duration, TimeSpan.FromSeconds(1), nameof(lease));
         var held = new MaildropLock(store, accountId, time, duration);
-        if (!await store.TryLockMaildropAsync(accountId, held.HolderId, time.GetUtcNow() + duration, cancellationToken))
+        var now = time.GetUtcNow();
+        if (!await store.TryLockMaildropAsync(accountId, held.HolderId, now, now + duration, cancellationToken))
         {
             held._stop.Dispose();
             held._lost.Dispose();
@@ -215,8 +216,9 @@ public sealed class MaildropLock : IAsyncDisposable
             try
             {
                 await Task.Delay(_lease / 3, _time, _stop.Token);
-                var next = _time.GetUtcNow() + _lease;
-                if (!await _store.TryLockMaildropAsync(AccountId, HolderId, next, _stop.Token))
+                var now = _time.GetUtcNow();
+                var next = now + _lease;
+                if (!await _store.TryLockMaildropAsync(AccountId, HolderId, now, next, _stop.Token))
                 {
                     await _lost.CancelAsync();
                     return;

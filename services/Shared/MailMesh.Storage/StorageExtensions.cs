@@ -13,7 +13,7 @@ namespace MailMesh.Storage;
 public static class StorageExtensions
 {
     /// <summary>
-    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
+    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
     /// the store that <c>Storage:Provider</c> names: one <see cref="NpgsqlDataSource"/> for <c>ConnectionStrings:Spool</c>,
     /// or one SQLite file at <c>Storage:SqlitePath</c>. Options are validated when the host starts. With
     /// <c>Storage:MigrateOnStart</c> the schema is migrated before any other hosted service starts. Calling this
@@ -38,6 +38,7 @@ public static class StorageExtensions
         services.AddSingleton<StorageBackend>();
         services.TryAddSingleton<ISpool>(sp => sp.GetRequiredService<StorageBackend>().CreateSpool());
         services.TryAddSingleton<IPolicyStore>(sp => sp.GetRequiredService<StorageBackend>().CreatePolicyStore());
+        services.TryAddSingleton<IMailStore>(sp => sp.GetRequiredService<StorageBackend>().CreateMailStore(sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.TryAddSingleton<ISchemaMigrator>(sp => sp.GetRequiredService<StorageBackend>().CreateMigrator());
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
@@ -62,6 +63,10 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFa
     public IPolicyStore CreatePolicyStore() => Provider == StorageProvider.Sqlite
         ? new SqlitePolicyStore(Sqlite())
         : new PostgresPolicyStore(DataSource());
+
+    public IMailStore CreateMailStore(TimeProvider time) => Provider == StorageProvider.Sqlite
+        ? new SqliteMailStore(Sqlite())
+        : new PostgresMailStore(DataSource(), loggerFactory.CreateLogger<PostgresMailStore>(), time);
 
     public ISchemaMigrator CreateMigrator() => Provider == StorageProvider.Sqlite
         ? new SqliteSchemaMigrator(Sqlite(), loggerFactory.CreateLogger<SqliteSchemaMigrator>())

@@ -410,6 +410,9 @@ internal sealed class SqliteWrite(SqliteConnection connection, SqliteTransaction
     /// <summary>The write connection, for incremental blob I/O (<see cref="SqliteBlob"/>) inside the transaction.</summary>
     public SqliteConnection Connection => connection;
 
+    /// <summary>The open transaction (the batch's, in group commit), for commands built by other code.</summary>
+    public SqliteTransaction Transaction => transaction;
+
     public SqliteCommand CreateCommand(string sql)
     {
         var command = connection.CreateCommand();
