@@ -126,6 +126,7 @@ internal sealed partial class ImapSession
                 case ImapReadStatus.TooLong:
                     input.AdvanceTo(position);
                     await BadAsync(_reader.RejectedTag, "Command line too long");
+                    await FlushAsync();
                     continue;
                 case ImapReadStatus.LiteralRefused:
                     input.AdvanceTo(position);
