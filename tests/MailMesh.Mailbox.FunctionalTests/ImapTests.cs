@@ -20,10 +20,12 @@ public sealed class ImapTests
         return client;
     }
 
-    [Fact]
-    public async Task MailKit_fetches_structure_and_the_stored_bytes()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task MailKit_fetches_structure_and_the_stored_bytes(bool postgres)
     {
-        await using var host = await MailboxHost.StartAsync();
+        await using var host = await MailboxHost.StartAsync(postgres: postgres);
         var plain = await host.DeliverAsync(Samples.Plain);
         var multipart = await host.DeliverAsync(Samples.Multipart);
         using var client = await ConnectAsync(host);
@@ -159,10 +161,12 @@ public sealed class ImapTests
         await client.DisconnectAsync(true);
     }
 
-    [Fact]
-    public async Task Two_sessions_see_each_others_flags_and_expunges_and_IDLE_wakes_on_delivery()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Two_sessions_see_each_others_flags_and_expunges_and_IDLE_wakes_on_delivery(bool postgres)
     {
-        await using var host = await MailboxHost.StartAsync();
+        await using var host = await MailboxHost.StartAsync(postgres: postgres);
         await host.DeliverAsync(Samples.Plain);
         await host.DeliverAsync(Samples.Multipart);
         using var a = await ConnectAsync(host);

@@ -10,10 +10,12 @@ public sealed class Pop3Tests
 {
     private static Pop3Client Client() => new() { ServerCertificateValidationCallback = MailboxHost.IsTestCertificate };
 
-    [Fact]
-    public async Task MailKit_retrieves_the_stored_bytes_after_STLS_and_deletes_at_QUIT_only()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task MailKit_retrieves_the_stored_bytes_after_STLS_and_deletes_at_QUIT_only(bool postgres)
     {
-        await using var host = await MailboxHost.StartAsync();
+        await using var host = await MailboxHost.StartAsync(postgres: postgres);
         var first = await host.DeliverAsync(Samples.Plain);
         var second = await host.DeliverAsync(Samples.Multipart);
         using (var client = Client())
