@@ -38,7 +38,37 @@ internal sealed class MessageStructure
         parser.MimeEntityEnd += (_, e) => offsets[e.Entity] = new Offsets(begins.GetValueOrDefault(e.Entity), e.HeadersEndOffset, e.EndOffset, e.Lines);
         parser.MimeMessageBegin += (_, e) => begins[e.Message] = e.BeginOffset;
         parser.MimeMessageEnd += (_, e) => offsets[e.Message] = new Offsets(begins.GetValueOrDefault(e.Message), e.HeadersEndOffset, e.EndOffset, 0);
-        var message = parser.ParseMessage(cancellationToken);
+        try
+        {
+            var message = parser.ParseMessage(cancellationToken);
+            return new MessageStructure(message, offsets, stream.Length);
+        }
+        catch (FormatException)
+        {
+            // Not a message MimeKit can read (no header at all): serve it as a header-less text/plain body, as Dovecot
+            // does, rather than failing every FETCH of it.
+            return Unparsable(stream);
+        }
+    }
+
+    private static MessageStructure Unparsable(Stream stream)
+    {
+        var message = MimeMessage.Load(new MemoryStream("\r\n"u8.ToArray()));
+        var body = new TextPart("plain");
+        message.Body = body;
+        stream.Position = 0;
+        var lines = 0;
+        int b;
+        while ((b = stream.ReadByte()) >= 0)
+        {
+            lines += b == '\n' ? 1 : 0;
+        }
+
+        var offsets = new Dictionary<object, Offsets>(ReferenceEqualityComparer.Instance)
+        {
+            [message] = new Offsets(0, 0, stream.Length, lines),
+            [body] = new Offsets(0, 0, stream.Length, lines),
+        };
         return new MessageStructure(message, offsets, stream.Length);
     }
 

@@ -70,6 +70,21 @@ public sealed class MessageStructureTests
     }
 
     [Fact]
+    public void A_message_MimeKit_cannot_read_is_a_headerless_text_body()
+    {
+        // Found by the seeded fuzzer: MimeKit throws FormatException when there is no header at all.
+        var bytes = Encoding.ASCII.GetBytes("\u0001garbage without a header\r\nsecond\r\n");
+        using var stream = new MemoryStream(bytes);
+        var structure = MessageStructure.Parse(stream);
+        var buffer = new ArrayBufferWriter<byte>();
+        structure.WriteBodyStructure(new ImapWriter(buffer), extensible: false);
+        Assert.Equal("(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" " + bytes.Length + " 2)", Encoding.ASCII.GetString(buffer.WrittenSpan));
+        Assert.True(ImapParser.TryParse("a FETCH 1 BODY[1]\r\n"u8, out var command, out _, out _));
+        Assert.True(structure.TryResolve(command!.FetchItems![0], out var start, out var length, out _));
+        Assert.Equal((0L, (long)bytes.Length), (start, length));
+    }
+
+    [Fact]
     public void Writer_quotes_what_it_can_and_sends_literals_otherwise()
     {
         var buffer = new ArrayBufferWriter<byte>();
