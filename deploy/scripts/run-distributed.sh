@@ -9,7 +9,7 @@
 # Any MailMesh setting can be passed as an environment variable (Section__Key), e.g.
 #   Dns__Servers=127.0.0.1:5353 Delivery__Port=2626 deploy/scripts/run-distributed.sh start
 # Environment: MAILMESH_SMTP (127.0.0.1:2525), MAILMESH_HTTP_BASE (8081: ingress 8081, policy 8082, queue 8083,
-# dns 8084, delivery 8085, further Delivery replicas 8086...), MAILMESH_RUN_DIR (./data/distributed: logs and pid
+# dns 8084, delivery 8085, further Delivery replicas 8086..., mailbox 8180), MAILMESH_RUN_DIR (./data/distributed: logs and pid
 # files), MAILMESH_NO_BUILD=1, MAILMESH_DELIVERY_REPLICAS (1: how many Delivery processes; they compete for the
 # same queue, so throughput to latency-bound destinations grows with them, see docs/scaling.md),
 # MAILMESH_STOP_TIMEOUT (40: seconds stop waits for one service to drain and exit before SIGKILL; at least the
@@ -23,13 +23,14 @@ replicas="${MAILMESH_DELIVERY_REPLICAS:-1}"
 # Instances in start order: "service" or "service-N" for the Nth replica; Ingress last, once the rest are ready.
 instances=(policy queue dns delivery)
 for n in $(seq 2 "$replicas"); do instances+=("delivery-$n"); done
-instances+=(ingress)
+instances+=(mailbox ingress)
 
 http_port() { # instance -> its HTTP port
   local base="${MAILMESH_HTTP_BASE:-8081}"
   case "$1" in
     ingress) echo $((base)) ;; policy) echo $((base + 1)) ;; queue) echo $((base + 2)) ;; dns) echo $((base + 3)) ;;
     delivery) echo $((base + 4)) ;; delivery-*) echo $((base + 3 + ${1#delivery-})) ;;
+    mailbox) echo $((base + 99)) ;;
   esac
 }
 
@@ -103,7 +104,7 @@ stop() {
   # Graceful, front to back: Ingress first (it stops listening and finishes its open transactions, which still need
   # Policy and the bus), then Delivery (finishes its SMTP transactions, which report to Queue), then the rest.
   stop_group ingress
-  stop_group "delivery" "delivery-*"
+  stop_group "delivery" "delivery-*" mailbox
   stop_group queue dns policy
   echo "distributed: stopped"
 }

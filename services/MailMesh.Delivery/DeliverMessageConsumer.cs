@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Data.Common;
 using System.Net;
-using System.Text.Json;
 using MailMesh.Contracts;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
@@ -158,16 +157,8 @@ internal sealed class DeliverMessageConsumer(
     /// </remarks>
     private async Task RecordAsync(ConsumeContext context, DeliveryAttempted attempted, AttemptLease lease)
     {
-        var pending = new PendingResult
-        {
-            LeaseId = attempted.LeaseId,
-            MessageId = attempted.MessageId,
-            RecipientIds = [.. attempted.Results.Select(r => r.RecipientId)],
-            Payload = JsonSerializer.Serialize(attempted),
-
-            // The attempt's span: Queue applies the result in the message's trace, as a child of this attempt.
-            TraceParent = Telemetry.CurrentTraceParent(),
-        };
+        // Under the attempt's span: Queue applies the result in the message's trace, as a child of this attempt.
+        var pending = LeasedWork.ToPendingResult(attempted);
         var giveUpAt = time.GetUtcNow() + _options.ResultRetryTimeout;
         var failures = 0;
         var published = false;
@@ -296,19 +287,8 @@ internal sealed class DeliverMessageConsumer(
     }
 
     /// <summary>One spool (or bus) call, bounded by <see cref="DeliveryOptions.StoreTimeout"/> even if it ignores its token.</summary>
-    private async Task<T> WithTimeoutAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken)
-    {
-        using var timeout = new CancellationTokenSource(_options.StoreTimeout, time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
-        try
-        {
-            return await operation(linked.Token).WaitAsync(_options.StoreTimeout, time, cancellationToken);
-        }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new TimeoutException($"the spool did not answer within {_options.StoreTimeout}", ex);
-        }
-    }
+    private Task<T> WithTimeoutAsync<T>(Func<CancellationToken, Task<T>> operation, CancellationToken cancellationToken) =>
+        LeasedWork.WithTimeoutAsync(operation, _options.StoreTimeout, time, cancellationToken);
 
     private async Task<AttemptOutcome> DeliverAsync(DeliverMessage request, StoredMessage message, CancellationToken cancellationToken)
     {
@@ -388,18 +368,5 @@ internal sealed class DeliverMessageConsumer(
 /// the spool is unreachable), with back-off rather than a burst of reconnects after a database restart. A work item
 /// that still fails is re-driven by Queue when its lease expires.
 /// </summary>
-internal sealed class DeliverMessageConsumerDefinition : ConsumerDefinition<DeliverMessageConsumer>
-{
-    public DeliverMessageConsumerDefinition(IOptions<DeliveryOptions> options)
-    {
-        ConcurrentMessageLimit = options.Value.ConcurrentDeliveries;
-    }
-
-    protected override void ConfigureConsumer(
-        IReceiveEndpointConfigurator endpointConfigurator,
-        IConsumerConfigurator<DeliverMessageConsumer> consumerConfigurator,
-        IRegistrationContext context)
-    {
-        endpointConfigurator.UseMessageRetry(retry => retry.Exponential(5, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(500)));
-    }
-}
+internal sealed class DeliverMessageConsumerDefinition(IOptions<DeliveryOptions> options)
+    : LeasedWorkConsumerDefinition<DeliverMessageConsumer>(options.Value.ConcurrentDeliveries);

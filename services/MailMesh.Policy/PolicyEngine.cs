@@ -1,4 +1,5 @@
 using MailMesh.Contracts;
+using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using Microsoft.Extensions.Options;
 
@@ -10,8 +11,10 @@ namespace MailMesh.Policy;
 /// </summary>
 internal sealed class PolicyEngine(
     IPolicyStore store,
+    IMailStore mailStore,
     RelayRules relay,
     IOptions<PolicyOptions> options,
+    IOptions<MailboxDomainsOptions> mailboxDomains,
     TimeProvider time)
 {
     private static readonly TimeSpan RateWindow = TimeSpan.FromMinutes(1);
@@ -35,7 +38,8 @@ internal sealed class PolicyEngine(
 
     /// <summary>
     /// At RCPT: recipient limit, then relay permission (before anything that would reveal local state to a client
-    /// that may not use this server at all), then the suppression list.
+    /// that may not use this server at all), then, for a mailbox domain (Policy:MailboxDomains), whether the mail store
+    /// can take it (account, alias or catch-all; enabled; under quota: one indexed query), then the suppression list.
     /// </summary>
     public async Task<Verdict> CheckRecipientAsync(CheckRecipient request, CancellationToken cancellationToken)
     {
@@ -60,13 +64,29 @@ internal sealed class PolicyEngine(
                 return Verdict.RoutingDenied();
             }
 
-            if (!relay.IsLocalDomain(recipient.Domain))
+            if (!relay.IsLocalDomain(recipient.Domain) && !mailboxDomains.Value.Contains(recipient.Domain))
             {
                 return Verdict.RelayDenied();
             }
         }
 
         var address = recipient.Normalized;
+        if (mailboxDomains.Value.Contains(recipient.Domain))
+        {
+            // Nothing is accepted that cannot be stored (issue 9). The message size is not known yet (CheckRecipient
+            // carries no SIZE), so a full mailbox is one at or past its quota.
+            var check = await mailStore.CheckRecipientAsync(address, 0, cancellationToken);
+            switch (check)
+            {
+                case RecipientCheck.UnknownUser:
+                    return Verdict.UnknownUser(address);
+                case RecipientCheck.OverQuota:
+                    return Verdict.OverQuota(address);
+                case RecipientCheck.Disabled:
+                    return Verdict.MailboxDisabled(address);
+            }
+        }
+
         var suppression = await store.GetSuppressionAsync(address, cancellationToken);
         return suppression is null || !suppression.IsActiveAt(time.GetUtcNow())
             ? Verdict.Accept

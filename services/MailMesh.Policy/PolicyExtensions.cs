@@ -43,6 +43,7 @@ public static class PolicyExtensions
         }
 
         services.AddValidatedOptions<PolicyOptions>();
+        services.AddValidatedOptions<MailboxDomainsOptions>();
         services.AddMetrics();
         services.AddSingleton<PolicyMetrics>();
         services.AddSingleton<RelayRules>();

@@ -33,6 +33,19 @@ internal sealed record Verdict(PolicyDecision Decision, string Reason)
     public static Verdict Suppressed(string address, string reason) =>
         Refuse(550, "5.1.1", $"{address}: recipient suppressed ({reason})", "suppressed");
 
+    /// <summary>A mailbox domain (Policy:MailboxDomains) has no account, alias or catch-all for it: RFC 3463 5.1.1 "bad
+    /// destination mailbox address". Refused at RCPT so nothing is accepted that would bounce later (no backscatter).</summary>
+    public static Verdict UnknownUser(string address) =>
+        Refuse(550, "5.1.1", $"{address}: no such mailbox", "unknown_user");
+
+    /// <summary>RFC 3463 4.2.2 "mailbox full": temporary, the client retries (RFC 5321 §4.5.3.1.10 allows 452 at RCPT).</summary>
+    public static Verdict OverQuota(string address) =>
+        Refuse(452, "4.2.2", $"{address}: mailbox full", "over_quota");
+
+    /// <summary>RFC 3463 5.2.1 "mailbox disabled, not accepting messages".</summary>
+    public static Verdict MailboxDisabled(string address) =>
+        Refuse(550, "5.2.1", $"{address}: mailbox disabled, not accepting messages", "mailbox_disabled");
+
     /// <summary>RFC 1870 §6.3 / RFC 3463 5.3.4 "message too big for system".</summary>
     public static Verdict TooBig(long limit) =>
         Refuse(552, "5.3.4", $"Message size exceeds fixed maximum message size ({limit} bytes)", "size");

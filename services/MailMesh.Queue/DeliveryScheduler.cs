@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MailMesh.Contracts;
+using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
 using Microsoft.Extensions.Options;
@@ -46,6 +47,7 @@ internal sealed class DeliveryScheduler(
     QueueLoopMonitor monitor,
     QueueMetrics metrics,
     IOptions<QueueOptions> options,
+    IOptions<MailboxDomainsOptions> mailboxDomains,
     TimeProvider time,
     ILogger<DeliveryScheduler> logger) : BackgroundService
 {
@@ -251,7 +253,13 @@ internal sealed class DeliveryScheduler(
                     OriginalRecipient = r.OriginalRecipient,
                 })],
             };
-            await Bounded.RunAsync(token => bus.Publish(message, token), "publishing DeliverMessage", _options.PublishTimeout, time, cancellationToken);
+            // Recipients at a mailbox domain (Policy:MailboxDomains) are stored here by the Mailbox service (issue 9): the
+            // same work item, lease and result outbox, another worker.
+            await Bounded.RunAsync(
+                token => mailboxDomains.Value.Contains(job.Domain)
+                    ? bus.Publish(new DeliverLocalMessage { Work = message }, token)
+                    : bus.Publish(message, token),
+                "publishing DeliverMessage", _options.PublishTimeout, time, cancellationToken);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -40,6 +40,7 @@ public static class QueueExtensions
     internal static IServiceCollection AddQueueServices(this IServiceCollection services)
     {
         services.AddValidatedOptions<QueueOptions>();
+        services.AddValidatedOptions<MailboxDomainsOptions>();
         services.AddMetrics();
         services.AddSingleton<QueueMetrics>();
         services.AddSingleton<RetrySchedule>();

@@ -16,14 +16,7 @@ internal sealed class ResultSignal
 /// <summary>The outbox payload: a <see cref="DeliveryAttempted"/> as System.Text.Json writes it with default options.</summary>
 internal static class ResultPayload
 {
-    public static PendingResult ToPending(DeliveryAttempted attempt) => new()
-    {
-        LeaseId = attempt.LeaseId,
-        MessageId = attempt.MessageId,
-        RecipientIds = [.. attempt.Results.Select(r => r.RecipientId)],
-        Payload = JsonSerializer.Serialize(attempt),
-        TraceParent = ServiceDefaults.Telemetry.CurrentTraceParent(),
-    };
+    public static PendingResult ToPending(DeliveryAttempted attempt) => ServiceDefaults.LeasedWork.ToPendingResult(attempt);
 
     public static DeliveryAttempted Read(PendingResult result) =>
         JsonSerializer.Deserialize<DeliveryAttempted>(result.Payload) ?? throw new JsonException("null result payload");

@@ -2,6 +2,7 @@ using MailMesh.Delivery;
 using MailMesh.Dns;
 using MailMesh.Ingress;
 using MailMesh.Ingress.Http;
+using MailMesh.Mailbox;
 using MailMesh.Policy;
 using MailMesh.Queue;
 using Microsoft.Extensions.Configuration.Memory;
@@ -27,7 +28,7 @@ public static class StandaloneExtensions
         ["Policy:RelayNetworks"] = "127.0.0.0/8,::1/128",
     };
 
-    /// <summary>Registers Policy, Queue, Dns, Delivery and Ingress in this one host, sharing one bus and one store.</summary>
+    /// <summary>Registers Policy, Queue, Dns, Delivery, Mailbox and Ingress in this one host, sharing one bus and one store.</summary>
     public static IHostApplicationBuilder AddStandalone(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -39,6 +40,7 @@ public static class StandaloneExtensions
         builder.AddQueue();
         builder.AddDns();
         builder.AddDelivery();
+        builder.AddMailbox();
         builder.AddIngress().AddIngressHttpApi();
         builder.Services.AddHostedService<OrphanedLeaseRecovery>();
         return builder;
@@ -49,6 +51,7 @@ public static class StandaloneExtensions
         ArgumentNullException.ThrowIfNull(app);
         app.MapQueueEndpoints();
         app.MapPolicyEndpoints();
+        app.MapMailbox();
         app.MapIngressHttpApi();
         return app;
     }

@@ -26,6 +26,7 @@ internal sealed class PolicyTestHost : IAsyncDisposable
     public ServiceProvider Provider { get; }
     public FakeTimeProvider Time { get; }
     public IPolicyStore Store => Provider.GetRequiredService<IPolicyStore>();
+    public IMailStore MailStore => Provider.GetRequiredService<IMailStore>();
 
     public static string NewDatabasePath() =>
         Path.Combine(Path.GetTempPath(), "mailmesh-policy-tests", Guid.NewGuid().ToString("N"), "policy.db");
@@ -43,6 +44,7 @@ internal sealed class PolicyTestHost : IAsyncDisposable
         services.AddLogging();
         services.AddSingleton<TimeProvider>(time);
         services.AddSingleton<IPolicyStore>(new SqlitePolicyStore(database));
+        services.AddSingleton<IMailStore>(new SqliteMailStore(database));
         services.AddPolicyServices();
 
         var provider = services.BuildServiceProvider(validateScopes: true);

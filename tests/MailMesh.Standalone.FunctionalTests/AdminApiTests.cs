@@ -23,6 +23,9 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Host>
         { "GET", "/api/v1/suppressions/someone@example.org" },
         { "PUT", "/api/v1/suppressions/someone@example.org" },
         { "DELETE", "/api/v1/suppressions/someone@example.org" },
+        { "GET", "/api/v1/mailboxes" },
+        { "PUT", "/api/v1/mailboxes/someone@example.org" },
+        { "GET", "/api/v1/mailbox-aliases" },
     };
 
     [Theory]

@@ -97,6 +97,10 @@ public sealed class StandaloneTests : IAsyncLifetime
     [InlineData("Policy:RelayNetworks", "10.0.0.0/99")]
     [InlineData("Ingress:MaxMessageSize", "huge")]
     [InlineData("Admin:ApiKeys:0:Scopes", "everything")]
+    [InlineData("Policy:MailboxDomains", "bad!domain")]
+    [InlineData("Mailbox:Users:0:Address", "not-an-address")]
+    [InlineData("Mailbox:Users:0:QuotaBytes", "-1")]
+    [InlineData("Mailbox:Aliases:0:Target", "nobody")]
     public async Task A_bad_setting_stops_start_up_with_a_message_naming_the_key(string key, string value)
     {
         var settings = Settings();

@@ -4,6 +4,7 @@ using MailMesh.Delivery;
 using MailMesh.Dns;
 using MailMesh.Ingress;
 using MailMesh.Ingress.Http;
+using MailMesh.Mailbox;
 using MailMesh.Policy;
 using MailMesh.Queue;
 using MailMesh.ServiceDefaults;
@@ -155,6 +156,7 @@ public sealed class DistributedMesh : IAsyncDisposable
             MeshService.Queue => ServiceHost.Create(args, name, b => b.AddQueue(), a => a.MapQueueEndpoints()),
             MeshService.Dns => ServiceHost.Create(args, name, b => b.AddDns()),
             MeshService.Delivery => ServiceHost.Create(args, name, b => b.AddDelivery()),
+            MeshService.Mailbox => ServiceHost.Create(args, name, b => b.AddMailbox(), a => a.MapMailbox()),
             _ => throw new ArgumentOutOfRangeException(nameof(service), service, null),
         };
         _hosts.Add((service, app));

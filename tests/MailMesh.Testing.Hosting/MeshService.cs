@@ -1,6 +1,6 @@
 namespace MailMesh.Testing.Hosting;
 
-/// <summary>The five MailMesh services of the distributed mode.</summary>
+/// <summary>The MailMesh services of the distributed mode.</summary>
 public enum MeshService
 {
     Ingress,
@@ -8,4 +8,5 @@ public enum MeshService
     Queue,
     Dns,
     Delivery,
+    Mailbox,
 }

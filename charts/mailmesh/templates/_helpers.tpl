@@ -1,6 +1,6 @@
 {{/* The services this chart deploys, in start-up order. */}}
 {{- define "mailmesh.services" -}}
-policy queue dns delivery ingress
+policy queue dns delivery mailbox ingress
 {{- end -}}
 
 {{- define "mailmesh.name" -}}

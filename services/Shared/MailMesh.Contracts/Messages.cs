@@ -31,6 +31,16 @@ public sealed record DeliverMessage
     public TimeSpan? LeaseDuration { get; init; }
 }
 
+/// <summary>
+/// Sent by Queue to Mailbox (issue 9): store these recipients of one message, all at one of <c>Policy:MailboxDomains</c>,
+/// in local mailboxes. The same work item as <see cref="DeliverMessage"/>, under the same lease, answered the same way
+/// (a <see cref="DeliveryAttempted"/> in the spool's result outbox); only the worker differs.
+/// </summary>
+public sealed record DeliverLocalMessage
+{
+    public required DeliverMessage Work { get; init; }
+}
+
 public sealed record DeliveryRecipient
 {
     public required long RecipientId { get; init; }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.ServiceDefaults;
@@ -17,7 +18,8 @@ public static class OptionsExtensions
     public static OptionsBuilder<T> AddValidatedOptions<T>(this IServiceCollection services)
         where T : class, IValidatedOptions
     {
-        services.AddSingleton<IValidateOptions<T>, SelfValidation<T>>();
+        // Once per options type, however many services of one host (Standalone) register it.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<T>, SelfValidation<T>>());
         return services.AddOptions<T>().BindConfiguration(T.SectionName).ValidateOnStart();
     }
 

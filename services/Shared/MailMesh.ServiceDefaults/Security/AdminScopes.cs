@@ -19,8 +19,14 @@ public static class AdminScopes
     /// <summary>PUT and DELETE /api/v1/suppressions/{address}.</summary>
     public const string SuppressionsWrite = "suppressions:write";
 
+    /// <summary>GET /api/v1/mailboxes and /api/v1/mailbox-aliases (Mailbox service): accounts, usage, aliases.</summary>
+    public const string MailboxesRead = "mailboxes:read";
+
+    /// <summary>PUT /api/v1/mailboxes/{address}, PUT and DELETE /api/v1/mailbox-aliases/{address}.</summary>
+    public const string MailboxesWrite = "mailboxes:write";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
-    public static IReadOnlyList<string> All { get; } = [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite];
+    public static IReadOnlyList<string> All { get; } = [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";

@@ -1,0 +1,120 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using MailKit.Net.Smtp;
+using MailMesh.Storage;
+using MailMesh.Testing.Dns;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using MimeKit;
+
+namespace MailMesh.Standalone.FunctionalTests;
+
+/// <summary>
+/// Issue 9 in the zero-setup MailMesh: SMTP in for a user of a mailbox domain is stored in the user's INBOX (read back
+/// through the store from the SQLite file, bytes compared with the spool's); the admin API shows the account's usage.
+/// (Bad mailbox settings are rows of <see cref="StandaloneTests"/>' start-up theory.)
+/// </summary>
+public sealed class MailboxStandaloneTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+    private readonly DirectoryInfo _workingDirectory = Directory.CreateTempSubdirectory("mailmesh-standalone-mailbox-");
+    private TestDnsServer _dns = null!;
+
+    public Task InitializeAsync()
+    {
+        _dns = TestDnsServer.Start();
+        return Task.CompletedTask;
+    }
+
+    public Task DisposeAsync()
+    {
+        _dns.Dispose();
+        _workingDirectory.Delete(recursive: true);
+        return Task.CompletedTask;
+    }
+
+    private Dictionary<string, string> Settings()
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Dns:Servers"] = _dns.EndPoint.ToString(),
+            ["Queue:PollInterval"] = "00:00:00.200",
+            ["Policy:MailboxDomains"] = "mail.test",
+            ["Mailbox:HostName"] = "standalone.mail.test",
+            ["Mailbox:Users:0:Address"] = "alice@mail.test",
+            ["Mailbox:Users:0:QuotaBytes"] = "1000000",
+        };
+        TestKeys.AddTo(settings);
+        return settings;
+    }
+
+    [Fact]
+    public async Task Smtp_in_for_a_mailbox_user_is_stored_in_the_inbox_byte_for_byte()
+    {
+        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, Settings());
+
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse("app@origin.test"));
+        message.To.Add(MailboxAddress.Parse("Alice@mail.test"));
+        message.Subject = "to the mailbox";
+        message.Body = new TextPart("plain") { Text = "kept until alice logs in\r\n" };
+        Guid id;
+        using (var client = new SmtpClient())
+        {
+            await client.ConnectAsync("127.0.0.1", mailmesh.SmtpPort, MailKit.Security.SecureSocketOptions.None);
+            var reply = await client.SendAsync(message);
+            id = Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]);
+            await Assert.ThrowsAsync<SmtpCommandException>(() => client.SendAsync(new MimeMessage(
+                [MailboxAddress.Parse("app@origin.test")], [MailboxAddress.Parse("nobody@mail.test")], "refused", new TextPart("plain") { Text = "x" })));
+            await client.DisconnectAsync(quit: true);
+        }
+
+        using var http = TestKeys.Client(mailmesh.HttpPort, TestKeys.Admin);
+        long used = 0;
+        var deadline = DateTime.UtcNow + Patience;
+        while (used == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the message never reached the mailbox");
+            var account = await http.GetFromJsonAsync<JsonElement>("/api/v1/mailboxes/alice@mail.test");
+            used = account.GetProperty("usedBytes").GetInt64();
+            if (used == 0)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        // The SQLite file, read as another process would: the stored message is this recipient's trace lines, then the
+        // spool's bytes exactly.
+        using var reader = ReadStore();
+        var store = reader.Services.GetRequiredService<IMailStore>();
+        var alice = await store.GetAccountAsync("alice@mail.test", CancellationToken.None);
+        var inbox = await store.GetFolderAsync(alice!.Id, "INBOX", CancellationToken.None);
+        var listed = Assert.Single(await store.ListMessagesAsync(alice.Id, inbox!.Id, 1, 10, CancellationToken.None));
+        await using var stream = await store.OpenMessageAsync(alice.Id, inbox.Id, listed.Uid, CancellationToken.None);
+        using var copy = new MemoryStream();
+        await stream!.CopyToAsync(copy);
+        var stored = copy.ToArray();
+        Assert.Equal(used, stored.Length);
+
+        var spooled = (await reader.Services.GetRequiredService<ISpool>().GetMessageAsync(id, CancellationToken.None))!.Content.ToArray();
+        Assert.Equal(spooled, stored[^spooled.Length..]);
+        Assert.Contains("kept until alice logs in", Encoding.UTF8.GetString(spooled), StringComparison.Ordinal);
+        var text = Encoding.UTF8.GetString(stored);
+        Assert.StartsWith("Return-Path: <app@origin.test>\r\nDelivered-To: Alice@mail.test\r\nReceived: by standalone.mail.test (MailMesh)", text, StringComparison.Ordinal);
+    }
+
+    private IHost ReadStore()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Storage:Provider"] = "sqlite",
+            ["Storage:SqlitePath"] = Path.Combine(_workingDirectory.FullName, "data", "mailmesh.db"),
+            ["Storage:MigrateOnStart"] = "false",
+        });
+        builder.AddMailMeshStorage();
+        return builder.Build();
+    }
+}
