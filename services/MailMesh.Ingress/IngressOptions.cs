@@ -1,4 +1,3 @@
-using System.Net;
 using MailMesh.ServiceDefaults;
 using MailMesh.Smtp;
 

@@ -111,7 +111,7 @@ internal sealed class MailboxHost : IAsyncDisposable
     }
 
     private IPEndPoint Endpoint(MailProtocol protocol) =>
-        _app.Services.GetRequiredService<MailboxEndpoints>().Get(protocol) ?? throw new InvalidOperationException(protocol + " is not listening");
+        _app.Services.GetRequiredService<ProtocolEndpoints>().Get(protocol) ?? throw new InvalidOperationException(protocol + " is not listening");
 
     public async ValueTask DisposeAsync()
     {

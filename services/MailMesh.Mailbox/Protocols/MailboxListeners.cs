@@ -20,7 +20,7 @@ internal enum MailProtocol
 }
 
 /// <summary>The endpoints the POP3 and IMAP listeners are bound to (port 0 resolved), for tests and logs.</summary>
-internal sealed class MailboxEndpoints
+internal sealed class ProtocolEndpoints
 {
     private readonly List<(MailProtocol Protocol, ListenOptions Listener)> _listeners = [];
 
@@ -123,7 +123,7 @@ public static class MailboxProtocolExtensions
         services.AddValidatedOptions<MailboxTlsOptions>();
         services.AddValidatedOptions<MailboxAuthOptions>();
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<MailboxEndpoints>();
+        services.TryAddSingleton<ProtocolEndpoints>();
         services.TryAddSingleton<MailboxLogin>();
         services.TryAddSingleton<MailConnectionHandler>();
         services.TryAddKeyedSingleton<ServerCertificate>(CertificateKey, (sp, _) => new ServerCertificate(
@@ -135,7 +135,7 @@ public static class MailboxProtocolExtensions
 
         builder.AddKestrelHttpEndpoints();
         services.AddOptions<KestrelServerOptions>()
-            .Configure<IOptions<MailboxProtocolOptions>, MailboxEndpoints>((kestrel, options, endpoints) =>
+            .Configure<IOptions<MailboxProtocolOptions>, ProtocolEndpoints>((kestrel, options, endpoints) =>
             {
                 var o = options.Value;
                 Add(kestrel, "Mailbox:Pop3Listen", o.Pop3Listen, MailProtocol.Pop3, endpoints);
@@ -146,7 +146,7 @@ public static class MailboxProtocolExtensions
         return builder;
     }
 
-    private static void Add(KestrelServerOptions kestrel, string key, string? value, MailProtocol protocol, MailboxEndpoints endpoints)
+    private static void Add(KestrelServerOptions kestrel, string key, string? value, MailProtocol protocol, ProtocolEndpoints endpoints)
     {
         if (string.IsNullOrWhiteSpace(value))
         {
