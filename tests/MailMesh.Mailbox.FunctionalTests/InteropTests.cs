@@ -75,6 +75,8 @@ public sealed class InteropTests
         Assert.Equal(Encoding.Latin1.GetString(stored), imap);
 
         // And over TLS: curl's --ssl-reqd makes it use STLS / STARTTLS.
+        var pop3Tls = await RunAsync("curl", ["-s", "-k", "--ssl-reqd", "--max-time", "30", "-u", credentials, $"pop3://127.0.0.1:{host.Pop3.Port}/1"], binary: true);
+        Assert.Equal(Encoding.Latin1.GetString(stored), pop3Tls);
         var tls = await RunAsync("curl", ["-s", "-k", "--ssl-reqd", "--max-time", "30", "-u", credentials, $"imap://127.0.0.1:{host.Imap.Port}/INBOX;UID=1"], binary: true);
         Assert.Equal(Encoding.Latin1.GetString(stored), tls);
     }
