@@ -272,6 +272,29 @@ public sealed class ImapTests
     }
 
     [Fact]
+    public async Task Failed_logins_lock_the_client_network_out_as_SMTP_AUTH_does()
+    {
+        await using var host = await MailboxHost.StartAsync(new()
+        {
+            ["Mailbox:AllowPlaintextAuth"] = "true",
+            ["Mailbox:Auth:MaxFailures"] = "2",
+            ["Mailbox:Auth:FailureDelay"] = "00:00:00",
+            ["Mailbox:Auth:MaxFailureDelay"] = "00:00:00",
+        });
+        using var raw = await RawClient.ConnectAsync(host.Imap);
+        await raw.LineAsync();
+        Assert.Equal("a1 NO [AUTHENTICATIONFAILED] Authentication failed", await raw.CommandAsync("a1 LOGIN " + MailboxHost.User + " wrong"));
+        Assert.Equal("a2 NO [UNAVAILABLE] Too many failed logins; try again later", await raw.CommandAsync("a2 LOGIN nobody@test.example wrong"));
+
+        // Locked out: even the right password is not checked, on a new connection too, and POP3 shares the throttle.
+        Assert.Equal("a3 NO [UNAVAILABLE] Too many failed logins; try again later", await raw.CommandAsync("a3 LOGIN " + MailboxHost.User + " \"" + MailboxHost.Password + "\""));
+        using var pop3 = await RawClient.ConnectAsync(host.Pop3);
+        await pop3.LineAsync();
+        Assert.Equal("+OK", await pop3.CommandAsync("USER " + MailboxHost.User));
+        Assert.StartsWith("-ERR [LOGIN-DELAY]", await pop3.CommandAsync("PASS " + MailboxHost.Password), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task LOGIN_is_disabled_without_TLS()
     {
         await using var host = await MailboxHost.StartAsync();

@@ -333,7 +333,7 @@ internal sealed partial class ImapSession
             return;
         }
 
-        var (outcome, account) = await _services.Login.LoginAsync(_connection.Client, user, password, Closed);
+        var (outcome, account) = await _services.Login.LoginAsync("imap", _connection.Client, user, password, Closed);
         if (outcome != AuthOutcome.Succeeded || account is null)
         {
             MailboxProtocolLog.LoginFailed(_services.Logger, "IMAP", _connection.Client, outcome.ToString());

@@ -413,7 +413,7 @@ internal sealed class Pop3Session
             return;
         }
 
-        var (outcome, account) = await _services.Login.LoginAsync(_connection.Client, user, password, _connection.Closed);
+        var (outcome, account) = await _services.Login.LoginAsync("pop3", _connection.Client, user, password, _connection.Closed);
         if (outcome != AuthOutcome.Succeeded || account is null)
         {
             MailboxProtocolLog.LoginFailed(_services.Logger, "POP3", _connection.Client, outcome.ToString());

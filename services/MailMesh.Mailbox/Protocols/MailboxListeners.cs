@@ -53,6 +53,7 @@ internal sealed class MailConnectionHandler(
     [FromKeyedServices(MailboxProtocolExtensions.CertificateKey)] ServerCertificate certificate,
     MailboxLogin login,
     IMailStore store,
+    MailboxProtocolMetrics metrics,
     TimeProvider time,
     ILogger<MailConnectionHandler> logger)
 {
@@ -80,6 +81,9 @@ internal sealed class MailConnectionHandler(
                 return;
             }
 
+            var protocolName = name == "POP3" ? "pop3" : "imap";
+            metrics.SessionStarted(protocolName);
+            using var ended = new SessionEnd(metrics, protocolName);
             if (name == "POP3")
             {
                 await new Pop3Session(connection, _pop3).RunAsync();
@@ -105,6 +109,12 @@ internal sealed class MailConnectionHandler(
     }
 }
 
+/// <summary>Counts a session as ended however it ends.</summary>
+internal readonly struct SessionEnd(MailboxProtocolMetrics metrics, string protocol) : IDisposable
+{
+    public void Dispose() => metrics.SessionEnded(protocol);
+}
+
 public static class MailboxProtocolExtensions
 {
     /// <summary>The DI key of the Mailbox's certificate (Ingress's is registered without a key; Standalone has both).</summary>
@@ -126,6 +136,8 @@ public static class MailboxProtocolExtensions
         services.TryAddSingleton<ProtocolEndpoints>();
         services.TryAddSingleton<MailboxLogin>();
         services.TryAddSingleton<MailConnectionHandler>();
+        services.AddMetrics();
+        services.TryAddSingleton<MailboxProtocolMetrics>();
         services.TryAddKeyedSingleton<ServerCertificate>(CertificateKey, (sp, _) => new ServerCertificate(
             sp.GetRequiredService<IOptions<MailboxTlsOptions>>().Value,
             sp.GetRequiredService<IOptions<MailboxProtocolOptions>>().Value.HostName,

@@ -16,16 +16,19 @@ internal sealed class MailboxLogin
     private readonly Lazy<PasswordHash.Parsed> _dummy = new(() =>
         PasswordHash.TryParse(PasswordHash.Create(Guid.NewGuid().ToString()), out var parsed, out _) ? parsed : throw new InvalidOperationException("The dummy hash does not parse."));
 
-    public MailboxLogin(IMailStore store, Microsoft.Extensions.Options.IOptions<MailboxAuthOptions> options, TimeProvider time)
+    private readonly MailboxProtocolMetrics _metrics;
+
+    public MailboxLogin(IMailStore store, Microsoft.Extensions.Options.IOptions<MailboxAuthOptions> options, MailboxProtocolMetrics metrics, TimeProvider time)
     {
         _store = store;
+        _metrics = metrics;
         _throttle = new AuthThrottle(options.Value, time);
     }
 
     public bool IsLockedOut(string client) => _throttle.IsLockedOut(client);
 
     /// <summary>The account on success, else null with the outcome (failed or locked out).</summary>
-    public async Task<(AuthOutcome Outcome, MailAccount? Account)> LoginAsync(string client, string user, string password, CancellationToken cancellationToken)
+    public async Task<(AuthOutcome Outcome, MailAccount? Account)> LoginAsync(string protocol, string client, string user, string password, CancellationToken cancellationToken)
     {
         MailAccount? account = null;
         if (user.Length is > 0 and <= 320 && user.Contains('@', StringComparison.Ordinal))
@@ -44,6 +47,7 @@ internal sealed class MailboxLogin
         var usable = account is { Disabled: false } && PasswordHash.TryParse(account.PasswordHash, out hash, out _);
         var outcome = await _throttle.VerifyAsync(client, user.ToLowerInvariant(), usable, () =>
             (hash ?? _dummy.Value).Verify(Encoding.UTF8.GetBytes(password)) && usable, cancellationToken);
+        _metrics.Login(protocol, outcome switch { AuthOutcome.Succeeded => "succeeded", AuthOutcome.LockedOut => "locked_out", _ => "failed" });
         return outcome == AuthOutcome.Succeeded ? (outcome, account) : (outcome, null);
     }
 
