@@ -36,6 +36,7 @@ public static class MailboxExtensions
         builder.Services.AddMetrics();
         builder.Services.TryAddSingleton<LocalDeliveryMetrics>();
         builder.Services.AddHostedService<AccountSync>();
+        builder.Services.AddHostedService<DeliveryKeyPurger>();
         builder.Services.AddHealthChecks().AddStoreCheck().AddCheck<MailStoreHealthCheck>("mail-store", tags: [ServiceDefaultsExtensions.ReadyTag]);
         builder.AddBusPart(bus => bus.AddConsumer<LocalDeliveryConsumer, LocalDeliveryConsumerDefinition>());
         return builder;

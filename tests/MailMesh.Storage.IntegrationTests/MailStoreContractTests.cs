@@ -181,6 +181,20 @@ public abstract class MailStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Old_delivery_keys_are_purged_in_batches_and_the_messages_stay()
+    {
+        var alice = await AccountAsync("alice@example.org");
+        var old = Delivery(Guid.NewGuid(), (1, "alice@example.org"), (2, "alice@example.org"), (3, "alice@example.org"));
+        await Mail.DeliverAsync(old, Ct);
+        await Mail.DeliverAsync(Delivery(Guid.NewGuid(), (1, "alice@example.org")) with { DeliveredAt = T0.AddDays(10) }, Ct);
+
+        Assert.Equal(2, await Mail.PurgeDeliveryKeysAsync(T0.AddDays(1), 2, Ct));
+        Assert.Equal(1, await Mail.PurgeDeliveryKeysAsync(T0.AddDays(1), 2, Ct));
+        Assert.Equal(0, await Mail.PurgeDeliveryKeysAsync(T0.AddDays(1), 2, Ct));
+        Assert.Equal(4, (await Mail.ListMessagesAsync(alice.Id, (await InboxAsync(alice)).Id, 1, 10, Ct)).Count);
+    }
+
+    [Fact]
     public async Task Delivery_reports_over_quota_and_disabled_recipients_and_stores_nothing_for_them()
     {
         await AccountAsync("small@example.org", quota: 10);

@@ -20,6 +20,12 @@ public sealed class LocalDeliveryOptions : IValidatedOptions
     /// <summary>How long a stored result is retried into the spool's outbox before it is published on the bus instead.</summary>
     public TimeSpan ResultRetryTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// How long the exactly-once key of a stored recipient is kept. It must outlive every later attempt of that
+    /// recipient, which ends at Queue:MaxAge at the latest (5 days by default).
+    /// </summary>
+    public TimeSpan DeliveryKeyRetention { get; set; } = TimeSpan.FromDays(30);
+
     public IEnumerable<string> Validate()
     {
         const string P = "Mailbox:";
@@ -36,6 +42,11 @@ public sealed class LocalDeliveryOptions : IValidatedOptions
         if (StoreTimeout <= TimeSpan.Zero)
         {
             yield return $"{P}{nameof(StoreTimeout)}: must be positive (was {StoreTimeout})";
+        }
+
+        if (DeliveryKeyRetention < TimeSpan.FromDays(1))
+        {
+            yield return $"{P}{nameof(DeliveryKeyRetention)}: must be at least a day, and longer than Queue:MaxAge (was {DeliveryKeyRetention})";
         }
 
         if (ResultRetryTimeout < StoreTimeout)

@@ -200,6 +200,14 @@ public interface IMailStore
     /// <summary>Releases the maildrop lock if <paramref name="holderId"/> holds it.</summary>
     Task ReleaseMaildropAsync(long accountId, Guid holderId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Deletes at most <paramref name="limit"/> exactly-once keys of local deliveries (<see cref="DeliverAsync"/>) stored
+    /// before <paramref name="olderThan"/>, and returns how many. A key is needed only while its spool recipient can
+    /// still be attempted again (until its result is applied, at most Queue:MaxAge), so the Mailbox service drops keys
+    /// well past that; the stored messages are not touched.
+    /// </summary>
+    Task<int> PurgeDeliveryKeysAsync(DateTimeOffset olderThan, int limit, CancellationToken cancellationToken);
+
     /// <summary>A cheap round trip to the store, for readiness probes.</summary>
     Task PingAsync(CancellationToken cancellationToken);
 }

@@ -237,5 +237,12 @@ internal static class MailSql
 
     public const string ReleaseMaildrop = "DELETE FROM mailbox.maildrop_locks WHERE account_id = @account_id AND holder = @holder";
 
+    public const string PurgeDeliveryKeys =
+        """
+        DELETE FROM mailbox.deliveries
+        WHERE (spool_message_id, recipient_id) IN (
+            SELECT spool_message_id, recipient_id FROM mailbox.deliveries WHERE delivered_at < @before LIMIT @limit)
+        """;
+
     public const string Ping = "SELECT 1";
 }

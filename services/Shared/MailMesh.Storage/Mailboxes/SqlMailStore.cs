@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.InteropServices;
 using MailMesh.Smtp;
 
 namespace MailMesh.Storage.Mailboxes;
@@ -371,7 +372,7 @@ internal abstract class SqlMailStore : IMailStore
             throw new ArgumentException("A recipient appears twice in one delivery.", nameof(delivery));
         }
 
-        var body = delivery.Body.ToArray();
+        var body = MailKeys.Bytes(delivery.Body);
         return WriteAsync<IReadOnlyList<LocalDeliveryOutcome>>(async db =>
         {
             var outcomes = new Dictionary<long, LocalDeliveryOutcome>();
@@ -499,12 +500,10 @@ internal abstract class SqlMailStore : IMailStore
                 return null;
             }
 
+            // The prefix is small: it is copied in front of the body, which is read once and not copied again.
             var prefix = (byte[])reader.GetValue(0);
             var content = (byte[])reader.GetValue(1);
-            var bytes = new byte[prefix.Length + content.Length];
-            prefix.CopyTo(bytes, 0);
-            content.CopyTo(bytes, prefix.Length);
-            return new MemoryStream(bytes, writable: false);
+            return prefix.Length == 0 ? new MemoryStream(content, writable: false) : new PrefixedStream(prefix, content);
         }, cancellationToken);
 
     public Task<IReadOnlyList<MailMessageInfo>> StoreFlagsAsync(long accountId, long folderId, IReadOnlyCollection<long> uids, FlagChange change, CancellationToken cancellationToken)
@@ -636,7 +635,7 @@ internal abstract class SqlMailStore : IMailStore
     {
         ArgumentNullException.ThrowIfNull(message);
         var keywords = MailKeys.Keywords(message.Keywords);
-        var content = message.Content.ToArray();
+        var content = MailKeys.Bytes(message.Content);
         return WriteAsync(async db =>
         {
             var usage = await LockAccountUsageAsync(db, accountId);
@@ -724,6 +723,16 @@ internal abstract class SqlMailStore : IMailStore
             await using var command = db.Command(MailSql.ReleaseMaildrop).With("@account_id", accountId).With("@holder", db.Uuid(holderId));
             return await command.ExecuteNonQueryAsync(CancellationToken.None);
         }, 0, cancellationToken);
+
+    public Task<int> PurgeDeliveryKeysAsync(DateTimeOffset olderThan, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        return WriteAsync(async db =>
+        {
+            await using var command = db.Command(MailSql.PurgeDeliveryKeys).With("@before", db.Time(olderThan)).With("@limit", limit);
+            return await command.ExecuteNonQueryAsync(CancellationToken.None);
+        }, 0, cancellationToken);
+    }
 
     public Task PingAsync(CancellationToken cancellationToken) =>
         ReadAsync(async db =>
@@ -1038,6 +1047,13 @@ internal static class MailKeys
             FlagChangeMode.Add => (flags | change, [.. keywords.Concat(changeKeywords).Distinct(StringComparer.OrdinalIgnoreCase)]),
             _ => (flags & ~change, [.. keywords.Where(k => !changeKeywords.Contains(k, StringComparer.OrdinalIgnoreCase))]),
         };
+
+    /// <summary>The bytes as an array for a parameter, without copying when the memory is a whole array already (the
+    /// spool hands over its own array; a 35 MB message is not copied again).</summary>
+    public static byte[] Bytes(ReadOnlyMemory<byte> memory) =>
+        MemoryMarshal.TryGetArray(memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : memory.ToArray();
 
     /// <summary>A folder's UIDVALIDITY: its id, which is never reused (nonzero, 32 bits).</summary>
     public static uint UidValidity(long folderId) => (uint)((folderId - 1) % uint.MaxValue) + 1;
