@@ -57,6 +57,9 @@ start() {
       # A local test bed: clients on this host may relay (the services' own default is no relay networks).
       export Policy__RelayNetworks="${Policy__RelayNetworks-127.0.0.0/8,::1/128}"
       [ "$service" = ingress ] && export Ingress__Listen="${MAILMESH_SMTP:-127.0.0.1:2525}"
+      # POP3 and IMAP on the standalone ports (unprivileged), STLS/STARTTLS with a self-signed certificate.
+      [ "$service" = mailbox ] && export Mailbox__Pop3Listen="${MAILMESH_POP3:-127.0.0.1:1110}" \
+        Mailbox__ImapListen="${MAILMESH_IMAP:-127.0.0.1:1143}" Mailbox__Tls__SelfSigned=true
       exec dotnet "$bin/$name.dll" >"$run_dir/$instance.log" 2>&1
     ) &
     echo $! >"$run_dir/$instance.pid"

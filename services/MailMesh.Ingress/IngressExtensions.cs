@@ -3,6 +3,7 @@ using MailMesh.Ingress.Auth;
 using MailMesh.Ingress.Tls;
 using MailMesh.Policy;
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Tls;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -30,7 +31,12 @@ public static class IngressExtensions
         services.TryAddSingleton<MessageAcceptor>();
         services.AddValidatedOptions<IngressTlsOptions>();
         services.AddValidatedOptions<IngressAuthOptions>();
-        services.TryAddSingleton<ServerCertificate>();
+        services.TryAddSingleton(sp => new ServerCertificate(
+            sp.GetRequiredService<IOptions<IngressTlsOptions>>().Value,
+            sp.GetRequiredService<IOptions<IngressOptions>>().Value.HostName,
+            IngressTlsOptions.SectionName,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<ServerCertificate>>()));
         services.TryAddSingleton<Authenticator>();
         services.TryAddSingleton<ConnectionLimiter>();
         services.TryAddSingleton<IngressShutdown>();
@@ -49,20 +55,10 @@ public static class IngressExtensions
         // Policy's rules, evaluated here against Policy's tables: a decision costs no bus round trip (issue 8).
         builder.AddPolicyChecks();
 
-        // Explicit Listen() calls make Kestrel ignore "Urls": add the HTTP endpoints back, then the SMTP ones.
-        var configuration = builder.Configuration;
-        // Ingress binds the HTTP endpoints itself, next to the SMTP listeners; Kestrel would otherwise also see "Urls"
-        // and warn that it overrides them. Read them now and hand Kestrel only the explicit listeners.
-        var urls = configuration[WebHostDefaults.ServerUrlsKey];
-        var httpPorts = configuration[WebHostDefaults.HttpPortsKey];
-        configuration[WebHostDefaults.ServerUrlsKey] = string.Empty;
-        configuration[WebHostDefaults.HttpPortsKey] = string.Empty;
+        // Explicit Listen() calls make Kestrel ignore "Urls": the HTTP endpoints are added back, then the SMTP ones.
+        builder.AddKestrelHttpEndpoints();
         services.AddOptions<KestrelServerOptions>()
-            .Configure<IOptions<IngressOptions>, IngressEndpoints>((kestrel, options, endpoints) =>
-            {
-                KestrelListeners.AddHttp(kestrel, urls, httpPorts);
-                KestrelListeners.AddSmtp(kestrel, options.Value, endpoints);
-            });
+            .Configure<IOptions<IngressOptions>, IngressEndpoints>((kestrel, options, endpoints) => KestrelListeners.AddSmtp(kestrel, options.Value, endpoints));
 
         // The spool (Storage:Provider) and its readiness check: Ingress commits every accepted message there.
         builder.AddMailMeshStorage();

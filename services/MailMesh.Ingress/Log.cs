@@ -47,12 +47,6 @@ internal static partial class Log
     [LoggerMessage(1024, LogLevel.Debug, "Message {MessageId} from {Client} was already stored; idempotent resubmission acknowledged")]
     public static partial void DuplicateSubmission(ILogger logger, Guid messageId, string client);
 
-    [LoggerMessage(1030, LogLevel.Information, "TLS certificate {Path} loaded: {Subject}, valid until {NotAfter}")]
-    public static partial void CertificateLoaded(ILogger logger, string path, string subject, DateTime notAfter);
-
-    [LoggerMessage(1031, LogLevel.Error, "TLS certificate {Path} could not be loaded; the previous one stays in service")]
-    public static partial void CertificateLoadFailed(ILogger logger, string path, Exception exception);
-
     [LoggerMessage(1032, LogLevel.Debug, "TLS handshake with {Client} failed")]
     public static partial void HandshakeFailed(ILogger logger, string client, Exception exception);
 

@@ -1,6 +1,7 @@
 using MailMesh.Ingress.Acceptance;
 using MailMesh.Ingress.Auth;
 using MailMesh.Ingress.Tls;
+using MailMesh.ServiceDefaults.Tls;
 using MailMesh.Smtp;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using MailMesh.Ingress.Auth;
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Smtp;
 
 namespace MailMesh.Ingress;

@@ -1,7 +1,7 @@
 using System.IO.Pipelines;
 using System.Net.Security;
 using System.Security.Authentication;
-using MailMesh.Ingress.Tls;
+using MailMesh.ServiceDefaults.Tls;
 using MailMesh.Smtp;
 
 namespace MailMesh.Ingress;

@@ -1,5 +1,6 @@
 using MailMesh.Mailbox.Accounts;
 using MailMesh.Mailbox.Deliveries;
+using MailMesh.Mailbox.Protocols;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
@@ -17,6 +18,7 @@ public static class MailboxExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.AddMailboxStore();
+        builder.AddMailboxProtocols();
         return builder;
     }
 

@@ -23,6 +23,9 @@ public static class StandaloneExtensions
         ["Storage:SqlitePath"] = "data/mailmesh.db",
         ["Storage:MigrateOnStart"] = "true",
         ["Ingress:Tls:SelfSigned"] = "true",
+        ["Mailbox:Pop3Listen"] = "127.0.0.1:1110",
+        ["Mailbox:ImapListen"] = "127.0.0.1:1143",
+        ["Mailbox:Tls:SelfSigned"] = "true",
 
         // Clients on this machine may relay (the distributed services default to no relay networks at all).
         ["Policy:RelayNetworks"] = "127.0.0.0/8,::1/128",

@@ -47,6 +47,8 @@ internal sealed class StandaloneMailMesh : IAsyncDisposable
             ["Storage:SqlitePath"] = Path.Combine(directory, "mailmesh.db"),
             ["Storage:MigrateOnStart"] = "true",
             ["Ingress:Listen"] = "127.0.0.1:0",
+            ["Mailbox:Pop3Listen"] = "127.0.0.1:0",
+            ["Mailbox:ImapListen"] = "127.0.0.1:0",
             ["Ingress:HostName"] = HostName,
             ["Ingress:Tls:SelfSigned"] = "true",
             ["Dns:Servers"] = dns.EndPoint.ToString(),

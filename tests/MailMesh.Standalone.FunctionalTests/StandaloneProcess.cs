@@ -42,6 +42,8 @@ internal sealed class StandaloneProcess : IAsyncDisposable
         var process = Launch(workingDirectory, settings.Concat(new Dictionary<string, string>
         {
             ["Ingress:Listen"] = $"127.0.0.1:{smtpPort}",
+            ["Mailbox:Pop3Listen"] = settings.GetValueOrDefault("Mailbox:Pop3Listen", "127.0.0.1:0"),
+            ["Mailbox:ImapListen"] = settings.GetValueOrDefault("Mailbox:ImapListen", "127.0.0.1:0"),
             ["Urls"] = $"http://127.0.0.1:{httpPort}",
         }));
         var standalone = new StandaloneProcess(process, smtpPort, httpPort);

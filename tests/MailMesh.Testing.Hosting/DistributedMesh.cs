@@ -100,6 +100,8 @@ public sealed class DistributedMesh : IAsyncDisposable
             ["Storage:MigrateOnStart"] = "true",
             ["Urls"] = "http://127.0.0.1:0",
             ["Ingress:Listen"] = "127.0.0.1:0",
+            ["Mailbox:Pop3Listen"] = "127.0.0.1:0",
+            ["Mailbox:ImapListen"] = "127.0.0.1:0",
             ["Dns:Servers"] = dns.EndPoint.ToString(),
             ["Delivery:Port"] = sinks[0].Port.ToString(CultureInfo.InvariantCulture),
             ["Delivery:HeloName"] = "mailmesh.test",

@@ -1,4 +1,5 @@
 using System.Buffers;
+using MailMesh.Mailbox.Imap;
 using MailMesh.Smtp;
 
 namespace MailMesh.Fuzz;
@@ -20,6 +21,22 @@ internal static class FuzzTargets
         }
 
         var payload = input[1..];
+
+        // 0xF0-0xFF select the IMAP targets; below, the SMTP ones as before.
+        if (input[0] >= 0xF0)
+        {
+            if (input[0] < 0xF8)
+            {
+                ImapCommands(payload);
+            }
+            else
+            {
+                MimeStructure(payload);
+            }
+
+            return;
+        }
+
         switch (input[0] % 3)
         {
             case 0:
@@ -92,5 +109,67 @@ internal static class FuzzTargets
         MailboxParser.ParsePath(input, allowNull: true, allowUtf8: true, out _, out _, out _);
         MailboxParser.ParsePath(input, allowNull: false, allowUtf8: false, out _, out _, out _);
         Xtext.TryDecode(System.Text.Encoding.Latin1.GetString(input), out _);
+    }
+
+    /// <summary>
+    /// IMAP commands through the framing reader (small limits, so they are hit) and the parser; streamed literals are
+    /// skipped as the session would. The reader must never keep more than its command limit.
+    /// </summary>
+    public static void ImapCommands(ReadOnlySpan<byte> input)
+    {
+        var limits = new ImapLimits(MaxLineLength: 256, MaxCommandSize: 1024, MaxInlineLiteral: 128, MaxMessageSize: 4096);
+        var reader = new ImapCommandReader(limits);
+        var sequence = new SequenceReader<byte>(new ReadOnlySequence<byte>(input.ToArray()));
+        while (true)
+        {
+            var status = reader.TryRead(ref sequence);
+            if (reader.Command.Length > limits.MaxCommandSize + 1)
+            {
+                throw new InvalidOperationException("The IMAP reader kept more than its command limit.");
+            }
+
+            switch (status)
+            {
+                case ImapReadStatus.NeedMore:
+                    return;
+                case ImapReadStatus.Command:
+                    // The documented contract: a command, or a reason for the BAD.
+                    if (ImapParser.TryParse(reader.Command.Span, out var command, out _, out var error) ? command is null : error.Length == 0)
+                    {
+                        throw new InvalidOperationException("The IMAP parser broke its contract.");
+                    }
+
+                    reader.Reset();
+                    break;
+                case ImapReadStatus.StreamLiteral:
+                    sequence.Advance(Math.Min(reader.StreamLength, sequence.Remaining));
+                    reader.StreamDone();
+                    break;
+            }
+        }
+    }
+
+    /// <summary>A message through MimeKit and the IMAP structure: ENVELOPE, BODYSTRUCTURE and every section of the first parts.</summary>
+    public static void MimeStructure(ReadOnlySpan<byte> input)
+    {
+        using var stream = new MemoryStream(input.ToArray());
+        var structure = MessageStructure.Parse(stream);
+        var output = new ArrayBufferWriter<byte>();
+        var writer = new ImapWriter(output);
+        structure.WriteEnvelope(writer);
+        structure.WriteBodyStructure(writer, extensible: true);
+        foreach (var fetch in new[] { "BODY[]", "BODY[1]", "BODY[1.MIME]", "BODY[2.1]", "BODY[1.HEADER]", "BODY[TEXT]", "BODY[HEADER.FIELDS (SUBJECT)]" })
+        {
+            if (!ImapParser.TryParse(System.Text.Encoding.ASCII.GetBytes("a FETCH 1 " + fetch + "\r\n"), out var command, out _, out _))
+            {
+                throw new InvalidOperationException("A fixed FETCH does not parse.");
+            }
+
+            if (structure.TryResolve(command!.FetchItems![0], out var start, out var length, out var generated)
+                && generated is null && (start < 0 || length < 0 || start + length > stream.Length))
+            {
+                throw new InvalidOperationException("A section lies outside the message.");
+            }
+        }
     }
 }

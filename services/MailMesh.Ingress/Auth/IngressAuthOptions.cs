@@ -8,7 +8,7 @@ namespace MailMesh.Ingress.Auth;
 /// without TLS, and the brute-force throttle (per client network, with a throttle but no lockout per account; see
 /// <see cref="Authenticator"/>).
 /// </summary>
-public sealed class IngressAuthOptions : IValidatedOptions
+public sealed class IngressAuthOptions : IValidatedOptions, IAuthThrottleSettings
 {
     public static string SectionName => "Ingress:Auth";
 
@@ -61,22 +61,9 @@ public sealed class IngressAuthOptions : IValidatedOptions
             }
         }
 
-        if (MaxFailures < 1)
+        foreach (var failure in IAuthThrottleSettings.Validate(this, "Ingress:Auth"))
         {
-            yield return P + "MaxFailures: must be at least 1";
-        }
-
-        foreach (var (name, value) in new[] { ("FailureWindow", FailureWindow), ("LockoutDuration", LockoutDuration) })
-        {
-            if (value <= TimeSpan.Zero || value > TimeSpan.FromDays(1))
-            {
-                yield return $"{P}{name}: must be positive and at most 1 day";
-            }
-        }
-
-        if (FailureDelay < TimeSpan.Zero || MaxFailureDelay < FailureDelay || MaxFailureDelay > TimeSpan.FromMinutes(1))
-        {
-            yield return P + "MaxFailureDelay: must be at least FailureDelay (which must not be negative) and at most 1 minute";
+            yield return failure;
         }
     }
 }

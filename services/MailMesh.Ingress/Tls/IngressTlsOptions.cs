@@ -1,4 +1,5 @@
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Tls;
 
 namespace MailMesh.Ingress.Tls;
 
@@ -7,7 +8,7 @@ namespace MailMesh.Ingress.Tls;
 /// re-read when they change (certificate rotation without restart); without files, <see cref="SelfSigned"/> makes a
 /// certificate at start (Standalone, tests).
 /// </summary>
-public sealed class IngressTlsOptions : IValidatedOptions
+public sealed class IngressTlsOptions : IValidatedOptions, ITlsCertificateSettings
 {
     public static string SectionName => "Ingress:Tls";
 
@@ -26,29 +27,5 @@ public sealed class IngressTlsOptions : IValidatedOptions
     /// <summary>True when a certificate will be available (files or self-signed).</summary>
     public bool IsEnabled => !string.IsNullOrWhiteSpace(CertificatePath) || SelfSigned;
 
-    public IEnumerable<string> Validate()
-    {
-        const string P = "Ingress:Tls:";
-        var hasCert = !string.IsNullOrWhiteSpace(CertificatePath);
-        var hasKey = !string.IsNullOrWhiteSpace(KeyPath);
-        if (hasCert != hasKey)
-        {
-            yield return P + (hasCert ? "KeyPath" : "CertificatePath") + ": CertificatePath and KeyPath are set together";
-        }
-
-        if (hasCert && !File.Exists(CertificatePath))
-        {
-            yield return $"{P}CertificatePath: '{CertificatePath}' does not exist";
-        }
-
-        if (hasKey && !File.Exists(KeyPath))
-        {
-            yield return $"{P}KeyPath: '{KeyPath}' does not exist";
-        }
-
-        if (HandshakeTimeout <= TimeSpan.Zero || HandshakeTimeout > TimeSpan.FromMinutes(5))
-        {
-            yield return P + "HandshakeTimeout: must be positive and at most 5 minutes";
-        }
-    }
+    public IEnumerable<string> Validate() => ITlsCertificateSettings.Validate(this, "Ingress:Tls");
 }

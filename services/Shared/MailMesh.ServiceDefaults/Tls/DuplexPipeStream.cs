@@ -1,13 +1,13 @@
 using System.IO.Pipelines;
 
-namespace MailMesh.Ingress.Tls;
+namespace MailMesh.ServiceDefaults.Tls;
 
 /// <summary>
 /// A Stream over a Kestrel connection's pipes, so an <see cref="System.Net.Security.SslStream"/> can run on top of the
-/// transport after STARTTLS (RFC 3207) or from the start (RFC 8314). Disposing it leaves the pipes open: the session
+/// transport after STARTTLS (RFC 3207, RFC 2595) or from the start (RFC 8314). Disposing it leaves the pipes open: the session
 /// completes them.
 /// </summary>
-internal sealed class DuplexPipeStream(IDuplexPipe transport) : Stream
+public sealed class DuplexPipeStream(IDuplexPipe transport) : Stream
 {
     private readonly Stream _input = transport.Input.AsStream(leaveOpen: true);
     private readonly Stream _output = transport.Output.AsStream(leaveOpen: true);
