@@ -52,7 +52,14 @@ public sealed class LocalDeliveryConsumerTests : IAsyncLifetime
         builder.Services.AddLogging();
         builder.Services.AddValidatedOptions<LocalDeliveryOptions>();
         builder.Services.AddSingleton<LocalDeliveryMetrics>();
-        builder.Services.AddMassTransitTestHarness(bus => bus.AddConsumer<LocalDeliveryConsumer, LocalDeliveryConsumerDefinition>());
+        builder.Services.AddMassTransitTestHarness(bus =>
+        {
+            bus.AddConsumer<LocalDeliveryConsumer, LocalDeliveryConsumerDefinition>();
+
+            // Consumed.Any gives up once the bus has been idle this long (1.2 s by default): on a loaded CI machine
+            // the consumer had not picked the work item up by then (seen: Any false after 482 ms).
+            bus.SetTestTimeouts(testInactivityTimeout: Patience);
+        });
         _host = builder.Build();
         await _host.StartAsync();
 
