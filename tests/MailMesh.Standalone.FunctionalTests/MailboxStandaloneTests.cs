@@ -158,6 +158,84 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
         Assert.Contains("Subject: fetch me\r\n", text, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Debian's fetchmail, a real mail retrieval agent, fetches over POP3 (STLS) and over IMAP (STARTTLS) into an MDA
+    /// (<c>cat &gt; file</c>) the bytes the mailbox serves. fetchmail's options are on the command line but for the
+    /// password and <c>no stripcr</c>, which exist only as run-control keywords (a 0600 file in a private HOME);
+    /// <c>--invisible</c> keeps fetchmail from adding its own Received line, <c>no stripcr</c> from turning CRLF into LF
+    /// for the MDA. The certificate is the standalone's self-signed one, hence <c>--nosslcertck</c>.
+    /// </summary>
+    [Fact]
+    public async Task Fetchmail_fetches_over_POP3_and_IMAP_with_STARTTLS_the_bytes_served()
+    {
+        var (pop3Port, imapPort, settings) = ListeningSettings();
+        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, settings);
+
+        using var imap = await MailboxFetch.IdleInInboxAsync(imapPort, "standalone.mail.test", "alice@mail.test", "alice-password");
+        using (var smtp = new SmtpClient())
+        {
+            await smtp.ConnectAsync("127.0.0.1", mailmesh.SmtpPort, MailKit.Security.SecureSocketOptions.None);
+            await smtp.SendAsync(new MimeMessage(
+                [MailboxAddress.Parse("app@origin.test")], [MailboxAddress.Parse("alice@mail.test")], "for fetchmail",
+                new TextPart("plain") { Text = "fetched by fetchmail\r\n.a dot line\r\n" }));
+            await smtp.DisconnectAsync(quit: true);
+        }
+
+        var served = await imap.WaitForFirstMessageAsync(Patience, () => mailmesh.Output);
+        Assert.Contains("\r\n\r\nfetched by fetchmail\r\n.a dot line\r\n", Encoding.UTF8.GetString(served), StringComparison.Ordinal);
+
+        var home = _workingDirectory.CreateSubdirectory("fetchmail-home");
+        var runControl = Path.Combine(home.FullName, "fetchmailrc");
+        await File.WriteAllTextAsync(runControl, "poll 127.0.0.1 user \"alice@mail.test\" password \"alice-password\" no stripcr\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            // fetchmail refuses a run-control file that others may read (it holds a password).
+            File.SetUnixFileMode(runControl, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        foreach (var (protocol, port) in new[] { ("POP3", pop3Port), ("IMAP", imapPort) })
+        {
+            var mailbox = Path.Combine(home.FullName, protocol + ".eml");
+            var (exit, output) = await FetchmailAsync(home.FullName,
+            [
+                "-f", runControl, "-v", "--nosyslog", "--invisible", "-p", protocol, "-P", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--sslproto", "tls1.2+", "--nosslcertck", "--keep", "--all", "--mda", $"cat > {mailbox}", "127.0.0.1",
+            ]);
+            Assert.True(exit == 0, $"fetchmail ({protocol}) exited with {exit}:\n{output}");
+            Assert.Contains("upgrade to TLS succeeded", output, StringComparison.Ordinal);
+            Assert.Equal(served, await File.ReadAllBytesAsync(mailbox));
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> FetchmailAsync(string home, string[] arguments)
+    {
+        const string Fetchmail = "/usr/bin/fetchmail";
+        Assert.True(File.Exists(Fetchmail), "fetchmail is not installed: this test needs the Debian package 'fetchmail' (./test.sh installs it through deploy/scripts/deps.sh with MAILMESH_TEST_TOOLS=1)");
+        var start = new System.Diagnostics.ProcessStartInfo(Fetchmail) { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.Environment["HOME"] = home;
+        start.Environment["FETCHMAILHOME"] = home;
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = System.Diagnostics.Process.Start(start) ?? throw new InvalidOperationException("fetchmail did not start");
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(Patience);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("fetchmail did not finish: " + await output + await error);
+        }
+
+        return (process.ExitCode, await output + await error);
+    }
+
     private IHost ReadStore()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
