@@ -48,6 +48,8 @@ if [ "$TEST_TOOLS" = "1" ]; then
   # python3's smtplib with ssl (InteropTests), zipfile (check-deploy.sh's fallback without unzip).
   require_cmd python3 python3
   for module in ssl smtplib email.message zipfile; do require_python "$module" python3; done
+  # fetchmail (tests/MailMesh.Standalone.FunctionalTests/MailboxStandaloneTests.cs: POP3 and IMAP with STARTTLS).
+  require_cmd fetchmail fetchmail
 fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#need[@]}" -gt 0 ]; then
@@ -111,6 +113,12 @@ if [ "$TEST_TOOLS" = "1" ]; then
   done
   have_python "ssl, smtplib, email.message, zipfile" || missing "python3 with ssl, smtplib, email and zipfile"
   /usr/sbin/postconf -h mail_version >/dev/null 2>&1 || missing "postfix: 'postconf -h mail_version' fails"
+  # fetchmail -V prints its build options and exits 0; the tests need its SSL support (STLS/STARTTLS).
+  fetchmail_home="$(mktemp -d)"
+  fetchmail_version="$(HOME="$fetchmail_home" fetchmail -V 2>&1)" || missing "fetchmail: 'fetchmail -V' exited with $?"
+  rm -rf "$fetchmail_home"
+  grep -q '^This is fetchmail release .*+SSL' <<<"$fetchmail_version" ||
+    missing "fetchmail: built without SSL ($(grep -m1 '^This is fetchmail' <<<"$fetchmail_version" || true))"
   # smtp-sink and smtp-source end to end, and swaks through a plain SMTP session: one message each on loopback.
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   sink_dir="$(mktemp -d)"

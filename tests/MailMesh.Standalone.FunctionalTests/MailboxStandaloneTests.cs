@@ -1,7 +1,6 @@
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using MailKit;
 using IMailStore = MailMesh.Storage.IMailStore;
 using MailKit.Net.Smtp;
 using MailMesh.Storage;
@@ -50,6 +49,18 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
         };
         TestKeys.AddTo(settings);
         return settings;
+    }
+
+    /// <summary><see cref="Settings"/> with alice's password ("alice-password") and POP3 and IMAP on free ports.</summary>
+    private (int Pop3Port, int ImapPort, Dictionary<string, string> Settings) ListeningSettings()
+    {
+        var pop3Port = MailMesh.Testing.Infrastructure.LoopbackPort.Free();
+        var imapPort = MailMesh.Testing.Infrastructure.LoopbackPort.Free();
+        var settings = Settings();
+        settings["Mailbox:Users:0:PasswordHash"] = MailMesh.ServiceDefaults.Security.PasswordHash.Create("alice-password", MailMesh.ServiceDefaults.Security.PasswordHash.MinIterations);
+        settings["Mailbox:Pop3Listen"] = $"127.0.0.1:{pop3Port}";
+        settings["Mailbox:ImapListen"] = $"127.0.0.1:{imapPort}";
+        return (pop3Port, imapPort, settings);
     }
 
     [Fact]
@@ -114,12 +125,7 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
     [Fact]
     public async Task Smtp_in_is_fetched_over_IMAP_and_POP3()
     {
-        var pop3Port = MailMesh.Testing.Infrastructure.LoopbackPort.Free();
-        var imapPort = MailMesh.Testing.Infrastructure.LoopbackPort.Free();
-        var settings = Settings();
-        settings["Mailbox:Users:0:PasswordHash"] = MailMesh.ServiceDefaults.Security.PasswordHash.Create("alice-password", MailMesh.ServiceDefaults.Security.PasswordHash.MinIterations);
-        settings["Mailbox:Pop3Listen"] = $"127.0.0.1:{pop3Port}";
-        settings["Mailbox:ImapListen"] = $"127.0.0.1:{imapPort}";
+        var (pop3Port, imapPort, settings) = ListeningSettings();
         await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, settings);
 
         var message = new MimeMessage();
@@ -129,15 +135,7 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
         message.Body = new TextPart("plain") { Text = "kept until alice logs in\r\n.a dot line\r\n" };
 
         // IMAP: select INBOX before the message is sent and IDLE until it arrives (no polling).
-        using var imap = new MailKit.Net.Imap.ImapClient { ServerCertificateValidationCallback = (_, certificate, _, _) => certificate?.Subject == "CN=standalone.mail.test" };
-        await imap.ConnectAsync("127.0.0.1", imapPort, MailKit.Security.SecureSocketOptions.StartTls);
-        await imap.AuthenticateAsync("alice@mail.test", "alice-password");
-        await imap.Inbox.OpenAsync(FolderAccess.ReadWrite);
-        Assert.Equal(0, imap.Inbox.Count);
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        imap.Inbox.CountChanged += (_, _) => arrived.TrySetResult();
-        using var stopIdle = new CancellationTokenSource();
-        var idle = imap.IdleAsync(stopIdle.Token);
+        using var imap = await MailboxFetch.IdleInInboxAsync(imapPort, "standalone.mail.test", "alice@mail.test", "alice-password");
 
         using (var smtp = new SmtpClient())
         {
@@ -146,35 +144,10 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
             await smtp.DisconnectAsync(quit: true);
         }
 
-        await arrived.Task.WaitAsync(Patience);
-        await stopIdle.CancelAsync();
-        await idle.WaitAsync(Patience);
-        var uid = (await imap.Inbox.FetchAsync(0, 0, MessageSummaryItems.UniqueId))[0].UniqueId;
-        byte[] viaImap;
-        await using (var stream = await imap.Inbox.GetStreamAsync(uid, string.Empty))
-        {
-            using var copy = new MemoryStream();
-            await stream.CopyToAsync(copy);
-            viaImap = copy.ToArray();
-        }
-
-        await imap.DisconnectAsync(quit: true);
+        var viaImap = await imap.WaitForFirstMessageAsync(Patience, () => mailmesh.Output);
 
         // POP3 sees the same bytes; QUIT after DELE empties the maildrop.
-        using var pop3 = new MailKit.Net.Pop3.Pop3Client { ServerCertificateValidationCallback = (_, certificate, _, _) => certificate?.Subject == "CN=standalone.mail.test" };
-        await pop3.ConnectAsync("127.0.0.1", pop3Port, MailKit.Security.SecureSocketOptions.StartTls);
-        await pop3.AuthenticateAsync("alice@mail.test", "alice-password");
-        Assert.Equal(1, pop3.Count);
-        byte[] viaPop3;
-        await using (var stream = await pop3.GetStreamAsync(0))
-        {
-            using var copy = new MemoryStream();
-            await stream.CopyToAsync(copy);
-            viaPop3 = copy.ToArray();
-        }
-
-        await pop3.DeleteMessageAsync(0);
-        await pop3.DisconnectAsync(quit: true);
+        var viaPop3 = await MailboxFetch.RetrieveOnlyMessageOverPop3Async(pop3Port, "standalone.mail.test", "alice@mail.test", "alice-password", delete: true);
 
         Assert.Equal(viaImap, viaPop3);
         var text = System.Text.Encoding.UTF8.GetString(viaImap);
@@ -183,6 +156,84 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
         // The message as sent (MailKit's SMTP client sends CRLF and dot-stuffs; both fetches undid the stuffing).
         Assert.EndsWith("\r\n\r\nkept until alice logs in\r\n.a dot line\r\n", text, StringComparison.Ordinal);
         Assert.Contains("Subject: fetch me\r\n", text, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Debian's fetchmail, a real mail retrieval agent, fetches over POP3 (STLS) and over IMAP (STARTTLS) into an MDA
+    /// (<c>cat &gt; file</c>) the bytes the mailbox serves. fetchmail's options are on the command line but for the
+    /// password and <c>no stripcr</c>, which exist only as run-control keywords (a 0600 file in a private HOME);
+    /// <c>--invisible</c> keeps fetchmail from adding its own Received line, <c>no stripcr</c> from turning CRLF into LF
+    /// for the MDA. The certificate is the standalone's self-signed one, hence <c>--nosslcertck</c>.
+    /// </summary>
+    [Fact]
+    public async Task Fetchmail_fetches_over_POP3_and_IMAP_with_STARTTLS_the_bytes_served()
+    {
+        var (pop3Port, imapPort, settings) = ListeningSettings();
+        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, settings);
+
+        using var imap = await MailboxFetch.IdleInInboxAsync(imapPort, "standalone.mail.test", "alice@mail.test", "alice-password");
+        using (var smtp = new SmtpClient())
+        {
+            await smtp.ConnectAsync("127.0.0.1", mailmesh.SmtpPort, MailKit.Security.SecureSocketOptions.None);
+            await smtp.SendAsync(new MimeMessage(
+                [MailboxAddress.Parse("app@origin.test")], [MailboxAddress.Parse("alice@mail.test")], "for fetchmail",
+                new TextPart("plain") { Text = "fetched by fetchmail\r\n.a dot line\r\n" }));
+            await smtp.DisconnectAsync(quit: true);
+        }
+
+        var served = await imap.WaitForFirstMessageAsync(Patience, () => mailmesh.Output);
+        Assert.Contains("\r\n\r\nfetched by fetchmail\r\n.a dot line\r\n", Encoding.UTF8.GetString(served), StringComparison.Ordinal);
+
+        var home = _workingDirectory.CreateSubdirectory("fetchmail-home");
+        var runControl = Path.Combine(home.FullName, "fetchmailrc");
+        await File.WriteAllTextAsync(runControl, "poll 127.0.0.1 user \"alice@mail.test\" password \"alice-password\" no stripcr\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            // fetchmail refuses a run-control file that others may read (it holds a password).
+            File.SetUnixFileMode(runControl, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        foreach (var (protocol, port) in new[] { ("POP3", pop3Port), ("IMAP", imapPort) })
+        {
+            var mailbox = Path.Combine(home.FullName, protocol + ".eml");
+            var (exit, output) = await FetchmailAsync(home.FullName,
+            [
+                "-f", runControl, "-v", "--nosyslog", "--invisible", "-p", protocol, "-P", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--sslproto", "tls1.2+", "--nosslcertck", "--keep", "--all", "--mda", $"cat > {mailbox}", "127.0.0.1",
+            ]);
+            Assert.True(exit == 0, $"fetchmail ({protocol}) exited with {exit}:\n{output}");
+            Assert.Contains("upgrade to TLS succeeded", output, StringComparison.Ordinal);
+            Assert.Equal(served, await File.ReadAllBytesAsync(mailbox));
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> FetchmailAsync(string home, string[] arguments)
+    {
+        const string Fetchmail = "/usr/bin/fetchmail";
+        Assert.True(File.Exists(Fetchmail), "fetchmail is not installed: this test needs the Debian package 'fetchmail' (./test.sh installs it through deploy/scripts/deps.sh with MAILMESH_TEST_TOOLS=1)");
+        var start = new System.Diagnostics.ProcessStartInfo(Fetchmail) { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.Environment["HOME"] = home;
+        start.Environment["FETCHMAILHOME"] = home;
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = System.Diagnostics.Process.Start(start) ?? throw new InvalidOperationException("fetchmail did not start");
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(Patience);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("fetchmail did not finish: " + await output + await error);
+        }
+
+        return (process.ExitCode, await output + await error);
     }
 
     private IHost ReadStore()
