@@ -1064,6 +1064,37 @@ public abstract class SpoolContractTests : IAsyncLifetime
 public sealed class PostgresSpoolTests : SpoolContractTests
 {
     protected override async Task<Stores> CreateStoresAsync() => await PostgresStores.CreateAsync();
+
+    [Fact]
+    public async Task A_body_in_a_file_goes_to_PostgreSQL_as_a_memory_map_never_as_a_stream()
+    {
+        // Npgsql copies a Stream parameter into a growing MemoryStream (about 128 MiB of heap for 35 MB), which ran the
+        // distributed Ingress out of memory under the chart's limit with 50 large messages at once (issue 7 §3).
+        var bytes = new byte[(3 * 1024 * 1024) + 5];
+        new Random(5).NextBytes(bytes);
+        var path = Path.Combine(Path.GetTempPath(), "mailmesh-tests-" + Guid.NewGuid().ToString("N"));
+        await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 4096, FileOptions.DeleteOnClose);
+        await file.WriteAsync(new byte[100]); // the content starts at an offset, as a body after a rewritten header does
+        await file.WriteAsync(bytes);
+        await file.FlushAsync();
+        var maps = 0;
+        var source = new MessageContentSource(bytes.Length, () => throw new InvalidOperationException("the stream must not be opened"))
+        {
+            Map = () =>
+            {
+                maps++;
+                return new MailMesh.Storage.Content.MappedContent(file, 100, bytes.Length);
+            },
+        };
+
+        var message = Message("a@example.com") with { Content = ReadOnlyMemory<byte>.Empty, ContentSource = source };
+
+        Assert.True(await Spool.StoreAsync(message, CancellationToken.None));
+
+        Assert.Equal(1, maps);
+        var stored = await Spool.GetMessageAsync(message.Id, CancellationToken.None);
+        Assert.True(bytes.AsSpan().SequenceEqual(stored!.Content.Span));
+    }
 }
 
 public sealed class SqliteSpoolTests : SpoolContractTests

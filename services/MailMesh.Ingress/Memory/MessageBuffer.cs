@@ -99,7 +99,10 @@ internal sealed class MessageBuffer : IBufferWriter<byte>, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         var length = _fileLength - offset;
         var handle = file.SafeFileHandle;
-        return new MessageContentSource(length, () => new SpillReadStream(handle, length, offset));
+        return new MessageContentSource(length, () => new SpillReadStream(handle, length, offset))
+        {
+            Map = () => new MappedContent(file, offset, length),
+        };
     }
 
     /// <summary>

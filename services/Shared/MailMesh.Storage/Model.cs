@@ -93,7 +93,16 @@ public sealed record NewMessage
 /// yields exactly <see cref="Length"/> bytes. A store may open it more than once (a retried transaction); it disposes
 /// every stream it opens, and never keeps one past <see cref="ISpool.StoreAsync"/>.
 /// </summary>
-public sealed record MessageContentSource(long Length, Func<Stream> Open);
+public sealed record MessageContentSource(long Length, Func<Stream> Open)
+{
+    /// <summary>
+    /// For content in a file: the same octets as one memory map, which the store prefers where its driver would
+    /// otherwise buffer a stream whole (Npgsql 10 copies a bytea <see cref="Stream"/> parameter into a growing
+    /// MemoryStream: about 128 MiB of heap for a 35 MB message; a <see cref="ReadOnlyMemory{T}"/> parameter is written
+    /// in pieces). The store disposes every map it makes before <see cref="ISpool.StoreAsync"/> returns.
+    /// </summary>
+    public Func<Content.MappedContent>? Map { get; init; }
+}
 
 public sealed record StoredMessage
 {

@@ -20,6 +20,12 @@ public sealed unsafe class MappedContent : MemoryManager<byte>
 
     /// <summary>Maps the first <paramref name="length"/> octets of <paramref name="file"/> (which stays open and owned by the caller).</summary>
     public MappedContent(FileStream file, long length)
+        : this(file, 0, length)
+    {
+    }
+
+    /// <summary>Maps <paramref name="length"/> octets of <paramref name="file"/> from <paramref name="offset"/> on.</summary>
+    public MappedContent(FileStream file, long offset, long length)
     {
         _length = checked((int)length);
         if (_length == 0)
@@ -29,7 +35,7 @@ public sealed unsafe class MappedContent : MemoryManager<byte>
         }
 
         _map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-        _view = _map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+        _view = _map.CreateViewAccessor(offset, length, MemoryMappedFileAccess.Read);
         byte* pointer = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
         _pointer = pointer + _view.PointerOffset;

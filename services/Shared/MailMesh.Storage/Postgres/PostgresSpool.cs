@@ -304,9 +304,12 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
         var receivedAt = StoreArguments.Truncate(message.ReceivedAt);
 
-        // A streamed body goes to the server as the bytea parameter's stream (Npgsql writes it in pieces, never
-        // whole in memory); disposed after the command.
-        await using var contentStream = message.ContentSource?.Open();
+        // A body in a file goes to the server as a memory map of it (a ReadOnlyMemory parameter, which Npgsql writes in
+        // pieces): Npgsql copies a Stream parameter into a MemoryStream first, which held a 35 MB message on the heap
+        // several times over and ran a distributed Ingress out of memory under the chart's limit (issue 7 §3). A source
+        // that cannot be mapped still goes as a stream. Both are disposed after the command.
+        using var mapped = message.ContentSource?.Map?.Invoke();
+        await using var contentStream = mapped is null ? message.ContentSource?.Open() : null;
         await using var batch = dataSource.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
         var insert = new NpgsqlBatchCommand(StoreSql);
@@ -314,7 +317,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         p.Add(new NpgsqlParameter<Guid>("id", message.Id));
         p.Add(new NpgsqlParameter<string>("sender", message.Sender));
         p.Add(contentStream is null
-            ? new NpgsqlParameter<ReadOnlyMemory<byte>>("content", NpgsqlDbType.Bytea) { TypedValue = message.Content }
+            ? new NpgsqlParameter<ReadOnlyMemory<byte>>("content", NpgsqlDbType.Bytea) { TypedValue = mapped?.Memory ?? message.Content }
             : new NpgsqlParameter<Stream>("content", NpgsqlDbType.Bytea) { TypedValue = contentStream, Size = checked((int)message.ContentLength) });
         p.Add(new NpgsqlParameter<long>("size", message.ContentLength));
         p.Add(new NpgsqlParameter<DateTimeOffset>("received_at", receivedAt));
