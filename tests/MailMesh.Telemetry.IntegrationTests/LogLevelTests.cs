@@ -20,7 +20,7 @@ public sealed class LogLevelTests
     private static readonly HashSet<string> InformationEvents =
     [
         "MailMesh.Ingress:1006", // session closed for shutdown (only while stopping)
-        "MailMesh.Ingress:1030", // TLS certificate loaded (start-up, reload)
+        "MailMesh.ServiceDefaults:1030", // TLS certificate loaded (start-up, reload; Ingress and Mailbox)
         "MailMesh.Policy:2010", // suppression added through the admin API
         "MailMesh.Policy:2011", // suppression removed through the admin API
         "MailMesh.Queue:3000", // scheduler started
@@ -28,6 +28,8 @@ public sealed class LogLevelTests
         "MailMesh.Queue:3030", // periodic purge summary
         "MailMesh.Dns:4003", // resolvers (start-up)
         "MailMesh.Standalone:9001", // orphaned leases returned (start-up)
+        "MailMesh.Mailbox:6021", // accounts from configuration written to the mail store (start-up)
+        "MailMesh.Mailbox:6031", // mailbox changed through the admin API
         "MailMesh.Storage:1", // PostgreSQL migration applied
         "MailMesh.Storage:2", // PostgreSQL schema version
         "MailMesh.Storage:11", // SQLite migration applied
@@ -38,6 +40,7 @@ public sealed class LogLevelTests
     [
         "MailMesh.Ingress", "MailMesh.Policy", "MailMesh.Queue", "MailMesh.Dns", "MailMesh.Delivery",
         "MailMesh.Standalone", "MailMesh.Storage", "MailMesh.Smtp", "MailMesh.ServiceDefaults", "MailMesh.Contracts",
+        "MailMesh.Mailbox",
     ];
 
     private static ILoggerFactory LoggerFactory(WebApplication app) => app.Services.GetRequiredService<ILoggerFactory>();

@@ -12,7 +12,7 @@ internal static partial class MailboxProtocolLog
     [LoggerMessage(9102, LogLevel.Warning, "{Protocol} client {Client} pipelined octets after STARTTLS; discarded (CVE-2011-0411)")]
     public static partial void DiscardedAfterStartTls(ILogger logger, string protocol, string client);
 
-    [LoggerMessage(9103, LogLevel.Information, "{Protocol} login from {Client} failed: {Outcome}")]
+    [LoggerMessage(9103, LogLevel.Warning, "{Protocol} login from {Client} failed: {Outcome}")]
     public static partial void LoginFailed(ILogger logger, string protocol, string client, string outcome);
 
     [LoggerMessage(9104, LogLevel.Debug, "{Protocol} login from {Client} as {Account}")]
