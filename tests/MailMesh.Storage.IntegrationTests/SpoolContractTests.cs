@@ -1065,8 +1065,10 @@ public sealed class PostgresSpoolTests : SpoolContractTests
 {
     protected override async Task<Stores> CreateStoresAsync() => await PostgresStores.CreateAsync();
 
-    [Fact]
-    public async Task A_body_in_a_file_goes_to_PostgreSQL_as_a_memory_map_never_as_a_stream()
+    [Theory]
+    [InlineData("")]
+    [InlineData("Received: from client\r\nSubject: rewritten\r\n")]
+    public async Task A_body_in_a_file_goes_to_PostgreSQL_as_a_memory_map_never_as_a_stream(string prefix)
     {
         // Npgsql copies a Stream parameter into a growing MemoryStream (about 128 MiB of heap for 35 MB), which ran the
         // distributed Ingress out of memory under the chart's limit with 50 large messages at once (issue 7 §3).
@@ -1078,8 +1080,10 @@ public sealed class PostgresSpoolTests : SpoolContractTests
         await file.WriteAsync(bytes);
         await file.FlushAsync();
         var maps = 0;
-        var source = new MessageContentSource(bytes.Length, () => throw new InvalidOperationException("the stream must not be opened"))
+        var head = System.Text.Encoding.ASCII.GetBytes(prefix);
+        var source = new MessageContentSource(head.Length + bytes.Length, () => throw new InvalidOperationException("the stream must not be opened"))
         {
+            MappedPrefix = head, // e.g. the Received header and a rewritten header section before a spilled HTTP body
             Map = () =>
             {
                 maps++;
@@ -1093,7 +1097,8 @@ public sealed class PostgresSpoolTests : SpoolContractTests
 
         Assert.Equal(1, maps);
         var stored = await Spool.GetMessageAsync(message.Id, CancellationToken.None);
-        Assert.True(bytes.AsSpan().SequenceEqual(stored!.Content.Span));
+        Assert.True(head.Concat(bytes).ToArray().AsSpan().SequenceEqual(stored!.Content.Span));
+        Assert.Equal(head.Length + bytes.Length, (await Spool.GetStatusAsync(message.Id, CancellationToken.None))!.Size);
     }
 }
 

@@ -72,7 +72,12 @@ internal sealed class MessageAcceptor(
             source = tail is null
                 ? new MessageContentSource(header.Length + body.Length, () => new PrefixedContentStream(header, body))
                 : new MessageContentSource(header.Length + body.Length + tail.Length,
-                    () => new ConcatenatedContentStream(new PrefixedContentStream(header, body), tail.Open()));
+                    () => new ConcatenatedContentStream(new PrefixedContentStream(header, body), tail.Open()))
+                {
+                    // A spilled tail can also go as a map behind the (small) header and rewritten header section.
+                    Map = tail.Map is null || tail.MappedPrefix.Length > 0 ? null : tail.Map,
+                    MappedPrefix = tail.Map is null || tail.MappedPrefix.Length > 0 ? ReadOnlyMemory<byte>.Empty : Concat(header, body.Span),
+                };
             content = ReadOnlyMemory<byte>.Empty;
             received = 1 + TraceHeaders.CountReceived(body.Span);
         }
@@ -249,6 +254,15 @@ internal sealed class MessageAcceptor(
     }
 
     private const int HeadForLoopCheck = 256 * 1024;
+
+    /// <summary>Two small in-memory parts as one array (the Received header and a rewritten header section).</summary>
+    private static byte[] Concat(byte[] first, ReadOnlySpan<byte> second)
+    {
+        var both = new byte[first.Length + second.Length];
+        first.CopyTo(both, 0);
+        second.CopyTo(both.AsSpan(first.Length));
+        return both;
+    }
 
     private byte[] ReceivedHeaderFor(AcceptRequest request, Guid messageId, DateTimeOffset receivedAt)
     {

@@ -102,6 +102,12 @@ public sealed record MessageContentSource(long Length, Func<Stream> Open)
     /// in pieces). The store disposes every map it makes before <see cref="ISpool.StoreAsync"/> returns.
     /// </summary>
     public Func<Content.MappedContent>? Map { get; init; }
+
+    /// <summary>
+    /// With <see cref="Map"/>: the octets that come before the mapped ones (a header section written in front of a
+    /// spilled body), small and in memory; the content is this followed by the map.
+    /// </summary>
+    public ReadOnlyMemory<byte> MappedPrefix { get; init; }
 }
 
 public sealed record StoredMessage

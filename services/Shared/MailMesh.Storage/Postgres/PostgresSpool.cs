@@ -18,7 +18,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         WITH message AS (
             INSERT INTO spool.messages (id, sender, content, size, received_at, origin, client_address, client_helo,
                 auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, completed_at)
-            VALUES (@id, @sender, @content, @size, @received_at, @origin, @client_address, @client_helo,
+            VALUES (@id, @sender, @content_prefix || @content, @size, @received_at, @origin, @client_address, @client_helo,
                 @auth_user, @body_type, @smtputf8, @requiretls, @envid, @ret, @trace_parent, @completed_at)
             ON CONFLICT (id) DO NOTHING
             RETURNING id
@@ -316,6 +316,10 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         var p = insert.Parameters;
         p.Add(new NpgsqlParameter<Guid>("id", message.Id));
         p.Add(new NpgsqlParameter<string>("sender", message.Sender));
+        p.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("content_prefix", NpgsqlDbType.Bytea)
+        {
+            TypedValue = mapped is null ? ReadOnlyMemory<byte>.Empty : message.ContentSource!.MappedPrefix,
+        });
         p.Add(contentStream is null
             ? new NpgsqlParameter<ReadOnlyMemory<byte>>("content", NpgsqlDbType.Bytea) { TypedValue = mapped?.Memory ?? message.Content }
             : new NpgsqlParameter<Stream>("content", NpgsqlDbType.Bytea) { TypedValue = contentStream, Size = checked((int)message.ContentLength) });
