@@ -36,7 +36,12 @@ http_port() { # instance -> its HTTP port
 
 start() {
   mkdir -p "$run_dir"
+  # deps.sh starts the local servers and prints their connection strings; ones already set (the load tool's private
+  # database and virtual host) are kept.
+  local spool="${ConnectionStrings__Spool-}" rabbit="${ConnectionStrings__RabbitMq-}"
   eval "$("$root/deploy/scripts/deps.sh" | grep '^ConnectionStrings__' | sed 's/^/export "/; s/$/"/')"
+  [ -n "$spool" ] && export ConnectionStrings__Spool="$spool"
+  [ -n "$rabbit" ] && export ConnectionStrings__RabbitMq="$rabbit"
   if [ "${MAILMESH_NO_BUILD:-0}" != "1" ]; then
     dotnet build "$root/MailMesh.sln" -c Release --nologo -v q -clp:ErrorsOnly
   fi

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using MailMesh.Contracts;
+using MailMesh.ServiceDefaults;
 using MassTransit;
 using Microsoft.Extensions.Options;
 
@@ -15,7 +16,7 @@ internal sealed class MxCache(IRequestClient<ResolveMx> resolver, DeliveryMetric
 {
     private readonly DeliveryOptions _options = options.Value;
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Lazy<Task<MxResolved>>> _inFlight = new(StringComparer.Ordinal);
+    private readonly SingleFlight<string, MxResolved> _inFlight = new(StringComparer.Ordinal);
 
     /// <summary>Entries held now (tests and diagnostics).</summary>
     internal int Count => _entries.Count;
@@ -39,23 +40,8 @@ internal sealed class MxCache(IRequestClient<ResolveMx> resolver, DeliveryMetric
         }
 
         metrics.MxLookup("miss");
-        var candidate = new Lazy<Task<MxResolved>>(() => AskAsync(key), LazyThreadSafetyMode.ExecutionAndPublication);
-        var shared = _inFlight.GetOrAdd(key, candidate);
-        if (ReferenceEquals(shared, candidate))
-        {
-            _ = candidate.Value.ContinueWith(
-                static (_, state) =>
-                {
-                    var (inFlight, key, lazy) = ((ConcurrentDictionary<string, Lazy<Task<MxResolved>>>, string, Lazy<Task<MxResolved>>))state!;
-                    inFlight.TryRemove(KeyValuePair.Create(key, lazy));
-                },
-                (_inFlight, key, candidate),
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
-        }
-
-        var answer = await shared.Value.WaitAsync(cancellationToken);
+        var shared = _inFlight.RunAsync(key, AskAsync);
+        var answer = await shared.WaitAsync(cancellationToken);
         return answer with { Domain = domain, Hosts = MxHostOrder.ShuffleEqualPreferences(answer.Hosts) };
     }
 

@@ -6,6 +6,7 @@ using System.Text;
 using DnsClient;
 using DnsClient.Protocol;
 using MailMesh.Contracts;
+using MailMesh.ServiceDefaults;
 using MailMesh.Smtp;
 using Microsoft.Extensions.Options;
 
@@ -28,7 +29,7 @@ internal sealed class MxResolver : IDisposable
     private readonly DnsMetrics _metrics;
     private readonly ILogger<MxResolver> _logger;
     private readonly ConcurrentDictionary<string, CacheEntry> _cache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Lazy<Task<Lookup>>> _inFlight = new(StringComparer.Ordinal);
+    private readonly SingleFlight<string, Lookup> _inFlight = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
     private readonly Lock _evictionGate = new();
 
@@ -81,23 +82,8 @@ internal sealed class MxResolver : IDisposable
         // Coalesce: the first caller starts the lookup, later callers for the same domain await the same task. The
         // lookup runs on the resolver's own lifetime, not the first caller's token, so one caller giving up does not
         // fail the others; each caller's wait honours its own token.
-        var candidate = new Lazy<Task<Lookup>>(() => LookupAndCacheAsync(key), LazyThreadSafetyMode.ExecutionAndPublication);
-        var shared = _inFlight.GetOrAdd(key, candidate);
-        if (ReferenceEquals(shared, candidate))
-        {
-            _ = candidate.Value.ContinueWith(
-                static (_, state) =>
-                {
-                    var (inFlight, key, lazy) = ((ConcurrentDictionary<string, Lazy<Task<Lookup>>>, string, Lazy<Task<Lookup>>))state!;
-                    inFlight.TryRemove(KeyValuePair.Create(key, lazy));
-                },
-                (_inFlight, key, candidate),
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
-        }
-
-        var lookup = await shared.Value.WaitAsync(cancellationToken);
+        var shared = _inFlight.RunAsync(key, LookupAndCacheAsync);
+        var lookup = await shared.WaitAsync(cancellationToken);
         return Respond(domain, lookup, fromCache: false, lookup.Ttl, activity);
     }
 

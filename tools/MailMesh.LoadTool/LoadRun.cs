@@ -38,6 +38,9 @@ internal sealed record RunResult
     /// <summary>RabbitMQ node-wide: published by clients and delivered to consumers, or null.</summary>
     public RabbitMqCounters.Totals? RabbitMq { get; init; }
 
+    /// <summary>What PostgreSQL did in the target's own database during the run, or null.</summary>
+    public PostgresCounters.Totals? Postgres { get; init; }
+
     /// <summary>Virtual hosts other than ours with connections after the run (node-wide counters include them).</summary>
     public IReadOnlyDictionary<string, int> OtherVirtualHosts { get; init; } = new Dictionary<string, int>();
 
@@ -99,6 +102,7 @@ internal static class LoadRun
 
         RabbitMqCounters.Totals? rabbitBefore = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
         var transitBefore = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
+        var postgresBefore = await PostgresCounters.ReadAsync(target.PostgresDatabase);
         var loadBefore = LoadAverage();
 
         using var timeout = new CancellationTokenSource(options.Timeout);
@@ -156,7 +160,13 @@ internal static class LoadRun
         var loadAfter = LoadAverage();
         var transitAfter = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
         RabbitMqCounters.Totals? rabbitAfter = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
-        var otherVhosts = target.UsesRabbitMq ? await RabbitMqCounters.OtherVirtualHostsAsync("/") : new Dictionary<string, int>();
+        if (target.PostgresDatabase is not null)
+        {
+            await Task.Delay(1100, CancellationToken.None); // PostgreSQL flushes backends' statistics at most once a second
+        }
+
+        var postgresAfter = await PostgresCounters.ReadAsync(target.PostgresDatabase);
+        var otherVhosts = target.UsesRabbitMq ? await RabbitMqCounters.OtherVirtualHostsAsync(target.VirtualHost) : new Dictionary<string, int>();
 
         return new RunResult
         {
@@ -179,6 +189,7 @@ internal static class LoadRun
             MassTransitReceived = transitBefore is { } tb && transitAfter is { } ta ? ta - tb : null,
             RabbitMq = rabbitBefore is { } rb && rabbitAfter is { } ra ? new RabbitMqCounters.Totals(ra.Published - rb.Published, ra.Delivered - rb.Delivered) : null,
             OtherVirtualHosts = otherVhosts,
+            Postgres = postgresBefore is { } pb && postgresAfter is { } pa ? pa - pb : null,
             LoadBefore = loadBefore,
             LoadAfter = loadAfter,
             Error = error,

@@ -38,6 +38,12 @@ internal static class Report
 
         text.AppendLine("| **total** | " + string.Join(" | ", runs.Select(r => "**" + PerThousand(r, r.Cpu.Sum(c => c.Seconds)) + "**")) + " |");
         text.AppendLine("| CPU s in the run | " + string.Join(" | ", runs.Select(r => F(r.Cpu.Sum(c => c.Seconds)))) + " |");
+        foreach (var (r, i) in runs.Select((r, i) => (r, i)).Where(x => x.r.Postgres is not null && x.r.Accepted > 0))
+        {
+            text.AppendLine();
+            text.AppendLine($"PostgreSQL per accepted mail, #{i + 1} {r.Kind} (its own database): {r.Postgres!.PerMail(r.Accepted)}");
+        }
+
         foreach (var r in runs.Where(r => r.OtherVirtualHosts.Count > 0))
         {
             text.AppendLine();

@@ -4,6 +4,8 @@ using System.Net;
 using System.Net.Sockets;
 using MailMesh.Testing.Infrastructure;
 using MailMesh.Testing.Postfix;
+using MailMesh.Testing.Postgres;
+using MailMesh.Testing.RabbitMq;
 
 namespace MailMesh.LoadTool;
 
@@ -39,6 +41,12 @@ internal sealed class Target : IAsyncDisposable
 
     /// <summary>Whether the target's bus is the shared RabbitMQ (its counters then mean something).</summary>
     public bool UsesRabbitMq { get; private init; }
+
+    /// <summary>The target's own PostgreSQL database (distributed), whose statistics the run reads.</summary>
+    public string? PostgresDatabase { get; private init; }
+
+    /// <summary>The RabbitMQ virtual host the target's services use.</summary>
+    public string VirtualHost { get; private init; } = "/";
 
     /// <param name="extra">Further settings for every service (the memory scenarios raise connection limits).</param>
     public static async Task<Target> StartAsync(LoadOptions options, IPEndPoint dns, int sinkPort, IReadOnlyDictionary<string, string>? extra = null)
@@ -99,6 +107,12 @@ internal sealed class Target : IAsyncDisposable
                     var smtpPort = LoopbackPort.Free();
                     settings["MAILMESH_SMTP"] = $"127.0.0.1:{smtpPort}";
                     settings["MAILMESH_NO_BUILD"] = "1";
+                    // A database and a virtual host of its own: mail left queued by an earlier run (or a test) on the
+                    // shared ones would be delivered to this run's sink and counted, and its rows would slow the claims.
+                    var database = await TestDatabase.CreateAsync("mailmesh_load");
+                    var virtualHost = await TestVirtualHost.CreateAsync();
+                    settings["ConnectionStrings__Spool"] = database.ConnectionString;
+                    settings["ConnectionStrings__RabbitMq"] = virtualHost.Uri.ToString();
                     settings["MAILMESH_DELIVERY_REPLICAS"] = options.DeliveryReplicas.ToString(CultureInfo.InvariantCulture);
                     var script = Path.Combine(options.RepositoryRoot, "deploy/scripts/run-distributed.sh");
                     var start = StartProcess(script, "start", settings, inheritOutput: true);
@@ -121,12 +135,16 @@ internal sealed class Target : IAsyncDisposable
                     {
                         using var stop = StartProcess(script, "stop", settings, inheritOutput: true);
                         await stop.WaitForExitAsync();
+                        await virtualHost.DisposeAsync();
+                        await database.DisposeAsync();
                     })
                     {
                         Kind = "distributed",
                         Processes = processes,
                         MetricsEndpoints = [.. instances.Select(i => new Uri($"http://127.0.0.1:{httpBase + i.Offset}/metrics"))],
                         UsesRabbitMq = true,
+                        VirtualHost = virtualHost.Name,
+                        PostgresDatabase = database.ConnectionString,
                     };
                 }
 
