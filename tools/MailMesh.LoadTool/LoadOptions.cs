@@ -80,7 +80,7 @@ internal sealed record LoadOptions
                 "--root" => options with { RepositoryRoot = Path.GetFullPath(Next()) },
                 "--repeat" => options with { Repeat = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
-                _ => throw new ArgumentException($"unknown option {args[i]}; see tools/MailMesh.LoadTool/README.md"),
+                _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
         }
 

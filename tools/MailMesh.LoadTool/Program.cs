@@ -21,7 +21,18 @@ if (args.Contains("--chaos"))
     return await ChaosCommand.RunAsync(args);
 }
 
-var options = LoadOptions.Parse(args);
+LoadOptions options;
+try
+{
+    options = LoadOptions.Parse(args);
+}
+catch (Exception ex) when (ex is ArgumentException or FormatException or OverflowException)
+{
+    // Bad input gets a clear answer, not a stack trace.
+    await Console.Error.WriteLineAsync($"load: {ex.Message} (options: tools/MailMesh.LoadTool/README.md)");
+    return 2;
+}
+
 if (options.MemoryScenario is { } memoryScenario)
 {
     return await MemoryScenario.RunAsync(options, memoryScenario);
