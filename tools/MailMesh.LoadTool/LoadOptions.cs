@@ -21,6 +21,9 @@ internal sealed record LoadOptions
 
     /// <summary>How long the counting sink waits before its reply to the end of data: a latency-bound destination.</summary>
     public TimeSpan SinkLatency { get; init; }
+    /// <summary>Messages sent (and waited for at the sink) before the measured run, so that it measures steady state, not JIT.</summary>
+    public int Warmup { get; init; }
+
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Drive the target with Debian's smtp-source instead of the built-in client.</summary>
@@ -79,9 +82,15 @@ internal sealed record LoadOptions
                 "--recipients" => options with { Recipients = Next() },
                 "--root" => options with { RepositoryRoot = Path.GetFullPath(Next()) },
                 "--repeat" => options with { Repeat = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--warmup" => options with { Warmup = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
+        }
+
+        if (options.Warmup < 0 || (options.Warmup > 0 && options.Warmup < options.Connections))
+        {
+            throw new ArgumentException("--warmup is 0 or at least --connections");
         }
 
         if (options.Messages < options.Connections || options.Connections < 1)

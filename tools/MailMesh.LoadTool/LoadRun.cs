@@ -100,6 +100,25 @@ internal static class LoadRun
             ledger.AddTree("sink: smtp-sink", sinkPid);
         }
 
+        // Warm-up: the same load, unmeasured, until the sink has all of it. A .NET service compiles its hot code again
+        // (tiered JIT) during its first minutes under load; this measures what it does after that, as a server that runs
+        // for days does. The ledger starts after it, and the sink's counts are taken relative to it.
+        var baseline = 0L;
+        if (options.Warmup > 0)
+        {
+            using var warmupTimeout = new CancellationTokenSource(options.Timeout);
+            var warmupTotal = options.Warmup / options.Connections * options.Connections;
+            await SendAsync(options, target, warmupTotal, connectionOffset: options.Connections, warmupTimeout.Token);
+            while (sink.UniqueMessages < warmupTotal && !warmupTimeout.IsCancellationRequested)
+            {
+                await Task.Delay(20, CancellationToken.None);
+            }
+
+            await Task.Delay(1000, CancellationToken.None); // the results and events of the last ones
+            baseline = sink.UniqueMessages;
+            Console.WriteLine($"load: {options.Target}: warm-up of {warmupTotal} messages done ({baseline} at the sink)");
+        }
+
         RabbitMqCounters.Totals? rabbitBefore = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
         var transitBefore = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
         var postgresBefore = await PostgresCounters.ReadAsync(target.PostgresDatabase);
@@ -108,35 +127,13 @@ internal static class LoadRun
         using var timeout = new CancellationTokenSource(options.Timeout);
         ledger.Start();
         var started = Stopwatch.GetTimestamp();
-        int accepted, refused;
-        double[] latencies;
-        string? error = null;
-        if (options.SmtpSource)
-        {
-            var (succeeded, errors) = await SmtpSourceClient.RunAsync(SmtpSourceClient.Arguments(options, target.Host, target.Port, total), timeout.Token);
-            accepted = succeeded ? total : 0;
-            refused = succeeded ? 0 : total;
-            latencies = [];
-            if (!succeeded)
-            {
-                error = "smtp-source failed: " + errors;
-            }
-        }
-        else
-        {
-            var body = SmtpLoadClient.BuildBody(options.Size);
-            var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
-                Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(index, perConnection, body, "load.test", options.Recipients == "single", timeout.Token))));
-            latencies = [.. results.SelectMany(r => r.LatenciesMs).Order()];
-            accepted = latencies.Length;
-            refused = results.Sum(r => r.Rejected);
-        }
+        var (accepted, refused, latencies, error) = await SendAsync(options, target, total, connectionOffset: 0, timeout.Token);
 
         var acceptSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        var deliveredAtAcceptEnd = sink.UniqueMessages;
+        var deliveredAtAcceptEnd = sink.UniqueMessages - baseline;
 
         // End to end: until the sink holds every accepted message (or the timeout).
-        while (sink.UniqueMessages < accepted && !timeout.IsCancellationRequested)
+        while (sink.UniqueMessages - baseline < accepted && !timeout.IsCancellationRequested)
         {
             await Task.Delay(20, CancellationToken.None);
         }
@@ -181,9 +178,9 @@ internal static class LoadRun
             Refused = refused,
             AcceptSeconds = acceptSeconds,
             LatenciesMs = latencies,
-            Delivered = sink.UniqueMessages,
+            Delivered = sink.UniqueMessages - baseline,
             DeliveredWhenClientDone = deliveredAtAcceptEnd,
-            DeliveredWithDuplicates = sink.Messages,
+            DeliveredWithDuplicates = sink.Messages - baseline,
             EndToEndSeconds = sink.LastArrival == 0 ? double.NaN : Stopwatch.GetElapsedTime(started, sink.LastArrival).TotalSeconds,
             Cpu = cpu,
             MassTransitReceived = transitBefore is { } tb && transitAfter is { } ta ? ta - tb : null,
@@ -194,6 +191,26 @@ internal static class LoadRun
             LoadAfter = loadAfter,
             Error = error,
         };
+    }
+
+    /// <summary>
+    /// <paramref name="total"/> messages over options.Connections connections, by smtp-source or the built-in client
+    /// (whose message tokens carry the connection index: <paramref name="connectionOffset"/> keeps the warm-up's apart).
+    /// </summary>
+    private static async Task<(int Accepted, int Refused, double[] LatenciesMs, string? Error)> SendAsync(LoadOptions options, Target target, int total, int connectionOffset, CancellationToken cancellationToken)
+    {
+        if (options.SmtpSource)
+        {
+            var (succeeded, errors) = await SmtpSourceClient.RunAsync(SmtpSourceClient.Arguments(options, target.Host, target.Port, total), cancellationToken);
+            return (succeeded ? total : 0, succeeded ? 0 : total, [], succeeded ? null : "smtp-source failed: " + errors);
+        }
+
+        var perConnection = total / options.Connections;
+        var body = SmtpLoadClient.BuildBody(options.Size);
+        var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
+            Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(connectionOffset + index, perConnection, body, "load.test", options.Recipients == "single", cancellationToken))));
+        double[] latencies = [.. results.SelectMany(r => r.LatenciesMs).Order()];
+        return (latencies.Length, results.Sum(r => r.Rejected), latencies, null);
     }
 
     /// <summary>The 1-minute load average (what <c>uptime</c> prints first).</summary>
