@@ -30,24 +30,7 @@ internal sealed class SpilledLiteral : IDisposable
 
     public static SpilledLiteral Create(string directory, long length)
     {
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, $"append-{Guid.NewGuid():N}.eml");
-        var file = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.ReadWrite,
-            Share = FileShare.None,
-            Options = FileOptions.DeleteOnClose | FileOptions.Asynchronous,
-            BufferSize = 64 * 1024,
-            PreallocationSize = length,
-        });
-
-        // Unix: unlinked at once, so nothing is left behind even if the process is killed mid-APPEND.
-        if (!OperatingSystem.IsWindows())
-        {
-            File.Delete(path);
-        }
-
+        var file = SpillFile.Create(directory, $"append-{Guid.NewGuid():N}.eml", length, 64 * 1024);
         return new SpilledLiteral(file, length);
     }
 

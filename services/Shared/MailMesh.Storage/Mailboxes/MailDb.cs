@@ -116,7 +116,7 @@ internal sealed partial class SqliteDialect(DbConnection connection, DbTransacti
         if (content.Length <= ParameterLimit)
         {
             await using var small = Command(MailSql.InsertBody)
-                .With("@spool_message_id", spoolId).With("@content", content.ToArray()).With("@size", (long)content.Length);
+                .With("@spool_message_id", spoolId).With("@content", WholeArray(content)).With("@size", (long)content.Length);
             return (await small.ScalarInt64Async())!.Value;
         }
 
@@ -130,6 +130,12 @@ internal sealed partial class SqliteDialect(DbConnection connection, DbTransacti
 
         return id;
     }
+
+    /// <summary>The spool hands over its own array: bind it as it is rather than copy it.</summary>
+    private static byte[] WholeArray(ReadOnlyMemory<byte> memory) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : memory.ToArray();
 
     [GeneratedRegex(@"= ANY\(@(\w+)\)")]
     private static partial Regex AnyArray();
