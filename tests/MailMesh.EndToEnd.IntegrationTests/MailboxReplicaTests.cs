@@ -27,10 +27,7 @@ public sealed class MailboxReplicaTests
     [Fact]
     public async Task IDLE_on_one_replica_sees_deliveries_flags_and_expunges_made_through_another()
     {
-        await using var mesh = await Mesh.CreateAsync();
-        mesh.Settings["Policy:MailboxDomains"] = Domain;
-        mesh.Settings["Mailbox:HostName"] = HostName;
-        mesh.Settings["Mailbox:Tls:SelfSigned"] = "true";
+        await using var mesh = await Mesh.CreateWithMailboxDomainAsync(Domain, HostName);
         mesh.Settings["Mailbox:Users:0:Address"] = User;
         mesh.Settings["Mailbox:Users:0:PasswordHash"] = PasswordHash.Create(Password, PasswordHash.MinIterations);
         var imap = new[] { LoopbackPort.Free(), LoopbackPort.Free() };
