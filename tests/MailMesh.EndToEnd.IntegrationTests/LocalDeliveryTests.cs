@@ -20,9 +20,7 @@ public sealed class LocalDeliveryTests
     [Fact]
     public async Task Smtp_in_for_local_and_remote_recipients_is_stored_in_the_mailboxes_and_delivered_by_mx()
     {
-        await using var mesh = await Mesh.CreateAsync();
-        mesh.Settings["Policy:MailboxDomains"] = MailboxDomain;
-        mesh.Settings["Mailbox:HostName"] = "mx.mail.test";
+        await using var mesh = await Mesh.CreateWithMailboxDomainAsync(MailboxDomain, "mx.mail.test");
         mesh.Settings["Mailbox:Users:0:Address"] = "alice@" + MailboxDomain;
         mesh.Settings["Mailbox:Users:1:Address"] = "bob@" + MailboxDomain;
         mesh.Settings["Mailbox:Aliases:0:Address"] = "info@" + MailboxDomain;

@@ -12,4 +12,17 @@ internal static class Mesh
     public const string SenderDomain = DistributedMesh.SenderDomain;
 
     public static Task<DistributedMesh> CreateAsync() => DistributedMesh.CreateAsync("mailmesh_e2e");
+
+    /// <summary>
+    /// A mesh whose Mailbox replicas (when started) are final destination for <paramref name="domain"/>
+    /// (Policy:MailboxDomains), call themselves <paramref name="hostName"/> and serve POP3/IMAP with a self-signed certificate.
+    /// </summary>
+    public static async Task<DistributedMesh> CreateWithMailboxDomainAsync(string domain, string hostName)
+    {
+        var mesh = await CreateAsync();
+        mesh.Settings["Policy:MailboxDomains"] = domain;
+        mesh.Settings["Mailbox:HostName"] = hostName;
+        mesh.Settings["Mailbox:Tls:SelfSigned"] = "true";
+        return mesh;
+    }
 }

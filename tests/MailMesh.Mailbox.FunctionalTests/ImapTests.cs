@@ -3,6 +3,7 @@ using MailKit;
 using MailKit.Net.Imap;
 using MailKit.Search;
 using MailKit.Security;
+using MailMesh.Testing.Imap;
 using MimeKit;
 
 namespace MailMesh.Mailbox.FunctionalTests;
@@ -12,13 +13,8 @@ public sealed class ImapTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
-    private static async Task<ImapClient> ConnectAsync(MailboxHost host)
-    {
-        var client = new ImapClient { ServerCertificateValidationCallback = MailboxHost.IsTestCertificate };
-        await client.ConnectAsync("127.0.0.1", host.Imap.Port, SecureSocketOptions.StartTls);
-        await client.AuthenticateAsync(MailboxHost.User, MailboxHost.Password);
-        return client;
-    }
+    internal static Task<ImapClient> ConnectAsync(MailboxHost host) =>
+        ImapSessions.ConnectAsync(host.Imap.Port, MailboxHost.HostName, MailboxHost.User, MailboxHost.Password);
 
     [Theory]
     [InlineData(false)]
@@ -196,23 +192,12 @@ public sealed class ImapTests
         b.Inbox.CountChanged += (_, _) => arrived.TrySetResult(b.Inbox.Count);
         using var done = new CancellationTokenSource();
         var idle = b.IdleAsync(done.Token);
-        await WaitForIdleAsync(b);
+        await ImapSessions.WaitForIdleAsync(b, Wait);
         await host.DeliverAsync(Samples.Plain.Replace("Hello", "While idling", StringComparison.Ordinal));
         Assert.Equal(2, await arrived.Task.WaitAsync(Wait));
         await done.CancelAsync();
         await idle.WaitAsync(Wait);
         Assert.Equal(2, (await b.Inbox.SearchAsync(SearchQuery.All)).Count);
-    }
-
-    // MailKit has no "IDLE started" event; an IDLE command is in flight once the client reports IsIdle.
-    private static async Task WaitForIdleAsync(ImapClient client)
-    {
-        using var timeout = new CancellationTokenSource(Wait);
-        while (!client.IsIdle)
-        {
-            await Task.Yield();
-            timeout.Token.ThrowIfCancellationRequested();
-        }
     }
 
     [Fact]

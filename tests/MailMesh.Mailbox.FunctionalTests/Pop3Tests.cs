@@ -188,6 +188,12 @@ internal sealed class RawClient : IDisposable
         await _stream.FlushAsync();
     }
 
+    public async Task SendAsync(byte[] octets)
+    {
+        await _stream.WriteAsync(octets);
+        await _stream.FlushAsync();
+    }
+
     public async Task<string> CommandAsync(string line)
     {
         await SendAsync(line + "\r\n");

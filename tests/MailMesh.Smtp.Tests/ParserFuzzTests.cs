@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using MailMesh.Testing.Fuzzing;
 
 namespace MailMesh.Smtp.Tests;
 
@@ -23,42 +24,14 @@ public sealed class ParserFuzzTests
 
     private static readonly byte[] Interesting = [0, (byte)'\r', (byte)'\n', (byte)'.', (byte)'<', (byte)'>', (byte)'@', (byte)'"', (byte)'\\', (byte)'=', (byte)'+', (byte)',', (byte)';', (byte)':', (byte)' ', 0x7F, 0x80, 0xC3, 0xBC, 0xFF, 0xE4];
 
-    private static byte[] Mutate(Random random, byte[] input)
+    /// <summary>The shared mutator with SMTP's fragments: commands of the corpus spliced in, tails cut off.</summary>
+    private static InputMutator Mutator(Random random) => new(random, Interesting)
     {
-        var bytes = new List<byte>(input);
-        var mutations = random.Next(1, 8);
-        for (var m = 0; m < mutations; m++)
-        {
-            var position = bytes.Count == 0 ? 0 : random.Next(bytes.Count);
-            switch (random.Next(6))
-            {
-                case 0 when bytes.Count > 0:
-                    bytes[position] = (byte)random.Next(256);
-                    break;
-                case 1:
-                    bytes.Insert(position, Interesting[random.Next(Interesting.Length)]);
-                    break;
-                case 2 when bytes.Count > 0:
-                    bytes.RemoveAt(position);
-                    break;
-                case 3:
-                    bytes.InsertRange(position, Enumerable.Repeat((byte)random.Next(32, 127), random.Next(1, 700)));
-                    break;
-                case 4:
-                    bytes.InsertRange(position, Encoding.UTF8.GetBytes(Corpus[random.Next(Corpus.Length)]));
-                    break;
-                default:
-                    if (bytes.Count > 1)
-                    {
-                        bytes.RemoveRange(position, random.Next(bytes.Count - position));
-                    }
-
-                    break;
-            }
-        }
-
-        return [.. bytes];
-    }
+        MaxMutations = 7,
+        MaxRun = 700,
+        Fragment = r => Encoding.UTF8.GetBytes(Corpus[r.Next(Corpus.Length)]),
+        Truncates = true,
+    };
 
     /// <summary>One command line through the parser and the parameter interpreters; returns whether it parsed.</summary>
     internal static bool FuzzCommand(ReadOnlySpan<byte> line, bool allowUtf8)
@@ -94,10 +67,11 @@ public sealed class ParserFuzzTests
     public void Mutated_command_lines_end_in_a_command_or_a_syntax_reply()
     {
         var random = new Random(Seed);
+        var mutator = Mutator(random);
         var parsed = 0;
         for (var i = 0; i < 90_000; i++)
         {
-            var line = Mutate(random, Encoding.UTF8.GetBytes(Corpus[random.Next(Corpus.Length)]));
+            var line = mutator.Mutate(Encoding.UTF8.GetBytes(Corpus[random.Next(Corpus.Length)]));
             if (FuzzCommand(line, allowUtf8: random.Next(2) == 0))
             {
                 parsed++;
@@ -128,12 +102,13 @@ public sealed class ParserFuzzTests
     public void Mutated_DATA_streams_end_in_content_or_a_refusal_within_the_size_limit()
     {
         var random = new Random(Seed);
+        var mutator = Mutator(random);
         const int MaxSize = 4096;
         var data = new SmtpDataReader(MaxSize, 1000);
         for (var i = 0; i < 10_000; i++)
         {
             var seed = Encoding.ASCII.GetBytes("Subject: fuzz\r\n\r\nline one\r\n..dot\r\n" + new string('x', random.Next(0, 2000)) + "\r\n.\r\nQUIT\r\n");
-            var stream = Mutate(random, seed);
+            var stream = mutator.Mutate(seed);
             data.Reset();
             var output = new ArrayBufferWriter<byte>();
             var offset = 0;

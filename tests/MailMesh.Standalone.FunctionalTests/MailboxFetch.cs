@@ -2,6 +2,7 @@ using MailKit;
 using MailKit.Net.Imap;
 using MailKit.Net.Pop3;
 using MailKit.Security;
+using MailMesh.Testing.Imap;
 
 namespace MailMesh.Standalone.FunctionalTests;
 
@@ -21,10 +22,8 @@ internal sealed class MailboxFetch : IDisposable
     /// <summary>Logs in over IMAP, selects the (empty) INBOX and IDLEs in it.</summary>
     public static async Task<MailboxFetch> IdleInInboxAsync(int imapPort, string hostName, string user, string password)
     {
-        var imap = new ImapClient { ServerCertificateValidationCallback = (_, certificate, _, _) => certificate?.Subject == "CN=" + hostName };
+        var imap = await ImapSessions.ConnectAsync(imapPort, hostName, user, password);
         var fetch = new MailboxFetch(imap);
-        await imap.ConnectAsync("127.0.0.1", imapPort, SecureSocketOptions.StartTls);
-        await imap.AuthenticateAsync(user, password);
         await imap.Inbox.OpenAsync(FolderAccess.ReadWrite);
         Assert.Equal(0, imap.Inbox.Count);
         imap.Inbox.CountChanged += (_, _) => fetch._arrived.TrySetResult();

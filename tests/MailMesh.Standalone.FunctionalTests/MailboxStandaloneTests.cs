@@ -4,7 +4,6 @@ using System.Text.Json;
 using IMailStore = MailMesh.Storage.IMailStore;
 using MailKit.Net.Smtp;
 using MailMesh.Storage;
-using MailMesh.Testing.Dns;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -17,56 +16,28 @@ namespace MailMesh.Standalone.FunctionalTests;
 /// through the store from the SQLite file, bytes compared with the spool's); the admin API shows the account's usage.
 /// (Bad mailbox settings are rows of <see cref="StandaloneTests"/>' start-up theory.)
 /// </summary>
-public sealed class MailboxStandaloneTests : IAsyncLifetime
+public sealed class MailboxStandaloneTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
-    private readonly DirectoryInfo _workingDirectory = Directory.CreateTempSubdirectory("mailmesh-standalone-mailbox-");
-    private TestDnsServer _dns = null!;
+    private readonly MailboxWorkspace _workspace = new();
+    private readonly string _workingDirectory;
 
-    public Task InitializeAsync()
-    {
-        _dns = TestDnsServer.Start();
-        return Task.CompletedTask;
-    }
+    public MailboxStandaloneTests() => _workingDirectory = _workspace.NewDirectory("mailmesh-standalone-mailbox-");
 
-    public Task DisposeAsync()
-    {
-        _dns.Dispose();
-        _workingDirectory.Delete(recursive: true);
-        return Task.CompletedTask;
-    }
+    public void Dispose() => _workspace.Dispose();
 
-    private Dictionary<string, string> Settings()
+    /// <summary>A standalone final destination for mail.test, alice's password "alice-password", her quota 1,000,000.</summary>
+    private MailboxDestination Destination()
     {
-        var settings = new Dictionary<string, string>
-        {
-            ["Dns:Servers"] = _dns.EndPoint.ToString(),
-            ["Queue:PollInterval"] = "00:00:00.200",
-            ["Policy:MailboxDomains"] = "mail.test",
-            ["Mailbox:HostName"] = "standalone.mail.test",
-            ["Mailbox:Users:0:Address"] = "alice@mail.test",
-            ["Mailbox:Users:0:QuotaBytes"] = "1000000",
-        };
-        TestKeys.AddTo(settings);
-        return settings;
-    }
-
-    /// <summary><see cref="Settings"/> with alice's password ("alice-password") and POP3 and IMAP on free ports.</summary>
-    private (int Pop3Port, int ImapPort, Dictionary<string, string> Settings) ListeningSettings()
-    {
-        var pop3Port = MailMesh.Testing.Infrastructure.LoopbackPort.Free();
-        var imapPort = MailMesh.Testing.Infrastructure.LoopbackPort.Free();
-        var settings = Settings();
-        settings["Mailbox:Users:0:PasswordHash"] = MailMesh.ServiceDefaults.Security.PasswordHash.Create("alice-password", MailMesh.ServiceDefaults.Security.PasswordHash.MinIterations);
-        settings["Mailbox:Pop3Listen"] = $"127.0.0.1:{pop3Port}";
-        settings["Mailbox:ImapListen"] = $"127.0.0.1:{imapPort}";
-        return (pop3Port, imapPort, settings);
+        var destination = _workspace.Destination("mail.test", "standalone.mail.test", "alice@mail.test", "alice-password");
+        destination.Settings["Mailbox:Users:0:QuotaBytes"] = "1000000";
+        return destination;
     }
 
     [Fact]
     public async Task Smtp_in_for_a_mailbox_user_is_stored_in_the_inbox_byte_for_byte()
     {
-        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, Settings());
+        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory, Destination().Settings);
 
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse("app@origin.test"));
@@ -125,8 +96,8 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
     [Fact]
     public async Task Smtp_in_is_fetched_over_IMAP_and_POP3()
     {
-        var (pop3Port, imapPort, settings) = ListeningSettings();
-        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, settings);
+        var (pop3Port, imapPort, settings) = Destination();
+        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory, settings);
 
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse("app@origin.test"));
@@ -168,8 +139,8 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
     [Fact]
     public async Task Fetchmail_fetches_over_POP3_and_IMAP_with_STARTTLS_the_bytes_served()
     {
-        var (pop3Port, imapPort, settings) = ListeningSettings();
-        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, settings);
+        var (pop3Port, imapPort, settings) = Destination();
+        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory, settings);
 
         using var imap = await MailboxFetch.IdleInInboxAsync(imapPort, "standalone.mail.test", "alice@mail.test", "alice-password");
         using (var smtp = new SmtpClient())
@@ -184,7 +155,7 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
         var served = await imap.WaitForFirstMessageAsync(Patience, () => mailmesh.Output);
         Assert.Contains("\r\n\r\nfetched by fetchmail\r\n.a dot line\r\n", Encoding.UTF8.GetString(served), StringComparison.Ordinal);
 
-        var home = _workingDirectory.CreateSubdirectory("fetchmail-home");
+        var home = Directory.CreateDirectory(Path.Combine(_workingDirectory, "fetchmail-home"));
         var runControl = Path.Combine(home.FullName, "fetchmailrc");
         await File.WriteAllTextAsync(runControl, "poll 127.0.0.1 user \"alice@mail.test\" password \"alice-password\" no stripcr\n");
         if (!OperatingSystem.IsWindows())
@@ -242,7 +213,7 @@ public sealed class MailboxStandaloneTests : IAsyncLifetime
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Storage:Provider"] = "sqlite",
-            ["Storage:SqlitePath"] = Path.Combine(_workingDirectory.FullName, "data", "mailmesh.db"),
+            ["Storage:SqlitePath"] = Path.Combine(_workingDirectory, "data", "mailmesh.db"),
             ["Storage:MigrateOnStart"] = "false",
         });
         builder.AddMailMeshStorage();

@@ -3,9 +3,6 @@ using System.Text;
 using System.Text.RegularExpressions;
 using MailKit.Net.Smtp;
 using MailKit.Security;
-using MailMesh.ServiceDefaults.Security;
-using MailMesh.Testing.Dns;
-using MailMesh.Testing.Infrastructure;
 using MimeKit;
 
 namespace MailMesh.Standalone.FunctionalTests;
@@ -16,58 +13,35 @@ namespace MailMesh.Standalone.FunctionalTests;
 /// and over POP3; the bytes fetched are B's final-delivery lines, B's and A's <c>Received</c> lines, then exactly the
 /// bytes the SMTP client sent.
 /// </summary>
-public sealed class MailboxStoryTests : IAsyncLifetime
+public sealed class MailboxStoryTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
-    private readonly DirectoryInfo _a = Directory.CreateTempSubdirectory("mailmesh-story-a-");
-    private readonly DirectoryInfo _b = Directory.CreateTempSubdirectory("mailmesh-story-b-");
-    private TestDnsServer _dns = null!;
+    private readonly MailboxWorkspace _workspace = new();
 
-    public Task InitializeAsync()
+    public MailboxStoryTests()
     {
-        _dns = TestDnsServer.Start();
         // Delivery:Port is the port for every exchanger, so the MX's address is B's only by being 127.0.0.1.
-        _dns.AddMx("dest.test", 10, "mx.dest.test").AddAddress("mx.dest.test", "127.0.0.1");
-        return Task.CompletedTask;
+        _workspace.Dns.AddMx("dest.test", 10, "mx.dest.test").AddAddress("mx.dest.test", "127.0.0.1");
     }
 
-    public Task DisposeAsync()
-    {
-        _dns.Dispose();
-        _a.Delete(recursive: true);
-        _b.Delete(recursive: true);
-        return Task.CompletedTask;
-    }
+    public void Dispose() => _workspace.Dispose();
 
     [Fact]
     public async Task Smtp_to_one_MailMesh_is_delivered_by_MX_to_another_and_fetched_there_over_IMAP_and_POP3()
     {
-        var pop3Port = LoopbackPort.Free();
-        var imapPort = LoopbackPort.Free();
-        var b = new Dictionary<string, string>
-        {
-            ["Dns:Servers"] = _dns.EndPoint.ToString(),
-            ["Queue:PollInterval"] = "00:00:00.200",
-            ["Ingress:HostName"] = "b.dest.test",
-            ["Policy:MailboxDomains"] = "dest.test",
-            ["Mailbox:HostName"] = "b.dest.test",
-            ["Mailbox:Users:0:Address"] = "bob@dest.test",
-            ["Mailbox:Users:0:PasswordHash"] = PasswordHash.Create("bob-password", PasswordHash.MinIterations),
-            ["Mailbox:Pop3Listen"] = $"127.0.0.1:{pop3Port}",
-            ["Mailbox:ImapListen"] = $"127.0.0.1:{imapPort}",
-        };
-        TestKeys.AddTo(b);
-        await using var mailmeshB = await StandaloneProcess.StartAsync(_b.FullName, b);
+        var (pop3Port, imapPort, b) = _workspace.Destination("dest.test", "b.dest.test", "bob@dest.test", "bob-password");
+        b["Ingress:HostName"] = "b.dest.test";
+        await using var mailmeshB = await StandaloneProcess.StartAsync(_workspace.NewDirectory("mailmesh-story-b-"), b);
 
         var a = new Dictionary<string, string>
         {
-            ["Dns:Servers"] = _dns.EndPoint.ToString(),
+            ["Dns:Servers"] = _workspace.Dns.EndPoint.ToString(),
             ["Delivery:Port"] = mailmeshB.SmtpPort.ToString(CultureInfo.InvariantCulture),
             ["Queue:PollInterval"] = "00:00:00.200",
             ["Ingress:HostName"] = "a.origin.test",
         };
         TestKeys.AddTo(a);
-        await using var mailmeshA = await StandaloneProcess.StartAsync(_a.FullName, a);
+        await using var mailmeshA = await StandaloneProcess.StartAsync(_workspace.NewDirectory("mailmesh-story-a-"), a);
 
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse("app@origin.test"));

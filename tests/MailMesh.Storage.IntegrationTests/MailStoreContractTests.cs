@@ -181,6 +181,30 @@ public abstract class MailStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Large_bodies_given_as_a_slice_of_memory_are_stored_exactly()
+    {
+        // Not a whole array (a memory map or a slice, as APPEND's spilled literal and a large delivery's copy are): the
+        // store writes it in pieces (SQLite: zeroblob and blob I/O past 64 KiB) and reads back the same octets.
+        var alice = await AccountAsync("alice@example.org");
+        var inbox = await InboxAsync(alice);
+        var backing = new byte[3 * 1024 * 1024 + 10];
+        new Random(9).NextBytes(backing);
+        var delivered = new ReadOnlyMemory<byte>(backing, 5, 2 * 1024 * 1024 + 3);
+        var appended = new ReadOnlyMemory<byte>(backing, 1, 70_000);
+        var delivery = Delivery(Guid.NewGuid(), (1, "alice@example.org")) with { Body = delivered };
+        Assert.Equal(LocalDeliveryStatus.Stored, (await Mail.DeliverAsync(delivery, Ct))[0].Status);
+        var append = await Mail.AppendAsync(alice.Id, inbox.Id, new MessageAppend { Content = appended, InternalDate = T0 }, Ct);
+        Assert.Equal(AppendStatus.Appended, append.Status);
+
+        var listed = await Mail.ListMessagesAsync(alice.Id, inbox.Id, 1, 10, Ct);
+        var prefix = Encoding.ASCII.GetBytes("Delivered-To: alice@example.org\r\n");
+        byte[] expected = [.. prefix, .. delivered.ToArray()];
+        Assert.Equal(expected, await ReadAllAsync(await Mail.OpenMessageAsync(alice.Id, inbox.Id, listed[0].Uid, Ct)));
+        Assert.Equal(appended.ToArray(), await ReadAllAsync(await Mail.OpenMessageAsync(alice.Id, inbox.Id, append.Uid, Ct)));
+        Assert.Equal(prefix.Length + delivered.Length + (long)appended.Length, (await Mail.GetAccountAsync("alice@example.org", Ct))!.UsedBytes);
+    }
+
+    [Fact]
     public async Task Old_delivery_keys_are_purged_in_batches_and_the_messages_stay()
     {
         var alice = await AccountAsync("alice@example.org");

@@ -32,8 +32,9 @@ internal enum ImapReadStatus
     TooLong,
 
     /// <summary>
-    /// A synchronizing literal larger than allowed was announced: reply "tag BAD" without a continuation request; the
-    /// client does not send the literal (RFC 9051 §7.5) and the reader is ready for the next command.
+    /// A literal larger than allowed: reply "tag NO [TOOBIG]" (RFC 9051 §7.1). A synchronizing one was refused without a
+    /// continuation request, so the client does not send it (RFC 9051 §7.5); a non-synchronizing APPEND message over
+    /// the maximum message size was skipped to the end of its command. The reader is ready for the next command.
     /// </summary>
     LiteralRefused,
 }
@@ -60,6 +61,7 @@ internal sealed class ImapCommandReader
     private readonly ArrayBufferWriter<byte> _command = new(256);
     private long _literalRemaining;
     private bool _discarding;
+    private bool _tooBig;
     private string? _rejectedTag;
 
     public ImapCommandReader(ImapLimits limits)
@@ -189,7 +191,7 @@ internal sealed class ImapCommandReader
             {
                 if (size > _limits.MaxMessageSize)
                 {
-                    if (RefuseLiteral(synchronizing, size) is { } refused)
+                    if (RefuseLiteral(synchronizing, size, tooBig: true) is { } refused)
                     {
                         return refused;
                     }
@@ -208,7 +210,7 @@ internal sealed class ImapCommandReader
 
             if (_command.WrittenCount + line.Length + 2 + size > _limits.MaxCommandSize)
             {
-                if (RefuseLiteral(synchronizing, size) is { } refused)
+                if (RefuseLiteral(synchronizing, size, tooBig: false) is { } refused)
                 {
                     return refused;
                 }
@@ -238,10 +240,12 @@ internal sealed class ImapCommandReader
         _command.ResetWrittenCount();
         _literalRemaining = 0;
         _discarding = false;
+        _tooBig = false;
     }
 
-    /// <summary>Refuses a literal: at once when synchronizing, else by skipping its octets (null: read on).</summary>
-    private ImapReadStatus? RefuseLiteral(bool synchronizing, long size)
+    /// <summary>Refuses a literal: at once when synchronizing, else by skipping its octets (null: read on), then
+    /// answered TOOBIG when <paramref name="tooBig"/> (an APPEND message over the maximum) or BAD (a command over its budget).</summary>
+    private ImapReadStatus? RefuseLiteral(bool synchronizing, long size, bool tooBig)
     {
         if (synchronizing)
         {
@@ -251,6 +255,7 @@ internal sealed class ImapCommandReader
         }
 
         _discarding = true;
+        _tooBig = tooBig;
         _literalRemaining = size;
         _command.ResetWrittenCount();
         return null;
@@ -258,10 +263,12 @@ internal sealed class ImapCommandReader
 
     private ImapReadStatus Rejected()
     {
+        var status = _tooBig ? ImapReadStatus.LiteralRefused : ImapReadStatus.TooLong;
+        _tooBig = false;
         _discarding = false;
         _literalRemaining = 0;
         _command.ResetWrittenCount();
-        return ImapReadStatus.TooLong;
+        return status;
     }
 
     private void CaptureTag(in ReadOnlySequence<byte> line)

@@ -267,7 +267,7 @@ internal sealed partial class ImapSession
         uint validity = 0;
         foreach (var message in c.Appends)
         {
-            var content = message.StreamedIndex >= 0 ? _streamed[message.StreamedIndex] : message.Inline;
+            var content = message.StreamedIndex >= 0 ? _streamed[message.StreamedIndex].Content : message.Inline;
             if (content.Length > _services.Options.MaxMessageSize)
             {
                 W.Raw(c.Tag + " NO [TOOBIG] Message too large\r\n");

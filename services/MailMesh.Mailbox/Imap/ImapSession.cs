@@ -40,7 +40,7 @@ internal sealed partial class ImapSession
     private readonly MailConnection _connection;
     private readonly ImapServices _services;
     private readonly ImapCommandReader _reader;
-    private readonly List<byte[]> _streamed = [];
+    private readonly List<SpilledLiteral> _streamed = [];
     private ImapState _state = ImapState.NotAuthenticated;
     private int _badCommands;
     private bool _rev2;
@@ -72,6 +72,7 @@ internal sealed partial class ImapSession
         finally
         {
             _watch?.Dispose();
+            ReleaseStreamed();
         }
     }
 
@@ -149,7 +150,7 @@ internal sealed partial class ImapSession
             }
             finally
             {
-                _streamed.Clear();
+                ReleaseStreamed();
             }
 
             await FlushAsync();
@@ -177,7 +178,11 @@ internal sealed partial class ImapSession
         return (status, reader.Position);
     }
 
-    /// <summary>APPEND's message literal: exactly the announced octets, into one buffer (the store takes the message whole).</summary>
+    /// <summary>
+    /// APPEND's message literal: exactly the announced octets, written to a spill file as they arrive
+    /// (<see cref="SpilledLiteral"/>), so a message up to <c>Mailbox:MaxMessageSize</c> is never held whole in memory.
+    /// False when the client went away before sending it all.
+    /// </summary>
     private async Task<bool> ReadStreamedLiteralAsync()
     {
         if (_reader.StreamSynchronizing)
@@ -186,9 +191,9 @@ internal sealed partial class ImapSession
             await FlushAsync();
         }
 
-        var content = new byte[_reader.StreamLength];
-        var filled = 0;
-        while (filled < content.Length)
+        var literal = SpilledLiteral.Create(_services.Options.ContentDirectory, _reader.StreamLength);
+        _streamed.Add(literal);
+        while (literal.Written < literal.Length)
         {
             ReadResult result;
             using (var deadline = _connection.StartDeadline(_services.Options.ImapIdleTimeout))
@@ -196,19 +201,29 @@ internal sealed partial class ImapSession
                 result = await _connection.Input.ReadAsync(deadline.Token);
             }
 
-            var take = (int)Math.Min(result.Buffer.Length, content.Length - filled);
-            result.Buffer.Slice(0, take).CopyTo(content.AsSpan(filled));
-            filled += take;
+            var take = Math.Min(result.Buffer.Length, literal.Length - literal.Written);
+            await literal.WriteAsync(result.Buffer.Slice(0, take), Closed);
             _connection.Input.AdvanceTo(result.Buffer.GetPosition(take));
-            if (result.IsCompleted && filled < content.Length)
+            if (result.IsCompleted && literal.Written < literal.Length)
             {
                 return false;
             }
         }
 
-        _streamed.Add(content);
+        await literal.CompleteAsync(Closed);
         _reader.StreamDone();
         return true;
+    }
+
+    /// <summary>Deletes the spill files of the command just done (or of a session that ended inside one).</summary>
+    private void ReleaseStreamed()
+    {
+        foreach (var literal in _streamed)
+        {
+            literal.Dispose();
+        }
+
+        _streamed.Clear();
     }
 
     /// <summary>Runs one command; true when it was an accepted STARTTLS.</summary>

@@ -49,6 +49,12 @@ public sealed class MailboxProtocolOptions : IValidatedOptions
     /// <summary>The largest message APPEND accepts, in octets (as Ingress:MaxMessageSize: 35 MiB).</summary>
     public long MaxMessageSize { get; set; } = 35 * 1024 * 1024;
 
+    /// <summary>
+    /// Where APPEND writes a message literal as it arrives (an unlinked file, stored from a memory map of it), so no
+    /// session holds a message whole on the heap; the directory local delivery uses for its copies (the same key).
+    /// </summary>
+    public string ContentDirectory { get; set; } = Path.Combine(Path.GetTempPath(), "mailmesh-mailbox");
+
     /// <summary>Bad commands (syntax errors, unknown commands) a session may send before it is closed.</summary>
     public int MaxBadCommands { get; set; } = 20;
 
@@ -99,6 +105,11 @@ public sealed class MailboxProtocolOptions : IValidatedOptions
         if (MaxMessageSize is < 1024 or > 1024L * 1024 * 1024)
         {
             yield return P + "MaxMessageSize: must be between 1024 and 1073741824";
+        }
+
+        if (WritableDirectory.Check(ContentDirectory) is { } contentDirectoryError)
+        {
+            yield return $"{P}{nameof(ContentDirectory)}: {contentDirectoryError}";
         }
 
         if (MaxBadCommands < 1)

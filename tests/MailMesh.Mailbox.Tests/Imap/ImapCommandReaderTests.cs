@@ -122,6 +122,10 @@ public sealed class ImapCommandReaderTests
         AssertEverySplit("a1 APPEND INBOX {5000}\r\na2 NOOP\r\n", Small, "LiteralRefused a1", "CMD a2 NOOP|");
 
     [Fact]
+    public void Non_synchronizing_APPEND_over_the_message_size_is_skipped_and_refused_as_too_big() =>
+        AssertEverySplit("a1 APPEND INBOX {1500+}\r\n" + new string('m', 1500) + "\r\na2 NOOP\r\n", Small, "LiteralRefused a1", "CMD a2 NOOP|");
+
+    [Fact]
     public void Bare_LF_ends_a_line() =>
         AssertEverySplit("a1 NOOP\na2 NOOP\r\n", Small, "CMD a1 NOOP|", "CMD a2 NOOP|");
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using MailMesh.Mailbox.Imap;
+using MailMesh.Testing.Fuzzing;
 
 namespace MailMesh.Mailbox.Tests.Imap;
 
@@ -26,10 +27,11 @@ public sealed class ImapFuzzTests
     public void Mutated_commands_end_in_a_command_or_a_reason()
     {
         var random = new Random(Seed);
+        var mutator = Mutator(random);
         var limits = new ImapLimits(256, 1024, 128, 4096);
         for (var i = 0; i < 20_000; i++)
         {
-            var input = Mutate(random, Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, random.Next(1, 4)).Select(_ => Corpus[random.Next(Corpus.Length)]))));
+            var input = mutator.Mutate(Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, random.Next(1, 4)).Select(_ => Corpus[random.Next(Corpus.Length)]))));
             var reader = new ImapCommandReader(limits);
             var sequence = new SequenceReader<byte>(new ReadOnlySequence<byte>(input));
             while (reader.TryRead(ref sequence) is var status && status != ImapReadStatus.NeedMore)
@@ -53,13 +55,13 @@ public sealed class ImapFuzzTests
     [Fact]
     public void Mutated_messages_have_a_structure_inside_their_bytes()
     {
-        var random = new Random(Seed);
+        var mutator = Mutator(new Random(Seed));
         var message = Encoding.ASCII.GetBytes(
             "From: a@b.example\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\n" +
             "Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ny\r\n--b--\r\n");
         for (var i = 0; i < 2_000; i++)
         {
-            var input = Mutate(random, message);
+            var input = mutator.Mutate(message);
             using var stream = new MemoryStream(input);
             var structure = MessageStructure.Parse(stream);
             var output = new ArrayBufferWriter<byte>();
@@ -77,32 +79,11 @@ public sealed class ImapFuzzTests
         }
     }
 
-    private static byte[] Mutate(Random random, byte[] input)
+    /// <summary>The shared mutator with IMAP's fragment: literal announcements, synchronizing or not (LITERAL-).</summary>
+    private static InputMutator Mutator(Random random) => new(random, Interesting)
     {
-        var bytes = new List<byte>(input);
-        for (var m = random.Next(1, 6); m > 0; m--)
-        {
-            var position = bytes.Count == 0 ? 0 : random.Next(bytes.Count);
-            switch (random.Next(5))
-            {
-                case 0 when bytes.Count > 0:
-                    bytes[position] = (byte)random.Next(256);
-                    break;
-                case 1:
-                    bytes.Insert(position, Interesting[random.Next(Interesting.Length)]);
-                    break;
-                case 2 when bytes.Count > 0:
-                    bytes.RemoveAt(position);
-                    break;
-                case 3:
-                    bytes.InsertRange(position, Enumerable.Repeat((byte)random.Next(32, 127), random.Next(1, 400)));
-                    break;
-                default:
-                    bytes.InsertRange(position, Encoding.ASCII.GetBytes("{" + random.Next(0, 6000) + (random.Next(2) == 0 ? "+" : string.Empty) + "}\r\n"));
-                    break;
-            }
-        }
-
-        return [.. bytes];
-    }
+        MaxMutations = 5,
+        MaxRun = 400,
+        Fragment = r => Encoding.ASCII.GetBytes("{" + r.Next(0, 6000) + (r.Next(2) == 0 ? "+" : string.Empty) + "}\r\n"),
+    };
 }

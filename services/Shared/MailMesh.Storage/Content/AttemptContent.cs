@@ -40,27 +40,10 @@ public sealed class AttemptContent : IAsyncDisposable
             return new AttemptContent(message.Content, null, null);
         }
 
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, $"attempt-{message.Id:N}-{Guid.NewGuid():N}.eml");
-        var file = new FileStream(path, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.ReadWrite,
-            Share = FileShare.None,
-            Options = FileOptions.DeleteOnClose | FileOptions.Asynchronous,
-            BufferSize = 128 * 1024,
-            PreallocationSize = length,
-        });
+        var file = SpillFile.Create(directory, $"attempt-{message.Id:N}-{Guid.NewGuid():N}.eml", length, 128 * 1024);
         MappedContent? mapped = null;
         try
         {
-            // Unix: the name is not needed once the file is open; unlinking now means nothing is left behind even if the
-            // process is killed before it disposes this.
-            if (!OperatingSystem.IsWindows())
-            {
-                File.Delete(path);
-            }
-
             if (!await spool.CopyContentAsync(message.Id, file, cancellationToken))
             {
                 await file.DisposeAsync();

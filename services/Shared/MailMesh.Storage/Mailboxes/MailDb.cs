@@ -17,6 +17,8 @@ internal abstract class MailDb(DbConnection connection, DbTransaction? transacti
     /// <summary>The folders changed by this operation, signalled once it committed.</summary>
     public HashSet<MailboxChange> Changes { get; } = [];
 
+    protected DbConnection Connection => connection;
+
     public DbCommand Command(string sql)
     {
         var command = connection.CreateCommand();
@@ -36,6 +38,13 @@ internal abstract class MailDb(DbConnection connection, DbTransaction? transacti
     public abstract object Ids(IEnumerable<long> values);
 
     public abstract DateTimeOffset ReadTime(DbDataReader reader, int ordinal);
+
+    /// <summary>
+    /// Inserts a body row (<see cref="MailSql.InsertBody"/>) and returns its id. The content is written from the memory
+    /// given, never copied whole onto the heap: it may be a memory map of a spilled message (IMAP APPEND, a large local
+    /// delivery) of up to <c>Mailbox:MaxMessageSize</c>.
+    /// </summary>
+    public abstract Task<long> InsertBodyAsync(object? spoolId, ReadOnlyMemory<byte> content);
 }
 
 internal static class MailDbCommands
@@ -67,11 +76,25 @@ internal sealed class PostgresDialect(DbConnection connection, DbTransaction? tr
     public override object Ids(IEnumerable<long> values) => values.ToArray();
 
     public override DateTimeOffset ReadTime(DbDataReader reader, int ordinal) => reader.GetFieldValue<DateTimeOffset>(ordinal);
+
+    /// <summary>A <see cref="ReadOnlyMemory{T}"/> bytea parameter: Npgsql writes it in pieces, with no copy (a
+    /// <see cref="Stream"/> one would be buffered whole, see <c>MessageContentSource.Map</c>).</summary>
+    public override async Task<long> InsertBodyAsync(object? spoolId, ReadOnlyMemory<byte> content)
+    {
+        await using var command = Command(MailSql.InsertBody).With("@spool_message_id", spoolId).With("@size", (long)content.Length);
+        command.Parameters.Add(new Npgsql.NpgsqlParameter<ReadOnlyMemory<byte>>("@content", content));
+        return (await command.ScalarInt64Async())!.Value;
+    }
 }
 
 internal sealed partial class SqliteDialect(DbConnection connection, DbTransaction? transaction) : MailDb(connection, transaction)
 {
+    /// <summary>Up to this size a body is a parameter; a larger one gets a zeroblob filled by incremental blob I/O in
+    /// pieces (as the spool stores a large message), since Microsoft.Data.Sqlite binds only whole arrays.</summary>
+    private const int ParameterLimit = 64 * 1024;
+
     private static readonly ConcurrentDictionary<string, string> Translated = new(StringComparer.Ordinal);
+    private static readonly string InsertZeroBlobBody = MailSql.InsertBody.Replace("@content, @size", "zeroblob(@size), @size", StringComparison.Ordinal);
 
     protected override string Translate(string sql) => Translated.GetOrAdd(sql, static text =>
     {
@@ -87,6 +110,32 @@ internal sealed partial class SqliteDialect(DbConnection connection, DbTransacti
     public override object Ids(IEnumerable<long> values) => JsonSerializer.Serialize(values);
 
     public override DateTimeOffset ReadTime(DbDataReader reader, int ordinal) => StoreArguments.FromUnixMs(reader.GetInt64(ordinal));
+
+    public override async Task<long> InsertBodyAsync(object? spoolId, ReadOnlyMemory<byte> content)
+    {
+        if (content.Length <= ParameterLimit)
+        {
+            await using var small = Command(MailSql.InsertBody)
+                .With("@spool_message_id", spoolId).With("@content", WholeArray(content)).With("@size", (long)content.Length);
+            return (await small.ScalarInt64Async())!.Value;
+        }
+
+        await using var command = Command(InsertZeroBlobBody).With("@spool_message_id", spoolId).With("@size", (long)content.Length);
+        var id = (await command.ScalarInt64Async())!.Value;
+        using var blob = new Microsoft.Data.Sqlite.SqliteBlob((Microsoft.Data.Sqlite.SqliteConnection)Connection, "mailbox_bodies", "content", id);
+        for (var offset = 0; offset < content.Length; offset += ParameterLimit)
+        {
+            blob.Write(content.Span.Slice(offset, Math.Min(ParameterLimit, content.Length - offset)));
+        }
+
+        return id;
+    }
+
+    /// <summary>The spool hands over its own array: bind it as it is rather than copy it.</summary>
+    private static byte[] WholeArray(ReadOnlyMemory<byte> memory) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : memory.ToArray();
 
     [GeneratedRegex(@"= ANY\(@(\w+)\)")]
     private static partial Regex AnyArray();

@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Runtime.InteropServices;
 using MailMesh.Smtp;
 
 namespace MailMesh.Storage.Mailboxes;
@@ -372,7 +371,7 @@ internal abstract class SqlMailStore : IMailStore
             throw new ArgumentException("A recipient appears twice in one delivery.", nameof(delivery));
         }
 
-        var body = MailKeys.Bytes(delivery.Body);
+        var body = delivery.Body;
         return WriteAsync<IReadOnlyList<LocalDeliveryOutcome>>(async db =>
         {
             var outcomes = new Dictionary<long, LocalDeliveryOutcome>();
@@ -635,7 +634,7 @@ internal abstract class SqlMailStore : IMailStore
     {
         ArgumentNullException.ThrowIfNull(message);
         var keywords = MailKeys.Keywords(message.Keywords);
-        var content = MailKeys.Bytes(message.Content);
+        var content = message.Content;
         return WriteAsync(async db =>
         {
             var usage = await LockAccountUsageAsync(db, accountId);
@@ -655,7 +654,7 @@ internal abstract class SqlMailStore : IMailStore
                 return new AppendResult { Status = AppendStatus.NoFolder };
             }
 
-            var bodyId = await InsertBodyAsync(db, null, content);
+            var bodyId = await db.InsertBodyAsync(null, content);
             await InsertMessageAsync(db, folderId, uid, accountId, bodyId, [], content.Length,
                 message.Flags & MailKeys.AllFlags, string.Join(' ', keywords), message.InternalDate, modSeq);
             await AddUsageAsync(db, accountId, content.Length);
@@ -905,7 +904,7 @@ internal abstract class SqlMailStore : IMailStore
     }
 
     /// <summary>The body of a spool message, stored once: an earlier delivery's row when there is one.</summary>
-    private static async Task<long> SpoolBodyAsync(MailDb db, object spoolId, byte[] body)
+    private static async Task<long> SpoolBodyAsync(MailDb db, object spoolId, ReadOnlyMemory<byte> body)
     {
         await using (var find = db.Command(MailSql.BodyBySpoolMessage).With("@spool_message_id", spoolId))
         await using (var reader = await find.ExecuteReaderAsync(CancellationToken.None))
@@ -916,14 +915,7 @@ internal abstract class SqlMailStore : IMailStore
             }
         }
 
-        return await InsertBodyAsync(db, spoolId, body);
-    }
-
-    private static async Task<long> InsertBodyAsync(MailDb db, object? spoolId, byte[] content)
-    {
-        await using var command = db.Command(MailSql.InsertBody)
-            .With("@spool_message_id", spoolId).With("@content", content).With("@size", (long)content.Length);
-        return (await command.ScalarInt64Async())!.Value;
+        return await db.InsertBodyAsync(spoolId, body);
     }
 
     private static async Task InsertMessageAsync(
@@ -1047,13 +1039,6 @@ internal static class MailKeys
             FlagChangeMode.Add => (flags | change, [.. keywords.Concat(changeKeywords).Distinct(StringComparer.OrdinalIgnoreCase)]),
             _ => (flags & ~change, [.. keywords.Where(k => !changeKeywords.Contains(k, StringComparer.OrdinalIgnoreCase))]),
         };
-
-    /// <summary>The bytes as an array for a parameter, without copying when the memory is a whole array already (the
-    /// spool hands over its own array; a 35 MB message is not copied again).</summary>
-    public static byte[] Bytes(ReadOnlyMemory<byte> memory) =>
-        MemoryMarshal.TryGetArray(memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
-            ? segment.Array
-            : memory.ToArray();
 
     /// <summary>A folder's UIDVALIDITY: its id, which is never reused (nonzero, 32 bits).</summary>
     public static uint UidValidity(long folderId) => (uint)((folderId - 1) % uint.MaxValue) + 1;
