@@ -1,3 +1,4 @@
+using MailMesh.Testing.Postgres;
 using Npgsql;
 
 namespace MailMesh.Storage.IntegrationTests;
@@ -121,31 +122,37 @@ public sealed class SqliteDurabilityTests
     }
 }
 
-/// <summary>What <see cref="Postgres.PostgresSpool"/> relies on: an NpgsqlBatch is one implicit transaction.</summary>
-public sealed class NpgsqlBatchAssumptionTests
+/// <summary>
+/// 250 means safe on PostgreSQL: every connection the stores get from <see cref="Postgres.PostgresDataSource"/> commits
+/// synchronously, whatever the server's, database's or role's default, without a statement per transaction (issue 8).
+/// </summary>
+public sealed class PostgresDurabilityTests
 {
     [Fact]
-    public async Task A_batch_runs_in_one_transaction_so_set_config_local_applies_to_its_commit_only()
+    public async Task The_stores_connections_commit_synchronously_even_where_the_database_default_is_off()
     {
-        await using var dataSource = NpgsqlDataSource.Create(Testing.Infrastructure.TestEnvironment.PostgresConnectionString);
-        await using var connection = await dataSource.OpenConnectionAsync();
-
-        await using (var batch = new NpgsqlBatch(connection))
+        await using var database = await TestDatabase.CreateAsync();
+        await using (var owner = new NpgsqlConnection(database.ConnectionString))
         {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'local', true)"));
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT current_setting('synchronous_commit'), txid_current()"));
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT txid_current()"));
-            await using var reader = await batch.ExecuteReaderAsync();
-            await reader.NextResultAsync();
-            await reader.ReadAsync();
-            Assert.Equal("local", reader.GetString(0));
-            var transaction = reader.GetInt64(1);
-            await reader.NextResultAsync();
-            await reader.ReadAsync();
-            Assert.Equal(transaction, reader.GetInt64(0));
+            await owner.OpenAsync();
+            await using var off = new NpgsqlCommand($"ALTER DATABASE \"{database.Name}\" SET synchronous_commit = off", owner);
+            await off.ExecuteNonQueryAsync();
         }
 
-        await using var after = new NpgsqlCommand("SELECT current_setting('synchronous_commit')", connection);
-        Assert.NotEqual("local", (string?)await after.ExecuteScalarAsync());
+        var plain = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Pooling = false }.ConnectionString;
+        Assert.Equal("off", await SynchronousCommitAsync(NpgsqlDataSource.Create(plain)));
+        Assert.Equal("on", await SynchronousCommitAsync(Postgres.PostgresDataSource.Create(plain)));
+
+        // An operator who names the setting in the connection string's Options keeps it.
+        Assert.Equal("remote_write", await SynchronousCommitAsync(Postgres.PostgresDataSource.Create(plain + ";Options=-c synchronous_commit=remote_write")));
+    }
+
+    private static async Task<string?> SynchronousCommitAsync(NpgsqlDataSource dataSource)
+    {
+        await using (dataSource)
+        {
+            await using var command = dataSource.CreateCommand("SHOW synchronous_commit");
+            return (string?)await command.ExecuteScalarAsync();
+        }
     }
 }

@@ -18,7 +18,6 @@ internal sealed partial class PostgresMailStore(NpgsqlDataSource dataSource, ILo
 {
     public const string Channel = "mailmesh_mailbox";
 
-    private const string SynchronousCommitSql = "SELECT set_config('synchronous_commit', 'on', true)";
     private const string NotifySql = "SELECT pg_notify('mailmesh_mailbox', @payload)";
 
     // PostgreSQL's limit is 8000 bytes; past this a notification names accounts only.
@@ -40,11 +39,6 @@ internal sealed partial class PostgresMailStore(NpgsqlDataSource dataSource, ILo
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var durable = new NpgsqlCommand(SynchronousCommitSql, connection, transaction))
-        {
-            await durable.ExecuteNonQueryAsync(cancellationToken);
-        }
-
         var db = new PostgresDialect(connection, transaction);
         var result = await operation(db);
         if (db.Changes.Count > 0)

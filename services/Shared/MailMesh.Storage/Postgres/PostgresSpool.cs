@@ -10,9 +10,6 @@ namespace MailMesh.Storage.Postgres;
 /// </summary>
 public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 {
-    /// <summary>Durable commit for this transaction whatever the role or server default (250 means safe).</summary>
-    private const string SynchronousCommitSql = "SELECT set_config('synchronous_commit', 'on', true)";
-
     private const string StoreSql =
         """
         WITH message AS (
@@ -311,7 +308,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         using var mapped = message.ContentSource?.Map?.Invoke();
         await using var contentStream = mapped is null ? message.ContentSource?.Open() : null;
         await using var batch = dataSource.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
         var insert = new NpgsqlBatchCommand(StoreSql);
         var p = insert.Parameters;
         p.Add(new NpgsqlParameter<Guid>("id", message.Id));
@@ -345,7 +341,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         batch.BatchCommands.Add(insert);
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        await reader.NextResultAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return reader.GetInt64(0) == 1;
     }
@@ -475,7 +470,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
         var messageIds = completedAt.Keys.Order().ToArray();
         await using var batch = dataSource.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
 
         var lockMessages = new NpgsqlBatchCommand(LockMessagesSql);
         lockMessages.Parameters.Add(new NpgsqlParameter<Guid[]>("message_ids", messageIds));
@@ -503,7 +497,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         var applied = new HashSet<(long RecipientId, Guid LeaseId)>();
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
         {
-            await reader.NextResultAsync(cancellationToken); // set_config
             await reader.NextResultAsync(cancellationToken); // message locks
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -636,7 +629,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     {
         // Durable like the claim: a take lost in a crash could let a redelivered work item take the lease a second time.
         await using var batch = dataSource.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
         var take = new NpgsqlBatchCommand(StartAttemptSql);
         take.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
         take.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", leaseId));
@@ -646,7 +638,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         batch.BatchCommands.Add(take);
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        await reader.NextResultAsync(cancellationToken); // set_config
         if (!await reader.ReadAsync(cancellationToken))
         {
             return null;
@@ -705,7 +696,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     {
         StoreArguments.CheckResult(result);
         await using var batch = dataSource.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand(SynchronousCommitSql));
         var record = new NpgsqlBatchCommand(RecordResultSql);
         record.Parameters.Add(new NpgsqlParameter<Guid>("message_id", result.MessageId));
         record.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", result.LeaseId));
@@ -716,7 +706,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         batch.BatchCommands.Add(record);
 
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        await reader.NextResultAsync(cancellationToken); // set_config
         await reader.ReadAsync(cancellationToken);
         return reader.GetInt64(0) > 0;
     }
@@ -777,11 +766,6 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         // caller claims.
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var durable = new NpgsqlCommand(SynchronousCommitSql, connection, transaction))
-        {
-            await durable.ExecuteNonQueryAsync(cancellationToken);
-        }
-
         DateTimeOffset? previous;
         await using (var lockClock = new NpgsqlCommand(LockClockSql, connection, transaction))
         {
