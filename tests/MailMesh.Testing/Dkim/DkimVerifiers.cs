@@ -55,7 +55,8 @@ public static class DkimVerifiers
     }
 
     /// <summary>
-    /// opendkim-testmsg's verdict (exit 0 and no output means every signature verified). Its resolver is pointed at a
+    /// opendkim-testmsg's verdict (exit 0 and no output means every signature verified; a message without the Date or
+    /// From field RFC 5322 requires is refused as a "Syntax error" before any signature is looked at). Its resolver is pointed at a
     /// DNS server on 127.0.0.1:53 holding <paramref name="records"/> (name → TXT text); one run at a time per machine.
     /// </summary>
     public static async Task<(bool Pass, string Output)> OpenDkimAsync(byte[] message, IReadOnlyDictionary<string, string> records)
