@@ -7,7 +7,4 @@ internal static partial class DkimLog
 
     [LoggerMessage(EventId = 5031, Level = LogLevel.Error, Message = "DKIM key Dkim:Keys:{Index} ({Selector}._domainkey.{Domain}): {Path} changed but cannot be loaded; still signing with the previous key")]
     public static partial void KeyReloadFailed(ILogger logger, Exception exception, int index, string domain, string selector, string path);
-
-    [LoggerMessage(EventId = 5032, Level = LogLevel.Information, Message = "DKIM signing with {Count} key(s): {Keys}")]
-    public static partial void Keys(ILogger logger, int count, string keys);
 }

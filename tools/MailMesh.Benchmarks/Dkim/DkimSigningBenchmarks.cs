@@ -27,7 +27,11 @@ public class DkimSigningBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        DkimPrivateKey.TryParseAlgorithm(Algorithm, out var algorithm);
+        if (!DkimPrivateKey.TryParseAlgorithm(Algorithm, out var algorithm))
+        {
+            throw new InvalidOperationException("unknown algorithm " + Algorithm);
+        }
+
         var path = Path.Combine(_directory.FullName, "key.pem");
         using (var key = DkimPrivateKey.Generate(algorithm))
         {
