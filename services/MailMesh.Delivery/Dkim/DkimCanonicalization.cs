@@ -89,6 +89,8 @@ internal static class DkimCanonicalization
     /// </summary>
     internal sealed class RelaxedBodyWriter(IncrementalHash hash)
     {
+        private static readonly SearchValues<byte> Specials = SearchValues.Create(" \t\r"u8);
+
         private readonly byte[] _buffer = new byte[8192];
         private int _used;
         private bool _pendingSpace;
@@ -98,30 +100,41 @@ internal static class DkimCanonicalization
 
         public void Write(ReadOnlySpan<byte> content)
         {
-            foreach (var c in content)
+            while (!content.IsEmpty)
             {
                 if (_pendingCr)
                 {
                     _pendingCr = false;
-                    if (c == Lf)
+                    if (content[0] == Lf)
                     {
                         EndLine();
+                        content = content[1..];
                         continue;
                     }
 
                     Content(Cr);
                 }
 
-                switch (c)
+                switch (content[0])
                 {
                     case Cr:
                         _pendingCr = true;
+                        content = content[1..];
                         break;
                     case Sp or Tab:
                         _pendingSpace = true;
+                        content = content[1..];
                         break;
                     default:
-                        Content(c);
+                        // A run of ordinary octets goes to the hash as it is (vectorised search, one copy at most).
+                        var run = content.IndexOfAny(Specials);
+                        if (run < 0)
+                        {
+                            run = content.Length;
+                        }
+
+                        Run(content[..run]);
+                        content = content[run..];
                         break;
                 }
             }
@@ -142,6 +155,24 @@ internal static class DkimCanonicalization
             }
 
             Flush();
+        }
+
+        private void Run(ReadOnlySpan<byte> run)
+        {
+            Content(run[0]);
+            run = run[1..];
+            if (run.Length > _buffer.Length - _used)
+            {
+                Flush();
+                if (run.Length >= _buffer.Length)
+                {
+                    hash.AppendData(run);
+                    return;
+                }
+            }
+
+            run.CopyTo(_buffer.AsSpan(_used));
+            _used += run.Length;
         }
 
         private void Content(byte c)
