@@ -127,11 +127,7 @@ public sealed partial class MailMeshDeliversIntoPostfixTests(MailMeshDeliversInt
     {
         var marker = Marker();
         var message = NewMessage(marker, "signed through Postfix", "frank@dest.test");
-        message.Body = new TextPart("plain") { Text = "signed  text	 
-.leading dot
-
-
-" };
+        message.Body = new TextPart("plain") { Text = "signed  text\t \r\n.leading dot\r\n\r\n\r\n" };
 
         await SendToMailMeshAsync(message);
 
