@@ -77,8 +77,9 @@ run "helm template (everything off but ingress, no migrator, NodePort)" sh -c "\
   --set policy.enabled=false,queue.enabled=false,dns.enabled=false,delivery.enabled=false,migrator.enabled=false \
   --set ingress.smtp.service.type=NodePort,ingress.autoscaling.enabled=false,serviceAccount.create=false > \"$RENDER/minimal.yaml\""
 run "helm template (password-only existing Secrets, DKIM keys from values)" sh -c "\"$HELM\" template mm $CHART \
-  --set postgresql.existingSecret=pg,rabbitmq.existingSecret=mq,policy.dkim.enabled=true \
-  --set-string 'policy.dkim.keys.s1\\.example\\.com\\.pem=-----BEGIN PRIVATE KEY-----' > \"$RENDER/existing.yaml\""
+  --set postgresql.existingSecret=pg,rabbitmq.existingSecret=mq,delivery.dkim.enabled=true \
+  --set 'delivery.dkim.signing[0].domain=example.com,delivery.dkim.signing[0].selector=s1' \
+  --set-string 'delivery.dkim.keys.s1\\.example\\.com\\.pem=-----BEGIN PRIVATE KEY-----' > \"$RENDER/existing.yaml\""
 run "helm template (admin API keys from values)" sh -c "\"$HELM\" template mm $CHART \
   --set 'admin.apiKeys[0].name=ops,admin.apiKeys[0].hash=$(printf '%064d' 0),admin.apiKeys[0].scopes=queue:read' > \"$RENDER/admin.yaml\""
 refused "an unknown value (values.schema.json)" "$HELM" template x "$CHART" --set ingress.replicas=3
@@ -86,8 +87,12 @@ refused "a wrong type (values.schema.json)" "$HELM" template x "$CHART" --set-st
 refused "an out-of-range value (values.schema.json)" "$HELM" template x "$CHART" --set ingress.smtp.containerPort=25
 refused "a value outside its enum (values.schema.json)" "$HELM" template x "$CHART" --set postgresql.sslMode=Sometimes
 refused "TLS without a certificate Secret" "$HELM" template x "$CHART" --set ingress.tls.enabled=true
+<<<<<<< HEAD
 refused "DKIM without keys or a Secret" "$HELM" template x "$CHART" --set policy.dkim.enabled=true
 refused "mailbox domains without the Mailbox service" "$HELM" template x "$CHART" --set 'config.policy.mailboxDomains={mail.example.com}'
+=======
+refused "DKIM without keys or a Secret" "$HELM" template x "$CHART" --set delivery.dkim.enabled=true
+>>>>>>> s6-dkim
 refused "KEDA with a password-only RabbitMQ Secret" "$HELM" template x "$CHART" --set rabbitmq.existingSecret=mq,delivery.keda.enabled=true
 
 step "Kubernetes API schemas (offline)"

@@ -50,6 +50,13 @@ if [ "$TEST_TOOLS" = "1" ]; then
   for module in ssl smtplib email.message zipfile; do require_python "$module" python3; done
   # fetchmail (tests/MailMesh.Standalone.FunctionalTests/MailboxStandaloneTests.cs: POP3 and IMAP with STARTTLS).
   require_cmd fetchmail fetchmail
+  # DKIM verifiers (MailMesh.Testing/Dkim/DkimVerifiers.cs): dkimpy through Debian's /usr/bin/python3 (not a pyenv
+  # shim) with dnspython and, for Ed25519, PyNaCl; opendkim-testmsg run by unshare(1) with its own resolv.conf.
+  have_cmd /usr/bin/python3 && /usr/bin/python3 -c 'import dkim, dns.resolver' 2>/dev/null || need+=(python3-dkim python3-dnspython)
+  have_cmd /usr/bin/python3 && /usr/bin/python3 -c 'import nacl.signing' 2>/dev/null || need+=(python3-nacl)
+  require_cmd opendkim-testmsg opendkim-tools
+  require_cmd unshare util-linux
+  require_cmd openssl openssl
 fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#need[@]}" -gt 0 ]; then
@@ -137,6 +144,29 @@ if [ "$TEST_TOOLS" = "1" ]; then
     missing "smtp-source: could not send to smtp-sink on 127.0.0.1:$port: $(tail -n1 <<<"$out")"
   stop_sink
   trap - EXIT
+
+  # DKIM: dkimpy signs and verifies an Ed25519 and an RSA message with its own keys (no DNS: dnsfunc), and
+  # opendkim-testmsg parses a message in a private mount namespace with a resolv.conf of its own, as the tests run it.
+  dkim_out="$(/usr/bin/python3 - 2>&1 <<'PY'
+import dkim, nacl.signing, base64, subprocess
+msg = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: deps\r\nDate: Wed, 2 Dec 2026 00:00:00 +0000\r\n\r\nbody\r\n"
+seed = nacl.signing.SigningKey.generate()
+ed_priv = base64.b64encode(bytes(seed))
+ed_pub = base64.b64encode(bytes(seed.verify_key))
+rsa_priv = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True, check=True).stdout
+rsa_pub = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=rsa_priv, capture_output=True, check=True).stdout
+keys = {b"ed._domainkey.example.com.": b"v=DKIM1; k=ed25519; p=" + ed_pub, b"rsa._domainkey.example.com.": b"v=DKIM1; k=rsa; p=" + base64.b64encode(rsa_pub)}
+for selector, key, algorithm in ((b"ed", ed_priv, b"ed25519-sha256"), (b"rsa", rsa_priv, b"rsa-sha256")):
+    signed = dkim.sign(msg, selector, b"example.com", key, signature_algorithm=algorithm) + msg
+    assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: keys.get(name)), algorithm
+print("ok")
+PY
+)" || missing "python3-dkim: dkimpy could not sign and verify RSA and Ed25519: $(tail -n1 <<<"$dkim_out")"
+  dkim_out="$(printf 'From: a@example.com\r\nDate: Wed, 2 Dec 2026 00:00:00 +0000\r\n\r\nbody\r\n' |
+    $SUDO unshare --mount --propagation private sh -c 'printf "nameserver 127.0.0.1\n" > /tmp/mailmesh-deps-resolv.conf &&
+      mount --bind /tmp/mailmesh-deps-resolv.conf /etc/resolv.conf && exec opendkim-testmsg' 2>&1)"
+  grep -q "No signature" <<<"$dkim_out" ||
+    missing "opendkim-testmsg in a private mount namespace (unshare --mount): expected 'No signature', got: $(tail -n1 <<<"$dkim_out")"
 fi
 
 echo "deps: PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT, RabbitMQ on 127.0.0.1:$AMQP_PORT"

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Data.Common;
 using System.Net;
 using MailMesh.Contracts;
+using MailMesh.Delivery.Dkim;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MailMesh.Storage.Content;
@@ -34,6 +35,7 @@ internal sealed class DeliverMessageConsumer(
     ISpool spool,
     MxCache resolver,
     SmtpDeliveryAgent agent,
+    MessageSigner signer,
     ContentBudget contentBudget,
     DeliveryMetrics metrics,
     IOptions<DeliveryOptions> options,
@@ -366,7 +368,19 @@ internal sealed class DeliverMessageConsumer(
         }
 
         var inline = content.IsFileBacked ? message with { Content = content.Memory, DetachedContentLength = null } : message;
-        return await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, cancellationToken);
+
+        // DKIM (RFC 6376): the one place every outgoing message passes (SMTP and HTTP submissions, DSNs). The stored
+        // octets are signed as they are about to be sent and the field goes in front of them; the spool keeps the
+        // message unsigned, so every attempt carries exactly one MailMesh signature. No key configured: no work at all.
+        var signature = ReadOnlyMemory<byte>.Empty;
+        if (signer.IsEnabled)
+        {
+            var signed = signer.Sign(content.Memory.Span);
+            metrics.Dkim(signed.Outcome);
+            signature = signed.Field;
+        }
+
+        return await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, signature, cancellationToken);
     }
 
     private static bool TryParseAddressLiteral(string domain, out IPAddress address)

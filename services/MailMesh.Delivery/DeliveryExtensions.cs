@@ -1,4 +1,5 @@
 using MailMesh.Contracts;
+using MailMesh.Delivery.Dkim;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using MassTransit;
@@ -24,6 +25,11 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<TlsTrust>();
         builder.Services.AddSingleton<SmtpConnectionPool>();
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
+
+        // DKIM signing (section "Dkim"): every key file is loaded by the validation at start.
+        builder.Services.AddValidatedOptions<DkimOptions>();
+        builder.Services.AddSingleton<DkimKeyRing>();
+        builder.Services.AddSingleton<MessageSigner>();
         builder.Services.AddSingleton<MxCache>();
         builder.Services.AddSingleton(sp => new ContentBudget(sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.MaxContentBytes));
         // Graceful stop: MassTransit cancels a consumer's token the moment the bus stops unless ConsumerStopTimeout is

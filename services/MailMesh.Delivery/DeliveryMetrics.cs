@@ -20,6 +20,7 @@ internal sealed class DeliveryMetrics
     private readonly Counter<long> _leases;
     private readonly Counter<long> _results;
     private readonly Counter<long> _mxLookups;
+    private readonly Counter<long> _dkim;
 
     public DeliveryMetrics(IMeterFactory meterFactory)
     {
@@ -44,7 +45,12 @@ internal sealed class DeliveryMetrics
         _mxLookups = meter.CreateCounter<long>(
             "mailmesh.delivery.mx_lookups", "{lookup}",
             "MX answers Delivery needed, by mailmesh.dns.cache: hit (its own cache) or miss (asked the Dns service).");
+        _dkim = meter.CreateCounter<long>(
+            "mailmesh.delivery.dkim", "{attempt}",
+            "Attempts by mailmesh.dkim.outcome when DKIM keys are configured: signed, no_key, no_from_domain, unparsable_header, already_signed.");
     }
+
+    public void Dkim(string outcome) => _dkim.Add(1, new KeyValuePair<string, object?>("mailmesh.dkim.outcome", outcome));
 
     public void MxLookup(string result) => _mxLookups.Add(1, new KeyValuePair<string, object?>("mailmesh.dns.cache", result));
 

@@ -399,9 +399,12 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// Sends the content as the DATA section: dot-stuffed, CRLF-terminated, then ".\r\n" (RFC 5321 §4.5.2), in
     /// blocks of <see cref="DataBlockSize"/> each flushed under <paramref name="blockTimeout"/>.
     /// </summary>
-    public async Task WriteDataAsync(ReadOnlyMemory<byte> content, TimeSpan blockTimeout, CancellationToken cancellationToken)
+    public async Task WriteDataAsync(ReadOnlyMemory<byte> prefix, ReadOnlyMemory<byte> content, TimeSpan blockTimeout, CancellationToken cancellationToken)
     {
         var stuffing = new DotStuffingWriter(_writer);
+
+        // A DKIM-Signature field goes first, in the same stream (it ends with CRLF, so the content starts a line).
+        stuffing.Write(prefix.Span);
         for (var offset = 0; offset < content.Length; offset += DataBlockSize)
         {
             stuffing.Write(content.Span.Slice(offset, Math.Min(DataBlockSize, content.Length - offset)));
@@ -419,7 +422,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// last chunk sent: the final reply of the transaction.
     /// </summary>
     public async Task<ServerReply> SendBdatAsync(
-        ReadOnlyMemory<byte> content, TimeSpan blockTimeout, TimeSpan finalTimeout, CancellationToken cancellationToken)
+        ReadOnlyMemory<byte> prefix, ReadOnlyMemory<byte> content, TimeSpan blockTimeout, TimeSpan finalTimeout, CancellationToken cancellationToken)
     {
         var offset = 0;
         while (true)
@@ -431,7 +434,10 @@ internal sealed class SmtpConnection : IAsyncDisposable
             // shutdown must not cut off the final reply, which is what says whether it was); the timeouts still bound it.
             cancellationToken.ThrowIfCancellationRequested();
             var token = last ? CancellationToken.None : cancellationToken;
-            Write(last ? $"BDAT {size} LAST" : $"BDAT {size}");
+            // A DKIM-Signature field (prefix) travels in the first chunk, ahead of the content.
+            Write(last ? $"BDAT {prefix.Length + size} LAST" : $"BDAT {prefix.Length + size}");
+            _writer.Write(prefix.Span);
+            prefix = ReadOnlyMemory<byte>.Empty;
             _writer.Write(content.Span.Slice(offset, size));
             await FlushAsync(blockTimeout, "BDAT chunk", token);
             offset += size;

@@ -45,9 +45,11 @@ internal sealed class SmtpDeliveryAgent(
 {
     private readonly DeliveryOptions _options = options.Value;
 
+    /// <param name="signature">A DKIM-Signature header field sent in front of the content (empty: none), see
+    /// <see cref="Dkim.MessageSigner"/>; the content itself goes byte for byte as stored.</param>
     public async Task<AttemptOutcome> DeliverAsync(
         string domain, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, IReadOnlyList<MxHost> hosts,
-        CancellationToken cancellationToken)
+        ReadOnlyMemory<byte> signature, CancellationToken cancellationToken)
     {
         // RFC 8689 §4.2.1: a REQUIRETLS message needs TLS with a certificate that matches the MX name, whatever the
         // destination's own policy says.
@@ -64,7 +66,7 @@ internal sealed class SmtpDeliveryAgent(
                 }
 
                 var destination = new IPEndPoint(address, _options.Port);
-                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, cancellationToken);
+                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, cancellationToken);
                 if (attempt.Results is not null)
                 {
                     return new AttemptOutcome(attempt.Results, host.Name, address.ToString());
@@ -100,7 +102,7 @@ internal sealed class SmtpDeliveryAgent(
     /// <summary>One server: results when it gave answers, or the failure that sends us to the next one.</summary>
     private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure)> TryServerAsync(
         string hostName, IPEndPoint destination, TlsMode tlsMode, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients,
-        CancellationToken cancellationToken)
+        ReadOnlyMemory<byte> signature, CancellationToken cancellationToken)
     {
         SmtpConnectionPool.PoolLease lease;
         try
@@ -152,7 +154,7 @@ internal sealed class SmtpDeliveryAgent(
         while (true)
         {
             session.Transactions++;
-            var transaction = await RunTransactionAsync(session, message, pending.Select(i => recipients[i]).ToList(), cancellationToken);
+            var transaction = await RunTransactionAsync(session, message, pending.Select(i => recipients[i]).ToList(), signature, cancellationToken);
             if (transaction.Results is null)
             {
                 if (first)
@@ -244,7 +246,8 @@ internal sealed class SmtpDeliveryAgent(
 
     /// <summary>One mail transaction for <paramref name="recipients"/>.</summary>
     private async Task<Transaction> RunTransactionAsync(
-        SmtpConnection connection, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, CancellationToken cancellationToken)
+        SmtpConnection connection, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, ReadOnlyMemory<byte> signature,
+        CancellationToken cancellationToken)
     {
         var capabilities = connection.Capabilities;
         var content = message.Content;
@@ -256,7 +259,7 @@ internal sealed class SmtpDeliveryAgent(
             return Transaction.Failed(new Failure(451, "4.7.30", "REQUIRETLS was not advertised by the server", null, null, RequireTls: true));
         }
 
-        if (Refuse(message, recipients, capabilities) is { } refused)
+        if (Refuse(message, signature.Length, recipients, capabilities) is { } refused)
         {
             return Transaction.Answered(refused);
         }
@@ -291,7 +294,7 @@ internal sealed class SmtpDeliveryAgent(
             return Transaction.Answered(results);
         }
 
-        var mail = MailCommand(sender, message, recipients, capabilities);
+        var mail = MailCommand(sender, message, signature.Length, recipients, capabilities);
 
         // RFC 3030 §2: with CHUNKING the content goes in BDAT chunks, for every body type (no dot-stuffing, no scan
         // for the end of data); BINARYMIME needs it.
@@ -360,7 +363,7 @@ internal sealed class SmtpDeliveryAgent(
             {
                 if (dataReply?.Code == 354)
                 {
-                    await connection.WriteDataAsync(ReadOnlyMemory<byte>.Empty, _options.DataBlockTimeout, cancellationToken);
+                    await connection.WriteDataAsync(ReadOnlyMemory<byte>.Empty, ReadOnlyMemory<byte>.Empty, _options.DataBlockTimeout, cancellationToken);
                     await connection.ReadReplyAsync(_options.DataTerminationTimeout, "end of data", cancellationToken);
                 }
 
@@ -403,7 +406,7 @@ internal sealed class SmtpDeliveryAgent(
                 // RFC 2920 §3.1: a server that accepted DATA without recipients gets an empty message, rejected at end.
                 if (dataReply?.Code == 354)
                 {
-                    await connection.WriteDataAsync(ReadOnlyMemory<byte>.Empty, _options.DataBlockTimeout, cancellationToken);
+                    await connection.WriteDataAsync(ReadOnlyMemory<byte>.Empty, ReadOnlyMemory<byte>.Empty, _options.DataBlockTimeout, cancellationToken);
                     await connection.ReadReplyAsync(_options.DataTerminationTimeout, "end of data", cancellationToken);
                 }
 
@@ -414,7 +417,7 @@ internal sealed class SmtpDeliveryAgent(
             if (chunking)
             {
                 stage = "BDAT";
-                final = await connection.SendBdatAsync(content, _options.DataBlockTimeout, _options.DataTerminationTimeout, cancellationToken);
+                final = await connection.SendBdatAsync(signature, content, _options.DataBlockTimeout, _options.DataTerminationTimeout, cancellationToken);
                 if (!final.IsSuccess)
                 {
                     // RFC 3030 §2: a refused chunk ends the transaction; RSET puts the session back in a known state
@@ -441,7 +444,7 @@ internal sealed class SmtpDeliveryAgent(
                 else
                 {
                     stage = "message data";
-                    await connection.WriteDataAsync(content, _options.DataBlockTimeout, cancellationToken);
+                    await connection.WriteDataAsync(signature, content, _options.DataBlockTimeout, cancellationToken);
 
                     // The final "." is out: the message may be delivered, so nothing cancels the wait for the reply that
                     // says whether it was (a lost lease or a shutdown would only turn a delivery into a duplicate).
@@ -489,7 +492,7 @@ internal sealed class SmtpDeliveryAgent(
         (reply.Code == 452 && reply.EnhancedCode is null or "4.5.3") || (reply.Code == 552 && reply.EnhancedCode == "5.5.3");
 
     /// <summary>Checks the server can take this message at all; a list of bounces when it cannot.</summary>
-    private static List<RecipientResult>? Refuse(StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, EhloCapabilities capabilities)
+    private static List<RecipientResult>? Refuse(StoredMessage message, int signatureLength, IReadOnlyList<DeliveryRecipient> recipients, EhloCapabilities capabilities)
     {
         // RFC 3030 §3: BINARYMIME content cannot be sent with DATA.
         if (message.BodyType == BodyType.BinaryMime && !(capabilities.Chunking && capabilities.BinaryMime))
@@ -498,9 +501,9 @@ internal sealed class SmtpDeliveryAgent(
         }
 
         // RFC 1870 §6: a message over the server's fixed maximum is not sent.
-        if (capabilities.SizeLimit is { } limit && message.Content.Length > limit)
+        if (capabilities.SizeLimit is { } limit && message.Content.Length + signatureLength > limit)
         {
-            return Bounce(recipients, 552, "5.3.4", $"Message size {message.Content.Length} exceeds the server's fixed maximum of {limit}");
+            return Bounce(recipients, 552, "5.3.4", $"Message size {message.Content.Length + signatureLength} exceeds the server's fixed maximum of {limit}");
         }
 
         // RFC 6531 §3.2 / RFC 6532: a message with UTF-8 header fields needs SMTPUTF8 at the server; it is not
@@ -558,13 +561,13 @@ internal sealed class SmtpDeliveryAgent(
     private static List<RecipientResult> Bounce(IReadOnlyList<DeliveryRecipient> recipients, int code, string enhanced, string text) =>
         recipients.Select(r => Result(r, DeliveryOutcome.Bounced, code, enhanced, text)).ToList();
 
-    private static string MailCommand(string sender, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, EhloCapabilities capabilities)
+    private static string MailCommand(string sender, StoredMessage message, int signatureLength, IReadOnlyList<DeliveryRecipient> recipients, EhloCapabilities capabilities)
     {
         var command = new StringBuilder("MAIL FROM:<").Append(sender).Append('>');
         if (capabilities.Size)
         {
             // RFC 1870 §3: the declared size lets the server refuse early.
-            command.Append(" SIZE=").Append(message.Content.Length);
+            command.Append(" SIZE=").Append(message.Content.Length + signatureLength);
         }
 
         switch (message.BodyType)

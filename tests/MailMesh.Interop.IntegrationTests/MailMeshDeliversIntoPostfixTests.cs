@@ -4,7 +4,9 @@ using System.Text.RegularExpressions;
 using MailKit;
 using MailKit.Net.Smtp;
 using MailKit.Security;
+using MailMesh.Delivery.Dkim;
 using MailMesh.Storage;
+using MailMesh.Testing.Dkim;
 using MailMesh.Testing.Dns;
 using MailMesh.Testing.Postfix;
 using MailMesh.Testing.Smtp;
@@ -120,6 +122,26 @@ public sealed partial class MailMeshDeliversIntoPostfixTests(MailMeshDeliversInt
         await fixture.Postfix.WaitForEmptyQueueAsync(Patience);
     }
 
+    [Fact]
+    public async Task A_DKIM_signature_made_by_MailMesh_survives_delivery_through_Postfix()
+    {
+        var marker = Marker();
+        var message = NewMessage(marker, "signed through Postfix", "frank@dest.test");
+        message.Body = new TextPart("plain") { Text = "signed  text\t \r\n.leading dot\r\n\r\n\r\n" };
+
+        await SendToMailMeshAsync(message);
+
+        // Postfix added its Received field above MailMesh's DKIM-Signature and passed the rest on unchanged.
+        var arrived = await fixture.Onward.WaitForMessageAsync(marker, Patience);
+        Assert.StartsWith("Received: ", arrived.DataText, StringComparison.Ordinal);
+        Assert.Contains("\r\nDKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=origin.test; s=interop;", arrived.DataText, StringComparison.Ordinal);
+        var dkimpy = await DkimVerifiers.DkimpyAsync(arrived.Data, fixture.Dns);
+        Assert.True(dkimpy.Pass, dkimpy.Output);
+        var opendkim = await DkimVerifiers.OpenDkimAsync(arrived.Data, fixture.DkimRecords);
+        Assert.True(opendkim.Pass, opendkim.Output);
+        Assert.True(await DkimVerifiers.MimeKitAsync(arrived.Data, fixture.DkimRecords));
+    }
+
     private static string Marker() => $"{Guid.NewGuid():N}@interop.test";
 
     private static MimeMessage NewMessage(string marker, string subject, params string[] to)
@@ -193,6 +215,8 @@ public sealed partial class MailMeshDeliversIntoPostfixTests(MailMeshDeliversInt
         public SmtpSink SenderMailbox { get; private set; } = null!;
         internal StandaloneMailMesh MailMesh { get; private set; } = null!;
         public PostfixInstance Postfix { get; private set; } = null!;
+        public Dictionary<string, string> DkimRecords { get; } = [];
+        private string KeyFile { get; set; } = string.Empty;
 
         public async Task InitializeAsync()
         {
@@ -213,7 +237,21 @@ public sealed partial class MailMeshDeliversIntoPostfixTests(MailMeshDeliversInt
             options.Settings["smtpd_discard_ehlo_keywords"] = string.Empty;
             Postfix = await PostfixInstance.StartAsync(options);
 
-            MailMesh = await StandaloneMailMesh.StartAsync(Dns, Postfix.Port);
+            // DKIM: origin.test's mail is signed by Delivery (RSA, so opendkim can check it too); its key in the DNS.
+            KeyFile = Path.Combine(Path.GetTempPath(), $"mailmesh-interop-dkim-{Guid.NewGuid():N}.pem");
+            using (var key = DkimPrivateKey.Generate(DkimAlgorithm.RsaSha256))
+            {
+                await File.WriteAllTextAsync(KeyFile, key.ToPem());
+                DkimRecords["interop._domainkey.origin.test"] = key.RecordText();
+                Dns.AddTxt("interop._domainkey.origin.test", key.RecordText());
+            }
+
+            MailMesh = await StandaloneMailMesh.StartAsync(Dns, Postfix.Port, new Dictionary<string, string>
+            {
+                ["Dkim:Keys:0:Domain"] = "origin.test",
+                ["Dkim:Keys:0:Selector"] = "interop",
+                ["Dkim:Keys:0:KeyPath"] = KeyFile,
+            });
         }
 
         public async Task DisposeAsync()
@@ -237,6 +275,7 @@ public sealed partial class MailMeshDeliversIntoPostfixTests(MailMeshDeliversInt
             }
 
             Dns?.Dispose();
+            File.Delete(KeyFile);
         }
     }
 }

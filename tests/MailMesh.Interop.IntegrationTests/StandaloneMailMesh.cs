@@ -37,7 +37,7 @@ internal sealed class StandaloneMailMesh : IAsyncDisposable
 
     public ISpool Spool => _app.Services.GetRequiredService<ISpool>();
 
-    public static async Task<StandaloneMailMesh> StartAsync(TestDnsServer dns, int deliveryPort)
+    public static async Task<StandaloneMailMesh> StartAsync(TestDnsServer dns, int deliveryPort, IReadOnlyDictionary<string, string>? extra = null)
     {
         var directory = Directory.CreateTempSubdirectory("mailmesh-interop-").FullName;
         var settings = new Dictionary<string, string>
@@ -63,6 +63,10 @@ internal sealed class StandaloneMailMesh : IAsyncDisposable
             ["Queue:Hostname"] = HostName,
             ["Logging:LogLevel:Default"] = "Warning",
         };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
 
         var args = settings.Select(pair => $"--{pair.Key}={pair.Value}").ToArray();
         var app = ServiceHost.Create(args, "mailmesh-standalone", b => b.AddStandalone(), a => a.MapStandaloneEndpoints(), BusTransport.InMemory);

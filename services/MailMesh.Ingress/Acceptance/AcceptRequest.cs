@@ -100,7 +100,7 @@ internal sealed record AcceptResult
     public bool Duplicate { get; init; }
 
     /// <summary>
-    /// Why it was refused, as an OpenTelemetry error.type value: "loop", "policy", "policy_unavailable",
+    /// Why it was refused, as an OpenTelemetry error.type value: "loop", "sender_domain", "policy", "policy_unavailable",
     /// "spool_unavailable"; null when accepted.
     /// </summary>
     public string? ErrorType { get; init; }

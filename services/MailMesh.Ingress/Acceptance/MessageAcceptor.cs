@@ -20,6 +20,7 @@ internal sealed class MessageAcceptor(
     IServiceScopeFactory scopes,
     ISpool spool,
     IngressMetrics metrics,
+    SenderDomains senderDomains,
     IOptions<IngressOptions> options,
     TimeProvider time,
     ILogger<MessageAcceptor> logger)
@@ -92,6 +93,13 @@ internal sealed class MessageAcceptor(
         if (received > _options.MaxReceivedHeaders)
         {
             return Refuse(request, messageId, SmtpReplies.RoutingLoop, "loop");
+        }
+
+        // The authenticated account may send as its own From domains only (Delivery's DKIM signature is for that domain).
+        if (!senderDomains.IsEmpty && await senderDomains.RefusalAsync(request, cancellationToken) is { } notAllowed)
+        {
+            // RFC 3463 5.7.1: delivery not authorized, message refused.
+            return Refuse(request, messageId, new SmtpReply(550, "5.7.1", $"Sender domain {notAllowed} is not allowed for this account"), "sender_domain");
         }
 
         await using var scope = scopes.CreateAsyncScope();

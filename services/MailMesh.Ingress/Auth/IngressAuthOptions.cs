@@ -59,6 +59,11 @@ public sealed class IngressAuthOptions : IValidatedOptions, IAuthThrottleSetting
             {
                 yield return $"{P}Users:{i}:PasswordHash: {error}";
             }
+
+            if (!Acceptance.SenderDomains.IsValid(user.SenderDomains))
+            {
+                yield return $"{P}Users:{i}:SenderDomains: '{user.SenderDomains}' must be comma-separated domain names";
+            }
         }
 
         foreach (var failure in IAuthThrottleSettings.Validate(this, "Ingress:Auth"))
@@ -75,4 +80,10 @@ public sealed class AuthUser
 
     /// <summary>"pbkdf2-sha256$iterations$salt$hash", as printed by "MailMesh.Ingress hash-password".</summary>
     public string PasswordHash { get; set; } = string.Empty;
+
+    /// <summary>
+    /// Comma-separated domains (each with its sub-domains) this account may use as the From domain; empty: any. A
+    /// message from another domain is refused at the end of data with 550 5.7.1 (DKIM signs for the From domain).
+    /// </summary>
+    public string? SenderDomains { get; set; }
 }

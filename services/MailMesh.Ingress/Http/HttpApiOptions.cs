@@ -47,6 +47,11 @@ public sealed class HttpApiOptions : IValidatedOptions
             {
                 yield return prefix + "Hash: the same key is configured twice";
             }
+
+            if (!Acceptance.SenderDomains.IsValid(key.SenderDomains))
+            {
+                yield return prefix + $"SenderDomains: '{key.SenderDomains}' must be comma-separated domain names";
+            }
         }
 
         if (RetryAfter < TimeSpan.FromSeconds(1) || RetryAfter > TimeSpan.FromHours(1))
@@ -67,4 +72,10 @@ public sealed class ApiKeyOptions
     /// <c>printf %s "$KEY" | sha256sum</c>); see <see cref="ApiKeys"/> for why a fast hash is enough.
     /// </summary>
     public string? Hash { get; set; }
+
+    /// <summary>
+    /// Comma-separated domains (each with its sub-domains) this key may use as the From domain; empty: any. A message
+    /// from another domain is refused with 403 (DKIM signs for the From domain).
+    /// </summary>
+    public string? SenderDomains { get; set; }
 }

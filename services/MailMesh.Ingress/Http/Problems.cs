@@ -98,6 +98,15 @@ internal static class Problems
             new Dictionary<string, object?> { ["reply"] = SmtpReplyInfo.From(reply) });
     }
 
+    /// <summary>The key may not send as the message's From domain (Ingress:Api:Keys:n:SenderDomains): 403.</summary>
+    public static ProblemHttpResult SenderDomainRefused(SmtpReply reply) =>
+        Create(
+            StatusCodes.Status403Forbidden,
+            "sender-domain-not-allowed",
+            "Sender domain not allowed",
+            string.Join(' ', reply.Lines),
+            new Dictionary<string, object?> { ["reply"] = SmtpReplyInfo.From(reply) });
+
     /// <summary>Policy or the spool did not answer in time: nothing was accepted (ARCHITECTURE.md "Never accept unchecked").</summary>
     public static ProblemHttpResult Unavailable(string detail, TimeSpan retryAfter, HttpResponse response)
     {

@@ -204,6 +204,7 @@ internal sealed class SubmissionHandler(
                         : "Policy did not answer in time; nothing was accepted. Try again later.",
                     _api.RetryAfter,
                     context.Response)
+                : accepted.ErrorType == "sender_domain" ? Problems.SenderDomainRefused(accepted.Reply)
                 : Problems.MessageRefused(accepted.Reply, _api.RetryAfter, context.Response);
         }
 
