@@ -87,12 +87,8 @@ refused "a wrong type (values.schema.json)" "$HELM" template x "$CHART" --set-st
 refused "an out-of-range value (values.schema.json)" "$HELM" template x "$CHART" --set ingress.smtp.containerPort=25
 refused "a value outside its enum (values.schema.json)" "$HELM" template x "$CHART" --set postgresql.sslMode=Sometimes
 refused "TLS without a certificate Secret" "$HELM" template x "$CHART" --set ingress.tls.enabled=true
-<<<<<<< HEAD
-refused "DKIM without keys or a Secret" "$HELM" template x "$CHART" --set policy.dkim.enabled=true
-refused "mailbox domains without the Mailbox service" "$HELM" template x "$CHART" --set 'config.policy.mailboxDomains={mail.example.com}'
-=======
 refused "DKIM without keys or a Secret" "$HELM" template x "$CHART" --set delivery.dkim.enabled=true
->>>>>>> s6-dkim
+refused "mailbox domains without the Mailbox service" "$HELM" template x "$CHART" --set 'config.policy.mailboxDomains={mail.example.com}'
 refused "KEDA with a password-only RabbitMQ Secret" "$HELM" template x "$CHART" --set rabbitmq.existingSecret=mq,delivery.keda.enabled=true
 
 step "Kubernetes API schemas (offline)"

@@ -26,6 +26,7 @@ public sealed class LogLevelTests
         "MailMesh.Queue:3000", // scheduler started
         "MailMesh.Queue:3046", // result applier started
         "MailMesh.Queue:3030", // periodic purge summary
+        "MailMesh.Delivery:5030", // DKIM key re-read after its file changed (configuration)
         "MailMesh.Dns:4003", // resolvers (start-up)
         "MailMesh.Standalone:9001", // orphaned leases returned (start-up)
         "MailMesh.Mailbox:6021", // accounts from configuration written to the mail store (start-up)
