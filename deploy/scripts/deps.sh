@@ -50,6 +50,8 @@ if [ "$TEST_TOOLS" = "1" ]; then
   for module in ssl smtplib email.message zipfile; do require_python "$module" python3; done
   # fetchmail (tests/MailMesh.Standalone.FunctionalTests/MailboxStandaloneTests.cs: POP3 and IMAP with STARTTLS).
   require_cmd fetchmail fetchmail
+  # pyspf, the independent SPF implementation (tests/MailMesh.Policy.Tests/SpfInteropTests.cs), with dnspython.
+  for module in spf dns.resolver; do require_python "$module" python3-spf; done
 fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#need[@]}" -gt 0 ]; then
@@ -112,6 +114,9 @@ if [ "$TEST_TOOLS" = "1" ]; then
       missing "swaks: $feature support ($(grep -m1 "^\*\*\* $feature" <<<"$support" | sed 's/^\*\*\* //' || true))"
   done
   have_python "ssl, smtplib, email.message, zipfile" || missing "python3 with ssl, smtplib, email and zipfile"
+  # pyspf evaluates a record given inline (no DNS needed for ip4): the tests ask it for check_host results.
+  python3 -c 'import spf; r = spf.query("192.0.2.1", "a@example.com", "example.com").check(spf="v=spf1 ip4:192.0.2.0/24 -all"); assert r[0] == "pass", r' 2>/dev/null ||
+    missing "python3-spf: pyspf does not evaluate 'v=spf1 ip4:192.0.2.0/24 -all' as pass"
   /usr/sbin/postconf -h mail_version >/dev/null 2>&1 || missing "postfix: 'postconf -h mail_version' fails"
   # fetchmail -V prints its build options and exits 0; the tests need its SSL support (STLS/STARTTLS).
   fetchmail_home="$(mktemp -d)"

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Buffers;
 using MailMesh.Contracts;
+using System.Text;
 using MailMesh.Ingress.Acceptance;
 using MailMesh.Ingress.Memory;
 using MailMesh.Smtp;
@@ -99,13 +101,15 @@ internal sealed partial class SmtpSession
             return false;
         }
 
-        var decision = await CheckPolicyAsync("recipient", ct => _policy.CheckAsync(
+        PolicyDecision? answer = null;
+        var decision = await CheckPolicyAsync("recipient", async ct => answer = await _policy.CheckAsync(
             new CheckRecipient
             {
                 ClientAddress = _clientAddress,
                 Sender = transaction.Sender,
                 Recipient = address,
                 AuthenticatedUser = _authenticatedUser,
+                Helo = _helo,
                 AcceptedRecipients = recipients.Count,
             },
             ct));
@@ -114,6 +118,8 @@ internal sealed partial class SmtpSession
             Write(decision.Reply);
             return false;
         }
+
+        transaction.TraceHeader ??= answer?.TraceHeader;
 
         recipients.Add(new NewRecipient { Address = address, Notify = parameters.Notify, OriginalRecipient = parameters.OriginalRecipient });
         _state = SmtpState.RcptGiven;
@@ -153,6 +159,12 @@ internal sealed partial class SmtpSession
         if (content.Exhausted)
         {
             return false;
+        }
+
+        if (transaction.TraceHeader is { } trace)
+        {
+            // RFC 7208 §9.1: Received-SPF goes above the Received field this server adds; same buffer, no copy.
+            content.Write(Encoding.UTF8.GetBytes(trace));
         }
 
         ReceivedHeader.Write(
