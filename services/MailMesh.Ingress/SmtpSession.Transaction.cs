@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using System.Buffers;
-using MailMesh.Contracts;
 using System.Text;
+using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
 using MailMesh.Ingress.Memory;
 using MailMesh.Smtp;
@@ -164,7 +163,7 @@ internal sealed partial class SmtpSession
         if (transaction.TraceHeader is { } trace)
         {
             // RFC 7208 §9.1: Received-SPF goes above the Received field this server adds; same buffer, no copy.
-            content.Write(Encoding.UTF8.GetBytes(trace));
+            Encoding.UTF8.GetBytes(trace.AsSpan(), content);
         }
 
         ReceivedHeader.Write(

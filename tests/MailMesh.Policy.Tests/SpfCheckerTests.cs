@@ -81,6 +81,20 @@ public sealed class SpfCheckerTests(SpfZones zones) : IClassFixture<SpfZones>
     }
 
     [Fact]
+    public async Task ATempError_IsReusedOnlyBriefly()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        using var checker = NewChecker(time);
+        var client = IPAddress.Parse(SpfZones.Client);
+        Assert.Equal(SpfResult.TempError, (await checker.CheckAsync(client, "a@servfail.spf.test", null, CancellationToken.None)).Result);
+        await checker.CheckAsync(client, "b@servfail.spf.test", null, CancellationToken.None);
+        Assert.Equal(1, checker.Evaluations);
+        time.Advance(SpfChecker.TempErrorCacheDuration);
+        await checker.CheckAsync(client, "a@servfail.spf.test", null, CancellationToken.None);
+        Assert.Equal(2, checker.Evaluations);
+    }
+
+    [Fact]
     public void ReceivedSpf_FollowsRfc7208Section91()
     {
         var header = ReceivedSpfHeader.Format(

@@ -44,7 +44,10 @@ internal sealed class SpfChecker : IDisposable
     private readonly SpfOptions _options;
     private readonly TimeProvider _time;
     private readonly DnsStubResolver _resolver;
-    private readonly ConcurrentDictionary<(string Ip, string Domain), (Task<SpfEvaluation> Result, DateTimeOffset Expires)> _cache = new();
+    /// <summary>A temperror is a DNS blip: it is reused at most this long, so the client's retry is evaluated afresh.</summary>
+    internal static readonly TimeSpan TempErrorCacheDuration = TimeSpan.FromSeconds(30);
+
+    private readonly ConcurrentDictionary<(string Ip, string Domain), (Task<SpfEvaluation> Result, DateTimeOffset Created)> _cache = new();
 
     public SpfChecker(IOptions<SpfOptions> options, TimeProvider time)
     {
@@ -106,9 +109,9 @@ internal sealed class SpfChecker : IDisposable
 
         var now = _time.GetUtcNow();
         var key = (client.ToString(), domain);
-        if (_cache.TryGetValue(key, out var cached) && cached.Expires > now && !cached.Result.IsFaulted && !cached.Result.IsCanceled)
+        if (_cache.TryGetValue(key, out var cached) && IsFresh(cached.Result, cached.Created, now))
         {
-            return WithIdentityAsync(cached.Result, identity);
+            return WithIdentityAsync(cached.Result, identity).WaitAsync(cancellationToken);
         }
 
         if (_cache.Count >= _options.MaxCacheEntries)
@@ -118,8 +121,21 @@ internal sealed class SpfChecker : IDisposable
 
         // The evaluation is not tied to one caller's token: a burst shares it, and it is bounded by Policy:Spf:Timeout.
         var task = EvaluateAsync(client, domain, identity, helo, CancellationToken.None);
-        _cache[key] = (task, now + _options.CacheDuration);
+        _cache[key] = (task, now);
         return WithIdentityAsync(task, identity).WaitAsync(cancellationToken);
+    }
+
+    private bool IsFresh(Task<SpfEvaluation> result, DateTimeOffset created, DateTimeOffset now)
+    {
+        if (result.IsFaulted || result.IsCanceled)
+        {
+            return false;
+        }
+
+        var lifetime = result.IsCompletedSuccessfully && result.Result.Result == SpfResult.TempError
+            ? TimeSpan.FromTicks(Math.Min(TempErrorCacheDuration.Ticks, _options.CacheDuration.Ticks))
+            : _options.CacheDuration;
+        return now < created + lifetime;
     }
 
     private static async Task<SpfEvaluation> WithIdentityAsync(Task<SpfEvaluation> result, string identity)
@@ -132,7 +148,7 @@ internal sealed class SpfChecker : IDisposable
     {
         foreach (var entry in _cache)
         {
-            if (entry.Value.Expires <= now)
+            if (!IsFresh(entry.Value.Result, entry.Value.Created, now))
             {
                 _cache.TryRemove(entry);
             }
