@@ -49,8 +49,11 @@ internal sealed class SpfChecker : IDisposable
 
     private readonly ConcurrentDictionary<(string Ip, string Domain), (Task<SpfEvaluation> Result, DateTimeOffset Created)> _cache = new();
 
-    public SpfChecker(IOptions<SpfOptions> options, TimeProvider time)
+    private readonly PolicyMetrics? _metrics;
+
+    public SpfChecker(IOptions<SpfOptions> options, TimeProvider time, PolicyMetrics? metrics = null)
     {
+        _metrics = metrics;
         _options = options.Value;
         _time = time;
         var servers = SpfOptions.ParseServers(_options.DnsServers, "Policy:Spf:DnsServers");
@@ -163,6 +166,13 @@ internal sealed class SpfChecker : IDisposable
     private async Task<SpfEvaluation> EvaluateAsync(IPAddress client, string domain, string identity, string? helo, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _evaluations);
+        var evaluation = await EvaluateCoreAsync(client, domain, identity, helo, cancellationToken);
+        _metrics?.SpfEvaluated(ReceivedSpfHeader.Keyword(evaluation.Result));
+        return evaluation;
+    }
+
+    private async Task<SpfEvaluation> EvaluateCoreAsync(IPAddress client, string domain, string identity, string? helo, CancellationToken cancellationToken)
+    {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.Timeout);
         var counting = new CountingResolver(_resolver);
