@@ -27,6 +27,7 @@ need=()
 require_cmd() { have_cmd "$1" || need+=("$2"); }
 require_perl() { have_perl "$1" || need+=("$2"); }
 require_python() { have_python "$1" || need+=("$2"); }
+debian_python() { if [ -x /usr/bin/python3 ]; then /usr/bin/python3 "$@"; else python3 "$@"; fi; }
 
 require_cmd pg_ctlcluster postgresql
 require_cmd psql postgresql-client
@@ -57,6 +58,9 @@ if [ "$TEST_TOOLS" = "1" ]; then
   require_cmd opendkim-testmsg opendkim-tools
   require_cmd unshare util-linux
   require_cmd openssl openssl
+  # pyspf, the independent SPF implementation (tests/MailMesh.Policy.Tests/SpfInteropTests.cs), with dnspython. Debian
+  # installs it for the system interpreter, which the test runs (/usr/bin/python3), whatever python3 is on PATH.
+  for module in spf dns.resolver; do debian_python -c "import $module" >/dev/null 2>&1 || need+=(python3-spf); done
 fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#need[@]}" -gt 0 ]; then
@@ -119,6 +123,9 @@ if [ "$TEST_TOOLS" = "1" ]; then
       missing "swaks: $feature support ($(grep -m1 "^\*\*\* $feature" <<<"$support" | sed 's/^\*\*\* //' || true))"
   done
   have_python "ssl, smtplib, email.message, zipfile" || missing "python3 with ssl, smtplib, email and zipfile"
+  # pyspf evaluates a record given inline (no DNS needed for ip4): the tests ask it for check_host results.
+  debian_python -c 'import spf; r = spf.query("192.0.2.1", "a@example.com", "example.com").check(spf="v=spf1 ip4:192.0.2.0/24 -all"); assert r[0] == "pass", r' 2>/dev/null ||
+    missing "python3-spf: pyspf does not evaluate 'v=spf1 ip4:192.0.2.0/24 -all' as pass"
   /usr/sbin/postconf -h mail_version >/dev/null 2>&1 || missing "postfix: 'postconf -h mail_version' fails"
   # fetchmail -V prints its build options and exits 0; the tests need its SSL support (STLS/STARTTLS).
   fetchmail_home="$(mktemp -d)"

@@ -30,6 +30,10 @@ internal sealed class MailTransaction
     /// <summary>Recipients Policy accepted, in order, each once.</summary>
     public List<NewRecipient> Recipients { get; } = [];
 
+    /// <summary>Policy's trace header for this transaction (Received-SPF, RFC 7208 §9.1), prepended with our Received
+    /// header when the content starts; null when there is none.</summary>
+    public string? TraceHeader { get; set; }
+
     /// <summary>Set when the content starts (DATA's 354 or the first BDAT).</summary>
     public Guid MessageId { get; private set; }
 

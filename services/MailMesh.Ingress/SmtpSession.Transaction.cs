@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
 using MailMesh.Ingress.Memory;
@@ -99,13 +100,15 @@ internal sealed partial class SmtpSession
             return false;
         }
 
-        var decision = await CheckPolicyAsync("recipient", ct => _policy.CheckAsync(
+        PolicyDecision? answer = null;
+        var decision = await CheckPolicyAsync("recipient", async ct => answer = await _policy.CheckAsync(
             new CheckRecipient
             {
                 ClientAddress = _clientAddress,
                 Sender = transaction.Sender,
                 Recipient = address,
                 AuthenticatedUser = _authenticatedUser,
+                Helo = _helo,
                 AcceptedRecipients = recipients.Count,
             },
             ct));
@@ -114,6 +117,8 @@ internal sealed partial class SmtpSession
             Write(decision.Reply);
             return false;
         }
+
+        transaction.TraceHeader ??= answer?.TraceHeader;
 
         recipients.Add(new NewRecipient { Address = address, Notify = parameters.Notify, OriginalRecipient = parameters.OriginalRecipient });
         _state = SmtpState.RcptGiven;
@@ -153,6 +158,12 @@ internal sealed partial class SmtpSession
         if (content.Exhausted)
         {
             return false;
+        }
+
+        if (transaction.TraceHeader is { } trace)
+        {
+            // RFC 7208 §9.1: Received-SPF goes above the Received field this server adds; same buffer, no copy.
+            Encoding.UTF8.GetBytes(trace.AsSpan(), content);
         }
 
         ReceivedHeader.Write(

@@ -1,4 +1,6 @@
+using System.Net;
 using MailMesh.Contracts;
+using MailMesh.Policy.Spf;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
 using Microsoft.Extensions.Options;
@@ -15,8 +17,11 @@ internal sealed class PolicyEngine(
     RelayRules relay,
     IOptions<PolicyOptions> options,
     IOptions<MailboxDomainsOptions> mailboxDomains,
+    IOptions<SpfOptions> spfOptions,
+    SpfChecker spf,
     TimeProvider time)
 {
+    private readonly SpfOptions _spf = spfOptions.Value;
     private static readonly TimeSpan RateWindow = TimeSpan.FromMinutes(1);
     private readonly PolicyOptions _options = options.Value;
 
@@ -40,6 +45,9 @@ internal sealed class PolicyEngine(
     /// At RCPT: recipient limit, then relay permission (before anything that would reveal local state to a client
     /// that may not use this server at all), then, for a mailbox domain (Policy:MailboxDomains), whether the mail store
     /// can take it (account, alias or catch-all; enabled; under quota: one indexed query), then the suppression list.
+    /// SPF (Policy:Spf) is decided here, at the first RCPT, for a client that may not relay: RFC 7208 §2.4 lets the
+    /// check wait past MAIL FROM, and at RCPT it runs only for mail this server would take for its own domains (never
+    /// for a client refused as a relay). Its result is cached, so later recipients cost nothing.
     /// </summary>
     public async Task<Verdict> CheckRecipientAsync(CheckRecipient request, CancellationToken cancellationToken)
     {
@@ -70,6 +78,36 @@ internal sealed class PolicyEngine(
             }
         }
 
+        string? traceHeader = null;
+        if (!mayRelay && _spf.Enabled && IPAddress.TryParse(request.ClientAddress, out var client))
+        {
+            var evaluation = await spf.CheckAsync(client, request.Sender, request.Helo, cancellationToken);
+            var refusal = SpfRefusal(evaluation, client);
+            if (refusal is not null)
+            {
+                return refusal;
+            }
+
+            traceHeader = ReceivedSpfHeader.Format(evaluation, client, request.Sender, request.Helo, _spf.AuthServId!);
+        }
+
+        var verdict = await CheckMailboxAsync(recipient, cancellationToken);
+        return traceHeader is null || !verdict.Decision.Accepted
+            ? verdict
+            : verdict with { Decision = verdict.Decision with { TraceHeader = traceHeader } };
+    }
+
+    /// <summary>RFC 7208 §8: the configured action for the result; softfail, neutral, none and pass are never refused.</summary>
+    private Verdict? SpfRefusal(SpfEvaluation evaluation, IPAddress client) => evaluation.Result switch
+    {
+        SpfResult.Fail when _spf.FailAction == SpfAction.Reject => Verdict.SpfFailed(evaluation.Domain, client.ToString()),
+        SpfResult.PermError when _spf.PermErrorAction == SpfAction.Reject => Verdict.SpfPermError(evaluation.Domain),
+        SpfResult.TempError when _spf.TempErrorAction == SpfAction.Reject => Verdict.SpfTempError(evaluation.Domain),
+        _ => null,
+    };
+
+    private async Task<Verdict> CheckMailboxAsync(MailboxParts recipient, CancellationToken cancellationToken)
+    {
         var address = recipient.Normalized;
         if (mailboxDomains.Value.Contains(recipient.Domain))
         {

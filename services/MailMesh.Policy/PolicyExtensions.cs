@@ -1,3 +1,4 @@
+using MailMesh.Policy.Spf;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
@@ -44,6 +45,22 @@ public static class PolicyExtensions
 
         services.AddValidatedOptions<PolicyOptions>();
         services.AddValidatedOptions<MailboxDomainsOptions>();
+
+        // Policy:Spf: the receiver name defaults to this host's SMTP name and the resolvers to the ones Delivery uses.
+        services.AddValidatedOptions<SpfOptions>().PostConfigure<IConfiguration>((spf, configuration) =>
+        {
+            if (string.IsNullOrWhiteSpace(spf.AuthServId))
+            {
+                var host = configuration["Ingress:HostName"];
+                spf.AuthServId = string.IsNullOrWhiteSpace(host) ? Environment.MachineName.ToLowerInvariant() : host;
+            }
+
+            if (string.IsNullOrWhiteSpace(spf.DnsServers))
+            {
+                spf.DnsServers = configuration["Dns:Servers"];
+            }
+        });
+        services.AddSingleton<SpfChecker>();
         services.AddMetrics();
         services.AddSingleton<PolicyMetrics>();
         services.AddSingleton<RelayRules>();

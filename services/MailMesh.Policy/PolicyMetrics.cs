@@ -10,13 +10,20 @@ internal sealed class PolicyMetrics
     public const string MeterName = Telemetry.Prefix + ".Policy";
 
     private readonly Counter<long> _decisions;
+    private readonly Counter<long> _spfEvaluations;
 
     public PolicyMetrics(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(MeterName);
         _decisions = meter.CreateCounter<long>("mailmesh.policy.decisions", "{decision}",
             "Policy decisions by check (connection, recipient, message), decision (accept, reject, tempfail) and reason.");
+        _spfEvaluations = meter.CreateCounter<long>("mailmesh.policy.spf.evaluations", "{evaluation}",
+            "SPF (RFC 7208) evaluations that reached DNS (cache hits not counted), by result.");
     }
+
+    /// <summary>One SPF evaluation that reached DNS, by its RFC 7208 §2.6 result keyword.</summary>
+    public void SpfEvaluated(string result) =>
+        _spfEvaluations.Add(1, new KeyValuePair<string, object?>("mailmesh.spf.result", result));
 
     public void Decided(string check, Verdict verdict)
     {

@@ -54,6 +54,18 @@ internal sealed record Verdict(PolicyDecision Decision, string Reason)
     public static Verdict TooManyMessages(string client) =>
         Refuse(450, "4.7.1", $"too many messages from {client}, try later", "message_rate");
 
+    /// <summary>RFC 7208 §8.4 and RFC 7372 §3.2: SPF fail, 550 5.7.23 "SPF validation failed".</summary>
+    public static Verdict SpfFailed(string domain, string client) =>
+        Refuse(550, "5.7.23", $"SPF validation failed: {domain} does not designate {client} as permitted sender", "spf_fail");
+
+    /// <summary>RFC 7208 §8.7 and RFC 7372 §3.2: SPF permerror, 550 5.7.24 "SPF validation error".</summary>
+    public static Verdict SpfPermError(string domain) =>
+        Refuse(550, "5.7.24", $"SPF validation error: the SPF record of {domain} is invalid", "spf_permerror");
+
+    /// <summary>RFC 7208 §8.6 and RFC 7372 §3.2: SPF temperror, 451 4.7.24; the client retries.</summary>
+    public static Verdict SpfTempError(string domain) =>
+        Refuse(451, "4.7.24", $"SPF validation error: DNS lookup for {domain} failed, try again later", "spf_temperror");
+
     /// <summary>The store did not answer: never accept unchecked (ARCHITECTURE.md), ask the client to retry.</summary>
     public static Verdict Unavailable(int replyCode) =>
         Refuse(replyCode, "4.3.0", "Policy temporarily unavailable, try again later", "store_unavailable");

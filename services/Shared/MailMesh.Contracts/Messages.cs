@@ -159,6 +159,9 @@ public sealed record CheckRecipient
     public required string Recipient { get; init; }
     public string? AuthenticatedUser { get; init; }
 
+    /// <summary>The client's HELO/EHLO name, if any: the SPF identity for the null sender (RFC 7208 §2.3, §2.4).</summary>
+    public string? Helo { get; init; }
+
     /// <summary>Recipients already accepted in this transaction (for per-message limits).</summary>
     public int AcceptedRecipients { get; init; }
 }
@@ -186,6 +189,10 @@ public sealed record PolicyDecision
     public required int ReplyCode { get; init; }
     public required string EnhancedCode { get; init; }
     public required string Reason { get; init; }
+
+    /// <summary>An accepted recipient's trace header field to prepend at acceptance (e.g. Received-SPF, RFC 7208 §9.1),
+    /// ending in CRLF; null when there is none.</summary>
+    public string? TraceHeader { get; init; }
 
     public static PolicyDecision Accept { get; } = new() { Accepted = true, ReplyCode = 250, EnhancedCode = "2.0.0", Reason = "OK" };
 }

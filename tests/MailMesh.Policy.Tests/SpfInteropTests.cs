@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using System.Net;
+using MailMesh.Policy.Spf;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace MailMesh.Policy.Tests;
+
+/// <summary>
+/// MailMesh's results against an independent implementation, pyspf (Debian python3-spf, installed by
+/// deploy/scripts/deps.sh), asked about the same zones on the same test DNS server: dnspython's default resolver is
+/// pointed at it, so both evaluate the very same answers.
+/// </summary>
+public sealed class SpfInteropTests(SpfZones zones) : IClassFixture<SpfZones>
+{
+    private const string Script = """
+        import sys, dns.resolver, spf
+        host, port = sys.argv[1], int(sys.argv[2])
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [host]
+        resolver.port = port
+        resolver.lifetime = 5
+        dns.resolver.default_resolver = resolver
+        for line in sys.stdin:
+            ip, sender, helo = line.split()
+            result = spf.check2(i=ip, s=sender, h=helo, querytime=5)[0]
+            print(result, flush=True)
+        """;
+
+    [Fact]
+    public async Task PySpf_GivesTheSameResults_OnTheSameZones()
+    {
+        var python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+        var cases = SpfZones.Cases.Select(row => ((string)row[0], (string)row[1], (string)row[2])).ToList();
+        var start = new ProcessStartInfo(python)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(Script);
+        start.ArgumentList.Add(zones.Dns.EndPoint.Address.ToString());
+        start.ArgumentList.Add(zones.Dns.EndPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var process = Process.Start(start)!;
+        foreach (var (domain, client, _) in cases)
+        {
+            await process.StandardInput.WriteLineAsync($"{client} postmaster@{domain} client.example");
+        }
+
+        process.StandardInput.Close();
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.True(process.ExitCode == 0, $"pyspf (python3-spf, see deploy/scripts/deps.sh) failed: {await errors}");
+        var theirs = (await output).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(cases.Count, theirs.Length);
+
+        using var checker = new SpfChecker(
+            Options.Create(new SpfOptions { Enabled = true, DnsServers = zones.Servers, CacheDuration = TimeSpan.Zero }),
+            new FakeTimeProvider(DateTimeOffset.UnixEpoch));
+        var differences = new List<string>();
+        for (var i = 0; i < cases.Count; i++)
+        {
+            var (domain, client, expected) = cases[i];
+            var ours = ReceivedSpfHeader.Keyword((await checker.CheckAsync(IPAddress.Parse(client), "postmaster@" + domain, "client.example", CancellationToken.None)).Result);
+            if (ours != theirs[i] || ours != expected)
+            {
+                differences.Add($"{domain} from {client}: MailMesh {ours}, pyspf {theirs[i]}, RFC 7208 {expected}");
+            }
+        }
+
+        Assert.True(differences.Count == 0, string.Join('\n', differences));
+    }
+}
