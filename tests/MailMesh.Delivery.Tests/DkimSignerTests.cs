@@ -238,13 +238,15 @@ public sealed class DkimSignerTests : IDisposable
     [Fact]
     public async Task The_record_commands_print_the_zone_line_split_into_255_octet_strings()
     {
-        var path = Path.Combine(_directory.FullName, "generated.pem");
+        // In a directory that does not exist yet, as docs/authentication.md's `dkim-keygen --out keys/s2026.pem`.
+        var path = Path.Combine(_directory.FullName, "keys", "generated.pem");
         using var output = new StringWriter();
         using var error = new StringWriter();
         Assert.Equal(0, await DkimCommands.TryRunAsync(["dkim-keygen", "--algorithm", "rsa-sha256", "--out", path], output, error));
         if (!OperatingSystem.IsWindows())
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(path)!));
         }
 
         using var record = new StringWriter();

@@ -46,11 +46,24 @@ public static class DkimCommands
 
             try
             {
+                // `--out keys/s2026.pem` as docs/authentication.md shows it: a missing directory is made, owner-only.
+                if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } directory && !Directory.Exists(directory))
+                {
+                    if (OperatingSystem.IsWindows())
+                    {
+                        Directory.CreateDirectory(directory);
+                    }
+                    else
+                    {
+                        Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                    }
+                }
+
                 await using var stream = new FileStream(path, file);
                 await using var writer = new StreamWriter(stream);
                 await writer.WriteLineAsync(key.ToPem());
             }
-            catch (IOException ex)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 await error.WriteLineAsync($"dkim-keygen: cannot write {path}: {ex.Message}");
                 return 2;
