@@ -20,40 +20,23 @@ namespace MailMesh.Standalone.FunctionalTests;
 public sealed class DkimStandaloneTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
-    private readonly DirectoryInfo _workingDirectory = Directory.CreateTempSubdirectory("mailmesh-standalone-dkim-");
+    private readonly RelayBench _bench = new("mailmesh-standalone-dkim-");
     private readonly Dictionary<string, string> _records = [];
-    private TestDnsServer _dns = null!;
-    private SmtpSink _sink = null!;
 
     public Task InitializeAsync()
     {
-        _dns = TestDnsServer.Start();
-        _sink = SmtpSink.Start();
-        _dns.AddAddress("mx.test", "127.0.0.1")
+        _bench.Dns.AddAddress("mx.test", "127.0.0.1")
             .AddMx("dest.test", 10, "mx.test")
             .AddMx("origin.test", 10, "mx.test");
         return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
-    {
-        await _sink.DisposeAsync();
-        _dns.Dispose();
-        _workingDirectory.Delete(recursive: true);
-    }
+    public async Task DisposeAsync() => await _bench.DisposeAsync();
 
     private Dictionary<string, string> Settings()
     {
-        var settings = new Dictionary<string, string>
-        {
-            ["Dns:Servers"] = _dns.EndPoint.ToString(),
-            ["Delivery:Port"] = _sink.Port.ToString(CultureInfo.InvariantCulture),
-            ["Queue:FirstRetryDelay"] = "00:00:01",
-            ["Queue:Jitter"] = "0",
-            ["Queue:PollInterval"] = "00:00:00.200",
-            ["Queue:Hostname"] = "mx.origin.test",
-        };
-        TestKeys.AddTo(settings);
+        var settings = _bench.Settings();
+        settings["Queue:Hostname"] = "mx.origin.test";
 
         // Rotation: "old" signed until "new" was listed after it; "next" is published ahead, not signing yet.
         Key(settings, 0, "origin.test", "old", DkimAlgorithm.RsaSha256, sign: true);
@@ -65,7 +48,7 @@ public sealed class DkimStandaloneTests : IAsyncLifetime
     [Fact]
     public async Task SMTP_HTTP_large_and_DSN_mail_arrives_signed_by_the_active_selector_and_verifies()
     {
-        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, Settings());
+        await using var mailmesh = await StandaloneProcess.StartAsync(_bench.WorkingDirectory.FullName, Settings());
 
         await SendAsync(mailmesh.SmtpPort, "app@origin.test", "user@dest.test", "over smtp", "hello\r\n");
         await SendAsync(mailmesh.SmtpPort, "app@origin.test", "user@dest.test", "large", new string('x', 70) + "\r\n", repeat: 3 * 1024 * 1024 / 72);
@@ -80,7 +63,7 @@ public sealed class DkimStandaloneTests : IAsyncLifetime
         }
 
         // Four to dest.test, and the DSN for nowhere.test (no such domain) back to app@origin.test.
-        var delivered = await _sink.WaitForMessagesAsync(5, Patience);
+        var delivered = await _bench.Sink.WaitForMessagesAsync(5, Patience);
         var bySubject = delivered.ToDictionary(m => MimeMessage.Load(new MemoryStream(m.Data)).Subject ?? string.Empty);
         Assert.Contains(bySubject.Keys, s => s.StartsWith("Undelivered", StringComparison.Ordinal));
 
@@ -96,7 +79,7 @@ public sealed class DkimStandaloneTests : IAsyncLifetime
 
             Assert.Equal(1, signatures);
             Assert.StartsWith("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=origin.test; s=new;", text, StringComparison.Ordinal);
-            var dkimpy = await DkimVerifiers.DkimpyAsync(message.Data, _dns);
+            var dkimpy = await DkimVerifiers.DkimpyAsync(message.Data, _bench.Dns);
             Assert.True(dkimpy.Pass, $"{subject}: {dkimpy.Output}");
             var opendkim = await DkimVerifiers.OpenDkimAsync(message.Data, _records);
             Assert.True(opendkim.Pass, $"{subject}: {opendkim.Output}");
@@ -114,7 +97,7 @@ public sealed class DkimStandaloneTests : IAsyncLifetime
     {
         var settings = Settings();
         settings["Dkim:Keys:2:" + setting] = value;
-        var (exitCode, output) = await StandaloneProcess.RunToExitAsync(_workingDirectory.FullName, settings);
+        var (exitCode, output) = await StandaloneProcess.RunToExitAsync(_bench.WorkingDirectory.FullName, settings);
         Assert.Equal(2, exitCode);
         Assert.Contains("configuration error", output, StringComparison.Ordinal);
         Assert.Contains("Dkim:Keys:2:", output, StringComparison.Ordinal);
@@ -122,7 +105,7 @@ public sealed class DkimStandaloneTests : IAsyncLifetime
 
     private void Key(Dictionary<string, string> settings, int index, string domain, string selector, DkimAlgorithm algorithm, bool sign)
     {
-        var path = Path.Combine(_workingDirectory.FullName, $"{selector}.{domain}.pem");
+        var path = Path.Combine(_bench.WorkingDirectory.FullName, $"{selector}.{domain}.pem");
         using var key = DkimPrivateKey.Generate(algorithm);
         File.WriteAllText(path, key.ToPem());
         var prefix = $"Dkim:Keys:{index}:";
@@ -132,7 +115,7 @@ public sealed class DkimStandaloneTests : IAsyncLifetime
         settings[prefix + "Algorithm"] = DkimPrivateKey.Name(algorithm);
         settings[prefix + "Sign"] = sign ? "true" : "false";
         _records[$"{selector}._domainkey.{domain}"] = key.RecordText();
-        _dns.AddTxt($"{selector}._domainkey.{domain}", key.RecordText());
+        _bench.Dns.AddTxt($"{selector}._domainkey.{domain}", key.RecordText());
     }
 
     private static async Task SendAsync(int port, string from, string to, string subject, string line, int repeat = 1)

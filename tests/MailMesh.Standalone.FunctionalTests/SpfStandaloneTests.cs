@@ -13,52 +13,35 @@ namespace MailMesh.Standalone.FunctionalTests;
 public sealed class SpfStandaloneTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
-    private readonly DirectoryInfo _workingDirectory = Directory.CreateTempSubdirectory("mailmesh-spf-");
-    private TestDnsServer _dns = null!;
-    private SmtpSink _sink = null!;
+    private readonly RelayBench _bench = new("mailmesh-spf-");
 
     public Task InitializeAsync()
     {
-        _dns = TestDnsServer.Start();
-        _sink = SmtpSink.Start();
-        _dns.AddMx("dest.test", 10, "mx.dest.test").AddAddress("mx.dest.test", "127.0.0.1")
+        _bench.Dns.AddMx("dest.test", 10, "mx.dest.test").AddAddress("mx.dest.test", "127.0.0.1")
             .AddTxt("spf-pass.test", "v=spf1 ip4:127.0.0.0/8 -all")
             .AddTxt("spf-fail.test", "v=spf1 ip4:192.0.2.1 -all");
         return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
-    {
-        await _sink.DisposeAsync();
-        _dns.Dispose();
-        _workingDirectory.Delete(recursive: true);
-    }
+    public async Task DisposeAsync() => await _bench.DisposeAsync();
 
     [Fact]
     public async Task A_fail_is_refused_with_5_7_23_and_a_pass_is_delivered_with_Received_SPF()
     {
-        var settings = new Dictionary<string, string>
-        {
-            ["Dns:Servers"] = _dns.EndPoint.ToString(),
-            ["Delivery:Port"] = _sink.Port.ToString(CultureInfo.InvariantCulture),
-            ["Policy:RelayNetworks"] = "192.0.2.0/24",
-            ["Policy:LocalDomains"] = "dest.test",
-            ["Policy:Spf:Enabled"] = "true",
-            ["Policy:Spf:FailAction"] = "reject",
-            ["Policy:Spf:AuthServId"] = "mx.mailmesh.test",
-            ["Queue:FirstRetryDelay"] = "00:00:01",
-            ["Queue:Jitter"] = "0",
-            ["Queue:PollInterval"] = "00:00:00.200",
-        };
-        TestKeys.AddTo(settings);
-        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, settings);
+        var settings = _bench.Settings();
+        settings["Policy:RelayNetworks"] = "192.0.2.0/24";
+        settings["Policy:LocalDomains"] = "dest.test";
+        settings["Policy:Spf:Enabled"] = "true";
+        settings["Policy:Spf:FailAction"] = "reject";
+        settings["Policy:Spf:AuthServId"] = "mx.mailmesh.test";
+        await using var mailmesh = await StandaloneProcess.StartAsync(_bench.WorkingDirectory.FullName, settings);
 
         var refused = await Assert.ThrowsAsync<SmtpCommandException>(() => SendAsync(mailmesh.SmtpPort, "forger@spf-fail.test"));
         Assert.Equal(SmtpStatusCode.MailboxUnavailable, refused.StatusCode);
         Assert.Contains("5.7.23", refused.Message + " " + refused.ErrorCode, StringComparison.Ordinal);
 
         await SendAsync(mailmesh.SmtpPort, "app@spf-pass.test");
-        var delivered = await _sink.WaitForMessagesAsync(1, Patience);
+        var delivered = await _bench.Sink.WaitForMessagesAsync(1, Patience);
         Assert.Single(delivered);
         var text = delivered[0].DataText;
         Assert.StartsWith("Received-SPF: pass (mx.mailmesh.test: domain of app@spf-pass.test designates 127.0.0.1 as permitted sender)\r\n", text, StringComparison.Ordinal);

@@ -15,51 +15,30 @@ namespace MailMesh.Standalone.FunctionalTests;
 public sealed class StandaloneTests : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
-    private readonly DirectoryInfo _workingDirectory = Directory.CreateTempSubdirectory("mailmesh-standalone-");
-    private TestDnsServer _dns = null!;
-    private SmtpSink _sink = null!;
+    private readonly RelayBench _bench = new("mailmesh-standalone-");
 
     public Task InitializeAsync()
     {
-        _dns = TestDnsServer.Start();
-        _sink = SmtpSink.Start();
-        _dns.AddMx("dest.test", 10, "mx.dest.test").AddAddress("mx.dest.test", "127.0.0.1");
+        _bench.Dns.AddMx("dest.test", 10, "mx.dest.test").AddAddress("mx.dest.test", "127.0.0.1");
         return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
-    {
-        await _sink.DisposeAsync();
-        _dns.Dispose();
-        _workingDirectory.Delete(recursive: true);
-    }
+    public async Task DisposeAsync() => await _bench.DisposeAsync();
 
-    private Dictionary<string, string> Settings()
-    {
-        var settings = new Dictionary<string, string>
-        {
-            ["Dns:Servers"] = _dns.EndPoint.ToString(),
-            ["Delivery:Port"] = _sink.Port.ToString(CultureInfo.InvariantCulture),
-            ["Queue:FirstRetryDelay"] = "00:00:01",
-            ["Queue:Jitter"] = "0",
-            ["Queue:PollInterval"] = "00:00:00.200",
-        };
-        TestKeys.AddTo(settings);
-        return settings;
-    }
+    private Dictionary<string, string> Settings() => _bench.Settings();
 
     [Fact]
     public async Task Delivers_over_SMTP_and_reports_where_the_message_is()
     {
-        await using var mailmesh = await StandaloneProcess.StartAsync(_workingDirectory.FullName, Settings());
+        await using var mailmesh = await StandaloneProcess.StartAsync(_bench.WorkingDirectory.FullName, Settings());
 
         var id = await SendAsync(mailmesh.SmtpPort, "hello");
-        var delivered = await _sink.WaitForMessagesAsync(1, Patience);
+        var delivered = await _bench.Sink.WaitForMessagesAsync(1, Patience);
         Assert.Equal(["user@dest.test"], delivered[0].Recipients);
         Assert.Contains("Subject: hello", delivered[0].DataText, StringComparison.Ordinal);
 
         // Data lives under ./data/ of the working directory, as the README says.
-        Assert.True(File.Exists(Path.Combine(_workingDirectory.FullName, "data", "mailmesh.db")));
+        Assert.True(File.Exists(Path.Combine(_bench.WorkingDirectory.FullName, "data", "mailmesh.db")));
 
         using var http = TestKeys.Client(mailmesh.HttpPort, TestKeys.Admin);
         var status = await WaitForAsync(async () =>
@@ -76,16 +55,16 @@ public sealed class StandaloneTests : IAsyncLifetime
     public async Task A_message_that_got_250_survives_a_crash_and_is_delivered_after_restart()
     {
         // The destination defers everything, so the message is still queued when the process is killed.
-        _sink.RecipientReplies["user@dest.test"] = "451 4.3.0 not now";
-        var first = await StandaloneProcess.StartAsync(_workingDirectory.FullName, Settings());
+        _bench.Sink.RecipientReplies["user@dest.test"] = "451 4.3.0 not now";
+        var first = await StandaloneProcess.StartAsync(_bench.WorkingDirectory.FullName, Settings());
         await SendAsync(first.SmtpPort, "survivor");
         await first.CrashAsync();
         await first.DisposeAsync();
-        Assert.Empty(_sink.Messages);
+        Assert.Empty(_bench.Sink.Messages);
 
-        _sink.RecipientReplies.Clear();
-        await using var second = await StandaloneProcess.StartAsync(_workingDirectory.FullName, Settings());
-        var delivered = await _sink.WaitForMessagesAsync(1, Patience);
+        _bench.Sink.RecipientReplies.Clear();
+        await using var second = await StandaloneProcess.StartAsync(_bench.WorkingDirectory.FullName, Settings());
+        var delivered = await _bench.Sink.WaitForMessagesAsync(1, Patience);
         Assert.Contains("Subject: survivor", delivered[0].DataText, StringComparison.Ordinal);
     }
 
@@ -105,7 +84,7 @@ public sealed class StandaloneTests : IAsyncLifetime
     {
         var settings = Settings();
         settings[key] = value;
-        var (exitCode, output) = await StandaloneProcess.RunToExitAsync(_workingDirectory.FullName, settings);
+        var (exitCode, output) = await StandaloneProcess.RunToExitAsync(_bench.WorkingDirectory.FullName, settings);
         Assert.Equal(2, exitCode);
         Assert.Contains("configuration error", output, StringComparison.Ordinal);
         Assert.Contains(key, output, StringComparison.Ordinal);
