@@ -167,6 +167,18 @@ public sealed class InboundAuthenticationTests(AuthenticationZones zones) : ICla
     }
 
     [Fact]
+    public async Task ARC_is_none_without_a_set_pass_for_a_valid_chain_and_fail_for_a_broken_one()
+    {
+        await using var host = await StartAsync(("Policy:Dmarc:Enforce", "false"));
+        var sealedMessage = zones.ArcSeal(Mail("a@bank.test", "bank.test"), "bank.test");
+        var broken = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(sealedMessage).Replace("Second line.", "Second line!", StringComparison.Ordinal));
+
+        Assert.Contains("\tarc=none;", (await CheckAsync(host, Mail("a@bank.test", "bank.test"), "b@nodmarc.test")).Headers, StringComparison.Ordinal);
+        Assert.Contains("\tarc=pass (i=1);", (await CheckAsync(host, sealedMessage, "b@nodmarc.test")).Headers, StringComparison.Ordinal);
+        Assert.Contains("\tarc=fail (i=1);", (await CheckAsync(host, broken, "b@nodmarc.test")).Headers, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_DMARC_temperror_is_a_451_when_configured()
     {
         await using var host = await StartAsync(("Policy:Dmarc:TempErrorAction", "tempfail"));
