@@ -120,6 +120,52 @@ public sealed class SqliteDurabilityTests
         var job = Assert.Single(await reopened.ClaimDueAsync(message.ReceivedAt, 10, TimeSpan.FromMinutes(1), CancellationToken.None));
         Assert.Equal("b@example.com", Assert.Single(job.Recipients).Address);
     }
+
+    /// <summary>
+    /// A new file gets 16 KiB pages (a 100 KB body is 7 page reads and writes, not 25: issue 8's 100 KB figures); a file
+    /// made with 4 KiB pages by an earlier version keeps them and stays usable.
+    /// </summary>
+    [Fact]
+    public async Task A_new_file_has_16_KiB_pages_and_an_existing_file_keeps_its_own()
+    {
+        await using var stores = await SqliteStores.CreateAsync();
+        Assert.Equal(Sqlite.SqliteDatabase.PageSize, await PageSizeAsync(stores.Path));
+
+        var old = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(stores.Path)!, "old.db");
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + old + ";Pooling=False"))
+        {
+            await connection.OpenAsync();
+            await using var create = connection.CreateCommand();
+            create.CommandText = "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE earlier (x INTEGER)";
+            await create.ExecuteNonQueryAsync();
+        }
+
+        using var database = new Sqlite.SqliteDatabase(old);
+        await new Sqlite.SqliteSchemaMigrator(database, Microsoft.Extensions.Logging.Abstractions.NullLogger<Sqlite.SqliteSchemaMigrator>.Instance).MigrateAsync(CancellationToken.None);
+        var spool = new Sqlite.SqliteSpool(database);
+        var body = new byte[100 * 1024];
+        Random.Shared.NextBytes(body);
+        var id = Guid.NewGuid();
+        Assert.True(await spool.StoreAsync(new NewMessage
+        {
+            Id = id,
+            Sender = "a@example.org",
+            Recipients = [new NewRecipient { Address = "b@example.com" }],
+            Content = body,
+            ReceivedAt = DateTimeOffset.FromUnixTimeMilliseconds(1_900_000_000_000),
+        }, CancellationToken.None));
+        Assert.Equal(body, (await spool.GetMessageAsync(id, CancellationToken.None))!.Content.ToArray());
+        Assert.Equal(4096, await PageSizeAsync(old));
+    }
+
+    private static async Task<long> PageSizeAsync(string path)
+    {
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + path + ";Mode=ReadOnly;Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA page_size";
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
 }
 
 /// <summary>
