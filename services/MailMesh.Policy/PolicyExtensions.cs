@@ -1,3 +1,4 @@
+using MailMesh.Policy.Scanning;
 using MailMesh.Policy.Spf;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
@@ -61,6 +62,7 @@ public static class PolicyExtensions
             }
         });
         services.AddSingleton<SpfChecker>();
+        services.AddScanners();
         services.AddMetrics();
         services.AddSingleton<PolicyMetrics>();
         services.AddSingleton<RelayRules>();
