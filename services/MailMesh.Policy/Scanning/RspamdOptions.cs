@@ -35,8 +35,13 @@ public sealed class RspamdOptions : IValidatedOptions
     /// <summary>rspamd action "add header". Default <c>Tag</c>; <c>Junk</c> files it in \Junk.</summary>
     public ScanAction AddHeaderAction { get; set; } = ScanAction.Tag;
 
-    /// <summary>rspamd action "greylist" (its greylist module, which needs redis). Default <c>TempFail</c> (451 4.7.1).</summary>
-    public ScanAction GreylistAction { get; set; } = ScanAction.TempFail;
+    /// <summary>
+    /// rspamd action "greylist": the score passed rspamd's greylist threshold (4 in Debian) and nothing greylisted it.
+    /// rspamd's greylist module (it needs redis) answers "soft reject" for a message it greylists and turns "greylist"
+    /// into "no action" once the client retried, so "greylist" reaches MailMesh only without that module; a 451 then
+    /// would never end. Default <c>Accept</c>; <c>TempFail</c> (451 4.7.1) or <c>Tag</c> per configuration.
+    /// </summary>
+    public ScanAction GreylistAction { get; set; } = ScanAction.Accept;
 
     /// <summary>rspamd down, timed out or answering nonsense: <c>TempFail</c> (default, 451 4.7.1), <c>Reject</c> or
     /// <c>Tag</c> (accept with X-Spam-Status: Unknown); never a silent accept.</summary>

@@ -16,7 +16,7 @@ public abstract class ScannerProcess : IAsyncDisposable
 
     protected ScannerProcess(string name)
     {
-        Directory = Path.Combine(Path.GetTempPath(), $"mailmesh-{name}-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}"[..60]);
+        Directory = Path.Combine(Path.GetTempPath(), $"mailmesh-{name}-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid().ToString("N")[..12]}");
         System.IO.Directory.CreateDirectory(Directory);
     }
 
