@@ -1,3 +1,4 @@
+using MailMesh.Policy.Dnsbl;
 using MailMesh.Policy.Scanning;
 using MailMesh.Policy.Spf;
 using MailMesh.ServiceDefaults;
@@ -63,6 +64,7 @@ public static class PolicyExtensions
         });
         services.AddSingleton<SpfChecker>();
         services.AddScanners();
+        services.AddDnsbl();
         services.AddMetrics();
         services.AddSingleton<PolicyMetrics>();
         services.AddSingleton<RelayRules>();
