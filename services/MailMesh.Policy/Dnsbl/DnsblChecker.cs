@@ -72,7 +72,7 @@ internal sealed class DnsblChecker : IDisposable
             client = client.MapToIPv4();
         }
 
-        if (!Enabled || IPAddress.IsLoopback(client))
+        if (!Enabled)
         {
             return DnsblResult.NotListed;
         }

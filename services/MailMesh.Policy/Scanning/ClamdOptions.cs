@@ -14,8 +14,9 @@ public sealed class ClamdOptions : IValidatedOptions
     /// <summary>clamd's TCPSocket as <c>host:port</c>, or its LocalSocket as <c>unix:/path</c>. Default <c>127.0.0.1:3310</c>.</summary>
     public string Address { get; set; } = "127.0.0.1:3310";
 
-    /// <summary>Bound on one scan; past it the scanner counts as unavailable.</summary>
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>Bound on one scan; past it the scanner counts as unavailable. With rspamd's, keep it under
+    /// Policy:Content:Timeout (30 s), the bound on all content checks of a message.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Messages larger than this are not scanned (accepted and logged). Keep it at most clamd's StreamMaxLength
     /// (Debian's clamd.conf: 25M), or clamd ends the stream. Default 25 MiB.</summary>
