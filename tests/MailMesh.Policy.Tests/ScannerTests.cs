@@ -82,14 +82,12 @@ public sealed class ScannerTests(ScannerFixture scanners)
     [Fact]
     public async Task Rspamd_ACleanMessage_PassesWithAnXSpamStatusNo()
     {
-        // Without DNS (rspamd's resolver here answers nothing) the client's host name, HELO and sender domain do not
-        // resolve: rspamd scores that past its greylist threshold, which is accepted by default (GreylistAction).
         var result = await Rspamd(RspamdOptions()).CheckAsync(Request(CleanMessage(), recipients: ["bob@mailmesh.example", "carol@mailmesh.example"]), CancellationToken.None);
         Assert.True(result.Refusal is null, result.Refusal?.Reason);
         Assert.False(result.Junk);
         var status = Assert.Single(result.Headers, h => h.StartsWith("X-Spam-Status:", StringComparison.Ordinal));
         Assert.StartsWith("X-Spam-Status: No, score=", status, StringComparison.Ordinal);
-        Assert.Contains("scanner=rspamd", status, StringComparison.Ordinal);
+        Assert.Contains("action=\"no action\" scanner=rspamd", status.Replace("\r\n\t", " ", StringComparison.Ordinal), StringComparison.Ordinal);
         Assert.EndsWith("\r\n", status, StringComparison.Ordinal);
         Assert.DoesNotContain(result.Headers, h => h.StartsWith("X-Spam-Flag:", StringComparison.Ordinal));
     }
@@ -202,6 +200,16 @@ public sealed class ScannerTests(ScannerFixture scanners)
         {
             Assert.Equal("4.7.1", result.Refusal!.EnhancedCode);
         }
+    }
+
+    [Fact]
+    public void Rspamd_Greylist_IsAcceptedByDefault_AsOnlyRspamdsGreylistModuleCanEndAGreylisting()
+    {
+        var verdict = RspamdCheck.Parse("""{"score":5.2,"required_score":15.0,"action":"greylist","symbols":{}}"""u8);
+        var result = Rspamd(RspamdOptions()).Map(verdict);
+        Assert.Null(result.Refusal);
+        Assert.False(result.Junk);
+        Assert.Equal(["X-Spam-Status: No, score=5.20 required=15.00 action=\"greylist\" scanner=rspamd\r\n"], result.Headers);
     }
 
     [Fact]
