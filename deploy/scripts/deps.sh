@@ -62,7 +62,7 @@ if [ "$TEST_TOOLS" = "1" ]; then
   # installs it for the system interpreter, which the test runs (/usr/bin/python3), whatever python3 is on PATH.
   for module in spf dns.resolver; do debian_python -c "import $module" >/dev/null 2>&1 || need+=(python3-spf); done
   # Scanners (tests/MailMesh.Testing/Scanning: each test run starts its own rspamd and clamd on loopback, with a local
-  # EICAR signature made by sigtool; the packages' own services are not started, see policy-rc.d below).
+  # EICAR signature made by sigtool; policy-rc.d below keeps the packages' own services from starting at install).
   require_cmd rspamd rspamd
   require_cmd clamd clamav-daemon
   require_cmd sigtool clamav
