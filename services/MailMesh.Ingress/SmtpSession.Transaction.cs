@@ -377,6 +377,7 @@ internal sealed partial class SmtpSession
             Recipients = [.. transaction.Recipients],
             Content = transaction.Content!.IsSpilled ? ReadOnlyMemory<byte>.Empty : transaction.Content.WrittenMemory,
             ContentSource = transaction.Content.IsSpilled ? transaction.Content.ContentSource() : null,
+            ContentFrom = transaction.Content.IsSpilled ? transaction.Content.ContentSource : null,
             AddReceivedHeader = false,
             ClientAddress = _clientAddress,
             ClientIp = ClientIp,

@@ -1,8 +1,12 @@
+using MailMesh.Policy.Content;
+using MailMesh.Policy.Dnsbl;
+using MailMesh.Policy.Scanning;
 using MailMesh.Policy.Spf;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace MailMesh.Policy;
 
@@ -46,13 +50,17 @@ public static class PolicyExtensions
         services.AddValidatedOptions<PolicyOptions>();
         services.AddValidatedOptions<MailboxDomainsOptions>();
 
-        // Policy:Spf: the receiver name defaults to this host's SMTP name and the resolvers to the ones Delivery uses.
+        // Policy:AuthServId (older key Policy:Spf:AuthServId), else this host's SMTP name: Authentication-Results and
+        // Received-SPF name the same receiver.
+        services.AddValidatedOptions<AuthServIdOptions>().PostConfigure<IConfiguration>((auth, configuration) =>
+            auth.AuthServId = AuthServIdOf(configuration));
+
+        // Policy:Spf: the resolvers default to the ones Delivery uses.
         services.AddValidatedOptions<SpfOptions>().PostConfigure<IConfiguration>((spf, configuration) =>
         {
             if (string.IsNullOrWhiteSpace(spf.AuthServId))
             {
-                var host = configuration["Ingress:HostName"];
-                spf.AuthServId = string.IsNullOrWhiteSpace(host) ? Environment.MachineName.ToLowerInvariant() : host;
+                spf.AuthServId = AuthServIdOf(configuration);
             }
 
             if (string.IsNullOrWhiteSpace(spf.DnsServers))
@@ -61,11 +69,30 @@ public static class PolicyExtensions
             }
         });
         services.AddSingleton<SpfChecker>();
+        services.AddScanners();
+        services.AddDnsbl();
         services.AddMetrics();
         services.AddSingleton<PolicyMetrics>();
         services.AddSingleton<RelayRules>();
         services.AddSingleton<PolicyEngine>();
         services.AddSingleton<IPolicyChecks, PolicyChecks>();
+
+        // End-of-data content checks (Policy:Content): every IContentCheck registered, in order.
+        services.AddValidatedOptions<ContentCheckOptions>();
+        services.AddSingleton(sp => new ContentChecks(
+            sp.GetServices<IContentCheck>(),
+            sp.GetRequiredService<IOptions<ContentCheckOptions>>(),
+            sp.GetRequiredService<IOptions<AuthServIdOptions>>(),
+            sp.GetRequiredService<IOptions<SpfOptions>>(),
+            sp.GetRequiredService<SpfChecker>(),
+            sp.GetRequiredService<RelayRules>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<ContentChecks>>()));
         return services;
     }
+
+    /// <summary>The authserv-id: Policy:AuthServId, Policy:Spf:AuthServId, Ingress:HostName, the machine name.</summary>
+    private static string AuthServIdOf(IConfiguration configuration) =>
+        new[] { configuration["Policy:AuthServId"], configuration["Policy:Spf:AuthServId"], configuration["Ingress:HostName"] }
+            .FirstOrDefault(v => !string.IsNullOrWhiteSpace(v)) ?? Environment.MachineName.ToLowerInvariant();
 }

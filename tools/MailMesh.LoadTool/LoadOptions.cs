@@ -57,6 +57,12 @@ internal sealed record LoadOptions
     public long? MemoryBudget { get; init; }
     public string RepositoryRoot { get; init; } = FindRepositoryRoot();
 
+    /// <summary>--rspamd start|URL: scan every message with rspamd (a private one on loopback for "start"), to measure its cost.</summary>
+    public string? Rspamd { get; init; }
+
+    /// <summary>--clamd start|ADDRESS: scan every message with clamd (a private one with the EICAR signatures for "start").</summary>
+    public string? Clamd { get; init; }
+
     public static LoadOptions Parse(string[] args)
     {
         var options = new LoadOptions();
@@ -86,6 +92,8 @@ internal sealed record LoadOptions
                 "--root" => options with { RepositoryRoot = Path.GetFullPath(Next()) },
                 "--repeat" => options with { Repeat = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--warmup" => options with { Warmup = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--rspamd" => options with { Rspamd = Next() },
+                "--clamd" => options with { Clamd = Next() },
                 "--rate" => options with { Rate = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),

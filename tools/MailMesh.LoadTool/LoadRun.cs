@@ -59,7 +59,8 @@ internal static class LoadRun
     {
         await using var sink = await ILoadSink.StartAsync(options);
         Console.WriteLine($"load: {options.Target}: sink {sink.Name} on 127.0.0.1:{sink.Port}");
-        await using var target = await Target.StartAsync(options, dns, sink.Port);
+        await using var scanners = await Scanners.StartAsync(options);
+        await using var target = await Target.StartAsync(options, dns, sink.Port, scanners.Settings);
         var perConnection = options.Messages / options.Connections;
         var total = perConnection * options.Connections;
 

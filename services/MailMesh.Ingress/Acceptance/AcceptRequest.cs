@@ -28,6 +28,10 @@ internal sealed record AcceptRequest
     /// <see cref="AddReceivedHeader"/> false); when set, <see cref="Content"/> is empty and the spool streams this.</summary>
     public MessageContentSource? ContentSource { get; init; }
 
+    /// <summary>With <see cref="ContentSource"/>: the same spill file from an offset on, with its memory map (the
+    /// content checks rebuild the header section in memory and keep the rest of the file as it is).</summary>
+    public Func<long, MessageContentSource>? ContentFrom { get; init; }
+
     /// <summary>
     /// The rest of the message after <see cref="Content"/>, streamed (the HTTP API's raw submissions: <see cref="Content"/>
     /// is the rewritten header section, this the body as received, from its buffer or spill file, never copied). Only

@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Net;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Memory;
+using MailMesh.Policy.Content;
 using MailMesh.ServiceDefaults;
 using MailMesh.Smtp;
 using MailMesh.Storage;
@@ -64,23 +66,14 @@ internal sealed class MessageAcceptor(
 
         var content = request.Content;
         int received;
+        byte[]? receivedHeader = null;
         if (request.AddReceivedHeader)
         {
             // Our Received header is written first and the body is streamed after it (never copied behind it).
-            var header = ReceivedHeaderFor(request, messageId, receivedAt);
-            var body = request.Content;
-            var tail = request.ContentTail;
-            source = tail is null
-                ? new MessageContentSource(header.Length + body.Length, () => new PrefixedContentStream(header, body))
-                : new MessageContentSource(header.Length + body.Length + tail.Length,
-                    () => new ConcatenatedContentStream(new PrefixedContentStream(header, body), tail.Open()))
-                {
-                    // A spilled tail can also go as a map behind the (small) header and rewritten header section.
-                    Map = tail.Map is null || tail.MappedPrefix.Length > 0 ? null : tail.Map,
-                    MappedPrefix = tail.Map is null || tail.MappedPrefix.Length > 0 ? ReadOnlyMemory<byte>.Empty : Concat(header, body.Span),
-                };
+            receivedHeader = ReceivedHeaderFor(request, messageId, receivedAt);
+            source = Prefixed(receivedHeader, request.Content, request.ContentTail);
             content = ReadOnlyMemory<byte>.Empty;
-            received = 1 + TraceHeaders.CountReceived(body.Span);
+            received = 1 + TraceHeaders.CountReceived(request.Content.Span);
         }
         else
         {
@@ -130,6 +123,67 @@ internal sealed class MessageAcceptor(
             var reply = PolicyReplies.ToReply(decision);
             Log.PolicyRefused(logger, "message", request.ClientAddress, reply.Summary);
             return Refuse(request, messageId, reply, "policy");
+        }
+
+        // Issue 10: DKIM/ARC/DMARC and scanners (Policy:Content), once, after Policy's rules and before the commit.
+        var checks = scope.ServiceProvider.GetService<ContentChecks>();
+        if (checks is { IsEmpty: false })
+        {
+            ContentRewrite client;
+            ContentCheckRequest checkRequest;
+            try
+            {
+                client = ContentRewrite.For(request, source, content);
+                checkRequest = new ContentCheckRequest
+                {
+                    ClientAddress = IPAddress.TryParse(request.ClientAddress, out var ip) ? ip : request.ClientIp ?? IPAddress.IPv6None,
+                    ClientHelo = request.Origin == MessageOrigin.Smtp ? request.ClientHelo : null,
+                    Sender = request.Sender,
+                    Recipients = [.. request.Recipients.Select(r => r.Address)],
+                    AuthenticatedUser = request.AuthenticatedUser,
+                    IsSubmitter = checks.IsSubmitter(request.ClientAddress, request.AuthenticatedUser),
+                    Length = client.Length,
+                    OpenContent = client.Open,
+                };
+            }
+            catch (Exception ex) when (ex is IOException or InvalidOperationException)
+            {
+                AcceptanceLog.ContentCheckFailed(logger, messageId, ex);
+                return Refuse(request, messageId, SmtpReplies.TemporaryFailure, "content_unavailable");
+            }
+
+            if (checks.AppliesTo(checkRequest))
+            {
+                ContentVerdict verdict;
+                try
+                {
+                    verdict = await checks.CheckAsync(checkRequest, cancellationToken);
+                }
+                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                {
+                    AcceptanceLog.ContentCheckFailed(logger, messageId, ex);
+                    return Refuse(request, messageId, new SmtpReply(451, "4.7.1", "Message content could not be checked, try again later"), "content_unavailable");
+                }
+
+                if (verdict.Refusal is { } refusal)
+                {
+                    var reply = PolicyReplies.ToReply(refusal);
+                    Log.PolicyRefused(logger, "content", request.ClientAddress, reply.Summary);
+                    return Refuse(request, messageId, reply, "content");
+                }
+
+                if (receivedHeader is not null)
+                {
+                    var (header, rest) = client.RebuildHttp(verdict.Headers, checks);
+                    source = Prefixed(Concat(receivedHeader, header), rest, request.ContentTail);
+                }
+                else
+                {
+                    (source, content) = client.RebuildSmtp(verdict.Headers, checks);
+                }
+
+                contentLength = source?.Length ?? content.Length;
+            }
         }
 
         var message = new NewMessage
@@ -262,6 +316,18 @@ internal sealed class MessageAcceptor(
     }
 
     private const int HeadForLoopCheck = 256 * 1024;
+
+    /// <summary>Our header (and what the checks add) first, the client's content streamed after it, never copied behind
+    /// it; a spilled tail also goes as a map behind the (small) header and rewritten header section.</summary>
+    private static MessageContentSource Prefixed(byte[] header, ReadOnlyMemory<byte> body, MessageContentSource? tail) =>
+        tail is null
+            ? new MessageContentSource(header.Length + body.Length, () => new PrefixedContentStream(header, body))
+            : new MessageContentSource(header.Length + body.Length + tail.Length,
+                () => new ConcatenatedContentStream(new PrefixedContentStream(header, body), tail.Open()))
+            {
+                Map = tail.Map is null || tail.MappedPrefix.Length > 0 ? null : tail.Map,
+                MappedPrefix = tail.Map is null || tail.MappedPrefix.Length > 0 ? ReadOnlyMemory<byte>.Empty : Concat(header, body.Span),
+            };
 
     /// <summary>Two small in-memory parts as one array (the Received header and a rewritten header section).</summary>
     private static byte[] Concat(byte[] first, ReadOnlySpan<byte> second)

@@ -117,6 +117,10 @@ internal sealed class LocalDeliveryConsumer(
             SpoolMessageId = work.MessageId,
             Body = body,
             DeliveredAt = deliveredAt,
+
+            // Ingress's content checks mark quarantined mail (DMARC p=quarantine, a spam verdict) and strip the mark
+            // from what clients send.
+            Junk = JunkHeader.IsIn(body.Span),
             Recipients = [.. work.Recipients.Select(r => new LocalDeliveryRecipient
             {
                 RecipientId = r.RecipientId,

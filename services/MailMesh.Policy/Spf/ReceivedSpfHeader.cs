@@ -65,6 +65,12 @@ internal static class ReceivedSpfHeader
             return text;
         }
 
+        return Quote(text);
+    }
+
+    /// <summary>A quoted string with '"' and '\' escaped and controls dropped (RFC 5322 §3.2.4).</summary>
+    internal static string Quote(string text)
+    {
         var builder = new StringBuilder(text.Length + 2).Append('"');
         foreach (var c in text)
         {

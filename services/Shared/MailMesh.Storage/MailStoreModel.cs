@@ -259,6 +259,45 @@ public sealed record LocalDelivery
     /// <summary>INTERNALDATE of the stored messages.</summary>
     public required DateTimeOffset DeliveredAt { get; init; }
     public required IReadOnlyList<LocalDeliveryRecipient> Recipients { get; init; }
+
+    /// <summary>Store in each account's \Junk folder (RFC 6154; INBOX when the account has none): the message carries
+    /// <see cref="JunkHeader.Name"/> (DMARC p=quarantine, a spam verdict).</summary>
+    public bool Junk { get; init; }
+}
+
+/// <summary>
+/// The header field Ingress's content checks add to a message that belongs in the \Junk folder (and remove from what a
+/// client sends, so it cannot be forged); local delivery reads it.
+/// </summary>
+public static class JunkHeader
+{
+    public const string Name = "X-MailMesh-Junk";
+
+    /// <summary>True when the header section at the start of <paramref name="message"/> has the field.</summary>
+    public static bool IsIn(ReadOnlySpan<byte> message)
+    {
+        ReadOnlySpan<byte> name = "X-MailMesh-Junk:"u8;
+        var position = 0;
+        while (position < message.Length)
+        {
+            var line = message[position..];
+            var end = line.IndexOf("\r\n"u8);
+            if (end <= 0)
+            {
+                // The empty line that ends the header section, or no line end at all.
+                return false;
+            }
+
+            if (line.Length >= name.Length && System.Text.Ascii.EqualsIgnoreCase(line[..name.Length], name))
+            {
+                return true;
+            }
+
+            position += end + 2;
+        }
+
+        return false;
+    }
 }
 
 public sealed record LocalDeliveryRecipient

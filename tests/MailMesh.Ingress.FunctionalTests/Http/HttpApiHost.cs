@@ -62,7 +62,7 @@ internal sealed class HttpApiHost : IAsyncDisposable
         return client;
     }
 
-    public static async Task<HttpApiHost> StartAsync(Dictionary<string, string?>? settings = null)
+    public static async Task<HttpApiHost> StartAsync(Dictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null)
     {
         var directory = Directory.CreateTempSubdirectory("mailmesh-ingress-http-").FullName;
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
@@ -103,6 +103,7 @@ internal sealed class HttpApiHost : IAsyncDisposable
         builder.Services.Remove(spool);
         builder.Services.AddSingleton(sp => new TestSpool((ISpool)spool.ImplementationFactory!(sp)));
         builder.Services.AddSingleton<ISpool>(sp => sp.GetRequiredService<TestSpool>());
+        configure?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.MapDefaultEndpoints();

@@ -227,6 +227,9 @@ internal static class MailSql
 
     public const string InboxOf = "SELECT id FROM mailbox.folders WHERE account_id = @account_id AND name = 'INBOX'";
 
+    /// <summary>The account's first folder with a SPECIAL-USE attribute (\Junk for quarantined mail).</summary>
+    public const string SpecialUseFolderOf = "SELECT id FROM mailbox.folders WHERE account_id = @account_id AND special_use = @special_use ORDER BY id LIMIT 1";
+
     public const string LockMaildrop =
         """
         INSERT INTO mailbox.maildrop_locks AS l (account_id, holder, expires_at) VALUES (@account_id, @holder, @expires_at)

@@ -440,8 +440,16 @@ internal abstract class SqlMailStore : IMailStore
                 }
 
                 bodyId ??= await SpoolBodyAsync(db, spoolId, body);
+                // Quarantined mail goes to the account's \Junk folder while it has one (a user may have deleted it).
+                long? junk = null;
+                if (delivery.Junk)
+                {
+                    await using var junkCommand = db.Command(MailSql.SpecialUseFolderOf).With("@account_id", account.Id).With("@special_use", (int)SpecialUse.Junk);
+                    junk = await junkCommand.ScalarInt64Async();
+                }
+
                 await using var inboxCommand = db.Command(MailSql.InboxOf).With("@account_id", account.Id);
-                var inbox = await inboxCommand.ScalarInt64Async()
+                var inbox = junk ?? await inboxCommand.ScalarInt64Async()
                     ?? await InsertFolderAsync(db, account.Id, MailFolder.Inbox, SpecialUse.None)
                     ?? throw new InvalidOperationException("The inbox could not be created.");
                 var (uid, modSeq) = await TakeUidsAsync(db, account.Id, inbox, 1);
