@@ -66,6 +66,11 @@ if [ "$TEST_TOOLS" = "1" ]; then
   # authres, an independent RFC 8601 parser of the Authentication-Results field (tests/MailMesh.Policy.Tests/
   # InboundAuthenticationTests.cs), for Debian's /usr/bin/python3.
   debian_python -c 'import authres' >/dev/null 2>&1 || need+=(python3-authres)
+  # Scanners (tests/MailMesh.Testing/Scanning: each test run starts its own rspamd and clamd on loopback, with a local
+  # EICAR signature made by sigtool; policy-rc.d below keeps the packages' own services from starting at install).
+  require_cmd rspamd rspamd
+  require_cmd clamd clamav-daemon
+  require_cmd sigtool clamav
 fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#need[@]}" -gt 0 ]; then
@@ -183,6 +188,16 @@ PY
       mount --bind /tmp/mailmesh-deps-resolv.conf /etc/resolv.conf && exec opendkim-testmsg' 2>&1)" || true # it exits 1 on an unsigned message
   grep -q "No signature" <<<"$dkim_out" ||
     missing "opendkim-testmsg in a private mount namespace (unshare --mount): expected 'No signature', got: $(tail -n1 <<<"$dkim_out")"
+
+  # rspamd and clamd print their versions; sigtool hashes the EICAR test file as the tests' local signature does.
+  rspamd --version 2>&1 | grep -q '^Rspamd daemon version' || missing "rspamd: 'rspamd --version' does not print its version"
+  clamd --version 2>&1 | grep -q '^ClamAV ' || missing "clamav-daemon: 'clamd --version' does not print its version"
+  eicar_dir="$(mktemp -d)"
+  printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*' > "$eicar_dir/eicar.com"
+  eicar_sig="$(cd "$eicar_dir" && sigtool --md5 eicar.com 2>&1)" || true
+  rm -rf "$eicar_dir"
+  [ "$eicar_sig" = "44d88612fea8a8f36de82e1278abb02f:68:eicar.com" ] ||
+    missing "clamav: 'sigtool --md5' of the EICAR test file gave '$eicar_sig'"
 fi
 
 echo "deps: PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT, RabbitMQ on 127.0.0.1:$AMQP_PORT"

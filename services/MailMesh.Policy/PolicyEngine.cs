@@ -1,5 +1,6 @@
 using System.Net;
 using MailMesh.Contracts;
+using MailMesh.Policy.Dnsbl;
 using MailMesh.Policy.Spf;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
@@ -19,6 +20,7 @@ internal sealed class PolicyEngine(
     IOptions<MailboxDomainsOptions> mailboxDomains,
     IOptions<SpfOptions> spfOptions,
     SpfChecker spf,
+    DnsblChecker dnsbl,
     TimeProvider time)
 {
     private readonly SpfOptions _spf = spfOptions.Value;
@@ -26,12 +28,24 @@ internal sealed class PolicyEngine(
     private readonly PolicyOptions _options = options.Value;
 
     /// <summary>
-    /// Connection rate per client. Relay networks are exempt, as Postfix exempts <c>$mynetworks</c> from
+    /// DNS lists (Policy:Dnsbl), then the connection rate per client. Relay networks are exempt from both, as Postfix exempts <c>$mynetworks</c> from
     /// <c>smtpd_client_connection_rate_limit</c>: they are the applications MailMesh serves.
     /// </summary>
     public async Task<Verdict> CheckConnectionAsync(CheckConnection request, CancellationToken cancellationToken)
     {
-        if (_options.ConnectionsPerMinutePerIp == 0 || relay.IsRelayClient(request.ClientAddress))
+        if (relay.IsRelayClient(request.ClientAddress))
+        {
+            return Verdict.Accept;
+        }
+
+        // Policy:Dnsbl (RFC 5782): 554 at connect (RFC 5321 §3.1) for a client the lists score past the threshold.
+        if (dnsbl.Enabled && IPAddress.TryParse(request.ClientAddress, out var client)
+            && await dnsbl.CheckAsync(client, cancellationToken) is { Refused: true } listed)
+        {
+            return Verdict.Refuse(554, "5.7.1", $"Service unavailable; client [{client}] blocked using {string.Join(", ", listed.Listed)}", "dnsbl");
+        }
+
+        if (_options.ConnectionsPerMinutePerIp == 0)
         {
             return Verdict.Accept;
         }

@@ -1,6 +1,8 @@
 using MailMesh.Policy.Content;
 using MailMesh.Policy.Dkim;
 using MailMesh.Policy.Dmarc;
+using MailMesh.Policy.Dnsbl;
+using MailMesh.Policy.Scanning;
 using MailMesh.Policy.Spf;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
@@ -69,6 +71,8 @@ public static class PolicyExtensions
             }
         });
         services.AddSingleton<SpfChecker>();
+        services.AddScanners();
+        services.AddDnsbl();
         services.AddMetrics();
         services.AddSingleton<PolicyMetrics>();
         services.AddSingleton<RelayRules>();

@@ -24,6 +24,9 @@ internal sealed record LoadOptions
     /// <summary>Messages sent (and waited for at the sink) before the measured run, so that it measures steady state, not JIT.</summary>
     public int Warmup { get; init; }
 
+    /// <summary>Built-in client only: messages per second over all connections (paced, open loop); null: as fast as it goes.</summary>
+    public double? Rate { get; init; }
+
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Drive the target with Debian's smtp-source instead of the built-in client.</summary>
@@ -54,6 +57,12 @@ internal sealed record LoadOptions
     public long? MemoryBudget { get; init; }
     public string RepositoryRoot { get; init; } = FindRepositoryRoot();
 
+    /// <summary>--rspamd start|URL: scan every message with rspamd (a private one on loopback for "start"), to measure its cost.</summary>
+    public string? Rspamd { get; init; }
+
+    /// <summary>--clamd start|ADDRESS: scan every message with clamd (a private one with the EICAR signatures for "start").</summary>
+    public string? Clamd { get; init; }
+
     public static LoadOptions Parse(string[] args)
     {
         var options = new LoadOptions();
@@ -83,6 +92,9 @@ internal sealed record LoadOptions
                 "--root" => options with { RepositoryRoot = Path.GetFullPath(Next()) },
                 "--repeat" => options with { Repeat = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--warmup" => options with { Warmup = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--rspamd" => options with { Rspamd = Next() },
+                "--clamd" => options with { Clamd = Next() },
+                "--rate" => options with { Rate = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
@@ -106,6 +118,11 @@ internal sealed record LoadOptions
         if (options.Sink is not ("builtin" or "smtp-sink") || options.Recipients is not ("spread" or "single") || options.Repeat < 1)
         {
             throw new ArgumentException("--sink is builtin or smtp-sink, --recipients spread or single, --repeat at least 1");
+        }
+
+        if (options.Rate is { } rate && (rate <= 0 || options.SmtpSource))
+        {
+            throw new ArgumentException("--rate is a positive number of messages per second, for the built-in client (not with --smtp-source)");
         }
 
         if (options.SinkLatency > TimeSpan.Zero)

@@ -59,7 +59,8 @@ internal static class LoadRun
     {
         await using var sink = await ILoadSink.StartAsync(options);
         Console.WriteLine($"load: {options.Target}: sink {sink.Name} on 127.0.0.1:{sink.Port}");
-        await using var target = await Target.StartAsync(options, dns, sink.Port);
+        await using var scanners = await Scanners.StartAsync(options);
+        await using var target = await Target.StartAsync(options, dns, sink.Port, scanners.Settings);
         var perConnection = options.Messages / options.Connections;
         var total = perConnection * options.Connections;
 
@@ -207,8 +208,9 @@ internal static class LoadRun
 
         var perConnection = total / options.Connections;
         var body = SmtpLoadClient.BuildBody(options.Size);
+        var pacer = options.Rate is { } rate ? new Pacer(rate) : null;
         var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
-            Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(connectionOffset + index, perConnection, body, "load.test", options.Recipients == "single", cancellationToken))));
+            Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(connectionOffset + index, perConnection, body, "load.test", options.Recipients == "single", pacer, cancellationToken))));
         double[] latencies = [.. results.SelectMany(r => r.LatenciesMs).Order()];
         return (latencies.Length, results.Sum(r => r.Rejected), latencies, null);
     }

@@ -4,10 +4,20 @@ using System.Text;
 
 namespace MailMesh.LoadTool;
 
-/// <summary>One SMTP connection sending messages back to back, pipelining MAIL/RCPT/DATA (RFC 2920).</summary>
+/// <summary>
+/// One SMTP connection sending messages back to back, pipelining MAIL/RCPT/DATA (RFC 2920), or at the times a shared
+/// <see cref="Pacer"/> gives out.
+/// </summary>
 internal sealed class SmtpLoadClient(string host, int port)
 {
-    public async Task<ConnectionResult> RunAsync(int connectionIndex, int messages, byte[] bodyTemplate, string recipientDomain, bool singleRecipient, CancellationToken cancellationToken)
+    public async Task<ConnectionResult> RunAsync(int connectionIndex, int messages, byte[] bodyTemplate, string recipientDomain, bool singleRecipient, CancellationToken cancellationToken) =>
+        await RunAsync(connectionIndex, messages, bodyTemplate, recipientDomain, singleRecipient, pacer: null, cancellationToken);
+
+    /// <summary>
+    /// With a <paramref name="pacer"/>, each message waits for its slot and its latency runs from the slot's time, not
+    /// from when this connection got round to it: a slow server is charged for the wait it caused (no coordinated omission).
+    /// </summary>
+    public async Task<ConnectionResult> RunAsync(int connectionIndex, int messages, byte[] bodyTemplate, string recipientDomain, bool singleRecipient, Pacer? pacer, CancellationToken cancellationToken)
     {
         var latencies = new List<double>(messages);
         var rejected = 0;
@@ -26,7 +36,7 @@ internal sealed class SmtpLoadClient(string host, int port)
             // One recipient per message: the same one every time (as smtp-source -t), or one of 50.
             var recipient = singleRecipient ? "user" : $"user{i % 50}";
             var envelope = $"MAIL FROM:<load@sender.test>\r\nRCPT TO:<{recipient}@{recipientDomain}>\r\nDATA\r\n";
-            var started = Stopwatch.GetTimestamp();
+            var started = pacer is null ? Stopwatch.GetTimestamp() : await pacer.NextAsync(cancellationToken);
             await stream.WriteAsync(Encoding.ASCII.GetBytes(envelope), cancellationToken);
             var mail = await ReadReplyAsync(reader, cancellationToken);
             var rcpt = await ReadReplyAsync(reader, cancellationToken);
@@ -97,3 +107,27 @@ internal sealed class SmtpLoadClient(string host, int port)
 }
 
 internal sealed record ConnectionResult(List<double> LatenciesMs, int Rejected);
+
+/// <summary>Hands out send times <c>1 / rate</c> seconds apart, from the first call on, to every connection of a run.</summary>
+internal sealed class Pacer(double messagesPerSecond)
+{
+    private readonly long _interval = (long)(Stopwatch.Frequency / messagesPerSecond);
+    private long _start;
+    private long _next = -1;
+
+    /// <summary>Waits until the next slot and returns its time (a <see cref="Stopwatch"/> timestamp).</summary>
+    public async Task<long> NextAsync(CancellationToken cancellationToken)
+    {
+        // The first caller's time is the start of the schedule.
+        Interlocked.CompareExchange(ref _start, Stopwatch.GetTimestamp(), 0);
+        var slot = Interlocked.Increment(ref _next);
+        var due = Volatile.Read(ref _start) + (slot * _interval);
+        var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait, cancellationToken);
+        }
+
+        return due;
+    }
+}
