@@ -33,6 +33,8 @@ require_cmd pg_ctlcluster postgresql
 require_cmd psql postgresql-client
 require_cmd rabbitmq-server rabbitmq-server
 require_cmd rabbitmqctl rabbitmq-server
+# The Public Suffix List for DMARC's organizational domains (Policy:Dmarc:PublicSuffixList, docs/authentication.md).
+[ -s /usr/share/publicsuffix/public_suffix_list.dat ] || need+=(publicsuffix)
 if [ "$TEST_TOOLS" = "1" ]; then
   # swaks (tests/MailMesh.Ingress.FunctionalTests/InteropTests.cs: --tls --auth PLAIN). swaks only recommends or
   # suggests the Perl modules its STARTTLS (Net::SSLeay, IO::Socket::SSL) and AUTH (Authen::SASL) support needs.
@@ -61,6 +63,9 @@ if [ "$TEST_TOOLS" = "1" ]; then
   # pyspf, the independent SPF implementation (tests/MailMesh.Policy.Tests/SpfInteropTests.cs), with dnspython. Debian
   # installs it for the system interpreter, which the test runs (/usr/bin/python3), whatever python3 is on PATH.
   for module in spf dns.resolver; do debian_python -c "import $module" >/dev/null 2>&1 || need+=(python3-spf); done
+  # authres, an independent RFC 8601 parser of the Authentication-Results field (tests/MailMesh.Policy.Tests/
+  # InboundAuthenticationTests.cs), for Debian's /usr/bin/python3.
+  debian_python -c 'import authres' >/dev/null 2>&1 || need+=(python3-authres)
   # Scanners (tests/MailMesh.Testing/Scanning: each test run starts its own rspamd and clamd on loopback, with a local
   # EICAR signature made by sigtool; policy-rc.d below keeps the packages' own services from starting at install).
   require_cmd rspamd rspamd
@@ -115,6 +120,8 @@ PGPASSWORD=mailmesh psql -h 127.0.0.1 -p "$PG_PORT" -U mailmesh -d mailmesh -qAt
   missing "psql: cannot run 'select 1' as mailmesh@127.0.0.1:$PG_PORT/mailmesh"
 rabbitmqctl -q list_vhosts >/dev/null 2>&1 ||
   missing "rabbitmqctl: 'rabbitmqctl list_vhosts' fails (the tests create their own virtual hosts with it)"
+grep -qx 'co.uk' /usr/share/publicsuffix/public_suffix_list.dat 2>/dev/null ||
+  missing "publicsuffix: /usr/share/publicsuffix/public_suffix_list.dat has no rule co.uk"
 
 if [ "$TEST_TOOLS" = "1" ]; then
   for module in Net::SSLeay IO::Socket::SSL Authen::SASL; do
@@ -128,6 +135,8 @@ if [ "$TEST_TOOLS" = "1" ]; then
       missing "swaks: $feature support ($(grep -m1 "^\*\*\* $feature" <<<"$support" | sed 's/^\*\*\* //' || true))"
   done
   have_python "ssl, smtplib, email.message, zipfile" || missing "python3 with ssl, smtplib, email and zipfile"
+  debian_python -c 'import authres; h = authres.AuthenticationResultsHeader.parse("Authentication-Results: mx.example.org; dkim=pass header.d=example.com"); assert h.authserv_id == "mx.example.org", h' 2>/dev/null ||
+    missing "python3-authres: authres does not parse an Authentication-Results field"
   # pyspf evaluates a record given inline (no DNS needed for ip4): the tests ask it for check_host results.
   debian_python -c 'import spf; r = spf.query("192.0.2.1", "a@example.com", "example.com").check(spf="v=spf1 ip4:192.0.2.0/24 -all"); assert r[0] == "pass", r' 2>/dev/null ||
     missing "python3-spf: pyspf does not evaluate 'v=spf1 ip4:192.0.2.0/24 -all' as pass"

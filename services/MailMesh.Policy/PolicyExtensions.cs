@@ -1,4 +1,6 @@
 using MailMesh.Policy.Content;
+using MailMesh.Policy.Dkim;
+using MailMesh.Policy.Dmarc;
 using MailMesh.Policy.Dnsbl;
 using MailMesh.Policy.Scanning;
 using MailMesh.Policy.Spf;
@@ -76,6 +78,17 @@ public static class PolicyExtensions
         services.AddSingleton<RelayRules>();
         services.AddSingleton<PolicyEngine>();
         services.AddSingleton<IPolicyChecks, PolicyChecks>();
+
+        // Inbound authentication (issue 10): DKIM, ARC and DMARC, one content check; each part off by default.
+        services.AddValidatedOptions<DkimVerifyOptions>();
+        services.AddValidatedOptions<ArcVerifyOptions>();
+        services.AddValidatedOptions<DmarcOptions>();
+        services.AddSingleton<AuthenticationDns>();
+        services.AddSingleton<DnsKeyLocator>();
+        services.AddSingleton<DkimVerification>();
+        services.AddSingleton<ArcVerification>();
+        services.AddSingleton<DmarcEvaluator>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IContentCheck, MessageAuthentication>());
 
         // End-of-data content checks (Policy:Content): every IContentCheck registered, in order.
         services.AddValidatedOptions<ContentCheckOptions>();

@@ -181,6 +181,23 @@ public abstract class MailStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_junk_delivery_goes_to_the_Junk_folder_and_to_INBOX_when_the_user_deleted_it()
+    {
+        var alice = await AccountAsync("alice@example.org");
+        var bob = await AccountAsync("bob@example.org");
+        Assert.True(await Mail.DeleteFolderAsync(bob.Id, "Junk", Ct));
+
+        var outcomes = await Mail.DeliverAsync(Delivery(Guid.NewGuid(), (1, "alice@example.org"), (2, "bob@example.org")) with { Junk = true }, Ct);
+
+        var junk = (await Mail.GetFolderAsync(alice.Id, "Junk", Ct))!;
+        Assert.Equal(SpecialUse.Junk, junk.SpecialUse);
+        Assert.Equal(junk.Id, outcomes[0].FolderId);
+        Assert.Single(await Mail.ListMessagesAsync(alice.Id, junk.Id, 1, 100, Ct));
+        Assert.Empty(await Mail.ListMessagesAsync(alice.Id, (await InboxAsync(alice)).Id, 1, 100, Ct));
+        Assert.Equal((await InboxAsync(bob)).Id, outcomes[1].FolderId);
+    }
+
+    [Fact]
     public async Task Large_bodies_given_as_a_slice_of_memory_are_stored_exactly()
     {
         // Not a whole array (a memory map or a slice, as APPEND's spilled literal and a large delivery's copy are): the

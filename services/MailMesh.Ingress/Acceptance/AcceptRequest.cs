@@ -105,7 +105,8 @@ internal sealed record AcceptResult
 
     /// <summary>
     /// Why it was refused, as an OpenTelemetry error.type value: "loop", "sender_domain", "policy", "policy_unavailable",
-    /// "spool_unavailable"; null when accepted.
+    /// "spool_unavailable", "content" (a content check refused: DMARC, a scanner), "content_unavailable" (a content check failed:
+    /// 451 4.7.1); null when accepted.
     /// </summary>
     public string? ErrorType { get; init; }
 

@@ -127,63 +127,60 @@ internal sealed class MessageAcceptor(
 
         // Issue 10: DKIM/ARC/DMARC and scanners (Policy:Content), once, after Policy's rules and before the commit.
         var checks = scope.ServiceProvider.GetService<ContentChecks>();
+        ContentCheckRequest? checkRequest = null;
+        ContentRewrite? client = null;
         if (checks is { IsEmpty: false })
         {
-            ContentRewrite client;
-            ContentCheckRequest checkRequest;
-            try
+            // Asked first without touching the content (its length counted with our trace fields): when no check
+            // applies, nothing is read or copied.
+            var isSubmitter = checks.IsSubmitter(request.ClientAddress, request.AuthenticatedUser);
+            if (checks.AppliesTo(CheckRequest(request, isSubmitter, contentLength, static () => Stream.Null)))
             {
-                client = ContentRewrite.For(request, source, content);
-                checkRequest = new ContentCheckRequest
-                {
-                    ClientAddress = IPAddress.TryParse(request.ClientAddress, out var ip) ? ip : request.ClientIp ?? IPAddress.IPv6None,
-                    ClientHelo = request.Origin == MessageOrigin.Smtp ? request.ClientHelo : null,
-                    Sender = request.Sender,
-                    Recipients = [.. request.Recipients.Select(r => r.Address)],
-                    AuthenticatedUser = request.AuthenticatedUser,
-                    IsSubmitter = checks.IsSubmitter(request.ClientAddress, request.AuthenticatedUser),
-                    Length = client.Length,
-                    OpenContent = client.Open,
-                };
-            }
-            catch (Exception ex) when (ex is IOException or InvalidOperationException)
-            {
-                AcceptanceLog.ContentCheckFailed(logger, messageId, ex);
-                return Refuse(request, messageId, SmtpReplies.TemporaryFailure, "content_unavailable");
-            }
-
-            if (checks.AppliesTo(checkRequest))
-            {
-                ContentVerdict verdict;
                 try
                 {
-                    verdict = await checks.CheckAsync(checkRequest, cancellationToken);
+                    client = ContentRewrite.For(request, source, content);
+                    checkRequest = CheckRequest(request, isSubmitter, client.Length, client.Open);
                 }
-                catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+                catch (Exception ex) when (ex is IOException or InvalidOperationException)
                 {
                     AcceptanceLog.ContentCheckFailed(logger, messageId, ex);
-                    return Refuse(request, messageId, new SmtpReply(451, "4.7.1", "Message content could not be checked, try again later"), "content_unavailable");
+                    return Refuse(request, messageId, SmtpReplies.TemporaryFailure, "content_unavailable");
                 }
-
-                if (verdict.Refusal is { } refusal)
-                {
-                    var reply = PolicyReplies.ToReply(refusal);
-                    Log.PolicyRefused(logger, "content", request.ClientAddress, reply.Summary);
-                    return Refuse(request, messageId, reply, "content");
-                }
-
-                if (receivedHeader is not null)
-                {
-                    var (header, rest) = client.RebuildHttp(verdict.Headers, checks);
-                    source = Prefixed(Concat(receivedHeader, header), rest, request.ContentTail);
-                }
-                else
-                {
-                    (source, content) = client.RebuildSmtp(verdict.Headers, checks);
-                }
-
-                contentLength = source?.Length ?? content.Length;
             }
+        }
+
+        if (checks is not null && checkRequest is not null && client is not null)
+        {
+            ContentVerdict verdict;
+            try
+            {
+                verdict = await checks.CheckAsync(checkRequest, cancellationToken);
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                AcceptanceLog.ContentCheckFailed(logger, messageId, ex);
+                return Refuse(request, messageId, new SmtpReply(451, "4.7.1", "Message content could not be checked, try again later"), "content_unavailable");
+            }
+
+            if (verdict.Refusal is { } refusal)
+            {
+                var reply = PolicyReplies.ToReply(refusal);
+                Log.PolicyRefused(logger, "content", request.ClientAddress, reply.Summary);
+                return Refuse(request, messageId, reply, "content");
+            }
+
+            // A verdict with nothing checked (no check applied after all) leaves the message as it came.
+            if (verdict.Checked && receivedHeader is not null)
+            {
+                var (header, rest) = client.RebuildHttp(verdict.Headers, checks);
+                source = Prefixed(Concat(receivedHeader, header), rest, request.ContentTail);
+            }
+            else if (verdict.Checked)
+            {
+                (source, content) = client.RebuildSmtp(verdict.Headers, checks);
+            }
+
+            contentLength = source?.Length ?? content.Length;
         }
 
         var message = new NewMessage
@@ -316,6 +313,19 @@ internal sealed class MessageAcceptor(
     }
 
     private const int HeadForLoopCheck = 256 * 1024;
+
+    /// <summary>The content checks' view of the submission (<see cref="ContentCheckRequest"/>).</summary>
+    private static ContentCheckRequest CheckRequest(AcceptRequest request, bool isSubmitter, long length, Func<Stream> open) => new()
+    {
+        ClientAddress = IPAddress.TryParse(request.ClientAddress, out var ip) ? ip : request.ClientIp ?? IPAddress.IPv6None,
+        ClientHelo = request.Origin == MessageOrigin.Smtp ? request.ClientHelo : null,
+        Sender = request.Sender,
+        Recipients = [.. request.Recipients.Select(r => r.Address)],
+        AuthenticatedUser = request.AuthenticatedUser,
+        IsSubmitter = isSubmitter,
+        Length = length,
+        OpenContent = open,
+    };
 
     /// <summary>Our header (and what the checks add) first, the client's content streamed after it, never copied behind
     /// it; a spilled tail also goes as a map behind the (small) header and rewritten header section.</summary>

@@ -111,6 +111,7 @@ public sealed class ContentChecks
         using var activity = PolicyTelemetry.Source.StartActivity("policy.content", ActivityKind.Internal);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.Timeout);
+        var started = _time.GetTimestamp();
         var results = new List<string>();
         var headers = new StringBuilder();
         var junk = false;
@@ -122,7 +123,7 @@ public sealed class ContentChecks
             {
                 // Cached at RCPT for this client and domain: no second evaluation.
                 var spf = await _spfChecker.CheckAsync(request.ClientAddress, request.Sender, request.ClientHelo, timeout.Token)
-                    .WaitAsync(_options.Timeout, _time, cancellationToken);
+                    .WaitAsync(Remaining(started), _time, cancellationToken);
                 results.Add(SpfResult(spf, request));
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
@@ -137,7 +138,8 @@ public sealed class ContentChecks
             ContentCheckResult result;
             try
             {
-                result = await check.CheckAsync(request, timeout.Token).WaitAsync(_options.Timeout, _time, cancellationToken);
+                // Bounded all together: a check that ignores its token is given up when the whole budget is spent.
+                result = await check.CheckAsync(request, timeout.Token).WaitAsync(Remaining(started), _time, cancellationToken);
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
@@ -180,6 +182,13 @@ public sealed class ContentChecks
 
         activity?.SetTag("mailmesh.content.junk", junk);
         return new ContentVerdict { Checked = true, Headers = all.ToString(), Junk = junk, Reason = reason };
+    }
+
+    /// <summary>What is left of <see cref="ContentCheckOptions.Timeout"/> (zero when spent: WaitAsync then times out at once).</summary>
+    private TimeSpan Remaining(long started)
+    {
+        var left = _options.Timeout - _time.GetElapsedTime(started);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
     /// <summary>RFC 8601 §2.7.2: spf=result smtp.mailfrom=sender (smtp.helo=name for the null sender).</summary>

@@ -34,7 +34,7 @@ internal sealed class DnsblChecker : IDisposable
     private readonly TimeProvider _time;
     private readonly PolicyMetrics? _metrics;
     private readonly ILogger _logger;
-    private readonly DnsClient _dns;
+    private readonly ARSoft.Tools.Net.Dns.DnsClient _dns;
     private readonly bool _ownsClient;
     private readonly (DnsblZone Zone, IReadOnlySet<IPAddress> Codes)[] _zones;
     private readonly ConcurrentDictionary<string, (bool Listed, DateTimeOffset Expires)> _cache = new(StringComparer.Ordinal);
@@ -51,11 +51,11 @@ internal sealed class DnsblChecker : IDisposable
         var timeoutMs = (int)Math.Clamp(_options.Timeout.TotalMilliseconds, 1, int.MaxValue);
         if (servers.Count == 0)
         {
-            _dns = DnsClient.Default;
+            _dns = ARSoft.Tools.Net.Dns.DnsClient.Default;
         }
         else
         {
-            _dns = new DnsClient(servers.Select(s => s.Address), [new UdpClientTransport(servers[0].Port), new TcpClientTransport(servers[0].Port)], false, timeoutMs);
+            _dns = new ARSoft.Tools.Net.Dns.DnsClient(servers.Select(s => s.Address), [new UdpClientTransport(servers[0].Port), new TcpClientTransport(servers[0].Port)], false, timeoutMs);
             _ownsClient = true;
         }
     }

@@ -60,7 +60,7 @@ internal sealed class SpfChecker : IDisposable
         var timeoutMs = (int)Math.Clamp(_options.Timeout.TotalMilliseconds, 1, int.MaxValue);
         _resolver = servers.Count == 0
             ? new DnsStubResolver()
-            : new DnsStubResolver(new DnsClient(
+            : new DnsStubResolver(new ARSoft.Tools.Net.Dns.DnsClient(
                 servers.Select(s => s.Address),
                 [new UdpClientTransport(servers[0].Port), new TcpClientTransport(servers[0].Port)],
                 false,

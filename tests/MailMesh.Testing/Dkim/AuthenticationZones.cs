@@ -1,0 +1,117 @@
+using System.Security.Cryptography;
+using System.Text;
+using MailMesh.Testing.Dns;
+using MimeKit;
+using MimeKit.Cryptography;
+
+namespace MailMesh.Testing.Dkim;
+
+/// <summary>
+/// A test DNS server with DKIM keys and DMARC records for inbound authentication tests (issue 10), and real DKIM
+/// signatures made by MimeKit's <see cref="DkimSigner"/> with those keys. Domains (all under "test.", which is no
+/// public suffix, so the organizational domain of x.bank.test is bank.test):
+/// bank.test p=reject sp=quarantine relaxed; strict.test p=reject adkim=s aspf=s; quarantine.test p=quarantine;
+/// monitor.test p=none; sampled.test p=reject pct=0; flaky.test (its _dmarc answers SERVFAIL); broken.test (p=bogus);
+/// nodmarc.test (no record). Every domain has SPF "ip4:192.0.2.10 -all" and a key at s1._domainkey; mail.strict.test and
+/// bank.test also sign; gone._domainkey.bank.test does not exist and down._domainkey.bank.test answers SERVFAIL.
+/// </summary>
+public sealed class AuthenticationZones : IDisposable
+{
+    /// <summary>The client address SPF permits for every domain here.</summary>
+    public const string Client = "192.0.2.10";
+
+    private readonly RSA _key = RSA.Create(2048);
+
+    public AuthenticationZones()
+    {
+        Dns = TestDnsServer.Start();
+        Dns.Zone = "test.";
+        var publicKey = "v=DKIM1; k=rsa; p=" + Convert.ToBase64String(_key.ExportSubjectPublicKeyInfo());
+        foreach (var domain in new[] { "bank.test", "strict.test", "mail.strict.test", "quarantine.test", "monitor.test", "sampled.test", "flaky.test", "broken.test", "nodmarc.test" })
+        {
+            Dns.AddTxt("s1._domainkey." + domain, publicKey);
+            Dns.AddTxt(domain, "v=spf1 ip4:" + Client + " -all");
+        }
+
+        Dns.AddTxt("_dmarc.bank.test", "v=DMARC1; p=reject; sp=quarantine; rua=mailto:dmarc@bank.test")
+            .AddTxt("_dmarc.strict.test", "v=DMARC1; p=reject; adkim=s; aspf=s")
+            .AddTxt("_dmarc.quarantine.test", "v=DMARC1; p=quarantine")
+            .AddTxt("_dmarc.monitor.test", "v=DMARC1; p=none")
+            .AddTxt("_dmarc.sampled.test", "v=DMARC1; p=reject; pct=0")
+            .AddTxt("_dmarc.flaky.test", "v=DMARC1; p=reject")
+            .SetServerFailure("_dmarc.flaky.test")
+            .AddTxt("_dmarc.broken.test", "v=DMARC1; p=bogus")
+            .AddTxt("down._domainkey.bank.test", publicKey)
+            .SetServerFailure("down._domainkey.bank.test");
+    }
+
+    public TestDnsServer Dns { get; }
+
+    /// <summary>"127.0.0.1:port" for Policy:Dkim:DnsServers / Policy:Spf:DnsServers / Dns:Servers.</summary>
+    public string Servers => Dns.EndPoint.ToString();
+
+    /// <summary>A plain message (CRLF line ends) from <paramref name="from"/>.</summary>
+    public static string Message(string from, string to = "user@mail.example", string subject = "Hello") =>
+        $"From: Sender <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Wed, 02 Dec 2026 12:00:00 +0000\r\n"
+        + $"Message-ID: <{Guid.NewGuid():N}@{from[(from.IndexOf('@', StringComparison.Ordinal) + 1)..]}>\r\nMIME-Version: 1.0\r\n"
+        + "Content-Type: text/plain; charset=utf-8\r\n\r\nA message to authenticate.\r\nSecond line.\r\n";
+
+    /// <summary><paramref name="message"/> with a DKIM-Signature (rsa-sha256, relaxed/relaxed, this server's key) for
+    /// <paramref name="domain"/> and <paramref name="selector"/> (a selector with no or a failing key record still signs).</summary>
+    public byte[] Sign(string message, string domain, string selector = "s1")
+    {
+        using var input = new MemoryStream(Encoding.UTF8.GetBytes(message));
+        var parsed = MimeMessage.Load(input);
+        using var pem = new MemoryStream(Encoding.ASCII.GetBytes(_key.ExportRSAPrivateKeyPem()));
+        var signer = new DkimSigner(pem, domain, selector, DkimSignatureAlgorithm.RsaSha256)
+        {
+            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+        };
+        signer.Sign(parsed, [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId]);
+        using var output = new MemoryStream();
+        var options = FormatOptions.Default.Clone();
+        options.NewLineFormat = NewLineFormat.Dos;
+        parsed.WriteTo(options, output);
+        return output.ToArray();
+    }
+
+    /// <summary><paramref name="message"/> with an ARC set (RFC 8617: ARC-Authentication-Results, ARC-Message-Signature,
+    /// ARC-Seal) added by MimeKit's <see cref="ArcSigner"/> for <paramref name="domain"/>, as a forwarder would.</summary>
+    public byte[] ArcSeal(byte[] message, string domain, string selector = "s1")
+    {
+        using var input = new MemoryStream(message);
+        var parsed = MimeMessage.Load(input);
+        using var pem = new MemoryStream(Encoding.ASCII.GetBytes(_key.ExportRSAPrivateKeyPem()));
+        var signer = new Forwarder(pem, domain, selector)
+        {
+            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+        };
+        signer.Sign(parsed, [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId]);
+        using var output = new MemoryStream();
+        var options = FormatOptions.Default.Clone();
+        options.NewLineFormat = NewLineFormat.Dos;
+        parsed.WriteTo(options, output);
+        return output.ToArray();
+    }
+
+    private sealed class Forwarder(Stream key, string domain, string selector) : ArcSigner(key, domain, selector, DkimSignatureAlgorithm.RsaSha256)
+    {
+        protected override AuthenticationResults GenerateArcAuthenticationResults(FormatOptions options, MimeMessage message, CancellationToken cancellationToken)
+        {
+            var results = new AuthenticationResults(Domain);
+            results.Results.Add(new AuthenticationMethodResult("dkim", "pass"));
+            return results;
+        }
+
+        protected override Task<AuthenticationResults> GenerateArcAuthenticationResultsAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
+            Task.FromResult(GenerateArcAuthenticationResults(options, message, cancellationToken));
+    }
+
+    public void Dispose()
+    {
+        _key.Dispose();
+        Dns.Dispose();
+    }
+}
