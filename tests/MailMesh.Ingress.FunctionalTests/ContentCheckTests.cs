@@ -13,6 +13,8 @@ internal sealed class ScriptedContentCheck : IContentCheck
 
     public int Order => 100;
 
+    public IReadOnlyCollection<string> StampedFields { get; init; } = [];
+
     public Func<ContentCheckRequest, ContentCheckResult> Answer { get; set; } =
         _ => new ContentCheckResult { AuthenticationResults = ["x-test=pass"], Headers = ["X-Test: checked\r\n"] };
 
@@ -127,6 +129,27 @@ public sealed class ContentCheckTests : IDisposable
             + "From: a@example.com\r\nSubject: checked\r\n\r\n" + body,
             afterReceived);
         Assert.DoesNotContain("X-MailMesh-Junk", stored, StringComparison.Ordinal);
+    }
+
+    /// <summary>A client's own X-Spam-Status (a field a registered scanner stamps) would pass for our verdict: it goes.</summary>
+    [Fact]
+    public async Task A_clients_fields_of_the_names_a_check_stamps_are_removed()
+    {
+        var check = new ScriptedContentCheck
+        {
+            StampedFields = ["X-Spam-Status", "X-Spam-Flag"],
+            Answer = _ => new ContentCheckResult { Headers = ["X-Spam-Status: Yes, score=9.0\r\n"] },
+        };
+        await using var host = await StartAsync(check);
+
+        var (reply, id) = await SendAsync(host, "X-Spam-Status: No, score=-100\r\nx-spam-flag: NO\r\nX-Spam-Level: *\r\n" + ClientHeaders + "body\r\n");
+
+        Assert.Equal(250, reply.Code);
+        var stored = await StoredAsync(host, id!.Value);
+        Assert.Contains("X-Spam-Status: Yes, score=9.0\r\n", stored, StringComparison.Ordinal);
+        Assert.DoesNotContain("score=-100", stored, StringComparison.Ordinal);
+        Assert.DoesNotContain("x-spam-flag", stored, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("X-Spam-Level: *\r\n", stored, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -136,12 +136,16 @@ internal sealed class ContentRewrite
     private static bool IsForged(ReadOnlySpan<byte> field, ContentChecks checks)
     {
         var name = HeaderFields.Name(field);
-        if (!Ascii.EqualsIgnoreCase(name, "Authentication-Results"u8) && !Ascii.EqualsIgnoreCase(name, Encoding.ASCII.GetBytes(ContentChecks.JunkHeaderName)))
+        if (name.Length > 256)
         {
             return false;
         }
 
-        return checks.IsForged(Encoding.ASCII.GetString(name), HeaderFields.Value(field));
+        // The name as characters without an allocation; the value is decoded only where it decides (our authserv-id).
+        Span<char> chars = stackalloc char[name.Length];
+        Encoding.Latin1.GetChars(name, chars);
+        var value = Ascii.EqualsIgnoreCase(name, "Authentication-Results"u8) ? HeaderFields.Value(field) : string.Empty;
+        return checks.IsForged(chars, value);
     }
 
     /// <summary>The SMTP source from <paramref name="offset"/> on: the spill file's own view (with its map) when the

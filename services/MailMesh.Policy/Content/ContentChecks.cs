@@ -50,6 +50,7 @@ public sealed class ContentChecks
     public const string JunkHeaderName = JunkHeader.Name;
 
     private readonly IContentCheck[] _checks;
+    private readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> _stamped;
     private readonly ContentCheckOptions _options;
     private readonly SpfOptions _spf;
     private readonly SpfChecker _spfChecker;
@@ -68,6 +69,7 @@ public sealed class ContentChecks
         ILogger<ContentChecks> logger)
     {
         _checks = [.. checks.OrderBy(c => c.Order)];
+        _stamped = new HashSet<string>(_checks.SelectMany(c => c.StampedFields), StringComparer.OrdinalIgnoreCase).GetAlternateLookup<ReadOnlySpan<char>>();
         _options = options.Value;
         AuthServId = authServId.Value.AuthServId!;
         _spf = spf.Value;
@@ -92,10 +94,12 @@ public sealed class ContentChecks
 
     /// <summary>
     /// A field a client may not send because it would speak for this server: an Authentication-Results with our
-    /// authserv-id (RFC 8601 §5) or the junk mark. <paramref name="value"/> is the field body after the colon.
+    /// authserv-id (RFC 8601 §5), the junk mark, or a field a registered check stamps (<see cref="IContentCheck.StampedFields"/>:
+    /// X-Spam-Status, X-Virus-Status). <paramref name="value"/> is the field body after the colon.
     /// </summary>
     public bool IsForged(ReadOnlySpan<char> name, ReadOnlySpan<char> value) =>
         name.Equals(JunkHeaderName, StringComparison.OrdinalIgnoreCase)
+        || _stamped.Contains(name)
         || (name.Equals(AuthenticationResultsHeader.FieldName, StringComparison.OrdinalIgnoreCase) && AuthenticationResultsHeader.IsFrom(value, AuthServId));
 
     /// <summary>Runs the checks that apply, in order; see the class remarks.</summary>

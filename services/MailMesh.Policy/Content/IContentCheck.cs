@@ -21,6 +21,12 @@ public interface IContentCheck
     /// <summary>Lower runs first: authentication (DKIM/ARC/DMARC) at 100, scanners at 200 and later.</summary>
     int Order { get; }
 
+    /// <summary>
+    /// The header fields this check stamps (e.g. X-Spam-Status): a client's own fields of these names are removed from
+    /// a message the checks ran on, so that what a mailbox filter or the next hop reads is this server's verdict.
+    /// </summary>
+    IReadOnlyCollection<string> StampedFields => [];
+
     /// <summary>True when this check applies to the submission (e.g. authentication checks skip relay clients).</summary>
     bool AppliesTo(ContentCheckRequest request);
 

@@ -25,6 +25,8 @@ internal sealed class ClamdCheck(IOptions<ClamdOptions> options, PolicyMetrics m
 
     public string Name => "clamd";
 
+    public IReadOnlyCollection<string> StampedFields { get; } = ["X-Virus-Status", "X-Spam-Flag", "X-Spam"];
+
     public int Order => 200;
 
     public bool AppliesTo(ContentCheckRequest request) => _options.Enabled && (!request.IsSubmitter || _options.ScanSubmitters);

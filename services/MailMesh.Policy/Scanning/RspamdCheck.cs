@@ -31,6 +31,8 @@ internal sealed class RspamdCheck(IOptions<RspamdOptions> options, PolicyMetrics
 
     public string Name => "rspamd";
 
+    public IReadOnlyCollection<string> StampedFields { get; } = ["X-Spam-Status", "X-Spam-Symbols", "X-Spam-Flag", "X-Spam"];
+
     /// <summary>After clamd (200): a virus is refused before the more expensive spam scan.</summary>
     public int Order => 210;
 
