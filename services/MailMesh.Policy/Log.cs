@@ -21,10 +21,10 @@ internal static partial class Log
     [LoggerMessage(2020, LogLevel.Warning, "Content scanner {Scanner} at {Address} is unavailable; answering its configured action")]
     public static partial void ScannerUnavailable(this ILogger logger, Exception exception, string scanner, string address);
 
-    [LoggerMessage(2021, LogLevel.Information, "Not scanned by {Scanner}: the message has {Length} octets, more than {Key} ({Limit})")]
+    [LoggerMessage(2021, LogLevel.Debug, "Not scanned by {Scanner}: the message has {Length} octets, more than {Key} ({Limit})")]
     public static partial void ScanSkipped(this ILogger logger, string scanner, long length, string key, long limit);
 
-    [LoggerMessage(2022, LogLevel.Information, "clamd found {Virus} in a message from {Client}")]
+    [LoggerMessage(2022, LogLevel.Debug, "clamd found {Virus} in a message from {Client}")]
     public static partial void VirusFound(this ILogger logger, string virus, string client);
 
     [LoggerMessage(2023, LogLevel.Warning, "clamd refused the stream as too large: set {Key} ({Limit}) at most clamd's StreamMaxLength")]
@@ -33,6 +33,6 @@ internal static partial class Log
     [LoggerMessage(2030, LogLevel.Warning, "DNSBL lookup of {Query} failed ({Problem}); the zone is not counted for this client")]
     public static partial void DnsblLookupFailed(this ILogger logger, string query, string problem);
 
-    [LoggerMessage(2031, LogLevel.Information, "Client {Client} listed: {Zones} (score {Score}, threshold {Threshold})")]
+    [LoggerMessage(2031, LogLevel.Debug, "Client {Client} listed: {Zones} (score {Score}, threshold {Threshold})")]
     public static partial void DnsblListed(this ILogger logger, string client, string zones, double score, double threshold);
 }
