@@ -30,6 +30,16 @@ public static class DeliveryExtensions
         builder.Services.AddValidatedOptions<DkimOptions>();
         builder.Services.AddSingleton<DkimKeyRing>();
         builder.Services.AddSingleton<MessageSigner>();
+
+        // ARC sealing (Dkim:Arc): the authserv-id defaults to Policy:AuthServId of the same configuration.
+        builder.Services.PostConfigure<DkimOptions>(options =>
+        {
+            if (string.IsNullOrWhiteSpace(options.Arc.AuthServId))
+            {
+                options.Arc.AuthServId = builder.Configuration["Policy:AuthServId"];
+            }
+        });
+        builder.Services.AddSingleton<ArcSealer>();
         builder.Services.AddSingleton<MxCache>();
         builder.Services.AddSingleton(sp => new ContentBudget(sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.MaxContentBytes));
         // Graceful stop: MassTransit cancels a consumer's token the moment the bus stops unless ConsumerStopTimeout is
