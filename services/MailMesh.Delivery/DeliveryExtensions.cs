@@ -31,12 +31,14 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<DkimKeyRing>();
         builder.Services.AddSingleton<MessageSigner>();
 
-        // ARC sealing (Dkim:Arc): the authserv-id defaults to Policy:AuthServId of the same configuration.
+        // ARC sealing (Dkim:Arc): the authserv-id defaults to the one Policy stamps, as far as this configuration has it.
         builder.Services.PostConfigure<DkimOptions>(options =>
         {
             if (string.IsNullOrWhiteSpace(options.Arc.AuthServId))
             {
-                options.Arc.AuthServId = builder.Configuration["Policy:AuthServId"];
+                var configuration = builder.Configuration;
+                options.Arc.AuthServId = NonEmpty(configuration["Policy:AuthServId"])
+                    ?? NonEmpty(configuration["Policy:Spf:AuthServId"]) ?? NonEmpty(configuration["Ingress:HostName"]);
             }
         });
         builder.Services.AddSingleton<ArcSealer>();
@@ -70,4 +72,6 @@ public static class DeliveryExtensions
         });
         return builder;
     }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 }

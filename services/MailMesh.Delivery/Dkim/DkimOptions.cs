@@ -171,8 +171,8 @@ public sealed class ArcSealOptions
     public string? Selector { get; set; }
 
     /// <summary>
-    /// MailMesh's authserv-id in Authentication-Results (Ingress/Policy's <c>Policy:AuthServId</c>); when empty,
-    /// <c>Policy:AuthServId</c> from the same configuration is used.
+    /// MailMesh's authserv-id in Authentication-Results (Policy's <c>Policy:AuthServId</c>); when empty,
+    /// <c>Policy:AuthServId</c>, <c>Policy:Spf:AuthServId</c> or <c>Ingress:HostName</c> of the same configuration.
     /// </summary>
     public string? AuthServId { get; set; }
 
