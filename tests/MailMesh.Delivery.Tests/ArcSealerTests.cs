@@ -203,20 +203,26 @@ public sealed class ArcSealerTests : IDisposable
         return output.ToArray();
     }
 
-    private async Task<ArcSignatureValidationResult> MimeKitArcAsync(byte[] message)
+    private Task<ArcSignatureValidationResult> MimeKitArcAsync(byte[] message) => MimeKitArcAsync(message, _dns);
+
+    private Task<(bool Pass, string Output)> DkimpyArcAsync(byte[] message) => DkimpyArcAsync(message, _dns, _directory);
+
+    /// <summary>MimeKit's ArcVerifier's chain verdict, keys from <paramref name="dns"/>.</summary>
+    internal static async Task<ArcSignatureValidationResult> MimeKitArcAsync(byte[] message, TestDnsServer dns)
     {
         using var stream = new MemoryStream(message);
         var parsed = await MimeMessage.LoadAsync(stream);
-        var verifier = new ArcVerifier(new DnsLocator(_dns)) { MinimumRsaKeyLength = 1024 };
+        var verifier = new ArcVerifier(new DnsLocator(dns)) { MinimumRsaKeyLength = 1024 };
         return (await verifier.VerifyAsync(parsed)).Chain;
     }
 
-    private async Task<(bool Pass, string Output)> DkimpyArcAsync(byte[] message)
+    /// <summary>dkimpy's arc_verify: passes when cv is pass; keys from <paramref name="dns"/>.</summary>
+    internal static async Task<(bool Pass, string Output)> DkimpyArcAsync(byte[] message, TestDnsServer dns, DirectoryInfo directory)
     {
-        var file = Path.Combine(_directory.FullName, Guid.NewGuid().ToString("N") + ".eml");
+        var file = Path.Combine(directory.FullName, Guid.NewGuid().ToString("N") + ".eml");
         await File.WriteAllBytesAsync(file, message);
         var info = new ProcessStartInfo(DkimVerifiers.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "-c", DkimpyArcScript, file, _dns.EndPoint.Address.ToString(), _dns.EndPoint.Port.ToString(CultureInfo.InvariantCulture) })
+        foreach (var argument in new[] { "-c", DkimpyArcScript, file, dns.EndPoint.Address.ToString(), dns.EndPoint.Port.ToString(CultureInfo.InvariantCulture) })
         {
             info.ArgumentList.Add(argument);
         }
