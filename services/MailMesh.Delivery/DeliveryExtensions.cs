@@ -30,6 +30,18 @@ public static class DeliveryExtensions
         builder.Services.AddValidatedOptions<DkimOptions>();
         builder.Services.AddSingleton<DkimKeyRing>();
         builder.Services.AddSingleton<MessageSigner>();
+
+        // ARC sealing (Dkim:Arc): the authserv-id defaults to the one Policy stamps, as far as this configuration has it.
+        builder.Services.PostConfigure<DkimOptions>(options =>
+        {
+            if (string.IsNullOrWhiteSpace(options.Arc.AuthServId))
+            {
+                var configuration = builder.Configuration;
+                options.Arc.AuthServId = NonEmpty(configuration["Policy:AuthServId"])
+                    ?? NonEmpty(configuration["Policy:Spf:AuthServId"]) ?? NonEmpty(configuration["Ingress:HostName"]);
+            }
+        });
+        builder.Services.AddSingleton<ArcSealer>();
         builder.Services.AddSingleton<MxCache>();
         builder.Services.AddSingleton(sp => new ContentBudget(sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.MaxContentBytes));
         // Graceful stop: MassTransit cancels a consumer's token the moment the bus stops unless ConsumerStopTimeout is
@@ -60,4 +72,6 @@ public static class DeliveryExtensions
         });
         return builder;
     }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 }

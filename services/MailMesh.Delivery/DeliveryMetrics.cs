@@ -21,6 +21,7 @@ internal sealed class DeliveryMetrics
     private readonly Counter<long> _results;
     private readonly Counter<long> _mxLookups;
     private readonly Counter<long> _dkim;
+    private readonly Counter<long> _arc;
 
     public DeliveryMetrics(IMeterFactory meterFactory)
     {
@@ -48,9 +49,14 @@ internal sealed class DeliveryMetrics
         _dkim = meter.CreateCounter<long>(
             "mailmesh.delivery.dkim", "{attempt}",
             "Attempts by mailmesh.dkim.outcome when DKIM keys are configured: signed, no_key, no_from_domain, unparsable_header, already_signed.");
+        _arc = meter.CreateCounter<long>(
+            "mailmesh.delivery.arc", "{attempt}",
+            "Attempts by mailmesh.arc.outcome when ARC sealing is on: sealed, not_forwarded, chain_failed, chain_unverified, chain_limit, unparsable_header.");
     }
 
     public void Dkim(string outcome) => _dkim.Add(1, new KeyValuePair<string, object?>("mailmesh.dkim.outcome", outcome));
+
+    public void Arc(string outcome) => _arc.Add(1, new KeyValuePair<string, object?>("mailmesh.arc.outcome", outcome));
 
     public void MxLookup(string result) => _mxLookups.Add(1, new KeyValuePair<string, object?>("mailmesh.dns.cache", result));
 

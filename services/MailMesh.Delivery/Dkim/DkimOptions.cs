@@ -18,6 +18,9 @@ public sealed class DkimOptions : IValidatedOptions
     /// <summary>How often, at most, a key file's last-write time is looked at to re-read a replaced key.</summary>
     public TimeSpan KeyCheckInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>ARC sealing (RFC 8617) of mail MailMesh received and sends on (Dkim:Arc:*); off by default.</summary>
+    public ArcSealOptions Arc { get; set; } = new();
+
     public IEnumerable<string> Validate()
     {
         var seen = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
@@ -65,6 +68,11 @@ public sealed class DkimOptions : IValidatedOptions
         if (KeyCheckInterval <= TimeSpan.Zero)
         {
             yield return "Dkim:KeyCheckInterval: must be positive";
+        }
+
+        foreach (var failure in Arc.Validate(Keys))
+        {
+            yield return failure;
         }
     }
 
@@ -145,4 +153,63 @@ public sealed class DkimKeyOptions
     /// published, or an old one kept until its signatures age out. Of a domain's keys that sign, the last listed signs.
     /// </summary>
     public bool Sign { get; set; } = true;
+}
+
+/// <summary>
+/// ARC sealing (RFC 8617, section "Dkim:Arc"): which configured Dkim:Keys entry seals, and the authserv-id whose
+/// Authentication-Results field marks a message as received by MailMesh (so forwarded, not locally submitted).
+/// </summary>
+public sealed class ArcSealOptions
+{
+    /// <summary>Seal forwarded mail; false (the default) costs nothing.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>The d= of the seal: with <see cref="Selector"/>, names the Dkim:Keys entry (an rsa-sha256 key) that seals.</summary>
+    public string? Domain { get; set; }
+
+    /// <summary>The s= of the seal.</summary>
+    public string? Selector { get; set; }
+
+    /// <summary>
+    /// MailMesh's authserv-id in Authentication-Results (Policy's <c>Policy:AuthServId</c>); when empty,
+    /// <c>Policy:AuthServId</c>, <c>Policy:Spf:AuthServId</c> or <c>Ingress:HostName</c> of the same configuration.
+    /// </summary>
+    public string? AuthServId { get; set; }
+
+    internal IEnumerable<string> Validate(IReadOnlyList<DkimKeyOptions> keys)
+    {
+        if (!Enabled)
+        {
+            yield break;
+        }
+
+        if (!DkimOptions.IsDomain(Domain))
+        {
+            yield return $"Dkim:Arc:Domain: '{Domain}' is not a domain name (the d= of a Dkim:Keys entry)";
+            yield break;
+        }
+
+        if (!DkimOptions.IsDomain(Selector))
+        {
+            yield return $"Dkim:Arc:Selector: '{Selector}' is not a selector";
+            yield break;
+        }
+
+        var key = keys.FirstOrDefault(k =>
+            string.Equals(k.Domain, Domain, StringComparison.OrdinalIgnoreCase) && string.Equals(k.Selector, Selector, StringComparison.OrdinalIgnoreCase));
+        if (key is null)
+        {
+            yield return $"Dkim:Arc:Selector: no Dkim:Keys entry has Domain {Domain} and Selector {Selector}";
+        }
+        else if (!string.Equals(key.Algorithm, "rsa-sha256", StringComparison.OrdinalIgnoreCase))
+        {
+            // RFC 8617 §4.1.3: ARC signatures are rsa-sha256.
+            yield return $"Dkim:Arc:Selector: the key {Selector} for {Domain} is {key.Algorithm}; ARC seals with rsa-sha256";
+        }
+
+        if (string.IsNullOrWhiteSpace(AuthServId) || AuthServId.Any(c => c <= ' ' || c > '~' || c is ';' or '(' or ')' or '"'))
+        {
+            yield return $"Dkim:Arc:AuthServId: '{AuthServId}' must be MailMesh's authserv-id (Policy:AuthServId), a token";
+        }
+    }
 }

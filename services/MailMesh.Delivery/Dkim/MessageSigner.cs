@@ -79,7 +79,14 @@ internal sealed class MessageSigner
     }
 
     /// <summary>Builds the field for the given body hash and time (tests pin both).</summary>
-    internal static byte[] Sign(ReadOnlySpan<byte> content, HeaderFields headers, DkimSigningKey key, byte[] bodyHash, DateTimeOffset now)
+    internal static byte[] Sign(ReadOnlySpan<byte> content, HeaderFields headers, DkimSigningKey key, byte[] bodyHash, DateTimeOffset now) =>
+        Sign(content, headers, key, bodyHash, now, "DKIM-Signature: v=1");
+
+    /// <summary>
+    /// Builds a DKIM-style signature field starting with <paramref name="fieldStart"/> (its name and first tag): the
+    /// DKIM-Signature, or ARC-Message-Signature with its i= (RFC 8617 §4.1.2, the same tags and hashing).
+    /// </summary>
+    internal static byte[] Sign(ReadOnlySpan<byte> content, HeaderFields headers, DkimSigningKey key, byte[] bodyHash, DateTimeOffset now, string fieldStart)
     {
         // h=: every present field of the list, as often as it occurs; the oversigned ones once more.
         var names = new List<string>();
@@ -105,7 +112,7 @@ internal sealed class MessageSigner
             }
         }
 
-        var field = new StringBuilder("DKIM-Signature: v=1; a=").Append(key.AlgorithmName)
+        var field = new StringBuilder(fieldStart).Append("; a=").Append(key.AlgorithmName)
             .Append("; c=relaxed/relaxed; d=").Append(key.Domain)
             .Append("; s=").Append(key.Selector).Append(";\r\n\tt=")
             .Append(now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)).Append("; h=");
