@@ -40,23 +40,6 @@ public sealed class ArcSealerTests : IDisposable
         ".leading dot\r\n" +
         "\r\n";
 
-    private const string DkimpyArcScript = """
-        import sys, dkim, dns.resolver, dns.rdatatype
-        resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [sys.argv[2]]
-        resolver.port = int(sys.argv[3])
-        def dnsfunc(name, timeout=5):
-            name = name.decode() if isinstance(name, bytes) else name
-            answer = resolver.resolve(name, 'TXT', raise_on_no_answer=False, lifetime=timeout)
-            for rrset in answer.response.answer:
-                if rrset.rdtype == dns.rdatatype.TXT:
-                    return b''.join(list(rrset.items)[0].strings)
-            return None
-        cv, results, comment = dkim.arc_verify(open(sys.argv[1], 'rb').read(), dnsfunc=dnsfunc)
-        print('arc:', cv.decode(), comment)
-        sys.exit(0 if cv == b'pass' else 1)
-        """;
-
     private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("mailmesh-arc-");
     private readonly TestDnsServer _dns = TestDnsServer.Start();
     private bool _published;
@@ -205,7 +188,7 @@ public sealed class ArcSealerTests : IDisposable
 
     private Task<ArcSignatureValidationResult> MimeKitArcAsync(byte[] message) => MimeKitArcAsync(message, _dns);
 
-    private Task<(bool Pass, string Output)> DkimpyArcAsync(byte[] message) => DkimpyArcAsync(message, _dns, _directory);
+    private Task<(bool Pass, string Output)> DkimpyArcAsync(byte[] message) => DkimVerifiers.DkimpyArcAsync(message, _dns);
 
     /// <summary>MimeKit's ArcVerifier's chain verdict, keys from <paramref name="dns"/>.</summary>
     internal static async Task<ArcSignatureValidationResult> MimeKitArcAsync(byte[] message, TestDnsServer dns)
@@ -214,25 +197,6 @@ public sealed class ArcSealerTests : IDisposable
         var parsed = await MimeMessage.LoadAsync(stream);
         var verifier = new ArcVerifier(new DnsLocator(dns)) { MinimumRsaKeyLength = 1024 };
         return (await verifier.VerifyAsync(parsed)).Chain;
-    }
-
-    /// <summary>dkimpy's arc_verify: passes when cv is pass; keys from <paramref name="dns"/>.</summary>
-    internal static async Task<(bool Pass, string Output)> DkimpyArcAsync(byte[] message, TestDnsServer dns, DirectoryInfo directory)
-    {
-        var file = Path.Combine(directory.FullName, Guid.NewGuid().ToString("N") + ".eml");
-        await File.WriteAllBytesAsync(file, message);
-        var info = new ProcessStartInfo(DkimVerifiers.Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "-c", DkimpyArcScript, file, dns.EndPoint.Address.ToString(), dns.EndPoint.Port.ToString(CultureInfo.InvariantCulture) })
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode == 0, (await stdout + await stderr).Trim());
     }
 
     /// <summary>MimeKit's ArcSigner as an upstream forwarder uses it: its A-R results are its own.</summary>

@@ -18,7 +18,8 @@ public static class DkimVerifiers
     /// <summary>Debian's interpreter: the one python3-dkim and python3-nacl are installed for (not a pyenv shim).</summary>
     public const string Python = "/usr/bin/python3";
 
-    private const string DkimpyScript = """
+    /// <summary>dkimpy with its key lookups sent to the DNS server given as argv[2] and argv[3] (address, port).</summary>
+    private const string DkimpyWithTestDns = """
         import sys, dkim, dns.resolver, dns.rdatatype
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [sys.argv[2]]
@@ -30,6 +31,10 @@ public static class DkimVerifiers
                 if rrset.rdtype == dns.rdatatype.TXT:
                     return b''.join(list(rrset.items)[0].strings)
             return None
+
+        """;
+
+    private const string DkimpyScript = DkimpyWithTestDns + """
         message = open(sys.argv[1], 'rb').read()
         verifier = dkim.DKIM(message)
         ok = verifier.verify(dnsfunc=dnsfunc)
@@ -37,15 +42,26 @@ public static class DkimVerifiers
         sys.exit(0 if ok else 1)
         """;
 
+    private const string DkimpyArcScript = DkimpyWithTestDns + """
+        cv, results, comment = dkim.arc_verify(open(sys.argv[1], 'rb').read(), dnsfunc=dnsfunc)
+        print('arc:', cv.decode(), comment)
+        sys.exit(0 if cv == b'pass' else 1)
+        """;
+
     /// <summary>dkimpy's verdict on the first DKIM-Signature of <paramref name="message"/>, keys from <paramref name="dns"/>.</summary>
-    public static async Task<(bool Pass, string Output)> DkimpyAsync(byte[] message, TestDnsServer dns)
+    public static Task<(bool Pass, string Output)> DkimpyAsync(byte[] message, TestDnsServer dns) => RunDkimpyAsync(DkimpyScript, message, dns);
+
+    /// <summary>dkimpy's arc_verify of <paramref name="message"/>: passes when the chain's cv is pass; keys from <paramref name="dns"/>.</summary>
+    public static Task<(bool Pass, string Output)> DkimpyArcAsync(byte[] message, TestDnsServer dns) => RunDkimpyAsync(DkimpyArcScript, message, dns);
+
+    private static async Task<(bool Pass, string Output)> RunDkimpyAsync(string script, byte[] message, TestDnsServer dns)
     {
         ArgumentNullException.ThrowIfNull(dns);
         var file = Path.GetTempFileName();
         try
         {
             await File.WriteAllBytesAsync(file, message);
-            var (exit, output) = await RunAsync(Python, ["-c", DkimpyScript, file, dns.EndPoint.Address.ToString(), dns.EndPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)], null);
+            var (exit, output) = await RunAsync(Python, ["-c", script, file, dns.EndPoint.Address.ToString(), dns.EndPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)], null);
             return (exit == 0, output);
         }
         finally
