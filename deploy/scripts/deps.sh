@@ -66,6 +66,10 @@ if [ "$TEST_TOOLS" = "1" ]; then
   # authres, an independent RFC 8601 parser of the Authentication-Results field (tests/MailMesh.Policy.Tests/
   # InboundAuthenticationTests.cs), for Debian's /usr/bin/python3.
   debian_python -c 'import authres' >/dev/null 2>&1 || need+=(python3-authres)
+  # Node and npm for mailauth, the independent SPF/DKIM/DMARC/ARC implementation (tests/mailauth, npm ci below;
+  # tests/MailMesh.Testing/Dkim/Mailauth.cs).
+  require_cmd node nodejs
+  require_cmd npm npm
   # Scanners (tests/MailMesh.Testing/Scanning: each test run starts its own rspamd and clamd on loopback, with a local
   # EICAR signature made by sigtool; policy-rc.d below keeps the packages' own services from starting at install).
   require_cmd rspamd rspamd
@@ -188,6 +192,22 @@ PY
       mount --bind /tmp/mailmesh-deps-resolv.conf /etc/resolv.conf && exec opendkim-testmsg' 2>&1)" || true # it exits 1 on an unsigned message
   grep -q "No signature" <<<"$dkim_out" ||
     missing "opendkim-testmsg in a private mount namespace (unshare --mount): expected 'No signature', got: $(tail -n1 <<<"$dkim_out")"
+
+  # mailauth: installed from tests/mailauth/package-lock.json (npm ci, again only when the lock file changed), then
+  # asked for one SPF check_host against a DNS server that is not there, which must give temperror.
+  mailauth_dir="$(cd "$(dirname "$0")/../.." && pwd)/tests/mailauth"
+  node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 18 || (b === 18 && c >= 1))) ? 0 : 1)' ||
+    missing "nodejs: mailauth needs node >= 20.18.1 (found $(node --version))"
+  lock_sum="$(sha256sum "$mailauth_dir/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$mailauth_dir/node_modules/.lock-sha256" 2>/dev/null)" != "$lock_sum" ]; then
+    npm ci --prefix "$mailauth_dir" --no-audit --no-fund --loglevel=error >/dev/null 2>&1 ||
+      missing "mailauth: 'npm ci' in tests/mailauth failed (run it by hand to see why)"
+    echo "$lock_sum" > "$mailauth_dir/node_modules/.lock-sha256"
+  fi
+  mailauth_out="$(printf '{"ip":"192.0.2.1","helo":"deps.test","sender":"deps@example.invalid"}\n' |
+    node "$mailauth_dir/authenticate.mjs" 127.0.0.1 9 2>&1)" || true
+  [ "$mailauth_out" = '{"spf":"temperror"}' ] ||
+    missing "mailauth: tests/mailauth/authenticate.mjs gave '$mailauth_out' for an SPF check with no DNS server (expected temperror)"
 
   # rspamd and clamd print their versions; sigtool hashes the EICAR test file as the tests' local signature does.
   rspamd --version 2>&1 | grep -q '^Rspamd daemon version' || missing "rspamd: 'rspamd --version' does not print its version"

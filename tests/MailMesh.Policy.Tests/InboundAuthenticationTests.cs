@@ -13,7 +13,7 @@ namespace MailMesh.Policy.Tests;
 /// the test DNS server, organizational domains from Debian's Public Suffix List) and the one Authentication-Results
 /// header, through <see cref="ContentChecks"/> as Ingress asks it.
 /// </summary>
-public sealed class InboundAuthenticationTests(AuthenticationZones zones) : IClassFixture<AuthenticationZones>
+public sealed partial class InboundAuthenticationTests(AuthenticationZones zones) : IClassFixture<AuthenticationZones>
 {
     private const string AuthServId = "mx.test.example";
 
@@ -89,6 +89,9 @@ public sealed class InboundAuthenticationTests(AuthenticationZones zones) : ICla
         { "a@sampled.test", "b@nodmarc.test", null, "dmarc=fail (p=reject dis=quarantine) header.from=sampled.test", "junk" },
         { "a@flaky.test", "b@nodmarc.test", null, "dmarc=temperror (DMARC record lookup failed) header.from=flaky.test", "accept" },
         { "a@broken.test", "b@nodmarc.test", null, "dmarc=permerror (invalid DMARC record) header.from=broken.test", "accept" },
+
+        // RFC 7489 §6.6.3: a record without a valid p= (or with an invalid sp=) but with a valid rua= URI is read as p=none.
+        { "a@brokenrua.test", "b@nodmarc.test", null, "dmarc=fail (p=none dis=none) header.from=brokenrua.test", "accept" },
         { "a@nodmarc.test", "b@bank.test", null, "dmarc=none header.from=nodmarc.test", "accept" },
     };
 
@@ -217,6 +220,21 @@ public sealed class InboundAuthenticationTests(AuthenticationZones zones) : ICla
         var list = PublicSuffixList.Load("/usr/share/publicsuffix/public_suffix_list.dat");
         Assert.True(list.Count > 5000);
         Assert.Equal(organizational, list.OrganizationalDomain(domain));
+    }
+
+    [Theory]
+    [InlineData("v=DMARC1; p=reject; sp=quarantine; adkim=s", "Reject Quarantine strict-dkim 100")]
+    [InlineData("v=DMARC1; p=bogus", null)]
+    [InlineData("v=DMARC1; p=reject; sp=bogus", null)]
+    [InlineData("v=DMARC1; p=bogus; rua=mailto:reports@example.com", "None - relaxed 100")]
+    [InlineData("v=DMARC1; p=reject; sp=bogus; adkim=s; rua=nonsense, mailto:reports@example.com!10m", "None - relaxed 100")]
+    [InlineData("v=DMARC1; p=bogus; rua=nonsense", null)]
+    [InlineData("v=DMARC1; sp=reject; rua=https://reports.example.com/dmarc", "None - relaxed 100")]
+    public void A_record_without_a_valid_p_or_sp_is_p_none_with_a_valid_rua_and_invalid_without(string text, string? expected)
+    {
+        // RFC 7489 §6.6.3.
+        var record = DmarcRecord.Parse(text);
+        Assert.Equal(expected, record is null ? null : $"{record.Policy} {record.SubdomainPolicy?.ToString() ?? "-"} {(record.StrictDkim ? "strict-dkim" : "relaxed")} {record.Percent}");
     }
 
     [Fact]

@@ -12,6 +12,7 @@ namespace MailMesh.Testing.Dkim;
 /// public suffix, so the organizational domain of x.bank.test is bank.test):
 /// bank.test p=reject sp=quarantine relaxed; strict.test p=reject adkim=s aspf=s; quarantine.test p=quarantine;
 /// monitor.test p=none; sampled.test p=reject pct=0; flaky.test (its _dmarc answers SERVFAIL); broken.test (p=bogus);
+/// brokenrua.test (p=bogus with a valid rua=);
 /// nodmarc.test (no record). Every domain has SPF "ip4:192.0.2.10 -all" and a key at s1._domainkey; mail.strict.test and
 /// bank.test also sign; gone._domainkey.bank.test does not exist and down._domainkey.bank.test answers SERVFAIL.
 /// </summary>
@@ -27,7 +28,7 @@ public sealed class AuthenticationZones : IDisposable
         Dns = TestDnsServer.Start();
         Dns.Zone = "test.";
         var publicKey = "v=DKIM1; k=rsa; p=" + Convert.ToBase64String(_key.ExportSubjectPublicKeyInfo());
-        foreach (var domain in new[] { "bank.test", "strict.test", "mail.strict.test", "quarantine.test", "monitor.test", "sampled.test", "flaky.test", "broken.test", "nodmarc.test" })
+        foreach (var domain in new[] { "bank.test", "strict.test", "mail.strict.test", "quarantine.test", "monitor.test", "sampled.test", "flaky.test", "broken.test", "brokenrua.test", "nodmarc.test" })
         {
             Dns.AddTxt("s1._domainkey." + domain, publicKey);
             Dns.AddTxt(domain, "v=spf1 ip4:" + Client + " -all");
@@ -41,6 +42,7 @@ public sealed class AuthenticationZones : IDisposable
             .AddTxt("_dmarc.flaky.test", "v=DMARC1; p=reject")
             .SetServerFailure("_dmarc.flaky.test")
             .AddTxt("_dmarc.broken.test", "v=DMARC1; p=bogus")
+            .AddTxt("_dmarc.brokenrua.test", "v=DMARC1; p=bogus; rua=mailto:dmarc@brokenrua.test")
             .AddTxt("down._domainkey.bank.test", publicKey)
             .SetServerFailure("down._domainkey.bank.test");
     }

@@ -134,7 +134,9 @@ public static class DkimVerifiers
         }
     }
 
-    private static async Task<(int ExitCode, string Output)> RunAsync(string program, IEnumerable<string> arguments, byte[]? input)
+    /// <summary>Runs <paramref name="program"/> with <paramref name="input"/> on its standard input; its exit code and its
+    /// standard output followed by its standard error.</summary>
+    internal static async Task<(int ExitCode, string Output)> RunAsync(string program, IEnumerable<string> arguments, byte[]? input)
     {
         var info = new ProcessStartInfo(program)
         {

@@ -16,4 +16,19 @@ public static class TestEnvironment
     /// <summary>A short unique name for databases, virtual hosts and queues made by one test.</summary>
     public static string UniqueName(string prefix) =>
         $"{prefix}_{Guid.NewGuid():N}"[..Math.Min(prefix.Length + 13, 63)].ToLowerInvariant();
+
+    /// <summary>The repository's root (the directory holding MailMesh.sln), found upwards from the test's build output.</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
+            var directory = new DirectoryInfo(AppContext.BaseDirectory);
+            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "MailMesh.sln")))
+            {
+                directory = directory.Parent;
+            }
+
+            return directory?.FullName ?? throw new InvalidOperationException("repository root (MailMesh.sln) not found above " + AppContext.BaseDirectory);
+        }
+    }
 }
