@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using DnsClient;
 using MailMesh.Delivery.Dkim;
 using MailMesh.Testing.Dkim;
 using MailMesh.Testing.Dns;
@@ -186,18 +185,9 @@ public sealed class ArcSealerTests : IDisposable
         return output.ToArray();
     }
 
-    private Task<ArcSignatureValidationResult> MimeKitArcAsync(byte[] message) => MimeKitArcAsync(message, _dns);
+    private Task<ArcSignatureValidationResult> MimeKitArcAsync(byte[] message) => DkimVerifiers.MimeKitArcAsync(message, _dns);
 
     private Task<(bool Pass, string Output)> DkimpyArcAsync(byte[] message) => DkimVerifiers.DkimpyArcAsync(message, _dns);
-
-    /// <summary>MimeKit's ArcVerifier's chain verdict, keys from <paramref name="dns"/>.</summary>
-    internal static async Task<ArcSignatureValidationResult> MimeKitArcAsync(byte[] message, TestDnsServer dns)
-    {
-        using var stream = new MemoryStream(message);
-        var parsed = await MimeMessage.LoadAsync(stream);
-        var verifier = new ArcVerifier(new DnsLocator(dns)) { MinimumRsaKeyLength = 1024 };
-        return (await verifier.VerifyAsync(parsed)).Chain;
-    }
 
     /// <summary>MimeKit's ArcSigner as an upstream forwarder uses it: its A-R results are its own.</summary>
     private sealed class Upstream(Stream key) : ArcSigner(key, "forwarder.test", "up", DkimSignatureAlgorithm.RsaSha256)
@@ -211,21 +201,5 @@ public sealed class ArcSealerTests : IDisposable
 
         protected override Task<AuthenticationResults> GenerateArcAuthenticationResultsAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
             Task.FromResult(GenerateArcAuthenticationResults(options, message, cancellationToken));
-    }
-
-    /// <summary>Public keys from the test DNS server (TXT at selector._domainkey.domain), asked with DnsClient.</summary>
-    private sealed class DnsLocator(TestDnsServer dns) : DkimPublicKeyLocatorBase
-    {
-        private readonly LookupClient _client = new(new LookupClientOptions(new NameServer(dns.EndPoint)) { UseCache = false });
-
-        public override AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
-            LocatePublicKeyAsync(methods, domain, selector, cancellationToken).GetAwaiter().GetResult();
-
-        public override async Task<AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken cancellationToken = default)
-        {
-            var answer = await _client.QueryAsync(selector + "._domainkey." + domain, QueryType.TXT, cancellationToken: cancellationToken);
-            var record = answer.Answers.TxtRecords().First();
-            return GetPublicKey(string.Concat(record.Text));
-        }
     }
 }

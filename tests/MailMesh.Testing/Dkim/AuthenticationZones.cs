@@ -27,7 +27,7 @@ public sealed class AuthenticationZones : IDisposable
     {
         Dns = TestDnsServer.Start();
         Dns.Zone = "test.";
-        var publicKey = "v=DKIM1; k=rsa; p=" + Convert.ToBase64String(_key.ExportSubjectPublicKeyInfo());
+        var publicKey = KeyRecord;
         foreach (var domain in new[] { "bank.test", "strict.test", "mail.strict.test", "quarantine.test", "monitor.test", "sampled.test", "flaky.test", "broken.test", "brokenrua.test", "nodmarc.test" })
         {
             Dns.AddTxt("s1._domainkey." + domain, publicKey);
@@ -48,6 +48,9 @@ public sealed class AuthenticationZones : IDisposable
     }
 
     public TestDnsServer Dns { get; }
+
+    /// <summary>The DKIM key record (TXT at s1._domainkey.&lt;domain&gt;) of the key every signature and seal here uses.</summary>
+    public string KeyRecord => "v=DKIM1; k=rsa; p=" + Convert.ToBase64String(_key.ExportSubjectPublicKeyInfo());
 
     /// <summary>"127.0.0.1:port" for Policy:Dkim:DnsServers / Policy:Spf:DnsServers / Dns:Servers.</summary>
     public string Servers => Dns.EndPoint.ToString();
