@@ -1,8 +1,6 @@
 using System.Text;
 using MailMesh.Storage;
 using MailMesh.Testing.Dkim;
-using MailMesh.Testing.Hosting;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace MailMesh.EndToEnd.IntegrationTests;
 
@@ -21,20 +19,16 @@ public sealed class DmarcDistributedTests
     public async Task Reject_is_refused_quarantine_is_stored_in_Junk_and_a_signed_message_in_INBOX()
     {
         using var zones = new AuthenticationZones();
-        await using var mesh = await Mesh.CreateWithMailboxDomainAsync(MailboxDomain, "mx.mail.test");
-        mesh.Settings["Mailbox:Users:0:Address"] = "alice@" + MailboxDomain;
-        mesh.Settings["Policy:RelayNetworks"] = "192.0.2.0/24";
-        mesh.Settings["Policy:AuthServId"] = "mx.mail.test";
-        mesh.Settings["Policy:Dkim:Enabled"] = "true";
-        mesh.Settings["Policy:Dkim:DnsServers"] = zones.Servers;
-        mesh.Settings["Policy:Spf:DnsServers"] = zones.Servers;
-        mesh.Settings["Policy:Dmarc:Enabled"] = "true";
-        await mesh.StartAsync(MeshService.Queue);
-        await mesh.StartAsync(MeshService.Policy);
-        await mesh.StartAsync(MeshService.Dns);
-        await mesh.StartAsync(MeshService.Delivery);
-        await mesh.StartAsync(MeshService.Mailbox);
-        await mesh.StartAsync(MeshService.Ingress);
+        await using var mesh = await Mesh.StartWithMailboxDomainAsync(MailboxDomain, "mx.mail.test", settings =>
+        {
+            settings["Mailbox:Users:0:Address"] = "alice@" + MailboxDomain;
+            settings["Policy:RelayNetworks"] = "192.0.2.0/24";
+            settings["Policy:AuthServId"] = "mx.mail.test";
+            settings["Policy:Dkim:Enabled"] = "true";
+            settings["Policy:Dkim:DnsServers"] = zones.Servers;
+            settings["Policy:Spf:DnsServers"] = zones.Servers;
+            settings["Policy:Dmarc:Enabled"] = "true";
+        });
         var port = mesh.Smtp.Port;
 
         var refused = await RawSmtp.SendAsync(port, "b@nodmarc.test", "alice@" + MailboxDomain,
@@ -57,9 +51,8 @@ public sealed class DmarcDistributedTests
             await mesh.WaitForStatusAsync(id, s => s.Recipients.All(r => r.State == RecipientState.Delivered), Patience);
         }
 
-        var store = mesh.Host(MeshService.Mailbox).Services.GetRequiredService<IMailStore>();
-        var inbox = await ReadOnlyMessageAsync(store, "INBOX");
-        var junk = await ReadOnlyMessageAsync(store, "Junk");
+        var inbox = Encoding.UTF8.GetString(await Mesh.ReadOnlyMessageAsync(mesh, "alice@" + MailboxDomain, "INBOX"));
+        var junk = Encoding.UTF8.GetString(await Mesh.ReadOnlyMessageAsync(mesh, "alice@" + MailboxDomain, "Junk"));
 
         Assert.Contains("Subject: signed", inbox, StringComparison.Ordinal);
         Assert.Contains("\r\nAuthentication-Results: mx.mail.test;\r\n", inbox, StringComparison.Ordinal);
@@ -69,16 +62,5 @@ public sealed class DmarcDistributedTests
 
         Assert.Contains("Subject: quarantined", junk, StringComparison.Ordinal);
         Assert.Contains("\tdmarc=fail (p=quarantine dis=quarantine) header.from=quarantine.test\r\n", junk, StringComparison.Ordinal);
-    }
-
-    private static async Task<string> ReadOnlyMessageAsync(IMailStore store, string folderName)
-    {
-        var account = await store.GetAccountAsync("alice@" + MailboxDomain, CancellationToken.None);
-        var folder = await store.GetFolderAsync(account!.Id, folderName, CancellationToken.None);
-        var message = Assert.Single(await store.ListMessagesAsync(account.Id, folder!.Id, 1, 10, CancellationToken.None));
-        await using var stream = await store.OpenMessageAsync(account.Id, folder.Id, message.Uid, CancellationToken.None);
-        using var copy = new MemoryStream();
-        await stream!.CopyToAsync(copy);
-        return Encoding.UTF8.GetString(copy.ToArray());
     }
 }

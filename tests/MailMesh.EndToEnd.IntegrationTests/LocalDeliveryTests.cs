@@ -20,17 +20,13 @@ public sealed class LocalDeliveryTests
     [Fact]
     public async Task Smtp_in_for_local_and_remote_recipients_is_stored_in_the_mailboxes_and_delivered_by_mx()
     {
-        await using var mesh = await Mesh.CreateWithMailboxDomainAsync(MailboxDomain, "mx.mail.test");
-        mesh.Settings["Mailbox:Users:0:Address"] = "alice@" + MailboxDomain;
-        mesh.Settings["Mailbox:Users:1:Address"] = "bob@" + MailboxDomain;
-        mesh.Settings["Mailbox:Aliases:0:Address"] = "info@" + MailboxDomain;
-        mesh.Settings["Mailbox:Aliases:0:Target"] = "bob@" + MailboxDomain;
-        await mesh.StartAsync(MeshService.Queue);
-        await mesh.StartAsync(MeshService.Policy);
-        await mesh.StartAsync(MeshService.Dns);
-        await mesh.StartAsync(MeshService.Delivery);
-        await mesh.StartAsync(MeshService.Mailbox);
-        await mesh.StartAsync(MeshService.Ingress);
+        await using var mesh = await Mesh.StartWithMailboxDomainAsync(MailboxDomain, "mx.mail.test", settings =>
+        {
+            settings["Mailbox:Users:0:Address"] = "alice@" + MailboxDomain;
+            settings["Mailbox:Users:1:Address"] = "bob@" + MailboxDomain;
+            settings["Mailbox:Aliases:0:Address"] = "info@" + MailboxDomain;
+            settings["Mailbox:Aliases:0:Target"] = "bob@" + MailboxDomain;
+        });
 
         // Nothing is accepted that cannot be stored: an unknown user is refused at RCPT.
         using (var refused = new SmtpClient())
@@ -54,27 +50,15 @@ public sealed class LocalDeliveryTests
 
         // Read back through the store: the spool's bytes, after this recipient's own trace lines.
         var spooled = (await mesh.Spool.GetMessageAsync(id, CancellationToken.None))!.Content.ToArray();
-        var store = mesh.Host(MeshService.Mailbox).Services.GetRequiredService<IMailStore>();
         foreach (var (account, recipient) in new[] { ("alice@" + MailboxDomain, "alice@" + MailboxDomain), ("bob@" + MailboxDomain, "info@" + MailboxDomain) })
         {
-            var stored = await ReadInboxAsync(store, account);
+            var stored = await Mesh.ReadOnlyMessageAsync(mesh, account, "INBOX");
             var text = Encoding.UTF8.GetString(stored);
             Assert.StartsWith("Return-Path: <sender@" + Mesh.SenderDomain + ">\r\nDelivered-To: " + recipient + "\r\nReceived: by mx.mail.test (MailMesh) with local id ", text, StringComparison.Ordinal);
             Assert.Equal(spooled, stored[^spooled.Length..]);
+            var store = mesh.Host(MeshService.Mailbox).Services.GetRequiredService<IMailStore>();
             Assert.Equal(stored.Length, (await store.GetAccountAsync(account, CancellationToken.None))!.UsedBytes);
         }
-    }
-
-    private static async Task<byte[]> ReadInboxAsync(IMailStore store, string address)
-    {
-        var account = await store.GetAccountAsync(address, CancellationToken.None);
-        var inbox = await store.GetFolderAsync(account!.Id, "INBOX", CancellationToken.None);
-        var message = Assert.Single(await store.ListMessagesAsync(account.Id, inbox!.Id, 1, 10, CancellationToken.None));
-        await using var stream = await store.OpenMessageAsync(account.Id, inbox.Id, message.Uid, CancellationToken.None);
-        using var copy = new MemoryStream();
-        await stream!.CopyToAsync(copy);
-        Assert.Equal(message.Size, copy.Length);
-        return copy.ToArray();
     }
 
     private static MimeMessage Message(params string[] recipients)

@@ -14,9 +14,9 @@ namespace MailMesh.Policy.Scanning;
 /// <c>stream: NAME FOUND</c> (→ 550 5.7.1 "virus found: NAME") or <c>... ERROR</c>.
 /// </summary>
 /// <remarks>
-/// Messages over <see cref="ClamdOptions.MaxSize"/> are not sent (clamd would end the stream at its StreamMaxLength);
-/// they are accepted, logged and counted as "skipped". clamd down, slow past <see cref="ClamdOptions.Timeout"/> or
-/// answering an error gives <see cref="ClamdOptions.UnavailableAction"/> (451 4.7.1 by default).
+/// Messages over <see cref="ScannerOptions.MaxSize"/> are not sent (clamd would end the stream at its StreamMaxLength);
+/// they are accepted, logged and counted as "skipped". clamd down, slow past <see cref="ScannerOptions.Timeout"/> or
+/// answering an error gives <see cref="ScannerOptions.UnavailableAction"/> (451 4.7.1 by default).
 /// </remarks>
 internal sealed class ClamdCheck(IOptions<ClamdOptions> options, PolicyMetrics metrics, ILogger<ClamdCheck> logger) : IContentCheck
 {
@@ -29,7 +29,7 @@ internal sealed class ClamdCheck(IOptions<ClamdOptions> options, PolicyMetrics m
 
     public int Order => 200;
 
-    public bool AppliesTo(ContentCheckRequest request) => _options.Enabled && (!request.IsSubmitter || _options.ScanSubmitters);
+    public bool AppliesTo(ContentCheckRequest request) => _options.AppliesTo(request);
 
     public async Task<ContentCheckResult> CheckAsync(ContentCheckRequest request, CancellationToken cancellationToken)
     {

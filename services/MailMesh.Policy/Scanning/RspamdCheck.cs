@@ -22,7 +22,7 @@ internal sealed record RspamdVerdict(string Action, double Score, double Require
 /// The request is written over a plain HTTP/1.1 connection rather than HttpClient: rspamd wants one <c>Rcpt</c> header
 /// per recipient, and HttpClient joins repeated headers into one comma-separated line. One connection per scan
 /// (<c>Connection: close</c>), the same cost as rspamd's own milter proxy. A scanner that is down, slow past
-/// <see cref="RspamdOptions.Timeout"/> or answering anything but a verdict gives <see cref="RspamdOptions.UnavailableAction"/>.
+/// <see cref="ScannerOptions.Timeout"/> or answering anything but a verdict gives <see cref="ScannerOptions.UnavailableAction"/>.
 /// </remarks>
 internal sealed class RspamdCheck(IOptions<RspamdOptions> options, PolicyMetrics metrics, ILogger<RspamdCheck> logger) : IContentCheck
 {
@@ -36,7 +36,7 @@ internal sealed class RspamdCheck(IOptions<RspamdOptions> options, PolicyMetrics
     /// <summary>After clamd (200): a virus is refused before the more expensive spam scan.</summary>
     public int Order => 210;
 
-    public bool AppliesTo(ContentCheckRequest request) => _options.Enabled && (!request.IsSubmitter || _options.ScanSubmitters);
+    public bool AppliesTo(ContentCheckRequest request) => _options.AppliesTo(request);
 
     public async Task<ContentCheckResult> CheckAsync(ContentCheckRequest request, CancellationToken cancellationToken)
     {

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using MailMesh.Testing.Dns;
-using MimeKit;
 using MimeKit.Cryptography;
 
 namespace MailMesh.Testing.Dkim;
@@ -63,56 +62,13 @@ public sealed class AuthenticationZones : IDisposable
 
     /// <summary><paramref name="message"/> with a DKIM-Signature (rsa-sha256, relaxed/relaxed, this server's key) for
     /// <paramref name="domain"/> and <paramref name="selector"/> (a selector with no or a failing key record still signs).</summary>
-    public byte[] Sign(string message, string domain, string selector = "s1")
-    {
-        using var input = new MemoryStream(Encoding.UTF8.GetBytes(message));
-        var parsed = MimeMessage.Load(input);
-        using var pem = new MemoryStream(Encoding.ASCII.GetBytes(_key.ExportRSAPrivateKeyPem()));
-        var signer = new DkimSigner(pem, domain, selector, DkimSignatureAlgorithm.RsaSha256)
-        {
-            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-        };
-        signer.Sign(parsed, [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId]);
-        using var output = new MemoryStream();
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        parsed.WriteTo(options, output);
-        return output.ToArray();
-    }
+    public byte[] Sign(string message, string domain, string selector = "s1") =>
+        MimeKitSigning.DkimSign(Encoding.UTF8.GetBytes(message), _key, domain, selector);
 
     /// <summary><paramref name="message"/> with an ARC set (RFC 8617: ARC-Authentication-Results, ARC-Message-Signature,
     /// ARC-Seal) added by MimeKit's <see cref="ArcSigner"/> for <paramref name="domain"/>, as a forwarder would.</summary>
-    public byte[] ArcSeal(byte[] message, string domain, string selector = "s1")
-    {
-        using var input = new MemoryStream(message);
-        var parsed = MimeMessage.Load(input);
-        using var pem = new MemoryStream(Encoding.ASCII.GetBytes(_key.ExportRSAPrivateKeyPem()));
-        var signer = new Forwarder(pem, domain, selector)
-        {
-            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-        };
-        signer.Sign(parsed, [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId]);
-        using var output = new MemoryStream();
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        parsed.WriteTo(options, output);
-        return output.ToArray();
-    }
-
-    private sealed class Forwarder(Stream key, string domain, string selector) : ArcSigner(key, domain, selector, DkimSignatureAlgorithm.RsaSha256)
-    {
-        protected override AuthenticationResults GenerateArcAuthenticationResults(FormatOptions options, MimeMessage message, CancellationToken cancellationToken)
-        {
-            var results = new AuthenticationResults(Domain);
-            results.Results.Add(new AuthenticationMethodResult("dkim", "pass"));
-            return results;
-        }
-
-        protected override Task<AuthenticationResults> GenerateArcAuthenticationResultsAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
-            Task.FromResult(GenerateArcAuthenticationResults(options, message, cancellationToken));
-    }
+    public byte[] ArcSeal(byte[] message, string domain, string selector = "s1") =>
+        MimeKitSigning.ArcSeal(message, _key, domain, selector, domain, "dkim", "pass");
 
     public void Dispose()
     {
