@@ -22,12 +22,10 @@ public sealed class DmarcDistributedTests
         await using var mesh = await Mesh.StartWithMailboxDomainAsync(MailboxDomain, "mx.mail.test", settings =>
         {
             settings["Mailbox:Users:0:Address"] = "alice@" + MailboxDomain;
-            settings["Policy:RelayNetworks"] = "192.0.2.0/24";
-            settings["Policy:AuthServId"] = "mx.mail.test";
-            settings["Policy:Dkim:Enabled"] = "true";
-            settings["Policy:Dkim:DnsServers"] = zones.Servers;
-            settings["Policy:Spf:DnsServers"] = zones.Servers;
-            settings["Policy:Dmarc:Enabled"] = "true";
+            foreach (var (key, value) in zones.PolicySettings("mx.mail.test"))
+            {
+                settings[key] = value;
+            }
         });
         var port = mesh.Smtp.Port;
 

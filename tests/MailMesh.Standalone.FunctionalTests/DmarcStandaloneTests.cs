@@ -29,12 +29,11 @@ public sealed class DmarcStandaloneTests : IDisposable
     public async Task Reject_is_refused_quarantine_lands_in_Junk_and_a_signed_message_is_delivered_with_dkim_and_dmarc_pass()
     {
         var (_, imapPort, settings) = _workspace.Destination("mail.test", "standalone.mail.test", "alice@mail.test", "alice-password");
-        settings["Policy:RelayNetworks"] = "192.0.2.0/24";
-        settings["Policy:AuthServId"] = "mx.mail.test";
-        settings["Policy:Dkim:Enabled"] = "true";
-        settings["Policy:Dkim:DnsServers"] = _zones.Servers;
-        settings["Policy:Spf:DnsServers"] = _zones.Servers;
-        settings["Policy:Dmarc:Enabled"] = "true";
+        foreach (var (key, value) in _zones.PolicySettings("mx.mail.test"))
+        {
+            settings[key] = value;
+        }
+
         await using var mailmesh = await StandaloneProcess.StartAsync(_workspace.NewDirectory("mailmesh-dmarc-"), settings);
 
         // p=reject, no signature, SPF for another domain: refused at the end of DATA.

@@ -44,16 +44,10 @@ public sealed class ArcRelay : IDisposable
     public AuthenticationZones Zones { get; } = new();
 
     /// <summary>What MailMesh needs for the story, beside its usual test settings (Dns:Servers and Delivery:Port for the sink).</summary>
-    public Dictionary<string, string> Settings => new()
+    public Dictionary<string, string> Settings => new(Zones.PolicySettings(AuthServId))
     {
-        ["Policy:RelayNetworks"] = "192.0.2.0/24",
         ["Policy:LocalDomains"] = Domain,
-        ["Policy:AuthServId"] = AuthServId,
-        ["Policy:Spf:DnsServers"] = Zones.Servers,
-        ["Policy:Dkim:Enabled"] = "true",
-        ["Policy:Dkim:DnsServers"] = Zones.Servers,
         ["Policy:Arc:Enabled"] = "true",
-        ["Policy:Dmarc:Enabled"] = "true",
         ["Dkim:Keys:0:Domain"] = "relay.test",
         ["Dkim:Keys:0:Selector"] = "arc1",
         ["Dkim:Keys:0:KeyPath"] = Path.Combine(_directory.FullName, "arc1.relay.test.pem"),

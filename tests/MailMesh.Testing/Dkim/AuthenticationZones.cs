@@ -48,6 +48,21 @@ public sealed class AuthenticationZones : IDisposable
 
     public TestDnsServer Dns { get; }
 
+    /// <summary>
+    /// Policy's settings for checking inbound mail against these zones: DKIM and DMARC on (SPF evaluated for DMARC), keys,
+    /// records and SPF from this server, <paramref name="authServId"/> as MailMesh's authserv-id, and relay networks
+    /// elsewhere (192.0.2.0/24), so that a test client on 127.0.0.1 is a stranger whose mail is checked.
+    /// </summary>
+    public Dictionary<string, string> PolicySettings(string authServId) => new()
+    {
+        ["Policy:RelayNetworks"] = "192.0.2.0/24",
+        ["Policy:AuthServId"] = authServId,
+        ["Policy:Dkim:Enabled"] = "true",
+        ["Policy:Dkim:DnsServers"] = Servers,
+        ["Policy:Spf:DnsServers"] = Servers,
+        ["Policy:Dmarc:Enabled"] = "true",
+    };
+
     /// <summary>The DKIM key record (TXT at s1._domainkey.&lt;domain&gt;) of the key every signature and seal here uses.</summary>
     public string KeyRecord => "v=DKIM1; k=rsa; p=" + Convert.ToBase64String(_key.ExportSubjectPublicKeyInfo());
 
