@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Data.Common;
 using System.Net;
 using MailMesh.Contracts;
+using MailMesh.Delivery.Bounces;
 using MailMesh.Delivery.Dkim;
 using MailMesh.ServiceDefaults;
 using MailMesh.Storage;
@@ -38,6 +39,7 @@ internal sealed class DeliverMessageConsumer(
     MessageSigner signer,
     ArcSealer sealer,
     ContentBudget contentBudget,
+    BounceClassifier classifier,
     DeliveryMetrics metrics,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
@@ -106,6 +108,10 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
+        // Every reply that is not a delivery gets its bounce class here, the one place all results pass: the destination's
+        // answers at MAIL, RCPT and the end of data, and the ones MailMesh made up (DNS, connection, TLS, local refusals).
+        outcome = outcome with { Results = [.. outcome.Results.Select(classifier.Classify)] };
+
         var completedAt = time.GetUtcNow();
         var attempted = new DeliveryAttempted
         {
@@ -127,7 +133,7 @@ internal sealed class DeliverMessageConsumer(
         var bounced = outcome.Results.Count(r => r.Outcome == DeliveryOutcome.Bounced);
         foreach (var result in outcome.Results)
         {
-            metrics.Recipient(Name(result.Outcome));
+            metrics.Recipient(Name(result.Outcome), result.Class);
         }
 
         var summary = delivered == outcome.Results.Count ? "delivered"

@@ -26,6 +26,9 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<SmtpConnectionPool>();
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
 
+        // Bounce classification (Delivery:BounceRules): the operator's files are checked by the options validation at start.
+        builder.Services.AddSingleton<Bounces.BounceClassifier>();
+
         // DKIM signing (section "Dkim"): every key file is loaded by the validation at start.
         builder.Services.AddValidatedOptions<DkimOptions>();
         builder.Services.AddSingleton<DkimKeyRing>();
