@@ -218,6 +218,7 @@ internal sealed class DeliveryScheduler(
                 ReplyCode = 451,
                 EnhancedCode = "4.4.7",
                 ReplyText = ExpiredText,
+                Class = BounceClass.MessageExpired,
             })],
             StartedAt = now,
             CompletedAt = now,
