@@ -77,6 +77,7 @@ public sealed class BounceClassifierTests
     [InlineData(450, "4.1.1", "<someone@example.com>: Recipient address rejected: User unknown in local recipient table", BounceClass.InvalidRecipient)]
     [InlineData(450, "4.2.0", "<someone@example.com>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html", BounceClass.TransientFailure)]
     [InlineData(454, "4.7.1", "<someone@example.com>: Relay access denied", BounceClass.RelayDenied)]
+    [InlineData(450, "4.2.1", "Mailbox busy, try later", BounceClass.TransientFailure)]
     [InlineData(554, "5.7.1", "Service unavailable; Client host [203.0.113.9] blocked using zen.spamhaus.org", BounceClass.SpamBlock)]
     [InlineData(552, "5.3.4", "Message size exceeds fixed limit", BounceClass.TooLarge)]
     [InlineData(550, "5.7.1", "Something we do not recognise", BounceClass.PolicyRelated)]
