@@ -113,9 +113,6 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// <summary>STARTTLS (RFC 3207) policy: section "Delivery:Tls".</summary>
     public DeliveryTlsOptions Tls { get; set; } = new();
 
-    /// <summary>Bounce classification rules: section "Delivery:BounceRules" (<c>docs/delivery.md</c>).</summary>
-    public Bounces.BounceRulesOptions BounceRules { get; set; } = new();
-
     public IEnumerable<string> Validate()
     {
         if (Port is < 1 or > 65535)
@@ -180,11 +177,6 @@ public sealed class DeliveryOptions : IValidatedOptions
         }
 
         foreach (var error in Tls.Validate())
-        {
-            yield return error;
-        }
-
-        foreach (var error in BounceRules.Validate())
         {
             yield return error;
         }

@@ -1,6 +1,6 @@
 using System.Text;
 using MailMesh.Contracts;
-using MailMesh.Delivery.Bounces;
+using MailMesh.ServiceDefaults.Bounces;
 
 namespace MailMesh.Delivery.Tests;
 
@@ -10,7 +10,7 @@ namespace MailMesh.Delivery.Tests;
 /// </summary>
 public sealed class BounceClassifierTests
 {
-    private static readonly BounceClassifier Shipped = new([BounceRuleFile.Shipped]);
+    private static readonly BounceClassifier Shipped = BounceClassifier.Of([BounceRuleFile.Shipped]);
 
     [Theory]
     // Gmail
@@ -136,7 +136,7 @@ public sealed class BounceClassifierTests
               "patterns": [ { "class": "QuotaIssues", "patterns": [ "acme storage says no" ] } ]
             }
             """);
-        var classifier = new BounceClassifier([operatorFile, BounceRuleFile.Shipped]);
+        var classifier = BounceClassifier.Of([operatorFile, BounceRuleFile.Shipped]);
 
         Assert.Equal(BounceClass.PolicyRelated, classifier.Classify(550, "5.1.1", "User unknown", transient: false));
         Assert.Equal(BounceClass.QuotaIssues, classifier.Classify(550, "5.0.0", "ACME storage says no (user unknown)", transient: false));
@@ -166,8 +166,7 @@ public sealed class BounceClassifierTests
         File.WriteAllText(bad, """{ "codes": { "5.1.1": "Nope" } }""");
         try
         {
-            var options = new DeliveryOptions();
-            options.BounceRules.Files = [bad, bad + ".missing"];
+            var options = new BounceRulesOptions { Files = [bad, bad + ".missing"] };
 
             var errors = options.Validate().ToList();
 
@@ -187,7 +186,7 @@ public sealed class BounceClassifierTests
         File.WriteAllText(path, """{ "patterns": [ { "class": "SpamBlock", "patterns": [ "nope" ] } ] }""");
         try
         {
-            var classifier = new BounceClassifier(BounceClassifier.Files(new BounceRulesOptions { Files = [path], IncludeShippedRules = false }).ToList());
+            var classifier = BounceClassifier.Of(BounceClassifier.Files(new BounceRulesOptions { Files = [path], IncludeShippedRules = false }).ToList());
 
             Assert.Equal(BounceClass.SpamBlock, classifier.Classify(550, "5.1.1", "nope", transient: false));
             Assert.Equal(BounceClass.Uncategorized, classifier.Classify(550, "5.1.1", "User unknown", transient: false));

@@ -4,18 +4,20 @@ using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using MailMesh.Contracts;
 
-namespace MailMesh.Delivery.Bounces;
+namespace MailMesh.ServiceDefaults.Bounces;
 
 /// <summary>
 /// One bounce rules file as it is written (JSON, <c>docs/delivery.md</c>): <c>codes</c> maps RFC 3463 enhanced status
 /// codes to classes (exact codes such as <c>5.1.1</c>, <c>X.1.1</c> for either class, wildcards such as <c>X.7.*</c>), and
 /// <c>patterns</c> lists groups of regular expressions on the reply, each group naming its class.
 /// </summary>
-internal sealed class BounceRuleFile
+public sealed class BounceRuleFile
 {
+    /// <summary>Enhanced status code patterns and their class names.</summary>
     [JsonPropertyName("codes")]
     public Dictionary<string, string>? Codes { get; set; }
 
+    /// <summary>Groups of regular expressions on the reply, tried in order.</summary>
     [JsonPropertyName("patterns")]
     public List<BouncePatternGroup>? Patterns { get; set; }
 
@@ -89,18 +91,20 @@ internal sealed class BounceRuleFile
 
     private static BounceRuleFile LoadShipped()
     {
-        using var stream = typeof(BounceRuleFile).Assembly.GetManifestResourceStream("MailMesh.Delivery.Bounces.bounce-rules.json")
+        using var stream = typeof(BounceRuleFile).Assembly.GetManifestResourceStream("MailMesh.ServiceDefaults.Bounces.bounce-rules.json")
             ?? throw new InvalidOperationException("the shipped bounce-rules.json resource is missing");
         return Load(stream);
     }
 }
 
 /// <summary>Regular expressions on the reply that mean one class.</summary>
-internal sealed class BouncePatternGroup
+public sealed class BouncePatternGroup
 {
+    /// <summary>The class name the group means.</summary>
     [JsonPropertyName("class")]
     public string? Class { get; set; }
 
+    /// <summary>The regular expressions; the group matches when any of them does.</summary>
     [JsonPropertyName("patterns")]
     public List<string>? Patterns { get; set; }
 }

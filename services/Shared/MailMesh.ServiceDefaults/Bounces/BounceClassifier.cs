@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 using MailMesh.Contracts;
 using Microsoft.Extensions.Options;
 
-namespace MailMesh.Delivery.Bounces;
+namespace MailMesh.ServiceDefaults.Bounces;
 
 /// <summary>
 /// Classifies every reply that is not a delivery into a <see cref="BounceClass"/> by data, not code: the rules of the
@@ -23,20 +23,24 @@ namespace MailMesh.Delivery.Bounces;
 /// Patterns are compiled with <see cref="RegexOptions.NonBacktracking"/>: an operator's pattern runs in linear time
 /// whatever the reply.
 /// </remarks>
-internal sealed class BounceClassifier
+public sealed class BounceClassifier
 {
     internal const RegexOptions PatternOptions = RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking;
 
     private readonly Dictionary<string, BounceClass> _codes = new(StringComparer.Ordinal);
     private readonly List<(BounceClass Class, Regex Pattern)> _patterns = [];
 
-    public BounceClassifier(IOptions<DeliveryOptions> options)
-        : this(Files(options.Value.BounceRules))
+    /// <summary>The classifier of the configured files (Delivery:BounceRules), checked by their options' validation.</summary>
+    public BounceClassifier(IOptions<BounceRulesOptions> options)
+        : this(Files((options ?? throw new ArgumentNullException(nameof(options))).Value))
     {
     }
 
-    /// <param name="files">The rule files, the first one's rules first.</param>
-    internal BounceClassifier(IEnumerable<BounceRuleFile> files)
+    /// <summary>A classifier of <paramref name="files"/>, the first one's rules first.</summary>
+    public static BounceClassifier Of(IEnumerable<BounceRuleFile> files) => new(files);
+
+    // Not public: two one-argument constructors would be ambiguous to the container (it can make an empty IEnumerable).
+    private BounceClassifier(IEnumerable<BounceRuleFile> files)
     {
         foreach (var file in files)
         {
@@ -57,8 +61,9 @@ internal sealed class BounceClassifier
     }
 
     /// <summary>The files <paramref name="options"/> name, then the shipped one unless left out.</summary>
-    internal static IEnumerable<BounceRuleFile> Files(BounceRulesOptions options)
+    public static IEnumerable<BounceRuleFile> Files(BounceRulesOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
         foreach (var path in options.Files)
         {
             using var stream = File.OpenRead(path);
