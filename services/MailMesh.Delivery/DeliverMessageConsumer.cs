@@ -40,6 +40,7 @@ internal sealed class DeliverMessageConsumer(
     ArcSealer sealer,
     ContentBudget contentBudget,
     BounceClassifier classifier,
+    IOptions<ReturnPathOptions> returnPath,
     DeliveryMetrics metrics,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
@@ -375,6 +376,13 @@ internal sealed class DeliverMessageConsumer(
         }
 
         var inline = content.IsFileBacked ? message with { Content = content.Memory, DetachedContentLength = null } : message;
+
+        // VERP (ReturnPath:Domain): the envelope sender becomes a return path naming this message, so a bounce or complaint
+        // that comes back later is matched to it (Queue's ReturnedMail). Never for the null sender (DSNs stay <>).
+        if (returnPath.Value.IsEnabled && inline.Sender.Length > 0 && inline.Origin != MessageOrigin.Dsn)
+        {
+            inline = inline with { Sender = returnPath.Value.For(inline.Id) };
+        }
 
         // DKIM (RFC 6376): the one place every outgoing message passes (SMTP and HTTP submissions, DSNs). The stored
         // octets are signed as they are about to be sent and the field goes in front of them; the spool keeps the

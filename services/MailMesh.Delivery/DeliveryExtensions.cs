@@ -29,6 +29,7 @@ public static class DeliveryExtensions
 
         // Bounce classification (Delivery:BounceRules): the operator's files are checked by the options validation at start.
         builder.Services.AddBounceClassifier();
+        builder.Services.AddValidatedOptions<ReturnPathOptions>();
 
         // DKIM signing (section "Dkim"): every key file is loaded by the validation at start.
         builder.Services.AddValidatedOptions<DkimOptions>();

@@ -212,6 +212,9 @@ public enum MessageEventType
     Expired,
     Suppressed,
     DsnQueued,
+
+    /// <summary>The recipient complained about the message (an RFC 5965 feedback report came back to its return path).</summary>
+    Complained,
 }
 
 /// <summary>Every change of a recipient's state: for webhooks, tracking and tests.</summary>
