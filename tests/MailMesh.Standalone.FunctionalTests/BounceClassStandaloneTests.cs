@@ -46,8 +46,16 @@ public sealed class BounceClassStandaloneTests : IAsyncLifetime
         Assert.Equal("InvalidRecipient", Recipient(first, "gone@dest.test").GetProperty("lastBounceClass").GetString());
         Assert.Equal("SpamBlock", Recipient(first, "blocked@dest.test").GetProperty("lastBounceClass").GetString());
 
-        // The unknown user is suppressed, the spam block is not the address's fault.
-        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri("/api/v1/suppressions/gone@dest.test", UriKind.Relative))).StatusCode);
+        // The unknown user is suppressed (written just after the states are committed, so waited for), the spam block is
+        // not the address's fault.
+        using (var timeout = new CancellationTokenSource(Patience))
+        {
+            while ((await http.GetAsync(new Uri("/api/v1/suppressions/gone@dest.test", UriKind.Relative), timeout.Token)).StatusCode != HttpStatusCode.OK)
+            {
+                await Task.Delay(100, timeout.Token);
+            }
+        }
+
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/api/v1/suppressions/blocked@dest.test", UriKind.Relative))).StatusCode);
 
         // The throttled recipient comes back on the Throttled schedule (one second), not the global hour.
