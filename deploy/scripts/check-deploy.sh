@@ -82,12 +82,15 @@ run "helm template (password-only existing Secrets, DKIM keys from values)" sh -
   --set-string 'delivery.dkim.keys.s1\\.example\\.com\\.pem=-----BEGIN PRIVATE KEY-----' > \"$RENDER/existing.yaml\""
 run "helm template (admin API keys from values)" sh -c "\"$HELM\" template mm $CHART \
   --set 'admin.apiKeys[0].name=ops,admin.apiKeys[0].hash=$(printf '%064d' 0),admin.apiKeys[0].scopes=queue:read' > \"$RENDER/admin.yaml\""
+run "helm template (VERP return path from values)" sh -c "\"$HELM\" template mm $CHART \
+  --set returnPath.domain=bounce.example.com,returnPath.secret=$(printf '%032d' 0) > \"$RENDER/return-path.yaml\""
 refused "an unknown value (values.schema.json)" "$HELM" template x "$CHART" --set ingress.replicas=3
 refused "a wrong type (values.schema.json)" "$HELM" template x "$CHART" --set-string ingress.replicaCount=two
 refused "an out-of-range value (values.schema.json)" "$HELM" template x "$CHART" --set ingress.smtp.containerPort=25
 refused "a value outside its enum (values.schema.json)" "$HELM" template x "$CHART" --set postgresql.sslMode=Sometimes
 refused "TLS without a certificate Secret" "$HELM" template x "$CHART" --set ingress.tls.enabled=true
 refused "DKIM without keys or a Secret" "$HELM" template x "$CHART" --set delivery.dkim.enabled=true
+refused "a return-path domain without its secret" "$HELM" template x "$CHART" --set returnPath.domain=bounce.example.com
 refused "mailbox domains without the Mailbox service" "$HELM" template x "$CHART" --set 'config.policy.mailboxDomains={mail.example.com}'
 refused "KEDA with a password-only RabbitMQ Secret" "$HELM" template x "$CHART" --set rabbitmq.existingSecret=mq,delivery.keda.enabled=true
 

@@ -4,6 +4,7 @@ using System.Net;
 using MailMesh.Contracts;
 using MailMesh.Delivery.Dkim;
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Bounces;
 using MailMesh.Storage;
 using MailMesh.Storage.Content;
 using MassTransit;
@@ -38,6 +39,8 @@ internal sealed class DeliverMessageConsumer(
     MessageSigner signer,
     ArcSealer sealer,
     ContentBudget contentBudget,
+    BounceClassifier classifier,
+    IOptions<ReturnPathOptions> returnPath,
     DeliveryMetrics metrics,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
@@ -106,6 +109,10 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
+        // Every reply that is not a delivery gets its bounce class here, the one place all results pass: the destination's
+        // answers at MAIL, RCPT and the end of data, and the ones MailMesh made up (DNS, connection, TLS, local refusals).
+        outcome = outcome with { Results = [.. outcome.Results.Select(classifier.Classify)] };
+
         var completedAt = time.GetUtcNow();
         var attempted = new DeliveryAttempted
         {
@@ -127,7 +134,7 @@ internal sealed class DeliverMessageConsumer(
         var bounced = outcome.Results.Count(r => r.Outcome == DeliveryOutcome.Bounced);
         foreach (var result in outcome.Results)
         {
-            metrics.Recipient(Name(result.Outcome));
+            metrics.Recipient(Name(result.Outcome), result.Class);
         }
 
         var summary = delivered == outcome.Results.Count ? "delivered"
@@ -369,6 +376,13 @@ internal sealed class DeliverMessageConsumer(
         }
 
         var inline = content.IsFileBacked ? message with { Content = content.Memory, DetachedContentLength = null } : message;
+
+        // VERP (ReturnPath:Domain): the envelope sender becomes a return path naming this message, so a bounce or complaint
+        // that comes back later is matched to it (Queue's ReturnedMail). Never for the null sender (DSNs stay <>).
+        if (returnPath.Value.IsEnabled && inline.Sender.Length > 0 && inline.Origin != MessageOrigin.Dsn)
+        {
+            inline = inline with { Sender = returnPath.Value.For(inline.Id) };
+        }
 
         // DKIM (RFC 6376): the one place every outgoing message passes (SMTP and HTTP submissions, DSNs). The stored
         // octets are signed as they are about to be sent and the field goes in front of them; the spool keeps the

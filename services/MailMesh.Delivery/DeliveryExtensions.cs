@@ -1,6 +1,7 @@
 using MailMesh.Contracts;
 using MailMesh.Delivery.Dkim;
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Bounces;
 using MailMesh.Storage;
 using MassTransit;
 using Microsoft.Extensions.Options;
@@ -25,6 +26,10 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<TlsTrust>();
         builder.Services.AddSingleton<SmtpConnectionPool>();
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
+
+        // Bounce classification (Delivery:BounceRules): the operator's files are checked by the options validation at start.
+        builder.Services.AddBounceClassifier();
+        builder.Services.AddValidatedOptions<ReturnPathOptions>();
 
         // DKIM signing (section "Dkim"): every key file is loaded by the validation at start.
         builder.Services.AddValidatedOptions<DkimOptions>();

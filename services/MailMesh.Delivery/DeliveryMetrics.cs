@@ -36,7 +36,7 @@ internal sealed class DeliveryMetrics
         _connectionsOpened = meter.CreateCounter<long>(
             "mailmesh.delivery.connections.opened", "{connection}", "Outbound SMTP connections opened.");
         _recipients = meter.CreateCounter<long>(
-            "mailmesh.delivery.recipients", "{recipient}", "Recipient results, by mailmesh.delivery.outcome.");
+            "mailmesh.delivery.recipients", "{recipient}", "Recipient results, by mailmesh.delivery.outcome and (for results that are not deliveries) mailmesh.bounce.class.");
         _leases = meter.CreateCounter<long>(
             "mailmesh.delivery.leases", "{attempt}",
             "Work items by what became of their lease: taken, not_taken (re-issued, owned by another attempt, or message gone: nothing sent), lost (re-issued or unconfirmed mid-attempt: stopped before the end of data).");
@@ -88,5 +88,21 @@ internal sealed class DeliveryMetrics
 
     public void ConnectionClosed() => _connectionsActive.Add(-1);
 
-    public void Recipient(string outcome) => _recipients.Add(1, new KeyValuePair<string, object?>(OutcomeTag, outcome));
+    /// <summary>Tag of a recipient result's bounce class (<see cref="Contracts.BounceClass"/>); absent for deliveries.</summary>
+    public const string ClassTag = "mailmesh.bounce.class";
+
+    public void Recipient(string outcome, Contracts.BounceClass? bounceClass = null)
+    {
+        if (bounceClass is { } cls)
+        {
+            _recipients.Add(1, new KeyValuePair<string, object?>(OutcomeTag, outcome), new KeyValuePair<string, object?>(ClassTag, ClassName(cls)));
+        }
+        else
+        {
+            _recipients.Add(1, new KeyValuePair<string, object?>(OutcomeTag, outcome));
+        }
+    }
+
+    // Enum.GetName returns the enum's cached name string; ToString would format a new one each time.
+    private static string ClassName(Contracts.BounceClass cls) => Enum.GetName(cls) ?? cls.ToString();
 }

@@ -3,6 +3,7 @@ using MailMesh.Contracts;
 using MailMesh.Policy.Dnsbl;
 using MailMesh.Policy.Spf;
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Bounces;
 using MailMesh.Storage;
 using Microsoft.Extensions.Options;
 
@@ -21,7 +22,8 @@ internal sealed class PolicyEngine(
     IOptions<SpfOptions> spfOptions,
     SpfChecker spf,
     DnsblChecker dnsbl,
-    TimeProvider time)
+    TimeProvider time,
+    IOptions<ReturnPathOptions> returnPath)
 {
     private readonly SpfOptions _spf = spfOptions.Value;
     private static readonly TimeSpan RateWindow = TimeSpan.FromMinutes(1);
@@ -73,6 +75,14 @@ internal sealed class PolicyEngine(
         if (request.AcceptedRecipients >= _options.MaxRecipientsPerMessage)
         {
             return Verdict.TooManyRecipients();
+        }
+
+        // The VERP return path (ReturnPath:Domain): bounces and complaints come back here from anyone, but only to an
+        // address MailMesh issued (its HMAC checks out); any other address there is unknown (RFC 3463 5.1.1), so the
+        // domain takes no backscatter.
+        if (returnPath.Value.IsReturnPathDomain(recipient.Domain))
+        {
+            return returnPath.Value.TryRead(request.Recipient, out _) ? Verdict.Accept : Verdict.UnknownUser(request.Recipient);
         }
 
         // RFC 5321 §3.6.2: relaying only for clients this server serves (trusted networks, authenticated submitters)

@@ -51,6 +51,7 @@ public static class PolicyExtensions
 
         services.AddValidatedOptions<PolicyOptions>();
         services.AddValidatedOptions<MailboxDomainsOptions>();
+        services.AddValidatedOptions<MailMesh.ServiceDefaults.Bounces.ReturnPathOptions>();
 
         // Policy:AuthServId (older key Policy:Spf:AuthServId), else this host's SMTP name: Authentication-Results and
         // Received-SPF name the same receiver.

@@ -145,14 +145,14 @@ internal sealed class DeliveryAttemptedConsumer(
         var appliedById = applied.ToDictionary(u => u.RecipientId);
         foreach (var update in applied)
         {
-            metrics.Completed(update.State);
+            metrics.Completed(update.State, update.BounceClass);
             if (update.State == RecipientState.Delivered)
             {
                 metrics.Delivered(attempt.CompletedAt - status.ReceivedAt);
             }
 
             logger.RecipientCompleted(attempt.MessageId, update.RecipientId, update.State, update.ReplyCode, update.EnhancedCode);
-            if (_options.SuppressHardBounces && SuppressionRules.ShouldSuppress(results.Find(r => r.RecipientId == update.RecipientId), update))
+            if (_options.SuppressHardBounces && SuppressionRules.ShouldSuppress(results.Find(r => r.RecipientId == update.RecipientId), update, _options.SuppressingClasses))
             {
                 await SuppressAsync(before[update.RecipientId].Address, update, now, cancellationToken);
             }
@@ -168,6 +168,7 @@ internal sealed class DeliveryAttemptedConsumer(
                     Text = update.ReplyText,
                     RemoteHost = update.RemoteHost,
                     Timestamp = now,
+                    Class = BounceClassOf(update.BounceClass),
                 },
                 cancellationToken);
         }
@@ -196,7 +197,7 @@ internal sealed class DeliveryAttemptedConsumer(
                         EnhancedCode = recipient.LastEnhancedCode,
                         ReplyText = recipient.LastReplyText,
                     };
-                    if (SuppressionRules.ShouldSuppress(result, update))
+                    if (SuppressionRules.ShouldSuppress(result, update, _options.SuppressingClasses))
                     {
                         await SuppressAsync(recipient.Address, update, now, cancellationToken);
                     }
@@ -366,6 +367,10 @@ internal sealed class DeliveryAttemptedConsumer(
         var parts = code.Split('.');
         return parts.Length == 3 && parts.All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit));
     }
+
+    /// <summary>The stored class name as the contract's enum (null for none, or a name this build does not know).</summary>
+    internal static BounceClass? BounceClassOf(string? name) =>
+        name is not null && Enum.TryParse<BounceClass>(name, out var cls) ? cls : null;
 
     private static MessageEventType EventType(RecipientState state) => state switch
     {

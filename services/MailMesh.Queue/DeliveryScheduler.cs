@@ -48,6 +48,7 @@ internal sealed class DeliveryScheduler(
     QueueMetrics metrics,
     IOptions<QueueOptions> options,
     IOptions<MailboxDomainsOptions> mailboxDomains,
+    ReturnedMail returnedMail,
     TimeProvider time,
     ILogger<DeliveryScheduler> logger) : BackgroundService
 {
@@ -218,6 +219,7 @@ internal sealed class DeliveryScheduler(
                 ReplyCode = 451,
                 EnhancedCode = "4.4.7",
                 ReplyText = ExpiredText,
+                Class = BounceClass.MessageExpired,
             })],
             StartedAt = now,
             CompletedAt = now,
@@ -230,6 +232,14 @@ internal sealed class DeliveryScheduler(
 
     private async Task DispatchAsync(DeliveryJob job, CancellationToken cancellationToken)
     {
+        if (returnedMail.IsReturnPath(job.Domain))
+        {
+            // Mail to a return path MailMesh issued (ReturnPath:Domain) is a bounce or complaint about one of its own
+            // messages: applied here, never delivered anywhere.
+            await returnedMail.ProcessAsync(job, cancellationToken);
+            return;
+        }
+
         // The publish below runs under this span, so MassTransit carries the message's trace to Delivery.
         using var activity = QueueTelemetry.StartInMessageTrace("queue.dispatch", ActivityKind.Producer, job.TraceParent, job.MessageId);
         activity?.SetTag("mailmesh.recipient.domain", job.Domain);

@@ -67,4 +67,10 @@ internal static partial class Log
 
     [LoggerMessage(3046, LogLevel.Information, "Queue result applier started: batches of {BatchSize}, {Concurrency} at once")]
     public static partial void ResultApplierStarted(this ILogger logger, int batchSize, int concurrency);
+
+    [LoggerMessage(3047, LogLevel.Debug, "Returned mail {ReturnedId} about message {MessageId}: {Reports} report(s), {Applied} applied")]
+    public static partial void ReturnedMailProcessed(this ILogger logger, Guid returnedId, Guid? messageId, int reports, int applied);
+
+    [LoggerMessage(3048, LogLevel.Warning, "Returned mail {ReturnedId} could not be processed; it is retried when its lease expires")]
+    public static partial void ReturnedMailFailed(this ILogger logger, Exception exception, Guid returnedId);
 }

@@ -1,5 +1,6 @@
 using MailMesh.Queue.Webhooks;
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Bounces;
 using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using MassTransit;
@@ -41,6 +42,9 @@ public static class QueueExtensions
     {
         services.AddValidatedOptions<QueueOptions>();
         services.AddValidatedOptions<MailboxDomainsOptions>();
+        services.AddValidatedOptions<MailMesh.ServiceDefaults.Bounces.ReturnPathOptions>();
+        services.AddBounceClassifier();
+        services.AddSingleton<ReturnedMail>();
         services.AddMetrics();
         services.AddSingleton<QueueMetrics>();
         services.AddSingleton<RetrySchedule>();

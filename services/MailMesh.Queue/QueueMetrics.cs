@@ -40,11 +40,11 @@ internal sealed class QueueMetrics
         _claimed = meter.CreateCounter<long>("mailmesh.queue.claimed", "{recipient}",
             "Recipients claimed for a delivery attempt.");
         _completed = meter.CreateCounter<long>("mailmesh.queue.recipients.completed", "{recipient}",
-            "Attempt results applied to recipients, by the state they reached (delivered, deferred, bounced, expired).");
+            "Attempt results applied to recipients, by the state they reached (delivered, deferred, bounced, expired) and mailmesh.bounce.class.");
         _dsnGenerated = meter.CreateCounter<long>("mailmesh.queue.dsn.generated", "{message}",
             "Delivery status notifications queued to senders, by kind (failure, delay, success).");
         _suppressed = meter.CreateCounter<long>("mailmesh.queue.recipients.suppressed", "{recipient}",
-            "Recipients added to the suppression list after a hard bounce (RFC 3463 5.1.x).");
+            "Recipients added to the suppression list after a hard bounce (a class of Queue:SuppressBounceClasses).");
         _resultsApplied = meter.CreateCounter<long>("mailmesh.queue.results.applied", "{result}",
             "Recorded attempt results applied from the spool's outbox (states, DSNs, suppressions) and deleted.");
         _resultsFailed = meter.CreateCounter<long>("mailmesh.queue.results.failed", "{result}",
@@ -70,8 +70,20 @@ internal sealed class QueueMetrics
 
     public void Suppressed() => _suppressed.Add(1);
 
-    public void Completed(RecipientState state) =>
-        _completed.Add(1, new KeyValuePair<string, object?>(StateTag, StateName(state)));
+    /// <summary>Tag of a result's bounce class (the class names of <c>BounceClass</c>); absent for deliveries.</summary>
+    public const string ClassTag = "mailmesh.bounce.class";
+
+    public void Completed(RecipientState state, string? bounceClass = null)
+    {
+        if (bounceClass is null)
+        {
+            _completed.Add(1, new KeyValuePair<string, object?>(StateTag, StateName(state)));
+        }
+        else
+        {
+            _completed.Add(1, new KeyValuePair<string, object?>(StateTag, StateName(state)), new KeyValuePair<string, object?>(ClassTag, bounceClass));
+        }
+    }
 
     public void DsnGenerated(string kind) =>
         _dsnGenerated.Add(1, new KeyValuePair<string, object?>("mailmesh.dsn.kind", kind));

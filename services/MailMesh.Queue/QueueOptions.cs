@@ -65,6 +65,28 @@ public sealed class QueueOptions : IValidatedOptions
     /// </summary>
     public bool SuppressHardBounces { get; set; } = true;
 
+    /// <summary>
+    /// The bounce classes whose permanent refusal at RCPT suppresses the address (with SuppressHardBounces). Unset:
+    /// InvalidRecipient and BadDomain. Spam, reputation, policy and quota refusals say nothing lasting about the address
+    /// and never suppress it unless listed here.
+    /// </summary>
+    public List<string>? SuppressBounceClasses { get; set; }
+
+    /// <summary>Retry schedules per bounce class: section "Queue:Retry".</summary>
+    public QueueRetryOptions Retry { get; set; } = new();
+
+    /// <summary>The classes that suppress: <see cref="SuppressBounceClasses"/>, or the default.</summary>
+    internal IReadOnlySet<Contracts.BounceClass> SuppressingClasses =>
+        _suppressing ??= SuppressBounceClasses is { Count: > 0 } names
+            ? names.Select(n => Enum.TryParse<Contracts.BounceClass>(n, ignoreCase: true, out var c) ? c : (Contracts.BounceClass?)null)
+                .OfType<Contracts.BounceClass>().ToHashSet()
+            : DefaultSuppressingClasses;
+
+    private static readonly HashSet<Contracts.BounceClass> DefaultSuppressingClasses =
+        [Contracts.BounceClass.InvalidRecipient, Contracts.BounceClass.BadDomain];
+
+    private IReadOnlySet<Contracts.BounceClass>? _suppressing;
+
     /// <summary>The name this MTA reports in DSNs (Reporting-MTA, MAILER-DAEMON@...); the machine's host name when empty.</summary>
     public string? Hostname { get; set; }
 
@@ -204,6 +226,20 @@ public sealed class QueueOptions : IValidatedOptions
         if (DsnMaxReturnedSize < 0)
         {
             yield return $"{SectionName}:{nameof(DsnMaxReturnedSize)}: must not be negative (was {DsnMaxReturnedSize})";
+        }
+
+        for (var i = 0; i < (SuppressBounceClasses?.Count ?? 0); i++)
+        {
+            var name = SuppressBounceClasses![i];
+            if (!Enum.TryParse<Contracts.BounceClass>(name, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(name, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out _))
+            {
+                yield return $"{SectionName}:{nameof(SuppressBounceClasses)}:{i}: '{name}' is not a bounce class ({string.Join(", ", Enum.GetNames<Contracts.BounceClass>())})";
+            }
+        }
+
+        foreach (var error in Retry.Validate(this))
+        {
+            yield return error;
         }
 
         if (Hostname is { Length: > 0 } host && Uri.CheckHostName(host) != UriHostNameType.Dns)

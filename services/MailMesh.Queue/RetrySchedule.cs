@@ -27,22 +27,26 @@ internal sealed class RetrySchedule
 
     /// <summary>
     /// The delay after failed attempt number <paramref name="attempt"/> (1 for the first), before jitter:
-    /// FirstRetryDelay × BackoffMultiplier^(attempt-1), capped at MaxRetryDelay.
+    /// FirstRetryDelay × BackoffMultiplier^(attempt-1), capped at MaxRetryDelay; each value the one of the reply's bounce
+    /// class (Queue:Retry:Classes:&lt;Class&gt;) where it has one, else the global one.
     /// </summary>
-    public TimeSpan BaseDelay(int attempt)
+    public TimeSpan BaseDelay(int attempt, BounceClass? bounceClass = null)
     {
+        var perClass = _options.Retry.For(bounceClass);
+        var first = perClass?.FirstRetryDelay ?? _options.FirstRetryDelay;
+        var multiplier = perClass?.BackoffMultiplier ?? _options.BackoffMultiplier;
+        var cap = perClass?.MaxRetryDelay ?? _options.MaxRetryDelay;
         var exponent = Math.Max(0, attempt - 1);
-        var seconds = _options.FirstRetryDelay.TotalSeconds * Math.Pow(_options.BackoffMultiplier, exponent);
-        var max = _options.MaxRetryDelay.TotalSeconds;
+        var seconds = first.TotalSeconds * Math.Pow(multiplier, exponent);
 
         // Pow overflows to +∞ long before an int attempt count runs out; the cap handles it.
-        return double.IsFinite(seconds) && seconds < max ? TimeSpan.FromSeconds(seconds) : _options.MaxRetryDelay;
+        return double.IsFinite(seconds) && seconds < cap.TotalSeconds ? TimeSpan.FromSeconds(seconds) : cap;
     }
 
     /// <summary>The jittered delay: <see cref="BaseDelay"/> scaled by a random factor in [1 - Jitter, 1 + Jitter).</summary>
-    public TimeSpan NextDelay(int attempt)
+    public TimeSpan NextDelay(int attempt, BounceClass? bounceClass = null)
     {
-        var delay = BaseDelay(attempt);
+        var delay = BaseDelay(attempt, bounceClass);
         var factor = 1.0 + (_options.Jitter * ((2.0 * _sample()) - 1.0));
         return TimeSpan.FromTicks((long)(delay.Ticks * factor));
     }
@@ -50,7 +54,8 @@ internal sealed class RetrySchedule
     /// <summary>
     /// The recipient's new state after <paramref name="result"/>. A deferral whose next attempt would fall after
     /// MaxAge expires the recipient now rather than holding it for an attempt that may never be made
-    /// (RFC 5321 §4.5.4.1: give up after the queue lifetime, and report it).
+    /// (RFC 5321 §4.5.4.1: give up after the queue lifetime, and report it). The update carries the result's bounce
+    /// class; an expiry's is <see cref="BounceClass.MessageExpired"/>.
     /// </summary>
     public RecipientUpdate Decide(RecipientResult result, int attempt, DateTimeOffset receivedAt, DateTimeOffset now, string? remoteHost)
     {
@@ -58,7 +63,7 @@ internal sealed class RetrySchedule
         {
             DeliveryOutcome.Delivered => (RecipientState.Delivered, (DateTimeOffset?)null),
             DeliveryOutcome.Bounced => (RecipientState.Bounced, null),
-            _ => Defer(attempt, receivedAt, now),
+            _ => Defer(attempt, result.Class, receivedAt, now),
         };
 
         return new RecipientUpdate
@@ -71,13 +76,17 @@ internal sealed class RetrySchedule
             EnhancedCode = result.EnhancedCode,
             ReplyText = result.ReplyText,
             RemoteHost = remoteHost,
+            BounceClass = state == RecipientState.Expired ? nameof(BounceClass.MessageExpired)
+                : result.Class is { } cls ? Enum.GetName(cls)
+                : null,
         };
     }
 
-    private (RecipientState, DateTimeOffset?) Defer(int attempt, DateTimeOffset receivedAt, DateTimeOffset now)
+    private (RecipientState, DateTimeOffset?) Defer(int attempt, BounceClass? bounceClass, DateTimeOffset receivedAt, DateTimeOffset now)
     {
-        var delay = NextDelay(attempt);
-        return now - receivedAt + delay > _options.MaxAge
+        var delay = NextDelay(attempt, bounceClass);
+        var maxAge = _options.Retry.For(bounceClass)?.MaxAge is { } classMaxAge && classMaxAge < _options.MaxAge ? classMaxAge : _options.MaxAge;
+        return now - receivedAt + delay > maxAge
             ? (RecipientState.Expired, null)
             : (RecipientState.Deferred, now + delay);
     }

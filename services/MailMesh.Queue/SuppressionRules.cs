@@ -17,6 +17,10 @@ namespace MailMesh.Queue;
 /// <item>other permanent failures (mailbox full 5.2.2, policy 5.7.x, content 5.6.x), which say nothing lasting about
 /// the address.</item>
 /// </list>
+/// Which refusals are about the address is the bounce class's to say (Queue:SuppressBounceClasses, by default
+/// InvalidRecipient and BadDomain): a 550 5.7.1 spam or reputation block never suppresses the recipient, whatever its
+/// words. A result without a class (from a Delivery older than the classifier, or Mailbox) falls back to the RFC 3463
+/// recipient address statuses below.
 /// </summary>
 internal static class SuppressionRules
 {
@@ -28,7 +32,8 @@ internal static class SuppressionRules
     private static readonly HashSet<string> RecipientStatuses = new(StringComparer.Ordinal) { "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10" };
 
     /// <summary>Whether <paramref name="result"/>, which moved its recipient to <paramref name="update"/>'s state, suppresses the address.</summary>
-    public static bool ShouldSuppress(RecipientResult? result, RecipientUpdate update)
+    /// <param name="classes">The suppressing bounce classes (Queue:SuppressBounceClasses); null for the default ones.</param>
+    public static bool ShouldSuppress(RecipientResult? result, RecipientUpdate update, IReadOnlySet<BounceClass>? classes = null)
     {
         ArgumentNullException.ThrowIfNull(update);
         return result is not null
@@ -36,8 +41,10 @@ internal static class SuppressionRules
             && result.Outcome == DeliveryOutcome.Bounced
             && result.Stage == ReplyStage.Rcpt
             && result.ReplyCode is >= 500 and < 600
-            && RecipientStatuses.Contains(result.EnhancedCode);
+            && (result.Class is { } cls ? (classes ?? DefaultClasses).Contains(cls) : RecipientStatuses.Contains(result.EnhancedCode));
     }
+
+    private static readonly HashSet<BounceClass> DefaultClasses = [BounceClass.InvalidRecipient, BounceClass.BadDomain];
 
     /// <summary>The suppression that a bouncing result adds: its reason is the destination's reply, its source "bounce".</summary>
     public static Suppression Suppression(string address, RecipientUpdate update, DateTimeOffset now)

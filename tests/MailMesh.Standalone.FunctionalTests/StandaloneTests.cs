@@ -80,6 +80,10 @@ public sealed class StandaloneTests : IAsyncLifetime
     [InlineData("Mailbox:Users:0:Address", "not-an-address")]
     [InlineData("Mailbox:Users:0:QuotaBytes", "-1")]
     [InlineData("Mailbox:Aliases:0:Target", "nobody")]
+    [InlineData("Delivery:BounceRules:Files:0", "/nonexistent/bounce-rules.json")]
+    [InlineData("Queue:Retry:Classes:Throttled:FirstRetryDelay", "-00:00:01")]
+    [InlineData("Queue:SuppressBounceClasses:0", "Spam")]
+    [InlineData("ReturnPath:Domain", "bad domain!")]
     public async Task A_bad_setting_stops_start_up_with_a_message_naming_the_key(string key, string value)
     {
         var settings = Settings();

@@ -6,7 +6,7 @@ namespace MailMesh.Storage.IntegrationTests;
 /// The <see cref="ISpool"/> contract. Every test gets a fresh, migrated store; time is always a parameter
 /// (<see cref="T0"/> plus offsets), so nothing sleeps.
 /// </summary>
-public abstract class SpoolContractTests : IAsyncLifetime
+public abstract partial class SpoolContractTests : IAsyncLifetime
 {
     protected static readonly DateTimeOffset T0 = new(2030, 1, 2, 3, 4, 5, 678, TimeSpan.Zero);
     protected static readonly TimeSpan Lease = TimeSpan.FromMinutes(5);

@@ -193,3 +193,12 @@ names exists on a RabbitMQ virtual host the five services started on.
 {{- if not (hasKey $queues .) }}{{ fail (printf "no RabbitMQ queue is known for the service %q" .) }}{{ end -}}
 {{- index $queues . -}}
 {{- end }}
+
+{{/* The Secret with ReturnPath__Secret (returnPath.existingSecret, or the chart's when returnPath.secret is set); empty when none. */}}
+{{- define "mailmesh.returnPathSecretName" -}}
+{{- if .Values.returnPath.existingSecret -}}
+{{- .Values.returnPath.existingSecret -}}
+{{- else if .Values.returnPath.secret -}}
+{{- printf "%s-return-path" (include "mailmesh.fullname" .) -}}
+{{- end -}}
+{{- end -}}

@@ -95,6 +95,12 @@ public sealed record RecipientResult
     /// when MailMesh made it up (DNS answer, connection or TLS failure, a refusal before sending). Absent means Local.
     /// </summary>
     public ReplyStage Stage { get; init; }
+
+    /// <summary>
+    /// What a result that is not a delivery was about (Delivery's bounce classifier, <c>docs/delivery.md</c>); null for a
+    /// delivery, and from a Delivery older than the classifier.
+    /// </summary>
+    public BounceClass? Class { get; init; }
 }
 
 /// <summary>Which command a <see cref="RecipientResult"/>'s reply answered (Local: no remote reply).</summary>
@@ -206,6 +212,9 @@ public enum MessageEventType
     Expired,
     Suppressed,
     DsnQueued,
+
+    /// <summary>The recipient complained about the message (an RFC 5965 feedback report came back to its return path).</summary>
+    Complained,
 }
 
 /// <summary>Every change of a recipient's state: for webhooks, tracking and tests.</summary>
@@ -219,4 +228,94 @@ public sealed record MessageEvent
     public string? Text { get; init; }
     public string? RemoteHost { get; init; }
     public required DateTimeOffset Timestamp { get; init; }
+
+    /// <summary>The bounce class of the reply behind a deferral, bounce or expiry (<see cref="BounceClass"/>); null otherwise.</summary>
+    public BounceClass? Class { get; init; }
+}
+
+/// <summary>
+/// What a delivery failure was about, after KumoMTA's bounce classes (plus <see cref="Throttled"/>, <see cref="TooLarge"/>
+/// and <see cref="TlsFailure"/>). Delivery classifies every reply that is not a delivery by the rules in its
+/// <c>bounce-rules.json</c> and the operator's files (<c>docs/delivery.md</c>); Queue retries, suppresses and reports by it.
+/// The numbers are part of the stored result format: new classes are added at the end.
+/// </summary>
+public enum BounceClass
+{
+    /// <summary>No rule matched.</summary>
+    Uncategorized = 0,
+
+    /// <summary>The recipient's mailbox does not exist (RFC 3463 X.1.1, "user unknown").</summary>
+    InvalidRecipient = 1,
+
+    /// <summary>The recipient's domain does not exist or accepts no mail (X.1.2, null MX X.1.10).</summary>
+    BadDomain = 2,
+
+    /// <summary>The mailbox exists but is disabled or inactive (X.2.1).</summary>
+    InactiveMailbox = 3,
+
+    /// <summary>The sender's address was refused (X.1.7, X.1.8).</summary>
+    InvalidSender = 4,
+
+    /// <summary>The mailbox is full (X.2.2).</summary>
+    QuotaIssues = 5,
+
+    /// <summary>The message is larger than the destination takes (X.3.4, X.2.3).</summary>
+    TooLarge = 6,
+
+    /// <summary>Refused as coming from a known spam source: the sending IP or domain is on a block list or has a poor reputation.</summary>
+    SpamBlock = 7,
+
+    /// <summary>The message itself was judged spam.</summary>
+    SpamContent = 8,
+
+    /// <summary>The message carries a virus or malware.</summary>
+    VirusRelated = 9,
+
+    /// <summary>An attachment type the destination refuses.</summary>
+    ProhibitedAttachment = 10,
+
+    /// <summary>Refused for its content otherwise (X.6.x).</summary>
+    ContentRelated = 11,
+
+    /// <summary>Refused by the destination's local policy (X.7.x without a more specific reason).</summary>
+    PolicyRelated = 12,
+
+    /// <summary>SPF, DKIM or DMARC failed (RFC 7372 X.7.20–X.7.26).</summary>
+    AuthenticationFailed = 13,
+
+    /// <summary>The destination does not relay for this recipient.</summary>
+    RelayDenied = 14,
+
+    /// <summary>Rate limited: too many connections, messages or recipients for now.</summary>
+    Throttled = 15,
+
+    /// <summary>A temporary failure without a more specific reason (greylisting, 4.x.x).</summary>
+    TransientFailure = 16,
+
+    /// <summary>MailMesh's DNS lookup of the destination failed (X.4.3).</summary>
+    DnsFailure = 17,
+
+    /// <summary>No route to the destination, or a mail loop (X.4.4, X.4.6).</summary>
+    RoutingErrors = 18,
+
+    /// <summary>The connection to the destination broke (X.4.2).</summary>
+    BadConnection = 19,
+
+    /// <summary>The destination did not answer (connection refused or timed out, X.4.1).</summary>
+    NoAnswerFromHost = 20,
+
+    /// <summary>The sender's set-up is refused: reverse DNS (PTR), HELO name.</summary>
+    BadConfiguration = 21,
+
+    /// <summary>The SMTP dialogue failed: syntax, unsupported extension (X.5.x, SMTPUTF8, BINARYMIME).</summary>
+    ProtocolErrors = 22,
+
+    /// <summary>Too many recipients in one transaction (X.5.3).</summary>
+    TooManyRecipients = 23,
+
+    /// <summary>STARTTLS was missing or failed where TLS is required (X.7.4, X.7.5, X.7.10, REQUIRETLS 5.7.30).</summary>
+    TlsFailure = 24,
+
+    /// <summary>The recipient was not delivered within Queue:MaxAge (or its class's MaxAge).</summary>
+    MessageExpired = 25,
 }

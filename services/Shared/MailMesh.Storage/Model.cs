@@ -182,6 +182,9 @@ public sealed record RecipientUpdate
     public string? EnhancedCode { get; init; }
     public string? ReplyText { get; init; }
     public string? RemoteHost { get; init; }
+
+    /// <summary>The bounce class of the reply (the name of a <c>MailMesh.Contracts.BounceClass</c>); null for a delivery.</summary>
+    public string? BounceClass { get; init; }
 }
 
 /// <summary>The outcome of one attempt, to apply with others in one transaction (<see cref="ISpool.CompleteAttemptsAsync"/>).</summary>
@@ -210,6 +213,9 @@ public sealed record RecipientStatus
 
     /// <summary>Every completed attempt for this recipient, oldest first.</summary>
     public IReadOnlyList<AttemptRecord> History { get; init; } = [];
+
+    /// <summary>The bounce class of the last reply (the name of a <c>MailMesh.Contracts.BounceClass</c>), or null.</summary>
+    public string? LastBounceClass { get; init; }
 }
 
 /// <summary>One completed delivery attempt of one recipient: the state it led to and the reply that caused it.</summary>
@@ -223,6 +229,9 @@ public sealed record AttemptRecord
     public string? EnhancedCode { get; init; }
     public string? ReplyText { get; init; }
     public string? RemoteHost { get; init; }
+
+    /// <summary>The bounce class of the reply (the name of a <c>MailMesh.Contracts.BounceClass</c>), or null.</summary>
+    public string? BounceClass { get; init; }
 }
 
 public sealed record MessageStatus

@@ -37,6 +37,7 @@ public sealed class MessageEventWebhookTests : IAsyncLifetime
             EnhancedCode = "5.1.1",
             Text = "No such user",
             RemoteHost = "mx1.dest.example",
+            Class = BounceClass.InvalidRecipient,
         };
 
         await host.Harness.Bus.Publish(sent);
@@ -53,6 +54,7 @@ public sealed class MessageEventWebhookTests : IAsyncLifetime
         Assert.Equal("5.1.1", root.GetProperty("enhancedCode").GetString());
         Assert.Equal("No such user", root.GetProperty("text").GetString());
         Assert.Equal("mx1.dest.example", root.GetProperty("remoteHost").GetString());
+        Assert.Equal("InvalidRecipient", root.GetProperty("class").GetString());
         Assert.Equal(sent.Timestamp, root.GetProperty("timestamp").GetDateTimeOffset());
         Assert.Equal("Bounced", request.Headers[MessageEventWebhookConsumer.EventTypeHeader]);
         Assert.True(Guid.TryParse(request.Headers[MessageEventWebhookConsumer.EventIdHeader], out _));

@@ -202,20 +202,21 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         WITH updates AS (
             SELECT *
             FROM unnest(@update_message_ids, @lease_ids, @ids, @states, @next_attempt_at, @attempted_at, @reply_codes,
-                @enhanced_codes, @reply_texts, @remote_hosts)
+                @enhanced_codes, @reply_texts, @remote_hosts, @bounce_classes)
                 AS u(message_id, lease_id, id, state, next_attempt_at, attempted_at, reply_code, enhanced_code, reply_text,
-                    remote_host)
+                    remote_host, bounce_class)
         ), applied AS (
             UPDATE spool.recipients AS r
             SET state = u.state, next_attempt_at = u.next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
                 lease_owner = NULL, last_reply_code = u.reply_code, last_enhanced_code = u.enhanced_code, last_reply_text = u.reply_text,
-                last_remote_host = u.remote_host, updated_at = u.attempted_at
+                last_remote_host = u.remote_host, updated_at = u.attempted_at, last_bounce_class = u.bounce_class
             FROM updates AS u
             WHERE r.id = u.id AND r.message_id = u.message_id AND r.state = 1 AND r.lease_id = u.lease_id
-            RETURNING r.id, u.lease_id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host
+            RETURNING r.id, u.lease_id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host,
+                u.bounce_class
         ), history AS (
-            INSERT INTO spool.attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state)
-            SELECT id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state
+            INSERT INTO spool.attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class)
+            SELECT id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class
             FROM applied
         )
         SELECT id, lease_id FROM applied
@@ -237,7 +238,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     private const string StatusesRecipientsSql =
         """
         SELECT message_id, id, address, domain, state, attempts, next_attempt_at, last_reply_code, last_enhanced_code,
-            last_reply_text, last_remote_host, updated_at, notify, orcpt
+            last_reply_text, last_remote_host, updated_at, notify, orcpt, last_bounce_class
         FROM spool.recipients
         WHERE message_id = ANY(@ids)
         ORDER BY message_id, id
@@ -249,7 +250,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     private const string StatusRecipientsSql =
         """
         SELECT id, address, domain, state, attempts, next_attempt_at, last_reply_code, last_enhanced_code,
-            last_reply_text, last_remote_host, updated_at, notify, orcpt
+            last_reply_text, last_remote_host, updated_at, notify, orcpt, last_bounce_class
         FROM spool.recipients
         WHERE message_id = @id
         ORDER BY id
@@ -257,7 +258,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     private const string StatusAttemptsSql =
         """
-        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host
+        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host, a.bounce_class
         FROM spool.attempts AS a
             JOIN spool.recipients AS r ON r.id = a.recipient_id
         WHERE r.message_id = @id
@@ -443,6 +444,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         var enhancedCodes = new string?[count];
         var replyTexts = new string?[count];
         var remoteHosts = new string?[count];
+        var bounceClasses = new string?[count];
         var completedAt = new Dictionary<Guid, DateTimeOffset>();
         var i = 0;
         foreach (var attempt in attempts)
@@ -459,6 +461,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                 enhancedCodes[i] = update.EnhancedCode;
                 replyTexts[i] = update.ReplyText;
                 remoteHosts[i] = update.RemoteHost;
+                bounceClasses[i] = update.BounceClass;
                 if (!completedAt.TryGetValue(attempt.MessageId, out var latest) || attemptedAt[i] > latest)
                 {
                     completedAt[attempt.MessageId] = attemptedAt[i];
@@ -487,6 +490,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         p.Add(new NpgsqlParameter<string?[]>("enhanced_codes", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = enhancedCodes });
         p.Add(new NpgsqlParameter<string?[]>("reply_texts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = replyTexts });
         p.Add(new NpgsqlParameter<string?[]>("remote_hosts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = remoteHosts });
+        p.Add(new NpgsqlParameter<string?[]>("bounce_classes", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = bounceClasses });
         batch.BatchCommands.Add(apply);
 
         var complete = new NpgsqlBatchCommand(CompleteMessagesSql);
@@ -610,6 +614,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                 EnhancedCode = NullableString(reader, 4),
                 ReplyText = NullableString(reader, 5),
                 RemoteHost = NullableString(reader, 6),
+                BounceClass = NullableString(reader, 7),
             });
         }
 
@@ -868,6 +873,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             UpdatedAt = reader.GetFieldValue<DateTimeOffset>(first + 10),
             Notify = NullableString(reader, first + 11),
             OriginalRecipient = NullableString(reader, first + 12),
+            LastBounceClass = NullableString(reader, first + 13),
         };
     }
 

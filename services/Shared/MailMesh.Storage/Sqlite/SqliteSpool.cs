@@ -146,14 +146,14 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         UPDATE spool_recipients
         SET state = @state, next_attempt_at = @next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
             last_reply_code = @reply_code, last_enhanced_code = @enhanced_code, last_reply_text = @reply_text,
-            last_remote_host = @remote_host, updated_at = @attempted_at
+            last_remote_host = @remote_host, updated_at = @attempted_at, last_bounce_class = @bounce_class
         WHERE id = @id AND message_id = @message_id AND state = 1 AND lease_id = @lease_id
         """;
 
     private const string InsertAttemptSql =
         """
-        INSERT INTO spool_attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state)
-        VALUES (@id, @attempted_at, @reply_code, @enhanced_code, @reply_text, @remote_host, @state)
+        INSERT INTO spool_attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class)
+        VALUES (@id, @attempted_at, @reply_code, @enhanced_code, @reply_text, @remote_host, @state, @bounce_class)
         """;
 
     private const string CompleteMessageSql =
@@ -170,7 +170,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
     private const string StatusRecipientsSql =
         """
         SELECT id, address, domain, state, attempts, next_attempt_at, last_reply_code, last_enhanced_code,
-            last_reply_text, last_remote_host, updated_at, notify, orcpt
+            last_reply_text, last_remote_host, updated_at, notify, orcpt, last_bounce_class
         FROM spool_recipients
         WHERE message_id = @id
         ORDER BY id
@@ -178,7 +178,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
     private const string StatusAttemptsSql =
         """
-        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host
+        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host, a.bounce_class
         FROM spool_attempts AS a
             JOIN spool_recipients AS r ON r.id = a.recipient_id
         WHERE r.message_id = @id
@@ -518,6 +518,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             var enhancedCode = update.Add("@enhanced_code", null);
             var replyText = update.Add("@reply_text", null);
             var remoteHost = update.Add("@remote_host", null);
+            var bounceClass = update.Add("@bounce_class", null);
             update.Prepare();
 
             var historyId = history.Add("@id", 0L);
@@ -527,6 +528,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             var historyReplyText = history.Add("@reply_text", null);
             var historyRemoteHost = history.Add("@remote_host", null);
             var historyState = history.Add("@state", 0);
+            var historyBounceClass = history.Add("@bounce_class", null);
             history.Prepare();
 
             foreach (var item in updates)
@@ -539,6 +541,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 enhancedCode.Value = (object?)item.EnhancedCode ?? DBNull.Value;
                 replyText.Value = (object?)item.ReplyText ?? DBNull.Value;
                 remoteHost.Value = (object?)item.RemoteHost ?? DBNull.Value;
+                bounceClass.Value = (object?)item.BounceClass ?? DBNull.Value;
                 if (await update.ExecuteNonQueryAsync(CancellationToken.None) == 0)
                 {
                     continue; // not in flight under this lease: a late or repeated result
@@ -551,6 +554,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 historyReplyText.Value = replyText.Value;
                 historyRemoteHost.Value = remoteHost.Value;
                 historyState.Value = state.Value;
+                historyBounceClass.Value = bounceClass.Value;
                 await history.ExecuteNonQueryAsync(CancellationToken.None);
 
                 applied.Add(item);
@@ -619,6 +623,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                     EnhancedCode = reader.NullableString(4),
                     ReplyText = reader.NullableString(5),
                     RemoteHost = reader.NullableString(6),
+                    BounceClass = reader.NullableString(7),
                 });
             }
         }
@@ -646,6 +651,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                     UpdatedAt = reader.Timestamp(10),
                     Notify = reader.NullableString(11),
                     OriginalRecipient = reader.NullableString(12),
+                    LastBounceClass = reader.NullableString(13),
                     History = history.TryGetValue(id, out var h) ? h : [],
                 });
             }
