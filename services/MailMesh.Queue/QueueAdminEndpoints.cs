@@ -550,9 +550,8 @@ internal sealed partial class AdminActions(
                     Address = b.Address,
                     OriginalRecipient = b.OriginalRecipient,
                     Action = DsnAction.Failed,
+                    // No Remote-MTA nor Diagnostic-Code: no remote server refused it (RFC 3464 §2.3.5, §2.3.6).
                     Status = "5.0.0",
-                    RemoteMta = b.LastRemoteHost,
-                    ReplyText = text,
                     LastAttemptAt = now,
                 })
                 .ToList();

@@ -355,7 +355,7 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
     {
         if (filter.Sender is { } sender)
         {
-            sql.Append(" AND lower(m.sender) = lower(@sender)");
+            sql.Append(" AND m.sender = @sender COLLATE NOCASE");
             command.Add("@sender", sender);
         }
 
@@ -376,7 +376,7 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
     {
         if (filter.Recipient is { } recipient)
         {
-            sql.Append(" AND lower(r.address) = lower(@recipient)");
+            sql.Append(" AND r.address = @recipient COLLATE NOCASE");
             command.Add("@recipient", recipient);
         }
 
