@@ -439,3 +439,43 @@ internal sealed class RecipientCounts
         NextAttemptAt = _next,
     };
 }
+
+/// <summary>One page of <see cref="ISpoolAdmin.ListMessagesAsync"/> as both stores assemble it: the messages read
+/// (one more than the limit, to know whether a next page exists), then their recipients counted by state.</summary>
+internal sealed class MessagePageBuilder(int limit)
+{
+    private readonly List<(Guid Id, string Sender, DateTimeOffset ReceivedAt, long Size, MessageOrigin Origin, DateTimeOffset? CompletedAt)> _rows = [];
+    private readonly Dictionary<Guid, RecipientCounts> _counts = [];
+    private bool _more;
+
+    public void AddMessage(Guid id, string sender, DateTimeOffset receivedAt, long size, MessageOrigin origin, DateTimeOffset? completedAt) =>
+        _rows.Add((id, sender, receivedAt, size, origin, completedAt));
+
+    /// <summary>Drops the look-ahead row and returns the ids of the page, whose recipients are to be counted.</summary>
+    public IReadOnlyList<Guid> Trim()
+    {
+        _more = _rows.Count > limit;
+        if (_more)
+        {
+            _rows.RemoveRange(limit, _rows.Count - limit);
+        }
+
+        return [.. _rows.Select(r => r.Id)];
+    }
+
+    public void AddCount(Guid id, RecipientState state, int count, string firstAddress, DateTimeOffset? nextAttemptAt)
+    {
+        if (!_counts.TryGetValue(id, out var counts))
+        {
+            _counts[id] = counts = new RecipientCounts();
+        }
+
+        counts.Add(state, count, firstAddress, nextAttemptAt);
+    }
+
+    public MessagePage Build() => new()
+    {
+        Items = _rows.ConvertAll(r => (_counts.GetValueOrDefault(r.Id) ?? new RecipientCounts()).ToSummary(r.Id, r.Sender, r.ReceivedAt, r.Size, r.Origin, r.CompletedAt)),
+        Next = _more ? new MessageCursor(_rows[^1].ReceivedAt, _rows[^1].Id) : null,
+    };
+}

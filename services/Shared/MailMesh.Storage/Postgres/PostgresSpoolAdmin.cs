@@ -70,43 +70,30 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
         command.Parameters.Add(new NpgsqlParameter<int>("limit", query.Limit + 1));
         command.CommandText = sql.ToString();
 
-        var rows = new List<(Guid Id, string Sender, DateTimeOffset ReceivedAt, long Size, MessageOrigin Origin, DateTimeOffset? CompletedAt)>();
+        var page = new MessagePageBuilder(query.Limit);
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                rows.Add((reader.GetGuid(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt64(3),
-                    (MessageOrigin)reader.GetInt16(4), reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5)));
+                page.AddMessage(reader.GetGuid(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt64(3),
+                    (MessageOrigin)reader.GetInt16(4), reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5));
             }
         }
 
-        var more = rows.Count > query.Limit;
-        if (more)
-        {
-            rows.RemoveAt(rows.Count - 1);
-        }
-
-        var counts = new Dictionary<Guid, RecipientCounts>();
-        if (rows.Count > 0)
+        var ids = page.Trim();
+        if (ids.Count > 0)
         {
             await using var recipients = dataSource.CreateCommand(RecipientCountsSql);
-            recipients.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", [.. rows.Select(r => r.Id)]));
+            recipients.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", [.. ids]));
             await using var reader = await recipients.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                var id = reader.GetGuid(0);
-                if (!counts.TryGetValue(id, out var c))
-                {
-                    counts[id] = c = new RecipientCounts();
-                }
-
-                c.Add((RecipientState)reader.GetInt16(1), reader.GetInt32(2), reader.GetString(3),
+                page.AddCount(reader.GetGuid(0), (RecipientState)reader.GetInt16(1), reader.GetInt32(2), reader.GetString(3),
                     reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4));
             }
         }
 
-        var items = rows.ConvertAll(r => (counts.GetValueOrDefault(r.Id) ?? new RecipientCounts()).ToSummary(r.Id, r.Sender, r.ReceivedAt, r.Size, r.Origin, r.CompletedAt));
-        return new MessagePage { Items = items, Next = more ? new MessageCursor(rows[^1].ReceivedAt, rows[^1].Id) : null };
+        return page.Build();
     }
 
     public async Task<AdminActionResult> ApplyAsync(AdminActionRequest request, CancellationToken cancellationToken)

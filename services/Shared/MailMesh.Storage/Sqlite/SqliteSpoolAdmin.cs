@@ -47,23 +47,17 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
         command.Add("@limit", query.Limit + 1);
         command.CommandText = sql.ToString();
 
-        var rows = new List<(Guid Id, string Sender, DateTimeOffset ReceivedAt, long Size, MessageOrigin Origin, DateTimeOffset? CompletedAt)>();
+        var page = new MessagePageBuilder(query.Limit);
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                rows.Add((reader.GetGuid(0), reader.GetString(1), reader.Timestamp(2), reader.GetInt64(3), (MessageOrigin)reader.GetInt32(4), reader.NullableTimestamp(5)));
+                page.AddMessage(reader.GetGuid(0), reader.GetString(1), reader.Timestamp(2), reader.GetInt64(3), (MessageOrigin)reader.GetInt32(4), reader.NullableTimestamp(5));
             }
         }
 
-        var more = rows.Count > query.Limit;
-        if (more)
-        {
-            rows.RemoveAt(rows.Count - 1);
-        }
-
-        var counts = new Dictionary<Guid, RecipientCounts>();
-        if (rows.Count > 0)
+        var ids = page.Trim();
+        if (ids.Count > 0)
         {
             await using var recipients = connection.CreateCommand();
             recipients.Transaction = transaction;
@@ -71,24 +65,17 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
                 $"""
                 SELECT message_id, state, count(*), min(address), min(next_attempt_at)
                 FROM spool_recipients
-                WHERE message_id IN ({IdList(recipients, "@m", rows.Select(r => r.Id))})
+                WHERE message_id IN ({IdList(recipients, "@m", ids)})
                 GROUP BY message_id, state
                 """;
             await using var reader = await recipients.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                var id = reader.GetGuid(0);
-                if (!counts.TryGetValue(id, out var c))
-                {
-                    counts[id] = c = new RecipientCounts();
-                }
-
-                c.Add((RecipientState)reader.GetInt32(1), reader.GetInt32(2), reader.GetString(3), reader.NullableTimestamp(4));
+                page.AddCount(reader.GetGuid(0), (RecipientState)reader.GetInt32(1), reader.GetInt32(2), reader.GetString(3), reader.NullableTimestamp(4));
             }
         }
 
-        var items = rows.ConvertAll(r => (counts.GetValueOrDefault(r.Id) ?? new RecipientCounts()).ToSummary(r.Id, r.Sender, r.ReceivedAt, r.Size, r.Origin, r.CompletedAt));
-        return new MessagePage { Items = items, Next = more ? new MessageCursor(rows[^1].ReceivedAt, rows[^1].Id) : null };
+        return page.Build();
     }
 
     public async Task<AdminActionResult> ApplyAsync(AdminActionRequest request, CancellationToken cancellationToken)
