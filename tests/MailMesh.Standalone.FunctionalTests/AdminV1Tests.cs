@@ -222,6 +222,13 @@ public sealed class AdminV1Tests : IAsyncLifetime
             Assert.Contains(parsed.RootElement.EnumerateArray(), k => k.GetProperty("name").GetString() == "status-page");
         }
 
+        var smtpUsers = await RunCliAsync(["users", "smtp", "--json"]);
+        Assert.Equal(0, smtpUsers.ExitCode);
+        using (var parsed = JsonDocument.Parse(smtpUsers.Stdout))
+        {
+            Assert.Equal(JsonValueKind.Array, parsed.RootElement.ValueKind);
+        }
+
         // The key may also come from the config file.
         var config = Path.Combine(_bench.WorkingDirectory.FullName, "cli.json");
         await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new { url = $"http://127.0.0.1:{_mailmesh.HttpPort}", key = TestKeys.Admin }));

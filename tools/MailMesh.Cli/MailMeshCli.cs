@@ -28,6 +28,7 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
           users [list] [--after ADDRESS] [--limit N]
           users add <address> [--password P] [--quota BYTES]
           users disable|enable <address>         mailbox accounts
+          users smtp                              SMTP AUTH accounts (configured in Ingress:Auth:Users)
           audit [--limit N] [--before ID]         who did which admin action
 
         FILTER: --domain D --sender S --recipient R --state S[,S] --from TIME --to TIME (--all-messages: no filter)
@@ -465,6 +466,21 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
                     return ExitCodes.Ok;
                 }
 
+            case "smtp":
+                {
+                    args.EnsureAllRead();
+                    var smtp = await client.GetAsync("/api/v1/admin/smtp-users", cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, smtp);
+                        return ExitCodes.Ok;
+                    }
+
+                    Output.WriteTable(output, ["name", "sender domains", "managed in"], smtp.EnumerateArray().Select(u => (IReadOnlyList<string>)
+                        [Output.Str(u, "name"), Output.Str(u, "senderDomains") is { Length: > 0 } d ? d : "any", Output.Str(u, "source")]));
+                    return ExitCodes.Ok;
+                }
+
             case "add" or "disable" or "enable":
                 {
                     var password = args.Option("password");
@@ -492,7 +508,7 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
                 }
 
             default:
-                throw new CliException(ExitCodes.Usage, $"Unknown users subcommand '{sub}' (list, add, disable, enable). SMTP AUTH users are configured (Ingress:Auth:Users), not managed here.");
+                throw new CliException(ExitCodes.Usage, $"Unknown users subcommand '{sub}' (list, add, disable, enable, smtp).");
         }
     }
 

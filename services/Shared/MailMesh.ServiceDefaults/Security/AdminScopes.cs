@@ -37,9 +37,12 @@ public static class AdminScopes
     /// <summary>GET /api/v1/admin/keys: the admin keys' names and scopes (never their hashes).</summary>
     public const string KeysRead = "keys:read";
 
+    /// <summary>GET /api/v1/admin/smtp-users (Ingress): the SMTP AUTH accounts' names (never their password hashes).</summary>
+    public const string UsersRead = "users:read";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead];
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";
