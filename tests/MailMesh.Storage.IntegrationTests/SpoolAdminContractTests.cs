@@ -158,6 +158,51 @@ public abstract class SpoolAdminContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_hold_racing_the_scheduler_neither_loses_nor_duplicates_a_recipient()
+    {
+        var ids = new List<Guid>();
+        for (var i = 0; i < 200; i++)
+        {
+            ids.Add(await StoreAsync(T0, "s@example.org", $"r{i}@race.test"));
+        }
+
+        // Another spool instance (own connections) claims in small rounds while the hold runs.
+        var claimer = Stores.OpenSpool();
+        var claiming = Task.Run(async () =>
+        {
+            var jobs = new List<DeliveryJob>();
+            for (var round = 0; round < 40; round++)
+            {
+                jobs.AddRange(await claimer.ClaimDueAsync(T0, 5, Lease, Ct));
+            }
+
+            return jobs;
+        });
+        var hold = await ApplyAsync(AdminAction.Hold, filter: new MessageFilter { Domain = "race.test" });
+        var claimed = await claiming;
+
+        // Every claimed recipient's result still applies (its lease was not disturbed); every other one is held.
+        foreach (var job in claimed)
+        {
+            var applied = await Spool.CompleteAttemptAsync(job.MessageId, job.LeaseId,
+                [.. job.Recipients.Select(r => new RecipientUpdate { RecipientId = r.RecipientId, State = RecipientState.Delivered, AttemptedAt = T0, ReplyCode = 250 })], Ct);
+            Assert.Equal(job.Recipients.Count, applied.Count);
+        }
+
+        var states = new List<RecipientState>();
+        foreach (var id in ids)
+        {
+            states.AddRange(await StatesAsync(id));
+        }
+
+        var claimedCount = claimed.Sum(j => j.Recipients.Count);
+        Assert.Equal(claimedCount, states.Count(s => s == RecipientState.Delivered));
+        Assert.Equal(200 - claimedCount, states.Count(s => s == RecipientState.Held));
+        Assert.True(hold.Changed <= 200 - claimedCount + hold.SkippedInFlight);
+        Assert.Empty(await Spool.ClaimDueAsync(T0.AddDays(1), 1000, Lease, Ct));
+    }
+
+    [Fact]
     public async Task Retry_makes_deferred_recipients_due_now_once()
     {
         var id = await StoreAsync(T0, "s@example.org", "a@slow.test");
