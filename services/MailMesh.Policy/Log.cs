@@ -18,6 +18,9 @@ internal static partial class Log
     [LoggerMessage(2011, LogLevel.Information, "Suppression removed for {Address}")]
     public static partial void SuppressionRemoved(this ILogger logger, string address);
 
+    [LoggerMessage(2120, LogLevel.Information, "Suppressions imported through the admin API: {Added} added, {Errors} lines refused")]
+    public static partial void SuppressionsImported(this ILogger logger, int added, int errors);
+
     [LoggerMessage(2020, LogLevel.Warning, "Content scanner {Scanner} at {Address} is unavailable; answering its configured action")]
     public static partial void ScannerUnavailable(this ILogger logger, Exception exception, string scanner, string address);
 

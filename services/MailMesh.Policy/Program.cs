@@ -1,4 +1,4 @@
 using MailMesh.Policy;
 using MailMesh.ServiceDefaults;
 
-return await ServiceHost.RunAsync(args, "mailmesh-policy", builder => builder.AddPolicy(), app => app.MapPolicyEndpoints());
+return await ServiceHost.RunAsync(args, "mailmesh-policy", builder => builder.AddPolicy(), app => app.MapPolicyEndpoints().MapPolicyAdminEndpoints());

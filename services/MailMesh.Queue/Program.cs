@@ -1,4 +1,4 @@
 using MailMesh.Queue;
 using MailMesh.ServiceDefaults;
 
-return await ServiceHost.RunAsync(args, "mailmesh-queue", builder => builder.AddQueue(), app => app.MapQueueEndpoints());
+return await ServiceHost.RunAsync(args, "mailmesh-queue", builder => builder.AddQueue(), app => app.MapQueueEndpoints().MapQueueAdminEndpoints());

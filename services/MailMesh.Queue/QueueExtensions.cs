@@ -55,6 +55,7 @@ public static class QueueExtensions
         services.AddSingleton<QueueEvents>();
         services.AddSingleton<ResultSignal>();
         services.AddSingleton<ResultApplier>();
+        services.AddSingleton<AdminActions>();
         services.TryAddScoped<DeliveryAttemptedConsumer>();
         return services;
     }

@@ -99,6 +99,7 @@ internal sealed class QueueMetrics
         RecipientState.Bounced => "bounced",
         RecipientState.Expired => "expired",
         RecipientState.Suppressed => "suppressed",
+        RecipientState.Held => "held",
         _ => "unknown",
     };
 

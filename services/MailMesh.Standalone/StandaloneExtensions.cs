@@ -53,7 +53,9 @@ public static class StandaloneExtensions
     {
         ArgumentNullException.ThrowIfNull(app);
         app.MapQueueEndpoints();
+        app.MapQueueAdminEndpoints();
         app.MapPolicyEndpoints();
+        app.MapPolicyAdminEndpoints();
         app.MapMailbox();
         app.MapIngressHttpApi();
         return app;

@@ -127,7 +127,7 @@ public sealed class DistributedPipelineTests
         }
     }
 
-    private static MimeMessage NewMessage(string subject, params string[] to)
+    internal static MimeMessage NewMessage(string subject, params string[] to)
     {
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse("sender@" + Mesh.SenderDomain));
@@ -158,7 +158,7 @@ public sealed class DistributedPipelineTests
         return client;
     }
 
-    private static async Task<string> SendAsync(DistributedMesh mesh, MimeMessage message)
+    internal static async Task<string> SendAsync(DistributedMesh mesh, MimeMessage message)
     {
         using var client = await ConnectAsync(mesh);
         var reply = await client.SendAsync(message);
@@ -167,7 +167,7 @@ public sealed class DistributedPipelineTests
     }
 
     /// <summary>"2.0.0 Ok: queued as 0193...": the spool id MailMesh gave the message.</summary>
-    private static Guid QueuedId(string reply) => Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]);
+    internal static Guid QueuedId(string reply) => Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]);
 
     private static Task<MessageStatus> WaitForStateAsync(DistributedMesh mesh, Guid id, RecipientState state) =>
         WaitForAsync(mesh, id, s => s.Recipients.All(r => r.State == state));

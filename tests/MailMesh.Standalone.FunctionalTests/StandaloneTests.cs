@@ -94,7 +94,7 @@ public sealed class StandaloneTests : IAsyncLifetime
         Assert.Contains(key, output, StringComparison.Ordinal);
     }
 
-    private static async Task<Guid> SendAsync(int port, string subject)
+    internal static async Task<Guid> SendAsync(int port, string subject)
     {
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse("app@origin.test"));
@@ -108,7 +108,7 @@ public sealed class StandaloneTests : IAsyncLifetime
         return Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]);
     }
 
-    private static async Task<JsonElement> WaitForAsync(Func<Task<JsonElement?>> probe)
+    internal static async Task<JsonElement> WaitForAsync(Func<Task<JsonElement?>> probe)
     {
         var deadline = DateTime.UtcNow + Patience;
         while (true)

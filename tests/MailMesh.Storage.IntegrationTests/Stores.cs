@@ -13,6 +13,8 @@ public abstract class Stores : IAsyncDisposable
     public IPolicyStore Policy { get; protected set; } = null!;
     public ISchemaMigrator Migrator { get; protected set; } = null!;
     public IMailStore Mail { get; protected set; } = null!;
+    public ISpoolAdmin SpoolAdmin { get; protected set; } = null!;
+    public ISuppressionAdmin SuppressionAdmin { get; protected set; } = null!;
 
     /// <summary>Another mail store over the same database (another replica, with its own change listener in PostgreSQL).</summary>
     public abstract IMailStore OpenMailStore();
@@ -43,6 +45,8 @@ public sealed class PostgresStores : Stores
         Policy = new PostgresPolicyStore(dataSource);
         Migrator = new PostgresSchemaMigrator(dataSource, NullLogger<PostgresSchemaMigrator>.Instance);
         Mail = NewMailStore(dataSource);
+        SpoolAdmin = new PostgresSpoolAdmin(dataSource);
+        SuppressionAdmin = new PostgresSuppressionAdmin(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -127,6 +131,8 @@ public sealed class SqliteStores : Stores
         Policy = new SqlitePolicyStore(database);
         Migrator = new SqliteSchemaMigrator(database, NullLogger<SqliteSchemaMigrator>.Instance);
         Mail = new SqliteMailStore(database);
+        SpoolAdmin = new SqliteSpoolAdmin(database);
+        SuppressionAdmin = new SqliteSuppressionAdmin(database);
     }
 
     public string Path { get; }

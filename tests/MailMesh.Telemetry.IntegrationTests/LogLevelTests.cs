@@ -23,9 +23,11 @@ public sealed class LogLevelTests
         "MailMesh.ServiceDefaults:1030", // TLS certificate loaded (start-up, reload; Ingress and Mailbox)
         "MailMesh.Policy:2010", // suppression added through the admin API
         "MailMesh.Policy:2011", // suppression removed through the admin API
+        "MailMesh.Policy:2120", // suppressions imported through the admin API (one line per import)
         "MailMesh.Queue:3000", // scheduler started
         "MailMesh.Queue:3046", // result applier started
         "MailMesh.Queue:3030", // periodic purge summary
+        "MailMesh.Queue:3120", // admin action applied through the admin API (audited)
         "MailMesh.Delivery:5030", // DKIM key re-read after its file changed (configuration)
         "MailMesh.Dns:4003", // resolvers (start-up)
         "MailMesh.Standalone:9001", // orphaned leases returned (start-up)

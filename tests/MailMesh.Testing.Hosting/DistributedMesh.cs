@@ -154,8 +154,8 @@ public sealed class DistributedMesh : IAsyncDisposable
         var app = service switch
         {
             MeshService.Ingress => ServiceHost.Create(args, name, b => b.AddIngress().AddIngressHttpApi(), a => a.MapIngressHttpApi()),
-            MeshService.Policy => ServiceHost.Create(args, name, b => b.AddPolicy(), a => a.MapPolicyEndpoints()),
-            MeshService.Queue => ServiceHost.Create(args, name, b => b.AddQueue(), a => a.MapQueueEndpoints()),
+            MeshService.Policy => ServiceHost.Create(args, name, b => b.AddPolicy(), a => a.MapPolicyEndpoints().MapPolicyAdminEndpoints()),
+            MeshService.Queue => ServiceHost.Create(args, name, b => b.AddQueue(), a => a.MapQueueEndpoints().MapQueueAdminEndpoints()),
             MeshService.Dns => ServiceHost.Create(args, name, b => b.AddDns()),
             MeshService.Delivery => ServiceHost.Create(args, name, b => b.AddDelivery()),
             MeshService.Mailbox => ServiceHost.Create(args, name, b => b.AddMailbox(), a => a.MapMailbox()),

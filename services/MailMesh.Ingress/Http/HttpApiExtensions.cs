@@ -1,5 +1,8 @@
+using MailMesh.Ingress.Auth;
 using MailMesh.ServiceDefaults;
+using MailMesh.ServiceDefaults.Security;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace MailMesh.Ingress.Http;
@@ -23,6 +26,9 @@ public static class HttpApiExtensions
             .AddPolicy(ApiKeyAuthenticationHandler.PolicyName, policy => policy
                 .AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
                 .RequireAuthenticatedUser());
+
+        // The admin API's SMTP AUTH users (issue 12): Ingress owns them (Ingress:Auth:Users, configuration only).
+        builder.AddAdminAuthentication();
         return builder;
     }
 
@@ -40,6 +46,16 @@ public static class HttpApiExtensions
             .MapPost("/messages", static (HttpContext context, SubmissionHandler handler) => handler.HandleAsync(context))
             .WithName("SubmitMessage")
             .DisableAntiforgery();
+
+        // GET /api/v1/admin/smtp-users: names and sender domains, never the password hashes.
+        endpoints.MapGet("/api/v1/admin/smtp-users", static (IOptionsMonitor<IngressAuthOptions> options) =>
+                TypedResults.Ok(options.CurrentValue.Users.Select(u => new SmtpUserView(u.Name, u.SenderDomains, "configuration")).ToList()))
+            .WithTags("Ingress")
+            .WithName("AdminListSmtpUsers")
+            .RequireAdminScope(AdminScopes.UsersRead);
         return endpoints;
     }
+
+    /// <summary>An SMTP AUTH account as the admin API lists it; <c>source</c> says where it is managed.</summary>
+    public sealed record SmtpUserView(string Name, string? SenderDomains, string Source);
 }

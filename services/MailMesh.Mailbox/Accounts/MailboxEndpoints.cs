@@ -32,6 +32,12 @@ public static partial class MailboxEndpoints
         aliases.MapGet("/", ListAliasesAsync).WithName("ListMailboxAliases").RequireAdminScope(AdminScopes.MailboxesRead);
         aliases.MapPut("/{address}", PutAliasAsync).WithName("PutMailboxAlias").RequireAdminScope(AdminScopes.MailboxesWrite);
         aliases.MapDelete("/{address}", DeleteAliasAsync).WithName("DeleteMailboxAlias").RequireAdminScope(AdminScopes.MailboxesWrite);
+
+        // The admin API v1 (issue 12): the same accounts under /api/v1/admin, where the UI and the CLI find everything.
+        var admin = endpoints.MapGroup("/api/v1/admin/mailboxes").WithTags("Mailbox");
+        admin.MapGet("/", ListAsync).WithName("AdminListMailboxes").RequireAdminScope(AdminScopes.MailboxesRead);
+        admin.MapGet("/{address}", GetAsync).WithName("AdminGetMailbox").RequireAdminScope(AdminScopes.MailboxesRead);
+        admin.MapPut("/{address}", PutAsync).WithName("AdminPutMailbox").RequireAdminScope(AdminScopes.MailboxesWrite);
         return endpoints;
     }
 

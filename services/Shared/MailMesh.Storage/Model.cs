@@ -12,6 +12,9 @@ public enum RecipientState
     Bounced = 4,
     Expired = 5,
     Suppressed = 6,
+
+    /// <summary>Held by an administrator (admin API "hold"): never claimed by the scheduler until released.</summary>
+    Held = 7,
 }
 
 public static class RecipientStates

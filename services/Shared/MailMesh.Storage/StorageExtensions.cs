@@ -13,7 +13,7 @@ namespace MailMesh.Storage;
 public static class StorageExtensions
 {
     /// <summary>
-    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
+    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/>, <see cref="ISpoolAdmin"/>, <see cref="ISuppressionAdmin"/> and <see cref="ISchemaMigrator"/> (singletons) over
     /// the store that <c>Storage:Provider</c> names: one <see cref="NpgsqlDataSource"/> for <c>ConnectionStrings:Spool</c>,
     /// or one SQLite file at <c>Storage:SqlitePath</c>. Options are validated when the host starts. With
     /// <c>Storage:MigrateOnStart</c> the schema is migrated before any other hosted service starts. Calling this
@@ -40,6 +40,8 @@ public static class StorageExtensions
         services.TryAddSingleton<IPolicyStore>(sp => sp.GetRequiredService<StorageBackend>().CreatePolicyStore());
         services.TryAddSingleton<IMailStore>(sp => sp.GetRequiredService<StorageBackend>().CreateMailStore(sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.TryAddSingleton<ISchemaMigrator>(sp => sp.GetRequiredService<StorageBackend>().CreateMigrator());
+        services.TryAddSingleton<ISpoolAdmin>(sp => sp.GetRequiredService<StorageBackend>().CreateSpoolAdmin());
+        services.TryAddSingleton<ISuppressionAdmin>(sp => sp.GetRequiredService<StorageBackend>().CreateSuppressionAdmin());
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
@@ -67,6 +69,14 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFa
     public IMailStore CreateMailStore(TimeProvider time) => Provider == StorageProvider.Sqlite
         ? new SqliteMailStore(Sqlite())
         : new PostgresMailStore(DataSource(), loggerFactory.CreateLogger<PostgresMailStore>(), time);
+
+    public ISpoolAdmin CreateSpoolAdmin() => Provider == StorageProvider.Sqlite
+        ? new SqliteSpoolAdmin(Sqlite())
+        : new PostgresSpoolAdmin(DataSource());
+
+    public ISuppressionAdmin CreateSuppressionAdmin() => Provider == StorageProvider.Sqlite
+        ? new SqliteSuppressionAdmin(Sqlite())
+        : new PostgresSuppressionAdmin(DataSource());
 
     public ISchemaMigrator CreateMigrator() => Provider == StorageProvider.Sqlite
         ? new SqliteSchemaMigrator(Sqlite(), loggerFactory.CreateLogger<SqliteSchemaMigrator>())

@@ -25,8 +25,24 @@ public static class AdminScopes
     /// <summary>PUT /api/v1/mailboxes/{address}, PUT and DELETE /api/v1/mailbox-aliases/{address}.</summary>
     public const string MailboxesWrite = "mailboxes:write";
 
+    /// <summary>POST /api/v1/admin/messages/…: retry, hold, release, bounce and delete, on one message or a filter.</summary>
+    public const string MessagesWrite = "messages:write";
+
+    /// <summary>GET /api/v1/admin/messages/{id}/raw: a message's whole content (headers and body).</summary>
+    public const string MessagesContent = "messages:content";
+
+    /// <summary>GET /api/v1/admin/audit: who did which admin action when.</summary>
+    public const string AuditRead = "audit:read";
+
+    /// <summary>GET /api/v1/admin/keys: the admin keys' names and scopes (never their hashes).</summary>
+    public const string KeysRead = "keys:read";
+
+    /// <summary>GET /api/v1/admin/smtp-users (Ingress): the SMTP AUTH accounts' names (never their password hashes).</summary>
+    public const string UsersRead = "users:read";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
-    public static IReadOnlyList<string> All { get; } = [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite];
+    public static IReadOnlyList<string> All { get; } =
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";

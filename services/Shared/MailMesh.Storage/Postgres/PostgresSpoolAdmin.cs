@@ -1,0 +1,402 @@
+using System.Text;
+using Npgsql;
+
+namespace MailMesh.Storage.Postgres;
+
+/// <summary>
+/// <see cref="ISpoolAdmin"/> over the PostgreSQL spool. Statements are assembled from constant fragments, one per
+/// filter member that is set (values are always parameters), so each combination gets a plan that uses its index:
+/// messages_received for the newest-first walk, messages_sender_received for a sender, recipients_address and
+/// recipients_domain_state for recipient filters (migration 0012).
+/// </summary>
+public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmin
+{
+    // Serialises with result application (PostgresSpool locks the same rows): a bounce that finishes a message and a
+    // result that finishes another of its recipients cannot both miss each other's update in the completion check.
+    private const string LockMessagesSql = "SELECT 1 FROM spool.messages WHERE id = ANY(@chunk) ORDER BY id FOR NO KEY UPDATE";
+
+    private const string CompleteMessagesSql =
+        """
+        UPDATE spool.messages AS m SET completed_at = @now
+        WHERE m.id = ANY(@chunk) AND m.completed_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM spool.recipients AS r WHERE r.message_id = m.id AND r.state NOT IN (3, 4, 5, 6))
+        """;
+
+    private const string AuditSql =
+        """
+        INSERT INTO spool.admin_audit (at, actor, action, target, changed, skipped)
+        VALUES (@now, @actor, @action, @target, @changed, @skipped)
+        RETURNING id
+        """;
+
+    private const string RecipientCountsSql =
+        """
+        SELECT message_id, state, count(*)::int, min(address), min(next_attempt_at)
+        FROM spool.recipients
+        WHERE message_id = ANY(@ids)
+        GROUP BY message_id, state
+        """;
+
+    private static readonly string SummarySql =
+        $"""
+        SELECT r.domain, r.state, {AgeBucketCase()} AS bucket, count(*), min(m.received_at)
+        FROM spool.recipients AS r
+            JOIN spool.messages AS m ON m.id = r.message_id
+        WHERE r.state IN (0, 1, 2, 7)
+        GROUP BY 1, 2, 3
+        """;
+
+    public async Task<MessagePage> ListMessagesAsync(MessageListQuery query, CancellationToken cancellationToken)
+    {
+        SpoolAdminShared.Check(query);
+        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM spool.messages AS m WHERE true");
+        await using var command = dataSource.CreateCommand();
+        AppendMessagePredicates(sql, command, query.Filter);
+        if (query.After is { } after)
+        {
+            sql.Append(" AND (m.received_at, m.id) < (@after_at, @after_id)");
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("after_at", after.ReceivedAt));
+            command.Parameters.Add(new NpgsqlParameter<Guid>("after_id", after.Id));
+        }
+
+        if (query.Filter.HasRecipientPredicate)
+        {
+            sql.Append(" AND EXISTS (SELECT 1 FROM spool.recipients AS r WHERE r.message_id = m.id");
+            AppendRecipientPredicates(sql, command, query.Filter);
+            sql.Append(')');
+        }
+
+        sql.Append(" ORDER BY m.received_at DESC, m.id DESC LIMIT @limit");
+        command.Parameters.Add(new NpgsqlParameter<int>("limit", query.Limit + 1));
+        command.CommandText = sql.ToString();
+
+        var page = new MessagePageBuilder(query.Limit);
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                page.AddMessage(reader.GetGuid(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt64(3),
+                    (MessageOrigin)reader.GetInt16(4), reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5));
+            }
+        }
+
+        var ids = page.Trim();
+        if (ids.Count > 0)
+        {
+            await using var recipients = dataSource.CreateCommand(RecipientCountsSql);
+            recipients.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", [.. ids]));
+            await using var reader = await recipients.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                page.AddCount(reader.GetGuid(0), (RecipientState)reader.GetInt16(1), reader.GetInt32(2), reader.GetString(3),
+                    reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4));
+            }
+        }
+
+        return page.Build();
+    }
+
+    public async Task<AdminActionResult> ApplyAsync(AdminActionRequest request, CancellationToken cancellationToken)
+    {
+        SpoolAdminShared.Check(request);
+        var now = StoreArguments.Truncate(request.Now);
+        var changed = 0;
+        var skipped = 0;
+        var bounced = new List<AdminBouncedRecipient>();
+        Guid? after = null;
+        while (true)
+        {
+            var chunk = await TargetChunkAsync(request, after, cancellationToken);
+            if (chunk.Length == 0)
+            {
+                break;
+            }
+
+            after = chunk[^1];
+            var (c, s) = await ApplyChunkAsync(request, chunk, now, bounced, cancellationToken);
+            changed += c;
+            skipped += s;
+            if (chunk.Length < SpoolAdminLimits.ActionChunk)
+            {
+                break;
+            }
+        }
+
+        if (request.Action != AdminAction.Delete)
+        {
+            skipped = await CountInFlightAsync(request, cancellationToken);
+        }
+
+        await using var audit = dataSource.CreateCommand(AuditSql);
+        audit.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
+        audit.Parameters.Add(new NpgsqlParameter<string>("actor", request.Actor));
+        audit.Parameters.Add(new NpgsqlParameter<string>("action", SpoolAdminShared.Name(request.Action)));
+        audit.Parameters.Add(new NpgsqlParameter<string>("target", request.Target));
+        audit.Parameters.Add(new NpgsqlParameter<int>("changed", changed));
+        audit.Parameters.Add(new NpgsqlParameter<int>("skipped", skipped));
+        var auditId = (long)(await audit.ExecuteScalarAsync(cancellationToken))!;
+        return new AdminActionResult { Action = request.Action, Changed = changed, SkippedInFlight = skipped, AuditId = auditId, Bounced = bounced };
+    }
+
+    private async Task<Guid[]> TargetChunkAsync(AdminActionRequest request, Guid? after, CancellationToken cancellationToken)
+    {
+        var sql = new StringBuilder("SELECT DISTINCT r.message_id FROM spool.recipients AS r JOIN spool.messages AS m ON m.id = r.message_id WHERE true");
+        await using var command = dataSource.CreateCommand();
+        AppendTarget(sql, command, request);
+        var source = SpoolAdminShared.SourceStates(request.Action);
+        if (source.Count > 0)
+        {
+            sql.Append(" AND r.state = ANY(@source)");
+            command.Parameters.Add(new NpgsqlParameter<short[]>("source", [.. source.Select(s => (short)s)]));
+        }
+
+        if (after is { } a)
+        {
+            sql.Append(" AND r.message_id > @after");
+            command.Parameters.Add(new NpgsqlParameter<Guid>("after", a));
+        }
+
+        sql.Append(" ORDER BY r.message_id LIMIT @chunk_size");
+        command.Parameters.Add(new NpgsqlParameter<int>("chunk_size", SpoolAdminLimits.ActionChunk));
+        command.CommandText = sql.ToString();
+        var ids = new List<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            ids.Add(reader.GetGuid(0));
+        }
+
+        return [.. ids];
+    }
+
+    private async Task<int> CountInFlightAsync(AdminActionRequest request, CancellationToken cancellationToken)
+    {
+        var sql = new StringBuilder("SELECT count(*)::int FROM spool.recipients AS r JOIN spool.messages AS m ON m.id = r.message_id WHERE r.state = 1");
+        await using var command = dataSource.CreateCommand();
+        AppendTarget(sql, command, request);
+        command.CommandText = sql.ToString();
+        return (int)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private async Task<(int Changed, int Skipped)> ApplyChunkAsync(
+        AdminActionRequest request, Guid[] chunk, DateTimeOffset now, List<AdminBouncedRecipient> bounced, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var lockMessages = new NpgsqlCommand(LockMessagesSql, connection, transaction))
+        {
+            lockMessages.Parameters.Add(new NpgsqlParameter<Guid[]>("chunk", chunk));
+            await lockMessages.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        int changed;
+        var skipped = 0;
+        await using (var command = new NpgsqlCommand { Connection = connection, Transaction = transaction })
+        {
+            command.Parameters.Add(new NpgsqlParameter<Guid[]>("chunk", chunk));
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
+            var sql = new StringBuilder();
+            if (request.Action == AdminAction.Delete)
+            {
+                // A message with a recipient in flight is kept: its attempt owns that recipient until the result is applied.
+                sql.Append(
+                    """
+                    DELETE FROM spool.messages AS d
+                    WHERE d.id = ANY(@chunk)
+                        AND NOT EXISTS (SELECT 1 FROM spool.recipients AS f WHERE f.message_id = d.id AND f.state = 1)
+                        AND EXISTS (SELECT 1 FROM spool.recipients AS r JOIN spool.messages AS m ON m.id = r.message_id
+                            WHERE r.message_id = d.id
+                    """);
+                AppendTarget(sql, command, request);
+                sql.Append(')');
+                command.CommandText = sql.ToString();
+                changed = await command.ExecuteNonQueryAsync(cancellationToken);
+                await using var inFlight = new NpgsqlCommand(
+                    "SELECT count(DISTINCT message_id)::int FROM spool.recipients WHERE message_id = ANY(@chunk) AND state = 1", connection, transaction);
+                inFlight.Parameters.Add(new NpgsqlParameter<Guid[]>("chunk", chunk));
+                skipped = (int)(await inFlight.ExecuteScalarAsync(cancellationToken))!;
+            }
+            else
+            {
+                sql.Append(request.Action switch
+                {
+                    AdminAction.Hold => "UPDATE spool.recipients AS r SET state = 7, updated_at = @now",
+                    AdminAction.Release => "UPDATE spool.recipients AS r SET state = 0, next_attempt_at = @now, updated_at = @now",
+                    AdminAction.Retry => "UPDATE spool.recipients AS r SET next_attempt_at = @now, updated_at = @now",
+                    _ => "UPDATE spool.recipients AS r SET state = 4, last_reply_code = NULL, last_enhanced_code = NULL, last_reply_text = @reason, updated_at = @now",
+                });
+                sql.Append(" FROM spool.messages AS m WHERE m.id = r.message_id AND r.message_id = ANY(@chunk) AND r.state = ANY(@source)");
+                command.Parameters.Add(new NpgsqlParameter<short[]>("source", [.. SpoolAdminShared.SourceStates(request.Action).Select(s => (short)s)]));
+                if (request.Action == AdminAction.Retry)
+                {
+                    sql.Append(" AND r.next_attempt_at > @now");
+                }
+
+                AppendTarget(sql, command, request);
+                if (request.Action == AdminAction.Bounce)
+                {
+                    command.Parameters.Add(new NpgsqlParameter<string>("reason", request.Reason ?? "bounced by an administrator"));
+                    sql.Append(" RETURNING r.id, r.message_id, r.address, r.notify, r.orcpt, r.last_remote_host");
+                    command.CommandText = sql.ToString();
+                    var these = new List<AdminBouncedRecipient>();
+                    await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+                    {
+                        while (await reader.ReadAsync(cancellationToken))
+                        {
+                            these.Add(new AdminBouncedRecipient
+                            {
+                                RecipientId = reader.GetInt64(0),
+                                MessageId = reader.GetGuid(1),
+                                Address = reader.GetString(2),
+                                Notify = reader.IsDBNull(3) ? null : reader.GetString(3),
+                                OriginalRecipient = reader.IsDBNull(4) ? null : reader.GetString(4),
+                                LastRemoteHost = reader.IsDBNull(5) ? null : reader.GetString(5),
+                            });
+                        }
+                    }
+
+                    changed = these.Count;
+                    if (these.Count > 0)
+                    {
+                        await using var history = new NpgsqlCommand(
+                            """
+                            INSERT INTO spool.attempts (recipient_id, attempted_at, reply_text, state)
+                            SELECT id, @now, @reason, 4 FROM unnest(@ids) AS id
+                            """, connection, transaction);
+                        history.Parameters.Add(new NpgsqlParameter<long[]>("ids", [.. these.Select(b => b.RecipientId)]));
+                        history.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
+                        history.Parameters.Add(new NpgsqlParameter<string>("reason", request.Reason ?? "bounced by an administrator"));
+                        await history.ExecuteNonQueryAsync(cancellationToken);
+
+                        await using var complete = new NpgsqlCommand(CompleteMessagesSql, connection, transaction);
+                        complete.Parameters.Add(new NpgsqlParameter<Guid[]>("chunk", chunk));
+                        complete.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
+                        await complete.ExecuteNonQueryAsync(cancellationToken);
+                        bounced.AddRange(these);
+                    }
+                }
+                else
+                {
+                    command.CommandText = sql.ToString();
+                    changed = await command.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return (changed, skipped);
+    }
+
+    public async Task<QueueSummary> SummarizeAsync(DateTimeOffset now, int maxDomains, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(SummarySql);
+        var buckets = SpoolAdminLimits.AgeBucketMinutes;
+        for (var i = 0; i < buckets.Count; i++)
+        {
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("cut" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), StoreArguments.Truncate(now.AddMinutes(-buckets[i]))));
+        }
+
+        var groups = new List<(string, RecipientState, int, long, DateTimeOffset)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            groups.Add((reader.GetString(0), (RecipientState)reader.GetInt16(1), reader.GetInt32(2), reader.GetInt64(3), reader.GetFieldValue<DateTimeOffset>(4)));
+        }
+
+        return SpoolAdminShared.Summarize(now, maxDomains, groups);
+    }
+
+    public async Task<IReadOnlyList<AdminAuditEntry>> ListAuditAsync(long? beforeId, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            """
+            SELECT id, at, actor, action, target, changed, skipped FROM spool.admin_audit
+            WHERE id < @before ORDER BY id DESC LIMIT @limit
+            """);
+        command.Parameters.Add(new NpgsqlParameter<long>("before", beforeId ?? long.MaxValue));
+        command.Parameters.Add(new NpgsqlParameter<int>("limit", Math.Clamp(limit, 1, SpoolAdminLimits.MaxPage)));
+        var entries = new List<AdminAuditEntry>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            entries.Add(new AdminAuditEntry
+            {
+                Id = reader.GetInt64(0),
+                At = reader.GetFieldValue<DateTimeOffset>(1),
+                Actor = reader.GetString(2),
+                Action = reader.GetString(3),
+                Target = reader.GetString(4),
+                Changed = reader.GetInt32(5),
+                SkippedInFlight = reader.GetInt32(6),
+            });
+        }
+
+        return entries;
+    }
+
+    private static string AgeBucketCase()
+    {
+        var sql = new StringBuilder("CASE");
+        for (var i = 0; i < SpoolAdminLimits.AgeBucketMinutes.Count; i++)
+        {
+            sql.Append(System.Globalization.CultureInfo.InvariantCulture, $" WHEN m.received_at > @cut{i} THEN {i}");
+        }
+
+        return sql.Append(System.Globalization.CultureInfo.InvariantCulture, $" ELSE {SpoolAdminLimits.AgeBucketMinutes.Count} END").ToString();
+    }
+
+    /// <summary>The request's ids (if any) and filter, over r (recipients) joined to m (messages).</summary>
+    private static void AppendTarget(StringBuilder sql, NpgsqlCommand command, AdminActionRequest request)
+    {
+        if (request.MessageIds is { } ids)
+        {
+            sql.Append(" AND r.message_id = ANY(@ids)");
+            command.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", [.. ids]));
+        }
+
+        AppendMessagePredicates(sql, command, request.Filter);
+        AppendRecipientPredicates(sql, command, request.Filter);
+    }
+
+    private static void AppendMessagePredicates(StringBuilder sql, NpgsqlCommand command, MessageFilter filter)
+    {
+        if (filter.Sender is { } sender)
+        {
+            sql.Append(" AND lower(m.sender) = lower(@sender)");
+            command.Parameters.Add(new NpgsqlParameter<string>("sender", sender));
+        }
+
+        if (filter.ReceivedFrom is { } from)
+        {
+            sql.Append(" AND m.received_at >= @received_from");
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("received_from", StoreArguments.Truncate(from)));
+        }
+
+        if (filter.ReceivedTo is { } to)
+        {
+            sql.Append(" AND m.received_at < @received_to");
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("received_to", StoreArguments.Truncate(to)));
+        }
+    }
+
+    private static void AppendRecipientPredicates(StringBuilder sql, NpgsqlCommand command, MessageFilter filter)
+    {
+        if (filter.Recipient is { } recipient)
+        {
+            sql.Append(" AND lower(r.address) = lower(@recipient)");
+            command.Parameters.Add(new NpgsqlParameter<string>("recipient", recipient));
+        }
+
+        if (filter.Domain is { } domain)
+        {
+            sql.Append(" AND r.domain = @domain");
+            command.Parameters.Add(new NpgsqlParameter<string>("domain", domain));
+        }
+
+        if (filter.States is { Count: > 0 } states)
+        {
+            sql.Append(" AND r.state = ANY(@states)");
+            command.Parameters.Add(new NpgsqlParameter<short[]>("states", [.. states.Select(s => (short)s)]));
+        }
+    }
+}

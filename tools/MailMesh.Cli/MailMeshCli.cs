@@ -1,0 +1,594 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace MailMesh.Cli;
+
+/// <summary>The <c>mailmesh</c> commands. Each talks to the admin API only (docs/operations.md has examples).</summary>
+internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWriter error, IReadOnlyDictionary<string, string?> environment)
+{
+    public const string Usage =
+        """
+        mailmesh: the MailMesh admin command line (over the admin API).
+
+        Usage: mailmesh [--url URL] [--key KEY] [--json] <command> ...
+
+          queue [--domains N]                     pending recipients by destination and age (like qshape)
+          message list [FILTER] [--limit N] [--cursor C]
+          message show <id> [--raw]               envelope, headers, attempts, events (--raw: the message itself)
+          message retry|hold|release|bounce|delete <id>... [--reason TEXT]
+          message retry|hold|release|bounce|delete FILTER [--yes] [--reason TEXT]
+                                                  every message matching FILTER (asks first unless --yes)
+          suppress list [--prefix P] [--domain D] [--source S] [--limit N] [--cursor C]
+          suppress add <address> [--reason TEXT] [--expires TIME]
+          suppress remove <address>
+          suppress import <file.csv|->            lines: address[,reason[,created_at,source,expires_at]]
+          suppress export [file.csv|-]
+          keys                                    the admin API keys (names and scopes)
+          users [list] [--after ADDRESS] [--limit N]
+          users add <address> [--password P] [--quota BYTES]
+          users disable|enable <address>         mailbox accounts
+          users smtp                              SMTP AUTH accounts (configured in Ingress:Auth:Users)
+          audit [--limit N] [--before ID]         who did which admin action
+
+        FILTER: --domain D --sender S --recipient R --state S[,S] --from TIME --to TIME (--all-messages: no filter)
+        States: queued in_flight deferred held delivered bounced expired suppressed
+
+        The URL and key come from --url/--key, else MAILMESH_URL/MAILMESH_API_KEY, else ~/.config/mailmesh/cli.json
+        ({"url": "...", "key": "..."}). Exit codes: 0 ok, 1 usage or invalid request, 2 not found, 3 authentication or
+        scope, 4 server error, 5 server unreachable, 6 bulk action not confirmed.
+        """;
+
+    private static readonly string[] FilterOptions = ["domain", "sender", "recipient", "state", "from", "to"];
+    private static readonly HashSet<string> Actions = new(StringComparer.Ordinal) { "retry", "hold", "release", "bounce", "delete" };
+
+    private bool _json;
+
+    public async Task<int> RunAsync(IReadOnlyList<string> argv, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var args = Arguments.Parse(argv);
+            _json = args.Flag("json");
+            if (args.Flag("help") || args.Positionals.Count == 0)
+            {
+                args.Option("url");
+                args.Option("key");
+                (args.Positionals.Count == 0 && !args.Flag("help") ? error : output).WriteLine(Usage);
+                return args.Positionals.Count == 0 && !args.Flag("help") ? ExitCodes.Usage : ExitCodes.Ok;
+            }
+
+            var settings = CliSettings.Resolve(args, environment);
+            using var client = new AdminClient(settings);
+            var command = args.Positionals[0];
+            var rest = args.Positionals.Skip(1).ToList();
+            return command switch
+            {
+                "queue" => await QueueAsync(client, args, cancellationToken),
+                "message" or "messages" => await MessageAsync(client, args, rest, cancellationToken),
+                "suppress" or "suppressions" => await SuppressAsync(client, args, rest, cancellationToken),
+                "keys" => await KeysAsync(client, args, cancellationToken),
+                "users" => await UsersAsync(client, args, rest, cancellationToken),
+                "audit" => await AuditAsync(client, args, cancellationToken),
+                _ => throw new CliException(ExitCodes.Usage, $"Unknown command '{command}'. See 'mailmesh --help'."),
+            };
+        }
+        catch (CliException e)
+        {
+            error.WriteLine("mailmesh: " + e.Message);
+            return e.ExitCode;
+        }
+    }
+
+    private async Task<int> QueueAsync(AdminClient client, Arguments args, CancellationToken cancellationToken)
+    {
+        var domains = args.IntOption("domains") ?? 50;
+        args.EnsureAllRead();
+        var summary = await client.GetAsync($"/api/v1/admin/queue/summary?domains={domains}", cancellationToken);
+        if (_json)
+        {
+            Output.WriteJson(output, summary);
+            return ExitCodes.Ok;
+        }
+
+        var buckets = summary.GetProperty("ageBuckets").EnumerateArray().Select(b => b.GetString()!).ToList();
+        var headers = new List<string> { "domain", "total" };
+        headers.AddRange(buckets);
+        headers.AddRange(["held", "deferred", "oldest"]);
+        IReadOnlyList<string> Row(JsonElement row, string name)
+        {
+            var cells = new List<string> { name, row.GetProperty("total").GetInt64().ToString(CultureInfo.InvariantCulture) };
+            cells.AddRange(row.GetProperty("byAge").EnumerateArray().Select(a => a.GetInt64().ToString(CultureInfo.InvariantCulture)));
+            var byState = row.GetProperty("byState");
+            cells.Add(byState.TryGetProperty("held", out var held) ? held.GetInt64().ToString(CultureInfo.InvariantCulture) : "0");
+            cells.Add(byState.TryGetProperty("deferred", out var deferred) ? deferred.GetInt64().ToString(CultureInfo.InvariantCulture) : "0");
+            cells.Add(row.GetProperty("total").GetInt64() == 0 ? "-" : Output.Age(row.GetProperty("oldestAgeSeconds").GetDouble()));
+            return cells;
+        }
+
+        var rows = new List<IReadOnlyList<string>> { Row(summary.GetProperty("total"), "TOTAL") };
+        rows.AddRange(summary.GetProperty("domains").EnumerateArray().Select(d => Row(d, d.GetProperty("domain").GetString()!)));
+        Output.WriteTable(output, headers, rows, Enumerable.Range(1, headers.Count - 1).ToHashSet());
+        var count = summary.GetProperty("domainCount").GetInt32();
+        if (count > rows.Count - 1)
+        {
+            output.WriteLine($"({count - (rows.Count - 1)} more domains; --domains N shows more)");
+        }
+
+        return ExitCodes.Ok;
+    }
+
+    private async Task<int> MessageAsync(AdminClient client, Arguments args, List<string> rest, CancellationToken cancellationToken)
+    {
+        var sub = rest.Count > 0 ? rest[0] : throw new CliException(ExitCodes.Usage, "message needs a subcommand: list, show, retry, hold, release, bounce, delete.");
+        var ids = rest.Skip(1).ToList();
+        if (sub == "list")
+        {
+            var query = FilterQuery(args);
+            var limit = args.IntOption("limit") ?? 50;
+            var cursor = args.Option("cursor");
+            args.EnsureAllRead();
+            query.Add("limit=" + limit.ToString(CultureInfo.InvariantCulture));
+            if (cursor is not null)
+            {
+                query.Add("cursor=" + Uri.EscapeDataString(cursor));
+            }
+
+            var page = await client.GetAsync("/api/v1/admin/messages?" + string.Join('&', query), cancellationToken);
+            if (_json)
+            {
+                Output.WriteJson(output, page);
+                return ExitCodes.Ok;
+            }
+
+            Output.WriteTable(output, ["id", "received", "sender", "recipients", "states"], page.GetProperty("items").EnumerateArray().Select(m => (IReadOnlyList<string>)
+            [
+                Output.Str(m, "id"),
+                m.GetProperty("receivedAt").GetDateTimeOffset().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+                Output.Str(m, "sender") is { Length: > 0 } s ? s : "<>",
+                m.GetProperty("recipients").GetInt32() == 1 ? Output.Str(m, "firstRecipient") : $"{Output.Str(m, "firstRecipient")} +{m.GetProperty("recipients").GetInt32() - 1}",
+                string.Join(' ', m.GetProperty("states").EnumerateObject().Select(p => $"{p.Name}:{p.Value.GetInt32()}")),
+            ]));
+            if (Output.Str(page, "next") is { Length: > 0 } next)
+            {
+                output.WriteLine($"(more: --cursor {next})");
+            }
+
+            return ExitCodes.Ok;
+        }
+
+        if (sub == "show")
+        {
+            var raw = args.Flag("raw");
+            args.EnsureAllRead();
+            var id = ids.Count == 1 ? ids[0] : throw new CliException(ExitCodes.Usage, "message show needs one message id.");
+            if (raw)
+            {
+                await output.FlushAsync(cancellationToken);
+                using var stdout = Console.OpenStandardOutput();
+                await client.DownloadAsync($"/api/v1/admin/messages/{Uri.EscapeDataString(id)}/raw", stdout, cancellationToken);
+                return ExitCodes.Ok;
+            }
+
+            var message = await client.GetAsync($"/api/v1/admin/messages/{Uri.EscapeDataString(id)}", cancellationToken);
+            if (_json)
+            {
+                Output.WriteJson(output, message);
+                return ExitCodes.Ok;
+            }
+
+            WriteMessage(message);
+            return ExitCodes.Ok;
+        }
+
+        if (!Actions.Contains(sub))
+        {
+            throw new CliException(ExitCodes.Usage, $"Unknown message subcommand '{sub}' (list, show, retry, hold, release, bounce, delete).");
+        }
+
+        var reason = args.Option("reason");
+        if (ids.Count > 0)
+        {
+            if (FilterOptions.Any(o => args.Option(o) is not null))
+            {
+                throw new CliException(ExitCodes.Usage, "Give message ids or a filter, not both.");
+            }
+
+            args.Flag("yes");
+            args.EnsureAllRead();
+            var total = new ActionTotals();
+            foreach (var id in ids)
+            {
+                var result = await client.SendJsonAsync(HttpMethod.Post, $"/api/v1/admin/messages/{Uri.EscapeDataString(id)}/{sub}", new { reason }, cancellationToken);
+                total.Add(result);
+                if (_json)
+                {
+                    Output.WriteJson(output, result);
+                }
+            }
+
+            if (!_json)
+            {
+                output.WriteLine(total.Describe(sub));
+            }
+
+            return ExitCodes.Ok;
+        }
+
+        return await BulkAsync(client, args, sub, reason, cancellationToken);
+    }
+
+    private async Task<int> BulkAsync(AdminClient client, Arguments args, string action, string? reason, CancellationToken cancellationToken)
+    {
+        var filter = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in FilterOptions)
+        {
+            if (args.Option(name) is { } value)
+            {
+                filter[name] = value;
+            }
+        }
+
+        var all = args.Flag("all-messages");
+        var yes = args.Flag("yes");
+        args.EnsureAllRead();
+        if (filter.Count == 0 && !all)
+        {
+            throw new CliException(ExitCodes.Usage, $"message {action} needs message ids or a filter (--domain, --sender, --recipient, --state, --from, --to; --all-messages for every message).");
+        }
+
+        if (!yes)
+        {
+            // Show how much matches before asking (at most one page is counted).
+            var preview = await client.GetAsync("/api/v1/admin/messages?limit=500&" + string.Join('&', filter.Select(f => $"{f.Key}={Uri.EscapeDataString(f.Value)}")), cancellationToken);
+            var count = preview.GetProperty("items").GetArrayLength();
+            var more = Output.Str(preview, "next").Length > 0;
+            var description = filter.Count == 0 ? "every message" : string.Join(' ', filter.Select(f => $"{f.Key}={f.Value}"));
+            error.Write($"{action} {(more ? "more than " + count.ToString(CultureInfo.InvariantCulture) : count.ToString(CultureInfo.InvariantCulture))} message(s) matching {description}? [y/N] ");
+            var answer = (await input.ReadLineAsync(cancellationToken))?.Trim();
+            if (answer is not ("y" or "Y" or "yes" or "YES"))
+            {
+                error.WriteLine("Nothing done.");
+                return ExitCodes.Declined;
+            }
+        }
+
+        var body = new Dictionary<string, object?> { ["action"] = action, ["filter"] = filter, ["reason"] = reason };
+        if (all)
+        {
+            body["all"] = true;
+        }
+
+        var result = await client.SendJsonAsync(HttpMethod.Post, "/api/v1/admin/messages/actions", body, cancellationToken);
+        if (_json)
+        {
+            Output.WriteJson(output, result);
+        }
+        else
+        {
+            var total = new ActionTotals();
+            total.Add(result);
+            output.WriteLine(total.Describe(action));
+        }
+
+        return ExitCodes.Ok;
+    }
+
+    private void WriteMessage(JsonElement m)
+    {
+        output.WriteLine($"Message   {Output.Str(m, "id")}");
+        output.WriteLine($"From      <{Output.Str(m, "sender")}>");
+        output.WriteLine($"Received  {Output.Str(m, "receivedAt")} from {Output.Str(m, "clientAddress")} ({Output.Str(m, "origin")}), {Output.Str(m, "size")} octets");
+        if (Output.Str(m, "traceId") is { Length: > 0 } trace)
+        {
+            output.WriteLine($"Trace     {trace}");
+        }
+
+        if (Output.Str(m, "completedAt") is { Length: > 0 } completed)
+        {
+            output.WriteLine($"Completed {completed}");
+        }
+
+        output.WriteLine();
+        foreach (var header in m.GetProperty("headers").EnumerateArray().Where(h => Output.Str(h, "name") is "Subject" or "From" or "To" or "Message-ID" or "Date"))
+        {
+            output.WriteLine($"{Output.Str(header, "name")}: {Output.Str(header, "value")}");
+        }
+
+        output.WriteLine();
+        Output.WriteTable(output, ["recipient", "state", "attempts", "next attempt", "last reply"], m.GetProperty("recipients").EnumerateArray().Select(r => (IReadOnlyList<string>)
+        [
+            Output.Str(r, "address"),
+            Output.Str(r, "state"),
+            Output.Str(r, "attempts"),
+            Output.Str(r, "nextAttemptAt"),
+            string.Join(' ', new[] { Output.Str(r, "lastReplyCode"), Output.Str(r, "lastReplyText"), Output.Str(r, "lastRemoteHost") is { Length: > 0 } host ? $"({host})" : string.Empty }.Where(s => s.Length > 0)),
+        ]));
+        output.WriteLine();
+        foreach (var e in m.GetProperty("events").EnumerateArray())
+        {
+            output.WriteLine($"{Output.Str(e, "at")}  {Output.Str(e, "type"),-10} {Output.Str(e, "recipient")} {Output.Str(e, "detail")}".TrimEnd());
+        }
+    }
+
+    private async Task<int> SuppressAsync(AdminClient client, Arguments args, List<string> rest, CancellationToken cancellationToken)
+    {
+        var sub = rest.Count > 0 ? rest[0] : "list";
+        var target = rest.Count > 1 ? rest[1] : null;
+        switch (sub)
+        {
+            case "list":
+                {
+                    var query = new List<string> { "limit=" + (args.IntOption("limit") ?? 100).ToString(CultureInfo.InvariantCulture) };
+                    foreach (var name in new[] { "prefix", "domain", "source", "cursor" })
+                    {
+                        if (args.Option(name) is { } value)
+                        {
+                            query.Add($"{name}={Uri.EscapeDataString(value)}");
+                        }
+                    }
+
+                    args.EnsureAllRead();
+                    var page = await client.GetAsync("/api/v1/admin/suppressions?" + string.Join('&', query), cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, page);
+                        return ExitCodes.Ok;
+                    }
+
+                    Output.WriteTable(output, ["address", "source", "since", "expires", "reason"], page.GetProperty("items").EnumerateArray().Select(s => (IReadOnlyList<string>)
+                    [
+                        Output.Str(s, "address"), Output.Str(s, "source"), Output.Str(s, "createdAt"), Output.Str(s, "expiresAt") is { Length: > 0 } x ? x : "never", Output.Str(s, "reason"),
+                ]));
+                    if (Output.Str(page, "next") is { Length: > 0 } next)
+                    {
+                        output.WriteLine($"(more: --cursor {next})");
+                    }
+
+                    return ExitCodes.Ok;
+                }
+
+            case "add":
+                {
+                    var reason = args.Option("reason");
+                    var expires = args.Option("expires");
+                    args.EnsureAllRead();
+                    var added = await client.SendJsonAsync(HttpMethod.Put, $"/api/v1/admin/suppressions/{Uri.EscapeDataString(Required(target, "suppress add needs an address."))}", new { reason, expiresAt = expires }, cancellationToken);
+                    Done(added, $"Suppressed {Output.Str(added, "address")}.");
+                    return ExitCodes.Ok;
+                }
+
+            case "remove":
+                {
+                    args.EnsureAllRead();
+                    await client.SendAsync(HttpMethod.Delete, $"/api/v1/admin/suppressions/{Uri.EscapeDataString(Required(target, "suppress remove needs an address."))}", null, cancellationToken);
+                    Done(default, $"Removed {target} from the suppression list.");
+                    return ExitCodes.Ok;
+                }
+
+            case "import":
+                {
+                    args.EnsureAllRead();
+                    var path = Required(target, "suppress import needs a CSV file (or - for standard input).");
+                    string csv;
+                    try
+                    {
+                        csv = path == "-" ? await input.ReadToEndAsync(cancellationToken) : await File.ReadAllTextAsync(path, cancellationToken);
+                    }
+                    catch (IOException e)
+                    {
+                        throw new CliException(ExitCodes.Usage, $"Cannot read {path}: {e.Message}");
+                    }
+
+                    var result = await client.SendAsync(HttpMethod.Post, "/api/v1/admin/suppressions/import", new StringContent(csv, Encoding.UTF8, "text/csv"), cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, result);
+                    }
+                    else
+                    {
+                        output.WriteLine($"Imported {Output.Str(result, "added")} suppression(s); {Output.Str(result, "errorCount")} line(s) refused.");
+                        foreach (var e in result.GetProperty("errors").EnumerateArray())
+                        {
+                            output.WriteLine($"  line {Output.Str(e, "line")}: {Output.Str(e, "error")}");
+                        }
+                    }
+
+                    return ExitCodes.Ok;
+                }
+
+            case "export":
+                {
+                    args.EnsureAllRead();
+                    if (target is null or "-")
+                    {
+                        await output.FlushAsync(cancellationToken);
+                        using var buffer = new MemoryStream();
+                        await client.DownloadAsync("/api/v1/admin/suppressions/export", buffer, cancellationToken);
+                        await output.WriteAsync(Encoding.UTF8.GetString(buffer.ToArray()));
+                    }
+                    else
+                    {
+                        await using var file = File.Create(target);
+                        await client.DownloadAsync("/api/v1/admin/suppressions/export", file, cancellationToken);
+                    }
+
+                    return ExitCodes.Ok;
+                }
+
+            default:
+                throw new CliException(ExitCodes.Usage, $"Unknown suppress subcommand '{sub}' (list, add, remove, import, export).");
+        }
+    }
+
+    private async Task<int> KeysAsync(AdminClient client, Arguments args, CancellationToken cancellationToken)
+    {
+        args.EnsureAllRead();
+        var keys = await client.GetAsync("/api/v1/admin/keys", cancellationToken);
+        if (_json)
+        {
+            Output.WriteJson(output, keys);
+            return ExitCodes.Ok;
+        }
+
+        Output.WriteTable(output, ["name", "managed in", "scopes"], keys.EnumerateArray().Select(k => (IReadOnlyList<string>)
+            [Output.Str(k, "name"), Output.Str(k, "source"), string.Join(' ', k.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()))]));
+        return ExitCodes.Ok;
+    }
+
+    private async Task<int> UsersAsync(AdminClient client, Arguments args, List<string> rest, CancellationToken cancellationToken)
+    {
+        var sub = rest.Count > 0 ? rest[0] : "list";
+        var address = rest.Count > 1 ? rest[1] : null;
+        switch (sub)
+        {
+            case "list":
+                {
+                    var query = new List<string> { "limit=" + (args.IntOption("limit") ?? 100).ToString(CultureInfo.InvariantCulture) };
+                    if (args.Option("after") is { } after)
+                    {
+                        query.Add("after=" + Uri.EscapeDataString(after));
+                    }
+
+                    args.EnsureAllRead();
+                    var users = await client.GetAsync("/api/v1/admin/mailboxes?" + string.Join('&', query), cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, users);
+                        return ExitCodes.Ok;
+                    }
+
+                    Output.WriteTable(output, ["address", "disabled", "password", "used", "quota"], users.EnumerateArray().Select(u => (IReadOnlyList<string>)
+                    [
+                        Output.Str(u, "address"), Output.Str(u, "disabled"), Output.Str(u, "hasPassword") == "true" ? "set" : "none", Output.Str(u, "usedBytes"),
+                    Output.Str(u, "quotaBytes") is { Length: > 0 } q ? q : "-",
+                ]));
+                    return ExitCodes.Ok;
+                }
+
+            case "smtp":
+                {
+                    args.EnsureAllRead();
+                    var smtp = await client.GetAsync("/api/v1/admin/smtp-users", cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, smtp);
+                        return ExitCodes.Ok;
+                    }
+
+                    Output.WriteTable(output, ["name", "sender domains", "managed in"], smtp.EnumerateArray().Select(u => (IReadOnlyList<string>)
+                        [Output.Str(u, "name"), Output.Str(u, "senderDomains") is { Length: > 0 } d ? d : "any", Output.Str(u, "source")]));
+                    return ExitCodes.Ok;
+                }
+
+            case "add" or "disable" or "enable":
+                {
+                    var password = args.Option("password");
+                    var quota = args.Option("quota");
+                    args.EnsureAllRead();
+                    var body = new Dictionary<string, object?>();
+                    if (sub == "add")
+                    {
+                        body["password"] = password;
+                        if (quota is not null)
+                        {
+                            body["quotaBytes"] = long.TryParse(quota, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes)
+                                ? bytes
+                                : throw new CliException(ExitCodes.Usage, "--quota must be a number of bytes.");
+                        }
+                    }
+                    else
+                    {
+                        body["disabled"] = sub == "disable";
+                    }
+
+                    var user = await client.SendJsonAsync(HttpMethod.Put, $"/api/v1/admin/mailboxes/{Uri.EscapeDataString(Required(address, $"users {sub} needs an address."))}", body, cancellationToken);
+                    Done(user, $"{Output.Str(user, "address")}: {(Output.Str(user, "disabled") == "true" ? "disabled" : "enabled")}.");
+                    return ExitCodes.Ok;
+                }
+
+            default:
+                throw new CliException(ExitCodes.Usage, $"Unknown users subcommand '{sub}' (list, add, disable, enable, smtp).");
+        }
+    }
+
+    private async Task<int> AuditAsync(AdminClient client, Arguments args, CancellationToken cancellationToken)
+    {
+        var query = new List<string> { "limit=" + (args.IntOption("limit") ?? 50).ToString(CultureInfo.InvariantCulture) };
+        if (args.Option("before") is { } before)
+        {
+            query.Add("before=" + Uri.EscapeDataString(before));
+        }
+
+        args.EnsureAllRead();
+        var audit = await client.GetAsync("/api/v1/admin/audit?" + string.Join('&', query), cancellationToken);
+        if (_json)
+        {
+            Output.WriteJson(output, audit);
+            return ExitCodes.Ok;
+        }
+
+        Output.WriteTable(output, ["id", "at", "who", "action", "changed", "in flight", "target"], audit.GetProperty("items").EnumerateArray().Select(a => (IReadOnlyList<string>)
+            [Output.Str(a, "id"), Output.Str(a, "at"), Output.Str(a, "actor"), Output.Str(a, "action"), Output.Str(a, "changed"), Output.Str(a, "skippedInFlight"), Output.Str(a, "target")]));
+        return ExitCodes.Ok;
+    }
+
+    private void Done(JsonElement result, string text)
+    {
+        if (_json && result.ValueKind != JsonValueKind.Undefined)
+        {
+            Output.WriteJson(output, result);
+        }
+        else if (!_json)
+        {
+            output.WriteLine(text);
+        }
+    }
+
+    private static string Required(string? value, string message) => value ?? throw new CliException(ExitCodes.Usage, message);
+
+    private static List<string> FilterQuery(Arguments args)
+    {
+        var query = new List<string>();
+        foreach (var name in FilterOptions)
+        {
+            if (args.Option(name) is { } value)
+            {
+                query.Add($"{name}={Uri.EscapeDataString(value)}");
+            }
+        }
+
+        return query;
+    }
+
+    private sealed class ActionTotals
+    {
+        private long _changed;
+        private long _skipped;
+        private long _dsns;
+
+        public void Add(JsonElement result)
+        {
+            _changed += result.GetProperty("changed").GetInt32();
+            _skipped += result.GetProperty("skippedInFlight").GetInt32();
+            _dsns += result.GetProperty("dsnsQueued").GetInt32();
+        }
+
+        public string Describe(string action)
+        {
+            var what = action == "delete" ? "message(s) deleted" : $"recipient(s) changed by {action}";
+            var text = $"{_changed} {what}";
+            if (_skipped > 0)
+            {
+                text += $"; {_skipped} in flight left alone (repeat when their attempt has finished)";
+            }
+
+            if (_dsns > 0)
+            {
+                text += $"; {_dsns} DSN(s) queued to the sender";
+            }
+
+            return text + ".";
+        }
+    }
+}
