@@ -10,7 +10,7 @@ public sealed class AdminOpenApiTests
     [Fact]
     public void Every_admin_route_is_in_the_OpenAPI_description_with_its_scope()
     {
-        var yaml = File.ReadAllLines(Path.Combine(Testing.Infrastructure.RepositoryRoot.Find(), "docs", "openapi", "admin-v1.yaml"));
+        var yaml = File.ReadAllLines(Path.Combine(MailMesh.Testing.Infrastructure.TestEnvironment.RepositoryRoot, "docs", "openapi", "admin-v1.yaml"));
         // Standalone maps every service's endpoints; built (never started) only to read its routes.
         var builder = WebApplication.CreateBuilder();
         builder.AddStandalone();
