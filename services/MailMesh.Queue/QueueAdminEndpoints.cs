@@ -219,6 +219,7 @@ public static class QueueAdminEndpoints
             Recipient = query["recipient"].FirstOrDefault(),
             Domain = query["domain"].FirstOrDefault(),
             State = query["state"].Count == 0 ? null : string.Join(',', query["state"].ToArray()),
+            Class = query["class"].Count == 0 ? null : string.Join(',', query["class"].ToArray()),
             ReceivedFrom = query["from"].FirstOrDefault(),
             ReceivedTo = query["to"].FirstOrDefault(),
         }, out filter, out problem);
@@ -284,7 +285,25 @@ public static class QueueAdminEndpoints
 
         filter = filter with { ReceivedFrom = from, ReceivedTo = to };
 
-        // Extension point (issue 11): a bounce class member goes here, after MessageFilter gains it.
+        if (body.Class is { } classes)
+        {
+            var parsed = new List<string>();
+            foreach (var name in classes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                // The spool stores a class by its enum name; numbers are not names.
+                if (!Enum.TryParse<BounceClass>(name, ignoreCase: true, out var bounceClass) || !Enum.IsDefined(bounceClass)
+                    || char.IsDigit(name[0]))
+                {
+                    problem = BadRequest("Invalid class", $"'{Truncate(name)}' is not a bounce class ({string.Join(", ", Enum.GetNames<BounceClass>())}).");
+                    return false;
+                }
+
+                parsed.Add(bounceClass.ToString());
+            }
+
+            filter = filter with { BounceClasses = parsed };
+        }
+
         return true;
     }
 
@@ -372,6 +391,9 @@ public static class QueueAdminEndpoints
 
         /// <summary>Comma-separated states.</summary>
         public string? State { get; init; }
+
+        /// <summary>Comma-separated bounce classes of the recipient's last attempt (docs/delivery.md).</summary>
+        public string? Class { get; init; }
 
         [JsonPropertyName("from")]
         public string? ReceivedFrom { get; init; }
@@ -495,15 +517,16 @@ public static class QueueAdminEndpoints
     public sealed record RecipientDetail(
         string Address, string Domain, string State, int Attempts, DateTimeOffset? NextAttemptAt, int? LastReplyCode,
         string? LastEnhancedCode, string? LastReplyText, string? LastRemoteHost, string? Notify, string? OriginalRecipient,
-        IReadOnlyList<AttemptView> History)
+        IReadOnlyList<AttemptView> History, string? LastBounceClass)
     {
         internal static RecipientDetail Of(RecipientStatus r) => new(
             r.Address, r.Domain, QueueMetrics.StateName(r.State), r.Attempts, r.NextAttemptAt, r.LastReplyCode, r.LastEnhancedCode,
             r.LastReplyText, r.LastRemoteHost, r.Notify, r.OriginalRecipient,
-            [.. r.History.Select(a => new AttemptView(a.AttemptedAt, QueueMetrics.StateName(a.State), a.ReplyCode, a.EnhancedCode, a.ReplyText, a.RemoteHost))]);
+            [.. r.History.Select(a => new AttemptView(a.AttemptedAt, QueueMetrics.StateName(a.State), a.ReplyCode, a.EnhancedCode, a.ReplyText, a.RemoteHost, a.BounceClass))],
+            r.LastBounceClass);
     }
 
-    public sealed record AttemptView(DateTimeOffset AttemptedAt, string State, int? ReplyCode, string? EnhancedCode, string? ReplyText, string? RemoteHost);
+    public sealed record AttemptView(DateTimeOffset AttemptedAt, string State, int? ReplyCode, string? EnhancedCode, string? ReplyText, string? RemoteHost, string? BounceClass);
 
     public sealed record TimelineEvent(DateTimeOffset At, string Type, string? Recipient, string? Detail);
 }

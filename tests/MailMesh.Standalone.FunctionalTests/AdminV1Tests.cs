@@ -156,6 +156,8 @@ public sealed class AdminV1Tests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync(new Uri("/api/v1/admin/messages?cursor=nonsense", UriKind.Relative))).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync(new Uri("/api/v1/admin/messages?state=lost", UriKind.Relative))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync(new Uri("/api/v1/admin/messages?class=Lost", UriKind.Relative))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync(new Uri("/api/v1/admin/messages?class=3", UriKind.Relative))).StatusCode);
 
         await WaitForStateAsync(http, ids[0], "deferred");
         var detail = await http.GetFromJsonAsync<JsonElement>($"/api/v1/admin/messages/{ids[0]}");

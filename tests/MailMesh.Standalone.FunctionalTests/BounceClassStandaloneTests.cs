@@ -46,6 +46,15 @@ public sealed class BounceClassStandaloneTests : IAsyncLifetime
         Assert.Equal("InvalidRecipient", Recipient(first, "gone@dest.test").GetProperty("lastBounceClass").GetString());
         Assert.Equal("SpamBlock", Recipient(first, "blocked@dest.test").GetProperty("lastBounceClass").GetString());
 
+        // The admin API finds the message by a recipient's class, and shows it per attempt.
+        var byClass = await http.GetFromJsonAsync<JsonElement>("/api/v1/admin/messages?class=SpamBlock,QuotaIssues");
+        Assert.Equal(id, Assert.Single(byClass.GetProperty("items").EnumerateArray()).GetProperty("id").GetGuid());
+        Assert.Empty((await http.GetFromJsonAsync<JsonElement>("/api/v1/admin/messages?class=QuotaIssues")).GetProperty("items").EnumerateArray());
+        var detail = await http.GetFromJsonAsync<JsonElement>($"/api/v1/admin/messages/{id}");
+        var gone = detail.GetProperty("recipients").EnumerateArray().Single(r => r.GetProperty("address").GetString() == "gone@dest.test");
+        Assert.Equal("InvalidRecipient", gone.GetProperty("lastBounceClass").GetString());
+        Assert.Equal("InvalidRecipient", Assert.Single(gone.GetProperty("history").EnumerateArray()).GetProperty("bounceClass").GetString());
+
         // The unknown user is suppressed (written just after the states are committed, so waited for), the spam block is
         // not the address's fault.
         using (var timeout = new CancellationTokenSource(Patience))

@@ -217,6 +217,38 @@ public abstract class SpoolAdminContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Filters_and_acts_by_the_bounce_class_of_a_recipients_last_attempt()
+    {
+        var throttled = await StoreAsync(T0, "s@example.org", "a@slow.test");
+        var blocked = await StoreAsync(T0.AddMinutes(1), "s@example.org", "b@slow.test");
+        foreach (var job in await Spool.ClaimDueAsync(T0.AddMinutes(3), 100, Lease, Ct))
+        {
+            var bounceClass = job.MessageId == throttled ? "Throttled" : "SpamBlock";
+            await Spool.CompleteAttemptAsync(job.MessageId, job.LeaseId,
+                [new RecipientUpdate { RecipientId = job.Recipients[0].RecipientId, State = RecipientState.Deferred, NextAttemptAt = T0.AddHours(1), AttemptedAt = T0, ReplyCode = 421, BounceClass = bounceClass }], Ct);
+        }
+
+        // Never attempted: no class.
+        await StoreAsync(T0.AddMinutes(2), "s@example.org", "c@slow.test");
+
+        async Task<Guid[]> Ids(MessageFilter filter) =>
+            [.. (await Admin.ListMessagesAsync(new MessageListQuery { Filter = filter }, Ct)).Items.Select(m => m.Id)];
+
+        Assert.Equal([throttled], await Ids(new MessageFilter { BounceClasses = ["Throttled"] }));
+        Assert.Equal([blocked, throttled], await Ids(new MessageFilter { BounceClasses = ["Throttled", "SpamBlock"] }));
+        Assert.Empty(await Ids(new MessageFilter { BounceClasses = ["QuotaIssues"] }));
+        Assert.Empty(await Ids(new MessageFilter { BounceClasses = ["Throttled"], States = [RecipientState.Held] }));
+
+        // A bulk action by class touches only that class: every throttled recipient retried now, the blocked one not.
+        var retried = await ApplyAsync(AdminAction.Retry, filter: new MessageFilter { BounceClasses = ["Throttled"] }, now: T0.AddMinutes(4));
+        Assert.Equal(1, retried.Changed);
+        Assert.Equal(0, (await ApplyAsync(AdminAction.Retry, filter: new MessageFilter { BounceClasses = ["Throttled"] }, now: T0.AddMinutes(4))).Changed);
+        var claimed = await Spool.ClaimDueAsync(T0.AddMinutes(4), 100, Lease, Ct);
+        Assert.Contains(throttled, claimed.Select(j => j.MessageId));
+        Assert.DoesNotContain(blocked, claimed.Select(j => j.MessageId));
+    }
+
+    [Fact]
     public async Task Bounce_finishes_the_recipients_with_history_and_completes_the_message()
     {
         var id = await StoreAsync(T0, "s@example.org", "a@gone.test", "b@gone.test");

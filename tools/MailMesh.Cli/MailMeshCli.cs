@@ -31,15 +31,17 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
           users smtp                              SMTP AUTH accounts (configured in Ingress:Auth:Users)
           audit [--limit N] [--before ID]         who did which admin action
 
-        FILTER: --domain D --sender S --recipient R --state S[,S] --from TIME --to TIME (--all-messages: no filter)
+        FILTER: --domain D --sender S --recipient R --state S[,S] --class C[,C] --from TIME --to TIME
+                (--all-messages: no filter)
         States: queued in_flight deferred held delivered bounced expired suppressed
+        Classes: the bounce class of a recipient's last attempt (InvalidRecipient, Throttled, ...; docs/delivery.md)
 
         The URL and key come from --url/--key, else MAILMESH_URL/MAILMESH_API_KEY, else ~/.config/mailmesh/cli.json
         ({"url": "...", "key": "..."}). Exit codes: 0 ok, 1 usage or invalid request, 2 not found, 3 authentication or
         scope, 4 server error, 5 server unreachable, 6 bulk action not confirmed.
         """;
 
-    private static readonly string[] FilterOptions = ["domain", "sender", "recipient", "state", "from", "to"];
+    private static readonly string[] FilterOptions = ["domain", "sender", "recipient", "state", "class", "from", "to"];
     private static readonly HashSet<string> Actions = new(StringComparer.Ordinal) { "retry", "hold", "release", "bounce", "delete" };
 
     private bool _json;
@@ -234,7 +236,7 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
         args.EnsureAllRead();
         if (filter.Count == 0 && !all)
         {
-            throw new CliException(ExitCodes.Usage, $"message {action} needs message ids or a filter (--domain, --sender, --recipient, --state, --from, --to; --all-messages for every message).");
+            throw new CliException(ExitCodes.Usage, $"message {action} needs message ids or a filter (--domain, --sender, --recipient, --state, --class, --from, --to; --all-messages for every message).");
         }
 
         if (!yes)

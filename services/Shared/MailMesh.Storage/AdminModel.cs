@@ -58,8 +58,8 @@ public static class SpoolAdminLimits
 /// <see cref="Domain"/>, <see cref="States"/>) must hold for one and the same recipient of the message.
 /// </summary>
 /// <remarks>
-/// Extension point (issue 11, bounce class): add a recipient member here, one predicate to
-/// <c>SpoolAdminSql.RecipientPredicates</c> of each store, and a query parameter in the Queue's admin endpoints.
+/// A new recipient member needs one predicate in <c>AppendRecipientPredicates</c> of each store and a query parameter
+/// in the Queue's admin endpoints (as <see cref="BounceClasses"/> has).
 /// </remarks>
 public sealed record MessageFilter
 {
@@ -75,6 +75,12 @@ public sealed record MessageFilter
     /// <summary>A recipient in one of these states.</summary>
     public IReadOnlyList<RecipientState>? States { get; init; }
 
+    /// <summary>
+    /// A recipient whose last attempt was classified as one of these bounce classes (the names of
+    /// <c>MailMesh.Contracts.BounceClass</c>, as the spool stores them).
+    /// </summary>
+    public IReadOnlyList<string>? BounceClasses { get; init; }
+
     /// <summary>Received at or after.</summary>
     public DateTimeOffset? ReceivedFrom { get; init; }
 
@@ -82,10 +88,10 @@ public sealed record MessageFilter
     public DateTimeOffset? ReceivedTo { get; init; }
 
     /// <summary>True when nothing is filtered (every message matches).</summary>
-    public bool IsEmpty => Sender is null && Recipient is null && Domain is null && (States is null || States.Count == 0)
-        && ReceivedFrom is null && ReceivedTo is null;
+    public bool IsEmpty => Sender is null && !HasRecipientPredicate && ReceivedFrom is null && ReceivedTo is null;
 
-    internal bool HasRecipientPredicate => Recipient is not null || Domain is not null || States is { Count: > 0 };
+    internal bool HasRecipientPredicate =>
+        Recipient is not null || Domain is not null || States is { Count: > 0 } || BounceClasses is { Count: > 0 };
 }
 
 /// <summary>One page request of <see cref="ISpoolAdmin.ListMessagesAsync"/>.</summary>

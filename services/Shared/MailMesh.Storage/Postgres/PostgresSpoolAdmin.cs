@@ -398,5 +398,10 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
             sql.Append(" AND r.state = ANY(@states)");
             command.Parameters.Add(new NpgsqlParameter<short[]>("states", [.. states.Select(s => (short)s)]));
         }
+        if (filter.BounceClasses is { Count: > 0 } classes)
+        {
+            sql.Append(" AND r.last_bounce_class = ANY(@bounce_classes)");
+            command.Parameters.Add(new NpgsqlParameter<string[]>("bounce_classes", [.. classes]));
+        }
     }
 }

@@ -377,5 +377,9 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
         {
             sql.Append(" AND r.state IN (").Append(ValueList(command, "@st", states.Select(s => (object)(int)s))).Append(')');
         }
+        if (filter.BounceClasses is { Count: > 0 } classes)
+        {
+            sql.Append(" AND r.last_bounce_class IN (").Append(ValueList(command, "@bc", classes)).Append(')');
+        }
     }
 }
