@@ -35,8 +35,8 @@ public static class ConfigurationErrors
 }
 
 /// <summary>Thrown where a configuration value is read outside the options system; the message names the key.</summary>
-public sealed class ConfigurationKeyException(string key, string problem)
-    : Exception($"{key}: {problem}")
+public sealed class ConfigurationKeyException(string key, string problem, Exception? innerException = null)
+    : Exception($"{key}: {problem}", innerException)
 {
     public string Key { get; } = key;
 }

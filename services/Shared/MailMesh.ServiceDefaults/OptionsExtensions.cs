@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -20,7 +21,12 @@ public static class OptionsExtensions
     {
         // Once per options type, however many services of one host (Standalone) register it.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<T>, SelfValidation<T>>());
-        return services.AddOptions<T>().BindConfiguration(T.SectionName).ValidateOnStart();
+        // BindConfiguration's two parts, with a bind that names the key when the configuration has the wrong shape.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<T>, ConfigurationChangeTokenSource<T>>(sp =>
+            new ConfigurationChangeTokenSource<T>(Options.DefaultName, sp.GetRequiredService<IConfiguration>().GetSection(T.SectionName))));
+        return services.AddOptions<T>()
+            .Configure<IConfiguration>((options, configuration) => ConfigurationShape.Bind(configuration.GetSection(T.SectionName), options))
+            .ValidateOnStart();
     }
 
     private sealed class SelfValidation<T> : IValidateOptions<T>
