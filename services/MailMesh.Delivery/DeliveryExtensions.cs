@@ -17,7 +17,7 @@ public static class DeliveryExtensions
     public static IHostApplicationBuilder AddDelivery(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.AddMailMeshStorage();
+        builder.AddMailMeshStorage(defaultMaxPoolSize: 10);
 
         // Ready only while the spool answers: every attempt starts by reading the message from it.
         builder.Services.AddHealthChecks().AddStoreCheck();

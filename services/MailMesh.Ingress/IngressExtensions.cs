@@ -62,7 +62,7 @@ public static class IngressExtensions
             .Configure<IOptions<IngressOptions>, IngressEndpoints>((kestrel, options, endpoints) => KestrelListeners.AddSmtp(kestrel, options.Value, endpoints));
 
         // The spool (Storage:Provider) and its readiness check: Ingress commits every accepted message there.
-        builder.AddMailMeshStorage();
+        builder.AddMailMeshStorage(defaultMaxPoolSize: 10);
         services.AddHealthChecks().AddStoreCheck();
         return builder;
     }

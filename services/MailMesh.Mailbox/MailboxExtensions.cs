@@ -29,7 +29,7 @@ public static class MailboxExtensions
     public static IHostApplicationBuilder AddMailboxStore(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.AddMailMeshStorage();
+        builder.AddMailMeshStorage(defaultMaxPoolSize: 5);
         builder.AddAdminAuthentication();
         builder.Services.AddValidatedOptions<LocalDeliveryOptions>();
         builder.Services.AddValidatedOptions<MailboxAccountsOptions>();

@@ -26,7 +26,7 @@ internal static partial class MigratorApp
     public static async Task<int> RunAsync(string[] args, TimeProvider time, TextWriter error, CancellationToken cancellationToken)
     {
         var builder = Host.CreateApplicationBuilder(args);
-        builder.AddMailMeshStorage();
+        builder.AddMailMeshStorage(defaultMaxPoolSize: 2);
         using var host = builder.Build();
 
         ISchemaMigrator migrator;

@@ -35,7 +35,7 @@ public static class PolicyExtensions
     public static IHostApplicationBuilder AddPolicyChecks(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.AddMailMeshStorage();
+        builder.AddMailMeshStorage(defaultMaxPoolSize: 5);
         builder.Services.AddPolicyServices();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, RelayNetworkCheck>());
         return builder;

@@ -14,7 +14,7 @@ public static class QueueExtensions
     public static IHostApplicationBuilder AddQueue(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.AddMailMeshStorage();
+        builder.AddMailMeshStorage(defaultMaxPoolSize: 20);
         builder.AddAdminAuthentication();
         builder.Services.AddQueueServices();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DeliveryScheduler>());

@@ -29,6 +29,25 @@ public sealed class StorageRegistrationTests
         Assert.Equal("mailmesh", new NpgsqlConnectionStringBuilder(defaults.ConnectionString).ApplicationName);
     }
 
+    [Theory]
+    [InlineData(null, "", 30)]
+    [InlineData(7, "", 7)]
+    [InlineData(null, ";Maximum Pool Size=3", null)]
+    [InlineData(null, ";Max Pool Size=3", null)]
+    public void A_process_pool_defaults_to_the_sum_of_its_services_shares_not_Npgsqls_100(int? configured, string connectionStringTail, int? expected)
+    {
+        // The chaos run's PostgreSQL restart: Delivery alone reopened 48 connections at once, and with Npgsql's default
+        // of 100 per process the services together could take every slot the server has.
+        var builder = Builder();
+        builder.AddMailMeshStorage(defaultMaxPoolSize: 10);
+        builder.AddMailMeshStorage(defaultMaxPoolSize: 20);
+        using var host = builder.Build();
+        var budget = host.Services.GetRequiredService<StoragePoolBudget>();
+
+        var options = new StorageOptions { MaxPoolSize = configured, ConnectionString = "Host=127.0.0.1;Username=u;Password=p;Database=d" + connectionStringTail };
+        Assert.Equal(expected, budget.MaxPoolSize(options));
+    }
+
     [Fact]
     public async Task Postgres_without_a_connection_string_fails_at_start_naming_the_key()
     {

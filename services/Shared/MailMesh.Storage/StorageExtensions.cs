@@ -19,10 +19,25 @@ public static class StorageExtensions
     /// <c>Storage:MigrateOnStart</c> the schema is migrated before any other hosted service starts. Calling this
     /// more than once (every service of Standalone does) registers everything once.
     /// </summary>
-    public static IHostApplicationBuilder AddMailMeshStorage(this IHostApplicationBuilder builder)
+    /// <param name="builder">The host.</param>
+    /// <param name="defaultMaxPoolSize">
+    /// The calling service's share of PostgreSQL's connections when neither <c>Storage:MaxPoolSize</c> nor the
+    /// connection string's <c>Maximum Pool Size</c> says (docs/operations.md, "Connection budget"); several services in
+    /// one process add their shares. 0: Npgsql's default (100), for tools and tests only.
+    /// </param>
+    public static IHostApplicationBuilder AddMailMeshStorage(this IHostApplicationBuilder builder, int defaultMaxPoolSize = 0)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        ArgumentOutOfRangeException.ThrowIfNegative(defaultMaxPoolSize);
         var services = builder.Services;
+        var budget = services.Select(d => d.ImplementationInstance).OfType<StoragePoolBudget>().FirstOrDefault();
+        if (budget is null)
+        {
+            budget = new StoragePoolBudget();
+            services.AddSingleton(budget);
+        }
+
+        budget.Add(defaultMaxPoolSize);
         if (services.Any(d => d.ServiceType == typeof(StorageBackend)))
         {
             return builder;
@@ -50,7 +65,7 @@ public static class StorageExtensions
 }
 
 /// <summary>The one connection source of the configured provider, created on first use and disposed with the host.</summary>
-internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFactory loggerFactory) : IAsyncDisposable, IDisposable
+internal sealed class StorageBackend(IOptions<StorageOptions> options, StoragePoolBudget budget, ILoggerFactory loggerFactory) : IAsyncDisposable, IDisposable
 {
     private readonly Lock _gate = new();
     private NpgsqlDataSource? _dataSource;
@@ -86,7 +101,7 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFa
     {
         lock (_gate)
         {
-            return _dataSource ??= PostgresDataSource.Create(options.Value.ConnectionString!, loggerFactory, options.Value.MaxPoolSize);
+            return _dataSource ??= PostgresDataSource.Create(options.Value.ConnectionString!, loggerFactory, budget.MaxPoolSize(options.Value));
         }
     }
 
@@ -137,4 +152,31 @@ internal sealed class MigrateOnStartService(IOptions<StorageOptions> options, IS
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>
+/// The pool size of this process when nothing configures one: the sum of the shares of the services it hosts. Without
+/// it, a pool may grow to Npgsql's default of 100 in every process, and after a restart of PostgreSQL one busy service
+/// (Delivery reconnecting every lease renewal at once) could take every slot the server has, so that the others, and
+/// an operator's psql, get "too many clients" until its idle connections age out.
+/// </summary>
+internal sealed class StoragePoolBudget
+{
+    private int _connections;
+
+    public void Add(int connections) => Interlocked.Add(ref _connections, connections);
+
+    /// <summary><c>Storage:MaxPoolSize</c>, else the connection string's own <c>Maximum Pool Size</c>, else the services' shares.</summary>
+    public int? MaxPoolSize(StorageOptions options)
+    {
+        if (options.MaxPoolSize is { } configured)
+        {
+            return configured;
+        }
+
+        var connectionString = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = options.ConnectionString ?? "" };
+        return connectionString.ContainsKey("Maximum Pool Size") || connectionString.ContainsKey("Max Pool Size") || connectionString.ContainsKey("MaxPoolSize") || _connections == 0
+            ? null
+            : _connections;
+    }
 }
