@@ -7,7 +7,6 @@ using MailMesh.ServiceDefaults.Security;
 using MailMesh.Smtp;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.Extensions.Options;
 
 namespace MailMesh.Queue;
 
@@ -30,7 +29,7 @@ public static class QueueAdminEndpoints
     /// <summary>
     /// Maps under <c>/api/v1/admin</c>: <c>GET messages</c>, <c>GET messages/{id}</c>, <c>GET messages/{id}/raw</c>,
     /// <c>POST messages/{id}/{action}</c>, <c>POST messages/actions</c>, <c>GET queue/summary</c>, <c>GET audit</c>
-    /// and <c>GET keys</c>. See docs/openapi/admin-v1.yaml.
+    /// and the keys (<see cref="KeyAdminEndpoints"/>). See docs/openapi/admin-v1.yaml.
     /// </summary>
     public static IEndpointRouteBuilder MapQueueAdminEndpoints(this IEndpointRouteBuilder endpoints)
     {
@@ -43,7 +42,7 @@ public static class QueueAdminEndpoints
         api.MapPost("/messages/{id}/{action}", OneAsync).WithName("AdminMessageAction").RequireAdminScope(AdminScopes.MessagesWrite);
         api.MapGet("/queue/summary", SummaryAsync).WithName("AdminQueueSummary").RequireAdminScope(AdminScopes.QueueRead);
         api.MapGet("/audit", AuditAsync).WithName("AdminAudit").RequireAdminScope(AdminScopes.AuditRead);
-        api.MapGet("/keys", KeysAsync).WithName("AdminListKeys").RequireAdminScope(AdminScopes.KeysRead);
+        api.MapKeyAdminEndpoints();
         return endpoints;
     }
 
@@ -205,11 +204,6 @@ public static class QueueAdminEndpoints
         var entries = await admin.ListAuditAsync(before, take, cancellationToken);
         return TypedResults.Json(new AuditView(entries, entries.Count == take ? entries[^1].Id : null), Json);
     }
-
-    internal static IResult KeysAsync(IOptionsMonitor<AdminApiOptions> options) =>
-        TypedResults.Json(
-            options.CurrentValue.ApiKeys.Select(k => new KeyView(k.Name ?? string.Empty, [.. AdminScopes.Split(k.Scopes)], "configuration")).ToList(),
-            Json);
 
     /// <summary>Reads the filter members from query parameters (list) or a JSON body (bulk actions).</summary>
     private static bool TryReadFilter(IQueryCollection query, out MessageFilter filter, out IResult problem) =>
@@ -446,8 +440,6 @@ public static class QueueAdminEndpoints
     public sealed record AuditView(IReadOnlyList<AdminAuditEntry> Items, long? Next);
 
     /// <summary>An admin key as listed: name and scopes; <c>source</c> says where it is managed.</summary>
-    public sealed record KeyView(string Name, IReadOnlyList<string> Scopes, string Source);
-
     /// <summary>A message's whole life (GET messages/{id}).</summary>
     public sealed record MessageDetail(
         Guid Id, string Sender, DateTimeOffset ReceivedAt, long Size, string Origin, DateTimeOffset? CompletedAt,

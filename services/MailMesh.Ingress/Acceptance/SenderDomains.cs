@@ -1,6 +1,7 @@
 using System.Globalization;
 using MailMesh.Ingress.Auth;
 using MailMesh.Ingress.Http;
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using Microsoft.Extensions.Options;
 using MimeKit;
@@ -18,9 +19,11 @@ internal sealed class SenderDomains
 {
     private readonly Dictionary<string, string[]> _smtp;
     private readonly Dictionary<string, string[]> _http;
+    private readonly StoredApiKeys? _stored;
 
-    public SenderDomains(IOptions<IngressAuthOptions> auth, IOptions<HttpApiOptions> api)
+    public SenderDomains(IOptions<IngressAuthOptions> auth, IOptions<HttpApiOptions> api, StoredApiKeys? stored = null)
     {
+        _stored = stored;
         _smtp = auth.Value.Users.Where(u => !string.IsNullOrWhiteSpace(u.SenderDomains))
             .ToDictionary(u => u.Name, u => Normalise(u.SenderDomains!), StringComparer.OrdinalIgnoreCase);
         _http = api.Value.Keys.Where(k => !string.IsNullOrWhiteSpace(k.SenderDomains) && k.Name is not null)
@@ -28,7 +31,7 @@ internal sealed class SenderDomains
     }
 
     /// <summary>True when no account has a list: the check costs nothing then.</summary>
-    public bool IsEmpty => _smtp.Count == 0 && _http.Count == 0;
+    public bool IsEmpty => _smtp.Count == 0 && _http.Count == 0 && (_stored is null || _stored.Current.Count == 0);
 
     /// <summary>
     /// Null when the message may be accepted; otherwise the From domain that is not allowed (or a description of the
@@ -36,8 +39,7 @@ internal sealed class SenderDomains
     /// </summary>
     public async Task<string?> RefusalAsync(AcceptRequest request, CancellationToken cancellationToken)
     {
-        if (request.AuthenticatedUser is not { } user
-            || !(request.Origin == MessageOrigin.Http ? _http : _smtp).TryGetValue(user, out var allowed))
+        if (request.AuthenticatedUser is not { } user || Allowed(request.Origin, user) is not { } allowed)
         {
             return null;
         }
@@ -59,6 +61,24 @@ internal sealed class SenderDomains
         }
 
         return null;
+    }
+
+    /// <summary>The From domains <paramref name="user"/> may use; null: any.</summary>
+    private string[]? Allowed(MessageOrigin origin, string user)
+    {
+        if (origin != MessageOrigin.Http)
+        {
+            return _smtp.GetValueOrDefault(user);
+        }
+
+        if (_http.TryGetValue(user, out var configured))
+        {
+            return configured;
+        }
+
+        // A key made through the admin API (names are unique across configured and stored keys).
+        var made = _stored?.Enabled(ApiKeyKind.Submission).FirstOrDefault(k => string.Equals(k.Name, user, StringComparison.Ordinal));
+        return made?.SenderDomains is { Length: > 0 } domains ? Normalise(domains) : null;
     }
 
     /// <summary>The header section: from the content in memory, else from the start of the spilled stream.</summary>

@@ -1,3 +1,4 @@
+using MailMesh.Storage;
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using MailMesh.ServiceDefaults.Security;
@@ -63,31 +64,32 @@ internal sealed class ApiKeyAuthenticationHandler(
     }
 }
 
-/// <summary>The configured API keys (hashes only); compares in constant time (<see cref="ApiKeySet{T}"/>).</summary>
-internal sealed class ApiKeyRing
+/// <summary>
+/// The submission keys: the configured ones (hashes only) and the enabled ones made through the admin API
+/// (<see cref="StoredApiKeys"/>); compares in constant time (<see cref="ApiKeySet{T}"/>).
+/// </summary>
+internal sealed class ApiKeyRing(IOptionsMonitor<HttpApiOptions> options, StoredApiKeys stored)
 {
-    private readonly IOptionsMonitor<HttpApiOptions> _options;
     private volatile Snapshot? _snapshot;
-
-    public ApiKeyRing(IOptionsMonitor<HttpApiOptions> options) => _options = options;
 
     public bool TryAuthenticate(ReadOnlySpan<char> key, out string name) => Keys().TryMatch(key, out name);
 
     private ApiKeySet<string> Keys()
     {
-        var current = _options.CurrentValue;
+        var current = options.CurrentValue;
+        var storedKeys = stored.Current;
         var snapshot = _snapshot;
-        if (snapshot is null || !ReferenceEquals(snapshot.Options, current))
+        if (snapshot is null || !ReferenceEquals(snapshot.Options, current) || !ReferenceEquals(snapshot.Stored, storedKeys))
         {
-            // Options were (re)loaded: keys rotate without a restart when the configuration source reloads.
-            snapshot = new Snapshot(current, new ApiKeySet<string>(current.Keys
-                .Where(k => ApiKeys.IsValidName(k.Name))
-                .Select(k => (k.Hash, k.Name!))));
+            // Options were (re)loaded or the stored keys changed: keys rotate without a restart.
+            var configured = current.Keys.Where(k => ApiKeys.IsValidName(k.Name)).Select(k => (k.Hash, k.Name!));
+            var made = storedKeys.Where(k => k.Kind == ApiKeyKind.Submission && k.Enabled).Select(k => ((string?)k.Hash, k.Name));
+            snapshot = new Snapshot(current, storedKeys, new ApiKeySet<string>(configured.Concat(made)));
             _snapshot = snapshot;
         }
 
         return snapshot.Keys;
     }
 
-    private sealed record Snapshot(HttpApiOptions Options, ApiKeySet<string> Keys);
+    private sealed record Snapshot(HttpApiOptions Options, IReadOnlyList<StoredApiKey> Stored, ApiKeySet<string> Keys);
 }

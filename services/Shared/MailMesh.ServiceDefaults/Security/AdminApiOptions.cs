@@ -15,8 +15,19 @@ public sealed class AdminApiOptions : IValidatedOptions
     /// <summary>Admin:ApiKeys:n:Name, :Hash and :Scopes.</summary>
     public List<AdminApiKeyOptions> ApiKeys { get; set; } = [];
 
+    /// <summary>
+    /// How often each process re-reads the API keys made through the admin API: a key made or disabled on one
+    /// replica opens, or stops opening, every other within this time. Default 5 s.
+    /// </summary>
+    public TimeSpan KeyRefreshInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     public IEnumerable<string> Validate()
     {
+        if (KeyRefreshInterval < TimeSpan.FromMilliseconds(100) || KeyRefreshInterval > TimeSpan.FromHours(1))
+        {
+            yield return $"Admin:KeyRefreshInterval: must be between 00:00:00.1 and 01:00:00 (was {KeyRefreshInterval})";
+        }
+
         var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var hashes = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         for (var i = 0; i < ApiKeys.Count; i++)

@@ -29,6 +29,7 @@ public static class AdminAuthenticationExtensions
         }
 
         services.AddValidatedOptions<AdminApiOptions>();
+        services.AddStoredApiKeys();
         services.TryAddSingleton<AdminKeyRing>();
         services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, AdminAuthenticationHandler>(AdminAuthenticationHandler.SchemeName, displayName: "Admin API key", configureOptions: null);
@@ -152,8 +153,11 @@ internal sealed partial class AdminAuthenticationHandler(
     private static partial void MissingScope(ILogger logger, string keyName, string scope, string path);
 }
 
-/// <summary>The configured admin keys (hashes only); rotates without a restart when the configuration reloads.</summary>
-internal sealed class AdminKeyRing(IOptionsMonitor<AdminApiOptions> options)
+/// <summary>
+/// The admin keys: the configured ones (hashes only; they rotate without a restart when the configuration reloads) and
+/// the enabled ones made through the admin API (<see cref="StoredApiKeys"/>).
+/// </summary>
+internal sealed class AdminKeyRing(IOptionsMonitor<AdminApiOptions> options, StoredApiKeys stored)
 {
     private volatile Snapshot? _snapshot;
 
@@ -162,19 +166,26 @@ internal sealed class AdminKeyRing(IOptionsMonitor<AdminApiOptions> options)
     private ApiKeySet<AdminKey> Keys()
     {
         var current = options.CurrentValue;
+        var storedKeys = stored.Current;
         var snapshot = _snapshot;
-        if (snapshot is null || !ReferenceEquals(snapshot.Options, current))
+        if (snapshot is null || !ReferenceEquals(snapshot.Options, current) || !ReferenceEquals(snapshot.Stored, storedKeys))
         {
-            snapshot = new Snapshot(current, new ApiKeySet<AdminKey>(current.ApiKeys
+            var configured = current.ApiKeys
                 .Where(k => ApiKeys.IsValidName(k.Name))
-                .Select(k => (k.Hash, new AdminKey(k.Name!, [.. AdminScopes.Split(k.Scopes).Where(s => AdminScopes.All.Contains(s, StringComparer.Ordinal))])))));
+                .Select(k => (k.Hash, new AdminKey(k.Name!, KnownScopes(k.Scopes))));
+            var made = storedKeys.Where(k => k.Kind == Storage.ApiKeyKind.Admin && k.Enabled)
+                .Select(k => ((string?)k.Hash, new AdminKey(k.Name, KnownScopes(k.Scopes))));
+            snapshot = new Snapshot(current, storedKeys, new ApiKeySet<AdminKey>(configured.Concat(made)));
             _snapshot = snapshot;
         }
 
         return snapshot.Keys;
     }
 
-    private sealed record Snapshot(AdminApiOptions Options, ApiKeySet<AdminKey> Keys);
+    private static string[] KnownScopes(string? scopes) =>
+        [.. AdminScopes.Split(scopes).Where(s => AdminScopes.All.Contains(s, StringComparer.Ordinal))];
+
+    private sealed record Snapshot(AdminApiOptions Options, IReadOnlyList<Storage.StoredApiKey> Stored, ApiKeySet<AdminKey> Keys);
 }
 
 internal sealed record AdminKey(string Name, string[] Scopes);

@@ -40,9 +40,15 @@ public static class AdminScopes
     /// <summary>GET /api/v1/admin/smtp-users (Ingress): the SMTP AUTH accounts' names (never their password hashes).</summary>
     public const string UsersRead = "users:read";
 
+    /// <summary>
+    /// POST /api/v1/admin/keys and .../disable (Queue): make and disable admin and submission API keys. A key may grant
+    /// a new admin key only scopes it holds itself.
+    /// </summary>
+    public const string KeysWrite = "keys:write";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead];
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";
