@@ -81,7 +81,7 @@ internal static class KeyAdminEndpoints
         {
             if (scopes.Count > 0)
             {
-                return BadRequest("Invalid scopes", "a submission key has no scopes; it may submit mail (limit it with sender_domains).");
+                return BadRequest("Invalid scopes", "a submission key has no scopes; it may submit mail (limit it with senderDomains).");
             }
 
             if (body.SenderDomains is { } domains)
@@ -89,7 +89,7 @@ internal static class KeyAdminEndpoints
                 var list = domains.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                 if (list.Length == 0 || list.Any(d => !Smtp.Mailbox.IsValidDomain(d)))
                 {
-                    return BadRequest("Invalid sender_domains", "sender_domains must be a comma-separated list of domain names.");
+                    return BadRequest("Invalid senderDomains", "senderDomains must be a comma-separated list of domain names.");
                 }
 
                 senderDomains = string.Join(',', list.Select(d => d.ToLowerInvariant()));

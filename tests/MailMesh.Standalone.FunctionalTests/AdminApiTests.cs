@@ -119,6 +119,90 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Host>
     }
 
     [Fact]
+    public async Task Keys_made_through_the_admin_API_open_their_API_until_disabled_and_grant_no_more_than_their_maker_holds()
+    {
+        var name = "made-" + Guid.NewGuid().ToString("N")[..8];
+        using var root = TestKeys.Client(_host.Port, TestKeys.Admin);
+        using var created = await root.PostAsJsonAsync("/api/v1/admin/keys", new { name, kind = "admin", scopes = "messages:read keys:write" });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var made = await created.Content.ReadFromJsonAsync<JsonElement>();
+        var secret = made.GetProperty("key").GetString()!;
+        Assert.StartsWith("mmk_", secret, StringComparison.Ordinal);
+
+        // The new key opens what its scopes allow, and nothing else.
+        using var newKey = TestKeys.Client(_host.Port, secret);
+        Assert.Equal(HttpStatusCode.OK, (await newKey.GetAsync(new Uri("/api/v1/admin/messages", UriKind.Relative))).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await newKey.GetAsync(new Uri("/api/v1/admin/queue/summary", UriKind.Relative))).StatusCode);
+
+        // keys:write hands on only what the maker holds.
+        using (var escalation = await newKey.PostAsJsonAsync("/api/v1/admin/keys", new { name = name + "-x", kind = "admin", scopes = "messages:write" }))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, escalation.StatusCode);
+        }
+
+        // Names are unique per kind, among configured keys too; bad input is a 400 with a reason.
+        using (var taken = await root.PostAsJsonAsync("/api/v1/admin/keys", new { name = "operator", kind = "admin", scopes = "messages:read" }))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, taken.StatusCode);
+        }
+
+        using (var again = await root.PostAsJsonAsync("/api/v1/admin/keys", new { name, kind = "admin", scopes = "messages:read" }))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        }
+
+        using (var badScope = await root.PostAsJsonAsync("/api/v1/admin/keys", new { name = name + "-y", kind = "admin", scopes = "everything" }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, badScope.StatusCode);
+            Assert.Contains("'everything' is not a scope", await badScope.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // A submission key made here submits mail, within its sender domains; an admin key made here does not.
+        using var submissionCreated = await root.PostAsJsonAsync("/api/v1/admin/keys", new { name, kind = "submission", senderDomains = "origin.test" });
+        Assert.Equal(HttpStatusCode.Created, submissionCreated.StatusCode);
+        var submissionSecret = (await submissionCreated.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!;
+        using var app = TestKeys.Client(_host.Port, submissionSecret);
+        using (var accepted = await app.PostAsJsonAsync("/api/v1/messages", new { from = "app@origin.test", to = new[] { "user@dest.test" }, subject = "x", text = "x" }))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        }
+
+        using (var foreign = await app.PostAsJsonAsync("/api/v1/messages", new { from = "app@elsewhere.test", to = new[] { "user@dest.test" }, subject = "x", text = "x" }))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, foreign.StatusCode);
+        }
+
+        using (var adminSubmits = await newKey.PostAsJsonAsync("/api/v1/messages", new { from = "app@origin.test", to = new[] { "user@dest.test" }, subject = "x", text = "x" }))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, adminSubmits.StatusCode);
+        }
+
+        // The list shows both, never a secret or a hash; disabling closes the key at once and is idempotent.
+        var list = await root.GetStringAsync(new Uri("/api/v1/admin/keys", UriKind.Relative));
+        Assert.DoesNotContain(secret, list, StringComparison.Ordinal);
+        Assert.DoesNotContain(made.GetProperty("hash").GetString()!, list, StringComparison.Ordinal);
+        var listed = JsonDocument.Parse(list).RootElement.EnumerateArray().Where(k => k.GetProperty("name").GetString() == name).ToList();
+        Assert.Equal(["admin", "submission"], listed.Select(k => k.GetProperty("kind").GetString()).Order());
+        Assert.All(listed, k => Assert.Equal(("api", "operator"), (k.GetProperty("source").GetString(), k.GetProperty("createdBy").GetString())));
+
+        using (var disabled = await root.PostAsync(new Uri($"/api/v1/admin/keys/admin/{name}/disable", UriKind.Relative), null))
+        {
+            Assert.Equal(HttpStatusCode.OK, disabled.StatusCode);
+            Assert.True((await disabled.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("changed").GetBoolean());
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await newKey.GetAsync(new Uri("/api/v1/admin/messages", UriKind.Relative))).StatusCode);
+        using (var twice = await root.PostAsync(new Uri($"/api/v1/admin/keys/admin/{name}/disable", UriKind.Relative), null))
+        {
+            Assert.False((await twice.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("changed").GetBoolean());
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await root.PostAsync(new Uri("/api/v1/admin/keys/admin/operator/disable", UriKind.Relative), null)).StatusCode);
+        var audit = await root.GetStringAsync(new Uri("/api/v1/admin/audit", UriKind.Relative));
+        Assert.Contains($"admin key {name}", audit, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_admin_key_cannot_submit_mail()
     {
         using var http = TestKeys.Client(_host.Port, TestKeys.Admin);

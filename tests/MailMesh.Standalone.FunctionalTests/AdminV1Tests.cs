@@ -41,6 +41,39 @@ public sealed class AdminV1Tests : IAsyncLifetime
         StandaloneTests.WaitForAsync(async () => await StateAsync(http, id) == state ? default(JsonElement) : null);
 
     [Fact]
+    public async Task Cli_makes_a_key_that_works_lists_it_and_disables_it()
+    {
+        var made = await RunCliAsync(["keys", "create", "ci-reader", "--kind", "admin", "--scopes", "messages:read", "--json"]);
+        Assert.True(made.ExitCode == 0, made.Output);
+        string secret;
+        using (var created = JsonDocument.Parse(made.Stdout))
+        {
+            secret = created.RootElement.GetProperty("key").GetString()!;
+        }
+
+        using (var http = TestKeys.Client(_mailmesh.HttpPort, secret))
+        {
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri("/api/v1/admin/messages", UriKind.Relative))).StatusCode);
+        }
+
+        var list = await RunCliAsync(["keys"]);
+        Assert.Equal(0, list.ExitCode);
+        Assert.Contains("ci-reader", list.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, list.Stdout, StringComparison.Ordinal);
+
+        var disabled = await RunCliAsync(["keys", "disable", "admin", "ci-reader"]);
+        Assert.True(disabled.ExitCode == 0, disabled.Output);
+        Assert.Contains("Disabled admin key ci-reader.", disabled.Stdout, StringComparison.Ordinal);
+        using (var http = TestKeys.Client(_mailmesh.HttpPort, secret))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync(new Uri("/api/v1/admin/messages", UriKind.Relative))).StatusCode);
+        }
+
+        Assert.Equal(2, (await RunCliAsync(["keys", "disable", "admin", "nobody"])).ExitCode);
+        Assert.Equal(1, (await RunCliAsync(["keys", "create", "x"])).ExitCode);
+    }
+
+    [Fact]
     public async Task Cli_holds_a_deferred_message_lists_it_releases_it_and_it_is_delivered()
     {
         _bench.Sink.RecipientReplies["user@dest.test"] = "451 4.3.0 not now";

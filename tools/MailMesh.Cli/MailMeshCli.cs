@@ -24,7 +24,11 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
           suppress remove <address>
           suppress import <file.csv|->            lines: address[,reason[,created_at,source,expires_at]]
           suppress export [file.csv|-]
-          keys                                    the admin API keys (names and scopes)
+          keys [list]                             every API key, admin and submission (configured and made here)
+          keys create <name> --kind admin --scopes "S S"
+          keys create <name> --kind submission [--sender-domains D,D]
+                                                  prints the new key's secret, once
+          keys disable admin|submission <name>    a key made with "keys create"
           users [list] [--after ADDRESS] [--limit N]
           users add <address> [--password P] [--quota BYTES]
           users disable|enable <address>         mailbox accounts
@@ -69,7 +73,7 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
                 "queue" => await QueueAsync(client, args, cancellationToken),
                 "message" or "messages" => await MessageAsync(client, args, rest, cancellationToken),
                 "suppress" or "suppressions" => await SuppressAsync(client, args, rest, cancellationToken),
-                "keys" => await KeysAsync(client, args, cancellationToken),
+                "keys" => await KeysAsync(client, args, rest, cancellationToken),
                 "users" => await UsersAsync(client, args, rest, cancellationToken),
                 "audit" => await AuditAsync(client, args, cancellationToken),
                 _ => throw new CliException(ExitCodes.Usage, $"Unknown command '{command}'. See 'mailmesh --help'."),
@@ -423,19 +427,57 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
         }
     }
 
-    private async Task<int> KeysAsync(AdminClient client, Arguments args, CancellationToken cancellationToken)
+    private async Task<int> KeysAsync(AdminClient client, Arguments args, List<string> rest, CancellationToken cancellationToken)
     {
-        args.EnsureAllRead();
-        var keys = await client.GetAsync("/api/v1/admin/keys", cancellationToken);
-        if (_json)
+        var sub = rest.Count > 0 ? rest[0] : "list";
+        switch (sub)
         {
-            Output.WriteJson(output, keys);
-            return ExitCodes.Ok;
-        }
+            case "list":
+                {
+                    args.EnsureAllRead();
+                    var keys = await client.GetAsync("/api/v1/admin/keys", cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, keys);
+                        return ExitCodes.Ok;
+                    }
 
-        Output.WriteTable(output, ["name", "managed in", "scopes"], keys.EnumerateArray().Select(k => (IReadOnlyList<string>)
-            [Output.Str(k, "name"), Output.Str(k, "source"), string.Join(' ', k.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()))]));
-        return ExitCodes.Ok;
+                    Output.WriteTable(output, ["name", "kind", "managed in", "enabled", "scopes / sender domains"], keys.EnumerateArray().Select(k => (IReadOnlyList<string>)
+                    [
+                        Output.Str(k, "name"), Output.Str(k, "kind"), Output.Str(k, "source"), Output.Str(k, "enabled"),
+                        Output.Str(k, "kind") == "admin" ? string.Join(' ', k.GetProperty("scopes").EnumerateArray().Select(s => s.GetString())) : Output.Str(k, "senderDomains"),
+                    ]));
+                    return ExitCodes.Ok;
+                }
+
+            case "create":
+                {
+                    var name = Required(rest.Count > 1 ? rest[1] : null, "keys create needs a name.");
+                    var kind = Required(args.Option("kind"), "keys create needs --kind admin or --kind submission.");
+                    var scopes = args.Option("scopes");
+                    var senderDomains = args.Option("sender-domains");
+                    args.EnsureAllRead();
+                    var created = await client.SendJsonAsync(HttpMethod.Post, "/api/v1/admin/keys", new { name, kind, scopes, senderDomains }, cancellationToken);
+                    Done(created, $"Made {Output.Str(created, "kind")} key {Output.Str(created, "name")}. Its secret, shown only now:\n{Output.Str(created, "key")}");
+                    return ExitCodes.Ok;
+                }
+
+            case "disable":
+                {
+                    var kind = Required(rest.Count > 1 ? rest[1] : null, "keys disable needs a kind (admin or submission) and a name.");
+                    var name = Required(rest.Count > 2 ? rest[2] : null, "keys disable needs a kind (admin or submission) and a name.");
+                    args.EnsureAllRead();
+                    var disabled = await client.SendAsync(
+                        HttpMethod.Post, $"/api/v1/admin/keys/{Uri.EscapeDataString(kind)}/{Uri.EscapeDataString(name)}/disable", null, cancellationToken);
+                    Done(disabled, disabled.TryGetProperty("changed", out var changed) && changed.GetBoolean()
+                        ? $"Disabled {kind} key {name}."
+                        : $"The {kind} key {name} was disabled already.");
+                    return ExitCodes.Ok;
+                }
+
+            default:
+                throw new CliException(ExitCodes.Usage, $"Unknown keys subcommand '{sub}' (list, create, disable).");
+        }
     }
 
     private async Task<int> UsersAsync(AdminClient client, Arguments args, List<string> rest, CancellationToken cancellationToken)

@@ -15,11 +15,17 @@ public interface IValidatedOptions
 
 public static class OptionsExtensions
 {
-    /// <summary>Binds <typeparamref name="T"/> to its section and validates it when the host starts.</summary>
+    /// <summary>Binds <typeparamref name="T"/> to its section and validates it when the host starts; idempotent.</summary>
     public static OptionsBuilder<T> AddValidatedOptions<T>(this IServiceCollection services)
         where T : class, IValidatedOptions
     {
-        // Once per options type, however many services of one host (Standalone) register it.
+        // Once per options type, however many services of one host (Standalone) register it: a second bind would add
+        // every list entry again (and validation would then report each configured key as a duplicate).
+        if (services.Any(d => d.ServiceType == typeof(IValidateOptions<T>) && d.ImplementationType == typeof(SelfValidation<T>)))
+        {
+            return services.AddOptions<T>();
+        }
+
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<T>, SelfValidation<T>>());
         // BindConfiguration's two parts, with a bind that names the key when the configuration has the wrong shape.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IOptionsChangeTokenSource<T>, ConfigurationChangeTokenSource<T>>(sp =>
