@@ -183,6 +183,15 @@ internal sealed class MessageAcceptor(
             contentLength = source?.Length ?? content.Length;
         }
 
+        // Issue 11: the pool the submission names; an X-MailMesh-Pool field only counts from an authenticated submitter
+        // (SMTP AUTH or an API key), so an outside client cannot pick the addresses mail leaves from. Delivery removes
+        // the field before sending, whoever wrote it.
+        var pool = request.Pool;
+        if (pool is null && request.AuthenticatedUser is not null)
+        {
+            pool = PoolFromHeader(request, source, content);
+        }
+
         var message = new NewMessage
         {
             Id = messageId,
@@ -201,6 +210,7 @@ internal sealed class MessageAcceptor(
             EnvelopeId = request.EnvelopeId,
             Ret = request.Ret,
             TraceParent = request.TraceParent ?? Telemetry.CurrentTraceParent(),
+            Pool = pool,
         };
 
         // ARCHITECTURE.md "250 means safe": success is reported only after the synchronous commit returned.
@@ -313,6 +323,38 @@ internal sealed class MessageAcceptor(
     }
 
     private const int HeadForLoopCheck = 256 * 1024;
+
+    /// <summary>The X-MailMesh-Pool field's value when it is a well-formed pool name (in the first 64 KiB), else null.</summary>
+    private static string? PoolFromHeader(AcceptRequest request, MessageContentSource? source, ReadOnlyMemory<byte> content)
+    {
+        string? value;
+        if (request.AddReceivedHeader || source is null)
+        {
+            value = PoolHeader.Find(request.AddReceivedHeader ? request.Content.Span : content.Span);
+        }
+        else
+        {
+            var head = ArrayPool<byte>.Shared.Rent((int)Math.Min(source.Length, 64 * 1024));
+            try
+            {
+                using var stream = source.Open();
+                var filled = 0;
+                int read;
+                while (filled < head.Length && (read = stream.Read(head, filled, head.Length - filled)) > 0)
+                {
+                    filled += read;
+                }
+
+                value = PoolHeader.Find(head.AsSpan(0, filled));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(head);
+            }
+        }
+
+        return PoolHeader.IsValidName(value) ? value : null;
+    }
 
     /// <summary>The content checks' view of the submission (<see cref="ContentCheckRequest"/>).</summary>
     private static ContentCheckRequest CheckRequest(AcceptRequest request, bool isSubmitter, long length, Func<Stream> open) => new()
