@@ -32,7 +32,7 @@ public sealed class SourceAddressOptions
 
 /// <summary>
 /// A new address's warm-up (Delivery:Pools:&lt;name&gt;:Addresses:N:WarmUp): on day d (0 on <see cref="Start"/>, UTC days)
-/// at most <see cref="Schedule"/>[d] messages, or, without a schedule, <see cref="DailyLimit"/> × <see cref="Factor"/>^d
+/// at most <see cref="Schedule"/>[d] messages, or, without a schedule, <see cref="DailyLimit"/> × <see cref="Factor"/>^d (rounded down)
 /// for <see cref="Days"/> days; after that, no cap. Counted across all Delivery replicas in the spool.
 /// </summary>
 public sealed class WarmUpOptions
@@ -67,7 +67,7 @@ public sealed class WarmUpOptions
         }
 
         var cap = DailyLimit * Math.Pow(Factor, index);
-        return double.IsFinite(cap) && cap < long.MaxValue ? (long)Math.Round(cap) : null;
+        return double.IsFinite(cap) && cap < long.MaxValue ? (long)Math.Floor(cap) : null;
     }
 }
 
