@@ -1,7 +1,7 @@
 namespace MailMesh.Storage.IntegrationTests;
 
 /// <summary>
-/// Issue 11, IP pools (migration 0016): the pool is stored with the message, a result that was not attempted takes its
+/// Issue 11, IP pools (migration 0016): the pool is stored with the message (and claimed with its jobs), a result that was not attempted takes its
 /// attempt back, and the warm-up counters stop at their cap across concurrent takers.
 /// </summary>
 public abstract partial class SpoolContractTests
@@ -16,7 +16,10 @@ public abstract partial class SpoolContractTests
 
         Assert.Equal("bulk", (await Spool.GetMessageAsync(message.Id, CancellationToken.None))!.Pool);
         Assert.Null((await Spool.GetMessageAsync(plain.Id, CancellationToken.None))!.Pool);
-        var job = (await Spool.ClaimDueAsync(T0, 10, Lease, CancellationToken.None)).Single(j => j.MessageId == message.Id);
+        var jobs = await Spool.ClaimDueAsync(T0, 10, Lease, CancellationToken.None);
+        var job = jobs.Single(j => j.MessageId == message.Id);
+        Assert.Equal("bulk", job.Pool);
+        Assert.Null(jobs.Single(j => j.MessageId == plain.Id).Pool);
         var taken = await Spool.StartAttemptAsync(message.Id, job.LeaseId, Guid.NewGuid(), T0 + Lease, CancellationToken.None);
         Assert.Equal("bulk", taken!.Pool);
     }

@@ -168,6 +168,9 @@ public sealed record DeliveryJob
     public required DateTimeOffset ReceivedAt { get; init; }
     public string? TraceParent { get; init; }
     public required IReadOnlyList<ClaimedRecipient> Recipients { get; init; }
+
+    /// <summary>The message's source-IP pool (<see cref="NewMessage.Pool"/>), or null.</summary>
+    public string? Pool { get; init; }
 }
 
 public sealed record ClaimedRecipient

@@ -107,7 +107,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             JOIN spool.messages AS m ON m.id = p.message_id
         WHERE r.id = p.id
         RETURNING r.id, r.message_id, r.domain, r.address, r.attempts, r.notify, r.orcpt, r.lease_id, m.received_at,
-            m.trace_parent, r.next_attempt_at
+            m.trace_parent, r.next_attempt_at, m.pool
         """;
 
     // Takes the lease for one attempt and reads the message in one statement: nothing is returned unless the lease is
@@ -412,7 +412,8 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                         Attempt = reader.GetInt32(4),
                         Notify = NullableString(reader, 5),
                         OriginalRecipient = NullableString(reader, 6),
-                    }));
+                    })
+                { Pool = NullableString(reader, 11) });
             }
         }
 

@@ -61,7 +61,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
     private const string DueSql =
         """
         SELECT r.id, r.message_id, r.domain, r.address, r.attempts, r.notify, r.orcpt, m.received_at, m.trace_parent,
-            c.due_at
+            c.due_at, m.pool
         FROM (
             SELECT id, due_at FROM (
                 SELECT id, next_attempt_at AS due_at FROM spool_recipients
@@ -379,7 +379,8 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                         Attempt = attempt,
                         Notify = reader.NullableString(5),
                         OriginalRecipient = reader.NullableString(6),
-                    }), attempt));
+                    })
+                { Pool = reader.NullableString(10) }, attempt));
             }
         }
 
