@@ -193,8 +193,7 @@ internal sealed class SubmissionHandler(
                 MessageId = messageId,
                 ReceivedAt = receivedAt,
 
-                // Issue 11: the request's pool, else the API key's (an X-MailMesh-Pool header in a raw message is read
-                // by the acceptor: the submission is authenticated).
+                // Issue 11: the request's pool (member, parameter or a raw message's X-MailMesh-Pool), else the API key's.
                 Pool = prepared.Pool ?? _api.Keys.FirstOrDefault(k => string.Equals(k.Name, keyName, StringComparison.OrdinalIgnoreCase))?.Pool,
             },
             cancellationToken);
@@ -438,11 +437,17 @@ internal sealed class SubmissionHandler(
         var sender = EnvelopeSender(request, message, errors);
         var recipients = EnvelopeRecipients(request, message, errors);
 
-        // Issue 11: ?pool= names the source-IP pool (an X-MailMesh-Pool field in the message also does, read at acceptance).
+        // Issue 11: ?pool= names the source-IP pool, else the message's X-MailMesh-Pool field (the request is
+        // authenticated); either comes before the API key's pool.
         string? pool = request.Query.TryGetValue("pool", out var pools) ? pools.ToString() : null;
         if (pool is not null && !MailMesh.Smtp.PoolHeader.IsValidName(pool))
         {
             errors.Add(new ProblemError("a pool name is 1-64 letters, digits and . _ -") { Parameter = "pool" });
+        }
+        else if (pool is null && message.All(MailMesh.Smtp.PoolHeader.Name).FirstOrDefault()?.Value.Trim() is { } fromHeader
+            && MailMesh.Smtp.PoolHeader.IsValidName(fromHeader))
+        {
+            pool = fromHeader;
         }
 
         if (errors.Count > 0)
