@@ -44,7 +44,8 @@ internal sealed class DeliverMessageConsumer(
     DeliveryMetrics metrics,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
-    ILogger<DeliverMessageConsumer> logger) : IConsumer<DeliverMessage>
+    ILogger<DeliverMessageConsumer> logger,
+    Pools.PoolSelector pools) : IConsumer<DeliverMessage>
 {
     /// <summary>Lease length when the work item does not say (an older Queue) and its lease has already run out.</summary>
     private static readonly TimeSpan FallbackLeaseDuration = TimeSpan.FromMinutes(1);
@@ -343,6 +344,18 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
+        // Issue 11 (docs/delivery.md "IP pools"): the source address, after the MX lookup (its address families) and
+        // before the content is copied. When every address of the pool reached its warm-up cap the recipients wait
+        // without the attempt counting (NotAttempted): Queue retries them without advancing their back-off.
+        var source = pools.IsEnabled
+            ? await pools.ChooseAsync(request.Pool ?? message.Pool, message.Sender, Families(hosts), cancellationToken)
+            : Pools.PoolChoice.None;
+        if (source.Refusal is { } refusal)
+        {
+            // RFC 3463 4.7.0: other or undefined security status (KumoMTA and Postfix use it for local sending limits).
+            return NotAttempted(request, 451, "4.7.0", refusal);
+        }
+
         // After the MX lookup, so an attempt that cannot go anywhere copies nothing; a large message's local copy only
         // within Delivery:MaxContentBytes (its directory is size-capped in the chart).
         using var room = message.DetachedContentLength is { } detached
@@ -377,6 +390,14 @@ internal sealed class DeliverMessageConsumer(
 
         var inline = content.IsFileBacked ? message with { Content = content.Memory, DetachedContentLength = null } : message;
 
+        // The pool header (issue 11) never leaves: removed before signing, whoever sent it.
+        var body = content.Memory;
+        if (MailMesh.Smtp.PoolHeader.IsPresent(body.Span))
+        {
+            body = MailMesh.Smtp.PoolHeader.Remove(body.Span);
+            inline = inline with { Content = body };
+        }
+
         // VERP (ReturnPath:Domain): the envelope sender becomes a return path naming this message, so a bounce or complaint
         // that comes back later is matched to it (Queue's ReturnedMail). Never for the null sender (DSNs stay <>).
         if (returnPath.Value.IsEnabled && inline.Sender.Length > 0 && inline.Origin != MessageOrigin.Dsn)
@@ -390,7 +411,7 @@ internal sealed class DeliverMessageConsumer(
         var signature = ReadOnlyMemory<byte>.Empty;
         if (signer.IsEnabled)
         {
-            var signed = signer.Sign(content.Memory.Span);
+            var signed = signer.Sign(body.Span);
             metrics.Dkim(signed.Outcome);
             signature = signed.Field;
         }
@@ -399,7 +420,7 @@ internal sealed class DeliverMessageConsumer(
         // (the two cover disjoint fields, so their order does not matter to either). Disabled: not even looked at.
         if (sealer.IsEnabled)
         {
-            var arc = sealer.Seal(content.Memory.Span);
+            var arc = sealer.Seal(body.Span);
             metrics.Arc(arc.Outcome);
             if (arc.IsSealed)
             {
@@ -407,8 +428,17 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
-        return await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, signature, cancellationToken);
+        return await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, signature, cancellationToken, source.Source);
     }
+
+    /// <summary>The IP address families of the exchangers' addresses (what a pool address must match).</summary>
+    private static HashSet<System.Net.Sockets.AddressFamily> Families(IReadOnlyList<MxHost> hosts) =>
+        [.. hosts.SelectMany(h => h.Addresses).Select(a => IPAddress.TryParse(a, out var ip) ? ip.AddressFamily : System.Net.Sockets.AddressFamily.Unknown)
+            .Where(f => f != System.Net.Sockets.AddressFamily.Unknown)];
+
+    /// <summary>Every recipient deferred without an attempt made (Queue does not count it, <see cref="RecipientResult.NotAttempted"/>).</summary>
+    private static AttemptOutcome NotAttempted(DeliverMessage request, int code, string enhanced, string text) =>
+        new([.. request.Recipients.Select(r => SmtpDeliveryAgent.Result(r, DeliveryOutcome.Deferred, code, enhanced, text) with { NotAttempted = true })], null, null);
 
     private static bool TryParseAddressLiteral(string domain, out IPAddress address)
     {

@@ -26,6 +26,7 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<TlsTrust>();
         builder.Services.AddSingleton<SmtpConnectionPool>();
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
+        builder.Services.AddSingleton<Pools.PoolSelector>();
 
         // Bounce classification (Delivery:BounceRules): the operator's files are checked by the options validation at start.
         builder.Services.AddBounceClassifier();

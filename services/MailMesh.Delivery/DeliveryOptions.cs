@@ -113,6 +113,21 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// <summary>STARTTLS (RFC 3207) policy: section "Delivery:Tls".</summary>
     public DeliveryTlsOptions Tls { get; set; } = new();
 
+    /// <summary>
+    /// Source-IP pools by name (Delivery:Pools:&lt;name&gt;:Addresses:N:Address/EhloName/Weight/WarmUp), docs/delivery.md
+    /// "IP pools". None configured: connections leave from the address the OS picks and say <see cref="HeloName"/>.
+    /// </summary>
+    public Dictionary<string, Pools.SourcePoolOptions> Pools { get; set; } = [];
+
+    /// <summary>The pool of mail no other setting places; null: the pool named "default" when there is one, else none.</summary>
+    public string? DefaultPool { get; set; }
+
+    /// <summary>
+    /// Pool by envelope sender domain (Delivery:PoolBySenderDomain:&lt;domain&gt;=&lt;pool&gt;); an entry also covers the
+    /// domain's subdomains. Used when the message did not name a pool at submission.
+    /// </summary>
+    public Dictionary<string, string> PoolBySenderDomain { get; set; } = [];
+
     public IEnumerable<string> Validate()
     {
         if (Port is < 1 or > 65535)
@@ -177,6 +192,11 @@ public sealed class DeliveryOptions : IValidatedOptions
         }
 
         foreach (var error in Tls.Validate())
+        {
+            yield return error;
+        }
+
+        foreach (var error in MailMesh.Delivery.Pools.PoolValidation.Validate(this))
         {
             yield return error;
         }

@@ -99,6 +99,9 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// <summary>Marks the connection as not reusable (e.g. the server said 421, RFC 5321 §3.8).</summary>
     public void MarkUnusable() => IsUsable = false;
 
+    /// <summary>The name said in EHLO/HELO when it is a pool address's (null: Delivery:HeloName).</summary>
+    public string? EhloName { get; private init; }
+
     /// <summary>
     /// Connects, reads the greeting, says EHLO (HELO if EHLO is refused with 5xx, RFC 5321 §3.2) and negotiates TLS as
     /// <paramref name="tlsMode"/> asks (RFC 3207). Returns the connection, or the server's refusal (a non-220
@@ -106,13 +109,20 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// the conversation fails, including <see cref="SmtpFailureKind.TlsNotOffered"/> and
     /// <see cref="SmtpFailureKind.TlsFailed"/> when the TLS policy cannot be met.
     /// </summary>
+    /// <param name="source">The pool address to connect from (bound before connect) and whose EHLO name to say; null:
+    /// the address the OS picks, and Delivery:HeloName (docs/delivery.md "IP pools").</param>
     public static async Task<(SmtpConnection? Connection, ServerReply? Refusal)> OpenAsync(
         string hostName, IPEndPoint remote, TlsMode tlsMode, TlsTrust trust, DeliveryOptions options, TimeProvider time,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Pools.SourceAddress? source = null)
     {
         var socket = new Socket(remote.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
+            if (source is not null)
+            {
+                socket.Bind(new IPEndPoint(source.Address, 0));
+            }
+
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(options.ConnectTimeout);
             await socket.ConnectAsync(remote, timeout.Token);
@@ -133,7 +143,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
             throw;
         }
 
-        var connection = new SmtpConnection(socket, hostName, remote, time);
+        var connection = new SmtpConnection(socket, hostName, remote, time) { EhloName = source?.EhloName };
         try
         {
             // RFC 5321 §3.1: the server speaks first. §4.5.3.2.1: wait up to 5 minutes for it.
@@ -184,7 +194,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// <summary>EHLO (and HELO when allowed and EHLO is refused); the refusal, with the connection closed, or null.</summary>
     private async Task<ServerReply?> HelloAsync(DeliveryOptions options, bool allowHelo, CancellationToken cancellationToken)
     {
-        var ehlo = await CommandAsync($"EHLO {options.HeloName}", options.CommandTimeout, "EHLO", cancellationToken);
+        var ehlo = await CommandAsync($"EHLO {EhloName ?? options.HeloName}", options.CommandTimeout, "EHLO", cancellationToken);
         if (ehlo.IsSuccess)
         {
             Capabilities = EhloCapabilities.Parse(ehlo);
@@ -194,7 +204,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
         if (allowHelo && ehlo.IsPermanent && ehlo.Code != 421)
         {
             // RFC 5321 §3.2: a server that does not support extensions answers EHLO with 500/502; fall back to HELO.
-            var helo = await CommandAsync($"HELO {options.HeloName}", options.CommandTimeout, "HELO", cancellationToken);
+            var helo = await CommandAsync($"HELO {EhloName ?? options.HeloName}", options.CommandTimeout, "HELO", cancellationToken);
             if (helo.IsSuccess)
             {
                 Capabilities = EhloCapabilities.None;

@@ -7,9 +7,11 @@ namespace MailMesh.Delivery;
 /// <summary>
 /// What a pooled connection was opened to satisfy: the TLS mode, and for <see cref="TlsMode.Verified"/> the MX name
 /// its certificate was verified against. A connection is only reused for the same key, so a message that needs a
-/// verified session never rides on an opportunistic one that fell back to clear text.
+/// verified session never rides on an opportunistic one that fell back to clear text. <see cref="Source"/> is the local
+/// address the connection was bound to (a pool address; null: the OS's choice), so connections are never shared across
+/// source addresses (docs/delivery.md "IP pools").
 /// </summary>
-internal readonly record struct ConnectionKey(TlsMode Tls, string? VerifiedHost)
+internal readonly record struct ConnectionKey(TlsMode Tls, string? VerifiedHost, IPAddress? Source = null)
 {
     public static ConnectionKey For(TlsMode mode, string hostName) =>
         new(mode, mode == TlsMode.Verified ? hostName.ToUpperInvariant() : null);

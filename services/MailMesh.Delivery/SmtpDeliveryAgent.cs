@@ -47,9 +47,11 @@ internal sealed class SmtpDeliveryAgent(
 
     /// <param name="signature">A DKIM-Signature header field sent in front of the content (empty: none), see
     /// <see cref="Dkim.MessageSigner"/>; the content itself goes byte for byte as stored.</param>
+    /// <param name="source">The pool address every connection of this attempt leaves from (null: the OS's choice); an
+    /// exchanger address of the other IP family is skipped.</param>
     public async Task<AttemptOutcome> DeliverAsync(
         string domain, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, IReadOnlyList<MxHost> hosts,
-        ReadOnlyMemory<byte> signature, CancellationToken cancellationToken)
+        ReadOnlyMemory<byte> signature, CancellationToken cancellationToken, Pools.SourceAddress? source = null)
     {
         // RFC 8689 §4.2.1: a REQUIRETLS message needs TLS with a certificate that matches the MX name, whatever the
         // destination's own policy says.
@@ -60,13 +62,13 @@ internal sealed class SmtpDeliveryAgent(
         {
             foreach (var addressText in host.Addresses)
             {
-                if (!IPAddress.TryParse(addressText, out var address))
+                if (!IPAddress.TryParse(addressText, out var address) || (source is not null && source.Address.AddressFamily != address.AddressFamily))
                 {
                     continue;
                 }
 
                 var destination = new IPEndPoint(address, _options.Port);
-                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, cancellationToken);
+                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, source, cancellationToken);
                 if (attempt.Results is not null)
                 {
                     return new AttemptOutcome(attempt.Results, host.Name, address.ToString());
@@ -102,12 +104,12 @@ internal sealed class SmtpDeliveryAgent(
     /// <summary>One server: results when it gave answers, or the failure that sends us to the next one.</summary>
     private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure)> TryServerAsync(
         string hostName, IPEndPoint destination, TlsMode tlsMode, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients,
-        ReadOnlyMemory<byte> signature, CancellationToken cancellationToken)
+        ReadOnlyMemory<byte> signature, Pools.SourceAddress? source, CancellationToken cancellationToken)
     {
         SmtpConnectionPool.PoolLease lease;
         try
         {
-            lease = await pool.AcquireAsync(destination, ConnectionKey.For(tlsMode, hostName), cancellationToken);
+            lease = await pool.AcquireAsync(destination, ConnectionKey.For(tlsMode, hostName) with { Source = source?.Address }, cancellationToken);
         }
         catch (ConnectionSlotTimeoutException ex)
         {
@@ -138,7 +140,7 @@ internal sealed class SmtpDeliveryAgent(
 
         if (lease.Connection is null)
         {
-            var (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, cancellationToken);
+            var (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, source, cancellationToken);
             if (connection is null)
             {
                 return (null, failure);
@@ -205,11 +207,11 @@ internal sealed class SmtpDeliveryAgent(
     /// text on a new connection (Postfix behaviour: a broken TLS stack must not stop the mail).
     /// </summary>
     private async Task<(SmtpConnection? Connection, Failure? Failure)> OpenAsync(
-        string hostName, IPEndPoint destination, TlsMode tlsMode, bool requireTls, CancellationToken cancellationToken)
+        string hostName, IPEndPoint destination, TlsMode tlsMode, bool requireTls, Pools.SourceAddress? source, CancellationToken cancellationToken)
     {
         try
         {
-            return await OpenOnceAsync(hostName, destination, tlsMode, cancellationToken);
+            return await OpenOnceAsync(hostName, destination, tlsMode, source, cancellationToken);
         }
         catch (SmtpConnectionException ex) when (ex.Kind == SmtpFailureKind.TlsFailed && tlsMode == TlsMode.Opportunistic)
         {
@@ -222,7 +224,7 @@ internal sealed class SmtpDeliveryAgent(
 
         try
         {
-            return await OpenOnceAsync(hostName, destination, TlsMode.None, cancellationToken);
+            return await OpenOnceAsync(hostName, destination, TlsMode.None, source, cancellationToken);
         }
         catch (SmtpConnectionException ex)
         {
@@ -231,9 +233,9 @@ internal sealed class SmtpDeliveryAgent(
     }
 
     private async Task<(SmtpConnection? Connection, Failure? Failure)> OpenOnceAsync(
-        string hostName, IPEndPoint destination, TlsMode tlsMode, CancellationToken cancellationToken)
+        string hostName, IPEndPoint destination, TlsMode tlsMode, Pools.SourceAddress? source, CancellationToken cancellationToken)
     {
-        var (connection, refusal) = await SmtpConnection.OpenAsync(hostName, destination, tlsMode, trust, _options, time, cancellationToken);
+        var (connection, refusal) = await SmtpConnection.OpenAsync(hostName, destination, tlsMode, trust, _options, time, cancellationToken, source);
         if (connection is null)
         {
             return (null, Failure.From(refusal!));

@@ -254,6 +254,7 @@ internal sealed class DeliveryScheduler(
                 LeaseId = job.LeaseId,
                 LeaseExpiresAt = job.LeaseExpiresAt,
                 LeaseDuration = _options.LeaseDuration,
+                Pool = job.Pool,
                 Recipients = [.. job.Recipients.Select(r => new DeliveryRecipient
                 {
                     RecipientId = r.RecipientId,

@@ -63,7 +63,8 @@ internal sealed class RetrySchedule
         {
             DeliveryOutcome.Delivered => (RecipientState.Delivered, (DateTimeOffset?)null),
             DeliveryOutcome.Bounced => (RecipientState.Bounced, null),
-            _ => Defer(attempt, result.Class, receivedAt, now),
+            // Not tried (an IP pool's warm-up caps): retried after the previous attempt's delay, so the curve does not advance.
+            _ => Defer(result.NotAttempted ? attempt - 1 : attempt, result.Class, receivedAt, now),
         };
 
         return new RecipientUpdate
@@ -76,6 +77,7 @@ internal sealed class RetrySchedule
             EnhancedCode = result.EnhancedCode,
             ReplyText = result.ReplyText,
             RemoteHost = remoteHost,
+            NotAttempted = result.NotAttempted && state == RecipientState.Deferred,
             BounceClass = state == RecipientState.Expired ? nameof(BounceClass.MessageExpired)
                 : result.Class is { } cls ? Enum.GetName(cls)
                 : null,

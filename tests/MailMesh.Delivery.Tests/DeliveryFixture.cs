@@ -38,6 +38,9 @@ internal sealed class DeliveryFixture : IAsyncDisposable
 
     public InMemorySpool Spool { get; }
 
+    /// <summary>The warm-up counters Delivery uses (in memory; the spool's tables have their own tests).</summary>
+    public InMemoryPoolCounters Counters => (InMemoryPoolCounters)_host.Services.GetRequiredService<IPoolCounters>();
+
     public ITestHarness Harness { get; }
 
     public IServiceProvider Services => _host.Services;
@@ -70,6 +73,7 @@ internal sealed class DeliveryFixture : IAsyncDisposable
 
         builder.Configuration.AddInMemoryCollection(configuration);
         builder.Services.AddSingleton<ISpool>(spool);
+        builder.Services.AddSingleton<IPoolCounters>(new InMemoryPoolCounters());
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddMetrics();
         builder.AddDns();

@@ -111,6 +111,26 @@ public sealed class RetryScheduleTests
         Assert.Empty(new QueueOptions().Validate());
     }
 
+    [Fact]
+    public void A_result_not_attempted_does_not_advance_the_backoff_and_is_marked_for_the_spool()
+    {
+        // Issue 11: every address of the message's IP pool was at its warm-up cap; Delivery never connected.
+        var schedule = new RetrySchedule(new QueueOptions { Jitter = 0 }, () => 0.5);
+        var now = Received.AddMinutes(7);
+        var notAttempted = Result(DeliveryOutcome.Deferred, 451, "4.7.0") with { NotAttempted = true };
+
+        var first = schedule.Decide(notAttempted, attempt: 1, Received, now, null);
+        var third = schedule.Decide(notAttempted, attempt: 3, Received, now, null);
+
+        Assert.Equal((RecipientState.Deferred, now + TimeSpan.FromMinutes(5), true), (first.State, first.NextAttemptAt, first.NotAttempted));
+        Assert.Equal(now + TimeSpan.FromMinutes(10), third.NextAttemptAt);
+        Assert.False(schedule.Decide(Result(DeliveryOutcome.Deferred, 451, "4.4.1"), attempt: 1, Received, now, null).NotAttempted);
+
+        // Past the queue lifetime it still expires.
+        var expired = schedule.Decide(notAttempted, attempt: 1, Received, Received + TimeSpan.FromDays(5), null);
+        Assert.Equal((RecipientState.Expired, false), (expired.State, expired.NotAttempted));
+    }
+
     private static RecipientResult Result(DeliveryOutcome outcome, int code, string enhanced) => new()
     {
         RecipientId = 1,

@@ -16,6 +16,7 @@ public abstract class Stores : IAsyncDisposable
     public ISpoolAdmin SpoolAdmin { get; protected set; } = null!;
     public ISuppressionAdmin SuppressionAdmin { get; protected set; } = null!;
     public ICredentialStore Credentials { get; protected set; } = null!;
+    public IPoolCounters PoolCounters { get; protected set; } = null!;
 
     /// <summary>Another mail store over the same database (another replica, with its own change listener in PostgreSQL).</summary>
     public abstract IMailStore OpenMailStore();
@@ -49,6 +50,7 @@ public sealed class PostgresStores : Stores
         SpoolAdmin = new PostgresSpoolAdmin(dataSource);
         SuppressionAdmin = new PostgresSuppressionAdmin(dataSource);
         Credentials = new PostgresCredentialStore(dataSource);
+        PoolCounters = new PostgresPoolCounters(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -136,6 +138,7 @@ public sealed class SqliteStores : Stores
         SpoolAdmin = new SqliteSpoolAdmin(database);
         SuppressionAdmin = new SqliteSuppressionAdmin(database);
         Credentials = new SqliteCredentialStore(database);
+        PoolCounters = new SqlitePoolCounters(database);
     }
 
     public string Path { get; }

@@ -87,6 +87,12 @@ internal sealed record AcceptRequest
 
     /// <summary>The stored traceparent; null means the current activity's.</summary>
     public string? TraceParent { get; init; }
+
+    /// <summary>
+    /// The source-IP pool the submission names (HTTP: the <c>pool</c> member or parameter, or the API key's pool), or
+    /// null; an authenticated submission may also name it with an X-MailMesh-Pool header field (docs/delivery.md "IP pools").
+    /// </summary>
+    public string? Pool { get; init; }
 }
 
 /// <summary>What <see cref="MessageAcceptor"/> decided, as the SMTP reply to give (the HTTP API maps it).</summary>

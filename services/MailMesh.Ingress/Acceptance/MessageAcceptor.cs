@@ -183,6 +183,15 @@ internal sealed class MessageAcceptor(
             contentLength = source?.Length ?? content.Length;
         }
 
+        // Issue 11: the pool the submission names; an X-MailMesh-Pool field only counts from an authenticated submitter
+        // (SMTP AUTH or an API key), so an outside client cannot pick the addresses mail leaves from. Delivery removes
+        // the field before sending, whoever wrote it.
+        var pool = request.Pool;
+        if (pool is null && request.AuthenticatedUser is not null)
+        {
+            pool = PoolFromHeader(request, source, content);
+        }
+
         var message = new NewMessage
         {
             Id = messageId,
@@ -201,6 +210,7 @@ internal sealed class MessageAcceptor(
             EnvelopeId = request.EnvelopeId,
             Ret = request.Ret,
             TraceParent = request.TraceParent ?? Telemetry.CurrentTraceParent(),
+            Pool = pool,
         };
 
         // ARCHITECTURE.md "250 means safe": success is reported only after the synchronous commit returned.
@@ -286,25 +296,25 @@ internal sealed class MessageAcceptor(
 
     /// <summary>The Received headers of the message; for a streamed one, of its first 256 KiB (a header section longer
     /// than that is counted up to there).</summary>
-    private static int CountReceived(ReadOnlyMemory<byte> content, MessageContentSource? source)
-    {
-        if (source is null)
-        {
-            return TraceHeaders.CountReceived(content.Span);
-        }
+    private static int CountReceived(ReadOnlyMemory<byte> content, MessageContentSource? source) =>
+        source is null ? TraceHeaders.CountReceived(content.Span) : ReadHead(source, HeadForLoopCheck, TraceHeaders.CountReceived);
 
-        var head = ArrayPool<byte>.Shared.Rent((int)Math.Min(source.Length, HeadForLoopCheck));
+    /// <summary>Reads up to <paramref name="limit"/> octets from the start of <paramref name="source"/> into a rented
+    /// buffer and hands them to <paramref name="read"/>.</summary>
+    private static T ReadHead<T>(MessageContentSource source, int limit, HeadReader<T> read)
+    {
+        var head = ArrayPool<byte>.Shared.Rent((int)Math.Min(source.Length, limit));
         try
         {
             using var stream = source.Open();
             var filled = 0;
-            int read;
-            while (filled < head.Length && (read = stream.Read(head, filled, head.Length - filled)) > 0)
+            int count;
+            while (filled < head.Length && (count = stream.Read(head, filled, head.Length - filled)) > 0)
             {
-                filled += read;
+                filled += count;
             }
 
-            return TraceHeaders.CountReceived(head.AsSpan(0, filled));
+            return read(head.AsSpan(0, filled));
         }
         finally
         {
@@ -312,7 +322,18 @@ internal sealed class MessageAcceptor(
         }
     }
 
+    private delegate T HeadReader<out T>(ReadOnlySpan<byte> head);
+
     private const int HeadForLoopCheck = 256 * 1024;
+
+    /// <summary>The X-MailMesh-Pool field's value when it is a well-formed pool name (in the first 64 KiB), else null.</summary>
+    private static string? PoolFromHeader(AcceptRequest request, MessageContentSource? source, ReadOnlyMemory<byte> content)
+    {
+        var value = request.AddReceivedHeader || source is null
+            ? PoolHeader.Find(request.AddReceivedHeader ? request.Content.Span : content.Span)
+            : ReadHead(source, 64 * 1024, PoolHeader.Find);
+        return PoolHeader.IsValidName(value) ? value : null;
+    }
 
     /// <summary>The content checks' view of the submission (<see cref="ContentCheckRequest"/>).</summary>
     private static ContentCheckRequest CheckRequest(AcceptRequest request, bool isSubmitter, long length, Func<Stream> open) => new()

@@ -48,6 +48,11 @@ public sealed class HttpApiOptions : IValidatedOptions
                 yield return prefix + "Hash: the same key is configured twice";
             }
 
+            if (key.Pool is not null && !MailMesh.Smtp.PoolHeader.IsValidName(key.Pool))
+            {
+                yield return prefix + "Pool: a pool name is 1-64 letters, digits and . _ -";
+            }
+
             if (!Acceptance.SenderDomains.IsValid(key.SenderDomains))
             {
                 yield return prefix + $"SenderDomains: '{key.SenderDomains}' must be comma-separated domain names";
@@ -78,4 +83,10 @@ public sealed class ApiKeyOptions
     /// from another domain is refused with 403 (DKIM signs for the From domain).
     /// </summary>
     public string? SenderDomains { get; set; }
+
+    /// <summary>
+    /// The source-IP pool (Delivery:Pools, docs/delivery.md "IP pools") of the messages this key submits, unless a
+    /// message names its own (the <c>pool</c> member or query parameter, or an X-MailMesh-Pool header); null: none.
+    /// </summary>
+    public string? Pool { get; set; }
 }

@@ -34,6 +34,9 @@ internal sealed class JsonSubmission
     public string? MessageId { get; init; }
     public required IReadOnlyList<JsonAttachment> Attachments { get; init; }
 
+    /// <summary>The source-IP pool the message asks for (member <c>pool</c>), or null.</summary>
+    public string? Pool { get; init; }
+
     /// <summary>The envelope sender (RFC 5321 MAIL FROM): envelopeFrom, or the From address.</summary>
     public Mailbox Sender => EnvelopeFrom ?? From.Envelope;
 
@@ -128,6 +131,7 @@ internal static class JsonSubmissionReader
         List<KeyValuePair<string, string>> headers = [];
         List<JsonAttachment> attachments = [];
         var sawFrom = false;
+        string? pool = null;
 
         foreach (var (name, value) in root.Members)
         {
@@ -201,6 +205,14 @@ internal static class JsonSubmissionReader
                 case "attachments":
                     Attachments(value, pointer, attachments, errors);
                     break;
+                case "pool":
+                    pool = String(value, pointer, errors);
+                    if (pool is not null && !MailMesh.Smtp.PoolHeader.IsValidName(pool))
+                    {
+                        errors.Add(ProblemError.AtPointer(pointer, "a pool name is 1-64 letters, digits and . _ -"));
+                    }
+
+                    break;
                 default:
                     errors.Add(ProblemError.AtPointer(pointer, $"unknown member '{Addresses.Shorten(name)}'"));
                     break;
@@ -244,6 +256,7 @@ internal static class JsonSubmissionReader
             Date = date,
             MessageId = messageId,
             Attachments = attachments,
+            Pool = pool,
         };
     }
 

@@ -192,6 +192,9 @@ internal sealed class SubmissionHandler(
                 BodyType = bodyType,
                 MessageId = messageId,
                 ReceivedAt = receivedAt,
+
+                // Issue 11: the request's pool (member, parameter or a raw message's X-MailMesh-Pool), else the API key's.
+                Pool = prepared.Pool ?? _api.Keys.FirstOrDefault(k => string.Equals(k.Name, keyName, StringComparison.OrdinalIgnoreCase))?.Pool,
             },
             cancellationToken);
 
@@ -346,6 +349,7 @@ internal sealed class SubmissionHandler(
             var content = composed.IsSpilled ? ReadOnlyMemory<byte>.Empty : composed.WrittenMemory;
             return new Prepared(submission.Sender.Address, Distinct(submission.Recipients), content, composed.HasEightBit ? BodyType.EightBitMime : BodyType.SevenBit)
             {
+                Pool = submission.Pool,
                 Tail = composed.IsSpilled ? composed.ContentSource() : null,
                 Composed = composed,
             };
@@ -432,6 +436,20 @@ internal sealed class SubmissionHandler(
         List<ProblemError> errors = [];
         var sender = EnvelopeSender(request, message, errors);
         var recipients = EnvelopeRecipients(request, message, errors);
+
+        // Issue 11: ?pool= names the source-IP pool, else the message's X-MailMesh-Pool field (the request is
+        // authenticated); either comes before the API key's pool.
+        string? pool = request.Query.TryGetValue("pool", out var pools) ? pools.ToString() : null;
+        if (pool is not null && !MailMesh.Smtp.PoolHeader.IsValidName(pool))
+        {
+            errors.Add(new ProblemError("a pool name is 1-64 letters, digits and . _ -") { Parameter = "pool" });
+        }
+        else if (pool is null && message.All(MailMesh.Smtp.PoolHeader.Name).FirstOrDefault()?.Value.Trim() is { } fromHeader
+            && MailMesh.Smtp.PoolHeader.IsValidName(fromHeader))
+        {
+            pool = fromHeader;
+        }
+
         if (errors.Count > 0)
         {
             return Prepared.Invalid(Problems.InvalidRequest(errors));
@@ -455,7 +473,7 @@ internal sealed class SubmissionHandler(
         var tail = body.IsSpilled
             ? body.ContentSource(message.HeaderEnd)
             : InMemory(body.WrittenMemory[message.HeaderEnd..]);
-        return new Prepared(sender!, recipients, header, message.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit) { Tail = tail };
+        return new Prepared(sender!, recipients, header, message.Has8BitData ? BodyType.EightBitMime : BodyType.SevenBit) { Tail = tail, Pool = pool };
     }
 
     /// <summary>The envelope sender of a raw message: ?from=, X-MailMesh-From, or the Sender / From header field.</summary>
@@ -692,6 +710,9 @@ internal sealed class SubmissionHandler(
 
         /// <summary>The buffer a JSON submission was composed into (Content and Tail are views of it), disposed after the commit.</summary>
         public MessageBuffer? Composed { get; init; }
+
+        /// <summary>The source-IP pool the request names (JSON member or query parameter <c>pool</c>), or null.</summary>
+        public string? Pool { get; init; }
 
         public static Prepared Invalid(ProblemHttpResult problem) => new(null, null, default, BodyType.SevenBit) { Problem = problem };
     }

@@ -29,6 +29,12 @@ public sealed record DeliverMessage
     /// from an older Queue; Delivery then renews by the time the lease had left when it took it.
     /// </summary>
     public TimeSpan? LeaseDuration { get; init; }
+
+    /// <summary>
+    /// The source-IP pool the message was submitted for (stored with it; docs/delivery.md "IP pools"), or null: Delivery
+    /// chooses by sender domain or its default pool. Null from an older Queue; Delivery then reads the stored one.
+    /// </summary>
+    public string? Pool { get; init; }
 }
 
 /// <summary>
@@ -101,6 +107,12 @@ public sealed record RecipientResult
     /// delivery, and from a Delivery older than the classifier.
     /// </summary>
     public BounceClass? Class { get; init; }
+
+    /// <summary>
+    /// True when Delivery deferred the recipient without trying it (e.g. every address of its IP pool reached its warm-up
+    /// cap today): Queue retries it without counting the attempt or advancing its back-off.
+    /// </summary>
+    public bool NotAttempted { get; init; }
 }
 
 /// <summary>Which command a <see cref="RecipientResult"/>'s reply answered (Local: no remote reply).</summary>

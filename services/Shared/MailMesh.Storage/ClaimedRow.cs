@@ -10,6 +10,9 @@ internal readonly record struct ClaimedRow(
     DateTimeOffset DueAt,
     ClaimedRecipient Recipient)
 {
+    /// <summary>The message's source-IP pool (issue 11), or null.</summary>
+    public string? Pool { get; init; }
+
     /// <summary>
     /// One job per lease (one lease per message and domain), most overdue first; recipients in the order they
     /// were given at RCPT time.
@@ -54,6 +57,7 @@ internal readonly record struct ClaimedRow(
                 LeaseExpiresAt = leaseExpiresAt,
                 ReceivedAt = first.ReceivedAt,
                 TraceParent = first.TraceParent,
+                Pool = first.Pool,
                 Recipients = group.ConvertAll(static r => r.Recipient),
             });
         }

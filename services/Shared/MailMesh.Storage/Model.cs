@@ -89,6 +89,12 @@ public sealed record NewMessage
 
     /// <summary>Earliest first attempt; null means now.</summary>
     public DateTimeOffset? NotBefore { get; init; }
+
+    /// <summary>
+    /// The source-IP pool chosen at submission (Delivery:Pools, docs/delivery.md "IP pools"): the HTTP API's
+    /// <c>pool</c>, the API key's pool, or an authenticated client's X-MailMesh-Pool header; null lets Delivery choose.
+    /// </summary>
+    public string? Pool { get; init; }
 }
 
 /// <summary>
@@ -147,6 +153,9 @@ public sealed record StoredMessage
     public string? EnvelopeId { get; init; }
     public string? Ret { get; init; }
     public string? TraceParent { get; init; }
+
+    /// <summary>The source-IP pool chosen at submission (<see cref="NewMessage.Pool"/>), or null.</summary>
+    public string? Pool { get; init; }
 }
 
 /// <summary>Recipients of one message at one domain, claimed together under one lease.</summary>
@@ -159,6 +168,9 @@ public sealed record DeliveryJob
     public required DateTimeOffset ReceivedAt { get; init; }
     public string? TraceParent { get; init; }
     public required IReadOnlyList<ClaimedRecipient> Recipients { get; init; }
+
+    /// <summary>The message's source-IP pool (<see cref="NewMessage.Pool"/>), or null.</summary>
+    public string? Pool { get; init; }
 }
 
 public sealed record ClaimedRecipient
@@ -188,6 +200,12 @@ public sealed record RecipientUpdate
 
     /// <summary>The bounce class of the reply (the name of a <c>MailMesh.Contracts.BounceClass</c>); null for a delivery.</summary>
     public string? BounceClass { get; init; }
+
+    /// <summary>
+    /// The recipient was not tried (Delivery deferred it before any connection, e.g. its IP pool's warm-up caps were
+    /// reached): the attempt counted when it was claimed is taken back, so its back-off does not advance.
+    /// </summary>
+    public bool NotAttempted { get; init; }
 }
 
 /// <summary>The outcome of one attempt, to apply with others in one transaction (<see cref="ISpool.CompleteAttemptsAsync"/>).</summary>

@@ -35,5 +35,11 @@ public sealed record SinkMessage
     /// <summary>True when the transaction ran inside TLS (after STARTTLS).</summary>
     public bool Tls { get; init; }
 
+    /// <summary>The address the client connected from (the remote end point the sink saw).</summary>
+    public System.Net.IPAddress? ClientAddress { get; init; }
+
+    /// <summary>The name the client gave in its last EHLO or HELO on the connection.</summary>
+    public string? Helo { get; init; }
+
     public string DataText => Encoding.UTF8.GetString(Data);
 }

@@ -259,6 +259,8 @@ public sealed class SmtpSink : IAsyncDisposable
         }
 
         var refused = Greeting is not null && !Greeting.StartsWith('2');
+        var remote = (socket.RemoteEndPoint as IPEndPoint)?.Address;
+        string? helo = null;
         string? mailFrom = null;
         var mailParameters = string.Empty;
         var recipients = new List<string>();
@@ -305,6 +307,7 @@ public sealed class SmtpSink : IAsyncDisposable
             {
                 case "EHLO":
                     ResetTransaction();
+                    helo = argument;
                     if (EhloReply is not null)
                     {
                         await Reply(EhloReply);
@@ -355,6 +358,7 @@ public sealed class SmtpSink : IAsyncDisposable
                     break;
                 case "HELO":
                     ResetTransaction();
+                    helo = argument;
                     await Reply("250 " + HostName);
                     break;
                 case "RSET":
@@ -490,6 +494,8 @@ public sealed class SmtpSink : IAsyncDisposable
                 Chunked = chunked,
                 Tls = tls is not null,
                 ChunkCount = chunked ? chunkCount : 0,
+                ClientAddress = remote,
+                Helo = helo,
             });
             ResetTransaction();
             if (reply is null)

@@ -14,9 +14,9 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         """
         WITH message AS (
             INSERT INTO spool.messages (id, sender, content, size, received_at, origin, client_address, client_helo,
-                auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, completed_at)
+                auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, completed_at, pool)
             VALUES (@id, @sender, @content_prefix || @content, @size, @received_at, @origin, @client_address, @client_helo,
-                @auth_user, @body_type, @smtputf8, @requiretls, @envid, @ret, @trace_parent, @completed_at)
+                @auth_user, @body_type, @smtputf8, @requiretls, @envid, @ret, @trace_parent, @completed_at, @pool)
             ON CONFLICT (id) DO NOTHING
             RETURNING id
         ), recipients AS (
@@ -33,7 +33,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     private const string GetMessageSql =
         """
         SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
-            requiretls, envid, ret, trace_parent
+            requiretls, envid, ret, trace_parent, pool
         FROM spool.messages
         WHERE id = @id
         """;
@@ -107,7 +107,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             JOIN spool.messages AS m ON m.id = p.message_id
         WHERE r.id = p.id
         RETURNING r.id, r.message_id, r.domain, r.address, r.attempts, r.notify, r.orcpt, r.lease_id, m.received_at,
-            m.trace_parent, r.next_attempt_at
+            m.trace_parent, r.next_attempt_at, m.pool
         """;
 
     // Takes the lease for one attempt and reads the message in one statement: nothing is returned unless the lease is
@@ -122,7 +122,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             RETURNING id
         )
         SELECT sender, CASE WHEN size <= @inline_limit THEN content END, received_at, origin, client_address, client_helo,
-            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, size
+            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, size, pool
         FROM spool.messages
         WHERE id = @message_id AND EXISTS (SELECT 1 FROM taken)
         """;
@@ -202,14 +202,15 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         WITH updates AS (
             SELECT *
             FROM unnest(@update_message_ids, @lease_ids, @ids, @states, @next_attempt_at, @attempted_at, @reply_codes,
-                @enhanced_codes, @reply_texts, @remote_hosts, @bounce_classes)
+                @enhanced_codes, @reply_texts, @remote_hosts, @bounce_classes, @not_attempted)
                 AS u(message_id, lease_id, id, state, next_attempt_at, attempted_at, reply_code, enhanced_code, reply_text,
-                    remote_host, bounce_class)
+                    remote_host, bounce_class, not_attempted)
         ), applied AS (
             UPDATE spool.recipients AS r
             SET state = u.state, next_attempt_at = u.next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
                 lease_owner = NULL, last_reply_code = u.reply_code, last_enhanced_code = u.enhanced_code, last_reply_text = u.reply_text,
-                last_remote_host = u.remote_host, updated_at = u.attempted_at, last_bounce_class = u.bounce_class
+                last_remote_host = u.remote_host, updated_at = u.attempted_at, last_bounce_class = u.bounce_class,
+                attempts = r.attempts - CASE WHEN u.not_attempted THEN 1 ELSE 0 END
             FROM updates AS u
             WHERE r.id = u.id AND r.message_id = u.message_id AND r.state = 1 AND r.lease_id = u.lease_id
             RETURNING r.id, u.lease_id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host,
@@ -333,6 +334,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         p.Add(Text("ret", message.Ret));
         p.Add(Text("trace_parent", message.TraceParent));
         p.Add(Timestamp("completed_at", allFinal ? receivedAt : null));
+        p.Add(Text("pool", message.Pool));
         p.Add(new NpgsqlParameter<DateTimeOffset>("next_attempt_at", StoreArguments.Truncate(message.NotBefore ?? receivedAt)));
         p.Add(new NpgsqlParameter<string[]>("addresses", addresses));
         p.Add(new NpgsqlParameter<string[]>("domains", domains));
@@ -372,6 +374,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             EnvelopeId = NullableString(reader, 10),
             Ret = NullableString(reader, 11),
             TraceParent = NullableString(reader, 12),
+            Pool = NullableString(reader, 13),
         };
     }
 
@@ -409,7 +412,8 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                         Attempt = reader.GetInt32(4),
                         Notify = NullableString(reader, 5),
                         OriginalRecipient = NullableString(reader, 6),
-                    }));
+                    })
+                { Pool = NullableString(reader, 11) });
             }
         }
 
@@ -445,6 +449,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         var replyTexts = new string?[count];
         var remoteHosts = new string?[count];
         var bounceClasses = new string?[count];
+        var notAttempted = new bool[count];
         var completedAt = new Dictionary<Guid, DateTimeOffset>();
         var i = 0;
         foreach (var attempt in attempts)
@@ -462,6 +467,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                 replyTexts[i] = update.ReplyText;
                 remoteHosts[i] = update.RemoteHost;
                 bounceClasses[i] = update.BounceClass;
+                notAttempted[i] = update.NotAttempted;
                 if (!completedAt.TryGetValue(attempt.MessageId, out var latest) || attemptedAt[i] > latest)
                 {
                     completedAt[attempt.MessageId] = attemptedAt[i];
@@ -491,6 +497,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         p.Add(new NpgsqlParameter<string?[]>("reply_texts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = replyTexts });
         p.Add(new NpgsqlParameter<string?[]>("remote_hosts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = remoteHosts });
         p.Add(new NpgsqlParameter<string?[]>("bounce_classes", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = bounceClasses });
+        p.Add(new NpgsqlParameter<bool[]>("not_attempted", notAttempted));
         batch.BatchCommands.Add(apply);
 
         var complete = new NpgsqlBatchCommand(CompleteMessagesSql);
@@ -666,6 +673,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             EnvelopeId = NullableString(reader, 10),
             Ret = NullableString(reader, 11),
             TraceParent = NullableString(reader, 12),
+            Pool = NullableString(reader, 14),
         };
     }
 

@@ -18,9 +18,9 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
     private const string InsertMessageSql =
         """
         INSERT INTO spool_messages (id, sender, content, size, received_at, origin, client_address, client_helo,
-            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, completed_at)
+            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, completed_at, pool)
         VALUES (@id, @sender, @content, @size, @received_at, @origin, @client_address, @client_helo,
-            @auth_user, @body_type, @smtputf8, @requiretls, @envid, @ret, @trace_parent, @completed_at)
+            @auth_user, @body_type, @smtputf8, @requiretls, @envid, @ret, @trace_parent, @completed_at, @pool)
         ON CONFLICT (id) DO NOTHING
         """;
 
@@ -42,7 +42,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
     private const string GetMessageSql =
         """
         SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
-            requiretls, envid, ret, trace_parent
+            requiretls, envid, ret, trace_parent, pool
         FROM spool_messages
         WHERE id = @id
         """;
@@ -50,7 +50,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
     private const string StartAttemptReadSql =
         """
         SELECT sender, CASE WHEN size <= @inline_limit THEN content END, received_at, origin, client_address, client_helo,
-            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, size
+            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, size, pool
         FROM spool_messages
         WHERE id = @id
         """;
@@ -61,7 +61,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
     private const string DueSql =
         """
         SELECT r.id, r.message_id, r.domain, r.address, r.attempts, r.notify, r.orcpt, m.received_at, m.trace_parent,
-            c.due_at
+            c.due_at, m.pool
         FROM (
             SELECT id, due_at FROM (
                 SELECT id, next_attempt_at AS due_at FROM spool_recipients
@@ -146,7 +146,8 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         UPDATE spool_recipients
         SET state = @state, next_attempt_at = @next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
             last_reply_code = @reply_code, last_enhanced_code = @enhanced_code, last_reply_text = @reply_text,
-            last_remote_host = @remote_host, updated_at = @attempted_at, last_bounce_class = @bounce_class
+            last_remote_host = @remote_host, updated_at = @attempted_at, last_bounce_class = @bounce_class,
+            attempts = attempts - @not_attempted
         WHERE id = @id AND message_id = @message_id AND state = 1 AND lease_id = @lease_id
         """;
 
@@ -237,6 +238,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 insert.Add("@ret", message.Ret);
                 insert.Add("@trace_parent", message.TraceParent);
                 insert.Add("@completed_at", completedAt);
+                insert.Add("@pool", message.Pool);
 
                 // Also false when the same id was stored earlier in the same batch: that row is visible here.
                 if (await insert.ExecuteNonQueryAsync(CancellationToken.None) == 0)
@@ -313,6 +315,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             EnvelopeId = reader.NullableString(10),
             Ret = reader.NullableString(11),
             TraceParent = reader.NullableString(12),
+            Pool = reader.NullableString(13),
         };
     }
 
@@ -376,7 +379,8 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                         Attempt = attempt,
                         Notify = reader.NullableString(5),
                         OriginalRecipient = reader.NullableString(6),
-                    }), attempt));
+                    })
+                { Pool = reader.NullableString(10) }, attempt));
             }
         }
 
@@ -519,6 +523,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             var replyText = update.Add("@reply_text", null);
             var remoteHost = update.Add("@remote_host", null);
             var bounceClass = update.Add("@bounce_class", null);
+            var notAttempted = update.Add("@not_attempted", 0);
             update.Prepare();
 
             var historyId = history.Add("@id", 0L);
@@ -542,6 +547,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 replyText.Value = (object?)item.ReplyText ?? DBNull.Value;
                 remoteHost.Value = (object?)item.RemoteHost ?? DBNull.Value;
                 bounceClass.Value = (object?)item.BounceClass ?? DBNull.Value;
+                notAttempted.Value = item.NotAttempted ? 1 : 0;
                 if (await update.ExecuteNonQueryAsync(CancellationToken.None) == 0)
                 {
                     continue; // not in flight under this lease: a late or repeated result
@@ -714,6 +720,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 EnvelopeId = reader.NullableString(10),
                 Ret = reader.NullableString(11),
                 TraceParent = reader.NullableString(12),
+                Pool = reader.NullableString(14),
             };
         }, 0, cancellationToken);
     }
