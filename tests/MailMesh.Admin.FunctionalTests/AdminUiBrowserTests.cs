@@ -159,5 +159,17 @@ public sealed class AdminUiBrowserTests : IClassFixture<AdminUiHost>
 
         await page.GotoAsync("admin/access");
         await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Not allowed" })).ToBeVisibleAsync();
+
+        // A hand-made post of the operator's form, with the viewer's own valid antiforgery token, changes nothing.
+        await page.GotoAsync("admin/suppressions");
+        var token = await page.Locator("input[name=__RequestVerificationToken]").First.GetAttributeAsync("value");
+        var response = await page.APIRequest.PostAsync("admin/suppressions", new()
+        {
+            Form = page.APIRequest.CreateFormData()
+                .Set("_handler", "suppress").Set("__RequestVerificationToken", token!).Set("AddAddress", "forged@dest.test"),
+        });
+        Assert.False(response.Ok && !(await response.TextAsync()).Contains("does not allow", StringComparison.Ordinal), "a viewer's post was accepted");
+        await page.ReloadAsync();
+        await Expect(page.GetByText("forged@dest.test")).ToHaveCountAsync(0);
     }
 }

@@ -15,6 +15,10 @@ public abstract class AdminPage : ComponentBase
     [Inject]
     internal IAdminApi Api { get; set; } = default!;
 
+    /// <summary>Logs what the user did (<see cref="AdminUiLog"/>).</summary>
+    [Inject]
+    internal ILogger<AdminPage> Logger { get; set; } = default!;
+
     /// <summary>The request (static server-side rendering); null in component tests.</summary>
     [CascadingParameter]
     protected HttpContext? HttpContext { get; set; }
@@ -43,6 +47,22 @@ public abstract class AdminPage : ComponentBase
         }
 
         await LoadAsync();
+    }
+
+    /// <summary>The user's name for the logs.</summary>
+    protected string UserName => User.Identity?.Name ?? "?";
+
+    /// <summary>False (and a logged refusal, and an error shown) when the user may not act.</summary>
+    protected bool MayOperate(string action)
+    {
+        if (CanOperate)
+        {
+            return true;
+        }
+
+        AdminUiLog.Refused(Logger, UserName, Layout.MainLayout.RoleOf(User), action);
+        Error = "Your role does not allow this.";
+        return false;
     }
 
     /// <summary>Loads what the page shows; called on every request (GET and form posts).</summary>
