@@ -1,13 +1,13 @@
 using System.Globalization;
-using MailKit.Net.Smtp;
+using System.Text;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
+using MailMesh.Testing.Dkim;
 using MailMesh.Testing.Dns;
 using MailMesh.Testing.Infrastructure;
 using MailMesh.Testing.Smtp;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Playwright;
-using MimeKit;
 
 namespace MailMesh.Admin.FunctionalTests;
 
@@ -114,16 +114,10 @@ public sealed class AdminUiHost : IAsyncLifetime
     /// <summary>Sends a message from app@origin.test to <paramref name="to"/> through Ingress; returns its id.</summary>
     public async Task<Guid> SendAsync(string to, string subject)
     {
-        var message = new MimeMessage();
-        message.From.Add(MailboxAddress.Parse("app@origin.test"));
-        message.To.Add(MailboxAddress.Parse(to));
-        message.Subject = subject;
-        message.Body = new TextPart("plain") { Text = "admin ui\r\n" };
-        using var client = new SmtpClient();
-        await client.ConnectAsync("127.0.0.1", SmtpPort, MailKit.Security.SecureSocketOptions.None);
-        var reply = await client.SendAsync(message);
-        await client.DisconnectAsync(quit: true);
-        return Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]);
+        var message = Encoding.ASCII.GetBytes($"From: app@origin.test\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{Guid.NewGuid()}@origin.test>\r\n\r\nadmin ui\r\n");
+        var (code, text) = await RawSmtp.SendAsync(SmtpPort, "app@origin.test", to, message);
+        Assert.True(code == 250, $"Ingress refused the message: {text}");
+        return Guid.Parse(text[(text.LastIndexOf(' ') + 1)..]);
     }
 
     public async Task DisposeAsync()

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Admin.Api;
@@ -141,20 +142,24 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
         }
     }
 
+    /// <summary>An RFC 9457 problem's title and detail; the status line when the answer is not one.</summary>
     private static async Task<string> ProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
-        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        var status = $"{(int)response.StatusCode} {response.ReasonPhrase}";
+        if (response.Content.Headers.ContentType?.MediaType is not ("application/problem+json" or "application/json"))
+        {
+            return status;
+        }
+
         try
         {
-            using var problem = JsonDocument.Parse(text);
-            var title = problem.RootElement.TryGetProperty("title", out var t) ? t.GetString() : null;
-            var detail = problem.RootElement.TryGetProperty("detail", out var d) ? d.GetString() : null;
-            var message = string.Join(": ", new[] { title, detail }.Where(s => !string.IsNullOrEmpty(s)));
-            return message.Length > 0 ? message : $"{(int)response.StatusCode} {response.ReasonPhrase}";
+            var problem = await response.Content.ReadFromJsonAsync<ProblemDetails>(Json, cancellationToken);
+            var text = string.Join(": ", new[] { problem?.Title, problem?.Detail }.Where(s => !string.IsNullOrEmpty(s)));
+            return text.Length > 0 ? text : status;
         }
         catch (JsonException)
         {
-            return $"{(int)response.StatusCode} {response.ReasonPhrase}";
+            return status;
         }
     }
 
