@@ -22,6 +22,9 @@ public sealed class AdminUiHost : IAsyncLifetime
     public const string Viewer = "victor";
     public const string Password = "correct horse battery";
 
+    /// <summary>An admin API key configured in the standalone, for a UI running as a service of its own.</summary>
+    public const string ApiKey = "mmk_test-admin-ui-service";
+
     private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("mailmesh-admin-ui-");
     private WebApplication? _app;
     private IPlaywright? _playwright;
@@ -35,6 +38,9 @@ public sealed class AdminUiHost : IAsyncLifetime
     public int SmtpPort { get; } = LoopbackPort.Free();
 
     public IBrowser Browser { get; private set; } = null!;
+
+    /// <summary>The hash of <see cref="Password"/> (the fewest iterations the format takes: these tests are not about its cost).</summary>
+    public static string Hash { get; } = PasswordHash.Create(Password, PasswordHash.MinIterations);
 
     public Uri BaseUrl => new($"http://127.0.0.1:{HttpPort}/");
 
@@ -55,7 +61,7 @@ public sealed class AdminUiHost : IAsyncLifetime
             Sink.RecipientReplies[$"{local}@dest.test"] = "451 4.3.0 not now";
         }
 
-        var hash = PasswordHash.Create(Password, PasswordHash.MinIterations);
+        var hash = Hash;
         var settings = new Dictionary<string, string>
         {
             ["Urls"] = BaseUrl.ToString().TrimEnd('/'),
@@ -74,6 +80,9 @@ public sealed class AdminUiHost : IAsyncLifetime
             ["Admin:Users:1:Name"] = Viewer,
             ["Admin:Users:1:PasswordHash"] = hash,
             ["Admin:Users:1:Role"] = "viewer",
+            ["Admin:ApiKeys:0:Name"] = "admin-ui-service",
+            ["Admin:ApiKeys:0:Hash"] = ApiKeys.Hash(ApiKey),
+            ["Admin:ApiKeys:0:Scopes"] = string.Join(' ', AdminScopes.All),
             ["Logging:LogLevel:Default"] = "Warning",
         };
         _app = ServiceHost.Create(
