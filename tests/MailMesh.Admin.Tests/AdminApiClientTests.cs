@@ -5,7 +5,6 @@ using MailMesh.Admin.Api;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Options;
 
 namespace MailMesh.Admin.Tests;
 
@@ -26,7 +25,7 @@ public sealed class AdminApiClientTests
         }
 
         var settings = options ?? new AdminUiOptions { QueueUrl = new Uri("http://queue:8080"), PolicyUrl = new Uri("http://policy:8080"), ApiKey = "mmk_ui" };
-        return new AdminApiClient(new HttpClient(new Handler(this)), new Monitor(settings), server);
+        return new AdminApiClient(new HttpClient(new Handler(this)), new Monitor<AdminUiOptions>(settings), server);
     }
 
     private static HttpResponseMessage Json(string json, HttpStatusCode status = HttpStatusCode.OK, string type = "application/json") =>
@@ -115,15 +114,6 @@ public sealed class AdminApiClientTests
             test._requests.Add((request, body));
             return test._answer(request);
         }
-    }
-
-    private sealed class Monitor(AdminUiOptions value) : IOptionsMonitor<AdminUiOptions>
-    {
-        public AdminUiOptions CurrentValue => value;
-
-        public AdminUiOptions Get(string? name) => value;
-
-        public IDisposable? OnChange(Action<AdminUiOptions, string?> listener) => null;
     }
 
     private sealed class Server : IServer

@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using MailMesh.ServiceDefaults.Security;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
 namespace MailMesh.Admin.Tests;
@@ -91,14 +90,5 @@ public sealed class SignInTests
         Assert.Contains(ui, e => e.StartsWith("Admin:Ui:PolicyUrl:", StringComparison.Ordinal));
         Assert.Contains(ui, e => e.StartsWith("Admin:Ui:ApiKey:", StringComparison.Ordinal));
         Assert.Contains(ui, e => e.StartsWith("Admin:Ui:MaxFailedLogins:", StringComparison.Ordinal));
-    }
-
-    private sealed class Monitor<T>(T value) : IOptionsMonitor<T>
-    {
-        public T CurrentValue => value;
-
-        public T Get(string? name) => value;
-
-        public IDisposable? OnChange(Action<T, string?> listener) => null;
     }
 }
