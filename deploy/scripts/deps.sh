@@ -75,6 +75,10 @@ if [ "$TEST_TOOLS" = "1" ]; then
   require_cmd rspamd rspamd
   require_cmd clamd clamav-daemon
   require_cmd sigtool clamav
+  # Debian's chromium, driven headless by Playwright for .NET in the admin UI's browser tests
+  # (tests/MailMesh.Admin.FunctionalTests; Playwright's own browser downloads are never used), and a font to render with.
+  require_cmd chromium chromium
+  [ -n "$(fc-list 2>/dev/null)" ] || need+=(fontconfig fonts-dejavu-core)
 fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#need[@]}" -gt 0 ]; then
@@ -218,6 +222,12 @@ PY
   rm -rf "$eicar_dir"
   [ "$eicar_sig" = "44d88612fea8a8f36de82e1278abb02f:68:eicar.com" ] ||
     missing "clamav: 'sigtool --md5' of the EICAR test file gave '$eicar_sig'"
+
+  # chromium renders a page headless (as root it needs --no-sandbox, as the browser tests pass it).
+  chromium_out="$(timeout 120 chromium --headless --no-sandbox --disable-gpu \
+    --dump-dom 'data:text/html,<p>mailmesh-chromium-ok</p>' 2>/dev/null)" || true
+  grep -q 'mailmesh-chromium-ok' <<<"$chromium_out" ||
+    missing "chromium: 'chromium --headless --dump-dom' did not render a page (the admin UI browser tests drive it)"
 fi
 
 echo "deps: PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT, RabbitMQ on 127.0.0.1:$AMQP_PORT"

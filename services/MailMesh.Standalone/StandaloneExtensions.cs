@@ -1,3 +1,4 @@
+using MailMesh.Admin;
 using MailMesh.Delivery;
 using MailMesh.Dns;
 using MailMesh.Ingress;
@@ -29,9 +30,12 @@ public static class StandaloneExtensions
 
         // Clients on this machine may relay (the distributed services default to no relay networks at all).
         ["Policy:RelayNetworks"] = "127.0.0.0/8,::1/128",
+
+        // The admin UI at /admin is served over plain HTTP on loopback by default: its cookie cannot require HTTPS.
+        ["Admin:Ui:SecureCookie"] = "false",
     };
 
-    /// <summary>Registers Policy, Queue, Dns, Delivery, Mailbox and Ingress in this one host, sharing one bus and one store.</summary>
+    /// <summary>Registers Policy, Queue, Dns, Delivery, Mailbox, Ingress and the admin UI in this one host, sharing one bus and one store.</summary>
     public static IHostApplicationBuilder AddStandalone(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -45,6 +49,7 @@ public static class StandaloneExtensions
         builder.AddDelivery();
         builder.AddMailbox();
         builder.AddIngress().AddIngressHttpApi();
+        builder.AddAdminUi(sameProcess: true);
         builder.Services.AddHostedService<OrphanedLeaseRecovery>();
         return builder;
     }
@@ -58,6 +63,7 @@ public static class StandaloneExtensions
         app.MapPolicyAdminEndpoints();
         app.MapMailbox();
         app.MapIngressHttpApi();
+        app.MapAdminUi();
         return app;
     }
 }

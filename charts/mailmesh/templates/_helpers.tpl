@@ -1,6 +1,6 @@
 {{/* The services this chart deploys, in start-up order. */}}
 {{- define "mailmesh.services" -}}
-policy queue dns delivery mailbox ingress
+policy queue dns delivery mailbox ingress admin
 {{- end -}}
 
 {{- define "mailmesh.name" -}}
@@ -201,4 +201,9 @@ names exists on a RabbitMQ virtual host the five services started on.
 {{- else if .Values.returnPath.secret -}}
 {{- printf "%s-return-path" (include "mailmesh.fullname" .) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Base URL of one service's HTTP API inside the cluster, for the admin UI. Call with (dict "root" $ "service" "queue"). */}}
+{{- define "mailmesh.serviceUrl" -}}
+{{- printf "http://%s:%v" (include "mailmesh.componentName" .) (index .root.Values .service).service.port -}}
 {{- end -}}

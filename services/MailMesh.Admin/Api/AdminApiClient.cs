@@ -1,0 +1,201 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace MailMesh.Admin.Api;
+
+/// <summary>
+/// The admin API over HTTP with the configured key: Queue for messages, Policy for suppressions, Mailbox and Ingress
+/// for accounts. In Standalone (no URLs configured) every service is this process, reached on its own listening address.
+/// </summary>
+internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOptions> options, IServer server) : IAdminApi
+{
+    internal const string HttpClientName = "MailMesh.Admin.Api";
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public Task<QueueSummary> GetQueueSummaryAsync(int domains, CancellationToken cancellationToken) =>
+        GetAsync<QueueSummary>(Service.Queue, $"/api/v1/admin/queue/summary?domains={domains}", cancellationToken);
+
+    public Task<MessagePage> ListMessagesAsync(MessageQuery query, string? cursor, int limit, CancellationToken cancellationToken)
+    {
+        var parameters = query.Parameters().ToList();
+        if (!string.IsNullOrEmpty(cursor))
+        {
+            parameters.Add(new("cursor", cursor));
+        }
+
+        parameters.Add(new("limit", limit.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        return GetAsync<MessagePage>(Service.Queue, "/api/v1/admin/messages" + QueryString.Create(parameters!), cancellationToken);
+    }
+
+    public async Task<MessageDetail?> GetMessageAsync(Guid id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await GetAsync<MessageDetail>(Service.Queue, $"/api/v1/admin/messages/{id}", cancellationToken);
+        }
+        catch (AdminApiException e) when (e.Status == StatusCodes.Status404NotFound)
+        {
+            return null;
+        }
+    }
+
+    public Task<ActionResult> ActOnMessageAsync(Guid id, string action, string? reason, CancellationToken cancellationToken) =>
+        SendAsync<ActionResult>(Service.Queue, HttpMethod.Post, $"/api/v1/admin/messages/{id}/{Uri.EscapeDataString(action)}", new { reason }, cancellationToken);
+
+    public Task<ActionResult> ActOnFilterAsync(string action, MessageQuery filter, string? reason, CancellationToken cancellationToken)
+    {
+        // Acting on the whole spool is never what an empty form means.
+        if (filter.IsEmpty)
+        {
+            throw new AdminApiException(StatusCodes.Status400BadRequest, "A bulk action needs at least one filter.");
+        }
+
+        var body = new { action, filter = filter.Parameters().ToDictionary(p => p.Key, p => p.Value), reason };
+        return SendAsync<ActionResult>(Service.Queue, HttpMethod.Post, "/api/v1/admin/messages/actions", body, cancellationToken);
+    }
+
+    public Task<AuditPage> ListAuditAsync(long? before, int limit, CancellationToken cancellationToken) =>
+        GetAsync<AuditPage>(Service.Queue, $"/api/v1/admin/audit?limit={limit}" + (before is { } b ? $"&before={b}" : string.Empty), cancellationToken);
+
+    public Task<SuppressionPage> ListSuppressionsAsync(string? prefix, string? cursor, int limit, CancellationToken cancellationToken)
+    {
+        var parameters = new List<KeyValuePair<string, string?>> { new("limit", limit.ToString(System.Globalization.CultureInfo.InvariantCulture)) };
+        if (!string.IsNullOrWhiteSpace(prefix))
+        {
+            parameters.Add(new("prefix", prefix.Trim()));
+        }
+
+        if (!string.IsNullOrEmpty(cursor))
+        {
+            parameters.Add(new("cursor", cursor));
+        }
+
+        return GetAsync<SuppressionPage>(Service.Policy, "/api/v1/admin/suppressions/" + QueryString.Create(parameters), cancellationToken);
+    }
+
+    public Task AddSuppressionAsync(string address, string? reason, CancellationToken cancellationToken) =>
+        SendAsync<JsonElement>(Service.Policy, HttpMethod.Put, "/api/v1/admin/suppressions/" + Uri.EscapeDataString(address.Trim()),
+            new { reason = string.IsNullOrWhiteSpace(reason) ? null : reason.Trim() }, cancellationToken);
+
+    public Task RemoveSuppressionAsync(string address, CancellationToken cancellationToken) =>
+        SendAsync<JsonElement>(Service.Policy, HttpMethod.Delete, "/api/v1/admin/suppressions/" + Uri.EscapeDataString(address.Trim()), null, cancellationToken);
+
+    public async Task<IReadOnlyList<MailboxItem>> ListMailboxesAsync(string? after, int limit, CancellationToken cancellationToken) =>
+        BaseOf(Service.Mailbox) is null
+            ? []
+            : await GetAsync<List<MailboxItem>>(Service.Mailbox,
+                $"/api/v1/admin/mailboxes/?limit={limit}" + (string.IsNullOrEmpty(after) ? string.Empty : "&after=" + Uri.EscapeDataString(after)), cancellationToken);
+
+    public async Task<IReadOnlyList<KeyItem>> ListKeysAsync(CancellationToken cancellationToken) =>
+        await GetAsync<List<KeyItem>>(Service.Queue, "/api/v1/admin/keys", cancellationToken);
+
+    public async Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken) =>
+        BaseOf(Service.Ingress) is null ? [] : await GetAsync<List<SmtpUserItem>>(Service.Ingress, "/api/v1/admin/smtp-users", cancellationToken);
+
+    private Task<T> GetAsync<T>(Service service, string path, CancellationToken cancellationToken) =>
+        SendAsync<T>(service, HttpMethod.Get, path, null, cancellationToken);
+
+    private async Task<T> SendAsync<T>(Service service, HttpMethod method, string path, object? body, CancellationToken cancellationToken)
+    {
+        var baseUri = BaseOf(service) ?? throw new AdminApiException(0, $"No URL is configured for the {service} service (Admin:Ui:{service}Url).");
+        using var request = new HttpRequestMessage(method, new Uri(baseUri, path));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", options.CurrentValue.ApiKey);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body, options: Json);
+        }
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new AdminApiException(0, $"The {service} service at {baseUri} cannot be reached: {e.Message}");
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new AdminApiException(0, $"The {service} service at {baseUri} did not answer in time.");
+        }
+
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new AdminApiException((int)response.StatusCode, await ProblemAsync(response, cancellationToken));
+            }
+
+            if (response.StatusCode == HttpStatusCode.NoContent || typeof(T) == typeof(JsonElement))
+            {
+                return default!;
+            }
+
+            return await response.Content.ReadFromJsonAsync<T>(Json, cancellationToken)
+                ?? throw new AdminApiException((int)response.StatusCode, $"The {service} service answered an empty body.");
+        }
+    }
+
+    /// <summary>An RFC 9457 problem's title and detail; the status line when the answer is not one.</summary>
+    private static async Task<string> ProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var status = $"{(int)response.StatusCode} {response.ReasonPhrase}";
+        if (response.Content.Headers.ContentType?.MediaType is not ("application/problem+json" or "application/json"))
+        {
+            return status;
+        }
+
+        try
+        {
+            var problem = await response.Content.ReadFromJsonAsync<ProblemDetails>(Json, cancellationToken);
+            var text = string.Join(": ", new[] { problem?.Title, problem?.Detail }.Where(s => !string.IsNullOrEmpty(s)));
+            return text.Length > 0 ? text : status;
+        }
+        catch (JsonException)
+        {
+            return status;
+        }
+    }
+
+    private Uri? BaseOf(Service service)
+    {
+        var settings = options.CurrentValue;
+        var configured = service switch
+        {
+            Service.Queue => settings.QueueUrl,
+            Service.Policy => settings.PolicyUrl,
+            Service.Mailbox => settings.MailboxUrl,
+            _ => settings.IngressUrl,
+        };
+        return configured ?? (settings.SameProcess ? OwnAddress() : null);
+    }
+
+    /// <summary>This process's first HTTP address, with a wildcard host replaced by loopback.</summary>
+    private Uri? OwnAddress()
+    {
+        var addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses;
+        var first = addresses?.FirstOrDefault(a => a.StartsWith("http://", StringComparison.OrdinalIgnoreCase)) ?? addresses?.FirstOrDefault();
+        if (first is null)
+        {
+            return null;
+        }
+
+        var uri = new Uri(first.Replace("://+", "://127.0.0.1", StringComparison.Ordinal).Replace("://*", "://127.0.0.1", StringComparison.Ordinal));
+        var host = uri.Host is "0.0.0.0" ? "127.0.0.1" : uri.Host is "[::]" ? "[::1]" : uri.Host;
+        return new UriBuilder(uri) { Host = host.Trim('[', ']') == "::" ? "::1" : host, Path = "/" }.Uri;
+    }
+
+    private enum Service
+    {
+        Queue,
+        Policy,
+        Mailbox,
+        Ingress,
+    }
+}

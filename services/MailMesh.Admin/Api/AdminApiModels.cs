@@ -1,0 +1,106 @@
+namespace MailMesh.Admin.Api;
+
+// The admin API v1's answers as the UI reads them (docs/openapi/admin-v1.yaml); members the UI does not show are left out.
+
+/// <summary>The filter of a message search or a bulk action; null members are not filtered on.</summary>
+public sealed record MessageQuery
+{
+    /// <summary>Envelope sender (exact address).</summary>
+    public string? Sender { get; init; }
+
+    /// <summary>A recipient (exact address).</summary>
+    public string? Recipient { get; init; }
+
+    /// <summary>A recipient's domain.</summary>
+    public string? Domain { get; init; }
+
+    /// <summary>Comma-separated recipient states (queued, in_flight, deferred, held, delivered, bounced, expired, suppressed).</summary>
+    public string? State { get; init; }
+
+    /// <summary>Comma-separated bounce classes of the recipient's last attempt.</summary>
+    public string? Class { get; init; }
+
+    /// <summary>True when nothing is filtered on.</summary>
+    public bool IsEmpty =>
+        string.IsNullOrWhiteSpace(Sender) && string.IsNullOrWhiteSpace(Recipient) && string.IsNullOrWhiteSpace(Domain)
+        && string.IsNullOrWhiteSpace(State) && string.IsNullOrWhiteSpace(Class);
+
+    /// <summary>The filter's members as (name, value) pairs, empty ones left out, in the API's parameter names.</summary>
+    public IEnumerable<KeyValuePair<string, string>> Parameters()
+    {
+        foreach (var (name, value) in new[] { ("sender", Sender), ("recipient", Recipient), ("domain", Domain), ("state", State), ("class", Class) })
+        {
+            if (!string.IsNullOrWhiteSpace(value))
+            {
+                yield return new(name, value.Trim());
+            }
+        }
+    }
+}
+
+/// <summary>A page of messages; <see cref="Next"/> is the cursor of the following page.</summary>
+public sealed record MessagePage(IReadOnlyList<MessageItem> Items, string? Next);
+
+/// <summary>A message in a search result.</summary>
+public sealed record MessageItem(
+    Guid Id, string Sender, DateTimeOffset ReceivedAt, long Size, string Origin, DateTimeOffset? CompletedAt,
+    int Recipients, string FirstRecipient, IReadOnlyDictionary<string, int> States, DateTimeOffset? NextAttemptAt);
+
+/// <summary>A message's whole life.</summary>
+public sealed record MessageDetail(
+    Guid Id, string Sender, DateTimeOffset ReceivedAt, long Size, string Origin, DateTimeOffset? CompletedAt,
+    string? ClientAddress, string? ClientHelo, string? AuthenticatedUser, string? BodyType, bool SmtpUtf8, bool RequireTls,
+    string? EnvelopeId, string? TraceId,
+    IReadOnlyList<HeaderItem> Headers, IReadOnlyList<RecipientItem> Recipients, IReadOnlyList<TimelineItem> Events);
+
+/// <summary>One header field, unfolded.</summary>
+public sealed record HeaderItem(string Name, string Value);
+
+/// <summary>A recipient of a message with every attempt.</summary>
+public sealed record RecipientItem(
+    string Address, string Domain, string State, int Attempts, DateTimeOffset? NextAttemptAt, int? LastReplyCode,
+    string? LastEnhancedCode, string? LastReplyText, string? LastRemoteHost, IReadOnlyList<AttemptItem> History, string? LastBounceClass);
+
+/// <summary>One delivery attempt.</summary>
+public sealed record AttemptItem(DateTimeOffset AttemptedAt, string State, int? ReplyCode, string? EnhancedCode, string? ReplyText, string? RemoteHost, string? BounceClass);
+
+/// <summary>One event of a message's timeline.</summary>
+public sealed record TimelineItem(DateTimeOffset At, string Type, string? Recipient, string? Detail);
+
+/// <summary>What an action did.</summary>
+public sealed record ActionResult(string Action, int Changed, int SkippedInFlight, long AuditId, int DsnsQueued);
+
+/// <summary>The queue by destination domain and age.</summary>
+public sealed record QueueSummary(DateTimeOffset At, IReadOnlyList<string> AgeBuckets, QueueRow Total, IReadOnlyList<QueueRow> Domains, int DomainCount);
+
+/// <summary>One row of the queue summary (a domain, or the total).</summary>
+public sealed record QueueRow(
+    string Domain, long Total, IReadOnlyList<long> ByAge, IReadOnlyDictionary<string, long> ByState, DateTimeOffset? OldestReceivedAt, double OldestAgeSeconds);
+
+/// <summary>A page of suppressions; <see cref="Next"/> is the cursor of the following page.</summary>
+public sealed record SuppressionPage(IReadOnlyList<SuppressionItem> Items, string? Next);
+
+/// <summary>A suppressed address.</summary>
+public sealed record SuppressionItem(string Address, string Reason, DateTimeOffset CreatedAt, string Source, DateTimeOffset? ExpiresAt);
+
+/// <summary>A mailbox account.</summary>
+public sealed record MailboxItem(string Address, bool Disabled, bool HasPassword, long? QuotaBytes, long UsedBytes, DateTimeOffset CreatedAt);
+
+/// <summary>An admin API key (name and scopes, never the hash).</summary>
+public sealed record KeyItem(string Name, IReadOnlyList<string> Scopes, string Source);
+
+/// <summary>An SMTP AUTH account (name and sender domains, never the hash).</summary>
+public sealed record SmtpUserItem(string Name, string? SenderDomains, string Source);
+
+/// <summary>An entry of the audit trail.</summary>
+public sealed record AuditItem(long Id, DateTimeOffset At, string Actor, string Action, string Target, int Changed, int SkippedInFlight);
+
+/// <summary>A page of the audit trail.</summary>
+public sealed record AuditPage(IReadOnlyList<AuditItem> Items, long? Next);
+
+/// <summary>The admin API refused or failed a request: its status and the problem details' title and detail.</summary>
+public sealed class AdminApiException(int status, string message) : Exception(message)
+{
+    /// <summary>The HTTP status; 0 when the API could not be reached.</summary>
+    public int Status { get; } = status;
+}

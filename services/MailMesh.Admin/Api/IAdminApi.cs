@@ -1,0 +1,41 @@
+namespace MailMesh.Admin.Api;
+
+/// <summary>The admin API v1 as the UI's pages use it. Every failure is an <see cref="AdminApiException"/>.</summary>
+public interface IAdminApi
+{
+    /// <summary>GET /api/v1/admin/queue/summary.</summary>
+    Task<QueueSummary> GetQueueSummaryAsync(int domains, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/messages: one page of messages matching <paramref name="query"/>.</summary>
+    Task<MessagePage> ListMessagesAsync(MessageQuery query, string? cursor, int limit, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/messages/{id}; null when the spool has no such message.</summary>
+    Task<MessageDetail?> GetMessageAsync(Guid id, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/messages/{id}/{action}.</summary>
+    Task<ActionResult> ActOnMessageAsync(Guid id, string action, string? reason, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/messages/actions with a filter (never an empty one).</summary>
+    Task<ActionResult> ActOnFilterAsync(string action, MessageQuery filter, string? reason, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/audit.</summary>
+    Task<AuditPage> ListAuditAsync(long? before, int limit, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/suppressions.</summary>
+    Task<SuppressionPage> ListSuppressionsAsync(string? prefix, string? cursor, int limit, CancellationToken cancellationToken);
+
+    /// <summary>PUT /api/v1/admin/suppressions/{address}.</summary>
+    Task AddSuppressionAsync(string address, string? reason, CancellationToken cancellationToken);
+
+    /// <summary>DELETE /api/v1/admin/suppressions/{address}.</summary>
+    Task RemoveSuppressionAsync(string address, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/mailboxes; empty when no Mailbox URL is configured.</summary>
+    Task<IReadOnlyList<MailboxItem>> ListMailboxesAsync(string? after, int limit, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/keys.</summary>
+    Task<IReadOnlyList<KeyItem>> ListKeysAsync(CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/smtp-users; empty when no Ingress URL is configured.</summary>
+    Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken);
+}

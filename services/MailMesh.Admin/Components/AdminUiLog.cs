@@ -1,0 +1,17 @@
+namespace MailMesh.Admin.Components;
+
+/// <summary>What UI accounts did: the admin API's audit trail names the UI's key, these lines name the person.</summary>
+internal static partial class AdminUiLog
+{
+    [LoggerMessage(3410, LogLevel.Information, "Admin UI: {User} applied {Action} to {Target}: {Changed} changed, {Skipped} in flight left alone (audit {AuditId})")]
+    public static partial void ActionApplied(ILogger logger, string user, string action, string target, int changed, int skipped, long auditId);
+
+    [LoggerMessage(3411, LogLevel.Information, "Admin UI: {User} suppressed {Address}")]
+    public static partial void Suppressed(ILogger logger, string user, string address);
+
+    [LoggerMessage(3412, LogLevel.Information, "Admin UI: {User} removed the suppression of {Address}")]
+    public static partial void Unsuppressed(ILogger logger, string user, string address);
+
+    [LoggerMessage(3413, LogLevel.Warning, "Admin UI: {User} ({Role}) was refused {Action}: the role does not allow it")]
+    public static partial void Refused(ILogger logger, string user, string role, string action);
+}

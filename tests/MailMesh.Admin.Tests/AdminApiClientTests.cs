@@ -1,0 +1,139 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using MailMesh.Admin.Api;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace MailMesh.Admin.Tests;
+
+/// <summary>The UI's admin API client: the key, the service each call goes to, filters as the API reads them, problems as messages.</summary>
+public sealed class AdminApiClientTests
+{
+    private readonly List<(HttpRequestMessage Request, string? Body)> _requests = [];
+    private Func<HttpRequestMessage, HttpResponseMessage> _answer = _ => Json("""{"action":"hold","changed":2,"skippedInFlight":0,"auditId":7,"dsnsQueued":0}""");
+
+    private AdminApiClient Create(AdminUiOptions? options = null, string? ownAddress = null)
+    {
+        var server = new Server();
+        if (ownAddress is not null)
+        {
+            var addresses = new ServerAddressesFeature();
+            addresses.Addresses.Add(ownAddress);
+            server.Features.Set<IServerAddressesFeature>(addresses);
+        }
+
+        var settings = options ?? new AdminUiOptions { QueueUrl = new Uri("http://queue:8080"), PolicyUrl = new Uri("http://policy:8080"), ApiKey = "mmk_ui" };
+        return new AdminApiClient(new HttpClient(new Handler(this)), new Monitor<AdminUiOptions>(settings), server);
+    }
+
+    private static HttpResponseMessage Json(string json, HttpStatusCode status = HttpStatusCode.OK, string type = "application/json") =>
+        new(status) { Content = new StringContent(json, Encoding.UTF8, type) };
+
+    [Fact]
+    public async Task A_bulk_action_posts_the_filter_to_Queue_with_the_key()
+    {
+        var result = await Create().ActOnFilterAsync("hold", new MessageQuery { Recipient = " bulk@dest.test ", State = "deferred" }, null, default);
+
+        Assert.Equal(2, result.Changed);
+        var (request, body) = Assert.Single(_requests);
+        Assert.Equal("http://queue:8080/api/v1/admin/messages/actions", request.RequestUri!.ToString());
+        Assert.Equal("Bearer mmk_ui", request.Headers.Authorization!.ToString());
+        using var json = JsonDocument.Parse(body!);
+        Assert.Equal("hold", json.RootElement.GetProperty("action").GetString());
+        Assert.Equal("bulk@dest.test", json.RootElement.GetProperty("filter").GetProperty("recipient").GetString());
+        Assert.Equal("deferred", json.RootElement.GetProperty("filter").GetProperty("state").GetString());
+        Assert.False(json.RootElement.TryGetProperty("all", out _));
+    }
+
+    [Fact]
+    public async Task An_empty_filter_never_reaches_the_API()
+    {
+        var error = await Assert.ThrowsAsync<AdminApiException>(() => Create().ActOnFilterAsync("delete", new MessageQuery { Sender = " " }, null, default));
+        Assert.Equal(400, error.Status);
+        Assert.Empty(_requests);
+    }
+
+    [Fact]
+    public async Task A_search_sends_the_filter_cursor_and_limit_as_query_parameters()
+    {
+        _answer = _ => Json("""{"items":[],"next":null}""");
+        await Create().ListMessagesAsync(new MessageQuery { Sender = "a@b.test", Class = "quota" }, "c1", 50, default);
+        Assert.Equal("http://queue:8080/api/v1/admin/messages?sender=a@b.test&class=quota&cursor=c1&limit=50", _requests[0].Request.RequestUri!.AbsoluteUri);
+    }
+
+    [Fact]
+    public async Task Suppressions_go_to_Policy()
+    {
+        _answer = _ => new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent("{}") };
+        await Create().AddSuppressionAsync("x@dest.test", "asked", default);
+        Assert.Equal("http://policy:8080/api/v1/admin/suppressions/x%40dest.test", _requests[0].Request.RequestUri!.AbsoluteUri);
+        Assert.Equal(HttpMethod.Put, _requests[0].Request.Method);
+    }
+
+    [Fact]
+    public async Task A_problem_becomes_the_error_message_and_an_unknown_message_null()
+    {
+        _answer = _ => Json("""{"title":"Invalid state","detail":"'x' is not a state."}""", HttpStatusCode.BadRequest, "application/problem+json");
+        var error = await Assert.ThrowsAsync<AdminApiException>(() => Create().ListMessagesAsync(new MessageQuery { State = "x" }, null, 50, default));
+        Assert.Equal("Invalid state: 'x' is not a state.", error.Message);
+        Assert.Equal(400, error.Status);
+
+        _answer = _ => Json("""{"title":"Unknown message"}""", HttpStatusCode.NotFound, "application/problem+json");
+        Assert.Null(await Create().GetMessageAsync(Guid.NewGuid(), default));
+
+        _answer = _ => new HttpResponseMessage(HttpStatusCode.BadGateway) { Content = new StringContent("<html>") };
+        Assert.Equal("502 Bad Gateway", (await Assert.ThrowsAsync<AdminApiException>(() => Create().GetQueueSummaryAsync(10, default))).Message);
+    }
+
+    [Fact]
+    public async Task In_standalone_every_service_is_this_process_on_its_own_address()
+    {
+        _answer = _ => Json("[]");
+        var client = Create(new AdminUiOptions { SameProcess = true, ApiKey = "mmk_self" }, ownAddress: "http://0.0.0.0:8025");
+        await client.ListKeysAsync(default);
+        await client.ListMailboxesAsync(null, 10, default);
+        Assert.Equal("http://127.0.0.1:8025/api/v1/admin/keys", _requests[0].Request.RequestUri!.AbsoluteUri);
+        Assert.StartsWith("http://127.0.0.1:8025/api/v1/admin/mailboxes/", _requests[1].Request.RequestUri!.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Without_a_Mailbox_or_Ingress_URL_those_lists_are_empty_and_nothing_is_called()
+    {
+        Assert.Empty(await Create().ListMailboxesAsync(null, 10, default));
+        Assert.Empty(await Create().ListSmtpUsersAsync(default));
+        Assert.Empty(_requests);
+    }
+
+    private sealed class Handler(AdminApiClientTests test) : HttpMessageHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var body = request.Content is null ? null : await request.Content.ReadAsStringAsync(cancellationToken);
+            test._requests.Add((request, body));
+            return test._answer(request);
+        }
+    }
+
+    private sealed class Server : IServer
+    {
+        public IFeatureCollection Features { get; } = new FeatureCollection();
+
+        public Task StartAsync<TContext>(IHttpApplication<TContext> application, CancellationToken cancellationToken)
+            where TContext : notnull => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private sealed class ServerAddressesFeature : IServerAddressesFeature
+    {
+        public ICollection<string> Addresses { get; } = [];
+
+        public bool PreferHostingUrls { get; set; }
+    }
+}
