@@ -27,6 +27,12 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<SmtpConnectionPool>();
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
 
+        // Outbound TLS security (Delivery:Tls:Dane, :MtaSts, :Reporting): DANE, MTA-STS and TLS reports.
+        builder.Services.AddSingleton<TlsPolicyDns>();
+        builder.Services.AddSingleton<MtaStsResolver>();
+        builder.Services.AddSingleton<TlsReportRecorder>();
+        builder.Services.AddSingleton<TlsPolicyResolver>();
+
         // Bounce classification (Delivery:BounceRules): the operator's files are checked by the options validation at start.
         builder.Services.AddBounceClassifier();
         builder.Services.AddValidatedOptions<ReturnPathOptions>();
