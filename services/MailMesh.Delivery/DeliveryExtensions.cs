@@ -32,6 +32,7 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<MtaStsResolver>();
         builder.Services.AddSingleton<TlsReportRecorder>();
         builder.Services.AddSingleton<TlsPolicyResolver>();
+        builder.Services.AddHostedService<TlsReportService>();
 
         // Bounce classification (Delivery:BounceRules): the operator's files are checked by the options validation at start.
         builder.Services.AddBounceClassifier();

@@ -65,8 +65,9 @@ internal sealed class SmtpDeliveryAgent(
             var hostTls = tlsPolicy?.ForHost(host.Name);
             if (hostTls?.Refusal is { } refusal)
             {
-                tlsPolicies!.Refused(domain, hostTls, host.Name);
-                lastFailure = new Failure(451, "4.7.5", refusal, host.Name, host.Addresses.Count > 0 ? host.Addresses[0] : null);
+                var first = host.Addresses.Count > 0 ? host.Addresses[0] : null;
+                tlsPolicies!.Refused(domain, hostTls, host.Name, first);
+                lastFailure = new Failure(451, "4.7.5", refusal, host.Name, first);
                 onlyRequireTlsFailures = false;
                 TlsPolicyLog.HostRefused(logger, host.Name, refusal);
                 continue;

@@ -156,52 +156,12 @@ internal sealed class MtaStsResolver : IDisposable
     private readonly ConcurrentDictionary<string, Cached> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _failures = new(StringComparer.Ordinal);
     private readonly SingleFlight<string, MtaStsLookup> _inFlight = new(StringComparer.Ordinal);
-    private readonly X509Certificate2Collection _extraRoots = [];
-
     public MtaStsResolver(IOptions<DeliveryOptions> options, TlsPolicyDns dns, TimeProvider time)
     {
         _options = options.Value.Tls.MtaSts;
         _dns = dns;
         _time = time;
-        if (_options.ExtraTrustedRootsPath is { Length: > 0 } path)
-        {
-            _extraRoots.ImportFromPemFile(path);
-        }
-
-        var handler = new SocketsHttpHandler
-        {
-            // RFC 8461 §3.3: "HTTP 3xx redirects MUST NOT be followed, and HTTP caching MUST NOT be used."
-            AllowAutoRedirect = false,
-            UseCookies = false,
-            UseProxy = false,
-            ConnectTimeout = _options.FetchTimeout,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(1),
-        };
-        handler.SslOptions.CertificateRevocationCheckMode = X509RevocationMode.NoCheck;
-        if (_extraRoots.Count > 0)
-        {
-            handler.SslOptions.RemoteCertificateValidationCallback = ValidateWithExtraRoots;
-        }
-
-        if (_options.TestOnlyPolicyEndpoint is { Length: > 0 } endpoint && HostPort.TryParse(endpoint, out var host, out var port))
-        {
-            // Tests: every policy host is reached at one local server; the URL (and so SNI and the name check) is unchanged.
-            handler.ConnectCallback = async (_, token) =>
-            {
-                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    await socket.ConnectAsync(host, port, token);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            };
-        }
-
+        var handler = CreateHandler(_options, useTestEndpoint: true);
         _http = new HttpClient(handler) { Timeout = _options.FetchTimeout, MaxResponseContentBufferSize = _options.MaxPolicyBytes };
     }
 
@@ -304,8 +264,54 @@ internal sealed class MtaStsResolver : IDisposable
         }
     }
 
-    /// <summary>The system roots, then <see cref="MtaStsOptions.ExtraTrustedRootsPath"/>; the name must match either way.</summary>
-    private bool ValidateWithExtraRoots(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    /// <summary>
+    /// The HTTPS client of the TLS policies (MTA-STS fetches, TLS report POSTs): no redirects, no cookies, no proxy,
+    /// the system roots plus <see cref="MtaStsOptions.ExtraTrustedRootsPath"/>; with <paramref name="useTestEndpoint"/>,
+    /// <see cref="MtaStsOptions.TestOnlyPolicyEndpoint"/> replaces every connection's destination.
+    /// </summary>
+    internal static SocketsHttpHandler CreateHandler(MtaStsOptions options, bool useTestEndpoint)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            // RFC 8461 §3.3: "HTTP 3xx redirects MUST NOT be followed, and HTTP caching MUST NOT be used."
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            UseProxy = false,
+            ConnectTimeout = options.FetchTimeout,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(1),
+        };
+        handler.SslOptions.CertificateRevocationCheckMode = X509RevocationMode.NoCheck;
+        if (options.ExtraTrustedRootsPath is { Length: > 0 } path)
+        {
+            var roots = new X509Certificate2Collection();
+            roots.ImportFromPemFile(path);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => ValidateWithExtraRoots(roots, certificate, chain, errors);
+        }
+
+        if (useTestEndpoint && options.TestOnlyPolicyEndpoint is { Length: > 0 } endpoint && HostPort.TryParse(endpoint, out var host, out var port))
+        {
+            // Tests: every policy host is reached at one local server; the URL (and so SNI and the name check) is unchanged.
+            handler.ConnectCallback = async (_, token) =>
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await socket.ConnectAsync(host, port, token);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+        }
+
+        return handler;
+    }
+
+    /// <summary>The system roots, then the extra roots; the name must match either way.</summary>
+    private static bool ValidateWithExtraRoots(X509Certificate2Collection roots, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
         if (errors == SslPolicyErrors.None)
         {
@@ -319,7 +325,7 @@ internal sealed class MtaStsResolver : IDisposable
 
         using var custom = new X509Chain();
         custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        custom.ChainPolicy.CustomTrustStore.AddRange(_extraRoots);
+        custom.ChainPolicy.CustomTrustStore.AddRange(roots);
         custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         if (chain is not null)
         {

@@ -38,8 +38,8 @@ public sealed class MtaStsOptions
     public TimeSpan FailureCacheTime { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// Optional PEM bundle of extra roots trusted for the HTTPS policy fetch only (private CAs, tests). Off by default:
-    /// the policy host's certificate must chain to a system root (RFC 8461 §3.3).
+    /// Optional PEM bundle of extra roots trusted for the HTTPS policy fetches and TLS report POSTs only (private CAs,
+    /// tests). Off by default: the web server's certificate must chain to a system root (RFC 8461 §3.3).
     /// </summary>
     public string? ExtraTrustedRootsPath { get; set; }
 
@@ -103,8 +103,8 @@ public sealed class TlsReportingOptions
     /// <summary>The reports' "contact-info" and the From address of reports sent by mail (RFC 8460 §4.4, §5.3).</summary>
     public string ContactInfo { get; set; } = "postmaster@localhost";
 
-    /// <summary>SMTP relay "host:port" through which mailto: reports are sent (normally the local Ingress).</summary>
-    public string? SubmissionEndpoint { get; set; }
+    /// <summary>How often the counts of this replica are added to the shared aggregate (and due reports looked for).</summary>
+    public TimeSpan FlushInterval { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Time of day (UTC) after which the previous UTC day's reports are built and sent.</summary>
     public TimeSpan SendAfter { get; set; } = TimeSpan.FromMinutes(30);
@@ -126,9 +126,9 @@ public sealed class TlsReportingOptions
             yield return "Delivery:Tls:Reporting:ContactInfo: must not be empty";
         }
 
-        if (SubmissionEndpoint is { Length: > 0 } endpoint && !HostPort.TryParse(endpoint, out _, out _))
+        if (FlushInterval <= TimeSpan.Zero)
         {
-            yield return $"Delivery:Tls:Reporting:SubmissionEndpoint: '{endpoint}' is not host:port";
+            yield return "Delivery:Tls:Reporting:FlushInterval: must be positive";
         }
 
         if (SendAfter < TimeSpan.Zero || SendAfter >= TimeSpan.FromDays(1))

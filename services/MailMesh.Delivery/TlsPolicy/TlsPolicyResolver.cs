@@ -206,8 +206,8 @@ internal sealed class TlsPolicyResolver(
     }
 
     /// <summary>Records a host that was not tried because of its policy.</summary>
-    public void Refused(string domain, HostTls tls, string host) =>
-        reports.Failure(domain, tls.PolicyType, tls.PolicyStrings, tls.RefusalResultType ?? "validation-failure", host, null, tls.Refusal);
+    public void Refused(string domain, HostTls tls, string host, string? address) =>
+        reports.Failure(domain, tls.PolicyType, tls.PolicyStrings, tls.RefusalResultType ?? "validation-failure", host, address, tls.Refusal);
 }
 
 internal static partial class TlsPolicyLog

@@ -57,6 +57,14 @@ public sealed class MtaStsPolicyServer : IAsyncDisposable
 
             return policy.Status == 200 ? Results.Text(policy.Body, "text/plain") : Results.StatusCode(policy.Status);
         });
+        app.MapPost("/tlsrpt", async (HttpContext context) =>
+        {
+            // A TLS-RPT receiver (RFC 8460 §5.4): keeps what was posted.
+            using var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body);
+            server!.Posted.Enqueue((context.Request.ContentType ?? string.Empty, body.ToArray()));
+            return Results.Ok();
+        });
         server = new MtaStsPolicyServer(app, port);
         await app.StartAsync();
         return server;
@@ -71,6 +79,9 @@ public sealed class MtaStsPolicyServer : IAsyncDisposable
 
     /// <summary>Answers the policy URL of <paramref name="domain"/> with a redirect (which RFC 8461 §3.3 forbids following).</summary>
     public void SetRedirect(string domain, string location) => _policies[domain] = (302, string.Empty, location);
+
+    /// <summary>What was POSTed to /tlsrpt: content type and body.</summary>
+    public ConcurrentQueue<(string ContentType, byte[] Body)> Posted { get; } = new();
 
     /// <summary>How many times the policy of <paramref name="domain"/> was fetched.</summary>
     public int Fetches(string domain) => _fetches.TryGetValue(domain, out var n) ? n : 0;
