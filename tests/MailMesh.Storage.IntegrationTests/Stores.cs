@@ -28,6 +28,9 @@ public abstract class Stores : IAsyncDisposable
     /// <summary>Another migrator with its own connections.</summary>
     public abstract ISchemaMigrator OpenMigrator();
 
+    /// <summary>A TLS report store over the same database, with its own connections (another replica).</summary>
+    public abstract ITlsReportStore OpenTlsReports();
+
     public abstract ValueTask DisposeAsync();
 }
 
@@ -71,6 +74,8 @@ public sealed class PostgresStores : Stores
     }
 
     public override ISpool OpenSpool() => new PostgresSpool(NewDataSource());
+
+    public override ITlsReportStore OpenTlsReports() => new PostgresTlsReportStore(NewDataSource());
 
     public override IMailStore OpenMailStore() => NewMailStore(NewDataSource());
 
@@ -157,6 +162,8 @@ public sealed class SqliteStores : Stores
     }
 
     public override ISpool OpenSpool() => new SqliteSpool(NewDatabase());
+
+    public override ITlsReportStore OpenTlsReports() => new SqliteTlsReportStore(NewDatabase());
 
     public override IMailStore OpenMailStore() => new SqliteMailStore(NewDatabase());
 
