@@ -3,6 +3,7 @@ using MailMesh.Contracts;
 using MailMesh.Testing.Dns;
 using MailMesh.Testing.Https;
 using MailMesh.Testing.Smtp;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace MailMesh.Delivery.Tests;
@@ -244,4 +245,31 @@ public sealed class MtaStsDeliveryTests : IAsyncLifetime
     [Fact]
     public void Two_STS_TXT_records_mean_no_policy() =>
         Assert.Null(MtaStsPolicy.ParseTxtId(["v=STSv1; id=a;", "v=STSv1; id=b;"]));
+}
+
+/// <summary>Bad TLS policy settings stop start-up with a message naming the key.</summary>
+public sealed class TlsPolicyOptionsTests
+{
+    [Theory]
+    [InlineData("Dane:Enabled", "true", "Delivery:Tls:Dane:Enabled")]
+    [InlineData("DnsServers", "not-an-address", "Delivery:Tls:DnsServers")]
+    [InlineData("MtaSts:TestOnlyPolicyEndpoint", "no-port", "Delivery:Tls:MtaSts:TestOnlyPolicyEndpoint")]
+    [InlineData("MtaSts:ExtraTrustedRootsPath", "/nonexistent/roots.pem", "Delivery:Tls:MtaSts:ExtraTrustedRootsPath")]
+    [InlineData("Reporting:SendReports", "true", "Delivery:Tls:Reporting:SendReports")]
+    [InlineData("Reporting:SendAfter", "1.00:00:00", "Delivery:Tls:Reporting:SendAfter")]
+    public void Invalid_settings_name_their_key(string key, string value, string named)
+    {
+        var options = new DeliveryOptions();
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { [key] = value })
+            .Build();
+        Microsoft.Extensions.Configuration.ConfigurationBinder.Bind(configuration, options.Tls);
+
+        Assert.Contains(options.Validate(), error => error.StartsWith(named + ":", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_defaults_are_valid_and_everything_is_off() =>
+        Assert.True(new DeliveryTlsOptions() is { Dane.Enabled: false, MtaSts.Enabled: false, Reporting.Enabled: false } options &&
+            !new DeliveryOptions().Validate().Any(e => e.StartsWith("Delivery:Tls", StringComparison.Ordinal)) && options.DnsServers is null);
 }

@@ -264,6 +264,6 @@ internal static partial class TlsReportLog
     [LoggerMessage(EventId = 5312, Level = LogLevel.Warning, Message = "TLS report for {Domain} could not be sent to {Uri}")]
     public static partial void SendFailed(ILogger logger, string domain, string uri, Exception exception);
 
-    [LoggerMessage(EventId = 5313, Level = LogLevel.Information, Message = "TLS report for {Domain} ({Day}) sent to {Count} rua destination(s)")]
+    [LoggerMessage(EventId = 5313, Level = LogLevel.Debug, Message = "TLS report for {Domain} ({Day}) sent to {Count} rua destination(s)")]
     public static partial void Sent(ILogger logger, string domain, string day, int count);
 }
