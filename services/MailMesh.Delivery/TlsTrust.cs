@@ -86,18 +86,7 @@ internal sealed class TlsTrust
             return new(false, "untrusted certificate chain: " + systemProblem, ResultType(chain));
         }
 
-        using var custom = new X509Chain();
-        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        custom.ChainPolicy.CustomTrustStore.AddRange(_anchors);
-        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        if (chain is not null)
-        {
-            custom.ChainPolicy.ExtraStore.AddRange(chain.ChainPolicy.ExtraStore);
-            foreach (var element in chain.ChainElements)
-            {
-                custom.ChainPolicy.ExtraStore.Add(element.Certificate);
-            }
-        }
+        using var custom = CustomRootChain(_anchors, chain);
 
         var leaf = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
         try
@@ -154,11 +143,7 @@ internal sealed class TlsTrust
                     continue;
                 }
 
-                using var custom = new X509Chain();
-                custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                custom.ChainPolicy.CustomTrustStore.Add(candidate);
-                custom.ChainPolicy.ExtraStore.AddRange(presented);
-                custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                using var custom = CustomRootChain([candidate], chain);
                 if (!custom.Build(leaf))
                 {
                     return new(false, $"the DANE-TA trust anchor does not validate the server's chain: {Describe(custom)}", "validation-failure");
@@ -178,6 +163,28 @@ internal sealed class TlsTrust
                 leaf.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// A chain that trusts only <paramref name="anchors"/> (no revocation check), with the certificates the server sent
+    /// (<paramref name="presented"/>'s extra store and elements) available as intermediates.
+    /// </summary>
+    internal static X509Chain CustomRootChain(X509Certificate2Collection anchors, X509Chain? presented)
+    {
+        var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.CustomTrustStore.AddRange(anchors);
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (presented is not null)
+        {
+            custom.ChainPolicy.ExtraStore.AddRange(presented.ChainPolicy.ExtraStore);
+            foreach (var element in presented.ChainElements)
+            {
+                custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+
+        return custom;
     }
 
     /// <summary>RFC 8460 §4.3.2 result type for a chain that did not verify.</summary>

@@ -35,6 +35,20 @@ public sealed record TlsReportCount
     public string RowKey => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
         string.Join('\u001f', PolicyType, PolicyStrings, ResultType, MxHost, ReceivingIp, Detail))));
 
+    /// <summary>One row of policy_type, policy_strings, result_type, mx_host, receiving_ip, detail, count (both stores' ReadSql).</summary>
+    internal static TlsReportCount Read(System.Data.Common.DbDataReader reader, DateOnly day, string domain) => new()
+    {
+        Day = day,
+        PolicyDomain = domain,
+        PolicyType = reader.GetString(0),
+        PolicyStrings = reader.GetString(1),
+        ResultType = reader.GetString(2),
+        MxHost = reader.GetString(3),
+        ReceivingIp = reader.GetString(4),
+        Detail = reader.GetString(5),
+        Count = reader.GetInt64(6),
+    };
+
     internal static string DayText(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 }
 

@@ -91,18 +91,7 @@ public sealed class PostgresTlsReportStore(NpgsqlDataSource dataSource) : ITlsRe
         var counts = new List<TlsReportCount>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            counts.Add(new TlsReportCount
-            {
-                Day = day,
-                PolicyDomain = domain,
-                PolicyType = reader.GetString(0),
-                PolicyStrings = reader.GetString(1),
-                ResultType = reader.GetString(2),
-                MxHost = reader.GetString(3),
-                ReceivingIp = reader.GetString(4),
-                Detail = reader.GetString(5),
-                Count = reader.GetInt64(6),
-            });
+            counts.Add(TlsReportCount.Read(reader, day, domain));
         }
 
         return counts;
