@@ -79,6 +79,13 @@ if [ "$TEST_TOOLS" = "1" ]; then
   # (tests/MailMesh.Admin.FunctionalTests; Playwright's own browser downloads are never used), and a font to render with.
   require_cmd chromium chromium
   [ -n "$(fc-list 2>/dev/null)" ] || need+=(fontconfig fonts-dejavu-core)
+  # DANE (tests/MailMesh.Testing/Dns/SignedZone.cs, UnboundResolver.cs): each test signs a zone with a fresh key
+  # (ldns-keygen, ldns-signzone), serves it and starts its own validating unbound on loopback with that trust anchor.
+  require_cmd unbound unbound
+  require_cmd unbound-checkconf unbound
+  require_cmd ldns-keygen ldnsutils
+  require_cmd ldns-signzone ldnsutils
+  require_cmd ldns-verify-zone ldnsutils
 fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#need[@]}" -gt 0 ]; then
@@ -228,6 +235,20 @@ PY
     --dump-dom 'data:text/html,<p>mailmesh-chromium-ok</p>' 2>/dev/null)" || true
   grep -q 'mailmesh-chromium-ok' <<<"$chromium_out" ||
     missing "chromium: 'chromium --headless --dump-dom' did not render a page (the admin UI browser tests drive it)"
+  # ldns signs a zone with a fresh ECDSA key and verifies it; unbound accepts a validating configuration whose trust
+  # anchor is that key's DS (the DANE tests' set-up, without the network).
+  dane_dir="$(mktemp -d)"
+  printf '%s\n' '$ORIGIN deps.test.' '$TTL 300' '@ SOA ns hostmaster 1 3600 600 86400 300' '@ NS ns' 'ns A 127.0.0.1' \
+    '_25._tcp.mx TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000' 'mx A 127.0.0.1' > "$dane_dir/zone"
+  dane_key="$(cd "$dane_dir" && ldns-keygen -a ECDSAP256SHA256 -k deps.test 2>&1)" ||
+    missing "ldnsutils: 'ldns-keygen -a ECDSAP256SHA256 -k deps.test' failed: $dane_key"
+  (cd "$dane_dir" && ldns-signzone zone "$dane_key" >/dev/null 2>&1 && ldns-verify-zone zone.signed >/dev/null 2>&1) ||
+    { rm -rf "$dane_dir"; missing "ldnsutils: ldns-signzone/ldns-verify-zone could not sign and verify a test zone"; }
+  printf 'server:\n  trust-anchor-file: "%s"\n  username: ""\n  chroot: ""\n  module-config: "validator iterator"\nstub-zone:\n  name: "deps.test"\n  stub-addr: 127.0.0.1@5353\n' \
+    "$dane_dir/$dane_key.ds" > "$dane_dir/unbound.conf"
+  unbound_out="$(unbound-checkconf "$dane_dir/unbound.conf" 2>&1)" ||
+    { rm -rf "$dane_dir"; missing "unbound: unbound-checkconf rejects a validating configuration: $unbound_out"; }
+  rm -rf "$dane_dir"
 fi
 
 echo "deps: PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT, RabbitMQ on 127.0.0.1:$AMQP_PORT"

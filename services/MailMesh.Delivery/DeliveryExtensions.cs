@@ -28,6 +28,13 @@ public static class DeliveryExtensions
         builder.Services.AddSingleton<SmtpDeliveryAgent>();
         builder.Services.AddSingleton<Pools.PoolSelector>();
 
+        // Outbound TLS security (Delivery:Tls:Dane, :MtaSts, :Reporting): DANE, MTA-STS and TLS reports.
+        builder.Services.AddSingleton<TlsPolicyDns>();
+        builder.Services.AddSingleton<MtaStsResolver>();
+        builder.Services.AddSingleton<TlsReportRecorder>();
+        builder.Services.AddSingleton<TlsPolicyResolver>();
+        builder.Services.AddHostedService<TlsReportService>();
+
         // Bounce classification (Delivery:BounceRules): the operator's files are checked by the options validation at start.
         builder.Services.AddBounceClassifier();
         builder.Services.AddValidatedOptions<ReturnPathOptions>();

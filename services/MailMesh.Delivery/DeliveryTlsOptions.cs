@@ -45,6 +45,60 @@ public sealed class DeliveryTlsOptions
     /// <summary>Time for the TLS handshake after the 220 to STARTTLS (Postfix smtp_starttls_timeout: 300 s).</summary>
     public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// DNS servers (comma-separated "ip" or "ip:port") for the TLS policy lookups: MTA-STS and TLS-RPT TXT records and,
+    /// when <see cref="DaneOptions.Enabled"/>, the DNSSEC-checked MX and TLSA lookups. Empty: the system's resolvers.
+    /// </summary>
+    public string? DnsServers { get; set; }
+
+    /// <summary>Time to wait for one policy lookup answer (each is retried once).</summary>
+    public TimeSpan DnsTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>DANE for SMTP (RFC 7672): section "Delivery:Tls:Dane".</summary>
+    public DaneOptions Dane { get; set; } = new();
+
+    /// <summary>MTA-STS (RFC 8461): section "Delivery:Tls:MtaSts".</summary>
+    public MtaStsOptions MtaSts { get; set; } = new();
+
+    /// <summary>TLS reporting (RFC 8460): section "Delivery:Tls:Reporting".</summary>
+    public TlsReportingOptions Reporting { get; set; } = new();
+
+    /// <summary>True when <paramref name="domain"/> has its own entry in <see cref="Policies"/> (the operator's choice wins over DANE and MTA-STS).</summary>
+    public bool HasExplicitPolicy(string domain)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        var name = domain.TrimEnd('.');
+        if (Policies.ContainsKey(name))
+        {
+            return true;
+        }
+
+        for (var dot = name.IndexOf('.', StringComparison.Ordinal); dot >= 0; dot = name.IndexOf('.', dot + 1))
+        {
+            if (Policies.ContainsKey(name[dot..]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The parsed <see cref="DnsServers"/>; empty means the system resolvers.</summary>
+    internal IReadOnlyList<System.Net.IPEndPoint> ParseDnsServers()
+    {
+        var result = new List<System.Net.IPEndPoint>();
+        foreach (var entry in (DnsServers ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (System.Net.IPEndPoint.TryParse(entry, out var endPoint))
+            {
+                result.Add(endPoint.Port == 0 ? new System.Net.IPEndPoint(endPoint.Address, 53) : endPoint);
+            }
+        }
+
+        return result;
+    }
+
     /// <summary>The policy for a recipient domain: an exact entry, then ".parent" entries from the closest, then <see cref="Mode"/>.</summary>
     public TlsMode PolicyFor(string domain)
     {
@@ -93,6 +147,36 @@ public sealed class DeliveryTlsOptions
         if (HandshakeTimeout <= TimeSpan.Zero)
         {
             yield return "Delivery:Tls:HandshakeTimeout: must be positive";
+        }
+
+        foreach (var entry in (DnsServers ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!System.Net.IPEndPoint.TryParse(entry, out _))
+            {
+                yield return $"Delivery:Tls:DnsServers: '{entry}' is not an IP address or ip:port";
+            }
+        }
+
+        if (DnsTimeout <= TimeSpan.Zero)
+        {
+            yield return "Delivery:Tls:DnsTimeout: must be positive";
+        }
+
+        if (Dane.Enabled && string.IsNullOrWhiteSpace(DnsServers))
+        {
+            // RFC 7672 §2.1 / RFC 4033 §4.9.3: the AD bit is only worth trusting from a validating resolver the
+            // operator chose (normally on the same host), never from whatever /etc/resolv.conf names.
+            yield return "Delivery:Tls:Dane:Enabled: needs Delivery:Tls:DnsServers naming a DNSSEC-validating resolver";
+        }
+
+        foreach (var error in MtaSts.Validate())
+        {
+            yield return error;
+        }
+
+        foreach (var error in Reporting.Validate())
+        {
+            yield return error;
         }
     }
 }

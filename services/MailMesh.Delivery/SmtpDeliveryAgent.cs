@@ -41,7 +41,8 @@ internal sealed class SmtpDeliveryAgent(
     TlsTrust trust,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
-    ILogger<SmtpDeliveryAgent> logger)
+    ILogger<SmtpDeliveryAgent> logger,
+    TlsPolicyResolver? tlsPolicies = null)
 {
     private readonly DeliveryOptions _options = options.Value;
 
@@ -58,8 +59,22 @@ internal sealed class SmtpDeliveryAgent(
         var tlsMode = message.RequireTls ? TlsMode.Verified : _options.Tls.PolicyFor(domain);
         Failure? lastFailure = null;
         var onlyRequireTlsFailures = true;
+
+        // DANE (RFC 7672) and MTA-STS (RFC 8461): per exchanger, TLS mode and certificate judge, or a refusal.
+        var tlsPolicy = tlsPolicies is { IsActive: true } ? await tlsPolicies.ResolveAsync(domain, hosts, tlsMode, cancellationToken) : null;
         foreach (var host in hosts)
         {
+            var hostTls = tlsPolicy?.ForHost(host.Name);
+            if (hostTls?.Refusal is { } refusal)
+            {
+                var first = host.Addresses.Count > 0 ? host.Addresses[0] : null;
+                tlsPolicies!.Refused(domain, hostTls, host.Name, first);
+                lastFailure = new Failure(451, "4.7.5", refusal, host.Name, first);
+                onlyRequireTlsFailures = false;
+                TlsPolicyLog.HostRefused(logger, host.Name, refusal);
+                continue;
+            }
+
             foreach (var addressText in host.Addresses)
             {
                 if (!IPAddress.TryParse(addressText, out var address) || (source is not null && source.Address.AddressFamily != address.AddressFamily))
@@ -68,7 +83,7 @@ internal sealed class SmtpDeliveryAgent(
                 }
 
                 var destination = new IPEndPoint(address, _options.Port);
-                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, source, cancellationToken);
+                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, source, cancellationToken, hostTls, domain);
                 if (attempt.Results is not null)
                 {
                     return new AttemptOutcome(attempt.Results, host.Name, address.ToString());
@@ -104,8 +119,13 @@ internal sealed class SmtpDeliveryAgent(
     /// <summary>One server: results when it gave answers, or the failure that sends us to the next one.</summary>
     private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure)> TryServerAsync(
         string hostName, IPEndPoint destination, TlsMode tlsMode, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients,
-        ReadOnlyMemory<byte> signature, Pools.SourceAddress? source, CancellationToken cancellationToken)
+        ReadOnlyMemory<byte> signature, Pools.SourceAddress? source, CancellationToken cancellationToken, HostTls? hostTls = null, string? domain = null)
     {
+        if (hostTls is not null && !message.RequireTls)
+        {
+            tlsMode = hostTls.Mode;
+        }
+
         SmtpConnectionPool.PoolLease lease;
         try
         {
@@ -140,7 +160,12 @@ internal sealed class SmtpDeliveryAgent(
 
         if (lease.Connection is null)
         {
-            var (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, source, cancellationToken);
+            var (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, source, cancellationToken, hostTls?.Trust);
+            if (hostTls is not null)
+            {
+                tlsPolicies!.Opened(domain!, hostTls, hostName, destination.Address, connection, failure?.EnhancedCode);
+            }
+
             if (connection is null)
             {
                 return (null, failure);
@@ -207,11 +232,11 @@ internal sealed class SmtpDeliveryAgent(
     /// text on a new connection (Postfix behaviour: a broken TLS stack must not stop the mail).
     /// </summary>
     private async Task<(SmtpConnection? Connection, Failure? Failure)> OpenAsync(
-        string hostName, IPEndPoint destination, TlsMode tlsMode, bool requireTls, Pools.SourceAddress? source, CancellationToken cancellationToken)
+        string hostName, IPEndPoint destination, TlsMode tlsMode, bool requireTls, Pools.SourceAddress? source, CancellationToken cancellationToken, TlsTrust? hostTrust = null)
     {
         try
         {
-            return await OpenOnceAsync(hostName, destination, tlsMode, source, cancellationToken);
+            return await OpenOnceAsync(hostName, destination, tlsMode, source, cancellationToken, hostTrust);
         }
         catch (SmtpConnectionException ex) when (ex.Kind == SmtpFailureKind.TlsFailed && tlsMode == TlsMode.Opportunistic)
         {
@@ -233,9 +258,9 @@ internal sealed class SmtpDeliveryAgent(
     }
 
     private async Task<(SmtpConnection? Connection, Failure? Failure)> OpenOnceAsync(
-        string hostName, IPEndPoint destination, TlsMode tlsMode, Pools.SourceAddress? source, CancellationToken cancellationToken)
+        string hostName, IPEndPoint destination, TlsMode tlsMode, Pools.SourceAddress? source, CancellationToken cancellationToken, TlsTrust? hostTrust = null)
     {
-        var (connection, refusal) = await SmtpConnection.OpenAsync(hostName, destination, tlsMode, trust, _options, time, cancellationToken, source);
+        var (connection, refusal) = await SmtpConnection.OpenAsync(hostName, destination, tlsMode, hostTrust ?? trust, _options, time, cancellationToken, source);
         if (connection is null)
         {
             return (null, Failure.From(refusal!));

@@ -30,6 +30,9 @@ public abstract class Stores : IAsyncDisposable
     /// <summary>Another migrator with its own connections.</summary>
     public abstract ISchemaMigrator OpenMigrator();
 
+    /// <summary>A TLS report store over the same database, with its own connections (another replica).</summary>
+    public abstract ITlsReportStore OpenTlsReports();
+
     public abstract ValueTask DisposeAsync();
 }
 
@@ -75,6 +78,8 @@ public sealed class PostgresStores : Stores
     }
 
     public override ISpool OpenSpool() => new PostgresSpool(NewDataSource());
+
+    public override ITlsReportStore OpenTlsReports() => new PostgresTlsReportStore(NewDataSource());
 
     public override IMailStore OpenMailStore() => NewMailStore(NewDataSource());
 
@@ -163,6 +168,8 @@ public sealed class SqliteStores : Stores
     }
 
     public override ISpool OpenSpool() => new SqliteSpool(NewDatabase());
+
+    public override ITlsReportStore OpenTlsReports() => new SqliteTlsReportStore(NewDatabase());
 
     public override IMailStore OpenMailStore() => new SqliteMailStore(NewDatabase());
 

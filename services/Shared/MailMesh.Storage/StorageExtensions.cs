@@ -13,7 +13,7 @@ namespace MailMesh.Storage;
 public static class StorageExtensions
 {
     /// <summary>
-    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/>, <see cref="ISpoolAdmin"/>, <see cref="ISuppressionAdmin"/>, <see cref="ICredentialStore"/>, <see cref="IPoolCounters"/> and <see cref="ISchemaMigrator"/> (singletons) over
+    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/>, <see cref="ISpoolAdmin"/>, <see cref="ISuppressionAdmin"/>, <see cref="ICredentialStore"/>, <see cref="IPoolCounters"/>, <see cref="ITlsReportStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
     /// the store that <c>Storage:Provider</c> names: one <see cref="NpgsqlDataSource"/> for <c>ConnectionStrings:Spool</c>,
     /// or one SQLite file at <c>Storage:SqlitePath</c>. Options are validated when the host starts. With
     /// <c>Storage:MigrateOnStart</c> the schema is migrated before any other hosted service starts. Calling this
@@ -59,6 +59,7 @@ public static class StorageExtensions
         services.TryAddSingleton<ISuppressionAdmin>(sp => sp.GetRequiredService<StorageBackend>().CreateSuppressionAdmin());
         services.TryAddSingleton<ICredentialStore>(sp => sp.GetRequiredService<StorageBackend>().CreateCredentialStore());
         services.TryAddSingleton<IPoolCounters>(sp => sp.GetRequiredService<StorageBackend>().CreatePoolCounters());
+        services.TryAddSingleton<ITlsReportStore>(sp => sp.GetRequiredService<StorageBackend>().CreateTlsReportStore());
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
@@ -101,6 +102,10 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, StoragePo
     public IPoolCounters CreatePoolCounters() => Provider == StorageProvider.Sqlite
         ? new SqlitePoolCounters(Sqlite())
         : new PostgresPoolCounters(DataSource());
+
+    public ITlsReportStore CreateTlsReportStore() => Provider == StorageProvider.Sqlite
+        ? new SqliteTlsReportStore(Sqlite())
+        : new PostgresTlsReportStore(DataSource());
 
     public ISchemaMigrator CreateMigrator() => Provider == StorageProvider.Sqlite
         ? new SqliteSchemaMigrator(Sqlite(), loggerFactory.CreateLogger<SqliteSchemaMigrator>())
