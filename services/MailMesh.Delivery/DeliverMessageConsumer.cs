@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Net;
 using MailMesh.Contracts;
 using MailMesh.Delivery.Dkim;
+using MailMesh.Delivery.Shaping;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Bounces;
 using MailMesh.Storage;
@@ -44,7 +45,8 @@ internal sealed class DeliverMessageConsumer(
     DeliveryMetrics metrics,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
-    ILogger<DeliverMessageConsumer> logger) : IConsumer<DeliverMessage>
+    ILogger<DeliverMessageConsumer> logger,
+    Shaper shaper) : IConsumer<DeliverMessage>
 {
     /// <summary>Lease length when the work item does not say (an older Queue) and its lease has already run out.</summary>
     private static readonly TimeSpan FallbackLeaseDuration = TimeSpan.FromMinutes(1);
@@ -343,6 +345,15 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
+        // Traffic shaping (docs/delivery.md): a suspended site, or a site whose message rate has no token in time, hands
+        // the work back to Queue not attempted (no attempt counted), before anything is read or sent.
+        var site = shaper.Resolve(request.Domain, hosts);
+        if (site is not null && await shaper.BeforeMessageAsync(site, Shaper.DefaultSourceIp, cancellationToken) is { } hold)
+        {
+            ShapingLog.Held(logger, request.MessageId, request.Domain, site.Name, hold.Until, hold.Reason);
+            return new AttemptOutcome(hold.Results(request.Recipients), null, null);
+        }
+
         // After the MX lookup, so an attempt that cannot go anywhere copies nothing; a large message's local copy only
         // within Delivery:MaxContentBytes (its directory is size-capped in the chart).
         using var room = message.DetachedContentLength is { } detached
@@ -407,7 +418,14 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
-        return await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, signature, cancellationToken);
+        var outcome = await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, signature, site, cancellationToken);
+        if (site is not null)
+        {
+            // Automation: throttling replies suspend the site or lower its limits for every replica.
+            await shaper.ObserveAsync(site, Shaper.DefaultSourceIp, outcome.Results, cancellationToken);
+        }
+
+        return outcome;
     }
 
     private static bool TryParseAddressLiteral(string domain, out IPAddress address)

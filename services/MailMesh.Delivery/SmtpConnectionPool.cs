@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using MailMesh.Delivery.Shaping;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Delivery;
@@ -27,6 +28,9 @@ internal readonly record struct ConnectionKey(TlsMode Tls, string? VerifiedHost)
 internal sealed class SmtpConnectionPool : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<IPEndPoint, Destination> _destinations = new();
+
+    // Traffic shaping: the site each connection was opened for and its slot of the site's connection limit.
+    private readonly ConcurrentDictionary<SmtpConnection, Shaped> _shaped = new(ReferenceEqualityComparer.Instance);
     private readonly DeliveryOptions _options;
     private readonly TimeProvider _time;
     private readonly DeliveryMetrics _metrics;
@@ -71,7 +75,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         var stack = entry.IdleFor(key);
         while (stack.TryPop(out var idle))
         {
-            if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
+            if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < IdleTimeout(idle))
             {
                 lease.Connection = idle;
                 lease.Reused = true;
@@ -116,7 +120,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
             if (connection is not null)
             {
                 connection.LastUsed = _time.GetUtcNow();
-                if (reusable && connection.IsUsable && connection.Transactions < _options.MaxMessagesPerConnection && Volatile.Read(ref _disposed) == 0)
+                if (reusable && connection.IsUsable && connection.Transactions < MaxMessages(connection) && Volatile.Read(ref _disposed) == 0)
                 {
                     entry.IdleFor(key).Push(connection);
                 }
@@ -143,8 +147,81 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         finally
         {
             _metrics.ConnectionClosed();
+
+            // Closed first, then the site's slot is given back: the site never sees more sessions than its limit.
+            if (_shaped.TryRemove(connection, out var shaped) && shaped.Ticket is { } ticket)
+            {
+                await ticket.DisposeAsync();
+            }
         }
     }
+
+    /// <summary>
+    /// Records the traffic-shaping site a new connection was opened for, with its slot of the site's connection limit
+    /// (given back when the connection closes): the site's deliveries per connection and idle timeout apply to it.
+    /// </summary>
+    public void Attach(SmtpConnection connection, Site? site, ConnectionTicket? ticket)
+    {
+        if (site is not null || ticket is not null)
+        {
+            _shaped[connection] = new Shaped(site, ticket);
+        }
+    }
+
+    /// <summary>
+    /// Closes this process's idle connections to the traffic-shaping site <paramref name="siteName"/> (their slots of the
+    /// site's connection limit go back for a connection to another address or TLS state); true when one was closed.
+    /// </summary>
+    public async Task<bool> CloseIdleAsync(string siteName)
+    {
+        var closed = false;
+        foreach (var entry in _destinations.Values)
+        {
+            if (entry.Idle.Values.All(stack => stack.IsEmpty) || !await entry.Slots.WaitAsync(0))
+            {
+                continue;
+            }
+
+            try
+            {
+                foreach (var stack in entry.Idle.Values)
+                {
+                    var keep = new List<SmtpConnection>();
+                    while (stack.TryPop(out var idle))
+                    {
+                        if (_shaped.TryGetValue(idle, out var shaped) && shaped.Site?.Name == siteName)
+                        {
+                            await CloseAsync(idle, "making room at its site");
+                            closed = true;
+                        }
+                        else
+                        {
+                            keep.Add(idle);
+                        }
+                    }
+
+                    for (var i = keep.Count - 1; i >= 0; i--)
+                    {
+                        stack.Push(keep[i]);
+                    }
+                }
+            }
+            finally
+            {
+                entry.Slots.Release();
+            }
+        }
+
+        return closed;
+    }
+
+    private TimeSpan IdleTimeout(SmtpConnection connection) =>
+        _shaped.TryGetValue(connection, out var shaped) && shaped.Site?.Limits.IdleTimeout is { } timeout ? timeout : _options.IdleConnectionTimeout;
+
+    private int MaxMessages(SmtpConnection connection) =>
+        _shaped.TryGetValue(connection, out var shaped) && shaped.Site?.Limits.MaxDeliveriesPerConnection is { } max ? max : _options.MaxMessagesPerConnection;
+
+    private sealed record Shaped(Site? Site, ConnectionTicket? Ticket);
 
     /// <summary>Closes idle connections that exceeded the idle timeout. Holds a slot while closing each.</summary>
     private async Task SweepAsync()
@@ -163,7 +240,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
                     var keep = new List<SmtpConnection>();
                     while (stack.TryPop(out var idle))
                     {
-                        if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
+                        if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < IdleTimeout(idle))
                         {
                             keep.Add(idle);
                         }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using MailMesh.Contracts;
+using MailMesh.Delivery.Shaping;
 using MailMesh.Smtp;
 using MailMesh.Smtp.Client;
 using MailMesh.Storage;
@@ -41,21 +42,29 @@ internal sealed class SmtpDeliveryAgent(
     TlsTrust trust,
     IOptions<DeliveryOptions> options,
     TimeProvider time,
-    ILogger<SmtpDeliveryAgent> logger)
+    ILogger<SmtpDeliveryAgent> logger,
+    Shaper shaper)
 {
     private readonly DeliveryOptions _options = options.Value;
 
     /// <param name="signature">A DKIM-Signature header field sent in front of the content (empty: none), see
     /// <see cref="Dkim.MessageSigner"/>; the content itself goes byte for byte as stored.</param>
+    /// <param name="site">The destination's traffic-shaping site (null: no shaping): its connection budget, limits and TLS mode.</param>
     public async Task<AttemptOutcome> DeliverAsync(
         string domain, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, IReadOnlyList<MxHost> hosts,
-        ReadOnlyMemory<byte> signature, CancellationToken cancellationToken)
+        ReadOnlyMemory<byte> signature, Site? site, CancellationToken cancellationToken)
     {
         // RFC 8689 §4.2.1: a REQUIRETLS message needs TLS with a certificate that matches the MX name, whatever the
-        // destination's own policy says.
+        // destination's own policy says. A shaping site's TLS mode only ever raises the domain's policy.
         var tlsMode = message.RequireTls ? TlsMode.Verified : _options.Tls.PolicyFor(domain);
+        if (site?.Limits.Tls is { } siteTls && siteTls > tlsMode)
+        {
+            tlsMode = siteTls;
+        }
+
         Failure? lastFailure = null;
         var onlyRequireTlsFailures = true;
+        var onlyShapingHolds = true;
         foreach (var host in hosts)
         {
             foreach (var addressText in host.Addresses)
@@ -66,7 +75,7 @@ internal sealed class SmtpDeliveryAgent(
                 }
 
                 var destination = new IPEndPoint(address, _options.Port);
-                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, cancellationToken);
+                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, site, cancellationToken);
                 if (attempt.Results is not null)
                 {
                     return new AttemptOutcome(attempt.Results, host.Name, address.ToString());
@@ -74,6 +83,7 @@ internal sealed class SmtpDeliveryAgent(
 
                 lastFailure = attempt.Failure! with { Host = host.Name, Address = address.ToString() };
                 onlyRequireTlsFailures &= lastFailure.RequireTls;
+                onlyShapingHolds &= lastFailure.Hold is not null;
                 DeliveryLog.Failover(logger, host.Name, destination, lastFailure.Text);
             }
         }
@@ -86,6 +96,12 @@ internal sealed class SmtpDeliveryAgent(
                 Bounce(recipients, 550, "5.7.30", $"REQUIRETLS support required: {lastFailure.Host}[{lastFailure.Address}]: {lastFailure.Text}"),
                 lastFailure.Host,
                 lastFailure.Address);
+        }
+
+        if (lastFailure?.Hold is { } hold && onlyShapingHolds)
+        {
+            // Traffic shaping gave no connection to any exchanger: nothing was attempted, so none is counted.
+            return new AttemptOutcome(hold.Results(recipients), null, null);
         }
 
         // Every server refused or failed: the recipients wait for the next attempt.
@@ -102,7 +118,7 @@ internal sealed class SmtpDeliveryAgent(
     /// <summary>One server: results when it gave answers, or the failure that sends us to the next one.</summary>
     private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure)> TryServerAsync(
         string hostName, IPEndPoint destination, TlsMode tlsMode, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients,
-        ReadOnlyMemory<byte> signature, CancellationToken cancellationToken)
+        ReadOnlyMemory<byte> signature, Site? site, CancellationToken cancellationToken)
     {
         SmtpConnectionPool.PoolLease lease;
         try
@@ -138,12 +154,42 @@ internal sealed class SmtpDeliveryAgent(
 
         if (lease.Connection is null)
         {
-            var (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, cancellationToken);
+            // Traffic shaping: a new connection takes a slot of the site's connection limit (shared by every replica) and
+            // a connection-rate token; the slot goes with the connection and is given back when it closes.
+            ConnectionTicket? ticket = null;
+            if (site is not null)
+            {
+                (ticket, var hold) = await shaper.BeforeConnectAsync(
+                    site, Shaper.DefaultSourceIp, _options.ConnectionSlotTimeout, () => pool.CloseIdleAsync(site.Name), cancellationToken);
+                if (hold is not null)
+                {
+                    return (null, new Failure(451, "4.4.5", hold.Reason, null, null, Hold: hold));
+                }
+            }
+
+            SmtpConnection? connection;
+            Failure? failure;
+            try
+            {
+                (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, cancellationToken);
+            }
+            catch when (ticket is not null)
+            {
+                await ticket.DisposeAsync();
+                throw;
+            }
+
             if (connection is null)
             {
+                if (ticket is not null)
+                {
+                    await ticket.DisposeAsync();
+                }
+
                 return (null, failure);
             }
 
+            pool.Attach(connection, site, ticket);
             lease.Connection = connection;
         }
 
@@ -668,7 +714,7 @@ internal sealed class SmtpDeliveryAgent(
     }
 
     /// <summary>Why one server could not be used; <see cref="RequireTls"/> when only REQUIRETLS/TLS stood in the way.</summary>
-    private sealed record Failure(int Code, string EnhancedCode, string Text, string? Host, string? Address, bool RequireTls = false)
+    private sealed record Failure(int Code, string EnhancedCode, string Text, string? Host, string? Address, bool RequireTls = false, ShapingHold? Hold = null)
     {
         public static Failure From(ServerReply reply) => new(reply.Code, reply.EnhancedCodeOrDefault, reply.ToString(), null, null);
 

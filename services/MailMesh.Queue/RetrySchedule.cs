@@ -63,6 +63,7 @@ internal sealed class RetrySchedule
         {
             DeliveryOutcome.Delivered => (RecipientState.Delivered, (DateTimeOffset?)null),
             DeliveryOutcome.Bounced => (RecipientState.Bounced, null),
+            _ when result.NotAttemptedUntil is { } until => Hold(until, result.Class, receivedAt, now),
             _ => Defer(attempt, result.Class, receivedAt, now),
         };
 
@@ -79,7 +80,19 @@ internal sealed class RetrySchedule
             BounceClass = state == RecipientState.Expired ? nameof(BounceClass.MessageExpired)
                 : result.Class is { } cls ? Enum.GetName(cls)
                 : null,
+            NotAttempted = result.NotAttemptedUntil is not null && result.Outcome == DeliveryOutcome.Deferred,
         };
+    }
+
+    /// <summary>
+    /// Traffic shaping held the recipient back (docs/delivery.md, "Traffic shaping"): deferred until Delivery said, not
+    /// counted as an attempt, and never past MaxAge (expired then, as any deferral would be).
+    /// </summary>
+    private (RecipientState, DateTimeOffset?) Hold(DateTimeOffset until, BounceClass? bounceClass, DateTimeOffset receivedAt, DateTimeOffset now)
+    {
+        var maxAge = _options.Retry.For(bounceClass)?.MaxAge is { } classMaxAge && classMaxAge < _options.MaxAge ? classMaxAge : _options.MaxAge;
+        var next = until > now ? until : now;
+        return next - receivedAt > maxAge ? (RecipientState.Expired, null) : (RecipientState.Deferred, next);
     }
 
     private (RecipientState, DateTimeOffset?) Defer(int attempt, BounceClass? bounceClass, DateTimeOffset receivedAt, DateTimeOffset now)

@@ -188,6 +188,12 @@ public sealed record RecipientUpdate
 
     /// <summary>The bounce class of the reply (the name of a <c>MailMesh.Contracts.BounceClass</c>); null for a delivery.</summary>
     public string? BounceClass { get; init; }
+
+    /// <summary>
+    /// Delivery did not try the destination (traffic shaping: the site is suspended or its budget is spent): the
+    /// recipient's attempt count goes back to what it was before the claim and no attempt is added to its history.
+    /// </summary>
+    public bool NotAttempted { get; init; }
 }
 
 /// <summary>The outcome of one attempt, to apply with others in one transaction (<see cref="ISpool.CompleteAttemptsAsync"/>).</summary>

@@ -42,6 +42,7 @@ public static class StorageExtensions
         services.TryAddSingleton<ISchemaMigrator>(sp => sp.GetRequiredService<StorageBackend>().CreateMigrator());
         services.TryAddSingleton<ISpoolAdmin>(sp => sp.GetRequiredService<StorageBackend>().CreateSpoolAdmin());
         services.TryAddSingleton<ISuppressionAdmin>(sp => sp.GetRequiredService<StorageBackend>().CreateSuppressionAdmin());
+        services.TryAddSingleton<ISiteActionStore>(sp => sp.GetRequiredService<StorageBackend>().CreateSiteActionStore());
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
@@ -77,6 +78,14 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, ILoggerFa
     public ISuppressionAdmin CreateSuppressionAdmin() => Provider == StorageProvider.Sqlite
         ? new SqliteSuppressionAdmin(Sqlite())
         : new PostgresSuppressionAdmin(DataSource());
+
+    /// <summary>
+    /// Traffic shaping's site actions; over PostgreSQL the same object is also the <see cref="IShapingBudgetStore"/> that
+    /// Delivery's replicas share (SQLite's one process keeps its budgets in memory).
+    /// </summary>
+    public ISiteActionStore CreateSiteActionStore() => Provider == StorageProvider.Sqlite
+        ? new SqliteShapingStore(Sqlite())
+        : new PostgresShapingStore(DataSource());
 
     public ISchemaMigrator CreateMigrator() => Provider == StorageProvider.Sqlite
         ? new SqliteSchemaMigrator(Sqlite(), loggerFactory.CreateLogger<SqliteSchemaMigrator>())

@@ -202,22 +202,24 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         WITH updates AS (
             SELECT *
             FROM unnest(@update_message_ids, @lease_ids, @ids, @states, @next_attempt_at, @attempted_at, @reply_codes,
-                @enhanced_codes, @reply_texts, @remote_hosts, @bounce_classes)
+                @enhanced_codes, @reply_texts, @remote_hosts, @bounce_classes, @not_attempted)
                 AS u(message_id, lease_id, id, state, next_attempt_at, attempted_at, reply_code, enhanced_code, reply_text,
-                    remote_host, bounce_class)
+                    remote_host, bounce_class, not_attempted)
         ), applied AS (
             UPDATE spool.recipients AS r
             SET state = u.state, next_attempt_at = u.next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
+                attempts = CASE WHEN u.not_attempted THEN GREATEST(r.attempts - 1, 0) ELSE r.attempts END,
                 lease_owner = NULL, last_reply_code = u.reply_code, last_enhanced_code = u.enhanced_code, last_reply_text = u.reply_text,
                 last_remote_host = u.remote_host, updated_at = u.attempted_at, last_bounce_class = u.bounce_class
             FROM updates AS u
             WHERE r.id = u.id AND r.message_id = u.message_id AND r.state = 1 AND r.lease_id = u.lease_id
             RETURNING r.id, u.lease_id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host,
-                u.bounce_class
+                u.bounce_class, u.not_attempted
         ), history AS (
             INSERT INTO spool.attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class)
             SELECT id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class
             FROM applied
+            WHERE NOT not_attempted
         )
         SELECT id, lease_id FROM applied
         """;
@@ -445,6 +447,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         var replyTexts = new string?[count];
         var remoteHosts = new string?[count];
         var bounceClasses = new string?[count];
+        var notAttempted = new bool[count];
         var completedAt = new Dictionary<Guid, DateTimeOffset>();
         var i = 0;
         foreach (var attempt in attempts)
@@ -462,6 +465,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                 replyTexts[i] = update.ReplyText;
                 remoteHosts[i] = update.RemoteHost;
                 bounceClasses[i] = update.BounceClass;
+                notAttempted[i] = update.NotAttempted;
                 if (!completedAt.TryGetValue(attempt.MessageId, out var latest) || attemptedAt[i] > latest)
                 {
                     completedAt[attempt.MessageId] = attemptedAt[i];
@@ -491,6 +495,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         p.Add(new NpgsqlParameter<string?[]>("reply_texts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = replyTexts });
         p.Add(new NpgsqlParameter<string?[]>("remote_hosts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = remoteHosts });
         p.Add(new NpgsqlParameter<string?[]>("bounce_classes", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = bounceClasses });
+        p.Add(new NpgsqlParameter<bool[]>("not_attempted", notAttempted));
         batch.BatchCommands.Add(apply);
 
         var complete = new NpgsqlBatchCommand(CompleteMessagesSql);

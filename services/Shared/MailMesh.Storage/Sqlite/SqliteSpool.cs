@@ -145,7 +145,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         """
         UPDATE spool_recipients
         SET state = @state, next_attempt_at = @next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
-            last_reply_code = @reply_code, last_enhanced_code = @enhanced_code, last_reply_text = @reply_text,
+            attempts = max(attempts - @uncount, 0), last_reply_code = @reply_code, last_enhanced_code = @enhanced_code, last_reply_text = @reply_text,
             last_remote_host = @remote_host, updated_at = @attempted_at, last_bounce_class = @bounce_class
         WHERE id = @id AND message_id = @message_id AND state = 1 AND lease_id = @lease_id
         """;
@@ -519,6 +519,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             var replyText = update.Add("@reply_text", null);
             var remoteHost = update.Add("@remote_host", null);
             var bounceClass = update.Add("@bounce_class", null);
+            var uncount = update.Add("@uncount", 0);
             update.Prepare();
 
             var historyId = history.Add("@id", 0L);
@@ -542,9 +543,18 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 replyText.Value = (object?)item.ReplyText ?? DBNull.Value;
                 remoteHost.Value = (object?)item.RemoteHost ?? DBNull.Value;
                 bounceClass.Value = (object?)item.BounceClass ?? DBNull.Value;
+                uncount.Value = item.NotAttempted ? 1 : 0;
                 if (await update.ExecuteNonQueryAsync(CancellationToken.None) == 0)
                 {
                     continue; // not in flight under this lease: a late or repeated result
+                }
+
+                if (item.NotAttempted)
+                {
+                    // Traffic shaping held it back: not an attempt, no history.
+                    applied.Add(item);
+                    completedAt = Math.Max(completedAt, (long)attemptedAt.Value);
+                    continue;
                 }
 
                 historyId.Value = id.Value;
