@@ -172,10 +172,10 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     /// Closes this process's idle connections to the traffic-shaping site <paramref name="siteName"/> (their slots of the
     /// site's connection limit go back for a connection to another address or TLS state); true when one was closed.
     /// </summary>
-    public async Task<bool> CloseIdleAsync(string siteName)
+    public async Task<bool> CloseIdleAsync(string siteName, PoolLease? except = null)
     {
         var closed = false;
-        foreach (var entry in _destinations.Values)
+        foreach (var (destination, entry) in _destinations)
         {
             if (entry.Idle.Values.All(stack => stack.IsEmpty) || !await entry.Slots.WaitAsync(0))
             {
@@ -184,8 +184,13 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
 
             try
             {
-                foreach (var stack in entry.Idle.Values)
+                foreach (var (key, stack) in entry.Idle)
                 {
+                    if (except is not null && except.Key == key && except.Destination.Equals(destination))
+                    {
+                        continue; // the caller's own address and TLS state: those it reuses (TryReuseIdleAsync)
+                    }
+
                     var keep = new List<SmtpConnection>();
                     while (stack.TryPop(out var idle))
                     {
@@ -213,6 +218,49 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         }
 
         return closed;
+    }
+
+    /// <summary>
+    /// Hands <paramref name="lease"/> an idle connection to its address and TLS state that went idle after the lease was
+    /// taken (a delivery waiting for a slot of its site), checked with RSET; false when there is none.
+    /// </summary>
+    public async Task<bool> TryReuseIdleAsync(PoolLease lease)
+    {
+        if (!_destinations.TryGetValue(lease.Destination, out var entry))
+        {
+            return false;
+        }
+
+        var stack = entry.IdleFor(lease.Key);
+        while (stack.TryPop(out var idle))
+        {
+            if (!idle.IsUsable || _time.GetUtcNow() - idle.LastUsed >= IdleTimeout(idle))
+            {
+                await CloseAsync(idle, "idle too long");
+                continue;
+            }
+
+            try
+            {
+                // RFC 5321 §4.1.1.5: RSET both checks the connection and clears any state.
+                if ((await idle.CommandAsync("RSET", _options.CommandTimeout, "RSET", CancellationToken.None)).IsSuccess)
+                {
+                    lease.Connection = idle;
+                    lease.Reused = true;
+                    return true;
+                }
+
+                idle.MarkUnusable();
+            }
+            catch (SmtpConnectionException ex)
+            {
+                DeliveryLog.StaleConnection(_logger, lease.Destination, ex);
+            }
+
+            await CloseAsync(idle, "discarded");
+        }
+
+        return false;
     }
 
     private TimeSpan IdleTimeout(SmtpConnection connection) =>

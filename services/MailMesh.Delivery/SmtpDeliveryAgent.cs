@@ -155,42 +155,46 @@ internal sealed class SmtpDeliveryAgent(
         if (lease.Connection is null)
         {
             // Traffic shaping: a new connection takes a slot of the site's connection limit (shared by every replica) and
-            // a connection-rate token; the slot goes with the connection and is given back when it closes.
+            // a connection-rate token; the slot goes with the connection and is given back when it closes. While it waits
+            // for a slot, a connection of this replica to the same address that goes idle carries this message instead.
             ConnectionTicket? ticket = null;
             if (site is not null)
             {
                 (ticket, var hold) = await shaper.BeforeConnectAsync(
-                    site, Shaper.DefaultSourceIp, _options.ConnectionSlotTimeout, () => pool.CloseIdleAsync(site.Name), cancellationToken);
+                    site, Shaper.DefaultSourceIp, _options.ConnectionSlotTimeout, () => pool.TryReuseIdleAsync(lease), () => pool.CloseIdleAsync(site.Name, lease), cancellationToken);
                 if (hold is not null)
                 {
                     return (null, new Failure(451, "4.4.5", hold.Reason, null, null, Hold: hold));
                 }
             }
 
-            SmtpConnection? connection;
-            Failure? failure;
-            try
+            if (lease.Connection is null)
             {
-                (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, cancellationToken);
-            }
-            catch when (ticket is not null)
-            {
-                await ticket.DisposeAsync();
-                throw;
-            }
-
-            if (connection is null)
-            {
-                if (ticket is not null)
+                SmtpConnection? connection;
+                Failure? failure;
+                try
+                {
+                    (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, cancellationToken);
+                }
+                catch when (ticket is not null)
                 {
                     await ticket.DisposeAsync();
+                    throw;
                 }
 
-                return (null, failure);
-            }
+                if (connection is null)
+                {
+                    if (ticket is not null)
+                    {
+                        await ticket.DisposeAsync();
+                    }
 
-            pool.Attach(connection, site, ticket);
-            lease.Connection = connection;
+                    return (null, failure);
+                }
+
+                pool.Attach(connection, site, ticket);
+                lease.Connection = connection;
+            }
         }
 
         var session = lease.Connection;

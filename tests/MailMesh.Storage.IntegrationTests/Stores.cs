@@ -15,6 +15,7 @@ public abstract class Stores : IAsyncDisposable
     public IMailStore Mail { get; protected set; } = null!;
     public ISpoolAdmin SpoolAdmin { get; protected set; } = null!;
     public ISuppressionAdmin SuppressionAdmin { get; protected set; } = null!;
+    public ISiteActionStore SiteActions { get; protected set; } = null!;
 
     /// <summary>Another mail store over the same database (another replica, with its own change listener in PostgreSQL).</summary>
     public abstract IMailStore OpenMailStore();
@@ -47,6 +48,7 @@ public sealed class PostgresStores : Stores
         Mail = NewMailStore(dataSource);
         SpoolAdmin = new PostgresSpoolAdmin(dataSource);
         SuppressionAdmin = new PostgresSuppressionAdmin(dataSource);
+        SiteActions = new PostgresShapingStore(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -133,6 +135,7 @@ public sealed class SqliteStores : Stores
         Mail = new SqliteMailStore(database);
         SpoolAdmin = new SqliteSpoolAdmin(database);
         SuppressionAdmin = new SqliteSuppressionAdmin(database);
+        SiteActions = new SqliteShapingStore(database);
     }
 
     public string Path { get; }

@@ -82,13 +82,15 @@ internal sealed class Shaper(
     }
 
     /// <summary>
-    /// Before a new connection to <paramref name="site"/>: a slot under its connection limit (waiting up to
-    /// <paramref name="slotTimeout"/>, calling <paramref name="makeRoom"/> once to close this replica's idle connections to
-    /// the site) and a connection-rate token. The ticket (null without a connection limit) goes with the connection and is
-    /// given back when it closes; a hold when either is not to be had in time.
+    /// Before a new connection to <paramref name="site"/>: a slot under its connection limit and a connection-rate token.
+    /// While every slot is held it waits (up to <paramref name="slotTimeout"/>), on each turn first trying
+    /// <paramref name="reuse"/> (an idle connection of this replica to the same address became free: the caller's lease
+    /// has it now, and neither ticket nor hold is returned), then <paramref name="makeRoom"/> (close this replica's idle connections to the site's other addresses). The
+    /// ticket (null without a connection limit) goes with the connection and is given back when it closes; a hold when
+    /// neither slot nor token is to be had in time.
     /// </summary>
     public async Task<(ConnectionTicket? Ticket, ShapingHold? Hold)> BeforeConnectAsync(
-        Site site, string sourceIp, TimeSpan slotTimeout, Func<Task<bool>>? makeRoom, CancellationToken cancellationToken)
+        Site site, string sourceIp, TimeSpan slotTimeout, Func<Task<bool>>? reuse, Func<Task<bool>>? makeRoom, CancellationToken cancellationToken)
     {
         var limits = Limits(site, sourceIp);
         var key = site.BudgetKey(sourceIp);
@@ -97,16 +99,16 @@ internal sealed class Shaper(
         {
             var deadline = time.GetUtcNow() + slotTimeout;
             var pause = TimeSpan.FromMilliseconds(20);
-            var roomMade = false;
             while ((ticket = await budget.TryTakeConnectionAsync("conn|" + key, limit, cancellationToken)) is null)
             {
-                if (!roomMade && makeRoom is not null)
+                if (reuse is not null && await reuse())
                 {
-                    roomMade = true;
-                    if (await makeRoom())
-                    {
-                        continue;
-                    }
+                    return (null, null);
+                }
+
+                if (makeRoom is not null && await makeRoom())
+                {
+                    continue;
                 }
 
                 if (time.GetUtcNow() + pause > deadline)

@@ -174,10 +174,12 @@ public sealed class PostgresShapingStore(NpgsqlDataSource dataSource) : ISiteAct
         if (_prune.IsDue(now))
         {
             // Windows older than a day are no longer anyone's; site actions that ended a day ago neither.
-            var prune = new NpgsqlBatchCommand(
-                "DELETE FROM shaping.rule_hits WHERE window_start < @before; DELETE FROM shaping.site_actions WHERE until < @before");
-            prune.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("before", now - TimeSpan.FromDays(1) - window));
-            batch.BatchCommands.Add(prune);
+            foreach (var sql in (ReadOnlySpan<string>)["DELETE FROM shaping.rule_hits WHERE window_start < @before", "DELETE FROM shaping.site_actions WHERE until < @before"])
+            {
+                var prune = new NpgsqlBatchCommand(sql);
+                prune.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("before", now - TimeSpan.FromDays(1) - window));
+                batch.BatchCommands.Add(prune);
+            }
         }
 
         return (long)(await batch.ExecuteScalarAsync(cancellationToken))!;
