@@ -44,6 +44,7 @@ public static class QueueAdminEndpoints
         api.MapGet("/queue/summary", SummaryAsync).WithName("AdminQueueSummary").RequireAdminScope(AdminScopes.QueueRead);
         api.MapGet("/audit", AuditAsync).WithName("AdminAudit").RequireAdminScope(AdminScopes.AuditRead);
         api.MapGet("/keys", KeysAsync).WithName("AdminListKeys").RequireAdminScope(AdminScopes.KeysRead);
+        endpoints.MapShapingAdminEndpoints();
         return endpoints;
     }
 
