@@ -36,15 +36,18 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
     private readonly DeliveryMetrics _metrics;
     private readonly ILogger<SmtpConnectionPool> _logger;
     private readonly ITimer _sweeper;
+    private readonly TimeSpan _sharedIdleTimeout;
     private int _disposed;
 
-    public SmtpConnectionPool(IOptions<DeliveryOptions> options, TimeProvider time, DeliveryMetrics metrics, ILogger<SmtpConnectionPool> logger)
+    public SmtpConnectionPool(
+        IOptions<DeliveryOptions> options, TimeProvider time, DeliveryMetrics metrics, ILogger<SmtpConnectionPool> logger, IOptions<ShapingOptions> shaping)
     {
         _options = options.Value;
         _time = time;
         _metrics = metrics;
         _logger = logger;
-        var period = _options.IdleConnectionTimeout / 2;
+        _sharedIdleTimeout = shaping.Value.SharedIdleTimeout;
+        var period = (_options.IdleConnectionTimeout < _sharedIdleTimeout ? _options.IdleConnectionTimeout : _sharedIdleTimeout) / 2;
         if (period < TimeSpan.FromMilliseconds(100))
         {
             period = TimeSpan.FromMilliseconds(100);
@@ -263,8 +266,18 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         return false;
     }
 
-    private TimeSpan IdleTimeout(SmtpConnection connection) =>
-        _shaped.TryGetValue(connection, out var shaped) && shaped.Site?.Limits.IdleTimeout is { } timeout ? timeout : _options.IdleConnectionTimeout;
+    private TimeSpan IdleTimeout(SmtpConnection connection)
+    {
+        if (!_shaped.TryGetValue(connection, out var shaped))
+        {
+            return _options.IdleConnectionTimeout;
+        }
+
+        var timeout = shaped.Site?.Limits.IdleTimeout ?? _options.IdleConnectionTimeout;
+
+        // A slot of a limit shared with other replicas is not kept idle long: they may be waiting for it.
+        return shaped.Ticket is { Shared: true } && _sharedIdleTimeout < timeout ? _sharedIdleTimeout : timeout;
+    }
 
     private int MaxMessages(SmtpConnection connection) =>
         _shaped.TryGetValue(connection, out var shaped) && shaped.Site?.Limits.MaxDeliveriesPerConnection is { } max ? max : _options.MaxMessagesPerConnection;

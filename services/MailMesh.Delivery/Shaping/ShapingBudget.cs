@@ -22,6 +22,7 @@ internal sealed class ShapingBudget : IAsyncDisposable
     private readonly ITimer? _renewer;
     private int _degraded;
     private long _statements;
+    private long _statementTicks;
 
     public ShapingBudget(IShapingBudgetStore? store, IOptions<ShapingOptions> options, TimeProvider time, ILogger<ShapingBudget> logger)
     {
@@ -42,6 +43,9 @@ internal sealed class ShapingBudget : IAsyncDisposable
 
     /// <summary>Statements sent to the shared store so far (the cost figures of docs/performance.md).</summary>
     public long Statements => Interlocked.Read(ref _statements);
+
+    /// <summary>Time spent waiting for the shared store's answers so far (with <see cref="Statements"/>: the mean latency).</summary>
+    public TimeSpan StatementTime => _time.GetElapsedTime(0, Interlocked.Read(ref _statementTicks));
 
     /// <summary>This process's own budget (tests, diagnostics).</summary>
     internal LocalBudget Local => _local;
@@ -114,11 +118,13 @@ internal sealed class ShapingBudget : IAsyncDisposable
     private async Task<(bool Ok, T? Value)> SharedAsync<T>(Func<CancellationToken, Task<T>> statement, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _statements);
+        var started = _time.GetTimestamp();
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(_options.StoreTimeout);
             var value = await statement(timeout.Token).WaitAsync(_options.StoreTimeout, _time, cancellationToken);
+            Interlocked.Add(ref _statementTicks, _time.GetTimestamp() - started);
             if (Interlocked.Exchange(ref _degraded, 0) != 0)
             {
                 ShapingLog.SharedBudgetBack(_logger);

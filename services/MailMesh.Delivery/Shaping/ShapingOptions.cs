@@ -62,6 +62,13 @@ public sealed class ShapingOptions : IValidatedOptions
     /// </summary>
     public TimeSpan MaxRateWait { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Longest a connection holding a slot of a shared connection limit stays idle (instead of the site's longer idle
+    /// timeout): a replica with no more work for the site gives its slot back for a replica that has some. Deliveries of
+    /// this replica waiting for a slot take an idle connection at once, so reuse is not lost.
+    /// </summary>
+    public TimeSpan SharedIdleTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>How often each replica reads the live site actions (suspensions, lowered limits) from the store.</summary>
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -85,7 +92,7 @@ public sealed class ShapingOptions : IValidatedOptions
         foreach (var (key, value) in new[]
         {
             ("ConnectionLeaseDuration", ConnectionLeaseDuration), ("MaxRateWait", MaxRateWait), ("RefreshInterval", RefreshInterval),
-            ("MaxHold", MaxHold), ("StoreTimeout", StoreTimeout),
+            ("MaxHold", MaxHold), ("StoreTimeout", StoreTimeout), ("SharedIdleTimeout", SharedIdleTimeout),
         })
         {
             if (value <= TimeSpan.Zero)

@@ -35,5 +35,8 @@ public sealed record SinkMessage
     /// <summary>True when the transaction ran inside TLS (after STARTTLS).</summary>
     public bool Tls { get; init; }
 
+    /// <summary>When the sink had the whole message (before it replied), by the machine's clock.</summary>
+    public DateTimeOffset ReceivedAt { get; init; } = DateTimeOffset.UtcNow;
+
     public string DataText => Encoding.UTF8.GetString(Data);
 }
