@@ -22,7 +22,4 @@ internal static partial class ShapingLog
 
     [LoggerMessage(EventId = 5607, Level = LogLevel.Debug, Message = "Message {MessageId} to {Domain} held back by shaping of site {Site} until {Until}: {Reason}")]
     public static partial void Held(ILogger logger, Guid messageId, string domain, string site, DateTimeOffset until, string reason);
-
-    [LoggerMessage(EventId = 5608, Level = LogLevel.Information, Message = "Traffic shaping: {Providers} provider rules, {Domains} domain overrides, {Rules} automation rules; budgets {Mode}")]
-    public static partial void Loaded(ILogger logger, int providers, int domains, int rules, string mode);
 }
