@@ -5,7 +5,7 @@ internal static partial class ShapingLog
     [LoggerMessage(EventId = 5601, Level = LogLevel.Warning, Message = "The shared shaping budget store cannot be reached; each replica uses its own budget ({Fallback}, expected replicas {ExpectedReplicas}) until it answers")]
     public static partial void SharedBudgetDown(ILogger logger, Exception exception, ShapingFallback fallback, int expectedReplicas);
 
-    [LoggerMessage(EventId = 5602, Level = LogLevel.Information, Message = "The shared shaping budget store answers again; budgets are shared across replicas")]
+    [LoggerMessage(EventId = 5602, Level = LogLevel.Warning, Message = "The shared shaping budget store answers again; budgets are shared across replicas")]
     public static partial void SharedBudgetBack(ILogger logger);
 
     [LoggerMessage(EventId = 5603, Level = LogLevel.Warning, Message = "Renewing shaping connection leases failed")]
