@@ -3,6 +3,7 @@ using System.Data.Common;
 using System.Net;
 using MailMesh.Contracts;
 using MailMesh.Delivery.Dkim;
+using MailMesh.Delivery.Shaping;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Bounces;
 using MailMesh.Storage;
@@ -45,7 +46,8 @@ internal sealed class DeliverMessageConsumer(
     IOptions<DeliveryOptions> options,
     TimeProvider time,
     ILogger<DeliverMessageConsumer> logger,
-    Pools.PoolSelector pools) : IConsumer<DeliverMessage>
+    Pools.PoolSelector pools,
+    Shaper shaper) : IConsumer<DeliverMessage>
 {
     /// <summary>Lease length when the work item does not say (an older Queue) and its lease has already run out.</summary>
     private static readonly TimeSpan FallbackLeaseDuration = TimeSpan.FromMinutes(1);
@@ -344,6 +346,15 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
+        // Traffic shaping (docs/delivery.md): a suspended site, or a site whose message rate has no token in time, hands
+        // the work back to Queue not attempted (no attempt counted), before anything is read or sent.
+        var site = shaper.Resolve(request.Domain, hosts);
+        if (site is not null && await shaper.BeforeMessageAsync(site, Shaper.DefaultSourceIp, cancellationToken) is { } hold)
+        {
+            ShapingLog.Held(logger, request.MessageId, request.Domain, site.Name, hold.Until, hold.Reason);
+            return new AttemptOutcome(hold.Results(request.Recipients), null, null);
+        }
+
         // Issue 11 (docs/delivery.md "IP pools"): the source address, after the MX lookup (its address families) and
         // before the content is copied. When every address of the pool reached its warm-up cap the recipients wait
         // without the attempt counting (NotAttempted): Queue retries them without advancing their back-off.
@@ -428,7 +439,14 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
-        return await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, signature, cancellationToken, source.Source);
+        var outcome = await agent.DeliverAsync(request.Domain, inline, request.Recipients, hosts, signature, site, cancellationToken, source.Source);
+        if (site is not null)
+        {
+            // Automation: throttling replies suspend the site or lower its limits for every replica.
+            await shaper.ObserveAsync(site, Shaper.DefaultSourceIp, outcome.Results, cancellationToken);
+        }
+
+        return outcome;
     }
 
     /// <summary>The IP address families of the exchangers' addresses (what a pool address must match).</summary>

@@ -1,5 +1,6 @@
 using MailMesh.Contracts;
 using MailMesh.Delivery.Dkim;
+using MailMesh.Delivery.Shaping;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Bounces;
 using MailMesh.Storage;
@@ -56,6 +57,19 @@ public static class DeliveryExtensions
         });
         builder.Services.AddSingleton<ArcSealer>();
         builder.Services.AddSingleton<MxCache>();
+
+        // Traffic shaping (Delivery:Shaping, docs/delivery.md): sites, budgets shared through the store, automation.
+        builder.Services.AddValidatedOptions<ShapingOptions>();
+        builder.Services.AddSingleton(sp => new SiteResolver(sp.GetRequiredService<IOptions<ShapingOptions>>().Value.LoadRules()));
+        builder.Services.AddSingleton(sp =>
+        {
+            var shaping = sp.GetRequiredService<IOptions<ShapingOptions>>();
+            var shared = shaping.Value.Budget == ShapingBudgetMode.Local ? null : sp.GetRequiredService<ISiteActionStore>() as IShapingBudgetStore;
+            return new ShapingBudget(shared, shaping, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ShapingBudget>>());
+        });
+        builder.Services.AddSingleton<SiteActionCache>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<SiteActionCache>());
+        builder.Services.AddSingleton<Shaper>();
         builder.Services.AddSingleton(sp => new ContentBudget(sp.GetRequiredService<IOptions<DeliveryOptions>>().Value.MaxContentBytes));
         // Graceful stop: MassTransit cancels a consumer's token the moment the bus stops unless ConsumerStopTimeout is
         // set, which would cut SMTP transactions off mid-DATA. Let them finish within the grace period instead, and

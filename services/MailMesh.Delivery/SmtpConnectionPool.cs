@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using MailMesh.Delivery.Shaping;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Delivery;
@@ -29,20 +30,26 @@ internal readonly record struct ConnectionKey(TlsMode Tls, string? VerifiedHost,
 internal sealed class SmtpConnectionPool : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<IPEndPoint, Destination> _destinations = new();
+
+    // Traffic shaping: the site each connection was opened for and its slot of the site's connection limit.
+    private readonly ConcurrentDictionary<SmtpConnection, Shaped> _shaped = new(ReferenceEqualityComparer.Instance);
     private readonly DeliveryOptions _options;
     private readonly TimeProvider _time;
     private readonly DeliveryMetrics _metrics;
     private readonly ILogger<SmtpConnectionPool> _logger;
     private readonly ITimer _sweeper;
+    private readonly TimeSpan _sharedIdleTimeout;
     private int _disposed;
 
-    public SmtpConnectionPool(IOptions<DeliveryOptions> options, TimeProvider time, DeliveryMetrics metrics, ILogger<SmtpConnectionPool> logger)
+    public SmtpConnectionPool(
+        IOptions<DeliveryOptions> options, TimeProvider time, DeliveryMetrics metrics, ILogger<SmtpConnectionPool> logger, IOptions<ShapingOptions> shaping)
     {
         _options = options.Value;
         _time = time;
         _metrics = metrics;
         _logger = logger;
-        var period = _options.IdleConnectionTimeout / 2;
+        _sharedIdleTimeout = shaping.Value.SharedIdleTimeout;
+        var period = (_options.IdleConnectionTimeout < _sharedIdleTimeout ? _options.IdleConnectionTimeout : _sharedIdleTimeout) / 2;
         if (period < TimeSpan.FromMilliseconds(100))
         {
             period = TimeSpan.FromMilliseconds(100);
@@ -73,7 +80,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         var stack = entry.IdleFor(key);
         while (stack.TryPop(out var idle))
         {
-            if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
+            if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < IdleTimeout(idle))
             {
                 lease.Connection = idle;
                 lease.Reused = true;
@@ -118,7 +125,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
             if (connection is not null)
             {
                 connection.LastUsed = _time.GetUtcNow();
-                if (reusable && connection.IsUsable && connection.Transactions < _options.MaxMessagesPerConnection && Volatile.Read(ref _disposed) == 0)
+                if (reusable && connection.IsUsable && connection.Transactions < MaxMessages(connection) && Volatile.Read(ref _disposed) == 0)
                 {
                     entry.IdleFor(key).Push(connection);
                 }
@@ -145,8 +152,139 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
         finally
         {
             _metrics.ConnectionClosed();
+
+            // Closed first, then the site's slot is given back: the site never sees more sessions than its limit.
+            if (_shaped.TryRemove(connection, out var shaped) && shaped.Ticket is { } ticket)
+            {
+                await ticket.DisposeAsync();
+            }
         }
     }
+
+    /// <summary>
+    /// Records the traffic-shaping site a new connection was opened for, with its slot of the site's connection limit
+    /// (given back when the connection closes): the site's deliveries per connection and idle timeout apply to it.
+    /// </summary>
+    public void Attach(SmtpConnection connection, Site? site, ConnectionTicket? ticket)
+    {
+        if (site is not null || ticket is not null)
+        {
+            _shaped[connection] = new Shaped(site, ticket);
+        }
+    }
+
+    /// <summary>
+    /// Closes this process's idle connections to the traffic-shaping site <paramref name="siteName"/> (their slots of the
+    /// site's connection limit go back for a connection to another address or TLS state); true when one was closed.
+    /// </summary>
+    public async Task<bool> CloseIdleAsync(string siteName, PoolLease? except = null)
+    {
+        var closed = false;
+        foreach (var (destination, entry) in _destinations)
+        {
+            if (entry.Idle.Values.All(stack => stack.IsEmpty) || !await entry.Slots.WaitAsync(0))
+            {
+                continue;
+            }
+
+            try
+            {
+                foreach (var (key, stack) in entry.Idle)
+                {
+                    if (except is not null && except.Key == key && except.Destination.Equals(destination))
+                    {
+                        continue; // the caller's own address and TLS state: those it reuses (TryReuseIdleAsync)
+                    }
+
+                    var keep = new List<SmtpConnection>();
+                    while (stack.TryPop(out var idle))
+                    {
+                        if (_shaped.TryGetValue(idle, out var shaped) && shaped.Site?.Name == siteName)
+                        {
+                            await CloseAsync(idle, "making room at its site");
+                            closed = true;
+                        }
+                        else
+                        {
+                            keep.Add(idle);
+                        }
+                    }
+
+                    for (var i = keep.Count - 1; i >= 0; i--)
+                    {
+                        stack.Push(keep[i]);
+                    }
+                }
+            }
+            finally
+            {
+                entry.Slots.Release();
+            }
+        }
+
+        return closed;
+    }
+
+    /// <summary>
+    /// Hands <paramref name="lease"/> an idle connection to its address and TLS state that went idle after the lease was
+    /// taken (a delivery waiting for a slot of its site), checked with RSET; false when there is none.
+    /// </summary>
+    public async Task<bool> TryReuseIdleAsync(PoolLease lease)
+    {
+        if (!_destinations.TryGetValue(lease.Destination, out var entry))
+        {
+            return false;
+        }
+
+        var stack = entry.IdleFor(lease.Key);
+        while (stack.TryPop(out var idle))
+        {
+            if (!idle.IsUsable || _time.GetUtcNow() - idle.LastUsed >= IdleTimeout(idle))
+            {
+                await CloseAsync(idle, "idle too long");
+                continue;
+            }
+
+            try
+            {
+                // RFC 5321 §4.1.1.5: RSET both checks the connection and clears any state.
+                if ((await idle.CommandAsync("RSET", _options.CommandTimeout, "RSET", CancellationToken.None)).IsSuccess)
+                {
+                    lease.Connection = idle;
+                    lease.Reused = true;
+                    return true;
+                }
+
+                idle.MarkUnusable();
+            }
+            catch (SmtpConnectionException ex)
+            {
+                DeliveryLog.StaleConnection(_logger, lease.Destination, ex);
+            }
+
+            await CloseAsync(idle, "discarded");
+        }
+
+        return false;
+    }
+
+    private TimeSpan IdleTimeout(SmtpConnection connection)
+    {
+        if (!_shaped.TryGetValue(connection, out var shaped))
+        {
+            return _options.IdleConnectionTimeout;
+        }
+
+        var timeout = shaped.Site?.Limits.IdleTimeout ?? _options.IdleConnectionTimeout;
+
+        // A slot of a limit shared with other replicas is not kept idle long: they may be waiting for it.
+        return shaped.Ticket is { Shared: true } && _sharedIdleTimeout < timeout ? _sharedIdleTimeout : timeout;
+    }
+
+    private int MaxMessages(SmtpConnection connection) =>
+        _shaped.TryGetValue(connection, out var shaped) && shaped.Site?.Limits.MaxDeliveriesPerConnection is { } max ? max : _options.MaxMessagesPerConnection;
+
+    private sealed record Shaped(Site? Site, ConnectionTicket? Ticket);
 
     /// <summary>Closes idle connections that exceeded the idle timeout. Holds a slot while closing each.</summary>
     private async Task SweepAsync()
@@ -165,7 +303,7 @@ internal sealed class SmtpConnectionPool : IAsyncDisposable
                     var keep = new List<SmtpConnection>();
                     while (stack.TryPop(out var idle))
                     {
-                        if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < _options.IdleConnectionTimeout)
+                        if (idle.IsUsable && _time.GetUtcNow() - idle.LastUsed < IdleTimeout(idle))
                         {
                             keep.Add(idle);
                         }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using MailMesh.Contracts;
+using MailMesh.Delivery.Shaping;
 using MailMesh.Smtp;
 using MailMesh.Smtp.Client;
 using MailMesh.Storage;
@@ -42,26 +43,34 @@ internal sealed class SmtpDeliveryAgent(
     IOptions<DeliveryOptions> options,
     TimeProvider time,
     ILogger<SmtpDeliveryAgent> logger,
+    Shaper shaper,
     TlsPolicyResolver? tlsPolicies = null)
 {
     private readonly DeliveryOptions _options = options.Value;
 
     /// <param name="signature">A DKIM-Signature header field sent in front of the content (empty: none), see
     /// <see cref="Dkim.MessageSigner"/>; the content itself goes byte for byte as stored.</param>
+    /// <param name="site">The destination's traffic-shaping site (null: no shaping): its connection budget, limits and TLS mode.</param>
     /// <param name="source">The pool address every connection of this attempt leaves from (null: the OS's choice); an
     /// exchanger address of the other IP family is skipped.</param>
     public async Task<AttemptOutcome> DeliverAsync(
         string domain, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients, IReadOnlyList<MxHost> hosts,
-        ReadOnlyMemory<byte> signature, CancellationToken cancellationToken, Pools.SourceAddress? source = null)
+        ReadOnlyMemory<byte> signature, Site? site, CancellationToken cancellationToken, Pools.SourceAddress? source = null)
     {
         // RFC 8689 §4.2.1: a REQUIRETLS message needs TLS with a certificate that matches the MX name, whatever the
-        // destination's own policy says.
+        // destination's own policy says. A shaping site's TLS mode only ever raises the domain's policy.
         var tlsMode = message.RequireTls ? TlsMode.Verified : _options.Tls.PolicyFor(domain);
+        if (site?.Limits.Tls is { } siteTls && siteTls > tlsMode)
+        {
+            tlsMode = siteTls;
+        }
+
         Failure? lastFailure = null;
         var onlyRequireTlsFailures = true;
 
         // DANE (RFC 7672) and MTA-STS (RFC 8461): per exchanger, TLS mode and certificate judge, or a refusal.
         var tlsPolicy = tlsPolicies is { IsActive: true } ? await tlsPolicies.ResolveAsync(domain, hosts, tlsMode, cancellationToken) : null;
+        var onlyShapingHolds = true;
         foreach (var host in hosts)
         {
             var hostTls = tlsPolicy?.ForHost(host.Name);
@@ -83,7 +92,7 @@ internal sealed class SmtpDeliveryAgent(
                 }
 
                 var destination = new IPEndPoint(address, _options.Port);
-                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, source, cancellationToken, hostTls, domain);
+                var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, site, source, cancellationToken, hostTls, domain);
                 if (attempt.Results is not null)
                 {
                     return new AttemptOutcome(attempt.Results, host.Name, address.ToString());
@@ -91,6 +100,7 @@ internal sealed class SmtpDeliveryAgent(
 
                 lastFailure = attempt.Failure! with { Host = host.Name, Address = address.ToString() };
                 onlyRequireTlsFailures &= lastFailure.RequireTls;
+                onlyShapingHolds &= lastFailure.Hold is not null;
                 DeliveryLog.Failover(logger, host.Name, destination, lastFailure.Text);
             }
         }
@@ -103,6 +113,12 @@ internal sealed class SmtpDeliveryAgent(
                 Bounce(recipients, 550, "5.7.30", $"REQUIRETLS support required: {lastFailure.Host}[{lastFailure.Address}]: {lastFailure.Text}"),
                 lastFailure.Host,
                 lastFailure.Address);
+        }
+
+        if (lastFailure?.Hold is { } hold && onlyShapingHolds)
+        {
+            // Traffic shaping gave no connection to any exchanger: nothing was attempted, so none is counted.
+            return new AttemptOutcome(hold.Results(recipients), null, null);
         }
 
         // Every server refused or failed: the recipients wait for the next attempt.
@@ -119,7 +135,7 @@ internal sealed class SmtpDeliveryAgent(
     /// <summary>One server: results when it gave answers, or the failure that sends us to the next one.</summary>
     private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure)> TryServerAsync(
         string hostName, IPEndPoint destination, TlsMode tlsMode, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients,
-        ReadOnlyMemory<byte> signature, Pools.SourceAddress? source, CancellationToken cancellationToken, HostTls? hostTls = null, string? domain = null)
+        ReadOnlyMemory<byte> signature, Site? site, Pools.SourceAddress? source, CancellationToken cancellationToken, HostTls? hostTls = null, string? domain = null)
     {
         if (hostTls is not null && !message.RequireTls)
         {
@@ -160,18 +176,52 @@ internal sealed class SmtpDeliveryAgent(
 
         if (lease.Connection is null)
         {
-            var (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, source, cancellationToken, hostTls?.Trust);
-            if (hostTls is not null)
+            // Traffic shaping: a new connection takes a slot of the site's connection limit (shared by every replica) and
+            // a connection-rate token; the slot goes with the connection and is given back when it closes. While it waits
+            // for a slot, a connection of this replica to the same address that goes idle carries this message instead.
+            ConnectionTicket? ticket = null;
+            if (site is not null)
             {
-                tlsPolicies!.Opened(domain!, hostTls, hostName, destination.Address, connection, failure?.EnhancedCode);
+                (ticket, var hold) = await shaper.BeforeConnectAsync(
+                    site, Shaper.DefaultSourceIp, _options.ConnectionSlotTimeout, () => pool.TryReuseIdleAsync(lease), () => pool.CloseIdleAsync(site.Name, lease), cancellationToken);
+                if (hold is not null)
+                {
+                    return (null, new Failure(451, "4.4.5", hold.Reason, null, null, Hold: hold));
+                }
             }
 
-            if (connection is null)
+            if (lease.Connection is null)
             {
-                return (null, failure);
-            }
+                SmtpConnection? connection;
+                Failure? failure;
+                try
+                {
+                    (connection, failure) = await OpenAsync(hostName, destination, tlsMode, message.RequireTls, source, cancellationToken, hostTls?.Trust);
+                }
+                catch when (ticket is not null)
+                {
+                    await ticket.DisposeAsync();
+                    throw;
+                }
 
-            lease.Connection = connection;
+                if (hostTls is not null)
+                {
+                    tlsPolicies!.Opened(domain!, hostTls, hostName, destination.Address, connection, failure?.EnhancedCode);
+                }
+
+                if (connection is null)
+                {
+                    if (ticket is not null)
+                    {
+                        await ticket.DisposeAsync();
+                    }
+
+                    return (null, failure);
+                }
+
+                pool.Attach(connection, site, ticket);
+                lease.Connection = connection;
+            }
         }
 
         var session = lease.Connection;
@@ -695,7 +745,7 @@ internal sealed class SmtpDeliveryAgent(
     }
 
     /// <summary>Why one server could not be used; <see cref="RequireTls"/> when only REQUIRETLS/TLS stood in the way.</summary>
-    private sealed record Failure(int Code, string EnhancedCode, string Text, string? Host, string? Address, bool RequireTls = false)
+    private sealed record Failure(int Code, string EnhancedCode, string Text, string? Host, string? Address, bool RequireTls = false, ShapingHold? Hold = null)
     {
         public static Failure From(ServerReply reply) => new(reply.Code, reply.EnhancedCodeOrDefault, reply.ToString(), null, null);
 

@@ -43,6 +43,7 @@ public static class QueueAdminEndpoints
         api.MapGet("/queue/summary", SummaryAsync).WithName("AdminQueueSummary").RequireAdminScope(AdminScopes.QueueRead);
         api.MapGet("/audit", AuditAsync).WithName("AdminAudit").RequireAdminScope(AdminScopes.AuditRead);
         api.MapKeyAdminEndpoints();
+        endpoints.MapShapingAdminEndpoints();
         return endpoints;
     }
 

@@ -63,6 +63,8 @@ internal sealed class RetrySchedule
         {
             DeliveryOutcome.Delivered => (RecipientState.Delivered, (DateTimeOffset?)null),
             DeliveryOutcome.Bounced => (RecipientState.Bounced, null),
+            _ when result.NotAttemptedUntil is { } until => Hold(until, result.Class, receivedAt, now),
+
             // Not tried (an IP pool's warm-up caps): retried after the previous attempt's delay, so the curve does not advance.
             _ => Defer(result.NotAttempted ? attempt - 1 : attempt, result.Class, receivedAt, now),
         };
@@ -77,11 +79,23 @@ internal sealed class RetrySchedule
             EnhancedCode = result.EnhancedCode,
             ReplyText = result.ReplyText,
             RemoteHost = remoteHost,
-            NotAttempted = result.NotAttempted && state == RecipientState.Deferred,
             BounceClass = state == RecipientState.Expired ? nameof(BounceClass.MessageExpired)
                 : result.Class is { } cls ? Enum.GetName(cls)
                 : null,
+            // Not tried (warm-up caps, traffic shaping): the claim's attempt is taken back and no history row is written.
+            NotAttempted = (result.NotAttempted || result.NotAttemptedUntil is not null) && state == RecipientState.Deferred,
         };
+    }
+
+    /// <summary>
+    /// Traffic shaping held the recipient back (docs/delivery.md, "Traffic shaping"): deferred until Delivery said, not
+    /// counted as an attempt, and never past MaxAge (expired then, as any deferral would be).
+    /// </summary>
+    private (RecipientState, DateTimeOffset?) Hold(DateTimeOffset until, BounceClass? bounceClass, DateTimeOffset receivedAt, DateTimeOffset now)
+    {
+        var maxAge = _options.Retry.For(bounceClass)?.MaxAge is { } classMaxAge && classMaxAge < _options.MaxAge ? classMaxAge : _options.MaxAge;
+        var next = until > now ? until : now;
+        return next - receivedAt > maxAge ? (RecipientState.Expired, null) : (RecipientState.Deferred, next);
     }
 
     private (RecipientState, DateTimeOffset?) Defer(int attempt, BounceClass? bounceClass, DateTimeOffset receivedAt, DateTimeOffset now)

@@ -74,6 +74,7 @@ internal sealed class DeliveryFixture : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(configuration);
         builder.Services.AddSingleton<ISpool>(spool);
         builder.Services.AddSingleton<IPoolCounters>(new InMemoryPoolCounters());
+        builder.Services.AddSingleton<ISiteActionStore>(new InMemorySiteActionStore());
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddMetrics();
         builder.AddDns();

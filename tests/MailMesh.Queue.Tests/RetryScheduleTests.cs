@@ -141,3 +141,44 @@ public sealed class RetryScheduleTests
         ReplyText = "reply",
     };
 }
+
+/// <summary>Traffic shaping's held-back work (issue 11): deferred until Delivery said, and not counted as an attempt.</summary>
+public sealed class NotAttemptedScheduleTests
+{
+    private static readonly DateTimeOffset Received = new(2025, 3, 1, 12, 0, 0, TimeSpan.Zero);
+
+    private static RecipientResult Held(DateTimeOffset until) => new()
+    {
+        RecipientId = 7,
+        Address = "a@gmail.com",
+        Outcome = DeliveryOutcome.Deferred,
+        ReplyCode = 451,
+        EnhancedCode = "4.4.5",
+        ReplyText = "Not attempted (traffic shaping): site google is suspended",
+        NotAttemptedUntil = until,
+    };
+
+    [Fact]
+    public void A_result_not_attempted_is_deferred_until_the_time_delivery_gave_and_marked_not_attempted()
+    {
+        var schedule = new RetrySchedule(new QueueOptions(), () => 0.5);
+        var now = Received + TimeSpan.FromHours(1);
+        var update = schedule.Decide(Held(now + TimeSpan.FromMinutes(15)), attempt: 9, Received, now, remoteHost: null);
+        Assert.Equal(RecipientState.Deferred, update.State);
+        Assert.Equal(now + TimeSpan.FromMinutes(15), update.NextAttemptAt);
+        Assert.True(update.NotAttempted);
+
+        // An ordinary deferral is an attempt.
+        Assert.False(schedule.Decide(Held(now) with { NotAttemptedUntil = null }, 1, Received, now, null).NotAttempted);
+    }
+
+    [Fact]
+    public void Held_work_still_expires_at_the_queue_lifetime()
+    {
+        var schedule = new RetrySchedule(new QueueOptions { MaxAge = TimeSpan.FromDays(1) }, () => 0.5);
+        var now = Received + TimeSpan.FromHours(23.9);
+        var update = schedule.Decide(Held(now + TimeSpan.FromMinutes(15)), 3, Received, now, null);
+        Assert.Equal(RecipientState.Expired, update.State);
+        Assert.Equal("MessageExpired", update.BounceClass);
+    }
+}

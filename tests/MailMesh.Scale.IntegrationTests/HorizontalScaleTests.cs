@@ -122,11 +122,11 @@ public sealed class HorizontalScaleTests
 
     private static string HeloName(int replica) => $"delivery-{replica}.mailmesh.test";
 
-    private static string Subject(int n) => "scale " + n.ToString(CultureInfo.InvariantCulture);
+    internal static string Subject(int n) => "scale " + n.ToString(CultureInfo.InvariantCulture);
 
     private static string Describe(Dictionary<string, int> counts) => string.Join(", ", counts.Select(pair => $"{pair.Key}={pair.Value}"));
 
-    private static MimeMessage NewMessage(int n)
+    internal static MimeMessage NewMessage(int n)
     {
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse("sender@" + Cluster.SenderDomain));

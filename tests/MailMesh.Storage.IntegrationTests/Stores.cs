@@ -17,6 +17,7 @@ public abstract class Stores : IAsyncDisposable
     public ISuppressionAdmin SuppressionAdmin { get; protected set; } = null!;
     public ICredentialStore Credentials { get; protected set; } = null!;
     public IPoolCounters PoolCounters { get; protected set; } = null!;
+    public ISiteActionStore SiteActions { get; protected set; } = null!;
 
     /// <summary>Another mail store over the same database (another replica, with its own change listener in PostgreSQL).</summary>
     public abstract IMailStore OpenMailStore();
@@ -54,6 +55,7 @@ public sealed class PostgresStores : Stores
         SuppressionAdmin = new PostgresSuppressionAdmin(dataSource);
         Credentials = new PostgresCredentialStore(dataSource);
         PoolCounters = new PostgresPoolCounters(dataSource);
+        SiteActions = new PostgresShapingStore(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -144,6 +146,7 @@ public sealed class SqliteStores : Stores
         SuppressionAdmin = new SqliteSuppressionAdmin(database);
         Credentials = new SqliteCredentialStore(database);
         PoolCounters = new SqlitePoolCounters(database);
+        SiteActions = new SqliteShapingStore(database);
     }
 
     public string Path { get; }

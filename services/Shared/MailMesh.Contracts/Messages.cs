@@ -113,6 +113,13 @@ public sealed record RecipientResult
     /// cap today): Queue retries it without counting the attempt or advancing its back-off.
     /// </summary>
     public bool NotAttempted { get; init; }
+
+    /// <summary>
+    /// Set when Delivery did not try the destination at all (traffic shaping: the site is suspended, or its connection or
+    /// message budget is spent): Queue defers the recipient until this time without counting an attempt
+    /// (docs/delivery.md, "Traffic shaping"). Null for every result of a real attempt.
+    /// </summary>
+    public DateTimeOffset? NotAttemptedUntil { get; init; }
 }
 
 /// <summary>Which command a <see cref="RecipientResult"/>'s reply answered (Local: no remote reply).</summary>

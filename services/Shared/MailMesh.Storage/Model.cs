@@ -202,8 +202,8 @@ public sealed record RecipientUpdate
     public string? BounceClass { get; init; }
 
     /// <summary>
-    /// The recipient was not tried (Delivery deferred it before any connection, e.g. its IP pool's warm-up caps were
-    /// reached): the attempt counted when it was claimed is taken back, so its back-off does not advance.
+    /// The recipient was not tried (Delivery deferred it before any connection: its IP pool's warm-up caps were reached,
+    /// or traffic shaping held it): the attempt counted when it was claimed is taken back, so its back-off does not advance.
     /// </summary>
     public bool NotAttempted { get; init; }
 }

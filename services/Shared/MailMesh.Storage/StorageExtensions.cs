@@ -60,6 +60,7 @@ public static class StorageExtensions
         services.TryAddSingleton<ICredentialStore>(sp => sp.GetRequiredService<StorageBackend>().CreateCredentialStore());
         services.TryAddSingleton<IPoolCounters>(sp => sp.GetRequiredService<StorageBackend>().CreatePoolCounters());
         services.TryAddSingleton<ITlsReportStore>(sp => sp.GetRequiredService<StorageBackend>().CreateTlsReportStore());
+        services.TryAddSingleton<ISiteActionStore>(sp => sp.GetRequiredService<StorageBackend>().CreateSiteActionStore());
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
@@ -106,6 +107,14 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, StoragePo
     public ITlsReportStore CreateTlsReportStore() => Provider == StorageProvider.Sqlite
         ? new SqliteTlsReportStore(Sqlite())
         : new PostgresTlsReportStore(DataSource());
+
+    /// <summary>
+    /// Traffic shaping's site actions; over PostgreSQL the same object is also the <see cref="IShapingBudgetStore"/> that
+    /// Delivery's replicas share (SQLite's one process keeps its budgets in memory).
+    /// </summary>
+    public ISiteActionStore CreateSiteActionStore() => Provider == StorageProvider.Sqlite
+        ? new SqliteShapingStore(Sqlite())
+        : new PostgresShapingStore(DataSource());
 
     public ISchemaMigrator CreateMigrator() => Provider == StorageProvider.Sqlite
         ? new SqliteSchemaMigrator(Sqlite(), loggerFactory.CreateLogger<SqliteSchemaMigrator>())

@@ -41,5 +41,8 @@ public sealed record SinkMessage
     /// <summary>The name the client gave in its last EHLO or HELO on the connection.</summary>
     public string? Helo { get; init; }
 
+    /// <summary>When the sink had the whole message (before it replied), by the machine's clock.</summary>
+    public DateTimeOffset ReceivedAt { get; init; } = DateTimeOffset.UtcNow;
+
     public string DataText => Encoding.UTF8.GetString(Data);
 }

@@ -70,6 +70,12 @@ public sealed class SmtpSink : IAsyncDisposable
     /// <summary>Reply after the final dot (or BDAT LAST), e.g. "452 4.3.1 Out of space".</summary>
     public string? DataReply { get; set; }
 
+    /// <summary>
+    /// Scripted replies to the end of data, one per transaction in arrival order (then <see cref="DataReply"/>): a
+    /// destination that throttles the first few messages, for example.
+    /// </summary>
+    public ConcurrentQueue<string> ScriptedDataReplies { get; } = new();
+
     /// <summary>Close the connection after the final dot without replying.</summary>
     public bool CloseAfterData { get; set; }
 
@@ -481,7 +487,7 @@ public sealed class SmtpSink : IAsyncDisposable
                 await Task.Delay(DataReplyDelay, cancellationToken);
             }
 
-            var reply = CloseAfterData ? null : DataReply ?? "250 2.0.0 Queued";
+            var reply = CloseAfterData ? null : ScriptedDataReplies.TryDequeue(out var scripted) ? scripted : DataReply ?? "250 2.0.0 Queued";
             Record(new SinkMessage
             {
                 ConnectionId = id,

@@ -46,9 +46,15 @@ public static class AdminScopes
     /// </summary>
     public const string KeysWrite = "keys:write";
 
+    /// <summary>GET /api/v1/admin/shaping/suspensions (Queue): the live site suspensions and lowered limits (traffic shaping).</summary>
+    public const string ShapingRead = "shaping:read";
+
+    /// <summary>POST and DELETE /api/v1/admin/shaping/suspensions (Queue): suspend a site, lift a suspension or lowered limit.</summary>
+    public const string ShapingWrite = "shaping:write";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite];
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";

@@ -208,17 +208,18 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         ), applied AS (
             UPDATE spool.recipients AS r
             SET state = u.state, next_attempt_at = u.next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
+                attempts = CASE WHEN u.not_attempted THEN GREATEST(r.attempts - 1, 0) ELSE r.attempts END,
                 lease_owner = NULL, last_reply_code = u.reply_code, last_enhanced_code = u.enhanced_code, last_reply_text = u.reply_text,
-                last_remote_host = u.remote_host, updated_at = u.attempted_at, last_bounce_class = u.bounce_class,
-                attempts = r.attempts - CASE WHEN u.not_attempted THEN 1 ELSE 0 END
+                last_remote_host = u.remote_host, updated_at = u.attempted_at, last_bounce_class = u.bounce_class
             FROM updates AS u
             WHERE r.id = u.id AND r.message_id = u.message_id AND r.state = 1 AND r.lease_id = u.lease_id
             RETURNING r.id, u.lease_id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host,
-                u.bounce_class
+                u.bounce_class, u.not_attempted
         ), history AS (
             INSERT INTO spool.attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class)
             SELECT id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class
             FROM applied
+            WHERE NOT not_attempted
         )
         SELECT id, lease_id FROM applied
         """;

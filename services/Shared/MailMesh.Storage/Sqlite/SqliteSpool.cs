@@ -145,9 +145,8 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         """
         UPDATE spool_recipients
         SET state = @state, next_attempt_at = @next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
-            last_reply_code = @reply_code, last_enhanced_code = @enhanced_code, last_reply_text = @reply_text,
-            last_remote_host = @remote_host, updated_at = @attempted_at, last_bounce_class = @bounce_class,
-            attempts = attempts - @not_attempted
+            attempts = max(attempts - @not_attempted, 0), last_reply_code = @reply_code, last_enhanced_code = @enhanced_code, last_reply_text = @reply_text,
+            last_remote_host = @remote_host, updated_at = @attempted_at, last_bounce_class = @bounce_class
         WHERE id = @id AND message_id = @message_id AND state = 1 AND lease_id = @lease_id
         """;
 
@@ -551,6 +550,14 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 if (await update.ExecuteNonQueryAsync(CancellationToken.None) == 0)
                 {
                     continue; // not in flight under this lease: a late or repeated result
+                }
+
+                if (item.NotAttempted)
+                {
+                    // Not tried (traffic shaping, warm-up caps): not an attempt, no history.
+                    applied.Add(item);
+                    completedAt = Math.Max(completedAt, (long)attemptedAt.Value);
+                    continue;
                 }
 
                 historyId.Value = id.Value;
