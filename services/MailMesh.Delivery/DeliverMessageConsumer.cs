@@ -346,15 +346,6 @@ internal sealed class DeliverMessageConsumer(
             }
         }
 
-        // Traffic shaping (docs/delivery.md): a suspended site, or a site whose message rate has no token in time, hands
-        // the work back to Queue not attempted (no attempt counted), before anything is read or sent.
-        var site = shaper.Resolve(request.Domain, hosts);
-        if (site is not null && await shaper.BeforeMessageAsync(site, Shaper.DefaultSourceIp, cancellationToken) is { } hold)
-        {
-            ShapingLog.Held(logger, request.MessageId, request.Domain, site.Name, hold.Until, hold.Reason);
-            return new AttemptOutcome(hold.Results(request.Recipients), null, null);
-        }
-
         // Issue 11 (docs/delivery.md "IP pools"): the source address, after the MX lookup (its address families) and
         // before the content is copied. When every address of the pool reached its warm-up cap the recipients wait
         // without the attempt counting (NotAttempted): Queue retries them without advancing their back-off.
@@ -365,6 +356,17 @@ internal sealed class DeliverMessageConsumer(
         {
             // RFC 3463 4.7.0: other or undefined security status (KumoMTA and Postfix use it for local sending limits).
             return NotAttempted(request, 451, "4.7.0", refusal);
+        }
+
+        // Traffic shaping (docs/delivery.md): a suspended site, or a site whose message rate has no token in time, hands
+        // the work back to Queue not attempted (no attempt counted), before anything is read or sent.
+        // Budgets and suspensions are per site and source address (the pool's choice above; "default" without pools).
+        var site = shaper.Resolve(request.Domain, hosts);
+        var sourceIp = source.Source?.Address.ToString() ?? Shaper.DefaultSourceIp;
+        if (site is not null && await shaper.BeforeMessageAsync(site, sourceIp, cancellationToken) is { } hold)
+        {
+            ShapingLog.Held(logger, request.MessageId, request.Domain, site.Name, hold.Until, hold.Reason);
+            return new AttemptOutcome(hold.Results(request.Recipients), null, null);
         }
 
         // After the MX lookup, so an attempt that cannot go anywhere copies nothing; a large message's local copy only
@@ -443,7 +445,7 @@ internal sealed class DeliverMessageConsumer(
         if (site is not null)
         {
             // Automation: throttling replies suspend the site or lower its limits for every replica.
-            await shaper.ObserveAsync(site, Shaper.DefaultSourceIp, outcome.Results, cancellationToken);
+            await shaper.ObserveAsync(site, sourceIp, outcome.Results, cancellationToken);
         }
 
         return outcome;

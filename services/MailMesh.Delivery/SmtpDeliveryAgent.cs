@@ -183,7 +183,7 @@ internal sealed class SmtpDeliveryAgent(
             if (site is not null)
             {
                 (ticket, var hold) = await shaper.BeforeConnectAsync(
-                    site, Shaper.DefaultSourceIp, _options.ConnectionSlotTimeout, () => pool.TryReuseIdleAsync(lease), () => pool.CloseIdleAsync(site.Name, lease), cancellationToken);
+                    site, source?.Address.ToString() ?? Shaper.DefaultSourceIp, _options.ConnectionSlotTimeout, () => pool.TryReuseIdleAsync(lease), () => pool.CloseIdleAsync(site.Name, lease), cancellationToken);
                 if (hold is not null)
                 {
                     return (null, new Failure(451, "4.4.5", hold.Reason, null, null, Hold: hold));

@@ -46,6 +46,40 @@ public sealed class ShapingDeliveryTests
     }
 
     [Fact]
+    public async Task A_suspension_of_one_source_address_holds_the_pool_that_sends_from_it_and_not_the_other()
+    {
+        // Budgets and suspensions are per site and source address: the IP pool's choice, not "default".
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?>
+        {
+            ["Delivery:Pools:a:Addresses:0:Address"] = "127.0.0.41",
+            ["Delivery:Pools:b:Addresses:0:Address"] = "127.0.0.42",
+            ["Delivery:DefaultPool"] = "a",
+        });
+        f.Route("dest.test", f.Sink);
+        var now = DateTimeOffset.UtcNow;
+        await f.Services.GetRequiredService<ISiteActionStore>().AddAsync(new SiteAction
+        {
+            Id = Guid.NewGuid(),
+            Site = "mx1.dest.test",
+            SourceIp = "127.0.0.41",
+            Kind = SiteActionKind.Suspend,
+            CreatedAt = now,
+            Until = now + TimeSpan.FromMinutes(5),
+            Reason = "test",
+            CreatedBy = "admin:test",
+        }, CancellationToken.None);
+        Assert.True(await f.Services.GetRequiredService<SiteActionCache>().RefreshAsync(CancellationToken.None));
+
+        var held = await f.DeliverAsync(DeliveryFixture.Request(f.Store(Content).Id, "dest.test", "a@dest.test"));
+        var fromB = f.Store(f.Store(Content) with { Id = Guid.NewGuid(), Pool = "b" });
+        var sent = await f.DeliverAsync(DeliveryFixture.Request(fromB.Id, "dest.test", "b@dest.test"));
+
+        Assert.NotNull(Assert.Single(held.Results).NotAttemptedUntil);
+        Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(sent.Results).Outcome);
+        Assert.Equal("127.0.0.42", Assert.Single(await f.Sink.WaitForMessagesAsync(1)).ClientAddress!.ToString());
+    }
+
+    [Fact]
     public async Task A_site_connection_limit_and_deliveries_per_connection_apply_to_the_pool()
     {
         var path = Path.GetTempFileName();
