@@ -81,7 +81,7 @@ public sealed partial class StoredApiKeys(
     [LoggerMessage(9010, LogLevel.Warning, "Could not read the stored API keys; the last list ({Count} keys) stays in force until the store answers")]
     private static partial void RefreshFailed(ILogger logger, int count, Exception exception);
 
-    [LoggerMessage(9011, LogLevel.Information, "The stored API keys can be read again")]
+    [LoggerMessage(9011, LogLevel.Warning, "The stored API keys can be read again")]
     private static partial void Recovered(ILogger logger);
 }
 
