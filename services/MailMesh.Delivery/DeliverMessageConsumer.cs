@@ -78,6 +78,10 @@ internal sealed class DeliverMessageConsumer(
         }
 
         metrics.Lease("taken");
+
+        // Inline content is a rented buffer: given back when this consume ends, whichever way the attempt went (also
+        // by the attempt's AttemptContent, when it got that far).
+        using var contentLease = message.ContentLease;
         await using var lease = AttemptLease.Start(spool, request.MessageId, request.LeaseId, owner, duration, confirmedUntil, _options, time, logger);
 
         // The attempt's span continues the consume span, which is in the message's own trace (Queue dispatches every

@@ -122,6 +122,27 @@ public sealed class DeliverMessageConsumerTests
     }
 
     [Fact]
+    public async Task An_attempt_gives_its_inline_content_buffer_back_whether_it_delivered_or_never_reached_the_content()
+    {
+        // Issue 8: inline content is read into a rented buffer; a buffer not given back costs a new one per attempt
+        // (the large object heap for 100 KB mail), and one given back early would be reused under the send.
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var content = Message();
+        var delivered = f.Store(content);
+        var unroutable = f.Store(Message());
+
+        var sent = Assert.Single((await f.DeliverAsync(DeliveryFixture.Request(delivered.Id, "dest.test", "rcpt@dest.test"))).Results);
+        Assert.Equal(DeliveryOutcome.Delivered, sent.Outcome);
+        Assert.Equal(content, Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Data);
+        Assert.Equal(1, f.Spool.ContentLeasesGivenBack);
+
+        var failed = Assert.Single((await f.DeliverAsync(DeliveryFixture.Request(unroutable.Id, "nowhere.test", "rcpt@nowhere.test"))).Results);
+        Assert.NotEqual(DeliveryOutcome.Delivered, failed.Outcome);
+        Assert.Equal(2, f.Spool.ContentLeasesGivenBack);
+    }
+
+    [Fact]
     public async Task A_large_message_whose_content_cannot_be_read_is_deferred_without_sending()
     {
         await using var f = await DeliveryFixture.StartAsync();

@@ -246,10 +246,27 @@ internal sealed class InMemorySpool : ISpool
             return Task.FromException<StoredMessage?>(new TimeoutException("injected: the take committed, its answer was lost"));
         }
 
-        // As the stores do: a large message's content stays behind, to be streamed with CopyContentAsync.
+        // As the stores do: a large message's content stays behind, to be streamed with CopyContentAsync; a small one
+        // comes inline in a buffer leased for the attempt (RentedContent), which the attempt must give back.
         return Task.FromResult<StoredMessage?>(message.Content.Length > StoredMessage.InlineContentLimit
             ? message with { Content = ReadOnlyMemory<byte>.Empty, DetachedContentLength = message.Content.Length }
-            : message);
+            : message with { ContentLease = new ContentLeaseProbe(this) });
+    }
+
+    /// <summary>Inline content leases given back (each counted once, however often it is disposed).</summary>
+    public int ContentLeasesGivenBack;
+
+    private sealed class ContentLeaseProbe(InMemorySpool spool) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.Increment(ref spool.ContentLeasesGivenBack);
+            }
+        }
     }
 
     /// <summary>Content streams served (large messages only), for tests that check the detached path ran.</summary>

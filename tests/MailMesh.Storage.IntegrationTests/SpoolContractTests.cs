@@ -755,6 +755,7 @@ public abstract partial class SpoolContractTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData(16, false)]
     [InlineData(StoredMessage.InlineContentLimit, false)]
     [InlineData(StoredMessage.InlineContentLimit + 1, true)]
     [InlineData(5 * 1024 * 1024, true)]
@@ -773,6 +774,16 @@ public abstract partial class SpoolContractTests : IAsyncLifetime
         Assert.Equal(size, taken!.ContentLength);
         Assert.Equal(detached ? size : null, taken.DetachedContentLength);
         Assert.Equal(detached ? 0 : size, taken.Content.Length);
+
+        // Inline content comes byte-exact in a buffer leased for the attempt (issue 8: no new array per attempt).
+        Assert.Equal(!detached, taken.ContentLease is not null);
+        if (!detached)
+        {
+            Assert.True(taken.Content.Span.SequenceEqual(content));
+            taken.ContentLease!.Dispose();
+            taken.ContentLease.Dispose();
+        }
+
         using var copy = new MemoryStream();
         Assert.True(await Spool.CopyContentAsync(message.Id, copy, Ct));
         Assert.Equal(content, copy.ToArray());

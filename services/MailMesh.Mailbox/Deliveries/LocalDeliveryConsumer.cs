@@ -57,6 +57,15 @@ internal sealed class LocalDeliveryConsumer(
             return;
         }
 
+        // The store write below is bounded by a timeout that can leave it running (LeasedWork.WithTimeoutAsync), so the
+        // content must outlive this consume: an ordinary array here, never the rented buffer, which would be reused
+        // under a write still in progress.
+        if (message.ContentLease is { } rented)
+        {
+            message = message with { Content = message.Content.ToArray(), ContentLease = null };
+            rented.Dispose();
+        }
+
         using var activity = LocalDeliveryMetrics.ActivitySource.StartActivity(
             ActivityKind.Internal, parentContext: Activity.Current?.Context ?? default, name: "mailbox.deliver");
         activity?.SetTag("mailmesh.message.id", work.MessageId);

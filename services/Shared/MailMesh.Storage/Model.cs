@@ -142,6 +142,13 @@ public sealed record StoredMessage
 
     /// <summary>The content's length in octets, inline or detached.</summary>
     public long ContentLength => DetachedContentLength ?? Content.Length;
+
+    /// <summary>
+    /// Set when <see cref="Content"/> is a rented buffer (<see cref="ISpool.StartAttemptAsync"/> reads inline content
+    /// into one): the content is valid until this is disposed, which <see cref="Content.AttemptContent"/> does when the
+    /// attempt ends. Null when the content is an ordinary array.
+    /// </summary>
+    public IDisposable? ContentLease { get; init; }
     public required DateTimeOffset ReceivedAt { get; init; }
     public required MessageOrigin Origin { get; init; }
     public string? ClientAddress { get; init; }

@@ -11,12 +11,14 @@ public sealed class AttemptContent : IAsyncDisposable
 {
     private readonly FileStream? _file;
     private readonly MappedContent? _mapped;
+    private readonly IDisposable? _lease;
 
-    private AttemptContent(ReadOnlyMemory<byte> memory, FileStream? file, MappedContent? mapped)
+    private AttemptContent(ReadOnlyMemory<byte> memory, FileStream? file, MappedContent? mapped, IDisposable? lease = null)
     {
         Memory = memory;
         _file = file;
         _mapped = mapped;
+        _lease = lease;
     }
 
     /// <summary>The message's octets, exactly as stored. Valid until this is disposed.</summary>
@@ -37,7 +39,8 @@ public sealed class AttemptContent : IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (message.DetachedContentLength is not { } length)
         {
-            return new AttemptContent(message.Content, null, null);
+            // Inline content may be a rented buffer (StoredMessage.ContentLease): given back when the attempt ends.
+            return new AttemptContent(message.Content, null, null, message.ContentLease);
         }
 
         var file = SpillFile.Create(directory, $"attempt-{message.Id:N}-{Guid.NewGuid():N}.eml", length, 128 * 1024);
@@ -70,6 +73,7 @@ public sealed class AttemptContent : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _lease?.Dispose();
         ((IDisposable?)_mapped)?.Dispose();
         if (_file is not null)
         {

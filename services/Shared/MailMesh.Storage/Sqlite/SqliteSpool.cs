@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using MailMesh.Storage.Content;
 using Microsoft.Data.Sqlite;
 
 namespace MailMesh.Storage.Sqlite;
@@ -710,11 +711,13 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             }
 
             var detached = reader.IsDBNull(1);
+            var rented = detached ? null : RentedContent.Read(reader, 1);
             return new StoredMessage
             {
                 Id = messageId,
                 Sender = reader.GetString(0),
-                Content = detached ? ReadOnlyMemory<byte>.Empty : reader.GetFieldValue<byte[]>(1),
+                Content = rented?.Memory ?? ReadOnlyMemory<byte>.Empty,
+                ContentLease = rented,
                 DetachedContentLength = detached ? reader.GetInt64(13) : null,
                 ReceivedAt = reader.Timestamp(2),
                 Origin = (MessageOrigin)reader.GetInt32(3),
