@@ -38,4 +38,10 @@ public interface IAdminApi
 
     /// <summary>GET /api/v1/admin/smtp-users; empty when no Ingress URL is configured.</summary>
     Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/smtp-users: without <paramref name="password"/> one is generated and returned once.</summary>
+    Task<CreatedSmtpUser> CreateSmtpUserAsync(string name, string? password, string? senderDomains, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/smtp-users/{name}/disable or /enable.</summary>
+    Task<SmtpUserChange> SetSmtpUserEnabledAsync(string name, bool enabled, CancellationToken cancellationToken);
 }
