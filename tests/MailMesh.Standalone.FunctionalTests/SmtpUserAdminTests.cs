@@ -23,6 +23,9 @@ public sealed class SmtpUserAdminTests : IAsyncLifetime
     /// <summary>An admin key that may manage users but not act for anyone.</summary>
     private const string PlainKey = "mmk_test-users-only";
 
+    /// <summary>The password of the admin UI account "ada".</summary>
+    private const string UiPassword = "ui-account-password";
+
     /// <summary>Ingress's host name: the subject of its self-signed certificate.</summary>
     private const string HostName = "mx.smtpusers.test";
 
@@ -43,6 +46,9 @@ public sealed class SmtpUserAdminTests : IAsyncLifetime
         settings["Ingress:Auth:FailureDelay"] = "00:00:00";
         settings["Ingress:Auth:MaxFailureDelay"] = "00:00:00";
         settings["Ingress:Auth:MaxFailures"] = "1000";
+        settings["Admin:Users:0:Name"] = "ada";
+        settings["Admin:Users:0:PasswordHash"] = PasswordHash.Create(UiPassword, PasswordHash.MinIterations);
+        settings["Admin:Users:0:Role"] = "admin";
         settings["Admin:ApiKeys:2:Name"] = "admin-ui";
         settings["Admin:ApiKeys:2:Hash"] = ApiKeys.Hash(UiKey);
         settings["Admin:ApiKeys:2:Scopes"] = "users:read users:write audit:act-as";
@@ -249,6 +255,52 @@ public sealed class SmtpUserAdminTests : IAsyncLifetime
         Assert.Equal(1, (await RunCliAsync(["users", "smtp", "disable", "configured-user", "--yes"])).ExitCode);
         Assert.Equal(2, (await RunCliAsync(["users", "smtp", "enable", "nobody"])).ExitCode);
         Assert.Equal(1, (await RunCliAsync(["users", "smtp", "create"])).ExitCode);
+    }
+
+    [Fact]
+    public async Task The_admin_ui_makes_and_disables_a_user_and_the_audit_names_the_person_through_the_uis_key()
+    {
+        using var ui = new HttpClient(new HttpClientHandler { CookieContainer = new System.Net.CookieContainer() })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{_mailmesh.HttpPort}"),
+        };
+        using (var login = await PostFormAsync(ui, "/admin/login", "login", new() { ["Name"] = "ada", ["Password"] = UiPassword }))
+        {
+            Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+            Assert.Contains("ada", await login.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        string page;
+        using (var created = await PostFormAsync(ui, "/admin/access", "smtp-user-create", new() { ["NewName"] = "ui-made", ["NewDomains"] = "origin.test" }))
+        {
+            page = await created.Content.ReadAsStringAsync();
+        }
+
+        Assert.Contains("SMTP user ui-made made.", page, StringComparison.Ordinal);
+        var password = System.Text.RegularExpressions.Regex.Match(page, "shown only now: <code>([^<]+)</code>").Groups[1].Value;
+        Assert.Equal(250, await SubmitAsync("ui-made", password, "PLAIN", "app@origin.test"));
+
+        using (var disabled = await PostFormAsync(ui, "/admin/access", "smtp-user-state", new() { ["StateName"] = "ui-made", ["StateEnable"] = "false" }))
+        {
+            Assert.Contains("SMTP user ui-made disabled.", await disabled.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(535, await SubmitAsync("ui-made", password, "PLAIN", "app@origin.test"));
+        using var http = Admin();
+        var audit = await http.GetFromJsonAsync<JsonElement>("/api/v1/admin/audit");
+        var rows = audit.GetProperty("items").EnumerateArray().Select(a => (a.GetProperty("action").GetString(), a.GetProperty("actor").GetString())).Reverse().ToList();
+        Assert.Equal([("smtp-user.create", "ada (via admin-ui-standalone)"), ("smtp-user.disable", "ada (via admin-ui-standalone)")], rows);
+    }
+
+    /// <summary>Posts a form of a UI page as a browser would: first GETs the page for its antiforgery token.</summary>
+    private static async Task<HttpResponseMessage> PostFormAsync(HttpClient ui, string path, string handler, Dictionary<string, string> fields)
+    {
+        var html = await ui.GetStringAsync(new Uri(path, UriKind.Relative));
+        var token = System.Text.RegularExpressions.Regex.Match(html, "<input[^>]*name=\"__RequestVerificationToken\"[^>]*value=\"([^\"]+)\"");
+        Assert.True(token.Success, "no antiforgery token on " + path);
+        fields["_handler"] = handler;
+        fields["__RequestVerificationToken"] = System.Net.WebUtility.HtmlDecode(token.Groups[1].Value);
+        return await ui.PostAsync(new Uri(path, UriKind.Relative), new FormUrlEncodedContent(fields));
     }
 
     private Task<CliResult> RunCliAsync(IReadOnlyList<string> args, string? stdin = null) =>
