@@ -5,20 +5,18 @@ using Microsoft.Extensions.Options;
 namespace MailMesh.Ingress.Auth;
 
 /// <summary>
-/// The SMTP AUTH users made through the admin API (<see cref="ISmtpUserStore"/>), as this Ingress replica knows them:
-/// read when the host starts and again every <c>Admin:KeyRefreshInterval</c> (the interval of the stored API keys), so a
+/// The SMTP AUTH users made through the admin API (<see cref="ISmtpUserStore"/>), as this Ingress replica knows them
+/// (<see cref="RefreshedFromStore"/>: re-read every <c>Admin:KeyRefreshInterval</c>, like the stored API keys), so a
 /// user made, disabled, enabled or given a new password on one replica takes effect on every other within that
-/// interval, without a database round trip per AUTH. While the store cannot be read the last list stays in force (a
-/// warning says so); configured users (Ingress:Auth:Users) never depend on it.
+/// interval, without a database round trip per AUTH. Configured users (Ingress:Auth:Users) never depend on it.
 /// </summary>
 internal sealed partial class StoredSmtpUsers(
     IServiceProvider services,
     IOptionsMonitor<AdminApiOptions> options,
     TimeProvider time,
-    ILogger<StoredSmtpUsers> logger) : BackgroundService
+    ILogger<StoredSmtpUsers> logger) : RefreshedFromStore(options, time)
 {
     private volatile Snapshot _snapshot = new([], new Dictionary<string, StoredSmtpUser>(StringComparer.OrdinalIgnoreCase), 0);
-    private bool _failing;
 
     /// <summary>Every stored user (enabled and disabled); a new list object after each change.</summary>
     public IReadOnlyList<StoredSmtpUser> Current => _snapshot.Users;
@@ -33,7 +31,7 @@ internal sealed partial class StoredSmtpUsers(
     public StoredSmtpUser? FindEnabled(string name) => Find(name) is { Enabled: true } user ? user : null;
 
     /// <summary>Reads the store now (after this process changed it, so that it takes effect here at once).</summary>
-    public async Task RefreshAsync(CancellationToken cancellationToken)
+    public override async Task RefreshAsync(CancellationToken cancellationToken)
     {
         if (services.GetService<ISmtpUserStore>() is not { } store)
         {
@@ -48,38 +46,11 @@ internal sealed partial class StoredSmtpUsers(
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await RefreshAsync(stoppingToken);
-                if (_failing)
-                {
-                    _failing = false;
-                    Recovered(logger);
-                }
-            }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-            {
-                if (!_failing)
-                {
-                    _failing = true;
-                    RefreshFailed(logger, _snapshot.Users.Count, ex);
-                }
-            }
+    /// <inheritdoc />
+    protected override void OnReadFailed(Exception exception) => RefreshFailed(logger, _snapshot.Users.Count, exception);
 
-            try
-            {
-                await Task.Delay(options.CurrentValue.KeyRefreshInterval, time, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
+    /// <inheritdoc />
+    protected override void OnReadRecovered() => Recovered(logger);
 
     [LoggerMessage(1060, LogLevel.Warning, "Could not read the stored SMTP users; the last list ({Count} users) stays in force until the store answers")]
     private static partial void RefreshFailed(ILogger logger, int count, Exception exception);

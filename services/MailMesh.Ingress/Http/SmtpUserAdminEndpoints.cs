@@ -28,11 +28,9 @@ internal static class SmtpUserAdminEndpoints
         var api = endpoints.MapGroup("/api/v1/admin").WithTags("Ingress");
         api.MapGet("/smtp-users", ListAsync).WithName("AdminListSmtpUsers").RequireAdminScope(AdminScopes.UsersRead);
         api.MapPost("/smtp-users", CreateAsync).WithName("AdminCreateSmtpUser").RequireAdminScope(AdminScopes.UsersWrite).DisableAntiforgery();
-        api.MapPost("/smtp-users/{name}/disable", (string name, ClaimsPrincipal user, IOptionsMonitor<IngressAuthOptions> options, ISmtpUserStore store, StoredSmtpUsers stored, TimeProvider time, CancellationToken ct) =>
-                SetEnabledAsync(name, false, user, options, store, stored, time, ct))
+        api.MapPost("/smtp-users/{name}/disable", (string name, [AsParameters] Services services, CancellationToken ct) => SetEnabledAsync(name, false, services, ct))
             .WithName("AdminDisableSmtpUser").RequireAdminScope(AdminScopes.UsersWrite).DisableAntiforgery();
-        api.MapPost("/smtp-users/{name}/enable", (string name, ClaimsPrincipal user, IOptionsMonitor<IngressAuthOptions> options, ISmtpUserStore store, StoredSmtpUsers stored, TimeProvider time, CancellationToken ct) =>
-                SetEnabledAsync(name, true, user, options, store, stored, time, ct))
+        api.MapPost("/smtp-users/{name}/enable", (string name, [AsParameters] Services services, CancellationToken ct) => SetEnabledAsync(name, true, services, ct))
             .WithName("AdminEnableSmtpUser").RequireAdminScope(AdminScopes.UsersWrite).DisableAntiforgery();
         api.MapPost("/smtp-users/{name}/password", ResetPasswordAsync).WithName("AdminResetSmtpUserPassword").RequireAdminScope(AdminScopes.UsersWrite).DisableAntiforgery();
         return endpoints;
@@ -55,15 +53,9 @@ internal static class SmtpUserAdminEndpoints
         return TypedResults.Ok(configured.Concat(made).ToList());
     }
 
-    internal static async Task<IResult> CreateAsync(
-        CreateSmtpUserBody body,
-        ClaimsPrincipal user,
-        IOptionsMonitor<IngressAuthOptions> options,
-        ISmtpUserStore store,
-        StoredSmtpUsers stored,
-        TimeProvider time,
-        CancellationToken cancellationToken)
+    internal static async Task<IResult> CreateAsync(CreateSmtpUserBody body, [AsParameters] Services services, CancellationToken cancellationToken)
     {
+        var (user, options, store, stored, time) = services;
         if (!ApiKeys.IsValidName(body.Name))
         {
             return BadRequest("Invalid name", "name must be 1 to 64 characters of letters, digits and . _ @ -.");
@@ -111,10 +103,9 @@ internal static class SmtpUserAdminEndpoints
             statusCode: StatusCodes.Status201Created);
     }
 
-    internal static async Task<IResult> SetEnabledAsync(
-        string name, bool enabled, ClaimsPrincipal user, IOptionsMonitor<IngressAuthOptions> options, ISmtpUserStore store, StoredSmtpUsers stored,
-        TimeProvider time, CancellationToken cancellationToken)
+    internal static async Task<IResult> SetEnabledAsync(string name, bool enabled, Services services, CancellationToken cancellationToken)
     {
+        var (user, options, store, stored, time) = services;
         var (existing, problem) = await FindAsync(name, options, stored, cancellationToken);
         if (existing is null)
         {
@@ -126,16 +117,9 @@ internal static class SmtpUserAdminEndpoints
         return TypedResults.Ok(new ChangedSmtpUser(existing.Name, enabled, changed));
     }
 
-    internal static async Task<IResult> ResetPasswordAsync(
-        string name,
-        ResetPasswordBody? body,
-        ClaimsPrincipal user,
-        IOptionsMonitor<IngressAuthOptions> options,
-        ISmtpUserStore store,
-        StoredSmtpUsers stored,
-        TimeProvider time,
-        CancellationToken cancellationToken)
+    internal static async Task<IResult> ResetPasswordAsync(string name, ResetPasswordBody? body, [AsParameters] Services services, CancellationToken cancellationToken)
     {
+        var (user, options, store, stored, time) = services;
         if (PasswordProblem(body?.Password) is { } passwordProblem)
         {
             return passwordProblem;
@@ -197,6 +181,9 @@ internal static class SmtpUserAdminEndpoints
     private static ProblemHttpResult Conflict(string name, string where) =>
         TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "Name in use",
             detail: $"An SMTP user named '{name}' already exists in {where}.");
+
+    /// <summary>What every change needs: the acting key (or person), the configured users, the store and this replica's copy.</summary>
+    internal sealed record Services(ClaimsPrincipal User, IOptionsMonitor<IngressAuthOptions> Options, ISmtpUserStore Store, StoredSmtpUsers Stored, TimeProvider Time);
 
     /// <summary>Body of POST smtp-users: without <c>password</c>, one is generated and returned once.</summary>
     public sealed record CreateSmtpUserBody(string? Name, string? Password, string? SenderDomains);

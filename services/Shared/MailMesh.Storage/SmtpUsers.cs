@@ -58,7 +58,7 @@ public interface ISmtpUserStore
     Task<bool> SetSmtpUserPasswordAsync(string name, string passwordHash, string actor, DateTimeOffset at, CancellationToken cancellationToken);
 }
 
-/// <summary>Audit trail wording of SMTP user changes, shared by both stores.</summary>
+/// <summary>The audit wording of SMTP user changes and the row reader, shared by both stores.</summary>
 internal static class SmtpUserAudit
 {
     public const string Created = "smtp-user.create";
@@ -67,4 +67,21 @@ internal static class SmtpUserAudit
     public const string PasswordReset = "smtp-user.password";
 
     public static string Target(string name) => "smtp user " + name;
+
+    /// <summary>The columns both stores select, in this order.</summary>
+    public const string Columns = "name, password_hash, sender_domains, created_at, created_by, disabled_at, disabled_by, password_changed_at, password_changed_by";
+
+    /// <summary>One row of <see cref="Columns"/>; <paramref name="time"/> reads the store's nullable timestamp at an ordinal.</summary>
+    public static StoredSmtpUser Read(System.Data.Common.DbDataReader reader, Func<int, DateTimeOffset?> time) => new()
+    {
+        Name = reader.GetString(0),
+        PasswordHash = reader.GetString(1),
+        SenderDomains = reader.IsDBNull(2) ? null : reader.GetString(2),
+        CreatedAt = time(3) ?? throw new InvalidOperationException("created_at is NOT NULL"),
+        CreatedBy = reader.GetString(4),
+        DisabledAt = time(5),
+        DisabledBy = reader.IsDBNull(6) ? null : reader.GetString(6),
+        PasswordChangedAt = time(7),
+        PasswordChangedBy = reader.IsDBNull(8) ? null : reader.GetString(8),
+    };
 }

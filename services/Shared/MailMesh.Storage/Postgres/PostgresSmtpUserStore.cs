@@ -9,9 +9,8 @@ namespace MailMesh.Storage.Postgres;
 public sealed class PostgresSmtpUserStore(NpgsqlDataSource dataSource) : ISmtpUserStore
 {
     private const string ListSql =
-        """
-        SELECT name, password_hash, sender_domains, created_at, created_by, disabled_at, disabled_by, password_changed_at, password_changed_by
-        FROM spool.smtp_users ORDER BY lower(name)
+        $"""
+        SELECT {SmtpUserAudit.Columns} FROM spool.smtp_users ORDER BY lower(name)
         """;
 
     private const string AddSql =
@@ -63,18 +62,7 @@ public sealed class PostgresSmtpUserStore(NpgsqlDataSource dataSource) : ISmtpUs
         var users = new List<StoredSmtpUser>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            users.Add(new StoredSmtpUser
-            {
-                Name = reader.GetString(0),
-                PasswordHash = reader.GetString(1),
-                SenderDomains = reader.IsDBNull(2) ? null : reader.GetString(2),
-                CreatedAt = reader.GetFieldValue<DateTimeOffset>(3),
-                CreatedBy = reader.GetString(4),
-                DisabledAt = reader.IsDBNull(5) ? null : reader.GetFieldValue<DateTimeOffset>(5),
-                DisabledBy = reader.IsDBNull(6) ? null : reader.GetString(6),
-                PasswordChangedAt = reader.IsDBNull(7) ? null : reader.GetFieldValue<DateTimeOffset>(7),
-                PasswordChangedBy = reader.IsDBNull(8) ? null : reader.GetString(8),
-            });
+            users.Add(SmtpUserAudit.Read(reader, i => reader.IsDBNull(i) ? null : reader.GetFieldValue<DateTimeOffset>(i)));
         }
 
         return users;

@@ -4,9 +4,8 @@ namespace MailMesh.Storage.Sqlite;
 public sealed class SqliteSmtpUserStore(SqliteDatabase database) : ISmtpUserStore
 {
     private const string ListSql =
-        """
-        SELECT name, password_hash, sender_domains, created_at, created_by, disabled_at, disabled_by, password_changed_at, password_changed_by
-        FROM spool_smtp_users ORDER BY name
+        $"""
+        SELECT {SmtpUserAudit.Columns} FROM spool_smtp_users ORDER BY name
         """;
 
     private const string AddSql =
@@ -36,18 +35,7 @@ public sealed class SqliteSmtpUserStore(SqliteDatabase database) : ISmtpUserStor
         var users = new List<StoredSmtpUser>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            users.Add(new StoredSmtpUser
-            {
-                Name = reader.GetString(0),
-                PasswordHash = reader.GetString(1),
-                SenderDomains = reader.NullableString(2),
-                CreatedAt = reader.Timestamp(3),
-                CreatedBy = reader.GetString(4),
-                DisabledAt = reader.NullableTimestamp(5),
-                DisabledBy = reader.NullableString(6),
-                PasswordChangedAt = reader.NullableTimestamp(7),
-                PasswordChangedBy = reader.NullableString(8),
-            });
+            users.Add(SmtpUserAudit.Read(reader, i => reader.NullableTimestamp(i)));
         }
 
         return users;
