@@ -53,7 +53,27 @@ internal sealed class FakeAdminApi : IAdminApi
     public Task<IReadOnlyList<MailboxItem>> ListMailboxesAsync(string? after, int limit, CancellationToken cancellationToken) =>
         Answer<IReadOnlyList<MailboxItem>>([]);
 
-    public Task<IReadOnlyList<KeyItem>> ListKeysAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<KeyItem>>([]);
+    public Task<IReadOnlyList<KeyItem>> ListKeysAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<KeyItem>>([.. Keys]);
+
+    public List<KeyItem> Keys { get; } = [];
+
+    public Task<CreatedKeyItem> CreateKeyAsync(string name, string kind, string? scopes, string? senderDomains, CancellationToken cancellationToken)
+    {
+        Keys.Add(new KeyItem(name, kind == "admin" ? (scopes ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries) : [], "api", kind, SenderDomains: senderDomains));
+        return Answer(new CreatedKeyItem(name, kind, [], senderDomains, "mmk_secret-shown-once"));
+    }
+
+    public Task<KeyChange> DisableKeyAsync(string kind, string name, CancellationToken cancellationToken)
+    {
+        var i = Keys.FindIndex(k => k.Name == name && k.Kind == kind);
+        var changed = i >= 0 && Keys[i].Enabled;
+        if (changed)
+        {
+            Keys[i] = Keys[i] with { Enabled = false };
+        }
+
+        return Answer(new KeyChange(name, kind, changed));
+    }
 
     public Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<SmtpUserItem>>([.. SmtpUsers]);
 

@@ -112,6 +112,18 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
         SendAsync<SmtpUserChange>(Service.Ingress, HttpMethod.Post,
             $"/api/v1/admin/smtp-users/{Uri.EscapeDataString(name)}/{(enabled ? "enable" : "disable")}", null, cancellationToken);
 
+    public Task<CreatedKeyItem> CreateKeyAsync(string name, string kind, string? scopes, string? senderDomains, CancellationToken cancellationToken) =>
+        SendAsync<CreatedKeyItem>(Service.Queue, HttpMethod.Post, "/api/v1/admin/keys", new
+        {
+            name = name.Trim(),
+            kind,
+            scopes = string.IsNullOrWhiteSpace(scopes) ? null : scopes.Trim(),
+            senderDomains = string.IsNullOrWhiteSpace(senderDomains) ? null : senderDomains.Trim(),
+        }, cancellationToken);
+
+    public Task<KeyChange> DisableKeyAsync(string kind, string name, CancellationToken cancellationToken) =>
+        SendAsync<KeyChange>(Service.Queue, HttpMethod.Post, $"/api/v1/admin/keys/{Uri.EscapeDataString(kind)}/{Uri.EscapeDataString(name)}/disable", null, cancellationToken);
+
     private Task<T> GetAsync<T>(Service service, string path, CancellationToken cancellationToken) =>
         SendAsync<T>(service, HttpMethod.Get, path, null, cancellationToken);
 

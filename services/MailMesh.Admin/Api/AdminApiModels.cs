@@ -86,8 +86,8 @@ public sealed record SuppressionItem(string Address, string Reason, DateTimeOffs
 /// <summary>A mailbox account.</summary>
 public sealed record MailboxItem(string Address, bool Disabled, bool HasPassword, long? QuotaBytes, long UsedBytes, DateTimeOffset CreatedAt);
 
-/// <summary>An admin API key (name and scopes, never the hash).</summary>
-public sealed record KeyItem(string Name, IReadOnlyList<string> Scopes, string Source);
+/// <summary>An API key (name and scopes, never the hash); <see cref="Kind"/> is "admin" or "submission".</summary>
+public sealed record KeyItem(string Name, IReadOnlyList<string> Scopes, string Source, string Kind = "admin", bool Enabled = true, string? SenderDomains = null, string? CreatedBy = null);
 
 /// <summary>
 /// An SMTP AUTH account (never a password or hash): <see cref="Source"/> is "configuration" or "api" (made through the
@@ -113,3 +113,9 @@ public sealed record CreatedSmtpUser(string Name, string? SenderDomains, string?
 
 /// <summary>The answer to disabling or enabling an SMTP user; <see cref="Changed"/> is false when it already was.</summary>
 public sealed record SmtpUserChange(string Name, bool Enabled, bool Changed);
+
+/// <summary>The answer to making an API key: <see cref="Key"/> is its secret, shown once.</summary>
+public sealed record CreatedKeyItem(string Name, string Kind, IReadOnlyList<string> Scopes, string? SenderDomains, string Key);
+
+/// <summary>The answer to disabling an API key; <see cref="Changed"/> is false when it was disabled already.</summary>
+public sealed record KeyChange(string Name, string Kind, bool Changed);

@@ -17,4 +17,7 @@ internal static partial class AdminUiLog
 
     [LoggerMessage(3414, LogLevel.Information, "Admin UI: {User} did {Action} on SMTP user {Name}")]
     public static partial void SmtpUserChanged(ILogger logger, string user, string action, string name);
+
+    [LoggerMessage(3415, LogLevel.Information, "Admin UI: {User} did {Action} on the {Kind} key {Name}")]
+    public static partial void KeyChanged(ILogger logger, string user, string action, string kind, string name);
 }
