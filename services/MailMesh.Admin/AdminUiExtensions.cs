@@ -44,6 +44,7 @@ public static class AdminUiExtensions
         }
 
         services.AddSingleton<AdminSignIn>();
+        services.AddHttpContextAccessor();
         services.AddHttpClient<IAdminApi, AdminApiClient>(AdminApiClient.HttpClientName)
             .ConfigureHttpClient((provider, http) => http.Timeout = provider.GetRequiredService<IOptionsMonitor<AdminUiOptions>>().CurrentValue.ApiTimeout);
 

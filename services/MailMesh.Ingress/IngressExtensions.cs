@@ -39,6 +39,14 @@ public static class IngressExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ServerCertificate>>()));
         services.TryAddSingleton<Authenticator>();
+
+        // SMTP AUTH users made through the admin API (issue 12), re-read every Admin:KeyRefreshInterval.
+        services.AddValidatedOptions<ServiceDefaults.Security.AdminApiOptions>();
+        if (!services.Any(d => d.ServiceType == typeof(StoredSmtpUsers)))
+        {
+            services.AddSingleton<StoredSmtpUsers>();
+            services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<StoredSmtpUsers>());
+        }
         services.TryAddSingleton<ConnectionLimiter>();
         services.TryAddSingleton<IngressShutdown>();
 

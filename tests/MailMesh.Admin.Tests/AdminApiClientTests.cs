@@ -4,6 +4,7 @@ using System.Text.Json;
 using MailMesh.Admin.Api;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace MailMesh.Admin.Tests;
@@ -14,7 +15,7 @@ public sealed class AdminApiClientTests
     private readonly List<(HttpRequestMessage Request, string? Body)> _requests = [];
     private Func<HttpRequestMessage, HttpResponseMessage> _answer = _ => Json("""{"action":"hold","changed":2,"skippedInFlight":0,"auditId":7,"dsnsQueued":0}""");
 
-    private AdminApiClient Create(AdminUiOptions? options = null, string? ownAddress = null)
+    private AdminApiClient Create(AdminUiOptions? options = null, string? ownAddress = null, IHttpContextAccessor? context = null)
     {
         var server = new Server();
         if (ownAddress is not null)
@@ -25,7 +26,7 @@ public sealed class AdminApiClientTests
         }
 
         var settings = options ?? new AdminUiOptions { QueueUrl = new Uri("http://queue:8080"), PolicyUrl = new Uri("http://policy:8080"), ApiKey = "mmk_ui" };
-        return new AdminApiClient(new HttpClient(new Handler(this)), new Monitor<AdminUiOptions>(settings), server);
+        return new AdminApiClient(new HttpClient(new Handler(this)), new Monitor<AdminUiOptions>(settings), server, context);
     }
 
     private static HttpResponseMessage Json(string json, HttpStatusCode status = HttpStatusCode.OK, string type = "application/json") =>
@@ -104,6 +105,47 @@ public sealed class AdminApiClientTests
         Assert.Empty(await Create().ListMailboxesAsync(null, 10, default));
         Assert.Empty(await Create().ListSmtpUsersAsync(default));
         Assert.Empty(_requests);
+    }
+
+    [Fact]
+    public async Task Writes_name_the_logged_in_account_for_the_audit_and_reads_do_not()
+    {
+        var person = new DefaultHttpContext
+        {
+            User = new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity(
+                [new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.Name, "alice")], "cookie")),
+        };
+        var client = Create(
+            new AdminUiOptions { QueueUrl = new Uri("http://queue:8080"), PolicyUrl = new Uri("http://policy:8080"), IngressUrl = new Uri("http://ingress:8080"), ApiKey = "mmk_ui" },
+            context: new HttpContextAccessor { HttpContext = person });
+
+        _answer = _ => Json("""{"name":"app1","senderDomains":null,"password":"generated","createdAt":"2030-01-02T03:04:05Z","createdBy":"alice (via ui)"}""", HttpStatusCode.Created);
+        var created = await client.CreateSmtpUserAsync(" app1 ", "", null, default);
+        Assert.Equal("generated", created.Password);
+        var (post, body) = Assert.Single(_requests);
+        Assert.Equal("http://ingress:8080/api/v1/admin/smtp-users", post.RequestUri!.ToString());
+        Assert.Equal(["alice"], post.Headers.GetValues("X-MailMesh-Actor"));
+        using (var json = JsonDocument.Parse(body!))
+        {
+            Assert.Equal("app1", json.RootElement.GetProperty("name").GetString());
+            Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("password").ValueKind);
+        }
+
+        _answer = _ => Json("""{"name":"app1","enabled":false,"changed":true}""");
+        Assert.True((await client.SetSmtpUserEnabledAsync("app1", enabled: false, default)).Changed);
+        Assert.Equal("http://ingress:8080/api/v1/admin/smtp-users/app1/disable", _requests[1].Request.RequestUri!.ToString());
+        Assert.Equal(["alice"], _requests[1].Request.Headers.GetValues("X-MailMesh-Actor"));
+
+        _answer = _ => Json("[]");
+        await client.ListSmtpUsersAsync(default);
+        Assert.False(_requests[2].Request.Headers.Contains("X-MailMesh-Actor"));
+
+        // Outside a page request (no logged-in account) nothing is claimed.
+        _requests.Clear();
+        _answer = _ => Json("""{"name":"app1","enabled":true,"changed":true}""");
+        await Create(new AdminUiOptions { QueueUrl = new Uri("http://queue:8080"), PolicyUrl = new Uri("http://policy:8080"), IngressUrl = new Uri("http://ingress:8080"), ApiKey = "mmk_ui" })
+            .SetSmtpUserEnabledAsync("app1", enabled: true, default);
+        Assert.False(Assert.Single(_requests).Request.Headers.Contains("X-MailMesh-Actor"));
     }
 
     private sealed class Handler(AdminApiClientTests test) : HttpMessageHandler

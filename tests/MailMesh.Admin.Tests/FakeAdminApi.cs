@@ -53,9 +53,53 @@ internal sealed class FakeAdminApi : IAdminApi
     public Task<IReadOnlyList<MailboxItem>> ListMailboxesAsync(string? after, int limit, CancellationToken cancellationToken) =>
         Answer<IReadOnlyList<MailboxItem>>([]);
 
-    public Task<IReadOnlyList<KeyItem>> ListKeysAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<KeyItem>>([]);
+    public Task<IReadOnlyList<KeyItem>> ListKeysAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<KeyItem>>([.. Keys]);
 
-    public Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<SmtpUserItem>>([]);
+    public List<KeyItem> Keys { get; } = [];
+
+    public Task<CreatedKeyItem> CreateKeyAsync(string name, string kind, string? scopes, string? senderDomains, CancellationToken cancellationToken)
+    {
+        Keys.Add(new KeyItem(name, kind == "admin" ? (scopes ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries) : [], "api", kind, SenderDomains: senderDomains));
+        return Answer(new CreatedKeyItem(name, kind, [], senderDomains, "mmk_secret-shown-once"));
+    }
+
+    public Task<KeyChange> DisableKeyAsync(string kind, string name, CancellationToken cancellationToken)
+    {
+        var i = Keys.FindIndex(k => k.Name == name && k.Kind == kind);
+        var changed = i >= 0 && Keys[i].Enabled;
+        if (changed)
+        {
+            Keys[i] = Keys[i] with { Enabled = false };
+        }
+
+        return Answer(new KeyChange(name, kind, changed));
+    }
+
+    public Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<SmtpUserItem>>([.. SmtpUsers]);
+
+    public List<SmtpUserItem> SmtpUsers { get; } = [];
+
+    /// <summary>The SMTP users made (name, password given or null, sender domains).</summary>
+    public List<(string Name, string? Password, string? SenderDomains)> SmtpUsersCreated { get; } = [];
+
+    public Task<CreatedSmtpUser> CreateSmtpUserAsync(string name, string? password, string? senderDomains, CancellationToken cancellationToken)
+    {
+        SmtpUsersCreated.Add((name, password, senderDomains));
+        SmtpUsers.Add(new SmtpUserItem(name, senderDomains, "api", CreatedBy: "alice (via admin-ui)"));
+        return Answer(new CreatedSmtpUser(name, senderDomains, password is null ? "generated-pw-123" : null, DateTimeOffset.Parse("2030-01-02T03:04:05Z"), "alice (via admin-ui)"));
+    }
+
+    public Task<SmtpUserChange> SetSmtpUserEnabledAsync(string name, bool enabled, CancellationToken cancellationToken)
+    {
+        var i = SmtpUsers.FindIndex(u => u.Name == name);
+        var changed = i >= 0 && SmtpUsers[i].Enabled != enabled;
+        if (changed)
+        {
+            SmtpUsers[i] = SmtpUsers[i] with { Enabled = enabled, DisabledBy = enabled ? null : "alice (via admin-ui)" };
+        }
+
+        return Answer(new SmtpUserChange(name, enabled, changed));
+    }
 
     private Task<T> Answer<T>(T value) => Failure is { } failure ? Task.FromException<T>(failure) : Task.FromResult(value);
 }

@@ -166,6 +166,75 @@ public sealed class PageTests : BunitContext
     }
 
     [Fact]
+    public async Task An_admin_makes_an_smtp_user_sees_its_generated_password_once_and_disables_it()
+    {
+        Services.AddSingleton<Microsoft.Extensions.Options.IOptionsMonitor<AdminAccountsOptions>>(new Monitor<AdminAccountsOptions>(new AdminAccountsOptions()));
+        _api.SmtpUsers.Add(new SmtpUserItem("configured-user", null, "configuration"));
+        LogIn(AdminRoles.Admin);
+        var page = Render<Access>();
+        AssertEveryFieldIsLabelled(page);
+
+        // Only users made through the API can be disabled here.
+        Assert.Empty(page.FindAll("[data-testid=smtp-users] button"));
+
+        await page.InvokeAsync(() =>
+        {
+            page.Instance.NewName = "app1";
+            page.Instance.NewDomains = "shop.test";
+        });
+        await page.Find("form[data-testid=smtp-user-create]").SubmitAsync();
+
+        Assert.Equal(("app1", null, "shop.test"), Assert.Single(_api.SmtpUsersCreated));
+        Assert.Contains("generated-pw-123", page.Find("[data-testid=generated-password]").TextContent, StringComparison.Ordinal);
+        Assert.Contains("SMTP user app1 made.", page.Find("[role=status].alert").TextContent, StringComparison.Ordinal);
+        var disable = page.Find("button[aria-label='Disable app1']");
+        Assert.Equal("app1", page.Find("input[name=StateName]").GetAttribute("value"));
+
+        await page.InvokeAsync(() =>
+        {
+            page.Instance.StateName = "app1";
+            page.Instance.StateEnable = "false";
+        });
+        await disable.Closest("form")!.SubmitAsync();
+
+        Assert.False(Assert.Single(_api.SmtpUsers, u => u.Name == "app1").Enabled);
+        Assert.Contains("disabled by alice (via admin-ui)", page.Find("[data-testid=smtp-users]").TextContent, StringComparison.Ordinal);
+        Assert.NotNull(page.Find("button[aria-label='Enable app1']"));
+    }
+
+    [Fact]
+    public async Task An_admin_makes_an_api_key_sees_its_secret_once_and_disables_it()
+    {
+        Services.AddSingleton<Microsoft.Extensions.Options.IOptionsMonitor<AdminAccountsOptions>>(new Monitor<AdminAccountsOptions>(new AdminAccountsOptions()));
+        _api.Keys.Add(new KeyItem("operator", ["messages:read"], "configuration"));
+        LogIn(AdminRoles.Admin);
+        var page = Render<Access>();
+        AssertEveryFieldIsLabelled(page);
+        Assert.Empty(page.FindAll("[data-testid=keys] button"));
+
+        await page.InvokeAsync(() =>
+        {
+            page.Instance.NewKeyName = "shop";
+            page.Instance.NewKeyKind = "submission";
+            page.Instance.NewKeyDomains = "shop.test";
+        });
+        await page.Find("form[data-testid=key-create]").SubmitAsync();
+
+        Assert.Contains("mmk_secret-shown-once", page.Find("[data-testid=created-key]").TextContent, StringComparison.Ordinal);
+        Assert.Contains("shop.test", page.Find("[data-testid=keys]").TextContent, StringComparison.Ordinal);
+
+        var disable = page.Find("button[aria-label='Disable submission key shop']");
+        await page.InvokeAsync(() =>
+        {
+            page.Instance.KeyKind = "submission";
+            page.Instance.KeyName = "shop";
+        });
+        await disable.Closest("form")!.SubmitAsync();
+        Assert.False(Assert.Single(_api.Keys, k => k.Name == "shop").Enabled);
+        Assert.Contains("The submission key shop disabled.", page.Markup, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_login_form_labels_its_fields_for_password_managers()
     {
         Services.AddSingleton(TimeProvider.System);

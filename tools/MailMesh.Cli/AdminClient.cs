@@ -85,6 +85,7 @@ internal sealed class AdminClient(CliSettings settings) : IDisposable
                 HttpStatusCode.Forbidden => ExitCodes.Auth,
                 HttpStatusCode.NotFound => ExitCodes.NotFound,
                 HttpStatusCode.BadRequest or HttpStatusCode.UnprocessableEntity or HttpStatusCode.MethodNotAllowed => ExitCodes.Usage,
+                HttpStatusCode.Conflict => ExitCodes.Usage,
                 _ => ExitCodes.Server,
             };
             var hint = response.StatusCode == HttpStatusCode.Unauthorized && settings.Key is null

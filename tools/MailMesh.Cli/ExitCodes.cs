@@ -6,7 +6,7 @@ internal static class ExitCodes
     /// <summary>Done.</summary>
     public const int Ok = 0;
 
-    /// <summary>The command line (or the request it made) was wrong: unknown command, missing argument, a 400 answer.</summary>
+    /// <summary>The command line (or the request it made) was wrong: unknown command, missing argument, a 400 or 409 answer.</summary>
     public const int Usage = 1;
 
     /// <summary>The message, suppression or account does not exist (404).</summary>

@@ -32,7 +32,13 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
           users [list] [--after ADDRESS] [--limit N]
           users add <address> [--password P] [--quota BYTES]
           users disable|enable <address>         mailbox accounts
-          users smtp                              SMTP AUTH accounts (configured in Ingress:Auth:Users)
+          users smtp [list]                       SMTP AUTH accounts (configured, and made with "users smtp create")
+          users smtp create <name> [--sender-domains D,D] [--password-stdin]
+                                                  without --password-stdin a password is generated and printed, once
+          users smtp disable <name> [--yes]       the account can no longer AUTH (asks first unless --yes)
+          users smtp enable <name>
+          users smtp password <name> [--password-stdin] [--yes]
+                                                  a new password (generated unless --password-stdin; asks first)
           audit [--limit N] [--before ID]         who did which admin action
 
         FILTER: --domain D --sender S --recipient R --state S[,S] --class C[,C] --from TIME --to TIME
@@ -42,7 +48,7 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
 
         The URL and key come from --url/--key, else MAILMESH_URL/MAILMESH_API_KEY, else ~/.config/mailmesh/cli.json
         ({"url": "...", "key": "..."}). Exit codes: 0 ok, 1 usage or invalid request, 2 not found, 3 authentication or
-        scope, 4 server error, 5 server unreachable, 6 bulk action not confirmed.
+        scope, 4 server error, 5 server unreachable, 6 bulk or destructive action not confirmed.
         """;
 
     private static readonly string[] FilterOptions = ["domain", "sender", "recipient", "state", "class", "from", "to"];
@@ -511,19 +517,7 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
                 }
 
             case "smtp":
-                {
-                    args.EnsureAllRead();
-                    var smtp = await client.GetAsync("/api/v1/admin/smtp-users", cancellationToken);
-                    if (_json)
-                    {
-                        Output.WriteJson(output, smtp);
-                        return ExitCodes.Ok;
-                    }
-
-                    Output.WriteTable(output, ["name", "sender domains", "managed in"], smtp.EnumerateArray().Select(u => (IReadOnlyList<string>)
-                        [Output.Str(u, "name"), Output.Str(u, "senderDomains") is { Length: > 0 } d ? d : "any", Output.Str(u, "source")]));
-                    return ExitCodes.Ok;
-                }
+                return await SmtpUsersAsync(client, args, rest.Skip(1).ToList(), cancellationToken);
 
             case "add" or "disable" or "enable":
                 {
@@ -552,8 +546,119 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
                 }
 
             default:
-                throw new CliException(ExitCodes.Usage, $"Unknown users subcommand '{sub}' (list, add, disable, enable, smtp).");
+                throw new CliException(ExitCodes.Usage, $"Unknown users subcommand '{sub}' (list, add, disable, enable; smtp for SMTP AUTH accounts).");
         }
+    }
+
+    /// <summary><c>users smtp …</c>: the SMTP AUTH accounts of Ingress (<c>/api/v1/admin/smtp-users</c>).</summary>
+    private async Task<int> SmtpUsersAsync(AdminClient client, Arguments args, List<string> rest, CancellationToken cancellationToken)
+    {
+        var sub = rest.Count > 0 ? rest[0] : "list";
+        var name = rest.Count > 1 ? rest[1] : null;
+        var path = name is null ? null : "/api/v1/admin/smtp-users/" + Uri.EscapeDataString(name);
+        switch (sub)
+        {
+            case "list":
+                {
+                    args.EnsureAllRead();
+                    var smtp = await client.GetAsync("/api/v1/admin/smtp-users", cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, smtp);
+                        return ExitCodes.Ok;
+                    }
+
+                    Output.WriteTable(output, ["name", "sender domains", "managed in", "enabled", "made by", "disabled by"], smtp.EnumerateArray().Select(u => (IReadOnlyList<string>)
+                    [
+                        Output.Str(u, "name"), Output.Str(u, "senderDomains") is { Length: > 0 } d ? d : "any", Output.Str(u, "source"),
+                        Output.Str(u, "enabled") is { Length: > 0 } e ? e : "true", Output.Str(u, "createdBy"), Output.Str(u, "disabledBy"),
+                    ]));
+                    return ExitCodes.Ok;
+                }
+
+            case "create":
+                {
+                    Required(name, "users smtp create needs a name.");
+                    var senderDomains = args.Option("sender-domains");
+                    var password = await PasswordFromInputAsync(args, cancellationToken);
+                    args.EnsureAllRead();
+                    var created = await client.SendJsonAsync(HttpMethod.Post, "/api/v1/admin/smtp-users", new { name, password, senderDomains }, cancellationToken);
+                    Done(created, Output.Str(created, "password") is { Length: > 0 } generated
+                        ? $"Made SMTP user {Output.Str(created, "name")}. Its password, shown only now:\n{generated}"
+                        : $"Made SMTP user {Output.Str(created, "name")}.");
+                    return ExitCodes.Ok;
+                }
+
+            case "disable" or "enable":
+                {
+                    Required(name, $"users smtp {sub} needs a name.");
+                    var yes = args.Flag("yes");
+                    args.EnsureAllRead();
+                    if (sub == "disable" && !await ConfirmAsync(yes, $"Disable SMTP user {name} (it can no longer authenticate)?", cancellationToken))
+                    {
+                        return ExitCodes.Declined;
+                    }
+
+                    var changed = await client.SendAsync(HttpMethod.Post, $"{path}/{sub}", null, cancellationToken);
+                    var done = sub == "disable" ? "disabled" : "enabled";
+                    Done(changed, changed.TryGetProperty("changed", out var c) && c.GetBoolean()
+                        ? $"SMTP user {Output.Str(changed, "name")} {done}."
+                        : $"SMTP user {Output.Str(changed, "name")} was {done} already.");
+                    return ExitCodes.Ok;
+                }
+
+            case "password":
+                {
+                    Required(name, "users smtp password needs a name.");
+                    var yes = args.Flag("yes");
+                    var password = await PasswordFromInputAsync(args, cancellationToken);
+                    args.EnsureAllRead();
+                    if (!await ConfirmAsync(yes || password is not null, $"Replace the password of SMTP user {name} (the old one stops working)?", cancellationToken))
+                    {
+                        return ExitCodes.Declined;
+                    }
+
+                    var reset = await client.SendJsonAsync(HttpMethod.Post, $"{path}/password", new { password }, cancellationToken);
+                    Done(reset, Output.Str(reset, "password") is { Length: > 0 } generated
+                        ? $"New password of SMTP user {Output.Str(reset, "name")}, shown only now:\n{generated}"
+                        : $"Password of SMTP user {Output.Str(reset, "name")} replaced.");
+                    return ExitCodes.Ok;
+                }
+
+            default:
+                throw new CliException(ExitCodes.Usage, $"Unknown users smtp subcommand '{sub}' (list, create, disable, enable, password).");
+        }
+    }
+
+    /// <summary>With --password-stdin, the first line of standard input (never a command-line argument: ps shows those).</summary>
+    private async Task<string?> PasswordFromInputAsync(Arguments args, CancellationToken cancellationToken)
+    {
+        if (!args.Flag("password-stdin"))
+        {
+            return null;
+        }
+
+        var line = await input.ReadLineAsync(cancellationToken);
+        return string.IsNullOrEmpty(line) ? throw new CliException(ExitCodes.Usage, "--password-stdin: standard input has no password line.") : line;
+    }
+
+    /// <summary>True with --yes; otherwise asks on standard error and reads y on standard input.</summary>
+    private async Task<bool> ConfirmAsync(bool yes, string question, CancellationToken cancellationToken)
+    {
+        if (yes)
+        {
+            return true;
+        }
+
+        error.Write(question + " [y/N] ");
+        var answer = (await input.ReadLineAsync(cancellationToken))?.Trim();
+        if (answer is "y" or "Y" or "yes" or "YES")
+        {
+            return true;
+        }
+
+        error.WriteLine("Nothing done.");
+        return false;
     }
 
     private async Task<int> AuditAsync(AdminClient client, Arguments args, CancellationToken cancellationToken)

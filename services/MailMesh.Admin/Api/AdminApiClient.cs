@@ -11,8 +11,10 @@ namespace MailMesh.Admin.Api;
 /// <summary>
 /// The admin API over HTTP with the configured key: Queue for messages, Policy for suppressions, Mailbox and Ingress
 /// for accounts. In Standalone (no URLs configured) every service is this process, reached on its own listening address.
+/// Every write names the logged-in account in X-MailMesh-Actor, so the audit reads "alice (via the UI's key)" when the
+/// UI's key holds audit:act-as (the services ignore the header otherwise).
 /// </summary>
-internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOptions> options, IServer server) : IAdminApi
+internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOptions> options, IServer server, IHttpContextAccessor? context = null) : IAdminApi
 {
     internal const string HttpClientName = "MailMesh.Admin.Api";
 
@@ -98,6 +100,30 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
     public async Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken) =>
         BaseOf(Service.Ingress) is null ? [] : await GetAsync<List<SmtpUserItem>>(Service.Ingress, "/api/v1/admin/smtp-users", cancellationToken);
 
+    public Task<CreatedSmtpUser> CreateSmtpUserAsync(string name, string? password, string? senderDomains, CancellationToken cancellationToken) =>
+        SendAsync<CreatedSmtpUser>(Service.Ingress, HttpMethod.Post, "/api/v1/admin/smtp-users", new
+        {
+            name = name.Trim(),
+            password = string.IsNullOrEmpty(password) ? null : password,
+            senderDomains = string.IsNullOrWhiteSpace(senderDomains) ? null : senderDomains.Trim(),
+        }, cancellationToken);
+
+    public Task<SmtpUserChange> SetSmtpUserEnabledAsync(string name, bool enabled, CancellationToken cancellationToken) =>
+        SendAsync<SmtpUserChange>(Service.Ingress, HttpMethod.Post,
+            $"/api/v1/admin/smtp-users/{Uri.EscapeDataString(name)}/{(enabled ? "enable" : "disable")}", null, cancellationToken);
+
+    public Task<CreatedKeyItem> CreateKeyAsync(string name, string kind, string? scopes, string? senderDomains, CancellationToken cancellationToken) =>
+        SendAsync<CreatedKeyItem>(Service.Queue, HttpMethod.Post, "/api/v1/admin/keys", new
+        {
+            name = name.Trim(),
+            kind,
+            scopes = string.IsNullOrWhiteSpace(scopes) ? null : scopes.Trim(),
+            senderDomains = string.IsNullOrWhiteSpace(senderDomains) ? null : senderDomains.Trim(),
+        }, cancellationToken);
+
+    public Task<KeyChange> DisableKeyAsync(string kind, string name, CancellationToken cancellationToken) =>
+        SendAsync<KeyChange>(Service.Queue, HttpMethod.Post, $"/api/v1/admin/keys/{Uri.EscapeDataString(kind)}/{Uri.EscapeDataString(name)}/disable", null, cancellationToken);
+
     private Task<T> GetAsync<T>(Service service, string path, CancellationToken cancellationToken) =>
         SendAsync<T>(service, HttpMethod.Get, path, null, cancellationToken);
 
@@ -106,6 +132,10 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
         var baseUri = BaseOf(service) ?? throw new AdminApiException(0, $"No URL is configured for the {service} service (Admin:Ui:{service}Url).");
         using var request = new HttpRequestMessage(method, new Uri(baseUri, path));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", options.CurrentValue.ApiKey);
+        if (method != HttpMethod.Get && Actor() is { } actor)
+        {
+            request.Headers.Add(ServiceDefaults.Security.AdminActor.HeaderName, actor);
+        }
         if (body is not null)
         {
             request.Content = JsonContent.Create(body, options: Json);
@@ -141,6 +171,10 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
                 ?? throw new AdminApiException((int)response.StatusCode, $"The {service} service answered an empty body.");
         }
     }
+
+    /// <summary>The logged-in UI account's name, when this call comes from a page request.</summary>
+    private string? Actor() =>
+        context?.HttpContext?.User.Identity is { IsAuthenticated: true, Name: { Length: > 0 } name } ? name : null;
 
     /// <summary>An RFC 9457 problem's title and detail; the status line when the answer is not one.</summary>
     private static async Task<string> ProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)

@@ -86,11 +86,14 @@ public sealed record SuppressionItem(string Address, string Reason, DateTimeOffs
 /// <summary>A mailbox account.</summary>
 public sealed record MailboxItem(string Address, bool Disabled, bool HasPassword, long? QuotaBytes, long UsedBytes, DateTimeOffset CreatedAt);
 
-/// <summary>An admin API key (name and scopes, never the hash).</summary>
-public sealed record KeyItem(string Name, IReadOnlyList<string> Scopes, string Source);
+/// <summary>An API key (name and scopes, never the hash); <see cref="Kind"/> is "admin" or "submission".</summary>
+public sealed record KeyItem(string Name, IReadOnlyList<string> Scopes, string Source, string Kind = "admin", bool Enabled = true, string? SenderDomains = null, string? CreatedBy = null);
 
-/// <summary>An SMTP AUTH account (name and sender domains, never the hash).</summary>
-public sealed record SmtpUserItem(string Name, string? SenderDomains, string Source);
+/// <summary>
+/// An SMTP AUTH account (never a password or hash): <see cref="Source"/> is "configuration" or "api" (made through the
+/// admin API: only those can be disabled, enabled or given a new password).
+/// </summary>
+public sealed record SmtpUserItem(string Name, string? SenderDomains, string Source, bool Enabled = true, string? CreatedBy = null, string? DisabledBy = null);
 
 /// <summary>An entry of the audit trail.</summary>
 public sealed record AuditItem(long Id, DateTimeOffset At, string Actor, string Action, string Target, int Changed, int SkippedInFlight);
@@ -104,3 +107,15 @@ public sealed class AdminApiException(int status, string message) : Exception(me
     /// <summary>The HTTP status; 0 when the API could not be reached.</summary>
     public int Status { get; } = status;
 }
+
+/// <summary>The answer to making an SMTP user: <see cref="Password"/> only when generated, shown once.</summary>
+public sealed record CreatedSmtpUser(string Name, string? SenderDomains, string? Password, DateTimeOffset CreatedAt, string CreatedBy);
+
+/// <summary>The answer to disabling or enabling an SMTP user; <see cref="Changed"/> is false when it already was.</summary>
+public sealed record SmtpUserChange(string Name, bool Enabled, bool Changed);
+
+/// <summary>The answer to making an API key: <see cref="Key"/> is its secret, shown once.</summary>
+public sealed record CreatedKeyItem(string Name, string Kind, IReadOnlyList<string> Scopes, string? SenderDomains, string Key);
+
+/// <summary>The answer to disabling an API key; <see cref="Changed"/> is false when it was disabled already.</summary>
+public sealed record KeyChange(string Name, string Kind, bool Changed);

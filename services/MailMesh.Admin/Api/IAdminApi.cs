@@ -38,4 +38,16 @@ public interface IAdminApi
 
     /// <summary>GET /api/v1/admin/smtp-users; empty when no Ingress URL is configured.</summary>
     Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/smtp-users: without <paramref name="password"/> one is generated and returned once.</summary>
+    Task<CreatedSmtpUser> CreateSmtpUserAsync(string name, string? password, string? senderDomains, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/smtp-users/{name}/disable or /enable.</summary>
+    Task<SmtpUserChange> SetSmtpUserEnabledAsync(string name, bool enabled, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/keys: its secret is in the answer only.</summary>
+    Task<CreatedKeyItem> CreateKeyAsync(string name, string kind, string? scopes, string? senderDomains, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/keys/{kind}/{name}/disable.</summary>
+    Task<KeyChange> DisableKeyAsync(string kind, string name, CancellationToken cancellationToken);
 }

@@ -14,4 +14,10 @@ internal static partial class AdminUiLog
 
     [LoggerMessage(3413, LogLevel.Warning, "Admin UI: {User} ({Role}) was refused {Action}: the role does not allow it")]
     public static partial void Refused(ILogger logger, string user, string role, string action);
+
+    [LoggerMessage(3414, LogLevel.Information, "Admin UI: {User} did {Action} on SMTP user {Name}")]
+    public static partial void SmtpUserChanged(ILogger logger, string user, string action, string name);
+
+    [LoggerMessage(3415, LogLevel.Information, "Admin UI: {User} did {Action} on the {Kind} key {Name}")]
+    public static partial void KeyChanged(ILogger logger, string user, string action, string kind, string name);
 }

@@ -20,10 +20,14 @@ internal sealed class SenderDomains
     private readonly Dictionary<string, string[]> _smtp;
     private readonly Dictionary<string, string[]> _http;
     private readonly StoredApiKeys? _stored;
+    private readonly HashSet<string> _configuredSmtp;
+    private readonly StoredSmtpUsers? _storedSmtp;
 
-    public SenderDomains(IOptions<IngressAuthOptions> auth, IOptions<HttpApiOptions> api, StoredApiKeys? stored = null)
+    public SenderDomains(IOptions<IngressAuthOptions> auth, IOptions<HttpApiOptions> api, StoredApiKeys? stored = null, StoredSmtpUsers? storedSmtp = null)
     {
         _stored = stored;
+        _storedSmtp = storedSmtp;
+        _configuredSmtp = auth.Value.Users.Select(u => u.Name).ToHashSet(StringComparer.Ordinal);
         _smtp = auth.Value.Users.Where(u => !string.IsNullOrWhiteSpace(u.SenderDomains))
             .ToDictionary(u => u.Name, u => Normalise(u.SenderDomains!), StringComparer.OrdinalIgnoreCase);
         _http = api.Value.Keys.Where(k => !string.IsNullOrWhiteSpace(k.SenderDomains) && k.Name is not null)
@@ -31,7 +35,8 @@ internal sealed class SenderDomains
     }
 
     /// <summary>True when no account has a list: the check costs nothing then.</summary>
-    public bool IsEmpty => _smtp.Count == 0 && _http.Count == 0 && (_stored is null || _stored.Current.Count == 0);
+    public bool IsEmpty => _smtp.Count == 0 && _http.Count == 0 && (_stored is null || _stored.Current.Count == 0)
+        && (_storedSmtp is null || _storedSmtp.Current.Count == 0);
 
     /// <summary>
     /// Null when the message may be accepted; otherwise the From domain that is not allowed (or a description of the
@@ -68,7 +73,11 @@ internal sealed class SenderDomains
     {
         if (origin != MessageOrigin.Http)
         {
-            return _smtp.GetValueOrDefault(user);
+            // A configured account (Authenticator checks them first), else a user made through the admin API (disabled
+            // during this session or not: its list still holds).
+            return _configuredSmtp.Contains(user)
+                ? _smtp.GetValueOrDefault(user)
+                : _storedSmtp?.Find(user)?.SenderDomains is { Length: > 0 } madeDomains ? Normalise(madeDomains) : null;
         }
 
         if (_http.TryGetValue(user, out var configured))

@@ -1,8 +1,6 @@
-using MailMesh.Ingress.Auth;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.Extensions.Options;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace MailMesh.Ingress.Http;
@@ -27,7 +25,7 @@ public static class HttpApiExtensions
                 .AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
                 .RequireAuthenticatedUser());
 
-        // The admin API's SMTP AUTH users (issue 12): Ingress owns them (Ingress:Auth:Users, configuration only).
+        // The admin API's SMTP AUTH users (issue 12): Ingress owns them (Ingress:Auth:Users and spool.smtp_users).
         builder.AddAdminAuthentication();
         return builder;
     }
@@ -47,15 +45,8 @@ public static class HttpApiExtensions
             .WithName("SubmitMessage")
             .DisableAntiforgery();
 
-        // GET /api/v1/admin/smtp-users: names and sender domains, never the password hashes.
-        endpoints.MapGet("/api/v1/admin/smtp-users", static (IOptionsMonitor<IngressAuthOptions> options) =>
-                TypedResults.Ok(options.CurrentValue.Users.Select(u => new SmtpUserView(u.Name, u.SenderDomains, "configuration")).ToList()))
-            .WithTags("Ingress")
-            .WithName("AdminListSmtpUsers")
-            .RequireAdminScope(AdminScopes.UsersRead);
+        // /api/v1/admin/smtp-users: the SMTP AUTH users, configured and made through the admin API (never a hash).
+        endpoints.MapSmtpUserAdminEndpoints();
         return endpoints;
     }
-
-    /// <summary>An SMTP AUTH account as the admin API lists it; <c>source</c> says where it is managed.</summary>
-    public sealed record SmtpUserView(string Name, string? SenderDomains, string Source);
 }

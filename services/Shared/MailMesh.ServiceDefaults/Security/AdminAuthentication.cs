@@ -99,8 +99,28 @@ internal sealed partial class AdminAuthenticationHandler(
             return Task.FromResult(AuthenticateResult.Fail("The admin API key is not valid."));
         }
 
+        // The person behind a delegating key (the admin UI's): honoured only when the key holds audit:act-as.
+        var name = key.Name;
+        var actor = Request.Headers[AdminActor.HeaderName];
+        if (actor.Count > 0)
+        {
+            if (!key.Scopes.Contains(AdminScopes.ActAs, StringComparer.Ordinal))
+            {
+                ActorIgnored(Logger, key.Name, Request.Path);
+            }
+            else if (actor.Count != 1 || !ApiKeys.IsValidName(actor[0]))
+            {
+                return Task.FromResult(AuthenticateResult.Fail(
+                    $"The {AdminActor.HeaderName} header must name one person: 1 to 64 characters of letters, digits and . _ @ -."));
+            }
+            else
+            {
+                name = AdminActor.Describe(actor[0]!, key.Name);
+            }
+        }
+
         var identity = new ClaimsIdentity(
-            [new Claim(ClaimTypes.Name, key.Name), .. key.Scopes.Select(s => new Claim(AdminScopes.ClaimType, s))],
+            [new Claim(ClaimTypes.Name, name), new Claim(AdminActor.KeyClaimType, key.Name), .. key.Scopes.Select(s => new Claim(AdminScopes.ClaimType, s))],
             SchemeName);
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
     }
@@ -122,7 +142,7 @@ internal sealed partial class AdminAuthenticationHandler(
     protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
     {
         var scope = Context.GetEndpoint()?.Metadata.GetMetadata<AdminScopeRequirement>()?.Scope;
-        var name = Context.User.Identity?.Name ?? "?";
+        var name = Context.User.FindFirst(AdminActor.KeyClaimType)?.Value ?? Context.User.Identity?.Name ?? "?";
         MissingScope(Logger, name, scope ?? "?", Request.Path);
 
         // RFC 6750 §3.1: insufficient_scope, with the scope the resource needs.
@@ -151,6 +171,9 @@ internal sealed partial class AdminAuthenticationHandler(
 
     [LoggerMessage(9001, LogLevel.Warning, "Admin API key {KeyName} lacks scope {Scope} for {Path}")]
     private static partial void MissingScope(ILogger logger, string keyName, string scope, string path);
+
+    [LoggerMessage(9002, LogLevel.Debug, "Admin API key {KeyName} sent X-MailMesh-Actor to {Path} without the audit:act-as scope; ignored")]
+    private static partial void ActorIgnored(ILogger logger, string keyName, string path);
 }
 
 /// <summary>
@@ -189,3 +212,20 @@ internal sealed class AdminKeyRing(IOptionsMonitor<AdminApiOptions> options, Sto
 }
 
 internal sealed record AdminKey(string Name, string[] Scopes);
+
+/// <summary>
+/// Delegation of the audit actor (issue 12): a key holding <see cref="AdminScopes.ActAs"/> (the admin UI's) may name the
+/// person it acts for in <see cref="HeaderName"/>; the principal's name, and so every audit row and "created by", is then
+/// "person (via key)". Without the scope the header is ignored and the key's own name is recorded.
+/// </summary>
+public static class AdminActor
+{
+    /// <summary>The request header naming the person behind the key.</summary>
+    public const string HeaderName = "X-MailMesh-Actor";
+
+    /// <summary>The claim carrying the admin key's own name (the principal's name may be a delegated actor).</summary>
+    public const string KeyClaimType = "mailmesh:admin-key";
+
+    /// <summary>How a delegated actor is recorded: <c>alice (via admin-ui)</c>.</summary>
+    public static string Describe(string person, string keyName) => $"{person} (via {keyName})";
+}

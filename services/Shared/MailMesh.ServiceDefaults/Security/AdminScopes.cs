@@ -52,9 +52,21 @@ public static class AdminScopes
     /// <summary>POST and DELETE /api/v1/admin/shaping/suspensions (Queue): suspend a site, lift a suspension or lowered limit.</summary>
     public const string ShapingWrite = "shaping:write";
 
+    /// <summary>
+    /// POST /api/v1/admin/smtp-users and .../{name}/disable, /enable, /password (Ingress): make SMTP AUTH users, disable
+    /// and enable them, reset their passwords.
+    /// </summary>
+    public const string UsersWrite = "users:write";
+
+    /// <summary>
+    /// Act for a person: the key's requests may name the person behind them in the <c>X-MailMesh-Actor</c> header, and
+    /// the audit then records "person (via key)". For the admin UI's key; without this scope the header is ignored.
+    /// </summary>
+    public const string ActAs = "audit:act-as";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite];
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite, UsersWrite, ActAs];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";

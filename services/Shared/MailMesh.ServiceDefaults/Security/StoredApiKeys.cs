@@ -17,10 +17,9 @@ public sealed partial class StoredApiKeys(
     IServiceProvider services,
     IOptionsMonitor<AdminApiOptions> options,
     TimeProvider time,
-    ILogger<StoredApiKeys> logger) : BackgroundService
+    ILogger<StoredApiKeys> logger) : RefreshedFromStore(options, time)
 {
     private volatile IReadOnlyList<StoredApiKey> _keys = [];
-    private bool _failing;
 
     /// <summary>Every stored key (enabled and disabled); a new list object after each change.</summary>
     public IReadOnlyList<StoredApiKey> Current => _keys;
@@ -29,7 +28,7 @@ public sealed partial class StoredApiKeys(
     public IEnumerable<StoredApiKey> Enabled(ApiKeyKind kind) => _keys.Where(k => k.Kind == kind && k.Enabled);
 
     /// <summary>Reads the store now (after this process changed it, so that it takes effect here at once).</summary>
-    public async Task RefreshAsync(CancellationToken cancellationToken)
+    public override async Task RefreshAsync(CancellationToken cancellationToken)
     {
         if (services.GetService<ICredentialStore>() is not { } store)
         {
@@ -43,38 +42,11 @@ public sealed partial class StoredApiKeys(
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await RefreshAsync(stoppingToken);
-                if (_failing)
-                {
-                    _failing = false;
-                    Recovered(logger);
-                }
-            }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-            {
-                if (!_failing)
-                {
-                    _failing = true;
-                    RefreshFailed(logger, _keys.Count, ex);
-                }
-            }
+    /// <inheritdoc />
+    protected override void OnReadFailed(Exception exception) => RefreshFailed(logger, _keys.Count, exception);
 
-            try
-            {
-                await Task.Delay(options.CurrentValue.KeyRefreshInterval, time, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
+    /// <inheritdoc />
+    protected override void OnReadRecovered() => Recovered(logger);
 
     private bool SameAs(IReadOnlyList<StoredApiKey> keys) => keys.Count == _keys.Count && keys.SequenceEqual(_keys);
 

@@ -97,7 +97,7 @@ public sealed class SqliteCredentialStore(SqliteDatabase database) : ICredential
         }, 0, cancellationToken);
     }
 
-    private static async Task AuditAsync(SqliteWrite write, long at, string actor, string action, string target)
+    internal static async Task AuditAsync(SqliteWrite write, long at, string actor, string action, string target)
     {
         await using var audit = write.CreateCommand(AuditSql);
         audit.Add("@at", at);
