@@ -37,14 +37,9 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
         GROUP BY message_id, state
         """;
 
-    private static readonly string SummarySql =
-        $"""
-        SELECT r.domain, r.state, {AgeBucketCase()} AS bucket, count(*), min(m.received_at)
-        FROM spool.recipients AS r
-            JOIN spool.messages AS m ON m.id = r.message_id
-        WHERE r.state IN (0, 1, 2, 7)
-        GROUP BY 1, 2, 3
-        """;
+    // Reads only recipients_pending in index order (migration 0020): the recipient row carries its message's received
+    // time, so no pending recipient is joined to its message (that join cost 0.5-0.9 s at 75,000 pending recipients).
+    private static readonly string SummarySql = SpoolAdminShared.SummarySql("spool.recipients");
 
     public async Task<MessagePage> ListMessagesAsync(MessageListQuery query, CancellationToken cancellationToken)
     {
@@ -298,9 +293,15 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
 
         var groups = new List<(string, RecipientState, int, long, DateTimeOffset)>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var counts = new long[buckets.Count + 1];
         while (await reader.ReadAsync(cancellationToken))
         {
-            groups.Add((reader.GetString(0), (RecipientState)reader.GetInt16(1), reader.GetInt32(2), reader.GetInt64(3), reader.GetFieldValue<DateTimeOffset>(4)));
+            for (var i = 0; i < counts.Length; i++)
+            {
+                counts[i] = reader.GetInt64(2 + i);
+            }
+
+            groups.AddRange(SpoolAdminShared.SummaryGroups(reader.GetString(0), (RecipientState)reader.GetInt16(1), counts, reader.GetFieldValue<DateTimeOffset>(2 + counts.Length)));
         }
 
         return SpoolAdminShared.Summarize(now, maxDomains, groups);
@@ -332,17 +333,6 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
         }
 
         return entries;
-    }
-
-    private static string AgeBucketCase()
-    {
-        var sql = new StringBuilder("CASE");
-        for (var i = 0; i < SpoolAdminLimits.AgeBucketMinutes.Count; i++)
-        {
-            sql.Append(System.Globalization.CultureInfo.InvariantCulture, $" WHEN m.received_at > @cut{i} THEN {i}");
-        }
-
-        return sql.Append(System.Globalization.CultureInfo.InvariantCulture, $" ELSE {SpoolAdminLimits.AgeBucketMinutes.Count} END").ToString();
     }
 
     /// <summary>The request's ids (if any) and filter, over r (recipients) joined to m (messages).</summary>
