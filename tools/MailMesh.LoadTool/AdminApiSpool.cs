@@ -25,7 +25,8 @@ internal static class AdminApiSpool
     /// <summary>Runs the migrations and, if the spool has no message, seeds it; returns the number of messages in it.</summary>
     public static async Task<long> PrepareAsync(string connectionString, int messages, DateTimeOffset now, TextWriter log)
     {
-        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        // No command timeout: a COPY of a million rows and the index builds run for minutes on a busy machine.
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString);
         await new PostgresSchemaMigrator(dataSource, NullLogger<PostgresSchemaMigrator>.Instance).MigrateAsync(CancellationToken.None);
         await using var connection = await dataSource.OpenConnectionAsync();
         var existing = await ScalarAsync<long>(connection, "SELECT count(*) FROM spool.messages");
@@ -122,6 +123,7 @@ internal static class AdminApiSpool
             COPY spool.messages (id, sender, content, size, received_at, origin, client_address, client_helo, body_type,
                 smtputf8, requiretls, completed_at) FROM STDIN (FORMAT BINARY)
             """);
+        writer.Timeout = TimeSpan.FromHours(1);
         foreach (var m in rows)
         {
             var sender = Sender(m.Sender);
@@ -158,6 +160,7 @@ internal static class AdminApiSpool
             COPY spool.recipients (message_id, address, domain, state, attempts, next_attempt_at, last_reply_code,
                 last_enhanced_code, last_reply_text, last_remote_host, updated_at, received_at, last_bounce_class) FROM STDIN (FORMAT BINARY)
             """);
+        writer.Timeout = TimeSpan.FromHours(1);
         foreach (var m in rows)
         {
             foreach (var r in m.Recipients)
