@@ -140,47 +140,23 @@ internal static class AdminApiCommand
                 return reader;
             }
 
-            string sender, recipient, big, small;
             DateTimeOffset middle;
             MessageCursor deep;
-            Guid deferred, delivered;
             long recipients, pending;
-            await using (var r = await Row("SELECT sender FROM spool.messages ORDER BY received_at DESC LIMIT 1 OFFSET 777"))
-            {
-                sender = r.GetString(0);
-            }
-
-            await using (var r = await Row("SELECT address FROM spool.recipients ORDER BY id DESC LIMIT 1 OFFSET 4242"))
-            {
-                recipient = r.GetString(0);
-            }
+            var sender = await AdminApiSpool.ScalarAsync<string>(connection, "SELECT sender FROM spool.messages ORDER BY received_at DESC LIMIT 1 OFFSET 777");
+            var recipient = await AdminApiSpool.ScalarAsync<string>(connection, "SELECT address FROM spool.recipients ORDER BY id DESC LIMIT 1 OFFSET 4242");
 
             // The largest domain, and one of the smallest (a handful of recipients): each filter's easy and hard case.
-            await using (var r = await Row("SELECT domain FROM spool.recipients GROUP BY domain ORDER BY count(*) DESC, domain LIMIT 1"))
-            {
-                big = r.GetString(0);
-            }
-
-            await using (var r = await Row("SELECT domain FROM spool.recipients GROUP BY domain ORDER BY count(*), domain LIMIT 1"))
-            {
-                small = r.GetString(0);
-            }
+            var big = await AdminApiSpool.ScalarAsync<string>(connection, "SELECT domain FROM spool.recipients GROUP BY domain ORDER BY count(*) DESC, domain LIMIT 1");
+            var small = await AdminApiSpool.ScalarAsync<string>(connection, "SELECT domain FROM spool.recipients GROUP BY domain ORDER BY count(*), domain LIMIT 1");
+            var deferred = await AdminApiSpool.ScalarAsync<Guid>(connection, "SELECT message_id FROM spool.recipients WHERE state = 2 ORDER BY id DESC LIMIT 1 OFFSET 100");
+            var delivered = await AdminApiSpool.ScalarAsync<Guid>(connection, "SELECT message_id FROM spool.recipients WHERE state = 3 ORDER BY id LIMIT 1 OFFSET 1000");
 
             // Half-way down the newest-first list: a cursor as deep as the list gets (500,000 messages at a million).
             await using (var r = await Row("SELECT received_at, id FROM spool.messages ORDER BY received_at DESC, id DESC LIMIT 1 OFFSET (SELECT count(*) / 2 FROM spool.messages)"))
             {
                 middle = r.GetFieldValue<DateTimeOffset>(0);
                 deep = new MessageCursor(middle, r.GetGuid(1));
-            }
-
-            await using (var r = await Row("SELECT message_id FROM spool.recipients WHERE state = 2 ORDER BY id DESC LIMIT 1 OFFSET 100"))
-            {
-                deferred = r.GetGuid(0);
-            }
-
-            await using (var r = await Row("SELECT message_id FROM spool.recipients WHERE state = 3 ORDER BY id LIMIT 1 OFFSET 1000"))
-            {
-                delivered = r.GetGuid(0);
             }
 
             await using (var r = await Row("SELECT count(*), count(*) FILTER (WHERE state IN (0, 1, 2, 7)) FROM spool.recipients"))
