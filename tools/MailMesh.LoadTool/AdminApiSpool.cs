@@ -13,8 +13,8 @@ namespace MailMesh.LoadTool;
 /// rows by binary COPY with the secondary indexes dropped and rebuilt after (the spool must be empty), the attempt
 /// history generated in the server, ANALYZE. The shape of tools/bench/admin-explain.sh, made more realistic: domains
 /// with a heavy head and a long tail, 1-3 recipients per message, 94% delivered, 1% bounced, 3% deferred, 1% queued,
-/// 1% held; messages received over the last four days, the pending ones skewed young. Nothing is due while the run
-/// lasts (pending work is scheduled 10-70 minutes ahead), so the service under test has no delivery work of its own.
+/// 1% held; messages received over the last four days, the pending ones skewed young. Nothing is due for a day (pending
+/// work is scheduled one to two days ahead), so the service under test has no delivery work of its own.
 /// </summary>
 internal static class AdminApiSpool
 {
@@ -170,9 +170,9 @@ internal static class AdminApiSpool
                 {
                     3 => (1, m.ReceivedAt, (short?)250, "2.0.0", "250 2.0.0 Ok: queued", m.ReceivedAt.AddSeconds(2), (string?)null),
                     4 => (1, m.ReceivedAt, (short?)550, "5.1.1", "550 5.1.1 user unknown", m.ReceivedAt.AddSeconds(2), "InvalidRecipient"),
-                    2 => (1 + random.Next(5), now.AddMinutes(10 + random.Next(60)), (short?)451, "4.7.1", "451 4.7.1 try again later", m.ReceivedAt + ((now - m.ReceivedAt) / 2), (string?)null),
+                    2 => (1 + random.Next(5), now.AddMinutes(Later(random)), (short?)451, "4.7.1", "451 4.7.1 try again later", m.ReceivedAt + ((now - m.ReceivedAt) / 2), (string?)null),
                     7 => (0, m.ReceivedAt, (short?)null, (string?)null, (string?)null, m.ReceivedAt, (string?)null),
-                    _ => (0, now.AddMinutes(10 + random.Next(60)), (short?)null, (string?)null, (string?)null, m.ReceivedAt, (string?)null),
+                    _ => (0, now.AddMinutes(Later(random)), (short?)null, (string?)null, (string?)null, m.ReceivedAt, (string?)null),
                 };
                 await writer.StartRowAsync();
                 await writer.WriteAsync(m.Id, NpgsqlDbType.Uuid);
@@ -193,6 +193,12 @@ internal static class AdminApiSpool
 
         await writer.CompleteAsync();
     }
+
+    /// <summary>
+    /// Minutes until a pending recipient is due: one to two days, so that a kept spool can be measured again the next
+    /// hour without the service under test delivering (and bouncing, with DSNs) its seeded work first.
+    /// </summary>
+    private static int Later(Random random) => 1440 + random.Next(1440);
 
     private static async Task WriteNullableAsync<T>(NpgsqlBinaryImporter writer, T? value, NpgsqlDbType type)
     {

@@ -45,7 +45,9 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
     {
         SpoolAdminShared.Check(query);
         var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM spool.messages AS m WHERE true");
-        await using var command = dataSource.CreateCommand();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await BeginSerialAsync(connection, cancellationToken);
+        await using var command = new NpgsqlCommand { Connection = connection, Transaction = transaction };
         AppendMessagePredicates(sql, command, query.Filter);
         if (query.After is { } after)
         {
@@ -78,7 +80,7 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
         var ids = page.Trim();
         if (ids.Count > 0)
         {
-            await using var recipients = dataSource.CreateCommand(RecipientCountsSql);
+            await using var recipients = new NpgsqlCommand(RecipientCountsSql, connection, transaction);
             recipients.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", [.. ids]));
             await using var reader = await recipients.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
@@ -88,7 +90,22 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
             }
         }
 
+        await transaction.CommitAsync(cancellationToken);
         return page.Build();
+    }
+
+    /// <summary>
+    /// A read transaction without parallel workers. Every admin read is a page that stops at its LIMIT or one ordered
+    /// pass over a small partial index; PostgreSQL still chose parallel plans for them at a million messages, and on a
+    /// busy machine the workers' start-up and the gather cost 3-5 times the work (domain and state: 485-573 ms parallel,
+    /// 107-125 ms serial; the queue summary: 295-540 ms against 97-114 ms; docs/performance.md).
+    /// </summary>
+    private static async Task<NpgsqlTransaction> BeginSerialAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var serial = new NpgsqlCommand("SET LOCAL max_parallel_workers_per_gather = 0", connection, transaction);
+        await serial.ExecuteNonQueryAsync(cancellationToken);
+        return transaction;
     }
 
     public async Task<AdminActionResult> ApplyAsync(AdminActionRequest request, CancellationToken cancellationToken)
@@ -284,15 +301,10 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
 
     public async Task<QueueSummary> SummarizeAsync(DateTimeOffset now, int maxDomains, CancellationToken cancellationToken)
     {
-        // Serial on purpose: the pending index is small (70,000 entries at a million messages) and read in order, and a
-        // parallel plan (which the planner picks at that size) only adds a gather and a second aggregation. At a million
-        // messages on a saturated 2-core machine: 96-114 ms serial, 295-540 ms parallel (docs/performance.md).
+        // Serial (BeginSerialAsync): the pending index is small (70,000 entries at a million messages) and read in order;
+        // a parallel plan only adds a gather and a second aggregation.
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var serial = new NpgsqlCommand("SET LOCAL max_parallel_workers_per_gather = 0", connection, transaction))
-        {
-            await serial.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await using var transaction = await BeginSerialAsync(connection, cancellationToken);
 
         await using var command = new NpgsqlCommand(SummarySql, connection, transaction);
         var buckets = SpoolAdminLimits.AgeBucketMinutes;
