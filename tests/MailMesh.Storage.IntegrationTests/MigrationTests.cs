@@ -37,6 +37,29 @@ public sealed class PostgresMigrationTests
         Assert.Contains("recipients_due", plan, StringComparison.Ordinal);
     }
 
+    /// <summary>The queue summary reads the pending recipients' index, never the messages (migration 0020).</summary>
+    [Fact]
+    public async Task The_queue_summary_reads_only_the_pending_index()
+    {
+        await using var stores = await PostgresStores.CreateAsync();
+        await using var connection = new NpgsqlConnection(stores.ConnectionString);
+        await connection.OpenAsync();
+        await using (var off = new NpgsqlCommand("SET enable_seqscan = off", connection))
+        {
+            await off.ExecuteNonQueryAsync();
+        }
+
+        await using var command = new NpgsqlCommand("EXPLAIN " + SpoolAdminShared.SummarySql("spool.recipients"), connection);
+        for (var i = 0; i < SpoolAdminLimits.AgeBucketMinutes.Count; i++)
+        {
+            command.Parameters.AddWithValue("cut" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), DateTimeOffset.UtcNow.AddMinutes(-SpoolAdminLimits.AgeBucketMinutes[i]));
+        }
+
+        var plan = string.Join('\n', await ReadAllAsync(command));
+        Assert.Contains("recipients_pending", plan, StringComparison.Ordinal);
+        Assert.DoesNotContain("messages", plan, StringComparison.Ordinal);
+    }
+
     /// <summary>Bodies are compressed with LZ4, not pglz (issue 8: a 100 KB body cost the PostgreSQL backend 5× the CPU).</summary>
     [Fact]
     public async Task Message_bodies_are_compressed_with_lz4()
@@ -76,6 +99,55 @@ public sealed class PostgresMigrationTests
         await using var method = new NpgsqlCommand("SELECT pg_column_compression(content) FROM spool.messages WHERE id = @id", connection);
         method.Parameters.AddWithValue("id", id);
         Assert.Equal("lz4", (string?)await method.ExecuteScalarAsync());
+    }
+
+    /// <summary>
+    /// Migration 0020 on a spool written before it: pending recipients get their message's received time (the queue
+    /// summary reads it from the recipient row), final ones keep NULL.
+    /// </summary>
+    [Fact]
+    public async Task Migration_20_backfills_the_received_time_of_pending_recipients()
+    {
+        await using var stores = await PostgresStores.CreateAsync(migrate: false);
+        await using var connection = new NpgsqlConnection(stores.ConnectionString);
+        await connection.OpenAsync();
+        await using (var create = new NpgsqlCommand(
+            "CREATE TABLE public.mailmesh_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+            connection))
+        {
+            await create.ExecuteNonQueryAsync();
+        }
+
+        foreach (var migration in Migration.Load("Postgres").Where(m => m.Version < 20))
+        {
+            await using var apply = new NpgsqlCommand(migration.Sql + ";INSERT INTO public.mailmesh_migrations (version, name, checksum) VALUES (@v, @n, @c)", connection);
+            apply.Parameters.AddWithValue("v", migration.Version);
+            apply.Parameters.AddWithValue("n", migration.Name);
+            apply.Parameters.AddWithValue("c", migration.Checksum);
+            await apply.ExecuteNonQueryAsync();
+        }
+
+        var receivedAt = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
+        await using (var old = new NpgsqlCommand(
+            """
+            INSERT INTO spool.messages (id, sender, content, size, received_at, origin, body_type, smtputf8, requiretls)
+            VALUES (@id, 's@example.org', '\x00'::bytea, 1, @at, 0, 0, false, false);
+            INSERT INTO spool.recipients (message_id, address, domain, state, next_attempt_at, updated_at)
+            VALUES (@id, 'a@old.test', 'old.test', 2, @at, @at), (@id, 'b@old.test', 'old.test', 3, @at, @at);
+            """, connection))
+        {
+            old.Parameters.AddWithValue("id", Guid.NewGuid());
+            old.Parameters.AddWithValue("at", receivedAt);
+            await old.ExecuteNonQueryAsync();
+        }
+
+        await stores.Migrator.MigrateAsync(CancellationToken.None);
+
+        var summary = await stores.SpoolAdmin.SummarizeAsync(receivedAt.AddHours(1), 10, CancellationToken.None);
+        Assert.Equal(1, summary.Total.Total);
+        Assert.Equal(receivedAt, summary.Total.OldestReceivedAt);
+        await using var final = new NpgsqlCommand("SELECT count(*) FROM spool.recipients WHERE state = 3 AND received_at IS NULL", connection);
+        Assert.Equal(1L, (long)(await final.ExecuteScalarAsync())!);
     }
 
     private static async Task<List<string>> ReadAllAsync(NpgsqlCommand command)
@@ -130,6 +202,49 @@ public sealed class SqliteMigrationTests
         }
 
         Assert.Contains(plan, line => line.Contains("spool_recipients_due", StringComparison.Ordinal));
+    }
+
+    /// <summary>Migration 0020 on a SQLite spool written before it (see the PostgreSQL test).</summary>
+    [Fact]
+    public async Task Migration_20_backfills_the_received_time_of_pending_recipients()
+    {
+        await using var stores = await SqliteStores.CreateAsync(migrate: false);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(stores.Path)!);
+        var receivedAt = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            await using var create = connection.CreateCommand();
+            create.CommandText = "CREATE TABLE mailmesh_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";
+            await create.ExecuteNonQueryAsync();
+            foreach (var migration in Migration.Load("Sqlite").Where(m => m.Version < 20))
+            {
+                await using var apply = connection.CreateCommand();
+                apply.CommandText = migration.Sql + ";INSERT INTO mailmesh_migrations (version, name, checksum, applied_at) VALUES (@v, @n, @c, 0)";
+                apply.Parameters.AddWithValue("@v", migration.Version);
+                apply.Parameters.AddWithValue("@n", migration.Name);
+                apply.Parameters.AddWithValue("@c", migration.Checksum);
+                await apply.ExecuteNonQueryAsync();
+            }
+
+            await using var old = connection.CreateCommand();
+            old.CommandText =
+                """
+                INSERT INTO spool_messages (id, sender, content, size, received_at, origin, body_type, smtputf8, requiretls)
+                VALUES (@id, 's@example.org', x'00', 1, @at, 0, 0, 0, 0);
+                INSERT INTO spool_recipients (message_id, address, domain, state, next_attempt_at, updated_at)
+                VALUES (@id, 'a@old.test', 'old.test', 2, @at, @at), (@id, 'b@old.test', 'old.test', 3, @at, @at);
+                """;
+            old.Parameters.AddWithValue("@id", Guid.NewGuid().ToByteArray());
+            old.Parameters.AddWithValue("@at", receivedAt.ToUnixTimeMilliseconds());
+            await old.ExecuteNonQueryAsync();
+        }
+
+        await stores.Migrator.MigrateAsync(CancellationToken.None);
+
+        var summary = await stores.SpoolAdmin.SummarizeAsync(receivedAt.AddHours(1), 10, CancellationToken.None);
+        Assert.Equal(1, summary.Total.Total);
+        Assert.Equal(receivedAt, summary.Total.OldestReceivedAt);
     }
 }
 

@@ -333,6 +333,60 @@ public abstract class SpoolAdminContractTests : IAsyncLifetime
         Assert.Equal(1, summary.Domains[1].ByState[RecipientState.Held]);
     }
 
+    /// <summary>
+    /// The summary reads the received time the recipient row carries (migration 0020), never the message: every path that
+    /// moves a recipient (claim, result, hold, release, bounce, delete) keeps its age, and final recipients leave the summary.
+    /// </summary>
+    [Fact]
+    public async Task Summary_keeps_each_recipients_age_through_claims_results_and_actions()
+    {
+        var old = T0.AddMinutes(-300);
+        var young = T0.AddMinutes(-2);
+        var a = await StoreAsync(old, "s@example.org", "a1@age.test", "a2@age.test");
+
+        // In flight, then deferred (a1) and delivered (a2): a1 keeps the age of its message.
+        var job = Assert.Single(await Spool.ClaimDueAsync(T0, 100, Lease, Ct));
+        var inFlight = await Admin.SummarizeAsync(T0, 10, Ct);
+        Assert.Equal(2, inFlight.Domains.Single().ByState[RecipientState.InFlight]);
+        Assert.Equal(old, inFlight.Total.OldestReceivedAt);
+        var first = job.Recipients.Single(r => r.Address == "a1@age.test").RecipientId;
+        var second = job.Recipients.Single(r => r.Address == "a2@age.test").RecipientId;
+        await Spool.CompleteAttemptAsync(a, job.LeaseId,
+        [
+            new RecipientUpdate { RecipientId = first, State = RecipientState.Deferred, NextAttemptAt = T0.AddHours(1), AttemptedAt = T0, ReplyCode = 451 },
+            new RecipientUpdate { RecipientId = second, State = RecipientState.Delivered, AttemptedAt = T0, ReplyCode = 250 },
+        ], Ct);
+        var b = await StoreAsync(young, "s@example.org", "b1@age.test");
+        var c = await StoreAsync(young, "s@example.org", "c1@gone.test");
+
+        // Held and released (b1), bounced (c1 leaves the summary), a message deleted.
+        await ApplyAsync(AdminAction.Hold, [b]);
+        var held = await Admin.SummarizeAsync(T0, 10, Ct);
+        var age = held.Domains.Single(d => d.Domain == "age.test");
+        Assert.Equal(2, age.Total);
+        Assert.Equal(1, age.ByState[RecipientState.Deferred]);
+        Assert.Equal(1, age.ByState[RecipientState.Held]);
+        Assert.Equal(1, age.ByAge[SpoolAdminShared.Bucket(T0, old)]);
+        Assert.Equal(1, age.ByAge[SpoolAdminShared.Bucket(T0, young)]);
+        Assert.Equal(old, age.OldestReceivedAt);
+
+        await ApplyAsync(AdminAction.Release, [b]);
+        await ApplyAsync(AdminAction.Bounce, [c]);
+        var after = await Admin.SummarizeAsync(T0, 10, Ct);
+        var released = Assert.Single(after.Domains);
+        Assert.Equal("age.test", released.Domain);
+        Assert.Equal(2, released.Total);
+        Assert.Equal(1, released.ByState[RecipientState.Queued]);
+        Assert.Equal(1, released.ByState[RecipientState.Deferred]);
+        Assert.Equal(old, after.Total.OldestReceivedAt);
+
+        await ApplyAsync(AdminAction.Delete, [a]);
+        var last = await Admin.SummarizeAsync(T0, 10, Ct);
+        Assert.Equal(1, last.Total.Total);
+        Assert.Equal(young, last.Total.OldestReceivedAt);
+        Assert.Equal(1, last.Total.ByState[RecipientState.Queued]);
+    }
+
     [Fact]
     public async Task Suppressions_page_by_address_with_prefix_domain_and_source_filters()
     {

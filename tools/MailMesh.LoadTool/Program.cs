@@ -16,9 +16,16 @@ using MailMesh.Testing.Dns;
 //   --sink-latency 200           the sink answers the end of data 200 ms late: a latency-bound destination
 //   load --target 127.0.0.1:25 --sink-port 2626    (any SMTP server, e.g. Postfix relaying to the sink)
 //   load --chaos [--short]       fault injection on private servers (MailMesh.Chaos; docs/reliability.md)
+//   load --admin-api [--messages 1000000] [--spool "<connection string>"] [--keep] [--repeat 20]
+//                                the admin API's search and queue summary timed over HTTP on a seeded PostgreSQL spool
 if (args.Contains("--chaos"))
 {
     return await ChaosCommand.RunAsync(args);
+}
+
+if (args.Contains("--admin-api"))
+{
+    return await AdminApiCommand.RunAsync(args);
 }
 
 LoadOptions options;

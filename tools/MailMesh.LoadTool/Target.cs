@@ -178,7 +178,7 @@ internal sealed class Target : IAsyncDisposable
         }
     }
 
-    private static Process StartProcess(string file, string arguments, Dictionary<string, string> environment, bool inheritOutput = false)
+    internal static Process StartProcess(string file, string arguments, Dictionary<string, string> environment, bool inheritOutput = false)
     {
         var info = new ProcessStartInfo(file, arguments)
         {

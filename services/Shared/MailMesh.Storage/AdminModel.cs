@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Text;
 
 namespace MailMesh.Storage;
 
@@ -330,6 +331,40 @@ internal static class SpoolAdminShared
         }
 
         return buckets.Count;
+    }
+
+    /// <summary>
+    /// The queue summary's statement over the pending recipients of <paramref name="table"/> (alias r): one row per
+    /// (domain, state) with a count per age bucket (parameters @cut0, @cut1, …: the bucket limits as received times,
+    /// newest first) and the oldest received time. Grouped by the leading columns of the pending index (migration 0020),
+    /// the database reads that index in order and aggregates as it goes: no sort, no hash, no join to the messages.
+    /// </summary>
+    public static string SummarySql(string table)
+    {
+        var sql = new StringBuilder("SELECT r.domain, r.state");
+        var cuts = SpoolAdminLimits.AgeBucketMinutes.Count;
+        for (var i = 0; i <= cuts; i++)
+        {
+            var newer = i == 0 ? "" : $"r.received_at <= @cut{i - 1}";
+            var older = i == cuts ? "" : $"r.received_at > @cut{i}";
+            var both = newer.Length > 0 && older.Length > 0 ? " AND " : "";
+            sql.Append(CultureInfo.InvariantCulture, $", count(*) FILTER (WHERE {newer}{both}{older})");
+        }
+
+        return sql.Append(CultureInfo.InvariantCulture, $", min(r.received_at) FROM {table} AS r WHERE r.state IN (0, 1, 2, 7) GROUP BY r.domain, r.state").ToString();
+    }
+
+    /// <summary>The (domain, state, bucket, count, oldest) groups of one row of <see cref="SummarySql"/>'s result.</summary>
+    public static IEnumerable<(string Domain, RecipientState State, int Bucket, long Count, DateTimeOffset Oldest)> SummaryGroups(
+        string domain, RecipientState state, IReadOnlyList<long> byBucket, DateTimeOffset oldest)
+    {
+        for (var bucket = 0; bucket < byBucket.Count; bucket++)
+        {
+            if (byBucket[bucket] > 0)
+            {
+                yield return (domain, state, bucket, byBucket[bucket], oldest);
+            }
+        }
     }
 
     /// <summary>Folds (domain, state, bucket, count, oldest) groups into the summary.</summary>

@@ -21,8 +21,8 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             ON CONFLICT (id) DO NOTHING
             RETURNING id
         ), recipients AS (
-            INSERT INTO spool.recipients (message_id, address, domain, state, next_attempt_at, notify, orcpt, updated_at)
-            SELECT message.id, r.address, r.domain, r.state, @next_attempt_at, r.notify, r.orcpt, @received_at
+            INSERT INTO spool.recipients (message_id, address, domain, state, next_attempt_at, notify, orcpt, updated_at, received_at)
+            SELECT message.id, r.address, r.domain, r.state, @next_attempt_at, r.notify, r.orcpt, @received_at, @received_at
             FROM message,
                 unnest(@addresses, @domains, @states, @notifies, @orcpts)
                     WITH ORDINALITY AS r(address, domain, state, notify, orcpt, ordinal)

@@ -36,8 +36,8 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
     private const string InsertRecipientSql =
         """
-        INSERT INTO spool_recipients (message_id, address, domain, state, next_attempt_at, notify, orcpt, updated_at)
-        VALUES (@message_id, @address, @domain, @state, @next_attempt_at, @notify, @orcpt, @updated_at)
+        INSERT INTO spool_recipients (message_id, address, domain, state, next_attempt_at, notify, orcpt, updated_at, received_at)
+        VALUES (@message_id, @address, @domain, @state, @next_attempt_at, @notify, @orcpt, @updated_at, @updated_at)
         """;
 
     private const string GetMessageSql =

@@ -11,14 +11,8 @@ namespace MailMesh.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 {
-    private static readonly string SummarySql =
-        $"""
-        SELECT r.domain, r.state, {AgeBucketCase()} AS bucket, count(*), min(m.received_at)
-        FROM spool_recipients AS r
-            JOIN spool_messages AS m ON m.id = r.message_id
-        WHERE r.state IN (0, 1, 2, 7)
-        GROUP BY 1, 2, 3
-        """;
+    // Reads only spool_recipients_pending in index order (migration 0020): no join to the messages for their received time.
+    private static readonly string SummarySql = SpoolAdminShared.SummarySql("spool_recipients");
 
     public async Task<MessagePage> ListMessagesAsync(MessageListQuery query, CancellationToken cancellationToken)
     {
@@ -263,9 +257,15 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 
         var groups = new List<(string, RecipientState, int, long, DateTimeOffset)>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var counts = new long[buckets.Count + 1];
         while (await reader.ReadAsync(cancellationToken))
         {
-            groups.Add((reader.GetString(0), (RecipientState)reader.GetInt32(1), reader.GetInt32(2), reader.GetInt64(3), reader.Timestamp(4)));
+            for (var i = 0; i < counts.Length; i++)
+            {
+                counts[i] = reader.GetInt64(2 + i);
+            }
+
+            groups.AddRange(SpoolAdminShared.SummaryGroups(reader.GetString(0), (RecipientState)reader.GetInt32(1), counts, reader.Timestamp(2 + counts.Length)));
         }
 
         return SpoolAdminShared.Summarize(now, maxDomains, groups);
@@ -298,17 +298,6 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
     }
 
     private sealed record ChunkResult(int Changed, int Skipped, int Count, Guid? Last, IReadOnlyList<AdminBouncedRecipient> Bounced);
-
-    private static string AgeBucketCase()
-    {
-        var sql = new StringBuilder("CASE");
-        for (var i = 0; i < SpoolAdminLimits.AgeBucketMinutes.Count; i++)
-        {
-            sql.Append(CultureInfo.InvariantCulture, $" WHEN m.received_at > @cut{i} THEN {i}");
-        }
-
-        return sql.Append(CultureInfo.InvariantCulture, $" ELSE {SpoolAdminLimits.AgeBucketMinutes.Count} END").ToString();
-    }
 
     /// <summary>Parameters <paramref name="prefix"/>0, 1, … for the ids, and their list for an IN clause.</summary>
     private static string IdList(SqliteCommand command, string prefix, IEnumerable<Guid> ids) =>
