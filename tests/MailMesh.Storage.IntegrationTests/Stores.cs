@@ -18,6 +18,7 @@ public abstract class Stores : IAsyncDisposable
     public ICredentialStore Credentials { get; protected set; } = null!;
     public IPoolCounters PoolCounters { get; protected set; } = null!;
     public ISiteActionStore SiteActions { get; protected set; } = null!;
+    public IWebhookStore Webhooks { get; protected set; } = null!;
 
     /// <summary>Another mail store over the same database (another replica, with its own change listener in PostgreSQL).</summary>
     public abstract IMailStore OpenMailStore();
@@ -56,6 +57,7 @@ public sealed class PostgresStores : Stores
         Credentials = new PostgresCredentialStore(dataSource);
         PoolCounters = new PostgresPoolCounters(dataSource);
         SiteActions = new PostgresShapingStore(dataSource);
+        Webhooks = new PostgresWebhookStore(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -147,6 +149,7 @@ public sealed class SqliteStores : Stores
         Credentials = new SqliteCredentialStore(database);
         PoolCounters = new SqlitePoolCounters(database);
         SiteActions = new SqliteShapingStore(database);
+        Webhooks = new SqliteWebhookStore(database);
     }
 
     public string Path { get; }
