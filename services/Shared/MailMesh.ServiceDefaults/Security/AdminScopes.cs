@@ -52,9 +52,15 @@ public static class AdminScopes
     /// <summary>POST and DELETE /api/v1/admin/shaping/suspensions (Queue): suspend a site, lift a suspension or lowered limit.</summary>
     public const string ShapingWrite = "shaping:write";
 
+    /// <summary>GET /api/v1/admin/webhooks and .../{id}/deliveries (Queue): the webhook endpoints (never their secrets) and their delivery history.</summary>
+    public const string WebhooksRead = "webhooks:read";
+
+    /// <summary>POST, PATCH and DELETE /api/v1/admin/webhooks… (Queue): make, change, disable, enable, delete and test webhook endpoints.</summary>
+    public const string WebhooksWrite = "webhooks:write";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite];
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite, WebhooksRead, WebhooksWrite];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";
