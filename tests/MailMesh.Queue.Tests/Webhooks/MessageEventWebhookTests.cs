@@ -5,6 +5,7 @@ using System.Text.Json;
 using MailMesh.Contracts;
 using MailMesh.Queue.Webhooks;
 using MailMesh.ServiceDefaults;
+using MailMesh.Testing.Https;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;

@@ -7,6 +7,7 @@ using System.Text.Json;
 using MailMesh.Contracts;
 using MailMesh.Queue.Webhooks;
 using MailMesh.Storage;
+using MailMesh.Testing.Https;
 
 namespace MailMesh.Queue.Tests.Webhooks;
 

@@ -9,10 +9,10 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace MailMesh.Queue.Tests.Webhooks;
+namespace MailMesh.Testing.Https;
 
 /// <summary>A real HTTP server on 127.0.0.1 and a free port that records every POST and answers from a script.</summary>
-internal sealed class WebhookReceiver : IAsyncDisposable
+public sealed class WebhookReceiver : IAsyncDisposable
 {
     /// <summary>A scripted answer that never comes: the request waits until the client gives up.</summary>
     public const int Hang = 0;
@@ -88,4 +88,5 @@ internal sealed class WebhookReceiver : IAsyncDisposable
     }
 }
 
-internal sealed record ReceivedRequest(string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body);
+/// <summary>One POST as the receiver saw it.</summary>
+public sealed record ReceivedRequest(string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body);
