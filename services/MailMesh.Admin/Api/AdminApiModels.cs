@@ -104,3 +104,24 @@ public sealed class AdminApiException(int status, string message) : Exception(me
     /// <summary>The HTTP status; 0 when the API could not be reached.</summary>
     public int Status { get; } = status;
 }
+
+/// <summary>A webhook endpoint; <see cref="Id"/> is null for one in configuration (Queue:Webhooks:Endpoints).</summary>
+public sealed record WebhookItem(
+    Guid? Id, string Url, IReadOnlyList<string> Events, [property: System.Text.Json.Serialization.JsonPropertyName("signed")] bool IsSigned, bool Enabled,
+    string Source, DateTimeOffset? CreatedAt, string? CreatedBy);
+
+/// <summary>The webhook endpoints.</summary>
+public sealed record WebhookList(IReadOnlyList<WebhookItem> Items);
+
+/// <summary>A webhook endpoint just made, with its generated secret (shown this once).</summary>
+public sealed record WebhookCreated(WebhookItem Webhook, string? Secret);
+
+/// <summary>One POST to a webhook endpoint.</summary>
+public sealed record WebhookDeliveryItem(
+    long Id, string EventId, string EventType, Guid? MessageId, DateTimeOffset At, int? StatusCode, string? Error, int DurationMs, bool Succeeded);
+
+/// <summary>A page of an endpoint's history, newest first; <see cref="Next"/> is the <c>before</c> of the following page.</summary>
+public sealed record WebhookDeliveryPage(IReadOnlyList<WebhookDeliveryItem> Items, long? Next);
+
+/// <summary>What a test event came to.</summary>
+public sealed record WebhookTestResult(Guid Id, string EventId, DateTimeOffset At, int? StatusCode, string? Error, int DurationMs, bool Succeeded);
