@@ -97,7 +97,8 @@ public sealed class SqliteCredentialStore(SqliteDatabase database) : ICredential
         }, 0, cancellationToken);
     }
 
-    private static async Task AuditAsync(SqliteWrite write, long at, string actor, string action, string target)
+    /// <summary>Writes one admin audit row inside <paramref name="write"/> (also used by <see cref="SqliteWebhookStore"/>).</summary>
+    internal static async Task AuditAsync(SqliteWrite write, long at, string actor, string action, string target)
     {
         await using var audit = write.CreateCommand(AuditSql);
         audit.Add("@at", at);

@@ -36,12 +36,6 @@ public sealed class SqliteWebhookStore(SqliteDatabase database) : IWebhookStore
         LIMIT @limit
         """;
 
-    private const string AuditSql =
-        """
-        INSERT INTO spool_admin_audit (at, actor, action, target, changed, skipped)
-        VALUES (@at, @actor, @action, @target, 1, 0)
-        """;
-
     public async Task<IReadOnlyList<WebhookEndpoint>> ListEndpointsAsync(CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
@@ -68,7 +62,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase database) : IWebhookStore
             await using var command = write.CreateCommand(AddSql);
             AddValues(command, endpoint, at, endpoint.CreatedBy);
             await command.ExecuteNonQueryAsync(CancellationToken.None);
-            await AuditAsync(write, at, endpoint.CreatedBy, WebhookAudit.Created, WebhookAudit.Target(endpoint.Id, endpoint.Url));
+            await SqliteCredentialStore.AuditAsync(write, at, endpoint.CreatedBy, WebhookAudit.Created, WebhookAudit.Target(endpoint.Id, endpoint.Url));
             return true;
         }, 0, cancellationToken);
     }
@@ -88,7 +82,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase database) : IWebhookStore
                 return false;
             }
 
-            await AuditAsync(write, at, actor, action, WebhookAudit.Target(endpoint.Id, endpoint.Url));
+            await SqliteCredentialStore.AuditAsync(write, at, actor, action, WebhookAudit.Target(endpoint.Id, endpoint.Url));
             return true;
         }, 0, cancellationToken);
     }
@@ -106,7 +100,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase database) : IWebhookStore
                 return false;
             }
 
-            await AuditAsync(write, atMs, actor, WebhookAudit.Deleted, WebhookAudit.Target(id, url));
+            await SqliteCredentialStore.AuditAsync(write, atMs, actor, WebhookAudit.Deleted, WebhookAudit.Target(id, url));
             return true;
         }, 0, cancellationToken);
     }
@@ -189,16 +183,6 @@ public sealed class SqliteWebhookStore(SqliteDatabase database) : IWebhookStore
         command.Add("@enabled", endpoint.Enabled ? 1 : 0);
         command.Add("@at", at);
         command.Add("@actor", actor);
-    }
-
-    private static async Task AuditAsync(SqliteWrite write, long at, string actor, string action, string target)
-    {
-        await using var audit = write.CreateCommand(AuditSql);
-        audit.Add("@at", at);
-        audit.Add("@actor", actor);
-        audit.Add("@action", action);
-        audit.Add("@target", target);
-        await audit.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
     private static async Task<IReadOnlyList<WebhookEndpoint>> ReadEndpointsAsync(SqliteCommand command, CancellationToken cancellationToken)
