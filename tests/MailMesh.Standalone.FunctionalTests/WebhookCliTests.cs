@@ -48,7 +48,7 @@ public sealed class WebhookCliTests : IAsyncLifetime
 
         // A real message, relayed to the sink: its Delivered event reaches the endpoint.
         var messageId = await StandaloneTests.SendAsync(_mailmesh.SmtpPort, "webhooked");
-        var request = await _receiver.NextAsync();
+        var request = await _receiver.NextAsync(TimeSpan.FromSeconds(60));
         Assert.Equal("Delivered", request.Headers["X-MailMesh-Event"]);
         Assert.Equal(messageId, JsonDocument.Parse(request.Body).RootElement.GetProperty("messageId").GetGuid());
 

@@ -36,9 +36,10 @@ public sealed class WebhookOptions : IValidatedOptions
             yield return $"{SectionName}:Timeout: must be positive";
         }
 
-        if (RefreshInterval < TimeSpan.FromMilliseconds(100) || RefreshInterval > TimeSpan.FromHours(1))
+        // At most 30 s: each refresh is a round of Queue's "webhooks" loop, which fails readiness after Queue:StalledAfter.
+        if (RefreshInterval < TimeSpan.FromMilliseconds(100) || RefreshInterval > TimeSpan.FromSeconds(30))
         {
-            yield return $"{SectionName}:RefreshInterval: must be between 00:00:00.1 and 01:00:00 (was {RefreshInterval})";
+            yield return $"{SectionName}:RefreshInterval: must be between 00:00:00.1 and 00:00:30 (was {RefreshInterval})";
         }
 
         if (HistoryRetention < TimeSpan.FromMinutes(1))

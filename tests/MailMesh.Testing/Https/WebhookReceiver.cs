@@ -46,9 +46,12 @@ public sealed class WebhookReceiver : IAsyncDisposable
     public Uri Url(string path) => new(BaseAddress, path);
 
     /// <summary>The next request, or a failed test after 10 seconds.</summary>
-    public async Task<ReceivedRequest> NextAsync()
+    public Task<ReceivedRequest> NextAsync() => NextAsync(TimeSpan.FromSeconds(10));
+
+    /// <summary>The next request, or a failed test after <paramref name="patience"/> (a whole relay takes longer than one POST).</summary>
+    public async Task<ReceivedRequest> NextAsync(TimeSpan patience)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(patience);
         return await _received.Reader.ReadAsync(timeout.Token);
     }
 
