@@ -20,6 +20,9 @@ public sealed class AdminUiHost : IAsyncLifetime
 {
     public const string Operator = "olivia";
     public const string Viewer = "victor";
+
+    /// <summary>A UI account with the admin role (webhooks, keys and users, mailboxes).</summary>
+    public const string Admin = "ada";
     public const string Password = "correct horse battery";
 
     /// <summary>An admin API key configured in the standalone, for a UI running as a service of its own.</summary>
@@ -80,6 +83,9 @@ public sealed class AdminUiHost : IAsyncLifetime
             ["Admin:Users:1:Name"] = Viewer,
             ["Admin:Users:1:PasswordHash"] = hash,
             ["Admin:Users:1:Role"] = "viewer",
+            ["Admin:Users:2:Name"] = Admin,
+            ["Admin:Users:2:PasswordHash"] = hash,
+            ["Admin:Users:2:Role"] = "admin",
             ["Admin:ApiKeys:0:Name"] = "admin-ui-service",
             ["Admin:ApiKeys:0:Hash"] = ApiKeys.Hash(ApiKey),
             ["Admin:ApiKeys:0:Scopes"] = string.Join(' ', AdminScopes.All),

@@ -101,5 +101,31 @@ internal sealed class FakeAdminApi : IAdminApi
         return Answer(new SmtpUserChange(name, enabled, changed));
     }
 
+    public List<WebhookItem> Webhooks { get; } = [];
+
+    public Dictionary<Guid, List<WebhookDeliveryItem>> WebhookHistory { get; } = [];
+
+    public Task<WebhookList> ListWebhooksAsync(CancellationToken cancellationToken) => Answer(new WebhookList([.. Webhooks]));
+
+    public Task<WebhookCreated> AddWebhookAsync(string url, IReadOnlyList<string> events, CancellationToken cancellationToken)
+    {
+        var made = new WebhookItem(Guid.NewGuid(), url, events, true, true, "api", DateTimeOffset.Parse("2030-01-02T03:04:05Z"), "admin-ui");
+        Webhooks.Add(made);
+        return Answer(new WebhookCreated(made, "whsec_made-by-the-fake"));
+    }
+
+    public Task SetWebhookEnabledAsync(Guid id, bool enabled, CancellationToken cancellationToken)
+    {
+        var index = Webhooks.FindIndex(w => w.Id == id);
+        Webhooks[index] = Webhooks[index] with { Enabled = enabled };
+        return Answer(true);
+    }
+
+    public Task<WebhookDeliveryPage> ListWebhookDeliveriesAsync(Guid id, long? before, int limit, CancellationToken cancellationToken) =>
+        Answer(new WebhookDeliveryPage([.. WebhookHistory.GetValueOrDefault(id) ?? []], null));
+
+    public Task<WebhookTestResult> TestWebhookAsync(Guid id, CancellationToken cancellationToken) =>
+        Answer(new WebhookTestResult(id, "evt-1", DateTimeOffset.Parse("2030-01-02T03:04:05Z"), 200, null, 12, true));
+
     private Task<T> Answer<T>(T value) => Failure is { } failure ? Task.FromException<T>(failure) : Task.FromResult(value);
 }

@@ -32,7 +32,7 @@ public sealed class PageTests : BunitContext
         null, 2, "user@dest.test", new Dictionary<string, int> { [state] = 2 }, DateTimeOffset.Parse("2030-01-02T03:10:00Z"));
 
     /// <summary>Every visible input and select is named by a label (WCAG 2.2 §1.3.1, §4.1.2).</summary>
-    private static void AssertEveryFieldIsLabelled<T>(IRenderedComponent<T> page)
+    internal static void AssertEveryFieldIsLabelled<T>(IRenderedComponent<T> page)
         where T : IComponent
     {
         foreach (var field in page.FindAll("input, select").Where(f => f.GetAttribute("type") != "hidden"))

@@ -19,6 +19,7 @@ public abstract class Stores : IAsyncDisposable
     public IPoolCounters PoolCounters { get; protected set; } = null!;
     public ISiteActionStore SiteActions { get; protected set; } = null!;
     public ISmtpUserStore SmtpUsers { get; protected set; } = null!;
+    public IWebhookStore Webhooks { get; protected set; } = null!;
 
     /// <summary>Another mail store over the same database (another replica, with its own change listener in PostgreSQL).</summary>
     public abstract IMailStore OpenMailStore();
@@ -58,6 +59,7 @@ public sealed class PostgresStores : Stores
         PoolCounters = new PostgresPoolCounters(dataSource);
         SiteActions = new PostgresShapingStore(dataSource);
         SmtpUsers = new PostgresSmtpUserStore(dataSource);
+        Webhooks = new PostgresWebhookStore(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -150,6 +152,7 @@ public sealed class SqliteStores : Stores
         PoolCounters = new SqlitePoolCounters(database);
         SiteActions = new SqliteShapingStore(database);
         SmtpUsers = new SqliteSmtpUserStore(database);
+        Webhooks = new SqliteWebhookStore(database);
     }
 
     public string Path { get; }

@@ -7,7 +7,7 @@ namespace MailMesh.Cli;
 /// </summary>
 internal sealed class Arguments
 {
-    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "json", "yes", "help", "all", "raw", "disable", "enable", "all-messages", "password-stdin" };
+    private static readonly HashSet<string> Flags = new(StringComparer.Ordinal) { "json", "yes", "help", "all", "raw", "disable", "enable", "all-messages", "password-stdin", "disabled", "rotate-secret" };
     private readonly Dictionary<string, string> _options = new(StringComparer.Ordinal);
     private readonly HashSet<string> _read = new(StringComparer.Ordinal);
 

@@ -40,6 +40,14 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
           users smtp password <name> [--password-stdin] [--yes]
                                                   a new password (generated unless --password-stdin; asks first)
           audit [--limit N] [--before ID]         who did which admin action
+          webhooks [list]                         webhook endpoints (configured and made here; never a secret)
+          webhooks add <url> [--events E,E] [--secret S] [--disabled]
+                                                  without --secret one is generated and printed, once
+          webhooks update <id> [--set-url U] [--events E,E|all] [--secret S|--rotate-secret]
+          webhooks disable|enable|remove <id>
+          webhooks history <id> [--limit N] [--before ID]
+                                                  every POST to the endpoint, newest first
+          webhooks test <id>                      send a test event now; exit 4 when the receiver did not take it
 
         FILTER: --domain D --sender S --recipient R --state S[,S] --class C[,C] --from TIME --to TIME
                 (--all-messages: no filter)
@@ -82,6 +90,7 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
                 "keys" => await KeysAsync(client, args, rest, cancellationToken),
                 "users" => await UsersAsync(client, args, rest, cancellationToken),
                 "audit" => await AuditAsync(client, args, cancellationToken),
+                "webhooks" or "webhook" => await WebhooksAsync(client, args, rest, cancellationToken),
                 _ => throw new CliException(ExitCodes.Usage, $"Unknown command '{command}'. See 'mailmesh --help'."),
             };
         }
@@ -681,6 +690,160 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
             [Output.Str(a, "id"), Output.Str(a, "at"), Output.Str(a, "actor"), Output.Str(a, "action"), Output.Str(a, "changed"), Output.Str(a, "skippedInFlight"), Output.Str(a, "target")]));
         return ExitCodes.Ok;
     }
+
+    private async Task<int> WebhooksAsync(AdminClient client, Arguments args, List<string> rest, CancellationToken cancellationToken)
+    {
+        var sub = rest.Count > 0 ? rest[0] : "list";
+        string Id() => Uri.EscapeDataString(Required(rest.Count > 1 ? rest[1] : null, $"webhooks {sub} needs an endpoint id (see 'mailmesh webhooks')."));
+        switch (sub)
+        {
+            case "list":
+                {
+                    args.EnsureAllRead();
+                    var hooks = await client.GetAsync("/api/v1/admin/webhooks", cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, hooks);
+                        return ExitCodes.Ok;
+                    }
+
+                    Output.WriteTable(output, ["id", "url", "events", "enabled", "signed", "managed in"], hooks.GetProperty("items").EnumerateArray().Select(w => (IReadOnlyList<string>)
+                    [
+                        Output.Str(w, "id") is { Length: > 0 } id ? id : "-", Output.Str(w, "url"),
+                        w.GetProperty("events").GetArrayLength() == 0 ? "all" : string.Join(',', w.GetProperty("events").EnumerateArray().Select(e => e.GetString())),
+                        Output.Str(w, "enabled"), Output.Str(w, "signed"), Output.Str(w, "source"),
+                    ]));
+                    return ExitCodes.Ok;
+                }
+
+            case "add":
+                {
+                    var url = Required(rest.Count > 1 ? rest[1] : null, "webhooks add needs a URL.");
+                    var events = EventList(args.Option("events"));
+                    var secret = args.Option("secret");
+                    var disabled = args.Flag("disabled");
+                    args.EnsureAllRead();
+                    var created = await client.SendJsonAsync(HttpMethod.Post, "/api/v1/admin/webhooks", new { url, events, secret, enabled = !disabled }, cancellationToken);
+                    var hook = created.GetProperty("webhook");
+                    Done(created, Output.Str(created, "secret") is { Length: > 0 } generated
+                        ? $"Made webhook {Output.Str(hook, "id")} for {Output.Str(hook, "url")}. Its signing secret, shown only now:\n{generated}"
+                        : $"Made webhook {Output.Str(hook, "id")} for {Output.Str(hook, "url")}.");
+                    return ExitCodes.Ok;
+                }
+
+            case "update":
+                {
+                    var id = Id();
+                    var body = new Dictionary<string, object?>();
+                    // Not --url: that names the admin API.
+                    if (args.Option("set-url") is { } url)
+                    {
+                        body["url"] = url;
+                    }
+
+                    if (args.Option("events") is { } events)
+                    {
+                        body["events"] = events == "all" ? Array.Empty<string>() : EventList(events);
+                    }
+
+                    if (args.Option("secret") is { } secret)
+                    {
+                        body["secret"] = secret;
+                    }
+
+                    if (args.Flag("rotate-secret"))
+                    {
+                        body["rotateSecret"] = true;
+                    }
+
+                    args.EnsureAllRead();
+                    if (body.Count == 0)
+                    {
+                        throw new CliException(ExitCodes.Usage, "webhooks update needs --set-url, --events, --secret or --rotate-secret.");
+                    }
+
+                    var updated = await client.SendJsonAsync(HttpMethod.Patch, $"/api/v1/admin/webhooks/{id}", body, cancellationToken);
+                    Done(updated, Output.Str(updated, "secret") is { Length: > 0 } generated
+                        ? $"Updated webhook {Output.Str(updated.GetProperty("webhook"), "id")}. Its new signing secret, shown only now:\n{generated}"
+                        : $"Updated webhook {Output.Str(updated.GetProperty("webhook"), "id")}.");
+                    return ExitCodes.Ok;
+                }
+
+            case "disable" or "enable":
+                {
+                    var id = Id();
+                    args.EnsureAllRead();
+                    var result = await client.SendAsync(HttpMethod.Post, $"/api/v1/admin/webhooks/{id}/{sub}", null, cancellationToken);
+                    Done(result, result.GetProperty("changed").GetBoolean() ? $"Webhook {Uri.UnescapeDataString(id)} {sub}d." : $"Webhook {Uri.UnescapeDataString(id)} was {sub}d already.");
+                    return ExitCodes.Ok;
+                }
+
+            case "remove" or "delete":
+                {
+                    var id = Id();
+                    args.EnsureAllRead();
+                    await client.SendAsync(HttpMethod.Delete, $"/api/v1/admin/webhooks/{id}", null, cancellationToken);
+                    if (!_json)
+                    {
+                        output.WriteLine($"Removed webhook {Uri.UnescapeDataString(id)} and its history.");
+                    }
+
+                    return ExitCodes.Ok;
+                }
+
+            case "history":
+                {
+                    var id = Id();
+                    var query = new List<string> { "limit=" + (args.IntOption("limit") ?? 50).ToString(CultureInfo.InvariantCulture) };
+                    if (args.Option("before") is { } before)
+                    {
+                        query.Add("before=" + Uri.EscapeDataString(before));
+                    }
+
+                    args.EnsureAllRead();
+                    var history = await client.GetAsync($"/api/v1/admin/webhooks/{id}/deliveries?" + string.Join('&', query), cancellationToken);
+                    if (_json)
+                    {
+                        Output.WriteJson(output, history);
+                        return ExitCodes.Ok;
+                    }
+
+                    Output.WriteTable(output, ["id", "at", "event", "message", "status", "ms", "error"], history.GetProperty("items").EnumerateArray().Select(d => (IReadOnlyList<string>)
+                    [
+                        Output.Str(d, "id"), Output.Str(d, "at"), Output.Str(d, "eventType"), Output.Str(d, "messageId") is { Length: > 0 } m ? m : "-",
+                        Output.Str(d, "statusCode") is { Length: > 0 } status ? status : "-", Output.Str(d, "durationMs"), Output.Str(d, "error"),
+                    ]));
+                    if (Output.Str(history, "next") is { Length: > 0 } next)
+                    {
+                        output.WriteLine($"More: --before {next}");
+                    }
+
+                    return ExitCodes.Ok;
+                }
+
+            case "test":
+                {
+                    var id = Id();
+                    args.EnsureAllRead();
+                    var outcome = await client.SendAsync(HttpMethod.Post, $"/api/v1/admin/webhooks/{id}/test", null, cancellationToken);
+                    var succeeded = outcome.GetProperty("succeeded").GetBoolean();
+                    var answer = Output.Str(outcome, "statusCode") is { Length: > 0 } code ? $"answered {code}" : Output.Str(outcome, "error");
+                    Done(outcome, $"Test event {Output.Str(outcome, "eventId")}: {(succeeded ? "accepted" : "not accepted")}, {answer} in {Output.Str(outcome, "durationMs")} ms.");
+                    if (!succeeded)
+                    {
+                        error.WriteLine($"mailmesh: the receiver did not accept the test event ({answer}).");
+                    }
+
+                    return succeeded ? ExitCodes.Ok : ExitCodes.Server;
+                }
+
+            default:
+                throw new CliException(ExitCodes.Usage, $"Unknown webhooks subcommand '{sub}' (list, add, update, disable, enable, remove, history, test).");
+        }
+    }
+
+    private static string[]? EventList(string? events) =>
+        events?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private void Done(JsonElement result, string text)
     {

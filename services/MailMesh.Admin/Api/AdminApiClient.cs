@@ -124,6 +124,21 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
     public Task<KeyChange> DisableKeyAsync(string kind, string name, CancellationToken cancellationToken) =>
         SendAsync<KeyChange>(Service.Queue, HttpMethod.Post, $"/api/v1/admin/keys/{Uri.EscapeDataString(kind)}/{Uri.EscapeDataString(name)}/disable", null, cancellationToken);
 
+    public Task<WebhookList> ListWebhooksAsync(CancellationToken cancellationToken) =>
+        GetAsync<WebhookList>(Service.Queue, "/api/v1/admin/webhooks", cancellationToken);
+
+    public Task<WebhookCreated> AddWebhookAsync(string url, IReadOnlyList<string> events, CancellationToken cancellationToken) =>
+        SendAsync<WebhookCreated>(Service.Queue, HttpMethod.Post, "/api/v1/admin/webhooks", new { url = url.Trim(), events }, cancellationToken);
+
+    public Task SetWebhookEnabledAsync(Guid id, bool enabled, CancellationToken cancellationToken) =>
+        SendAsync<JsonElement>(Service.Queue, HttpMethod.Post, $"/api/v1/admin/webhooks/{id}/{(enabled ? "enable" : "disable")}", null, cancellationToken);
+
+    public Task<WebhookDeliveryPage> ListWebhookDeliveriesAsync(Guid id, long? before, int limit, CancellationToken cancellationToken) =>
+        GetAsync<WebhookDeliveryPage>(Service.Queue, $"/api/v1/admin/webhooks/{id}/deliveries?limit={limit}" + (before is { } b ? $"&before={b}" : string.Empty), cancellationToken);
+
+    public Task<WebhookTestResult> TestWebhookAsync(Guid id, CancellationToken cancellationToken) =>
+        SendAsync<WebhookTestResult>(Service.Queue, HttpMethod.Post, $"/api/v1/admin/webhooks/{id}/test", null, cancellationToken);
+
     private Task<T> GetAsync<T>(Service service, string path, CancellationToken cancellationToken) =>
         SendAsync<T>(service, HttpMethod.Get, path, null, cancellationToken);
 

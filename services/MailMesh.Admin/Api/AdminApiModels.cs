@@ -119,3 +119,24 @@ public sealed record CreatedKeyItem(string Name, string Kind, IReadOnlyList<stri
 
 /// <summary>The answer to disabling an API key; <see cref="Changed"/> is false when it was disabled already.</summary>
 public sealed record KeyChange(string Name, string Kind, bool Changed);
+
+/// <summary>A webhook endpoint; <see cref="Id"/> is null for one in configuration (Queue:Webhooks:Endpoints).</summary>
+public sealed record WebhookItem(
+    Guid? Id, string Url, IReadOnlyList<string> Events, [property: System.Text.Json.Serialization.JsonPropertyName("signed")] bool IsSigned, bool Enabled,
+    string Source, DateTimeOffset? CreatedAt, string? CreatedBy);
+
+/// <summary>The webhook endpoints.</summary>
+public sealed record WebhookList(IReadOnlyList<WebhookItem> Items);
+
+/// <summary>A webhook endpoint just made, with its generated secret (shown this once).</summary>
+public sealed record WebhookCreated(WebhookItem Webhook, string? Secret);
+
+/// <summary>One POST to a webhook endpoint.</summary>
+public sealed record WebhookDeliveryItem(
+    long Id, string EventId, string EventType, Guid? MessageId, DateTimeOffset At, int? StatusCode, string? Error, int DurationMs, bool Succeeded);
+
+/// <summary>A page of an endpoint's history, newest first; <see cref="Next"/> is the <c>before</c> of the following page.</summary>
+public sealed record WebhookDeliveryPage(IReadOnlyList<WebhookDeliveryItem> Items, long? Next);
+
+/// <summary>What a test event came to.</summary>
+public sealed record WebhookTestResult(Guid Id, string EventId, DateTimeOffset At, int? StatusCode, string? Error, int DurationMs, bool Succeeded);

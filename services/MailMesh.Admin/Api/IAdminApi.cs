@@ -50,4 +50,19 @@ public interface IAdminApi
 
     /// <summary>POST /api/v1/admin/keys/{kind}/{name}/disable.</summary>
     Task<KeyChange> DisableKeyAsync(string kind, string name, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/webhooks.</summary>
+    Task<WebhookList> ListWebhooksAsync(CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/webhooks with a generated secret; <paramref name="events"/> empty: every event.</summary>
+    Task<WebhookCreated> AddWebhookAsync(string url, IReadOnlyList<string> events, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/webhooks/{id}/enable or .../disable.</summary>
+    Task SetWebhookEnabledAsync(Guid id, bool enabled, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/webhooks/{id}/deliveries.</summary>
+    Task<WebhookDeliveryPage> ListWebhookDeliveriesAsync(Guid id, long? before, int limit, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/webhooks/{id}/test.</summary>
+    Task<WebhookTestResult> TestWebhookAsync(Guid id, CancellationToken cancellationToken);
 }

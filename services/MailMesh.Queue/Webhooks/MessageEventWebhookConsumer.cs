@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -12,14 +10,14 @@ using Microsoft.Extensions.Options;
 namespace MailMesh.Queue.Webhooks;
 
 /// <summary>
-/// POSTs each <see cref="MessageEvent"/> as JSON to every configured endpoint that wants its type. A non-2xx answer
-/// or a timeout fails the message, so <see cref="MessageEventWebhookConsumerDefinition"/> retries it.
+/// POSTs each <see cref="MessageEvent"/> as JSON to every configured endpoint and every enabled stored endpoint
+/// (<see cref="StoredWebhooks"/>) that wants its type, and records each POST to a stored endpoint in its history. A
+/// non-2xx answer or a timeout fails the message, so <see cref="MessageEventWebhookConsumerDefinition"/> retries it.
 /// </summary>
 internal sealed class MessageEventWebhookConsumer(
-    IHttpClientFactory httpClientFactory,
-    IOptions<WebhookOptions> options,
-    TimeProvider time,
-    ILogger<MessageEventWebhookConsumer> logger) : IConsumer<MessageEvent>
+    WebhookSender sender,
+    StoredWebhooks stored,
+    IOptions<WebhookOptions> options) : IConsumer<MessageEvent>
 {
     internal const string HttpClientName = "MailMesh.Queue.Webhooks";
     internal const string SignatureHeader = "X-MailMesh-Signature";
@@ -39,8 +37,10 @@ internal sealed class MessageEventWebhookConsumer(
     public async Task Consume(ConsumeContext<MessageEvent> context)
     {
         var message = context.Message;
-        var endpoints = _options.Endpoints.Where(e => e.Accepts(message.Type)).ToList();
-        if (endpoints.Count == 0)
+        var targets = _options.Endpoints.Where(e => e.Accepts(message.Type)).Select(WebhookTarget.Of)
+            .Concat(stored.Enabled.Where(t => t.Accepts(message.Type)))
+            .ToList();
+        if (targets.Count == 0)
         {
             return;
         }
@@ -53,58 +53,16 @@ internal sealed class MessageEventWebhookConsumer(
 
         // The same id on every retry, so receivers can de-duplicate (delivery is at least once).
         var eventId = (context.MessageId ?? NewId.NextGuid()).ToString();
-        var failures = await Task.WhenAll(endpoints.Select(e => PostAsync(e, message, body, eventId, context.CancellationToken)));
-        var errors = failures.OfType<Exception>().ToList();
+        var type = message.Type.ToString();
+        var attempts = await Task.WhenAll(targets.Select(t => sender.SendAsync(t, type, message.MessageId, body, eventId, context.CancellationToken)));
+        await stored.RecordAsync(
+            [.. targets.Zip(attempts).Where(p => p.First.StoredId is not null).Select(p => p.Second.ToDelivery(p.First.StoredId!.Value, eventId, type, message.MessageId))],
+            context.CancellationToken);
+        var errors = attempts.Select(a => a.Failure).OfType<Exception>().ToList();
         if (errors.Count > 0)
         {
             activity?.SetStatus(ActivityStatusCode.Error);
             throw errors.Count == 1 ? errors[0] : new AggregateException("Webhook delivery failed", errors);
-        }
-    }
-
-    /// <summary>Posts to one endpoint; returns the failure instead of throwing so the other endpoints still get the event.</summary>
-    private async Task<Exception?> PostAsync(WebhookEndpointOptions endpoint, MessageEvent message, byte[] body, string eventId, CancellationToken cancellationToken)
-    {
-        var url = endpoint.Url!;
-        using var timeout = new CancellationTokenSource(_options.Timeout, time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
-        try
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent(body) };
-            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
-            request.Headers.Add(EventIdHeader, eventId);
-            request.Headers.Add(EventTypeHeader, message.Type.ToString());
-            var timestamp = time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-            request.Headers.Add(TimestampHeader, timestamp);
-            if (!string.IsNullOrEmpty(endpoint.Secret))
-            {
-                request.Headers.Add(SignatureHeader, Sign(endpoint.Secret, timestamp, body));
-            }
-
-            using var client = httpClientFactory.CreateClient(HttpClientName);
-            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token);
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new HttpRequestException(
-                    $"Webhook {url} answered {(int)response.StatusCode} {response.ReasonPhrase}",
-                    inner: null,
-                    response.StatusCode);
-            }
-
-            logger.WebhookSent(url, message.Type, message.MessageId, (int)response.StatusCode);
-            return null;
-        }
-        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            // Not an OperationCanceledException: that would read as "the consumer was cancelled", not "retry me".
-            var failure = new TimeoutException($"Webhook {url} did not answer within {_options.Timeout}", ex);
-            logger.WebhookFailed(failure, url, message.Type, message.MessageId);
-            return failure;
-        }
-        catch (HttpRequestException ex)
-        {
-            logger.WebhookFailed(ex, url, message.Type, message.MessageId);
-            return ex;
         }
     }
 

@@ -8,23 +8,23 @@ namespace MailMesh.Queue.Webhooks;
 internal static class WebhookExtensions
 {
     /// <summary>
-    /// Binds and validates <see cref="WebhookOptions"/>; registers the consumer only when at least one endpoint is
-    /// configured, so a Queue without webhooks has no webhook queue on the bus.
+    /// Binds and validates <see cref="WebhookOptions"/>; registers the consumer (always: endpoints may be made through the
+    /// admin API at any time) and the loop that reads the stored endpoints and prunes their history.
     /// </summary>
     internal static IHostApplicationBuilder AddWebhooks(this IHostApplicationBuilder builder)
     {
         builder.Services.AddWebhookServices();
-        var endpoints = builder.Configuration.GetSection(WebhookOptions.SectionName).GetSection(nameof(WebhookOptions.Endpoints));
-        if (endpoints.GetChildren().Any() && !builder.Services.Any(d => d.ServiceType == typeof(WebhookMarker)))
+        if (!builder.Services.Any(d => d.ServiceType == typeof(WebhookMarker)))
         {
             builder.Services.AddSingleton<WebhookMarker>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<StoredWebhooks>());
             builder.AddBusPart(AddWebhookConsumer);
         }
 
         return builder;
     }
 
-    /// <summary>Options and the HTTP client (tests compose these with the test harness).</summary>
+    /// <summary>Options, the HTTP client, the sender and the stored endpoints (tests compose these with the test harness).</summary>
     internal static IServiceCollection AddWebhookServices(this IServiceCollection services)
     {
         if (services.Any(d => d.ServiceType == typeof(IValidateOptions<WebhookOptions>)))
@@ -33,6 +33,8 @@ internal static class WebhookExtensions
         }
 
         services.AddValidatedOptions<WebhookOptions>();
+        services.AddSingleton<WebhookSender>();
+        services.AddSingleton<StoredWebhooks>();
 
         // The consumer applies WebhookOptions.Timeout per request with its TimeProvider; HttpClient's own 100 s
         // default would otherwise cap a longer configured timeout.

@@ -14,17 +14,37 @@ public sealed class WebhookOptions : IValidatedOptions
 {
     public static string SectionName => "Queue:Webhooks";
 
-    /// <summary>The receivers; with none, the webhook consumer is not registered at all.</summary>
+    /// <summary>The receivers in configuration; the ones made through the admin API are stored in the spool's database.</summary>
     public IList<WebhookEndpointOptions> Endpoints { get; } = [];
 
     /// <summary>How long one POST may take before it counts as failed and is retried.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How often each Queue replica reads the endpoints stored through the admin API, so one made, changed or disabled
+    /// on any replica takes effect on every other within this time (the replica that made the change applies it at once).
+    /// </summary>
+    public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long the delivery history of stored endpoints (one row per POST) is kept before it is pruned.</summary>
+    public TimeSpan HistoryRetention { get; set; } = TimeSpan.FromDays(7);
 
     public IEnumerable<string> Validate()
     {
         if (Timeout <= TimeSpan.Zero)
         {
             yield return $"{SectionName}:Timeout: must be positive";
+        }
+
+        // At most 30 s: each refresh is a round of Queue's "webhooks" loop, which fails readiness after Queue:StalledAfter.
+        if (RefreshInterval < TimeSpan.FromMilliseconds(100) || RefreshInterval > TimeSpan.FromSeconds(30))
+        {
+            yield return $"{SectionName}:RefreshInterval: must be between 00:00:00.1 and 00:00:30 (was {RefreshInterval})";
+        }
+
+        if (HistoryRetention < TimeSpan.FromMinutes(1))
+        {
+            yield return $"{SectionName}:HistoryRetention: must be at least 00:01:00 (was {HistoryRetention})";
         }
 
         for (var i = 0; i < Endpoints.Count; i++)

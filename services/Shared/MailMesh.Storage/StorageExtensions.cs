@@ -13,7 +13,7 @@ namespace MailMesh.Storage;
 public static class StorageExtensions
 {
     /// <summary>
-    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/>, <see cref="ISpoolAdmin"/>, <see cref="ISuppressionAdmin"/>, <see cref="ICredentialStore"/>, <see cref="ISmtpUserStore"/>, <see cref="IPoolCounters"/>, <see cref="ITlsReportStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
+    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/>, <see cref="ISpoolAdmin"/>, <see cref="ISuppressionAdmin"/>, <see cref="ICredentialStore"/>, <see cref="ISmtpUserStore"/>, <see cref="IPoolCounters"/>, <see cref="ITlsReportStore"/>, <see cref="IWebhookStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
     /// the store that <c>Storage:Provider</c> names: one <see cref="NpgsqlDataSource"/> for <c>ConnectionStrings:Spool</c>,
     /// or one SQLite file at <c>Storage:SqlitePath</c>. Options are validated when the host starts. With
     /// <c>Storage:MigrateOnStart</c> the schema is migrated before any other hosted service starts. Calling this
@@ -62,6 +62,7 @@ public static class StorageExtensions
         services.TryAddSingleton<ITlsReportStore>(sp => sp.GetRequiredService<StorageBackend>().CreateTlsReportStore());
         services.TryAddSingleton<ISiteActionStore>(sp => sp.GetRequiredService<StorageBackend>().CreateSiteActionStore());
         services.TryAddSingleton<ISmtpUserStore>(sp => sp.GetRequiredService<StorageBackend>().CreateSmtpUserStore());
+        services.TryAddSingleton<IWebhookStore>(sp => sp.GetRequiredService<StorageBackend>().CreateWebhookStore());
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
@@ -120,6 +121,10 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, StoragePo
     public ISiteActionStore CreateSiteActionStore() => Provider == StorageProvider.Sqlite
         ? new SqliteShapingStore(Sqlite())
         : new PostgresShapingStore(DataSource());
+
+    public IWebhookStore CreateWebhookStore() => Provider == StorageProvider.Sqlite
+        ? new SqliteWebhookStore(Sqlite())
+        : new PostgresWebhookStore(DataSource());
 
     public ISchemaMigrator CreateMigrator() => Provider == StorageProvider.Sqlite
         ? new SqliteSchemaMigrator(Sqlite(), loggerFactory.CreateLogger<SqliteSchemaMigrator>())

@@ -5,6 +5,7 @@ using System.Text.Json;
 using MailMesh.Contracts;
 using MailMesh.Queue.Webhooks;
 using MailMesh.ServiceDefaults;
+using MailMesh.Testing.Https;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -186,8 +187,9 @@ public sealed class MessageEventWebhookTests : IAsyncLifetime
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void The_consumer_is_registered_only_when_an_endpoint_is_configured(bool configured)
+    public void The_consumer_is_registered_with_or_without_configured_endpoints(bool configured)
     {
+        // Endpoints may be made through the admin API at any time, so the consumer is always there.
         var builder = Host.CreateApplicationBuilder();
         if (configured)
         {
@@ -198,9 +200,21 @@ public sealed class MessageEventWebhookTests : IAsyncLifetime
         }
 
         builder.AddWebhooks();
+        builder.AddWebhooks();
         builder.AddMailMeshBus(BusTransport.InMemory);
 
-        Assert.Equal(configured, builder.Services.Any(d => d.ServiceType == typeof(MessageEventWebhookConsumer)));
+        Assert.Single(builder.Services, d => d.ServiceType == typeof(MessageEventWebhookConsumer));
+    }
+
+    [Theory]
+    [InlineData("Queue:Webhooks:RefreshInterval", "00:00:00", "Queue:Webhooks:RefreshInterval: must be between")]
+    [InlineData("Queue:Webhooks:HistoryRetention", "00:00:10", "Queue:Webhooks:HistoryRetention: must be at least 00:01:00")]
+    public void Bad_stored_endpoint_settings_fail_validation_naming_the_key(string key, string value, string expected)
+    {
+        using var services = WebhookTestHost.BuildServices(new Dictionary<string, string?> { [key] = value });
+
+        var ex = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<WebhookOptions>>().Value);
+        Assert.StartsWith(expected, Assert.Single(ex.Failures), StringComparison.Ordinal);
     }
 
     private static MessageEvent Event(MessageEventType type) => new()

@@ -64,9 +64,15 @@ public static class AdminScopes
     /// </summary>
     public const string ActAs = "audit:act-as";
 
+    /// <summary>GET /api/v1/admin/webhooks and .../{id}/deliveries (Queue): the webhook endpoints (never their secrets) and their delivery history.</summary>
+    public const string WebhooksRead = "webhooks:read";
+
+    /// <summary>POST, PATCH and DELETE /api/v1/admin/webhooks… (Queue): make, change, disable, enable, delete and test webhook endpoints.</summary>
+    public const string WebhooksWrite = "webhooks:write";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite, UsersWrite, ActAs];
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite, UsersWrite, ActAs, WebhooksRead, WebhooksWrite];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";

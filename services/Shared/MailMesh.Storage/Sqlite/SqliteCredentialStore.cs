@@ -97,6 +97,7 @@ public sealed class SqliteCredentialStore(SqliteDatabase database) : ICredential
         }, 0, cancellationToken);
     }
 
+    /// <summary>Writes one admin audit row inside <paramref name="write"/> (also used by <see cref="SqliteWebhookStore"/>).</summary>
     internal static async Task AuditAsync(SqliteWrite write, long at, string actor, string action, string target)
     {
         await using var audit = write.CreateCommand(AuditSql);

@@ -9,10 +9,10 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace MailMesh.Queue.Tests.Webhooks;
+namespace MailMesh.Testing.Https;
 
 /// <summary>A real HTTP server on 127.0.0.1 and a free port that records every POST and answers from a script.</summary>
-internal sealed class WebhookReceiver : IAsyncDisposable
+public sealed class WebhookReceiver : IAsyncDisposable
 {
     /// <summary>A scripted answer that never comes: the request waits until the client gives up.</summary>
     public const int Hang = 0;
@@ -46,9 +46,12 @@ internal sealed class WebhookReceiver : IAsyncDisposable
     public Uri Url(string path) => new(BaseAddress, path);
 
     /// <summary>The next request, or a failed test after 10 seconds.</summary>
-    public async Task<ReceivedRequest> NextAsync()
+    public Task<ReceivedRequest> NextAsync() => NextAsync(TimeSpan.FromSeconds(10));
+
+    /// <summary>The next request, or a failed test after <paramref name="patience"/> (a whole relay takes longer than one POST).</summary>
+    public async Task<ReceivedRequest> NextAsync(TimeSpan patience)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(patience);
         return await _received.Reader.ReadAsync(timeout.Token);
     }
 
@@ -88,4 +91,5 @@ internal sealed class WebhookReceiver : IAsyncDisposable
     }
 }
 
-internal sealed record ReceivedRequest(string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body);
+/// <summary>One POST as the receiver saw it.</summary>
+public sealed record ReceivedRequest(string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body);
