@@ -120,6 +120,38 @@ public sealed class AdminUiHost : IAsyncLifetime
         return await context.NewPageAsync();
     }
 
+    /// <summary>A fresh page logged in as <paramref name="user"/> (through the login form), at <paramref name="path"/>.</summary>
+    public async Task<IPage> LogInAsync(string user, string path = "admin")
+    {
+        var page = await NewPageAsync();
+        await page.GotoAsync(path);
+        await page.GetByLabel("Name", new() { Exact = true }).FillAsync(user);
+        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Assertions.Expect(page.Locator("header .who")).ToContainTextAsync(user);
+        return page;
+    }
+
+    /// <summary>
+    /// Opens <paramref name="url"/> and reloads it until <paramref name="condition"/> holds (mail reaches a state
+    /// asynchronously); fails after a minute naming <paramref name="what"/>.
+    /// </summary>
+    public static async Task ReloadUntilAsync(IPage page, string url, Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        await page.GotoAsync(url);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{url} did not show {what} within a minute");
+            await page.WaitForTimeoutAsync(250);
+            await page.ReloadAsync();
+        }
+    }
+
+    /// <summary>A full-page screenshot into <see cref="Screenshots"/> (kept as a test artifact; docs/images take theirs from there).</summary>
+    public static Task ScreenshotAsync(IPage page, string name) =>
+        page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, name + ".png"), FullPage = true });
+
     /// <summary>Sends a message from app@origin.test to <paramref name="to"/> through Ingress; returns its id.</summary>
     public async Task<Guid> SendAsync(string to, string subject)
     {
