@@ -82,6 +82,9 @@ public sealed partial class AdminUiBrowserTests : IClassFixture<AdminUiHost>
         await Expect(timeline).ToContainTextAsync("received");
         await Expect(timeline).ToContainTextAsync("451 4.3.0 not now");
         await Expect(page.Locator("article.recipient")).ToContainTextAsync("mx.dest.test");
+
+        // The attempt's session, as Delivery recorded it: the sink offers no STARTTLS.
+        await Expect(page.GetByTestId("attempt-tls").First).ToContainTextAsync("clear text");
         await ScreenshotAsync(page, "message");
     }
 

@@ -61,6 +61,13 @@ public sealed class AdminUiHost : IAsyncLifetime
             Sink.RecipientReplies[$"{local}@dest.test"] = "451 4.3.0 not now";
         }
 
+        // A DKIM key, so the DKIM page has a record to show (RSA: what .NET makes without a library).
+        var dkimKey = Path.Combine(_directory.FullName, "dkim-s2026.pem");
+        using (var rsa = System.Security.Cryptography.RSA.Create(2048))
+        {
+            await File.WriteAllTextAsync(dkimKey, rsa.ExportPkcs8PrivateKeyPem());
+        }
+
         var hash = Hash;
         var settings = new Dictionary<string, string>
         {
@@ -84,6 +91,9 @@ public sealed class AdminUiHost : IAsyncLifetime
             ["Admin:ApiKeys:0:Hash"] = ApiKeys.Hash(ApiKey),
             ["Admin:ApiKeys:0:Scopes"] = string.Join(' ', AdminScopes.All),
             ["Logging:LogLevel:Default"] = "Warning",
+            ["Dkim:Keys:0:Domain"] = "origin.test",
+            ["Dkim:Keys:0:Selector"] = "s2026",
+            ["Dkim:Keys:0:KeyPath"] = dkimKey,
         };
         _app = ServiceHost.Create(
             [.. settings.Select(s => $"--{s.Key}={s.Value}")],

@@ -57,5 +57,29 @@ internal sealed class FakeAdminApi : IAdminApi
 
     public Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<SmtpUserItem>>([]);
 
+    public List<SiteActionItem> SiteActions { get; } = [];
+
+    public List<(string Site, string? SourceIp, DateTimeOffset Until, string? Reason)> Suspended { get; } = [];
+
+    public List<Guid> Lifted { get; } = [];
+
+    public Task<IReadOnlyList<SiteActionItem>> ListSiteActionsAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<SiteActionItem>>(SiteActions);
+
+    public Task<SiteActionItem> SuspendSiteAsync(string site, string? sourceIp, DateTimeOffset until, string? reason, CancellationToken cancellationToken)
+    {
+        Suspended.Add((site, sourceIp, until, reason));
+        return Answer(new SiteActionItem(Guid.NewGuid(), site, sourceIp, "suspend", null, null, until, until, reason ?? "suspended by an operator", "admin:test"));
+    }
+
+    public Task LiftSiteActionAsync(Guid id, CancellationToken cancellationToken)
+    {
+        Lifted.Add(id);
+        return Answer(true);
+    }
+
+    public List<DkimKeyItem> DkimKeys { get; } = [];
+
+    public Task<IReadOnlyList<DkimKeyItem>> ListDkimKeysAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<DkimKeyItem>>(DkimKeys);
+
     private Task<T> Answer<T>(T value) => Failure is { } failure ? Task.FromException<T>(failure) : Task.FromResult(value);
 }

@@ -38,4 +38,16 @@ public interface IAdminApi
 
     /// <summary>GET /api/v1/admin/smtp-users; empty when no Ingress URL is configured.</summary>
     Task<IReadOnlyList<SmtpUserItem>> ListSmtpUsersAsync(CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/shaping/suspensions (Queue): the live site suspensions and lowered limits.</summary>
+    Task<IReadOnlyList<SiteActionItem>> ListSiteActionsAsync(CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/shaping/suspensions (Queue): suspends a site (or one source IP at it) until a time.</summary>
+    Task<SiteActionItem> SuspendSiteAsync(string site, string? sourceIp, DateTimeOffset until, string? reason, CancellationToken cancellationToken);
+
+    /// <summary>DELETE /api/v1/admin/shaping/suspensions/{id} (Queue): lifts a suspension or lowered limit early.</summary>
+    Task LiftSiteActionAsync(Guid id, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/dkim/keys (Delivery); empty when no Delivery URL is configured.</summary>
+    Task<IReadOnlyList<DkimKeyItem>> ListDkimKeysAsync(CancellationToken cancellationToken);
 }

@@ -52,9 +52,12 @@ public static class AdminScopes
     /// <summary>POST and DELETE /api/v1/admin/shaping/suspensions (Queue): suspend a site, lift a suspension or lowered limit.</summary>
     public const string ShapingWrite = "shaping:write";
 
+    /// <summary>GET /api/v1/admin/dkim/keys (Delivery): the DKIM keys' domains, selectors and DNS records (never a private key).</summary>
+    public const string DkimRead = "dkim:read";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite];
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite, DkimRead];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";
