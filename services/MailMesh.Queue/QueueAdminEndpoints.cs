@@ -44,6 +44,7 @@ public static class QueueAdminEndpoints
         api.MapGet("/audit", AuditAsync).WithName("AdminAudit").RequireAdminScope(AdminScopes.AuditRead);
         api.MapKeyAdminEndpoints();
         endpoints.MapShapingAdminEndpoints();
+        endpoints.MapStatsAdminEndpoints();
         return endpoints;
     }
 

@@ -42,5 +42,10 @@ public sealed partial class AdminUiBrowserTests
         await page.GetByRole(AriaRole.Button, new() { Name = "Confirm release" }).ClickAsync();
         await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("release: 2 recipient(s) changed");
         await Expect(row).Not.ToContainTextAsync("held");
+
+        // The dashboard charts this traffic from the spool's history: the messages just accepted are in the last hour.
+        await page.GetByRole(AriaRole.Link, new() { Name = "Dashboard" }).ClickAsync();
+        await Expect(page.GetByTestId("chart-accepted").Locator("svg")).ToHaveAttributeAsync("aria-label", new System.Text.RegularExpressions.Regex("^Accepted per minute: [1-9]"));
+        await ScreenshotAsync(page, "dashboard-traffic");
     }
 }

@@ -81,5 +81,9 @@ internal sealed class FakeAdminApi : IAdminApi
 
     public Task<IReadOnlyList<DkimKeyItem>> ListDkimKeysAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<DkimKeyItem>>(DkimKeys);
 
+    public TrafficRates Rates { get; set; } = new(DateTimeOffset.Parse("2030-01-02T03:04:05Z"), []);
+
+    public Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken) => Answer(Rates);
+
     private Task<T> Answer<T>(T value) => Failure is { } failure ? Task.FromException<T>(failure) : Task.FromResult(value);
 }

@@ -14,6 +14,8 @@ public abstract class Stores : IAsyncDisposable
     public ISchemaMigrator Migrator { get; protected set; } = null!;
     public IMailStore Mail { get; protected set; } = null!;
     public ISpoolAdmin SpoolAdmin { get; protected set; } = null!;
+
+    public ISpoolRates Rates { get; protected set; } = null!;
     public ISuppressionAdmin SuppressionAdmin { get; protected set; } = null!;
     public ICredentialStore Credentials { get; protected set; } = null!;
     public IPoolCounters PoolCounters { get; protected set; } = null!;
@@ -56,6 +58,7 @@ public sealed class PostgresStores : Stores
         Credentials = new PostgresCredentialStore(dataSource);
         PoolCounters = new PostgresPoolCounters(dataSource);
         SiteActions = new PostgresShapingStore(dataSource);
+        Rates = new PostgresSpoolRates(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -147,6 +150,7 @@ public sealed class SqliteStores : Stores
         Credentials = new SqliteCredentialStore(database);
         PoolCounters = new SqlitePoolCounters(database);
         SiteActions = new SqliteShapingStore(database);
+        Rates = new SqliteSpoolRates(database);
     }
 
     public string Path { get; }

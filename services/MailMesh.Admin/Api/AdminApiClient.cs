@@ -116,6 +116,9 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
     public async Task<IReadOnlyList<DkimKeyItem>> ListDkimKeysAsync(CancellationToken cancellationToken) =>
         BaseOf(Service.Delivery) is null ? [] : (await GetAsync<DkimKeyList>(Service.Delivery, "/api/v1/admin/dkim/keys", cancellationToken)).Items;
 
+    public Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken) =>
+        GetAsync<TrafficRates>(Service.Queue, $"/api/v1/admin/stats/rates?minutes={minutes}", cancellationToken);
+
     private Task<T> GetAsync<T>(Service service, string path, CancellationToken cancellationToken) =>
         SendAsync<T>(service, HttpMethod.Get, path, null, cancellationToken);
 

@@ -114,6 +114,12 @@ public sealed record SiteActionItem(
 /// <summary>A configured DKIM key and the TXT record to publish for it (never the private key).</summary>
 public sealed record DkimKeyItem(string Domain, string Selector, string Algorithm, bool Signing, string RecordName, string RecordValue, string ZoneLine);
 
+/// <summary>Traffic per minute, oldest first (the last minute is the current one, still filling).</summary>
+public sealed record TrafficRates(DateTimeOffset At, IReadOnlyList<MinuteRates> Minutes);
+
+/// <summary>One minute: messages accepted, and attempts that delivered, deferred and bounced (or expired) a recipient.</summary>
+public sealed record MinuteRates(DateTimeOffset Minute, long Accepted, long Delivered, long Deferred, long Bounced);
+
 /// <summary>The admin API refused or failed a request: its status and the problem details' title and detail.</summary>
 public sealed class AdminApiException(int status, string message) : Exception(message)
 {

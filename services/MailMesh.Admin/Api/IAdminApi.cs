@@ -50,4 +50,7 @@ public interface IAdminApi
 
     /// <summary>GET /api/v1/admin/dkim/keys (Delivery); empty when no Delivery URL is configured.</summary>
     Task<IReadOnlyList<DkimKeyItem>> ListDkimKeysAsync(CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/stats/rates (Queue): accepted, delivered, deferred and bounced per minute.</summary>
+    Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken);
 }

@@ -61,6 +61,7 @@ public static class StorageExtensions
         services.TryAddSingleton<IPoolCounters>(sp => sp.GetRequiredService<StorageBackend>().CreatePoolCounters());
         services.TryAddSingleton<ITlsReportStore>(sp => sp.GetRequiredService<StorageBackend>().CreateTlsReportStore());
         services.TryAddSingleton<ISiteActionStore>(sp => sp.GetRequiredService<StorageBackend>().CreateSiteActionStore());
+        services.TryAddSingleton<ISpoolRates>(sp => sp.GetRequiredService<StorageBackend>().CreateSpoolRates());
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
@@ -107,6 +108,10 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, StoragePo
     public ITlsReportStore CreateTlsReportStore() => Provider == StorageProvider.Sqlite
         ? new SqliteTlsReportStore(Sqlite())
         : new PostgresTlsReportStore(DataSource());
+
+    public ISpoolRates CreateSpoolRates() => Provider == StorageProvider.Sqlite
+        ? new SqliteSpoolRates(Sqlite())
+        : new PostgresSpoolRates(DataSource());
 
     /// <summary>
     /// Traffic shaping's site actions; over PostgreSQL the same object is also the <see cref="IShapingBudgetStore"/> that

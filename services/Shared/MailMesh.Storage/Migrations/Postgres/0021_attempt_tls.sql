@@ -7,3 +7,7 @@ ALTER TABLE spool.attempts
     ADD COLUMN tls_protocol text,
     ADD COLUMN tls_cipher text,
     ADD COLUMN tls_verification text;
+
+-- The admin dashboard counts attempts per minute over the last hour (ISpoolRates): a range scan of this index, where
+-- attempts_recipient_id would mean reading the whole table.
+CREATE INDEX attempts_attempted_at ON spool.attempts (attempted_at);
