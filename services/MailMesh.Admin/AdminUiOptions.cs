@@ -80,6 +80,9 @@ public sealed class AdminUiOptions : IValidatedOptions
     /// <summary>Base URL of the Ingress service's HTTP API (SMTP users); optional.</summary>
     public Uri? IngressUrl { get; set; }
 
+    /// <summary>Base URL of the Delivery service's HTTP API (DKIM keys); optional.</summary>
+    public Uri? DeliveryUrl { get; set; }
+
     /// <summary>The admin API key the UI presents (a secret; its hash is in Admin:ApiKeys of the services).</summary>
     public string? ApiKey { get; set; }
 
@@ -125,7 +128,7 @@ public sealed class AdminUiOptions : IValidatedOptions
             }
         }
 
-        foreach (var (name, url) in new[] { ("QueueUrl", QueueUrl), ("PolicyUrl", PolicyUrl), ("MailboxUrl", MailboxUrl), ("IngressUrl", IngressUrl) })
+        foreach (var (name, url) in new[] { ("QueueUrl", QueueUrl), ("PolicyUrl", PolicyUrl), ("MailboxUrl", MailboxUrl), ("IngressUrl", IngressUrl), ("DeliveryUrl", DeliveryUrl) })
         {
             if (url is not null && (!url.IsAbsoluteUri || url.Scheme is not ("http" or "https")))
             {

@@ -131,6 +131,7 @@ internal sealed class DeliverMessageConsumer(
             RemoteAddress = outcome.RemoteAddress,
             StartedAt = startedAt,
             CompletedAt = completedAt,
+            Tls = outcome.Tls,
         };
 
         // Never cancelled by the consumer's token: this is the record of what the destination answered.

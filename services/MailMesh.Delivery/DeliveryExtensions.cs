@@ -3,6 +3,7 @@ using MailMesh.Delivery.Dkim;
 using MailMesh.Delivery.Shaping;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Bounces;
+using MailMesh.ServiceDefaults.Security;
 using MailMesh.Storage;
 using MassTransit;
 using Microsoft.Extensions.Options;
@@ -44,6 +45,7 @@ public static class DeliveryExtensions
         builder.Services.AddValidatedOptions<DkimOptions>();
         builder.Services.AddSingleton<DkimKeyRing>();
         builder.Services.AddSingleton<MessageSigner>();
+        builder.AddAdminAuthentication();
 
         // ARC sealing (Dkim:Arc): the authserv-id defaults to the one Policy stamps, as far as this configuration has it.
         builder.Services.PostConfigure<DkimOptions>(options =>

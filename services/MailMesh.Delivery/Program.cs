@@ -8,4 +8,5 @@ if (await DkimCommands.TryRunAsync(args, Console.Out, Console.Error) is { } exit
     return exitCode;
 }
 
-return await ServiceHost.RunAsync(args, "mailmesh-delivery", builder => builder.AddDelivery());
+// The admin API's DKIM keys (GET /api/v1/admin/dkim/keys, for the admin UI).
+return await ServiceHost.RunAsync(args, "mailmesh-delivery", builder => builder.AddDelivery(), app => app.MapDkimAdminEndpoints());

@@ -87,6 +87,15 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// <summary>"TLSv1.3 TLS_AES_256_GCM_SHA384" or "none", for logs and results.</summary>
     public string TlsDescription { get; private set; } = "none";
 
+    /// <summary>The negotiated protocol ("TLSv1.3", "TLSv1.2") once STARTTLS succeeded; "none" before.</summary>
+    public string TlsProtocol { get; private set; } = "none";
+
+    /// <summary>The negotiated cipher suite (IANA name) once STARTTLS succeeded; null before.</summary>
+    public string? TlsCipher { get; private set; }
+
+    /// <summary>True when the certificate was verified against the exchanger's TLSA records (DANE, RFC 7672).</summary>
+    public bool IsDaneVerified { get; private set; }
+
     /// <summary>Transactions started on this connection.</summary>
     public int Transactions { get; set; }
 
@@ -303,7 +312,15 @@ internal sealed class SmtpConnection : IAsyncDisposable
         _writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
         IsTls = true;
         IsVerified = check.Verified;
-        TlsDescription = $"{ssl.SslProtocol} {ssl.NegotiatedCipherSuite}";
+        IsDaneVerified = check.Verified && trust.IsDane;
+        TlsProtocol = ssl.SslProtocol switch
+        {
+            System.Security.Authentication.SslProtocols.Tls13 => "TLSv1.3",
+            System.Security.Authentication.SslProtocols.Tls12 => "TLSv1.2",
+            var other => other.ToString(),
+        };
+        TlsCipher = ssl.NegotiatedCipherSuite.ToString();
+        TlsDescription = $"{TlsProtocol} {TlsCipher}";
 
         Capabilities = EhloCapabilities.None;
         return await HelloAsync(options, allowHelo: false, cancellationToken);

@@ -10,7 +10,7 @@ using Microsoft.Extensions.Options;
 namespace MailMesh.Delivery;
 
 /// <summary>The outcome of one attempt: a result per recipient and the server that gave the final answers.</summary>
-internal sealed record AttemptOutcome(IReadOnlyList<RecipientResult> Results, string? RemoteHost, string? RemoteAddress);
+internal sealed record AttemptOutcome(IReadOnlyList<RecipientResult> Results, string? RemoteHost, string? RemoteAddress, AttemptTls? Tls = null);
 
 /// <summary>
 /// Delivers one message to the recipients at one domain over SMTP: tries the exchangers in order, each address in
@@ -95,7 +95,7 @@ internal sealed class SmtpDeliveryAgent(
                 var attempt = await TryServerAsync(host.Name, destination, tlsMode, message, recipients, signature, site, source, cancellationToken, hostTls, domain);
                 if (attempt.Results is not null)
                 {
-                    return new AttemptOutcome(attempt.Results, host.Name, address.ToString());
+                    return new AttemptOutcome(attempt.Results, host.Name, address.ToString(), attempt.Tls);
                 }
 
                 lastFailure = attempt.Failure! with { Host = host.Name, Address = address.ToString() };
@@ -133,7 +133,7 @@ internal sealed class SmtpDeliveryAgent(
     }
 
     /// <summary>One server: results when it gave answers, or the failure that sends us to the next one.</summary>
-    private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure)> TryServerAsync(
+    private async Task<(IReadOnlyList<RecipientResult>? Results, Failure? Failure, AttemptTls? Tls)> TryServerAsync(
         string hostName, IPEndPoint destination, TlsMode tlsMode, StoredMessage message, IReadOnlyList<DeliveryRecipient> recipients,
         ReadOnlyMemory<byte> signature, Site? site, Pools.SourceAddress? source, CancellationToken cancellationToken, HostTls? hostTls = null, string? domain = null)
     {
@@ -150,7 +150,7 @@ internal sealed class SmtpDeliveryAgent(
         catch (ConnectionSlotTimeoutException ex)
         {
             // RFC 3463 §3.5: 4.4.5 system congestion; the next address, or the next attempt, may do better.
-            return (null, new Failure(451, "4.4.5", ex.Message, null, null));
+            return (null, new Failure(451, "4.4.5", ex.Message, null, null), null);
         }
 
         await using var _ = lease;
@@ -186,7 +186,7 @@ internal sealed class SmtpDeliveryAgent(
                     site, source?.Address.ToString() ?? Shaper.DefaultSourceIp, _options.ConnectionSlotTimeout, () => pool.TryReuseIdleAsync(lease), () => pool.CloseIdleAsync(site.Name, lease), cancellationToken);
                 if (hold is not null)
                 {
-                    return (null, new Failure(451, "4.4.5", hold.Reason, null, null, Hold: hold));
+                    return (null, new Failure(451, "4.4.5", hold.Reason, null, null, Hold: hold), null);
                 }
             }
 
@@ -216,7 +216,7 @@ internal sealed class SmtpDeliveryAgent(
                         await ticket.DisposeAsync();
                     }
 
-                    return (null, failure);
+                    return (null, failure, null);
                 }
 
                 pool.Attach(connection, site, ticket);
@@ -236,7 +236,7 @@ internal sealed class SmtpDeliveryAgent(
             {
                 if (first)
                 {
-                    return (null, transaction.Failure);
+                    return (null, transaction.Failure, null);
                 }
 
                 // A further transaction for the recipients left over after "452 too many recipients" could not start:
@@ -274,8 +274,22 @@ internal sealed class SmtpDeliveryAgent(
             lease.KeepAlive();
         }
 
-        return (results.Select(r => r!).ToList(), null);
+        return (results.Select(r => r!).ToList(), null, TlsOf(session, hostTls));
     }
+
+    /// <summary>
+    /// The TLS of a session for the attempt's history: protocol and cipher, and how the certificate was verified (DANE by
+    /// the exchanger's TLSA records, MTA-STS by an enforced policy, WebPKI by a trusted chain matching the MX name).
+    /// </summary>
+    internal static AttemptTls TlsOf(SmtpConnection session, HostTls? hostTls) => new()
+    {
+        Protocol = session.IsTls ? session.TlsProtocol : "none",
+        Cipher = session.IsTls ? session.TlsCipher : null,
+        Verification = !session.IsTls || !session.IsVerified ? "none"
+            : session.IsDaneVerified ? "dane"
+            : hostTls is { PolicyType: "sts", Mode: TlsMode.Verified } ? "mta-sts"
+            : "webpki",
+    };
 
     /// <summary>
     /// Opens a connection under the TLS policy. Opportunistic TLS whose handshake fails is retried at once in clear

@@ -92,7 +92,13 @@ internal sealed class DeliveryAttemptedConsumer(
             var before = status.Recipients.ToDictionary(r => r.RecipientId);
             var results = attempt.Results.Where(r => before.ContainsKey(r.RecipientId)).ToList();
             var updates = results
-                .Select(r => schedule.Decide(r, AttemptNumber(before[r.RecipientId]), status.ReceivedAt, now, attempt.RemoteHost))
+                .Select(r => schedule.Decide(r, AttemptNumber(before[r.RecipientId]), status.ReceivedAt, now, attempt.RemoteHost) with
+                {
+                    // The session the replies came over, kept with the attempt (admin API, a message's attempts).
+                    TlsProtocol = attempt.Tls?.Protocol,
+                    TlsCipher = attempt.Tls?.Cipher,
+                    TlsVerification = attempt.Tls?.Verification,
+                })
                 .ToList();
             plans[i] = new Plan(batch[i], status, before, results, updates, completions.Count);
             completions.Add(new AttemptCompletion { MessageId = attempt.MessageId, LeaseId = attempt.LeaseId, Updates = updates });

@@ -45,6 +45,7 @@ public static class QueueAdminEndpoints
         api.MapKeyAdminEndpoints();
         endpoints.MapShapingAdminEndpoints();
         Webhooks.WebhookAdminEndpoints.MapWebhookAdminEndpoints(api);
+        endpoints.MapStatsAdminEndpoints();
         return endpoints;
     }
 
@@ -507,7 +508,7 @@ public static class QueueAdminEndpoints
         }
     }
 
-    /// <summary>A recipient with every attempt. TLS details of an attempt are not stored yet (only the remote host and reply).</summary>
+    /// <summary>A recipient with every attempt: when, the state it led to, the remote host, its reply and the session's TLS.</summary>
     public sealed record RecipientDetail(
         string Address, string Domain, string State, int Attempts, DateTimeOffset? NextAttemptAt, int? LastReplyCode,
         string? LastEnhancedCode, string? LastReplyText, string? LastRemoteHost, string? Notify, string? OriginalRecipient,
@@ -516,11 +517,20 @@ public static class QueueAdminEndpoints
         internal static RecipientDetail Of(RecipientStatus r) => new(
             r.Address, r.Domain, QueueMetrics.StateName(r.State), r.Attempts, r.NextAttemptAt, r.LastReplyCode, r.LastEnhancedCode,
             r.LastReplyText, r.LastRemoteHost, r.Notify, r.OriginalRecipient,
-            [.. r.History.Select(a => new AttemptView(a.AttemptedAt, QueueMetrics.StateName(a.State), a.ReplyCode, a.EnhancedCode, a.ReplyText, a.RemoteHost, a.BounceClass))],
+            [.. r.History.Select(a => new AttemptView(a.AttemptedAt, QueueMetrics.StateName(a.State), a.ReplyCode, a.EnhancedCode, a.ReplyText, a.RemoteHost, a.BounceClass,
+                a.TlsProtocol is null ? null : new AttemptTlsView(a.TlsProtocol, a.TlsCipher, a.TlsVerification is not (null or "none"), a.TlsVerification ?? "none")))],
             r.LastBounceClass);
     }
 
-    public sealed record AttemptView(DateTimeOffset AttemptedAt, string State, int? ReplyCode, string? EnhancedCode, string? ReplyText, string? RemoteHost, string? BounceClass);
+    public sealed record AttemptView(
+        DateTimeOffset AttemptedAt, string State, int? ReplyCode, string? EnhancedCode, string? ReplyText, string? RemoteHost, string? BounceClass,
+        AttemptTlsView? Tls = null);
+
+    /// <summary>
+    /// The TLS of an attempt's session: protocol ("none" in clear text), cipher suite, and whether and how the certificate
+    /// was verified (dane, mta-sts, webpki, or none). Absent when no connection answered or the attempt predates schema 21.
+    /// </summary>
+    public sealed record AttemptTlsView(string Protocol, string? Cipher, bool Verified, string Verification);
 
     public sealed record TimelineEvent(DateTimeOffset At, string Type, string? Recipient, string? Detail);
 }

@@ -1,5 +1,6 @@
 using MailMesh.Admin;
 using MailMesh.Delivery;
+using MailMesh.Delivery.Dkim;
 using MailMesh.Dns;
 using MailMesh.Ingress;
 using MailMesh.Ingress.Http;
@@ -63,6 +64,7 @@ public static class StandaloneExtensions
         app.MapPolicyAdminEndpoints();
         app.MapMailbox();
         app.MapIngressHttpApi();
+        app.MapDkimAdminEndpoints();
         app.MapAdminUi();
         return app;
     }

@@ -9,9 +9,8 @@ namespace MailMesh.Admin.FunctionalTests;
 /// login (a wrong password refused), message search and a message's timeline, a bulk hold and release, a suppression
 /// added and removed, and what a viewer is not offered. Screenshots of each step are kept in TestResults/screenshots.
 /// </summary>
-public sealed class AdminUiBrowserTests : IClassFixture<AdminUiHost>
+public sealed partial class AdminUiBrowserTests : IClassFixture<AdminUiHost>
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
     private readonly AdminUiHost _host;
 
     public AdminUiBrowserTests(AdminUiHost host)
@@ -20,32 +19,15 @@ public sealed class AdminUiBrowserTests : IClassFixture<AdminUiHost>
         SetDefaultExpectTimeout(15_000);
     }
 
-    private static Task ScreenshotAsync(IPage page, string name) =>
-        page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(AdminUiHost.Screenshots, name + ".png"), FullPage = true });
+    private static Task ScreenshotAsync(IPage page, string name) => AdminUiHost.ScreenshotAsync(page, name);
 
-    private async Task<IPage> LogInAsync(string user, string path = "admin")
-    {
-        var page = await _host.NewPageAsync();
-        await page.GotoAsync(path);
-        await page.GetByLabel("Name", new() { Exact = true }).FillAsync(user);
-        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(AdminUiHost.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
-        await Expect(page.Locator("header .who")).ToContainTextAsync(user);
-        return page;
-    }
+    private Task<IPage> LogInAsync(string user, string path = "admin") => _host.LogInAsync(user, path);
 
     /// <summary>Reloads a search until it lists <paramref name="count"/> messages (mail reaches a state asynchronously).</summary>
-    private static async Task WaitForRowsAsync(IPage page, string url, int count)
+    private static Task WaitForRowsAsync(IPage page, string url, int count)
     {
         var rows = page.Locator("[data-testid=messages] tbody tr");
-        var deadline = DateTime.UtcNow + Patience;
-        await page.GotoAsync(url);
-        while (await rows.CountAsync() != count)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"{url} did not list {count} message(s) within {Patience}");
-            await page.WaitForTimeoutAsync(250);
-            await page.ReloadAsync();
-        }
+        return AdminUiHost.ReloadUntilAsync(page, url, async () => await rows.CountAsync() == count, $"{count} message(s)");
     }
 
     [Fact]
@@ -100,6 +82,9 @@ public sealed class AdminUiBrowserTests : IClassFixture<AdminUiHost>
         await Expect(timeline).ToContainTextAsync("received");
         await Expect(timeline).ToContainTextAsync("451 4.3.0 not now");
         await Expect(page.Locator("article.recipient")).ToContainTextAsync("mx.dest.test");
+
+        // The attempt's session, as Delivery recorded it: the sink offers no STARTTLS.
+        await Expect(page.GetByTestId("attempt-tls").First).ToContainTextAsync("clear text");
         await ScreenshotAsync(page, "message");
     }
 

@@ -64,6 +64,13 @@ public sealed class AdminUiHost : IAsyncLifetime
             Sink.RecipientReplies[$"{local}@dest.test"] = "451 4.3.0 not now";
         }
 
+        // A DKIM key, so the DKIM page has a record to show (RSA: what .NET makes without a library).
+        var dkimKey = Path.Combine(_directory.FullName, "dkim-s2026.pem");
+        using (var rsa = System.Security.Cryptography.RSA.Create(2048))
+        {
+            await File.WriteAllTextAsync(dkimKey, rsa.ExportPkcs8PrivateKeyPem());
+        }
+
         var hash = Hash;
         var settings = new Dictionary<string, string>
         {
@@ -90,6 +97,9 @@ public sealed class AdminUiHost : IAsyncLifetime
             ["Admin:ApiKeys:0:Hash"] = ApiKeys.Hash(ApiKey),
             ["Admin:ApiKeys:0:Scopes"] = string.Join(' ', AdminScopes.All),
             ["Logging:LogLevel:Default"] = "Warning",
+            ["Dkim:Keys:0:Domain"] = "origin.test",
+            ["Dkim:Keys:0:Selector"] = "s2026",
+            ["Dkim:Keys:0:KeyPath"] = dkimKey,
         };
         _app = ServiceHost.Create(
             [.. settings.Select(s => $"--{s.Key}={s.Value}")],
@@ -125,6 +135,38 @@ public sealed class AdminUiHost : IAsyncLifetime
         });
         return await context.NewPageAsync();
     }
+
+    /// <summary>A fresh page logged in as <paramref name="user"/> (through the login form), at <paramref name="path"/>.</summary>
+    public async Task<IPage> LogInAsync(string user, string path = "admin")
+    {
+        var page = await NewPageAsync();
+        await page.GotoAsync(path);
+        await page.GetByLabel("Name", new() { Exact = true }).FillAsync(user);
+        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Assertions.Expect(page.Locator("header .who")).ToContainTextAsync(user);
+        return page;
+    }
+
+    /// <summary>
+    /// Opens <paramref name="url"/> and reloads it until <paramref name="condition"/> holds (mail reaches a state
+    /// asynchronously); fails after a minute naming <paramref name="what"/>.
+    /// </summary>
+    public static async Task ReloadUntilAsync(IPage page, string url, Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        await page.GotoAsync(url);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{url} did not show {what} within a minute");
+            await page.WaitForTimeoutAsync(250);
+            await page.ReloadAsync();
+        }
+    }
+
+    /// <summary>A full-page screenshot into <see cref="Screenshots"/> (kept as a test artifact; docs/images take theirs from there).</summary>
+    public static Task ScreenshotAsync(IPage page, string name) =>
+        page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Screenshots, name + ".png"), FullPage = true });
 
     /// <summary>Sends a message from app@origin.test to <paramref name="to"/> through Ingress; returns its id.</summary>
     public async Task<Guid> SendAsync(string to, string subject)

@@ -127,5 +127,33 @@ internal sealed class FakeAdminApi : IAdminApi
     public Task<WebhookTestResult> TestWebhookAsync(Guid id, CancellationToken cancellationToken) =>
         Answer(new WebhookTestResult(id, "evt-1", DateTimeOffset.Parse("2030-01-02T03:04:05Z"), 200, null, 12, true));
 
+    public List<SiteActionItem> SiteActions { get; } = [];
+
+    public List<(string Site, string? SourceIp, DateTimeOffset Until, string? Reason)> Suspended { get; } = [];
+
+    public List<Guid> Lifted { get; } = [];
+
+    public Task<IReadOnlyList<SiteActionItem>> ListSiteActionsAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<SiteActionItem>>(SiteActions);
+
+    public Task<SiteActionItem> SuspendSiteAsync(string site, string? sourceIp, DateTimeOffset until, string? reason, CancellationToken cancellationToken)
+    {
+        Suspended.Add((site, sourceIp, until, reason));
+        return Answer(new SiteActionItem(Guid.NewGuid(), site, sourceIp, "suspend", null, null, until, until, reason ?? "suspended by an operator", "admin:test"));
+    }
+
+    public Task LiftSiteActionAsync(Guid id, CancellationToken cancellationToken)
+    {
+        Lifted.Add(id);
+        return Answer(true);
+    }
+
+    public List<DkimKeyItem> DkimKeys { get; } = [];
+
+    public Task<IReadOnlyList<DkimKeyItem>> ListDkimKeysAsync(CancellationToken cancellationToken) => Answer<IReadOnlyList<DkimKeyItem>>(DkimKeys);
+
+    public TrafficRates Rates { get; set; } = new(DateTimeOffset.Parse("2030-01-02T03:04:05Z"), []);
+
+    public Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken) => Answer(Rates);
+
     private Task<T> Answer<T>(T value) => Failure is { } failure ? Task.FromException<T>(failure) : Task.FromResult(value);
 }

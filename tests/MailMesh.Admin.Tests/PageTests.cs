@@ -11,7 +11,7 @@ namespace MailMesh.Admin.Tests;
 /// The pages rendered against a fake admin API: what each role is offered (a viewer never sees an action), that the
 /// data shows, that an API failure is an alert and not an exception, and that every field has a label.
 /// </summary>
-public sealed class PageTests : BunitContext
+public sealed partial class PageTests : BunitContext
 {
     private readonly FakeAdminApi _api = new();
 

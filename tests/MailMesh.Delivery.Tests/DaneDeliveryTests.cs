@@ -88,6 +88,7 @@ public sealed class DaneDeliveryTests(DaneZone dane) : IClassFixture<DaneZone>
         var result = Assert.Single(attempt.Results);
         Assert.True(result.Outcome == DeliveryOutcome.Delivered, result.ReplyText);
         Assert.True(Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Tls);
+        Assert.Equal("dane", attempt.Tls?.Verification);
         var report = Assert.Single(f.Services.GetRequiredService<TlsReportRecorder>().TakePending());
         Assert.Equal(("match.dane.test", "tlsa", 1L), (report.Key.PolicyDomain, report.Key.PolicyType, report.Successes));
         Assert.Contains(dane.SpkiSha256, report.Key.PolicyStrings, StringComparison.Ordinal);

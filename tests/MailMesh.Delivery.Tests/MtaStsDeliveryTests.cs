@@ -68,10 +68,12 @@ public sealed class MtaStsDeliveryTests : IAsyncLifetime
         await using var f = await StartAsync();
         f.Sink.Tls = _ca.IssueServer("mx1." + Domain);
 
-        var result = Assert.Single((await DeliverAsync(f)).Results);
+        var attempt = await DeliverAsync(f);
+        var result = Assert.Single(attempt.Results);
 
         Assert.True(result.Outcome == DeliveryOutcome.Delivered, result.ReplyText);
         Assert.True(Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Tls);
+        Assert.Equal("mta-sts", attempt.Tls?.Verification);
         var report = Report(f);
         Assert.Equal(("sts", 1L), (report.Key.PolicyType, report.Successes));
         Assert.Contains("mode: enforce", report.Key.PolicyStrings, StringComparison.Ordinal);

@@ -42,6 +42,12 @@ public sealed class TlsDeliveryTests : IDisposable
         var received = Assert.Single(await f.Sink.WaitForMessagesAsync(1));
         Assert.True(received.Tls);
         Assert.Equal(Content, received.Data);
+
+        // The attempt keeps its session's TLS: encrypted, but a certificate nobody vouches for is not verified.
+        Assert.Matches("^TLSv1\\.[23]$", attempt.Tls?.Protocol);
+        Assert.StartsWith("TLS_", attempt.Tls!.Cipher, StringComparison.Ordinal);
+        Assert.Equal("none", attempt.Tls.Verification);
+
         // RFC 3207 §4.2: EHLO again after the handshake.
         Assert.Equal(["EHLO", "STARTTLS", "EHLO"], f.Sink.Commands.Select(c => c.Split(' ')[1]).Take(3));
     }
@@ -57,6 +63,7 @@ public sealed class TlsDeliveryTests : IDisposable
         AssertDelivered(Assert.Single(attempt.Results));
         Assert.False(Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Tls);
         Assert.DoesNotContain(f.Sink.Commands, c => c.EndsWith("STARTTLS", StringComparison.Ordinal));
+        Assert.Equal(new AttemptTls { Protocol = "none", Verification = "none" }, attempt.Tls);
     }
 
     [Fact]
@@ -156,6 +163,7 @@ public sealed class TlsDeliveryTests : IDisposable
 
         AssertDelivered(Assert.Single(attempt.Results));
         Assert.True(Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Tls);
+        Assert.Equal("webpki", attempt.Tls?.Verification);
     }
 
     [Fact]

@@ -198,6 +198,13 @@ public sealed class AdminV1Tests : IAsyncLifetime
         var attempt = detail.GetProperty("recipients")[0].GetProperty("history")[0];
         Assert.Equal(451, attempt.GetProperty("replyCode").GetInt32());
         Assert.False(string.IsNullOrEmpty(attempt.GetProperty("remoteHost").GetString()));
+
+        // The attempt's session (migration 0021): the sink offers no STARTTLS, so clear text, not verified; the CLI shows it.
+        Assert.Equal("none", attempt.GetProperty("tls").GetProperty("protocol").GetString());
+        Assert.False(attempt.GetProperty("tls").GetProperty("verified").GetBoolean());
+        var shown = await RunCliAsync(["message", "show", ids[0].ToString()]);
+        Assert.True(shown.ExitCode == 0, shown.Output);
+        Assert.Contains("none (clear text)", shown.Stdout, StringComparison.Ordinal);
         if (detail.TryGetProperty("traceId", out var traceId))
         {
             Assert.Equal(32, traceId.GetString()!.Length);

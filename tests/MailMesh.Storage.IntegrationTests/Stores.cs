@@ -14,6 +14,8 @@ public abstract class Stores : IAsyncDisposable
     public ISchemaMigrator Migrator { get; protected set; } = null!;
     public IMailStore Mail { get; protected set; } = null!;
     public ISpoolAdmin SpoolAdmin { get; protected set; } = null!;
+
+    public ISpoolRates Rates { get; protected set; } = null!;
     public ISuppressionAdmin SuppressionAdmin { get; protected set; } = null!;
     public ICredentialStore Credentials { get; protected set; } = null!;
     public IPoolCounters PoolCounters { get; protected set; } = null!;
@@ -60,6 +62,7 @@ public sealed class PostgresStores : Stores
         SiteActions = new PostgresShapingStore(dataSource);
         SmtpUsers = new PostgresSmtpUserStore(dataSource);
         Webhooks = new PostgresWebhookStore(dataSource);
+        Rates = new PostgresSpoolRates(dataSource);
     }
 
     public string ConnectionString => _database.ConnectionString;
@@ -153,6 +156,7 @@ public sealed class SqliteStores : Stores
         SiteActions = new SqliteShapingStore(database);
         SmtpUsers = new SqliteSmtpUserStore(database);
         Webhooks = new SqliteWebhookStore(database);
+        Rates = new SqliteSpoolRates(database);
     }
 
     public string Path { get; }

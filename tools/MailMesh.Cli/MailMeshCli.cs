@@ -325,6 +325,7 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
             Output.Str(r, "nextAttemptAt"),
             string.Join(' ', new[] { Output.Str(r, "lastReplyCode"), Output.Str(r, "lastReplyText"), Output.Str(r, "lastRemoteHost") is { Length: > 0 } host ? $"({host})" : string.Empty }.Where(s => s.Length > 0)),
         ]));
+        WriteAttempts(m);
         output.WriteLine();
         foreach (var e in m.GetProperty("events").EnumerateArray())
         {
@@ -871,6 +872,42 @@ internal sealed class MailMeshCli(TextReader input, TextWriter output, TextWrite
         }
 
         return query;
+    }
+
+    /// <summary>Every attempt of every recipient: when, outcome, remote host, reply, and the session's TLS.</summary>
+    private void WriteAttempts(JsonElement m)
+    {
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var r in m.GetProperty("recipients").EnumerateArray())
+        {
+            if (!r.TryGetProperty("history", out var history))
+            {
+                continue;
+            }
+
+            foreach (var a in history.EnumerateArray())
+            {
+                rows.Add(
+                [
+                    Output.Str(r, "address"), Output.Str(a, "attemptedAt"), Output.Str(a, "state"), Output.Str(a, "remoteHost"),
+                    string.Join(' ', new[] { Output.Str(a, "replyCode"), Output.Str(a, "enhancedCode"), Output.Str(a, "replyText") }.Where(s => s.Length > 0)),
+                    Tls(a),
+                ]);
+            }
+        }
+
+        if (rows.Count > 0)
+        {
+            output.WriteLine();
+            Output.WriteTable(output, ["recipient", "attempted", "outcome", "remote host", "reply", "tls"], rows);
+        }
+
+        // "TLSv1.3 TLS_AES_256_GCM_SHA384 verified (dane)", "none (clear text)", or "-" when no session answered.
+        static string Tls(JsonElement attempt) =>
+            !attempt.TryGetProperty("tls", out var tls) || tls.ValueKind != JsonValueKind.Object ? "-"
+            : Output.Str(tls, "protocol") == "none" ? "none (clear text)"
+            : string.Join(' ', new[] { Output.Str(tls, "protocol"), Output.Str(tls, "cipher") }.Where(s => s.Length > 0))
+                + (tls.TryGetProperty("verified", out var verified) && verified.ValueKind == JsonValueKind.True ? $" verified ({Output.Str(tls, "verification")})" : " not verified");
     }
 
     private sealed class ActionTotals

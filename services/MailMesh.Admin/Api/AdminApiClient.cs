@@ -139,6 +139,27 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
     public Task<WebhookTestResult> TestWebhookAsync(Guid id, CancellationToken cancellationToken) =>
         SendAsync<WebhookTestResult>(Service.Queue, HttpMethod.Post, $"/api/v1/admin/webhooks/{id}/test", null, cancellationToken);
 
+    public async Task<IReadOnlyList<SiteActionItem>> ListSiteActionsAsync(CancellationToken cancellationToken) =>
+        (await GetAsync<SiteActionList>(Service.Queue, "/api/v1/admin/shaping/suspensions", cancellationToken)).Items;
+
+    public Task<SiteActionItem> SuspendSiteAsync(string site, string? sourceIp, DateTimeOffset until, string? reason, CancellationToken cancellationToken) =>
+        SendAsync<SiteActionItem>(Service.Queue, HttpMethod.Post, "/api/v1/admin/shaping/suspensions", new
+        {
+            site = site.Trim(),
+            sourceIp = string.IsNullOrWhiteSpace(sourceIp) ? null : sourceIp.Trim(),
+            until,
+            reason = string.IsNullOrWhiteSpace(reason) ? null : reason.Trim(),
+        }, cancellationToken);
+
+    public Task LiftSiteActionAsync(Guid id, CancellationToken cancellationToken) =>
+        SendAsync<JsonElement>(Service.Queue, HttpMethod.Delete, $"/api/v1/admin/shaping/suspensions/{id}", null, cancellationToken);
+
+    public async Task<IReadOnlyList<DkimKeyItem>> ListDkimKeysAsync(CancellationToken cancellationToken) =>
+        BaseOf(Service.Delivery) is null ? [] : (await GetAsync<DkimKeyList>(Service.Delivery, "/api/v1/admin/dkim/keys", cancellationToken)).Items;
+
+    public Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken) =>
+        GetAsync<TrafficRates>(Service.Queue, $"/api/v1/admin/stats/rates?minutes={minutes}", cancellationToken);
+
     private Task<T> GetAsync<T>(Service service, string path, CancellationToken cancellationToken) =>
         SendAsync<T>(service, HttpMethod.Get, path, null, cancellationToken);
 
@@ -220,6 +241,7 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
             Service.Queue => settings.QueueUrl,
             Service.Policy => settings.PolicyUrl,
             Service.Mailbox => settings.MailboxUrl,
+            Service.Delivery => settings.DeliveryUrl,
             _ => settings.IngressUrl,
         };
         return configured ?? (settings.SameProcess ? OwnAddress() : null);
@@ -240,11 +262,16 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
         return new UriBuilder(uri) { Host = host.Trim('[', ']') == "::" ? "::1" : host, Path = "/" }.Uri;
     }
 
+    private sealed record SiteActionList(IReadOnlyList<SiteActionItem> Items);
+
+    private sealed record DkimKeyList(IReadOnlyList<DkimKeyItem> Items);
+
     private enum Service
     {
         Queue,
         Policy,
         Mailbox,
         Ingress,
+        Delivery,
     }
 }

@@ -61,8 +61,13 @@ public sealed record RecipientItem(
     string Address, string Domain, string State, int Attempts, DateTimeOffset? NextAttemptAt, int? LastReplyCode,
     string? LastEnhancedCode, string? LastReplyText, string? LastRemoteHost, IReadOnlyList<AttemptItem> History, string? LastBounceClass);
 
-/// <summary>One delivery attempt.</summary>
-public sealed record AttemptItem(DateTimeOffset AttemptedAt, string State, int? ReplyCode, string? EnhancedCode, string? ReplyText, string? RemoteHost, string? BounceClass);
+/// <summary>One delivery attempt; <see cref="Tls"/> is null when no connection answered (or the attempt predates it).</summary>
+public sealed record AttemptItem(
+    DateTimeOffset AttemptedAt, string State, int? ReplyCode, string? EnhancedCode, string? ReplyText, string? RemoteHost, string? BounceClass,
+    AttemptTlsItem? Tls = null);
+
+/// <summary>The TLS of an attempt's session: protocol ("none" in clear text), cipher, and whether and how it was verified.</summary>
+public sealed record AttemptTlsItem(string Protocol, string? Cipher, bool Verified, string Verification);
 
 /// <summary>One event of a message's timeline.</summary>
 public sealed record TimelineItem(DateTimeOffset At, string Type, string? Recipient, string? Detail);
@@ -100,6 +105,23 @@ public sealed record AuditItem(long Id, DateTimeOffset At, string Actor, string 
 
 /// <summary>A page of the audit trail.</summary>
 public sealed record AuditPage(IReadOnlyList<AuditItem> Items, long? Next);
+
+/// <summary>
+/// A live traffic-shaping action on a site (docs/delivery.md, "Traffic shaping"): a suspension (<c>suspend</c>) or lowered
+/// limits (<c>limit</c>), for every source IP or one; made by an operator or by an automation rule.
+/// </summary>
+public sealed record SiteActionItem(
+    Guid Id, string Site, string? SourceIp, string Kind, int? MaxConnections, double? MessagesPerSecond, DateTimeOffset CreatedAt,
+    DateTimeOffset Until, string Reason, string CreatedBy);
+
+/// <summary>A configured DKIM key and the TXT record to publish for it (never the private key).</summary>
+public sealed record DkimKeyItem(string Domain, string Selector, string Algorithm, bool Signing, string RecordName, string RecordValue, string ZoneLine);
+
+/// <summary>Traffic per minute, oldest first (the last minute is the current one, still filling).</summary>
+public sealed record TrafficRates(DateTimeOffset At, IReadOnlyList<MinuteRates> Minutes);
+
+/// <summary>One minute: messages accepted, and attempts that delivered, deferred and bounced (or expired) a recipient.</summary>
+public sealed record MinuteRates(DateTimeOffset Minute, long Accepted, long Delivered, long Deferred, long Bounced);
 
 /// <summary>The admin API refused or failed a request: its status and the problem details' title and detail.</summary>
 public sealed class AdminApiException(int status, string message) : Exception(message)

@@ -65,4 +65,19 @@ public interface IAdminApi
 
     /// <summary>POST /api/v1/admin/webhooks/{id}/test.</summary>
     Task<WebhookTestResult> TestWebhookAsync(Guid id, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/shaping/suspensions (Queue): the live site suspensions and lowered limits.</summary>
+    Task<IReadOnlyList<SiteActionItem>> ListSiteActionsAsync(CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/shaping/suspensions (Queue): suspends a site (or one source IP at it) until a time.</summary>
+    Task<SiteActionItem> SuspendSiteAsync(string site, string? sourceIp, DateTimeOffset until, string? reason, CancellationToken cancellationToken);
+
+    /// <summary>DELETE /api/v1/admin/shaping/suspensions/{id} (Queue): lifts a suspension or lowered limit early.</summary>
+    Task LiftSiteActionAsync(Guid id, CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/dkim/keys (Delivery); empty when no Delivery URL is configured.</summary>
+    Task<IReadOnlyList<DkimKeyItem>> ListDkimKeysAsync(CancellationToken cancellationToken);
+
+    /// <summary>GET /api/v1/admin/stats/rates (Queue): accepted, delivered, deferred and bounced per minute.</summary>
+    Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken);
 }

@@ -20,4 +20,11 @@ internal static partial class AdminUiLog
 
     [LoggerMessage(3415, LogLevel.Information, "Admin UI: {User} did {Action} on the {Kind} key {Name}")]
     public static partial void KeyChanged(ILogger logger, string user, string action, string kind, string name);
+
+    // 3430-3439: the pages of session 10's "ui" helper (site suspensions).
+    [LoggerMessage(3430, LogLevel.Information, "Admin UI: {User} suspended site {Site} from {SourceIp} until {Until}")]
+    public static partial void SiteSuspended(ILogger logger, string user, string site, string sourceIp, DateTimeOffset until);
+
+    [LoggerMessage(3431, LogLevel.Information, "Admin UI: {User} lifted the shaping action on site {Site}")]
+    public static partial void SiteLifted(ILogger logger, string user, string site);
 }

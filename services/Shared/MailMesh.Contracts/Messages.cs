@@ -74,6 +74,28 @@ public sealed record DeliveryAttempted
     public string? RemoteAddress { get; init; }
     public required DateTimeOffset StartedAt { get; init; }
     public required DateTimeOffset CompletedAt { get; init; }
+
+    /// <summary>
+    /// The TLS of the connection whose replies the results are (RFC 3207); null when no connection answered (DNS, connection
+    /// or handshake failures, shaping holds) and from a Delivery older than this field.
+    /// </summary>
+    public AttemptTls? Tls { get; init; }
+}
+
+/// <summary>What protected the SMTP session of an attempt (shown with the attempt in the admin API).</summary>
+public sealed record AttemptTls
+{
+    /// <summary>The TLS protocol ("TLSv1.3", "TLSv1.2"), or "none" when the session stayed in clear text.</summary>
+    public required string Protocol { get; init; }
+
+    /// <summary>The negotiated cipher suite (IANA name, e.g. TLS_AES_256_GCM_SHA384); null in clear text.</summary>
+    public string? Cipher { get; init; }
+
+    /// <summary>
+    /// How the server certificate was verified: "dane" (TLSA records, RFC 7672), "mta-sts" (an enforced policy, RFC 8461),
+    /// "webpki" (a chain to a trusted root matching the MX name), or "none" (encrypted without verification, or clear text).
+    /// </summary>
+    public required string Verification { get; init; }
 }
 
 public enum DeliveryOutcome

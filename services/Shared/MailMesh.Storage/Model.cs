@@ -213,6 +213,18 @@ public sealed record RecipientUpdate
     /// or traffic shaping held it): the attempt counted when it was claimed is taken back, so its back-off does not advance.
     /// </summary>
     public bool NotAttempted { get; init; }
+
+    /// <summary>
+    /// The TLS protocol of the attempt's connection ("TLSv1.3", "TLSv1.2", or "none" for clear text); null when no
+    /// connection carried the attempt (or it was recorded before schema 21).
+    /// </summary>
+    public string? TlsProtocol { get; init; }
+
+    /// <summary>The negotiated cipher suite (IANA name), or null.</summary>
+    public string? TlsCipher { get; init; }
+
+    /// <summary>How the server certificate was verified: "dane", "mta-sts", "webpki", or "none" (not verified); or null.</summary>
+    public string? TlsVerification { get; init; }
 }
 
 /// <summary>The outcome of one attempt, to apply with others in one transaction (<see cref="ISpool.CompleteAttemptsAsync"/>).</summary>
@@ -260,6 +272,18 @@ public sealed record AttemptRecord
 
     /// <summary>The bounce class of the reply (the name of a <c>MailMesh.Contracts.BounceClass</c>), or null.</summary>
     public string? BounceClass { get; init; }
+
+    /// <summary>
+    /// The TLS protocol of the attempt's connection ("TLSv1.3", "TLSv1.2", or "none" for clear text); null when no
+    /// connection carried the attempt (or it was recorded before schema 21).
+    /// </summary>
+    public string? TlsProtocol { get; init; }
+
+    /// <summary>The negotiated cipher suite (IANA name), or null.</summary>
+    public string? TlsCipher { get; init; }
+
+    /// <summary>How the server certificate was verified: "dane", "mta-sts", "webpki", or "none" (not verified); or null.</summary>
+    public string? TlsVerification { get; init; }
 }
 
 public sealed record MessageStatus

@@ -63,6 +63,7 @@ public static class StorageExtensions
         services.TryAddSingleton<ISiteActionStore>(sp => sp.GetRequiredService<StorageBackend>().CreateSiteActionStore());
         services.TryAddSingleton<ISmtpUserStore>(sp => sp.GetRequiredService<StorageBackend>().CreateSmtpUserStore());
         services.TryAddSingleton<IWebhookStore>(sp => sp.GetRequiredService<StorageBackend>().CreateWebhookStore());
+        services.TryAddSingleton<ISpoolRates>(sp => sp.GetRequiredService<StorageBackend>().CreateSpoolRates());
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
@@ -113,6 +114,10 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, StoragePo
     public ITlsReportStore CreateTlsReportStore() => Provider == StorageProvider.Sqlite
         ? new SqliteTlsReportStore(Sqlite())
         : new PostgresTlsReportStore(DataSource());
+
+    public ISpoolRates CreateSpoolRates() => Provider == StorageProvider.Sqlite
+        ? new SqliteSpoolRates(Sqlite())
+        : new PostgresSpoolRates(DataSource());
 
     /// <summary>
     /// Traffic shaping's site actions; over PostgreSQL the same object is also the <see cref="IShapingBudgetStore"/> that

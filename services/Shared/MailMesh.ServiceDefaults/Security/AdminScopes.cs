@@ -70,9 +70,12 @@ public static class AdminScopes
     /// <summary>POST, PATCH and DELETE /api/v1/admin/webhooks… (Queue): make, change, disable, enable, delete and test webhook endpoints.</summary>
     public const string WebhooksWrite = "webhooks:write";
 
+    /// <summary>GET /api/v1/admin/dkim/keys (Delivery): the DKIM keys' domains, selectors and DNS records (never a private key).</summary>
+    public const string DkimRead = "dkim:read";
+
     /// <summary>Every scope, in the order the documentation lists them.</summary>
     public static IReadOnlyList<string> All { get; } =
-        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite, UsersWrite, ActAs, WebhooksRead, WebhooksWrite];
+        [MessagesRead, QueueRead, SuppressionsRead, SuppressionsWrite, MailboxesRead, MailboxesWrite, MessagesWrite, MessagesContent, AuditRead, KeysRead, UsersRead, KeysWrite, ShapingRead, ShapingWrite, UsersWrite, ActAs, WebhooksRead, WebhooksWrite, DkimRead];
 
     /// <summary>The claim type carrying one granted scope per claim.</summary>
     public const string ClaimType = "scope";

@@ -203,9 +203,10 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         WITH updates AS (
             SELECT *
             FROM unnest(@update_message_ids, @lease_ids, @ids, @states, @next_attempt_at, @attempted_at, @reply_codes,
-                @enhanced_codes, @reply_texts, @remote_hosts, @bounce_classes, @not_attempted)
+                @enhanced_codes, @reply_texts, @remote_hosts, @bounce_classes, @not_attempted, @tls_protocols, @tls_ciphers,
+                @tls_verifications)
                 AS u(message_id, lease_id, id, state, next_attempt_at, attempted_at, reply_code, enhanced_code, reply_text,
-                    remote_host, bounce_class, not_attempted)
+                    remote_host, bounce_class, not_attempted, tls_protocol, tls_cipher, tls_verification)
         ), applied AS (
             UPDATE spool.recipients AS r
             SET state = u.state, next_attempt_at = u.next_attempt_at, lease_id = NULL, lease_expires_at = NULL,
@@ -215,10 +216,12 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             FROM updates AS u
             WHERE r.id = u.id AND r.message_id = u.message_id AND r.state = 1 AND r.lease_id = u.lease_id
             RETURNING r.id, u.lease_id, u.state, u.attempted_at, u.reply_code, u.enhanced_code, u.reply_text, u.remote_host,
-                u.bounce_class, u.not_attempted
+                u.bounce_class, u.not_attempted, u.tls_protocol, u.tls_cipher, u.tls_verification
         ), history AS (
-            INSERT INTO spool.attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class)
-            SELECT id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class
+            INSERT INTO spool.attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class,
+                tls_protocol, tls_cipher, tls_verification)
+            SELECT id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class,
+                tls_protocol, tls_cipher, tls_verification
             FROM applied
             WHERE NOT not_attempted
         )
@@ -261,7 +264,8 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     private const string StatusAttemptsSql =
         """
-        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host, a.bounce_class
+        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host, a.bounce_class,
+            a.tls_protocol, a.tls_cipher, a.tls_verification
         FROM spool.attempts AS a
             JOIN spool.recipients AS r ON r.id = a.recipient_id
         WHERE r.message_id = @id
@@ -454,6 +458,9 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         var remoteHosts = new string?[count];
         var bounceClasses = new string?[count];
         var notAttempted = new bool[count];
+        var tlsProtocols = new string?[count];
+        var tlsCiphers = new string?[count];
+        var tlsVerifications = new string?[count];
         var completedAt = new Dictionary<Guid, DateTimeOffset>();
         var i = 0;
         foreach (var attempt in attempts)
@@ -472,6 +479,9 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                 remoteHosts[i] = update.RemoteHost;
                 bounceClasses[i] = update.BounceClass;
                 notAttempted[i] = update.NotAttempted;
+                tlsProtocols[i] = update.TlsProtocol;
+                tlsCiphers[i] = update.TlsCipher;
+                tlsVerifications[i] = update.TlsVerification;
                 if (!completedAt.TryGetValue(attempt.MessageId, out var latest) || attemptedAt[i] > latest)
                 {
                     completedAt[attempt.MessageId] = attemptedAt[i];
@@ -502,6 +512,9 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         p.Add(new NpgsqlParameter<string?[]>("remote_hosts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = remoteHosts });
         p.Add(new NpgsqlParameter<string?[]>("bounce_classes", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = bounceClasses });
         p.Add(new NpgsqlParameter<bool[]>("not_attempted", notAttempted));
+        p.Add(new NpgsqlParameter<string?[]>("tls_protocols", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = tlsProtocols });
+        p.Add(new NpgsqlParameter<string?[]>("tls_ciphers", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = tlsCiphers });
+        p.Add(new NpgsqlParameter<string?[]>("tls_verifications", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = tlsVerifications });
         batch.BatchCommands.Add(apply);
 
         var complete = new NpgsqlBatchCommand(CompleteMessagesSql);
@@ -626,6 +639,9 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
                 ReplyText = NullableString(reader, 5),
                 RemoteHost = NullableString(reader, 6),
                 BounceClass = NullableString(reader, 7),
+                TlsProtocol = NullableString(reader, 8),
+                TlsCipher = NullableString(reader, 9),
+                TlsVerification = NullableString(reader, 10),
             });
         }
 

@@ -153,8 +153,10 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
     private const string InsertAttemptSql =
         """
-        INSERT INTO spool_attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class)
-        VALUES (@id, @attempted_at, @reply_code, @enhanced_code, @reply_text, @remote_host, @state, @bounce_class)
+        INSERT INTO spool_attempts (recipient_id, attempted_at, reply_code, enhanced_code, reply_text, remote_host, state, bounce_class,
+            tls_protocol, tls_cipher, tls_verification)
+        VALUES (@id, @attempted_at, @reply_code, @enhanced_code, @reply_text, @remote_host, @state, @bounce_class,
+            @tls_protocol, @tls_cipher, @tls_verification)
         """;
 
     private const string CompleteMessageSql =
@@ -179,7 +181,8 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
     private const string StatusAttemptsSql =
         """
-        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host, a.bounce_class
+        SELECT a.recipient_id, a.attempted_at, a.state, a.reply_code, a.enhanced_code, a.reply_text, a.remote_host, a.bounce_class,
+            a.tls_protocol, a.tls_cipher, a.tls_verification
         FROM spool_attempts AS a
             JOIN spool_recipients AS r ON r.id = a.recipient_id
         WHERE r.message_id = @id
@@ -534,6 +537,9 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             var historyRemoteHost = history.Add("@remote_host", null);
             var historyState = history.Add("@state", 0);
             var historyBounceClass = history.Add("@bounce_class", null);
+            var historyTlsProtocol = history.Add("@tls_protocol", null);
+            var historyTlsCipher = history.Add("@tls_cipher", null);
+            var historyTlsVerification = history.Add("@tls_verification", null);
             history.Prepare();
 
             foreach (var item in updates)
@@ -569,6 +575,9 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 historyRemoteHost.Value = remoteHost.Value;
                 historyState.Value = state.Value;
                 historyBounceClass.Value = bounceClass.Value;
+                historyTlsProtocol.Value = (object?)item.TlsProtocol ?? DBNull.Value;
+                historyTlsCipher.Value = (object?)item.TlsCipher ?? DBNull.Value;
+                historyTlsVerification.Value = (object?)item.TlsVerification ?? DBNull.Value;
                 await history.ExecuteNonQueryAsync(CancellationToken.None);
 
                 applied.Add(item);
@@ -638,6 +647,9 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                     ReplyText = reader.NullableString(5),
                     RemoteHost = reader.NullableString(6),
                     BounceClass = reader.NullableString(7),
+                    TlsProtocol = reader.NullableString(8),
+                    TlsCipher = reader.NullableString(9),
+                    TlsVerification = reader.NullableString(10),
                 });
             }
         }
