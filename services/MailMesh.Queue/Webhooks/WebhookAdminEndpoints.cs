@@ -31,17 +31,28 @@ internal static class WebhookAdminEndpoints
     public static RouteGroupBuilder MapWebhookAdminEndpoints(this RouteGroupBuilder api)
     {
         api.MapGet("/webhooks", ListAsync).WithName("AdminListWebhooks").RequireAdminScope(AdminScopes.WebhooksRead);
-        api.MapPost("/webhooks", CreateAsync).WithName("AdminCreateWebhook").RequireAdminScope(AdminScopes.WebhooksWrite);
-        api.MapPatch("/webhooks/{id}", UpdateAsync).WithName("AdminUpdateWebhook").RequireAdminScope(AdminScopes.WebhooksWrite);
-        api.MapDelete("/webhooks/{id}", DeleteAsync).WithName("AdminDeleteWebhook").RequireAdminScope(AdminScopes.WebhooksWrite);
+        api.MapPost("/webhooks", CreateAsync).WithName("AdminCreateWebhook").RequireAdminScope(AdminScopes.WebhooksWrite).AddEndpointFilter(RefuseWhenOff);
+        api.MapPatch("/webhooks/{id}", UpdateAsync).WithName("AdminUpdateWebhook").RequireAdminScope(AdminScopes.WebhooksWrite).AddEndpointFilter(RefuseWhenOff);
+        api.MapDelete("/webhooks/{id}", DeleteAsync).WithName("AdminDeleteWebhook").RequireAdminScope(AdminScopes.WebhooksWrite).AddEndpointFilter(RefuseWhenOff);
         api.MapPost("/webhooks/{id}/disable", (string id, ClaimsPrincipal user, IWebhookStore store, StoredWebhooks stored, TimeProvider time, CancellationToken ct) =>
-            SetEnabledAsync(id, false, user, store, stored, time, ct)).WithName("AdminDisableWebhook").RequireAdminScope(AdminScopes.WebhooksWrite);
+            SetEnabledAsync(id, false, user, store, stored, time, ct)).WithName("AdminDisableWebhook").RequireAdminScope(AdminScopes.WebhooksWrite).AddEndpointFilter(RefuseWhenOff);
         api.MapPost("/webhooks/{id}/enable", (string id, ClaimsPrincipal user, IWebhookStore store, StoredWebhooks stored, TimeProvider time, CancellationToken ct) =>
-            SetEnabledAsync(id, true, user, store, stored, time, ct)).WithName("AdminEnableWebhook").RequireAdminScope(AdminScopes.WebhooksWrite);
+            SetEnabledAsync(id, true, user, store, stored, time, ct)).WithName("AdminEnableWebhook").RequireAdminScope(AdminScopes.WebhooksWrite).AddEndpointFilter(RefuseWhenOff);
         api.MapGet("/webhooks/{id}/deliveries", DeliveriesAsync).WithName("AdminWebhookDeliveries").RequireAdminScope(AdminScopes.WebhooksRead);
-        api.MapPost("/webhooks/{id}/test", TestAsync).WithName("AdminTestWebhook").RequireAdminScope(AdminScopes.WebhooksWrite);
+        api.MapPost("/webhooks/{id}/test", TestAsync).WithName("AdminTestWebhook").RequireAdminScope(AdminScopes.WebhooksWrite).AddEndpointFilter(RefuseWhenOff);
         return api;
     }
+
+    /// <summary>
+    /// With Queue:Webhooks:Enabled false no replica consumes the events, so a stored endpoint would receive nothing: a
+    /// change is refused with 409 and the reason, rather than accepted and silently never sent.
+    /// </summary>
+    private static ValueTask<object?> RefuseWhenOff(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+        context.HttpContext.RequestServices.GetRequiredService<IOptions<WebhookOptions>>().Value.Enabled
+            ? next(context)
+            : ValueTask.FromResult<object?>(TypedResults.Problem(
+                statusCode: StatusCodes.Status409Conflict,
+                detail: "Webhooks are turned off on this Queue (Queue:Webhooks:Enabled is false): no endpoint would receive events"));
 
     internal static async Task<IResult> ListAsync(IOptions<WebhookOptions> options, IWebhookStore store, CancellationToken cancellationToken)
     {

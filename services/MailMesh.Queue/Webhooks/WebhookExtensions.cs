@@ -8,12 +8,20 @@ namespace MailMesh.Queue.Webhooks;
 internal static class WebhookExtensions
 {
     /// <summary>
-    /// Binds and validates <see cref="WebhookOptions"/>; registers the consumer (always: endpoints may be made through the
-    /// admin API at any time) and the loop that reads the stored endpoints and prunes their history.
+    /// Binds and validates <see cref="WebhookOptions"/>; registers the consumer (unless Queue:Webhooks:Enabled is false:
+    /// endpoints may be made through the admin API at any time) and the loop that reads the stored endpoints and prunes
+    /// their history.
     /// </summary>
     internal static IHostApplicationBuilder AddWebhooks(this IHostApplicationBuilder builder)
     {
         builder.Services.AddWebhookServices();
+
+        // Queue:Webhooks:Enabled false: no consumer, so no webhooks queue and no delivery of every event to it.
+        if (!builder.Configuration.GetValue($"{WebhookOptions.SectionName}:{nameof(WebhookOptions.Enabled)}", true))
+        {
+            return builder;
+        }
+
         if (!builder.Services.Any(d => d.ServiceType == typeof(WebhookMarker)))
         {
             builder.Services.AddSingleton<WebhookMarker>();

@@ -17,6 +17,14 @@ public sealed class WebhookOptions : IValidatedOptions
     /// <summary>The receivers in configuration; the ones made through the admin API are stored in the spool's database.</summary>
     public IList<WebhookEndpointOptions> Endpoints { get; } = [];
 
+    /// <summary>
+    /// Whether this Queue consumes message events for webhooks at all (default true: endpoints can be made through the
+    /// admin API at any time). In the distributed mode that is one more RabbitMQ delivery per event, to Queue's
+    /// webhooks queue; a deployment that uses no webhooks can set false and save it. False with configured endpoints
+    /// stops start-up.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>How long one POST may take before it counts as failed and is retried.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -31,6 +39,11 @@ public sealed class WebhookOptions : IValidatedOptions
 
     public IEnumerable<string> Validate()
     {
+        if (!Enabled && Endpoints.Count > 0)
+        {
+            yield return $"{SectionName}:Enabled: is false but {SectionName}:Endpoints lists {Endpoints.Count} endpoint(s); remove them or turn webhooks on";
+        }
+
         if (Timeout <= TimeSpan.Zero)
         {
             yield return $"{SectionName}:Timeout: must be positive";

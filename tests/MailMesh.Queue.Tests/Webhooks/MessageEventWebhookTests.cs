@@ -206,12 +206,32 @@ public sealed class MessageEventWebhookTests : IAsyncLifetime
         Assert.Single(builder.Services, d => d.ServiceType == typeof(MessageEventWebhookConsumer));
     }
 
+    [Fact]
+    public void Turned_off_there_is_no_consumer_so_no_event_is_delivered_to_a_webhooks_queue()
+    {
+        // Issue 8: in the distributed mode the consumer costs one more RabbitMQ delivery per event.
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Queue:Webhooks:Enabled"] = "false" });
+
+        builder.AddWebhooks();
+        builder.AddMailMeshBus(BusTransport.InMemory);
+
+        Assert.DoesNotContain(builder.Services, d => d.ServiceType == typeof(MessageEventWebhookConsumer));
+    }
+
     [Theory]
+    [InlineData("Queue:Webhooks:Enabled", "false", "Queue:Webhooks:Enabled: is false but Queue:Webhooks:Endpoints lists 1 endpoint(s)")]
     [InlineData("Queue:Webhooks:RefreshInterval", "00:00:00", "Queue:Webhooks:RefreshInterval: must be between")]
     [InlineData("Queue:Webhooks:HistoryRetention", "00:00:10", "Queue:Webhooks:HistoryRetention: must be at least 00:01:00")]
     public void Bad_stored_endpoint_settings_fail_validation_naming_the_key(string key, string value, string expected)
     {
-        using var services = WebhookTestHost.BuildServices(new Dictionary<string, string?> { [key] = value });
+        var settings = new Dictionary<string, string?> { [key] = value };
+        if (key.EndsWith(":Enabled", StringComparison.Ordinal))
+        {
+            settings["Queue:Webhooks:Endpoints:0:Url"] = "https://hooks.example/mail";
+        }
+
+        using var services = WebhookTestHost.BuildServices(settings);
 
         var ex = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<WebhookOptions>>().Value);
         Assert.StartsWith(expected, Assert.Single(ex.Failures), StringComparison.Ordinal);

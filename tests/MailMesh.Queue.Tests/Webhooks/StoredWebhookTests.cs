@@ -209,6 +209,19 @@ public sealed class StoredWebhookTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Turned_off_a_change_is_refused_with_409_and_the_reason_and_the_list_still_answers()
+    {
+        await using var off = await StoredWebhookHost.StartAsync(new Dictionary<string, string> { ["Queue:Webhooks:Enabled"] = "false" });
+        using var http = off.Client();
+
+        using var created = await http.PostAsJsonAsync("/api/v1/admin/webhooks", new { url = "https://hooks.example/" });
+        Assert.Equal(HttpStatusCode.Conflict, created.StatusCode);
+        Assert.Contains("Queue:Webhooks:Enabled", (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, (await http.PostAsync($"/api/v1/admin/webhooks/{Guid.NewGuid()}/test", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/api/v1/admin/webhooks")).StatusCode);
+    }
+
+    [Fact]
     public async Task An_endpoint_stored_by_another_replica_is_picked_up_by_the_refresh_loop()
     {
         // Written to the shared store directly, as another Queue replica's admin API would.
