@@ -63,6 +63,13 @@ internal sealed record LoadOptions
     /// <summary>--clamd start|ADDRESS: scan every message with clamd (a private one with the EICAR signatures for "start").</summary>
     public string? Clamd { get; init; }
 
+    /// <summary>
+    /// --postgres-tls off|prefer: the distributed target's connections to PostgreSQL without TLS (off, the default: the
+    /// server is on loopback, where TLS protects nothing, as in the compose file's PostgreSQL) or with Npgsql's default
+    /// (prefer: TLS whenever the server offers it, as Debian's PostgreSQL does with its snake-oil certificate).
+    /// </summary>
+    public string PostgresTls { get; init; } = "off";
+
     public static LoadOptions Parse(string[] args)
     {
         var options = new LoadOptions();
@@ -95,6 +102,7 @@ internal sealed record LoadOptions
                 "--rspamd" => options with { Rspamd = Next() },
                 "--clamd" => options with { Clamd = Next() },
                 "--rate" => options with { Rate = double.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--postgres-tls" => options with { PostgresTls = Next() },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
@@ -123,6 +131,11 @@ internal sealed record LoadOptions
         if (options.Rate is { } rate && (rate <= 0 || options.SmtpSource))
         {
             throw new ArgumentException("--rate is a positive number of messages per second, for the built-in client (not with --smtp-source)");
+        }
+
+        if (options.PostgresTls is not ("off" or "prefer"))
+        {
+            throw new ArgumentException("--postgres-tls is off or prefer");
         }
 
         if (options.SinkLatency > TimeSpan.Zero)

@@ -6,6 +6,7 @@ using MailMesh.Testing.Infrastructure;
 using MailMesh.Testing.Postfix;
 using MailMesh.Testing.Postgres;
 using MailMesh.Testing.RabbitMq;
+using Npgsql;
 
 namespace MailMesh.LoadTool;
 
@@ -111,7 +112,10 @@ internal sealed class Target : IAsyncDisposable
                     // shared ones would be delivered to this run's sink and counted, and its rows would slow the claims.
                     var database = await TestDatabase.CreateAsync("mailmesh_load");
                     var virtualHost = await TestVirtualHost.CreateAsync();
-                    settings["ConnectionStrings__Spool"] = database.ConnectionString;
+                    settings["ConnectionStrings__Spool"] = new NpgsqlConnectionStringBuilder(database.ConnectionString)
+                    {
+                        SslMode = options.PostgresTls == "off" ? SslMode.Disable : SslMode.Prefer,
+                    }.ConnectionString;
                     settings["ConnectionStrings__RabbitMq"] = virtualHost.Uri.ToString();
                     settings["MAILMESH_DELIVERY_REPLICAS"] = options.DeliveryReplicas.ToString(CultureInfo.InvariantCulture);
                     var script = Path.Combine(options.RepositoryRoot, "deploy/scripts/run-distributed.sh");
@@ -131,7 +135,7 @@ internal sealed class Target : IAsyncDisposable
                     var processes = instances
                         .Select(i => (i.Name, Pid: int.Parse(File.ReadAllText(Path.Combine(runDirectory, i.Name + ".pid")).Trim(), CultureInfo.InvariantCulture)))
                         .ToList();
-                    return new Target("127.0.0.1", smtpPort, $"MailMesh distributed (RabbitMQ, PostgreSQL, {4 + options.DeliveryReplicas} processes: {options.DeliveryReplicas} Delivery)", async () =>
+                    return new Target("127.0.0.1", smtpPort, $"MailMesh distributed (RabbitMQ, PostgreSQL {(options.PostgresTls == "off" ? "without" : "with")} TLS, {4 + options.DeliveryReplicas} processes: {options.DeliveryReplicas} Delivery)", async () =>
                     {
                         using var stop = StartProcess(script, "stop", settings, inheritOutput: true);
                         await stop.WaitForExitAsync();
