@@ -20,6 +20,9 @@ internal sealed record RunResult
 
     /// <summary>Per-message accept latency (MAIL to the 250 after the data), ms, sorted; empty with smtp-source.</summary>
     public required double[] LatenciesMs { get; init; }
+
+    /// <summary>Ingress's own accept-duration histogram over the measured phase (null when it has no /metrics, e.g. Postfix).</summary>
+    public AcceptHistogram.Buckets? ServerAccept { get; init; }
     public required long Delivered { get; init; }
     public required long DeliveredWithDuplicates { get; init; }
 
@@ -122,6 +125,7 @@ internal static class LoadRun
 
         RabbitMqCounters.Totals? rabbitBefore = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
         var transitBefore = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
+        var acceptBefore = await AcceptHistogram.ReadAsync(target.MetricsEndpoints);
         var postgresBefore = await PostgresCounters.ReadAsync(target.PostgresDatabase);
         var loadBefore = LoadAverage();
 
@@ -157,6 +161,7 @@ internal static class LoadRun
         var cpu = ledger.Stop();
         var loadAfter = LoadAverage();
         var transitAfter = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
+        var acceptAfter = await AcceptHistogram.ReadAsync(target.MetricsEndpoints);
         RabbitMqCounters.Totals? rabbitAfter = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
         if (target.PostgresDatabase is not null)
         {
@@ -179,6 +184,7 @@ internal static class LoadRun
             Refused = refused,
             AcceptSeconds = acceptSeconds,
             LatenciesMs = latencies,
+            ServerAccept = acceptBefore is { } hb && acceptAfter is { } ha ? ha - hb : null,
             Delivered = sink.UniqueMessages - baseline,
             DeliveredWhenClientDone = deliveredAtAcceptEnd,
             DeliveredWithDuplicates = sink.Messages - baseline,

@@ -9,12 +9,15 @@ internal static class Report
     public static string Format(IReadOnlyList<RunResult> runs)
     {
         var text = new StringBuilder();
-        text.AppendLine("| # | target | client → sink | messages | accepted msg/s | end-to-end msg/s | backlog when client done | accept p50 / p99 ms | bus msgs per accepted mail | load avg before → after |");
-        text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        text.AppendLine("| # | target | client → sink | messages | accepted msg/s | end-to-end msg/s | backlog when client done | accept p50 / p99 ms (client) | accept p50 / p99 / p99.9 ms (server) | bus msgs per accepted mail | load avg before → after |");
+        text.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         for (var i = 0; i < runs.Count; i++)
         {
             var r = runs[i];
             var latency = r.LatenciesMs.Length == 0 ? "n/a" : $"{F(Percentile(r.LatenciesMs, 0.50))} / {F(Percentile(r.LatenciesMs, 0.99))}";
+            var server = r.ServerAccept is { } h && h.QuantileMs(0.50) is { } p50
+                ? $"{F(p50)} / {F(h.QuantileMs(0.99)!.Value)} / {F(h.QuantileMs(0.999)!.Value)}"
+                : "n/a";
             var delivered = r.Delivered == r.Accepted && r.DeliveredWithDuplicates == r.Delivered
                 ? string.Empty
                 : r.Sink == "smtp-sink"
@@ -22,7 +25,7 @@ internal static class Report
                     ? $" ({r.DeliveredWithDuplicates} arrivals for {r.Accepted} accepted: {(r.DeliveredWithDuplicates > r.Accepted ? $"≥ {r.DeliveredWithDuplicates - r.Accepted} duplicates" : "some missing")})"
                     : $" ({r.Delivered} of {r.Accepted} delivered, {r.DeliveredWithDuplicates - r.Delivered} duplicates)";
             text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {i + 1} | {r.Kind} | {r.Client} → {r.Sink} | {r.Messages} × {r.Size} B, {r.Connections} conn | {F(r.AcceptedRate)}{(r.Refused > 0 ? $" ({r.Refused} refused)" : "")} | {F(r.EndToEndRate)}{delivered} | {r.Accepted - r.DeliveredWhenClientDone} | {latency} | {Bus(r)} | {r.LoadBefore} → {r.LoadAfter} |"));
+                $"| {i + 1} | {r.Kind} | {r.Client} → {r.Sink} | {r.Messages} × {r.Size} B, {r.Connections} conn | {F(r.AcceptedRate)}{(r.Refused > 0 ? $" ({r.Refused} refused)" : "")} | {F(r.EndToEndRate)}{delivered} | {r.Accepted - r.DeliveredWhenClientDone} | {latency} | {server} | {Bus(r)} | {r.LoadBefore} → {r.LoadAfter} |"));
         }
 
         text.AppendLine();
