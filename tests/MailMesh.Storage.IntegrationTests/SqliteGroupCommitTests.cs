@@ -255,6 +255,39 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
         Assert.Equal(20, database.Commits);
     }
 
+    [Fact]
+    public async Task Commits_never_checkpoint_the_wal_and_the_checkpointer_moves_it_into_the_database_file()
+    {
+        // A commit that also ran SQLite's automatic checkpoint (every 1,000 pages) made its whole batch wait for the copy
+        // and the database file's fsync: the writer connection has it off.
+        var autoCheckpoint = await _database.WriteAsync(
+            async write =>
+            {
+                await using var pragma = write.CreateCommand("PRAGMA wal_autocheckpoint");
+                return Convert.ToInt64(await pragma.ExecuteScalarAsync(Ct), System.Globalization.CultureInfo.InvariantCulture);
+            },
+            0,
+            Ct);
+        Assert.Equal(0, autoCheckpoint);
+
+        // 4 MiB of bodies, a quarter of what would have set off SQLite's own checkpoint: the checkpointer copies them into
+        // the database file anyway, without anyone asking.
+        var fileBefore = new FileInfo(_database.Path).Length;
+        var checkpointsBefore = _database.Checkpoints;
+        foreach (var i in Enumerable.Range(0, 16))
+        {
+            var body = new byte[256 * 1024];
+            Random.Shared.NextBytes(body);
+            Assert.True(await _spool.StoreAsync(Message() with { Content = body }, Ct));
+        }
+
+        using var timeout = new CancellationTokenSource(Timeout);
+        while (new FileInfo(_database.Path).Length < fileBefore + (4 * 1024 * 1024) || _database.Checkpoints == checkpointsBefore)
+        {
+            await Task.Delay(50, timeout.Token);
+        }
+    }
+
     /// <summary>An operation that holds the writer until <see cref="Open"/>; disposing opens it too.</summary>
     private sealed class WriterGate : IAsyncDisposable
     {
