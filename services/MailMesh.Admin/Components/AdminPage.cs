@@ -65,6 +65,22 @@ public abstract class AdminPage : ComponentBase
         return false;
     }
 
+    /// <summary>Admins may change webhooks, keys and users.</summary>
+    protected bool CanAdminister => User.IsInRole(AdminRoles.Admin);
+
+    /// <summary>False (and a logged refusal, and an error shown) when the user is not an admin.</summary>
+    protected bool MayAdminister(string action)
+    {
+        if (CanAdminister)
+        {
+            return true;
+        }
+
+        AdminUiLog.Refused(Logger, UserName, Layout.MainLayout.RoleOf(User), action);
+        Error = "Your role does not allow this.";
+        return false;
+    }
+
     /// <summary>Loads what the page shows; called on every request (GET and form posts).</summary>
     protected virtual Task LoadAsync() => Task.CompletedTask;
 
