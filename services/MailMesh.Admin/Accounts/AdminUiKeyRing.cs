@@ -1,6 +1,8 @@
+using System.Xml.Linq;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
 
 namespace MailMesh.Admin;
 
@@ -21,9 +23,22 @@ internal static partial class AdminUiKeyRing
     public static IServiceCollection AddAdminUiKeyRing(this IServiceCollection services)
     {
         services.AddDataProtection().SetApplicationName(ApplicationName);
-        services.AddOptions<KeyManagementOptions>().Configure<IAdminUiKeyStore>((options, keys) => options.XmlRepository = keys);
+        services.AddOptions<KeyManagementOptions>().Configure<IServiceProvider>((options, provider) => options.XmlRepository = new StoreRepository(provider));
         services.AddSingleton<IHostedService, WarmUp>();
         return services;
+    }
+
+    /// <summary>
+    /// The store's key ring, resolved on first use: the antiforgery middleware builds Data Protection while the app is
+    /// mapped, before start-up validates Storage and ConnectionStrings:Spool (whose error must be the one reported).
+    /// </summary>
+    private sealed class StoreRepository(IServiceProvider provider) : IXmlRepository
+    {
+        private IAdminUiKeyStore Keys => provider.GetRequiredService<IAdminUiKeyStore>();
+
+        public IReadOnlyCollection<XElement> GetAllElements() => Keys.GetAllElements();
+
+        public void StoreElement(XElement element, string friendlyName) => Keys.StoreElement(element, friendlyName);
     }
 
     /// <summary>
