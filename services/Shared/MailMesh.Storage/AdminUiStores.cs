@@ -51,7 +51,7 @@ public interface IAdminUiKeyStore : IXmlRepository
     Task<IAsyncDisposable> LockAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>The rules both login stores share.</summary>
+/// <summary>The rules and row readers both stores of the admin UI share.</summary>
 public static class AdminLogins
 {
     /// <summary>A count whose last failure is this old starts again (and may be pruned).</summary>
@@ -70,6 +70,15 @@ public static class AdminLogins
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lockout, TimeSpan.Zero);
     }
 
-    /// <summary>The elements of stored key XML, in the order stored.</summary>
-    internal static IReadOnlyCollection<XElement> Parse(IEnumerable<string> xml) => [.. xml.Select(x => XElement.Parse(x))];
+    /// <summary>The key elements of a reader whose first column is the stored XML, in the order read.</summary>
+    internal static IReadOnlyCollection<XElement> ReadElements(System.Data.Common.DbDataReader reader)
+    {
+        var elements = new List<XElement>();
+        while (reader.Read())
+        {
+            elements.Add(XElement.Parse(reader.GetString(0)));
+        }
+
+        return elements;
+    }
 }

@@ -96,13 +96,7 @@ public sealed class PostgresAdminUiKeyStore(NpgsqlDataSource dataSource) : IAdmi
     {
         using var command = dataSource.CreateCommand("SELECT xml FROM spool.admin_ui_keys ORDER BY id");
         using var reader = command.ExecuteReader();
-        var xml = new List<string>();
-        while (reader.Read())
-        {
-            xml.Add(reader.GetString(0));
-        }
-
-        return AdminLogins.Parse(xml);
+        return AdminLogins.ReadElements(reader);
     }
 
     /// <inheritdoc />

@@ -100,13 +100,7 @@ public sealed class SqliteAdminUiKeyStore(SqliteDatabase database, TimeProvider 
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT xml FROM spool_admin_ui_keys ORDER BY id";
         using var reader = command.ExecuteReader();
-        var xml = new List<string>();
-        while (reader.Read())
-        {
-            xml.Add(reader.GetString(0));
-        }
-
-        return AdminLogins.Parse(xml);
+        return AdminLogins.ReadElements(reader);
     }
 
     /// <inheritdoc />
