@@ -100,6 +100,16 @@ public sealed class SignInTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Guesses_made_at_once_get_only_the_limits_number_of_password_checks()
+    {
+        // Each attempt is counted before its password is checked: of ten at once, three are checked, seven refused.
+        var signIn = Create(maxFailed: 3);
+        var results = await Task.WhenAll(Enumerable.Range(0, 10).Select(i => Task.Run(() => CheckAsync(signIn, "alice", "guess" + i))));
+        Assert.Equal(3, results.Count(r => r == SignInResult.Failed));
+        Assert.Equal(7, results.Count(r => r == SignInResult.LockedOut));
+    }
+
+    [Fact]
     public async Task An_unknown_name_is_counted_and_locked_like_a_known_one()
     {
         // Otherwise "locked" would tell a guesser which names exist.

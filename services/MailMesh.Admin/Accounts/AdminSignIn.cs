@@ -70,7 +70,12 @@ internal sealed partial class AdminSignIn(
             return (SignInResult.Failed, null);
         }
 
-        if (await store.GetLockedUntilAsync(name, now, cancellationToken) is not null)
+        // The attempt is counted before its password is checked, in one atomic statement, so guesses made at once on any
+        // number of replicas get at most MaxFailedLogins checks before the lockout: an attempt past the limit is refused
+        // unchecked. A success clears the count. Counted whatever the name, so a lockout does not tell which names exist.
+        await PruneIfDueAsync(now, cancellationToken);
+        var attempt = await store.RecordFailureAsync(name, now, settings.MaxFailedLogins, settings.LockoutDuration, cancellationToken);
+        if (attempt.Count > settings.MaxFailedLogins && attempt.LockedUntil is not null)
         {
             LoginLocked(logger, name);
             return (SignInResult.LockedOut, null);
@@ -81,13 +86,9 @@ internal sealed partial class AdminSignIn(
         var matches = hash.Verify(Encoding.UTF8.GetBytes(password ?? string.Empty)) && user is not null;
         if (!matches || !AdminRoles.TryParse(user!.Role, out var role))
         {
-            await PruneIfDueAsync(now, cancellationToken);
-
-            // Counted whatever the name (known or not), so a lockout does not tell which names exist.
-            var failures = await store.RecordFailureAsync(name, now, settings.MaxFailedLogins, settings.LockoutDuration, cancellationToken);
-            if (failures.LockedUntil is not null)
+            if (attempt.LockedUntil is not null)
             {
-                AccountLocked(logger, name, failures.Count, settings.LockoutDuration);
+                AccountLocked(logger, name, attempt.Count, settings.LockoutDuration);
             }
             else
             {
@@ -109,7 +110,7 @@ internal sealed partial class AdminSignIn(
         return (SignInResult.Success, new ClaimsPrincipal(identity));
     }
 
-    /// <summary>Bounded storage whatever names are tried: at most once an hour, forgets counts a day old (never a lockout in force).</summary>
+    /// <summary>Bounded storage whatever names are tried: at most once an hour, deletes counts a day old (never a lockout in force).</summary>
     private async Task PruneIfDueAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         var due = Interlocked.Read(ref _nextPruneTicks);

@@ -19,7 +19,8 @@ public interface IAdminLoginStore
     Task<DateTimeOffset?> GetLockedUntilAsync(string name, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Counts one failed login of <paramref name="name"/> at <paramref name="now"/>. The count starts again at 1 when a
+    /// Counts one login attempt of <paramref name="name"/> at <paramref name="now"/> (the UI counts each attempt before it
+    /// checks the password, and clears the count on success). The count starts again at 1 when a
     /// lockout has ended or the last failure is older than <see cref="AdminLogins.ForgetAfter"/>; when it reaches
     /// <paramref name="maxFailures"/> the account is locked until <paramref name="now"/> + <paramref name="lockout"/> (a
     /// lockout in force is never shortened nor extended).
