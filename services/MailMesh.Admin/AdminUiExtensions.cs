@@ -2,6 +2,7 @@ using MailMesh.Admin.Api;
 using MailMesh.Admin.Components;
 using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Security;
+using MailMesh.Storage;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
@@ -24,9 +25,13 @@ public static class AdminUiExtensions
     /// <summary>The name of the admin API key Standalone makes for its own UI when Admin:Ui:ApiKey is not set.</summary>
     public const string StandaloneKeyName = "admin-ui-standalone";
 
+    /// <summary>Share of PostgreSQL connections of one UI process (docs/operations.md, "Connection budget").</summary>
+    public const int DefaultMaxPoolSize = 2;
+
     /// <summary>
     /// Registers the UI: accounts and options (validated at start-up), cookie login with lockout, role policies, the
-    /// admin API client and the Razor components. <paramref name="sameProcess"/> (Standalone) lets the API URLs default to
+    /// admin API client and the Razor components. Failed logins, lockouts and the key ring that protects the cookie are
+    /// in the store (ConnectionStrings:Spool in the distributed mode, shared by every UI replica; Standalone's SQLite). <paramref name="sameProcess"/> (Standalone) lets the API URLs default to
     /// this process and, without Admin:Ui:ApiKey, makes a key for this process only (never written anywhere).
     /// </summary>
     public static IHostApplicationBuilder AddAdminUi(this IHostApplicationBuilder builder, bool sameProcess = false)
@@ -43,6 +48,9 @@ public static class AdminUiExtensions
             services.PostConfigure<AdminUiOptions>(o => o.ApiKey = key);
         }
 
+        builder.AddMailMeshStorage(DefaultMaxPoolSize);
+        services.AddHealthChecks().AddStoreCheck();
+        services.AddAdminUiKeyRing();
         services.AddSingleton<AdminSignIn>();
         services.AddHttpContextAccessor();
         services.AddHttpClient<IAdminApi, AdminApiClient>(AdminApiClient.HttpClientName)

@@ -10,10 +10,25 @@ namespace MailMesh.Admin.FunctionalTests;
 
 /// <summary>
 /// The admin UI as the distributed mode runs it: a service of its own (as its Program.cs starts it) calling the admin
-/// API of another process with its configured key; and bad configuration stopping it with the key named.
+/// API of another process with its configured key; and bad configuration stopping it with the key named. Its logins are
+/// kept in a SQLite file of its own here (one process); replicas on PostgreSQL are <see cref="AdminReplicaTests"/>.
 /// </summary>
-public sealed class AdminServiceTests(AdminUiHost host) : IClassFixture<AdminUiHost>
+public sealed class AdminServiceTests(AdminUiHost host) : IClassFixture<AdminUiHost>, IDisposable
 {
+    private readonly DirectoryInfo _data = Directory.CreateTempSubdirectory("mailmesh-admin-service-");
+
+    public void Dispose()
+    {
+        try
+        {
+            _data.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // SQLite may still hold the file for a moment; the temporary directory is only litter.
+        }
+    }
+
     private static WebApplication Create(IReadOnlyDictionary<string, string> settings) =>
         ServiceHost.Create(
             [.. settings.Select(s => $"--{s.Key}={s.Value}")],
@@ -37,6 +52,9 @@ public sealed class AdminServiceTests(AdminUiHost host) : IClassFixture<AdminUiH
             ["Admin:Users:0:Name"] = "ada",
             ["Admin:Users:0:PasswordHash"] = AdminUiHost.Hash,
             ["Admin:Users:0:Role"] = "admin",
+            ["Storage:Provider"] = "sqlite",
+            ["Storage:SqlitePath"] = Path.Combine(_data.FullName, "admin.db"),
+            ["Storage:MigrateOnStart"] = "true",
             ["Logging:LogLevel:Default"] = "Warning",
         });
         await admin.StartAsync();
@@ -64,6 +82,7 @@ public sealed class AdminServiceTests(AdminUiHost host) : IClassFixture<AdminUiH
     [InlineData("Admin:Ui:PolicyUrl", "ftp://policy/", "Admin:Ui:PolicyUrl: 'ftp://policy/' is not an absolute http:// or https:// URL")]
     [InlineData("Admin:Users:0:Role", "root", "Admin:Users:0:Role: 'root' is not a role")]
     [InlineData("Admin:Users:0:PasswordHash", "secret", "Admin:Users:0:PasswordHash: must be pbkdf2-sha256")]
+    [InlineData("Storage:Provider", "postgres", "ConnectionStrings:Spool: is required when Storage:Provider is postgres")]
     public async Task Bad_configuration_stops_start_up_naming_the_key(string key, string value, string expected)
     {
         var settings = new Dictionary<string, string>
@@ -75,6 +94,8 @@ public sealed class AdminServiceTests(AdminUiHost host) : IClassFixture<AdminUiH
             ["Admin:Users:0:Name"] = "ada",
             ["Admin:Users:0:PasswordHash"] = AdminUiHost.Hash,
             ["Admin:Users:0:Role"] = "admin",
+            ["Storage:Provider"] = "sqlite",
+            ["Storage:SqlitePath"] = Path.Combine(_data.FullName, "bad.db"),
             ["Logging:LogLevel:Default"] = "None",
         };
         settings[key] = value;

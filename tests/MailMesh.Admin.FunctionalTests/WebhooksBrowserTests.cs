@@ -6,7 +6,8 @@ namespace MailMesh.Admin.FunctionalTests;
 
 /// <summary>
 /// The Webhooks page in a real browser against a running standalone and a real HTTP receiver: an admin adds an
-/// endpoint (its secret shown once), sends it a test event, reads its history and disables it.
+/// endpoint (its secret shown once), sends it a test event, reads its history, disables it, edits it (a new secret
+/// shown once) and deletes it after the confirmation.
 /// </summary>
 public sealed class WebhooksBrowserTests : IClassFixture<AdminUiHost>, IAsyncLifetime
 {
@@ -24,7 +25,7 @@ public sealed class WebhooksBrowserTests : IClassFixture<AdminUiHost>, IAsyncLif
     public async Task DisposeAsync() => await _receiver.DisposeAsync();
 
     [Fact]
-    public async Task An_admin_adds_an_endpoint_tests_it_reads_its_history_and_disables_it()
+    public async Task An_admin_adds_an_endpoint_tests_it_reads_its_history_disables_edits_and_deletes_it()
     {
         var url = _receiver.Url("/ui-hook").ToString();
         var page = await _host.NewPageAsync();
@@ -56,5 +57,24 @@ public sealed class WebhooksBrowserTests : IClassFixture<AdminUiHost>, IAsyncLif
         await Expect(page.GetByRole(AriaRole.Button, new() { Name = $"Enable {url}" })).ToBeVisibleAsync();
         await page.GetByRole(AriaRole.Link, new() { Name = $"History of {url}" }).ClickAsync();
         await Expect(page.GetByRole(AriaRole.Heading, new() { Name = $"History of {url}" })).ToBeVisibleAsync();
+
+        // Edit: the form is filled with what the endpoint has; a new secret is shown once.
+        await page.GetByRole(AriaRole.Link, new() { Name = $"Edit {url}" }).ClickAsync();
+        var edit = page.GetByTestId("webhook-edit");
+        await Expect(edit.GetByLabel("URL", new() { Exact = true })).ToHaveValueAsync(url);
+        await edit.GetByLabel("Events", new() { Exact = true }).FillAsync("Expired");
+        await edit.GetByLabel("Make a new signing secret", new() { Exact = false }).CheckAsync();
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(AdminUiHost.Screenshots, "webhook-edit.png"), FullPage = true });
+        await edit.GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToHaveTextAsync($"Saved {url}, with a new signing secret.");
+        await Expect(page.GetByTestId("new-secret").Locator("code")).ToContainTextAsync("whsec_");
+        await Expect(row).ToContainTextAsync("Expired");
+
+        // Delete: asked first, then gone.
+        await page.GetByRole(AriaRole.Link, new() { Name = $"Delete {url}" }).ClickAsync();
+        await Expect(page.GetByTestId("webhook-delete-review")).ToContainTextAsync("cannot be undone");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Confirm delete" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToHaveTextAsync($"Deleted {url}.");
+        await Expect(row).ToHaveCountAsync(0);
     }
 }

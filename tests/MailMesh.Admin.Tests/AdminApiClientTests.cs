@@ -49,6 +49,47 @@ public sealed class AdminApiClientTests
     }
 
     [Fact]
+    public async Task A_webhook_is_changed_with_PATCH_and_deleted_with_DELETE_at_Queue()
+    {
+        var id = Guid.Parse("0b6e2f5c-1d1e-4a55-9c1b-6f0f1d2a3b4c");
+        var client = Create();
+        _answer = _ => Json($$"""{"webhook":{"id":"{{id}}","url":"https://hooks.example/v2","events":[],"signed":true,"enabled":true,"source":"api","createdAt":"2030-01-02T03:04:05Z","createdBy":"ui"},"secret":"whsec_new"}""");
+
+        var saved = await client.UpdateWebhookAsync(id, " https://hooks.example/v2 ", [], rotateSecret: true, default);
+
+        Assert.Equal(("https://hooks.example/v2", "whsec_new"), (saved.Webhook.Url, saved.Secret));
+        var (patch, body) = Assert.Single(_requests);
+        Assert.Equal(HttpMethod.Patch, patch.Method);
+        Assert.Equal($"http://queue:8080/api/v1/admin/webhooks/{id}", patch.RequestUri!.ToString());
+        using (var json = JsonDocument.Parse(body!))
+        {
+            Assert.Equal("https://hooks.example/v2", json.RootElement.GetProperty("url").GetString());
+            Assert.Equal(0, json.RootElement.GetProperty("events").GetArrayLength());
+            Assert.True(json.RootElement.GetProperty("rotateSecret").GetBoolean());
+        }
+
+        _answer = _ => new HttpResponseMessage(HttpStatusCode.NoContent);
+        await client.DeleteWebhookAsync(id, default);
+        Assert.Equal(HttpMethod.Delete, _requests[^1].Request.Method);
+        Assert.Equal($"http://queue:8080/api/v1/admin/webhooks/{id}", _requests[^1].Request.RequestUri!.ToString());
+    }
+
+    [Fact]
+    public async Task A_password_reset_posts_to_Ingress_and_returns_a_generated_password()
+    {
+        var client = Create(new AdminUiOptions { QueueUrl = new Uri("http://queue:8080"), PolicyUrl = new Uri("http://policy:8080"), IngressUrl = new Uri("http://ingress:8080"), ApiKey = "mmk_ui" });
+        _answer = _ => Json("""{"name":"app 1","password":"generated","changedAt":"2030-01-02T03:04:05Z"}""");
+
+        var reset = await client.ResetSmtpUserPasswordAsync("app 1", "", default);
+
+        Assert.Equal("generated", reset.Password);
+        var (post, body) = Assert.Single(_requests);
+        Assert.Equal("http://ingress:8080/api/v1/admin/smtp-users/app%201/password", post.RequestUri!.AbsoluteUri);
+        using var json = JsonDocument.Parse(body!);
+        Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("password").ValueKind);
+    }
+
+    [Fact]
     public async Task An_empty_filter_never_reaches_the_API()
     {
         var error = await Assert.ThrowsAsync<AdminApiException>(() => Create().ActOnFilterAsync("delete", new MessageQuery { Sender = " " }, null, default));

@@ -155,5 +155,31 @@ internal sealed class FakeAdminApi : IAdminApi
 
     public Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken) => Answer(Rates);
 
+    /// <summary>Every PATCH of a webhook: id, URL, events, whether the secret was rotated.</summary>
+    public List<(Guid Id, string Url, IReadOnlyList<string> Events, bool Rotate)> WebhookUpdates { get; } = [];
+
+    public Task<WebhookCreated> UpdateWebhookAsync(Guid id, string url, IReadOnlyList<string> events, bool rotateSecret, CancellationToken cancellationToken)
+    {
+        WebhookUpdates.Add((id, url, events, rotateSecret));
+        var index = Webhooks.FindIndex(w => w.Id == id);
+        Webhooks[index] = Webhooks[index] with { Url = url, Events = events };
+        return Answer(new WebhookCreated(Webhooks[index], rotateSecret ? "whsec_rotated-by-the-fake" : null));
+    }
+
+    public Task DeleteWebhookAsync(Guid id, CancellationToken cancellationToken)
+    {
+        Webhooks.RemoveAll(w => w.Id == id);
+        return Answer(true);
+    }
+
+    /// <summary>Every password reset: name and the password given (null: generate one).</summary>
+    public List<(string Name, string? Password)> PasswordResets { get; } = [];
+
+    public Task<SmtpPasswordReset> ResetSmtpUserPasswordAsync(string name, string? password, CancellationToken cancellationToken)
+    {
+        PasswordResets.Add((name, password));
+        return Answer(new SmtpPasswordReset(name, password is null ? "reset-pw-456" : null, DateTimeOffset.Parse("2030-01-02T03:04:05Z")));
+    }
+
     private Task<T> Answer<T>(T value) => Failure is { } failure ? Task.FromException<T>(failure) : Task.FromResult(value);
 }

@@ -203,6 +203,38 @@ public sealed partial class PageTests : BunitContext
     }
 
     [Fact]
+    public async Task An_admin_resets_an_smtp_users_password_and_sees_a_generated_one_once()
+    {
+        Services.AddSingleton<Microsoft.Extensions.Options.IOptionsMonitor<AdminAccountsOptions>>(new Monitor<AdminAccountsOptions>(new AdminAccountsOptions()));
+        _api.SmtpUsers.Add(new SmtpUserItem("configured-user", null, "configuration"));
+        _api.SmtpUsers.Add(new SmtpUserItem("app1", "shop.test", "api", CreatedBy: "alice (via admin-ui)"));
+        LogIn(AdminRoles.Admin);
+        var page = Render<Access>();
+        AssertEveryFieldIsLabelled(page);
+
+        // Only users made through the API are offered: configured ones change in configuration.
+        Assert.Equal(["app1"], page.FindAll("#r-name option").Select(o => o.GetAttribute("value")));
+        Assert.Empty(page.FindAll("[data-testid=generated-password]"));
+
+        await page.InvokeAsync(() => page.Instance.ResetName = "app1");
+        await page.Find("form[data-testid=smtp-user-password]").SubmitAsync();
+
+        Assert.Equal(("app1", null), Assert.Single(_api.PasswordResets));
+        Assert.Contains("reset-pw-456", page.Find("[data-testid=generated-password]").TextContent, StringComparison.Ordinal);
+        Assert.Contains("The password of SMTP user app1 was reset.", page.Find("[role=status].alert").TextContent, StringComparison.Ordinal);
+
+        // A given password is not shown back.
+        await page.InvokeAsync(() =>
+        {
+            page.Instance.ResetName = "app1";
+            page.Instance.ResetPassword = "a given passphrase";
+        });
+        await page.Find("form[data-testid=smtp-user-password]").SubmitAsync();
+        Assert.Equal(("app1", "a given passphrase"), _api.PasswordResets[^1]);
+        Assert.Empty(page.FindAll("[data-testid=generated-password]"));
+    }
+
+    [Fact]
     public async Task An_admin_makes_an_api_key_sees_its_secret_once_and_disables_it()
     {
         Services.AddSingleton<Microsoft.Extensions.Options.IOptionsMonitor<AdminAccountsOptions>>(new Monitor<AdminAccountsOptions>(new AdminAccountsOptions()));
@@ -240,6 +272,7 @@ public sealed partial class PageTests : BunitContext
         Services.AddSingleton(TimeProvider.System);
         Services.AddOptions();
         Services.AddLogging();
+        Services.AddSingleton<MailMesh.Storage.IAdminLoginStore>(new FailingLoginStore());
         Services.AddSingleton<AdminSignIn>();
         var page = Render<Login>();
         Assert.Equal("current-password", page.Find("#password").GetAttribute("autocomplete"));

@@ -160,6 +160,17 @@ internal sealed class AdminApiClient(HttpClient http, IOptionsMonitor<AdminUiOpt
     public Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken) =>
         GetAsync<TrafficRates>(Service.Queue, $"/api/v1/admin/stats/rates?minutes={minutes}", cancellationToken);
 
+    public Task<WebhookCreated> UpdateWebhookAsync(Guid id, string url, IReadOnlyList<string> events, bool rotateSecret, CancellationToken cancellationToken) =>
+        SendAsync<WebhookCreated>(Service.Queue, HttpMethod.Patch, $"/api/v1/admin/webhooks/{id}",
+            new { url = url.Trim(), events, rotateSecret = rotateSecret ? true : (bool?)null }, cancellationToken);
+
+    public Task DeleteWebhookAsync(Guid id, CancellationToken cancellationToken) =>
+        SendAsync<JsonElement>(Service.Queue, HttpMethod.Delete, $"/api/v1/admin/webhooks/{id}", null, cancellationToken);
+
+    public Task<SmtpPasswordReset> ResetSmtpUserPasswordAsync(string name, string? password, CancellationToken cancellationToken) =>
+        SendAsync<SmtpPasswordReset>(Service.Ingress, HttpMethod.Post, $"/api/v1/admin/smtp-users/{Uri.EscapeDataString(name)}/password",
+            new { password = string.IsNullOrEmpty(password) ? null : password }, cancellationToken);
+
     private Task<T> GetAsync<T>(Service service, string path, CancellationToken cancellationToken) =>
         SendAsync<T>(service, HttpMethod.Get, path, null, cancellationToken);
 

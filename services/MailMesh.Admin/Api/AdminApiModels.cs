@@ -162,3 +162,6 @@ public sealed record WebhookDeliveryPage(IReadOnlyList<WebhookDeliveryItem> Item
 
 /// <summary>What a test event came to.</summary>
 public sealed record WebhookTestResult(Guid Id, string EventId, DateTimeOffset At, int? StatusCode, string? Error, int DurationMs, bool Succeeded);
+
+/// <summary>The answer to resetting an SMTP user's password: <see cref="Password"/> only when generated, shown once.</summary>
+public sealed record SmtpPasswordReset(string Name, string? Password, DateTimeOffset ChangedAt);

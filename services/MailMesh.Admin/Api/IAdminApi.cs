@@ -80,4 +80,16 @@ public interface IAdminApi
 
     /// <summary>GET /api/v1/admin/stats/rates (Queue): accepted, delivered, deferred and bounced per minute.</summary>
     Task<TrafficRates> GetTrafficRatesAsync(int minutes, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// PATCH /api/v1/admin/webhooks/{id} (Queue): replaces the URL and the events (empty: every event) and, with
+    /// <paramref name="rotateSecret"/>, makes a new signing secret (in the answer, this once).
+    /// </summary>
+    Task<WebhookCreated> UpdateWebhookAsync(Guid id, string url, IReadOnlyList<string> events, bool rotateSecret, CancellationToken cancellationToken);
+
+    /// <summary>DELETE /api/v1/admin/webhooks/{id} (Queue): the endpoint and its delivery history.</summary>
+    Task DeleteWebhookAsync(Guid id, CancellationToken cancellationToken);
+
+    /// <summary>POST /api/v1/admin/smtp-users/{name}/password (Ingress): without <paramref name="password"/> one is generated and returned once.</summary>
+    Task<SmtpPasswordReset> ResetSmtpUserPasswordAsync(string name, string? password, CancellationToken cancellationToken);
 }

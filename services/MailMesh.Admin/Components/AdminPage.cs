@@ -53,9 +53,17 @@ public abstract class AdminPage : ComponentBase
     protected string UserName => User.Identity?.Name ?? "?";
 
     /// <summary>False (and a logged refusal, and an error shown) when the user may not act.</summary>
-    protected bool MayOperate(string action)
+    protected bool MayOperate(string action) => Allowed(CanOperate, action);
+
+    /// <summary>Admins may change webhooks, keys and users.</summary>
+    protected bool CanAdminister => User.IsInRole(AdminRoles.Admin);
+
+    /// <summary>False (and a logged refusal, and an error shown) when the user is not an admin.</summary>
+    protected bool MayAdminister(string action) => Allowed(CanAdminister, action);
+
+    private bool Allowed(bool allowed, string action)
     {
-        if (CanOperate)
+        if (allowed)
         {
             return true;
         }

@@ -27,4 +27,8 @@ internal static partial class AdminUiLog
 
     [LoggerMessage(3431, LogLevel.Information, "Admin UI: {User} lifted the shaping action on site {Site}")]
     public static partial void SiteLifted(ILogger logger, string user, string site);
+
+    // 3440-3449: session 11's "adminui" helper (webhook edit and delete, SMTP password reset).
+    [LoggerMessage(3440, LogLevel.Information, "Admin UI: {User} did {Action} on the webhook endpoint {Id} ({Url})")]
+    public static partial void WebhookChanged(ILogger logger, string user, string action, Guid id, string url);
 }

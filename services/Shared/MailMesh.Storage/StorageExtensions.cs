@@ -13,7 +13,7 @@ namespace MailMesh.Storage;
 public static class StorageExtensions
 {
     /// <summary>
-    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/>, <see cref="ISpoolAdmin"/>, <see cref="ISuppressionAdmin"/>, <see cref="ICredentialStore"/>, <see cref="ISmtpUserStore"/>, <see cref="IPoolCounters"/>, <see cref="ITlsReportStore"/>, <see cref="IWebhookStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
+    /// Registers <see cref="ISpool"/>, <see cref="IPolicyStore"/>, <see cref="IMailStore"/>, <see cref="ISpoolAdmin"/>, <see cref="ISuppressionAdmin"/>, <see cref="ICredentialStore"/>, <see cref="ISmtpUserStore"/>, <see cref="IPoolCounters"/>, <see cref="ITlsReportStore"/>, <see cref="IWebhookStore"/>, <see cref="IAdminLoginStore"/>, <see cref="IAdminUiKeyStore"/> and <see cref="ISchemaMigrator"/> (singletons) over
     /// the store that <c>Storage:Provider</c> names: one <see cref="NpgsqlDataSource"/> for <c>ConnectionStrings:Spool</c>,
     /// or one SQLite file at <c>Storage:SqlitePath</c>. Options are validated when the host starts. With
     /// <c>Storage:MigrateOnStart</c> the schema is migrated before any other hosted service starts. Calling this
@@ -64,6 +64,8 @@ public static class StorageExtensions
         services.TryAddSingleton<ISmtpUserStore>(sp => sp.GetRequiredService<StorageBackend>().CreateSmtpUserStore());
         services.TryAddSingleton<IWebhookStore>(sp => sp.GetRequiredService<StorageBackend>().CreateWebhookStore());
         services.TryAddSingleton<ISpoolRates>(sp => sp.GetRequiredService<StorageBackend>().CreateSpoolRates());
+        services.TryAddSingleton<IAdminLoginStore>(sp => sp.GetRequiredService<StorageBackend>().CreateAdminLoginStore());
+        services.TryAddSingleton<IAdminUiKeyStore>(sp => sp.GetRequiredService<StorageBackend>().CreateAdminUiKeyStore(sp.GetService<TimeProvider>() ?? TimeProvider.System));
 
         // First in the list, and in StartingAsync: the schema exists before any listener or consumer starts.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, MigrateOnStartService>());
@@ -134,6 +136,16 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, StoragePo
     public ISchemaMigrator CreateMigrator() => Provider == StorageProvider.Sqlite
         ? new SqliteSchemaMigrator(Sqlite(), loggerFactory.CreateLogger<SqliteSchemaMigrator>())
         : new PostgresSchemaMigrator(DataSource(), loggerFactory.CreateLogger<PostgresSchemaMigrator>());
+
+    /// <summary>The admin UI's failed logins and lockouts, shared by its replicas (issue 12).</summary>
+    public IAdminLoginStore CreateAdminLoginStore() => Provider == StorageProvider.Sqlite
+        ? new SqliteAdminLoginStore(Sqlite())
+        : new PostgresAdminLoginStore(DataSource());
+
+    /// <summary>The admin UI's Data Protection key ring, shared by its replicas (issue 12).</summary>
+    public IAdminUiKeyStore CreateAdminUiKeyStore(TimeProvider time) => Provider == StorageProvider.Sqlite
+        ? new SqliteAdminUiKeyStore(Sqlite(), time)
+        : new PostgresAdminUiKeyStore(DataSource());
 
     private NpgsqlDataSource DataSource()
     {
