@@ -11,7 +11,7 @@ namespace MailMesh.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 {
-    // Reads only spool_recipients_pending in index order (migration 0020): no join to the messages for their received time.
+    // Reads only the pending states' ranges of spool_recipients_state (migrations 0020, 0022): no join to the messages.
     private static readonly string SummarySql = SpoolAdminShared.SummarySql("spool_recipients");
 
     public async Task<MessagePage> ListMessagesAsync(MessageListQuery query, CancellationToken cancellationToken)
@@ -21,25 +21,8 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
         await using var transaction = connection.BeginTransaction(deferred: true);
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM spool_messages AS m WHERE 1");
-        AppendMessagePredicates(sql, command, query.Filter);
-        if (query.After is { } after)
-        {
-            sql.Append(" AND (m.received_at, m.id) < (@after_at, @after_id)");
-            command.Add("@after_at", StoreArguments.ToUnixMs(after.ReceivedAt));
-            command.Add("@after_id", after.Id);
-        }
-
-        if (query.Filter.HasRecipientPredicate)
-        {
-            sql.Append(" AND EXISTS (SELECT 1 FROM spool_recipients AS r WHERE r.message_id = m.id");
-            AppendRecipientPredicates(sql, command, query.Filter);
-            sql.Append(')');
-        }
-
-        sql.Append(" ORDER BY m.received_at DESC, m.id DESC LIMIT @limit");
+        command.CommandText = SpoolAdminShared.WalksRecipients(query.Filter) ? RecipientWalkSql(command, query) : MessageWalkSql(command, query);
         command.Add("@limit", query.Limit + 1);
-        command.CommandText = sql.ToString();
 
         var page = new MessagePageBuilder(query.Limit);
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -70,6 +53,96 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
         }
 
         return page.Build();
+    }
+
+    /// <summary>Walks the messages newest first and checks the recipient members per message (see PostgresSpoolAdmin).</summary>
+    private static string MessageWalkSql(SqliteCommand command, MessageListQuery query)
+    {
+        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM spool_messages AS m WHERE 1");
+        AppendMessagePredicates(sql, command, query.Filter);
+        if (query.After is { } after)
+        {
+            sql.Append(" AND (m.received_at, m.id) < (@after_at, @after_id)");
+            command.Add("@after_at", StoreArguments.ToUnixMs(after.ReceivedAt));
+            command.Add("@after_id", after.Id);
+        }
+
+        if (query.Filter.HasRecipientPredicate)
+        {
+            sql.Append(" AND EXISTS (SELECT 1 FROM spool_recipients AS r WHERE r.message_id = m.id");
+            AppendRecipientPredicates(sql, command, query.Filter);
+            sql.Append(')');
+        }
+
+        return sql.Append(" ORDER BY m.received_at DESC, m.id DESC LIMIT @limit").ToString();
+    }
+
+    /// <summary>
+    /// A search by state or bounce class (migration 0022): one arm per <see cref="SpoolAdminShared.SearchArms"/>, each an
+    /// equality on spool_recipients_state or spool_recipients_final_class read in (received_at DESC, message_id DESC)
+    /// order, each cut to the page; several arms are a UNION of those pages (duplicates dropped), cut to the page again.
+    /// Migration 0022 back-filled received_at.
+    /// </summary>
+    internal static string RecipientWalkSql(SqliteCommand command, MessageListQuery query)
+    {
+        var filter = query.Filter;
+        var shared = new StringBuilder(" AND r.received_at IS NOT NULL");
+        if (filter.Sender is { } sender)
+        {
+            shared.Append(" AND m.sender = @sender COLLATE NOCASE");
+            command.Add("@sender", sender);
+        }
+
+        if (filter.ReceivedFrom is { } from)
+        {
+            shared.Append(" AND r.received_at >= @received_from");
+            command.Add("@received_from", StoreArguments.ToUnixMs(from));
+        }
+
+        if (filter.ReceivedTo is { } to)
+        {
+            shared.Append(" AND r.received_at < @received_to");
+            command.Add("@received_to", StoreArguments.ToUnixMs(to));
+        }
+
+        if (query.After is { } after)
+        {
+            shared.Append(" AND (r.received_at, r.message_id) < (@after_at, @after_id)");
+            command.Add("@after_at", StoreArguments.ToUnixMs(after.ReceivedAt));
+            command.Add("@after_id", after.Id);
+        }
+
+        AppendRecipientPredicates(shared, command, filter);
+        var source = filter.Sender is null ? "spool_recipients AS r" : "spool_recipients AS r JOIN spool_messages AS m ON m.id = r.message_id";
+        var arms = SpoolAdminShared.SearchArms(filter);
+        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM (");
+        for (var i = 0; i < arms.Count; i++)
+        {
+            // Each arm its own ordered, limited subquery (a page's messages are among each arm's first page).
+            var name = "@arm" + i.ToString(CultureInfo.InvariantCulture);
+            sql.Append(i == 0 ? "" : " UNION ").Append(arms.Count > 1 ? "SELECT received_at, message_id FROM (" : "")
+                .Append("SELECT DISTINCT r.received_at, r.message_id FROM ").Append(source).Append(" WHERE ");
+            if (arms[i].State is { } state)
+            {
+                sql.Append("r.state = ").Append(name);
+                command.Add(name, (int)state);
+            }
+            else
+            {
+                // The literal state list is spool_recipients_final_class's predicate, which SQLite must see to use it.
+                sql.Append("r.last_bounce_class = ").Append(name).Append(" AND r.state IN (3, 4, 5, 6)");
+                command.Add(name, arms[i].BounceClass!);
+            }
+
+            sql.Append(shared).Append(" ORDER BY r.received_at DESC, r.message_id DESC LIMIT @limit").Append(arms.Count > 1 ? ")" : "");
+        }
+
+        return sql.Append(arms.Count > 1 ? " ORDER BY 1 DESC, 2 DESC LIMIT @limit" : "").Append(
+            """
+            ) AS page
+            JOIN spool_messages AS m ON m.id = page.message_id
+            ORDER BY page.received_at DESC, page.message_id DESC
+            """).ToString();
     }
 
     public async Task<AdminActionResult> ApplyAsync(AdminActionRequest request, CancellationToken cancellationToken)
