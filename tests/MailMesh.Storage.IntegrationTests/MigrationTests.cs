@@ -111,21 +111,7 @@ public sealed class PostgresMigrationTests
         await using var stores = await PostgresStores.CreateAsync(migrate: false);
         await using var connection = new NpgsqlConnection(stores.ConnectionString);
         await connection.OpenAsync();
-        await using (var create = new NpgsqlCommand(
-            "CREATE TABLE public.mailmesh_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-            connection))
-        {
-            await create.ExecuteNonQueryAsync();
-        }
-
-        foreach (var migration in Migration.Load("Postgres").Where(m => m.Version < 20))
-        {
-            await using var apply = new NpgsqlCommand(migration.Sql + ";INSERT INTO public.mailmesh_migrations (version, name, checksum) VALUES (@v, @n, @c)", connection);
-            apply.Parameters.AddWithValue("v", migration.Version);
-            apply.Parameters.AddWithValue("n", migration.Name);
-            apply.Parameters.AddWithValue("c", migration.Checksum);
-            await apply.ExecuteNonQueryAsync();
-        }
+        await ApplyMigrationsAsync(connection, m => m.Version < 20);
 
         var receivedAt = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
         await using (var old = new NpgsqlCommand(
@@ -333,24 +319,9 @@ public sealed class SqliteMigrationTests
     public async Task Migration_20_backfills_the_received_time_of_pending_recipients()
     {
         await using var stores = await SqliteStores.CreateAsync(migrate: false);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(stores.Path)!);
         var receivedAt = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
-        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path};Pooling=False"))
+        await using (var connection = await OpenMigratedBeforeAsync(stores, 20))
         {
-            await connection.OpenAsync();
-            await using var create = connection.CreateCommand();
-            create.CommandText = "CREATE TABLE mailmesh_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";
-            await create.ExecuteNonQueryAsync();
-            foreach (var migration in Migration.Load("Sqlite").Where(m => m.Version < 20))
-            {
-                await using var apply = connection.CreateCommand();
-                apply.CommandText = migration.Sql + ";INSERT INTO mailmesh_migrations (version, name, checksum, applied_at) VALUES (@v, @n, @c, 0)";
-                apply.Parameters.AddWithValue("@v", migration.Version);
-                apply.Parameters.AddWithValue("@n", migration.Name);
-                apply.Parameters.AddWithValue("@c", migration.Checksum);
-                await apply.ExecuteNonQueryAsync();
-            }
-
             await using var old = connection.CreateCommand();
             old.CommandText =
                 """
@@ -376,25 +347,10 @@ public sealed class SqliteMigrationTests
     public async Task Migration_22_backfills_old_final_recipients_and_search_finds_them()
     {
         await using var stores = await SqliteStores.CreateAsync(migrate: false);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(stores.Path)!);
         var t0 = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
         Guid[] old = [Guid.NewGuid(), Guid.NewGuid()];
-        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path};Pooling=False"))
+        await using (var connection = await OpenMigratedBeforeAsync(stores, 22))
         {
-            await connection.OpenAsync();
-            await using var create = connection.CreateCommand();
-            create.CommandText = "CREATE TABLE mailmesh_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";
-            await create.ExecuteNonQueryAsync();
-            foreach (var migration in Migration.Load("Sqlite").Where(m => m.Version < 22))
-            {
-                await using var apply = connection.CreateCommand();
-                apply.CommandText = migration.Sql + ";INSERT INTO mailmesh_migrations (version, name, checksum, applied_at) VALUES (@v, @n, @c, 0)";
-                apply.Parameters.AddWithValue("@v", migration.Version);
-                apply.Parameters.AddWithValue("@n", migration.Name);
-                apply.Parameters.AddWithValue("@c", migration.Checksum);
-                await apply.ExecuteNonQueryAsync();
-            }
-
             for (var i = 0; i < old.Length; i++)
             {
                 await using var insert = connection.CreateCommand();
@@ -429,6 +385,28 @@ public sealed class SqliteMigrationTests
         var bounced = new MessageFilter { States = [RecipientState.Bounced], BounceClasses = ["InvalidRecipient"] };
         Assert.Equal([old[1], newer, old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = bounced }, CancellationToken.None)).Items.Select(m => m.Id));
         Assert.Equal([old[1], newer, old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = new MessageFilter { BounceClasses = ["InvalidRecipient"] } }, CancellationToken.None)).Items.Select(m => m.Id));
+    }
+
+    /// <summary>A new spool file with the migrations before <paramref name="version"/> applied by hand, as an older MailMesh left it.</summary>
+    private static async Task<Microsoft.Data.Sqlite.SqliteConnection> OpenMigratedBeforeAsync(SqliteStores stores, int version)
+    {
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(stores.Path)!);
+        var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path};Pooling=False");
+        await connection.OpenAsync();
+        await using var create = connection.CreateCommand();
+        create.CommandText = "CREATE TABLE mailmesh_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";
+        await create.ExecuteNonQueryAsync();
+        foreach (var migration in Migration.Load("Sqlite").Where(m => m.Version < version))
+        {
+            await using var apply = connection.CreateCommand();
+            apply.CommandText = migration.Sql + ";INSERT INTO mailmesh_migrations (version, name, checksum, applied_at) VALUES (@v, @n, @c, 0)";
+            apply.Parameters.AddWithValue("@v", migration.Version);
+            apply.Parameters.AddWithValue("@n", migration.Name);
+            apply.Parameters.AddWithValue("@c", migration.Checksum);
+            await apply.ExecuteNonQueryAsync();
+        }
+
+        return connection;
     }
 
     /// <summary>SQLite reads a search by state or class from the new indexes in order, stopping at the page.</summary>

@@ -87,24 +87,7 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
     {
         var filter = query.Filter;
         var shared = new StringBuilder(" AND r.received_at IS NOT NULL");
-        if (filter.Sender is { } sender)
-        {
-            shared.Append(" AND m.sender = @sender COLLATE NOCASE");
-            command.Add("@sender", sender);
-        }
-
-        if (filter.ReceivedFrom is { } from)
-        {
-            shared.Append(" AND r.received_at >= @received_from");
-            command.Add("@received_from", StoreArguments.ToUnixMs(from));
-        }
-
-        if (filter.ReceivedTo is { } to)
-        {
-            shared.Append(" AND r.received_at < @received_to");
-            command.Add("@received_to", StoreArguments.ToUnixMs(to));
-        }
-
+        AppendMessagePredicates(shared, command, filter, "r.received_at");
         if (query.After is { } after)
         {
             shared.Append(" AND (r.received_at, r.message_id) < (@after_at, @after_id)");
@@ -112,7 +95,9 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
             command.Add("@after_id", after.Id);
         }
 
-        AppendRecipientPredicates(shared, command, filter);
+        var statePredicate = new StringBuilder();
+        var classPredicate = new StringBuilder();
+        AppendRecipientPredicates(shared, command, filter, statePredicate, classPredicate);
         var source = filter.Sender is null ? "spool_recipients AS r" : "spool_recipients AS r JOIN spool_messages AS m ON m.id = r.message_id";
         var arms = SpoolAdminShared.SearchArms(filter);
         var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM (");
@@ -124,13 +109,13 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
                 .Append("SELECT DISTINCT r.received_at, r.message_id FROM ").Append(source).Append(" WHERE ");
             if (arms[i].State is { } state)
             {
-                sql.Append("r.state = ").Append(name);
+                sql.Append("r.state = ").Append(name).Append(classPredicate);
                 command.Add(name, (int)state);
             }
             else
             {
                 // The literal state list is spool_recipients_final_class's predicate, which SQLite must see to use it.
-                sql.Append("r.last_bounce_class = ").Append(name).Append(" AND r.state IN (3, 4, 5, 6)");
+                sql.Append("r.last_bounce_class = ").Append(name).Append(" AND r.state IN (3, 4, 5, 6)").Append(statePredicate);
                 command.Add(name, arms[i].BounceClass!);
             }
 
@@ -400,7 +385,8 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
         AppendRecipientPredicates(sql, command, request.Filter);
     }
 
-    private static void AppendMessagePredicates(StringBuilder sql, SqliteCommand command, MessageFilter filter)
+    /// <summary>The filter's message members; the time range on <paramref name="receivedAt"/> (the recipient's copy, too).</summary>
+    private static void AppendMessagePredicates(StringBuilder sql, SqliteCommand command, MessageFilter filter, string receivedAt = "m.received_at")
     {
         if (filter.Sender is { } sender)
         {
@@ -410,18 +396,24 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 
         if (filter.ReceivedFrom is { } from)
         {
-            sql.Append(" AND m.received_at >= @received_from");
+            sql.Append(" AND ").Append(receivedAt).Append(" >= @received_from");
             command.Add("@received_from", StoreArguments.ToUnixMs(from));
         }
 
         if (filter.ReceivedTo is { } to)
         {
-            sql.Append(" AND m.received_at < @received_to");
+            sql.Append(" AND ").Append(receivedAt).Append(" < @received_to");
             command.Add("@received_to", StoreArguments.ToUnixMs(to));
         }
     }
 
-    private static void AppendRecipientPredicates(StringBuilder sql, SqliteCommand command, MessageFilter filter)
+    /// <summary>
+    /// The filter's recipient members over r. The state and class predicates go to <paramref name="statePredicate"/> and
+    /// <paramref name="classPredicate"/> when given: each arm of a search by state or class takes only the one it does
+    /// not already imply (the same predicate twice makes the planner square its selectivity and misjudge the arm).
+    /// </summary>
+    private static void AppendRecipientPredicates(StringBuilder sql, SqliteCommand command, MessageFilter filter,
+        StringBuilder? statePredicate = null, StringBuilder? classPredicate = null)
     {
         if (filter.Recipient is { } recipient)
         {
@@ -437,11 +429,11 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 
         if (filter.States is { Count: > 0 } states)
         {
-            sql.Append(" AND r.state IN (").Append(ValueList(command, "@st", states.Select(s => (object)(int)s))).Append(')');
+            (statePredicate ?? sql).Append(" AND r.state IN (").Append(ValueList(command, "@st", states.Select(s => (object)(int)s))).Append(')');
         }
         if (filter.BounceClasses is { Count: > 0 } classes)
         {
-            sql.Append(" AND r.last_bounce_class IN (").Append(ValueList(command, "@bc", classes)).Append(')');
+            (classPredicate ?? sql).Append(" AND r.last_bounce_class IN (").Append(ValueList(command, "@bc", classes)).Append(')');
         }
     }
 }
