@@ -211,7 +211,7 @@ internal static class AdminApiCommand
                 return values;
             }
 
-            static Guid Id(object value) => new((byte[])value);
+            static Guid Id(object value) => value is byte[] bytes ? new Guid(bytes) : Guid.Parse((string)value, CultureInfo.InvariantCulture);
             var sender = (string)(await Row("SELECT sender FROM spool_messages ORDER BY received_at DESC, id DESC LIMIT 1 OFFSET 777"))[0];
             var recipient = (string)(await Row("SELECT address FROM spool_recipients ORDER BY id DESC LIMIT 1 OFFSET 4242"))[0];
             var big = (string)(await Row("SELECT domain FROM spool_recipients GROUP BY domain ORDER BY count(*) DESC, domain LIMIT 1"))[0];

@@ -83,7 +83,8 @@ internal static class AdminApiSqliteSpool
             INSERT INTO spool_messages (id, sender, content, size, received_at, origin, client_address, client_helo, body_type, smtputf8, requiretls, completed_at)
             VALUES (@id, @sender, @content, @size, @received_at, 0, @client_address, @client_helo, 0, 0, 0, @completed_at)
             """, connection, transaction);
-        var mId = message.Parameters.Add("@id", SqliteType.Blob);
+        // Ids bound without a type, as the spool binds them (SqliteParameters.Add), so they are stored the same way.
+        var mId = message.Parameters.Add(new SqliteParameter { ParameterName = "@id" });
         var mSender = message.Parameters.Add("@sender", SqliteType.Text);
         var mContent = message.Parameters.Add("@content", SqliteType.Blob);
         var mSize = message.Parameters.Add("@size", SqliteType.Integer);
@@ -99,7 +100,7 @@ internal static class AdminApiSqliteSpool
                 last_reply_text, last_remote_host, updated_at, received_at, last_bounce_class)
             VALUES (@message_id, @address, @domain, @state, @attempts, @next, @code, @enhanced, @text, @host, @updated, @received_at, @class)
             """, connection, transaction);
-        var rMessage = recipient.Parameters.Add("@message_id", SqliteType.Blob);
+        var rMessage = recipient.Parameters.Add(new SqliteParameter { ParameterName = "@message_id" });
         var rAddress = recipient.Parameters.Add("@address", SqliteType.Text);
         var rDomain = recipient.Parameters.Add("@domain", SqliteType.Text);
         var rState = recipient.Parameters.Add("@state", SqliteType.Integer);
