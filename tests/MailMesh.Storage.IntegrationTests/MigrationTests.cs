@@ -179,19 +179,7 @@ public sealed class PostgresMigrationTests
         Assert.Equal([old[2], old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = bounced }, CancellationToken.None)).Items.Select(m => m.Id));
 
         // Newer mail, bounced between the two old ones' times... and after them.
-        var newer = Guid.NewGuid();
-        Assert.True(await stores.Spool.StoreAsync(new NewMessage
-        {
-            Id = newer,
-            Sender = "s@example.org",
-            Recipients = [new NewRecipient { Address = "b@new.test" }],
-            Content = "Subject: hi\r\n\r\nbody\r\n"u8.ToArray(),
-            ReceivedAt = t0.AddMinutes(1),
-        }, CancellationToken.None));
-        var job = Assert.Single(await stores.Spool.ClaimDueAsync(t0.AddMinutes(10), 10, TimeSpan.FromMinutes(5), CancellationToken.None));
-        await stores.Spool.CompleteAttemptAsync(job.MessageId, job.LeaseId,
-            [new RecipientUpdate { RecipientId = job.Recipients[0].RecipientId, State = RecipientState.Bounced, AttemptedAt = t0.AddMinutes(10), ReplyCode = 550, BounceClass = "InvalidRecipient" }],
-            CancellationToken.None);
+        var newer = await BouncedMail.StoreAsync(stores.Spool, t0.AddMinutes(1), t0.AddMinutes(10));
 
         await stores.Migrator.MigrateAsync(CancellationToken.None);
 
@@ -368,19 +356,7 @@ public sealed class SqliteMigrationTests
         }
 
         await stores.Migrator.MigrateAsync(CancellationToken.None);
-        var newer = Guid.NewGuid();
-        Assert.True(await stores.Spool.StoreAsync(new NewMessage
-        {
-            Id = newer,
-            Sender = "s@example.org",
-            Recipients = [new NewRecipient { Address = "b@new.test" }],
-            Content = "Subject: hi\r\n\r\nbody\r\n"u8.ToArray(),
-            ReceivedAt = t0.AddMinutes(1),
-        }, CancellationToken.None));
-        var job = Assert.Single(await stores.Spool.ClaimDueAsync(t0.AddMinutes(10), 10, TimeSpan.FromMinutes(5), CancellationToken.None));
-        await stores.Spool.CompleteAttemptAsync(job.MessageId, job.LeaseId,
-            [new RecipientUpdate { RecipientId = job.Recipients[0].RecipientId, State = RecipientState.Bounced, AttemptedAt = t0.AddMinutes(10), ReplyCode = 550, BounceClass = "InvalidRecipient" }],
-            CancellationToken.None);
+        var newer = await BouncedMail.StoreAsync(stores.Spool, t0.AddMinutes(1), t0.AddMinutes(10));
 
         var bounced = new MessageFilter { States = [RecipientState.Bounced], BounceClasses = ["InvalidRecipient"] };
         Assert.Equal([old[1], newer, old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = bounced }, CancellationToken.None)).Items.Select(m => m.Id));
@@ -552,5 +528,28 @@ public sealed class PostgresDurabilityTests
             await using var command = dataSource.CreateCommand("SHOW synchronous_commit");
             return (string?)await command.ExecuteScalarAsync();
         }
+    }
+}
+
+/// <summary>Mail written by the current spool, for the migration tests' old rows to sit among.</summary>
+internal static class BouncedMail
+{
+    /// <summary>Stores a message received at <paramref name="receivedAt"/> and bounces its one recipient (InvalidRecipient) at <paramref name="at"/>.</summary>
+    public static async Task<Guid> StoreAsync(ISpool spool, DateTimeOffset receivedAt, DateTimeOffset at)
+    {
+        var id = Guid.NewGuid();
+        Assert.True(await spool.StoreAsync(new NewMessage
+        {
+            Id = id,
+            Sender = "s@example.org",
+            Recipients = [new NewRecipient { Address = "b@new.test" }],
+            Content = "Subject: hi\r\n\r\nbody\r\n"u8.ToArray(),
+            ReceivedAt = receivedAt,
+        }, CancellationToken.None));
+        var job = Assert.Single(await spool.ClaimDueAsync(at, 10, TimeSpan.FromMinutes(5), CancellationToken.None));
+        await spool.CompleteAttemptAsync(job.MessageId, job.LeaseId,
+            [new RecipientUpdate { RecipientId = job.Recipients[0].RecipientId, State = RecipientState.Bounced, AttemptedAt = at, ReplyCode = 550, BounceClass = "InvalidRecipient" }],
+            CancellationToken.None);
+        return id;
     }
 }

@@ -17,7 +17,10 @@ internal static partial class PostgresBackfill
     /// <summary>The bookkeeping row's name in spool.backfills.</summary>
     public const string RecipientsReceivedAt = "recipients.received_at";
 
-    /// <summary>Ids per transaction: about 10,000 rows changed (a few hundred milliseconds on a busy machine).</summary>
+    /// <summary>
+    /// Ids per transaction: up to 10,000 rows changed, 0.6-1.5 s each on the 2-core development machine at load 6 (every
+    /// row gets a new version and an entry in each index: recipient updates are not HOT); 1.3 M rows in about two minutes.
+    /// </summary>
     internal const int BatchIds = 10_000;
 
     public static async Task RunAsync(NpgsqlDataSource dataSource, ILogger logger, CancellationToken cancellationToken)
