@@ -37,7 +37,7 @@ public sealed class PostgresMigrationTests
         Assert.Contains("recipients_due", plan, StringComparison.Ordinal);
     }
 
-    /// <summary>The queue summary reads the pending recipients' index, never the messages (migration 0020).</summary>
+    /// <summary>The queue summary reads the recipients' state index, never the messages (migrations 0020, 0022).</summary>
     [Fact]
     public async Task The_queue_summary_reads_only_the_pending_index()
     {
@@ -56,7 +56,7 @@ public sealed class PostgresMigrationTests
         }
 
         var plan = string.Join('\n', await ReadAllAsync(command));
-        Assert.Contains("recipients_pending", plan, StringComparison.Ordinal);
+        Assert.Contains("recipients_state", plan, StringComparison.Ordinal);
         Assert.DoesNotContain("messages", plan, StringComparison.Ordinal);
     }
 
@@ -111,21 +111,7 @@ public sealed class PostgresMigrationTests
         await using var stores = await PostgresStores.CreateAsync(migrate: false);
         await using var connection = new NpgsqlConnection(stores.ConnectionString);
         await connection.OpenAsync();
-        await using (var create = new NpgsqlCommand(
-            "CREATE TABLE public.mailmesh_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-            connection))
-        {
-            await create.ExecuteNonQueryAsync();
-        }
-
-        foreach (var migration in Migration.Load("Postgres").Where(m => m.Version < 20))
-        {
-            await using var apply = new NpgsqlCommand(migration.Sql + ";INSERT INTO public.mailmesh_migrations (version, name, checksum) VALUES (@v, @n, @c)", connection);
-            apply.Parameters.AddWithValue("v", migration.Version);
-            apply.Parameters.AddWithValue("n", migration.Name);
-            apply.Parameters.AddWithValue("c", migration.Checksum);
-            await apply.ExecuteNonQueryAsync();
-        }
+        await ApplyMigrationsAsync(connection, m => m.Version < 20);
 
         var receivedAt = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
         await using (var old = new NpgsqlCommand(
@@ -146,8 +132,120 @@ public sealed class PostgresMigrationTests
         var summary = await stores.SpoolAdmin.SummarizeAsync(receivedAt.AddHours(1), 10, CancellationToken.None);
         Assert.Equal(1, summary.Total.Total);
         Assert.Equal(receivedAt, summary.Total.OldestReceivedAt);
-        await using var final = new NpgsqlCommand("SELECT count(*) FROM spool.recipients WHERE state = 3 AND received_at IS NULL", connection);
-        Assert.Equal(1L, (long)(await final.ExecuteScalarAsync())!);
+        // 0022's back-fill (run by the migrator after 0022) gives the final one its received time too.
+        await using var final = new NpgsqlCommand("SELECT count(*) FROM spool.recipients WHERE received_at IS NULL", connection);
+        Assert.Equal(0L, (long)(await final.ExecuteScalarAsync())!);
+    }
+
+    /// <summary>
+    /// Migration 0022 on a spool with recipients that were final before 0020 (received_at NULL): until the back-fill has
+    /// run, a search by state and class still finds them (the old statement); the migrator's back-fill then fills them
+    /// in batches over an id range wider than one batch, deletes its bookkeeping row, and the search, now walking the
+    /// recipients, finds them in their place among newer mail.
+    /// </summary>
+    [Fact]
+    public async Task Migration_22_backfills_old_final_recipients_in_batches_and_search_finds_them_throughout()
+    {
+        await using var stores = await PostgresStores.CreateAsync(migrate: false);
+        await using var connection = new NpgsqlConnection(stores.ConnectionString);
+        await connection.OpenAsync();
+        await ApplyMigrationsAsync(connection, m => m.Version < 22);
+
+        // Final before 0020: no received_at. Ids far apart, so the back-fill takes several batches (and above the ones the
+        // identity hands out, which the newer message below gets).
+        var t0 = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
+        Guid[] old = [Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid()];
+        for (var i = 0; i < old.Length; i++)
+        {
+            await using var insert = new NpgsqlCommand(
+                """
+                INSERT INTO spool.messages (id, sender, content, size, received_at, origin, body_type, smtputf8, requiretls, completed_at)
+                VALUES (@id, 's@example.org', '\x00'::bytea, 1, @at, 0, 0, false, false, @at);
+                INSERT INTO spool.recipients (id, message_id, address, domain, state, next_attempt_at, updated_at, last_bounce_class)
+                OVERRIDING SYSTEM VALUE
+                VALUES (@rid, @id, 'a@old.test', 'old.test', @state, @at, @at, @class);
+                """, connection);
+            insert.Parameters.AddWithValue("id", old[i]);
+            insert.Parameters.AddWithValue("at", t0.AddMinutes(i * 2));
+            insert.Parameters.AddWithValue("rid", 1_000_000L + (i * (Postgres.PostgresBackfill.BatchIds + 3L)));
+            insert.Parameters.AddWithValue("state", (short)(i == 1 ? 3 : 4));
+            insert.Parameters.AddWithValue("class", i == 1 ? (object)DBNull.Value : "InvalidRecipient");
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        // 0022's script alone, as if the migrator had stopped before its back-fill.
+        await ApplyMigrationsAsync(connection, m => m.Version == 22);
+        var bounced = new MessageFilter { States = [RecipientState.Bounced], BounceClasses = ["InvalidRecipient"] };
+        Assert.Equal([old[2], old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = bounced }, CancellationToken.None)).Items.Select(m => m.Id));
+
+        // Newer mail, bounced between the two old ones' times... and after them.
+        var newer = await BouncedMail.StoreAsync(stores.Spool, t0.AddMinutes(1), t0.AddMinutes(10));
+
+        await stores.Migrator.MigrateAsync(CancellationToken.None);
+
+        await using (var check = new NpgsqlCommand(
+            "SELECT (SELECT count(*) FROM spool.recipients WHERE received_at IS NULL), (SELECT count(*) FROM spool.backfills)", connection))
+        await using (var reader = await check.ExecuteReaderAsync())
+        {
+            Assert.True(await reader.ReadAsync());
+            Assert.Equal(0L, reader.GetInt64(0));
+            Assert.Equal(0L, reader.GetInt64(1));
+        }
+
+        Assert.Equal([old[2], newer, old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = bounced }, CancellationToken.None)).Items.Select(m => m.Id));
+        var first = await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = bounced, Limit = 1 }, CancellationToken.None);
+        var rest = await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = bounced, Limit = 5, After = first.Next }, CancellationToken.None);
+        Assert.Equal([newer, old[0]], rest.Items.Select(m => m.Id));
+        Assert.Equal([old[1]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = new MessageFilter { States = [RecipientState.Delivered] } }, CancellationToken.None)).Items.Select(m => m.Id));
+    }
+
+    /// <summary>A search by state reads recipients_state newest first and stops at the page: no sort of every match.</summary>
+    [Fact]
+    public async Task A_search_by_state_and_class_walks_the_indexes_in_order()
+    {
+        await using var stores = await PostgresStores.CreateAsync();
+        await using var connection = new NpgsqlConnection(stores.ConnectionString);
+        await connection.OpenAsync();
+        await using (var off = new NpgsqlCommand("SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off", connection))
+        {
+            await off.ExecuteNonQueryAsync();
+        }
+
+        foreach (var (filter, index) in new[]
+        {
+            (new MessageFilter { States = [RecipientState.Bounced, RecipientState.Deferred], BounceClasses = ["InvalidRecipient"] }, "recipients_final_class"),
+            (new MessageFilter { States = [RecipientState.Bounced, RecipientState.Expired] }, "recipients_state"),
+        })
+        {
+            await using var command = new NpgsqlCommand { Connection = connection };
+            command.CommandText = "EXPLAIN " + Postgres.PostgresSpoolAdmin.RecipientWalkSql(command, new MessageListQuery { Filter = filter });
+            command.Parameters.Add(new NpgsqlParameter<int>("limit", 51));
+            var plan = string.Join('\n', await ReadAllAsync(command));
+            Assert.Contains(index, plan, StringComparison.Ordinal);
+            Assert.Contains("Merge Append", plan, StringComparison.Ordinal);
+
+            // The only sort is the final one of the page's 51 rows read back from the CTE.
+            Assert.Equal(1, plan.Split('\n').Count(line => line.TrimStart().StartsWith("Sort  (", StringComparison.Ordinal) || line.Contains("->  Sort  (", StringComparison.Ordinal)));
+        }
+    }
+
+    private static async Task ApplyMigrationsAsync(NpgsqlConnection connection, Func<Migration, bool> which)
+    {
+        await using (var create = new NpgsqlCommand(
+            "CREATE TABLE IF NOT EXISTS public.mailmesh_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+            connection))
+        {
+            await create.ExecuteNonQueryAsync();
+        }
+
+        foreach (var migration in Migration.Load("Postgres").Where(which))
+        {
+            await using var apply = new NpgsqlCommand(migration.Sql + ";INSERT INTO public.mailmesh_migrations (version, name, checksum) VALUES (@v, @n, @c)", connection);
+            apply.Parameters.AddWithValue("v", migration.Version);
+            apply.Parameters.AddWithValue("n", migration.Name);
+            apply.Parameters.AddWithValue("c", migration.Checksum);
+            await apply.ExecuteNonQueryAsync();
+        }
     }
 
     private static async Task<List<string>> ReadAllAsync(NpgsqlCommand command)
@@ -209,24 +307,9 @@ public sealed class SqliteMigrationTests
     public async Task Migration_20_backfills_the_received_time_of_pending_recipients()
     {
         await using var stores = await SqliteStores.CreateAsync(migrate: false);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(stores.Path)!);
         var receivedAt = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
-        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path};Pooling=False"))
+        await using (var connection = await OpenMigratedBeforeAsync(stores, 20))
         {
-            await connection.OpenAsync();
-            await using var create = connection.CreateCommand();
-            create.CommandText = "CREATE TABLE mailmesh_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";
-            await create.ExecuteNonQueryAsync();
-            foreach (var migration in Migration.Load("Sqlite").Where(m => m.Version < 20))
-            {
-                await using var apply = connection.CreateCommand();
-                apply.CommandText = migration.Sql + ";INSERT INTO mailmesh_migrations (version, name, checksum, applied_at) VALUES (@v, @n, @c, 0)";
-                apply.Parameters.AddWithValue("@v", migration.Version);
-                apply.Parameters.AddWithValue("@n", migration.Name);
-                apply.Parameters.AddWithValue("@c", migration.Checksum);
-                await apply.ExecuteNonQueryAsync();
-            }
-
             await using var old = connection.CreateCommand();
             old.CommandText =
                 """
@@ -245,6 +328,95 @@ public sealed class SqliteMigrationTests
         var summary = await stores.SpoolAdmin.SummarizeAsync(receivedAt.AddHours(1), 10, CancellationToken.None);
         Assert.Equal(1, summary.Total.Total);
         Assert.Equal(receivedAt, summary.Total.OldestReceivedAt);
+    }
+
+    /// <summary>Migration 0022 on a SQLite spool with recipients final before 0020: filled, and found by a search by state and class.</summary>
+    [Fact]
+    public async Task Migration_22_backfills_old_final_recipients_and_search_finds_them()
+    {
+        await using var stores = await SqliteStores.CreateAsync(migrate: false);
+        var t0 = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
+        Guid[] old = [Guid.NewGuid(), Guid.NewGuid()];
+        await using (var connection = await OpenMigratedBeforeAsync(stores, 22))
+        {
+            for (var i = 0; i < old.Length; i++)
+            {
+                await using var insert = connection.CreateCommand();
+                insert.CommandText =
+                    """
+                    INSERT INTO spool_messages (id, sender, content, size, received_at, origin, body_type, smtputf8, requiretls, completed_at)
+                    VALUES (@id, 's@example.org', x'00', 1, @at, 0, 0, 0, 0, @at);
+                    INSERT INTO spool_recipients (message_id, address, domain, state, next_attempt_at, updated_at, last_bounce_class)
+                    VALUES (@id, 'a@old.test', 'old.test', 4, @at, @at, 'InvalidRecipient');
+                    """;
+                insert.Parameters.AddWithValue("@id", old[i].ToByteArray());
+                insert.Parameters.AddWithValue("@at", t0.AddMinutes(i * 2).ToUnixTimeMilliseconds());
+                await insert.ExecuteNonQueryAsync();
+            }
+        }
+
+        await stores.Migrator.MigrateAsync(CancellationToken.None);
+        var newer = await BouncedMail.StoreAsync(stores.Spool, t0.AddMinutes(1), t0.AddMinutes(10));
+
+        var bounced = new MessageFilter { States = [RecipientState.Bounced], BounceClasses = ["InvalidRecipient"] };
+        Assert.Equal([old[1], newer, old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = bounced }, CancellationToken.None)).Items.Select(m => m.Id));
+        Assert.Equal([old[1], newer, old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = new MessageFilter { BounceClasses = ["InvalidRecipient"] } }, CancellationToken.None)).Items.Select(m => m.Id));
+    }
+
+    /// <summary>A new spool file with the migrations before <paramref name="version"/> applied by hand, as an older MailMesh left it.</summary>
+    private static async Task<Microsoft.Data.Sqlite.SqliteConnection> OpenMigratedBeforeAsync(SqliteStores stores, int version)
+    {
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(stores.Path)!);
+        var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path};Pooling=False");
+        await connection.OpenAsync();
+        await using var create = connection.CreateCommand();
+        create.CommandText = "CREATE TABLE mailmesh_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)";
+        await create.ExecuteNonQueryAsync();
+        foreach (var migration in Migration.Load("Sqlite").Where(m => m.Version < version))
+        {
+            await using var apply = connection.CreateCommand();
+            apply.CommandText = migration.Sql + ";INSERT INTO mailmesh_migrations (version, name, checksum, applied_at) VALUES (@v, @n, @c, 0)";
+            apply.Parameters.AddWithValue("@v", migration.Version);
+            apply.Parameters.AddWithValue("@n", migration.Name);
+            apply.Parameters.AddWithValue("@c", migration.Checksum);
+            await apply.ExecuteNonQueryAsync();
+        }
+
+        return connection;
+    }
+
+    /// <summary>SQLite reads a search by state or class from the new indexes in order, stopping at the page.</summary>
+    [Fact]
+    public async Task A_search_by_state_and_class_walks_the_indexes_in_order()
+    {
+        await using var stores = await SqliteStores.CreateAsync();
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path}");
+        await connection.OpenAsync();
+        foreach (var (filter, index) in new[]
+        {
+            (new MessageFilter { States = [RecipientState.Bounced], BounceClasses = ["InvalidRecipient"] }, "spool_recipients_final_class"),
+            (new MessageFilter { States = [RecipientState.Bounced, RecipientState.Expired] }, "spool_recipients_state"),
+        })
+        {
+            await using var command = connection.CreateCommand();
+            command.CommandText = "EXPLAIN QUERY PLAN " + Sqlite.SqliteSpoolAdmin.RecipientWalkSql(command, new MessageListQuery { Filter = filter });
+            command.Parameters.AddWithValue("@limit", 51);
+            var plan = new List<string>();
+            await using (var reader = await command.ExecuteReaderAsync())
+            {
+                while (await reader.ReadAsync())
+                {
+                    plan.Add(reader.GetString(3));
+                }
+            }
+
+            // Each arm reads its covering index in order and de-duplicates as it goes; the only sorts (if any) are of an
+            // arm's page (for the UNION's merge) and of the page read back: 51 rows each.
+            var arms = SpoolAdminShared.SearchArms(filter).Count;
+            Assert.Contains(plan, line => line.Contains("COVERING INDEX " + index, StringComparison.Ordinal));
+            Assert.DoesNotContain(plan, line => line.Contains("FOR DISTINCT", StringComparison.Ordinal));
+            Assert.True(plan.Count(line => line.Contains("TEMP B-TREE FOR ORDER BY", StringComparison.Ordinal)) <= (arms > 1 ? arms + 1 : 1), string.Join('\n', plan));
+        }
     }
 }
 
@@ -356,5 +528,28 @@ public sealed class PostgresDurabilityTests
             await using var command = dataSource.CreateCommand("SHOW synchronous_commit");
             return (string?)await command.ExecuteScalarAsync();
         }
+    }
+}
+
+/// <summary>Mail written by the current spool, for the migration tests' old rows to sit among.</summary>
+internal static class BouncedMail
+{
+    /// <summary>Stores a message received at <paramref name="receivedAt"/> and bounces its one recipient (InvalidRecipient) at <paramref name="at"/>.</summary>
+    public static async Task<Guid> StoreAsync(ISpool spool, DateTimeOffset receivedAt, DateTimeOffset at)
+    {
+        var id = Guid.NewGuid();
+        Assert.True(await spool.StoreAsync(new NewMessage
+        {
+            Id = id,
+            Sender = "s@example.org",
+            Recipients = [new NewRecipient { Address = "b@new.test" }],
+            Content = "Subject: hi\r\n\r\nbody\r\n"u8.ToArray(),
+            ReceivedAt = receivedAt,
+        }, CancellationToken.None));
+        var job = Assert.Single(await spool.ClaimDueAsync(at, 10, TimeSpan.FromMinutes(5), CancellationToken.None));
+        await spool.CompleteAttemptAsync(job.MessageId, job.LeaseId,
+            [new RecipientUpdate { RecipientId = job.Recipients[0].RecipientId, State = RecipientState.Bounced, AttemptedAt = at, ReplyCode = 550, BounceClass = "InvalidRecipient" }],
+            CancellationToken.None);
+        return id;
     }
 }

@@ -248,6 +248,102 @@ public abstract class SpoolAdminContractTests : IAsyncLifetime
         Assert.DoesNotContain(blocked, claimed.Select(j => j.MessageId));
     }
 
+    /// <summary>
+    /// Searches by state and bounce class walk the recipients (migration 0022): every combination with domain, sender and
+    /// time answers exactly the matching messages, newest first, each once (a message with two matching recipients too),
+    /// the same whether read in one page or in pages of two across the cursor (two messages share each timestamp).
+    /// </summary>
+    [Fact]
+    public async Task State_and_class_searches_match_exactly_and_page_across_the_cursor()
+    {
+        var messages = new List<(Guid Id, DateTimeOffset At, string Sender, List<(string Address, string Domain, RecipientState State, string? Class)> Recipients)>();
+        var outcomes = new Dictionary<string, (RecipientState State, string? Class)>(StringComparer.Ordinal);
+        (RecipientState, string?)[] first = [(RecipientState.Bounced, "InvalidRecipient"), (RecipientState.Deferred, "QuotaIssues"), (RecipientState.Delivered, null), (RecipientState.Bounced, "SpamBlock")];
+        (RecipientState, string?)[] second = [(RecipientState.Bounced, "InvalidRecipient"), (RecipientState.Delivered, null), (RecipientState.Deferred, null)];
+        for (var i = 0; i < 14; i++)
+        {
+            var at = T0.AddSeconds(i / 2);
+            var sender = i % 3 == 0 ? "a@example.org" : "b@example.org";
+            var r = ($"r{i}@{(i % 2 == 0 ? "one" : "two")}.test", i % 2 == 0 ? "one.test" : "two.test", first[i % 4].Item1, first[i % 4].Item2);
+            var s2 = ($"s{i}@one.test", "one.test", second[i % 3].Item1, second[i % 3].Item2);
+            outcomes[r.Item1] = (r.Item3, r.Item4);
+            outcomes[s2.Item1] = (s2.Item3, s2.Item4);
+            messages.Add((await StoreAsync(at, sender, r.Item1, s2.Item1), at, sender, [r, s2]));
+        }
+
+        foreach (var job in await Spool.ClaimDueAsync(T0.AddMinutes(1), 1000, Lease, Ct))
+        {
+            await Spool.CompleteAttemptAsync(job.MessageId, job.LeaseId,
+            [
+                .. job.Recipients.Select(c => new RecipientUpdate
+                {
+                    RecipientId = c.RecipientId,
+                    State = outcomes[c.Address].State,
+                    NextAttemptAt = outcomes[c.Address].State == RecipientState.Deferred ? T0.AddHours(1) : null,
+                    AttemptedAt = T0.AddMinutes(1),
+                    ReplyCode = outcomes[c.Address].State switch { RecipientState.Delivered => 250, RecipientState.Deferred => 451, _ => 550 },
+                    BounceClass = outcomes[c.Address].Class,
+                }),
+            ], Ct);
+        }
+
+        // Two more, never attempted: one queued, one held.
+        var queued = await StoreAsync(T0.AddSeconds(3), "a@example.org", "q@two.test");
+        var held = await StoreAsync(T0.AddSeconds(9), "b@example.org", "h@one.test");
+        await ApplyAsync(AdminAction.Hold, [held]);
+        messages.Add((queued, T0.AddSeconds(3), "a@example.org", [("q@two.test", "two.test", RecipientState.Queued, null)]));
+        messages.Add((held, T0.AddSeconds(9), "b@example.org", [("h@one.test", "one.test", RecipientState.Held, null)]));
+
+        MessageFilter[] filters =
+        [
+            new() { States = [RecipientState.Bounced], BounceClasses = ["InvalidRecipient"] },
+            new() { States = [RecipientState.Bounced] },
+            new() { States = [RecipientState.Delivered] },
+            new() { States = [RecipientState.Bounced, RecipientState.Deferred] },
+            new() { BounceClasses = ["QuotaIssues"] },
+            new() { BounceClasses = ["InvalidRecipient", "SpamBlock"] },
+            new() { States = [RecipientState.Deferred, RecipientState.Bounced], BounceClasses = ["QuotaIssues", "InvalidRecipient"] },
+            new() { States = [RecipientState.Bounced], Domain = "two.test" },
+            new() { States = [RecipientState.Deferred], Domain = "two.test" },
+            new() { BounceClasses = ["InvalidRecipient"], Domain = "one.test" },
+            new() { States = [RecipientState.Bounced], Sender = "A@Example.org" },
+            new() { BounceClasses = ["SpamBlock", "QuotaIssues"], Sender = "b@example.org" },
+            new() { States = [RecipientState.Delivered], ReceivedFrom = T0.AddSeconds(1), ReceivedTo = T0.AddSeconds(4) },
+            new() { States = [RecipientState.Bounced], BounceClasses = ["InvalidRecipient"], Recipient = "S3@one.test" },
+            new() { States = [RecipientState.Queued, RecipientState.Held] },
+            new() { States = [RecipientState.Held], BounceClasses = ["InvalidRecipient"] },
+            new() { States = [RecipientState.InFlight] },
+        ];
+        foreach (var filter in filters)
+        {
+            var expected = messages
+                .Where(m => (filter.Sender is null || string.Equals(filter.Sender, m.Sender, StringComparison.OrdinalIgnoreCase))
+                    && (filter.ReceivedFrom is null || m.At >= filter.ReceivedFrom) && (filter.ReceivedTo is null || m.At < filter.ReceivedTo)
+                    && m.Recipients.Any(r => (filter.States is null || filter.States.Contains(r.State))
+                        && (filter.BounceClasses is null || (r.Class is not null && filter.BounceClasses.Contains(r.Class)))
+                        && (filter.Domain is null || filter.Domain == r.Domain)
+                        && (filter.Recipient is null || string.Equals(filter.Recipient, r.Address, StringComparison.OrdinalIgnoreCase))))
+                .ToList();
+            var whole = await Admin.ListMessagesAsync(new MessageListQuery { Filter = filter, Limit = 100 }, Ct);
+            Assert.Null(whole.Next);
+            Assert.Equal(expected.Select(m => m.Id).Order(), whole.Items.Select(m => m.Id).Order());
+            Assert.Equal(expected.Select(m => m.At).OrderDescending(), whole.Items.Select(m => m.ReceivedAt));
+
+            var paged = new List<Guid>();
+            MessageCursor? after = null;
+            do
+            {
+                var page = await Admin.ListMessagesAsync(new MessageListQuery { Filter = filter, Limit = 2, After = after }, Ct);
+                Assert.True(page.Items.Count <= 2);
+                paged.AddRange(page.Items.Select(m => m.Id));
+                after = page.Next;
+            }
+            while (after is not null);
+
+            Assert.Equal(whole.Items.Select(m => m.Id), paged);
+        }
+    }
+
     [Fact]
     public async Task Bounce_finishes_the_recipients_with_history_and_completes_the_message()
     {

@@ -23,6 +23,7 @@ internal static class AdminApiCommand
     {
         public int Messages { get; init; } = 1_000_000;
         public string? Spool { get; init; }
+        public bool Sqlite { get; init; }
         public bool Keep { get; init; }
         public int Repeat { get; init; } = 20;
         public string RepositoryRoot { get; init; } = new LoadOptions().RepositoryRoot;
@@ -41,7 +42,16 @@ internal static class AdminApiCommand
                     "--keep" => options with { Keep = true },
                     "--repeat" => options with { Repeat = int.Parse(Next(), CultureInfo.InvariantCulture) },
                     "--root" => options with { RepositoryRoot = Path.GetFullPath(Next()) },
-                    _ => throw new ArgumentException($"unknown option {args[i]} (with --admin-api: --messages, --spool, --keep, --repeat, --root)"),
+                    "--provider" => options with
+                    {
+                        Sqlite = Next() switch
+                        {
+                            "sqlite" => true,
+                            "postgres" => false,
+                            var other => throw new ArgumentException($"--provider must be postgres or sqlite (was {other})"),
+                        },
+                    },
+                    _ => throw new ArgumentException($"unknown option {args[i]} (with --admin-api: --messages, --spool, --keep, --repeat, --root, --provider)"),
                 };
             }
 
@@ -68,12 +78,18 @@ internal static class AdminApiCommand
         }
 
         TestDatabase? database = null;
+        string? privateFile = null;
         try
         {
             string connectionString;
             if (options.Spool is { } given)
             {
                 connectionString = given;
+            }
+            else if (options.Sqlite)
+            {
+                privateFile = connectionString = Path.Combine(Path.GetTempPath(), "mailmesh-admin-" + Guid.NewGuid().ToString("N")[..8], "spool.db");
+                Console.WriteLine($"admin-api: private SQLite spool {privateFile}{(options.Keep ? " (kept: --provider sqlite --spool " + privateFile + " measures it again)" : "")}");
             }
             else
             {
@@ -83,14 +99,17 @@ internal static class AdminApiCommand
             }
 
             var now = DateTimeOffset.UtcNow;
-            var count = await AdminApiSpool.PrepareAsync(connectionString, options.Messages, now, Console.Out);
-            var samples = await Samples.ReadAsync(connectionString);
+            var count = options.Sqlite
+                ? await AdminApiSqliteSpool.PrepareAsync(connectionString, options.Messages, now, Console.Out)
+                : await AdminApiSpool.PrepareAsync(connectionString, options.Messages, now, Console.Out);
+            var samples = options.Sqlite ? await Samples.ReadSqliteAsync(connectionString) : await Samples.ReadAsync(connectionString);
             var calls = Calls(samples);
             var load = LoadAverage();
             var results = await MeasureAsync(options, connectionString, calls);
+            var provider = options.Sqlite ? "SQLite" : "PostgreSQL";
             Console.WriteLine();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Admin API over HTTP, {count:N0} messages ({samples.Recipients:N0} recipients, {samples.Pending:N0} pending) in PostgreSQL, Standalone on PostgreSQL; {options.Repeat} timed calls each after 2 untimed; load average {load} -> {LoadAverage()} ({Environment.ProcessorCount} cores)"));
+                $"Admin API over HTTP, {count:N0} messages ({samples.Recipients:N0} recipients, {samples.Pending:N0} pending) in {provider}, Standalone on {provider}; {options.Repeat} timed calls each after 2 untimed; load average {load} -> {LoadAverage()} ({Environment.ProcessorCount} cores)"));
             Console.WriteLine();
             Console.WriteLine("| call | request | p50 ms | p99 ms | max ms | answer |");
             Console.WriteLine("| --- | --- | --- | --- | --- | --- |");
@@ -112,6 +131,11 @@ internal static class AdminApiCommand
             if (database is not null && !options.Keep)
             {
                 await database.DisposeAsync();
+            }
+
+            if (privateFile is not null && !options.Keep)
+            {
+                Directory.Delete(Path.GetDirectoryName(privateFile)!, recursive: true);
             }
         }
     }
@@ -167,6 +191,39 @@ internal static class AdminApiCommand
 
             return new Samples(sender, recipient, big, small, middle, deep, deferred, delivered, recipients, pending);
         }
+
+        /// <summary>The same samples from a SQLite spool (ids as blobs, times as unix milliseconds).</summary>
+        public static async Task<Samples> ReadSqliteAsync(string path)
+        {
+            await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
+            await connection.OpenAsync();
+            async Task<object[]> Row(string sql)
+            {
+                await using var command = new Microsoft.Data.Sqlite.SqliteCommand(sql, connection) { CommandTimeout = 0 };
+                await using var reader = await command.ExecuteReaderAsync();
+                if (!await reader.ReadAsync())
+                {
+                    throw new InvalidOperationException("the spool has no row for: " + sql);
+                }
+
+                var values = new object[reader.FieldCount];
+                reader.GetValues(values);
+                return values;
+            }
+
+            static Guid Id(object value) => value is byte[] bytes ? new Guid(bytes) : Guid.Parse((string)value, CultureInfo.InvariantCulture);
+            var sender = (string)(await Row("SELECT sender FROM spool_messages ORDER BY received_at DESC, id DESC LIMIT 1 OFFSET 777"))[0];
+            var recipient = (string)(await Row("SELECT address FROM spool_recipients ORDER BY id DESC LIMIT 1 OFFSET 4242"))[0];
+            var big = (string)(await Row("SELECT domain FROM spool_recipients GROUP BY domain ORDER BY count(*) DESC, domain LIMIT 1"))[0];
+            var small = (string)(await Row("SELECT domain FROM spool_recipients GROUP BY domain ORDER BY count(*), domain LIMIT 1"))[0];
+            var deferred = Id((await Row("SELECT message_id FROM spool_recipients WHERE state = 2 ORDER BY id DESC LIMIT 1 OFFSET 100"))[0]);
+            var delivered = Id((await Row("SELECT message_id FROM spool_recipients WHERE state = 3 ORDER BY id LIMIT 1 OFFSET 1000"))[0]);
+            var half = (long)(await Row("SELECT count(*) / 2 FROM spool_messages"))[0];
+            var deep = await Row("SELECT received_at, id FROM spool_messages ORDER BY received_at DESC, id DESC LIMIT 1 OFFSET " + half.ToString(CultureInfo.InvariantCulture));
+            var middle = DateTimeOffset.FromUnixTimeMilliseconds((long)deep[0]);
+            var counts = await Row("SELECT count(*), count(*) FILTER (WHERE state IN (0, 1, 2, 7)) FROM spool_recipients");
+            return new Samples(sender, recipient, big, small, middle, new MessageCursor(middle, Id(deep[1])), deferred, delivered, (long)counts[0], (long)counts[1]);
+        }
     }
 
     private static List<Call> Calls(Samples s)
@@ -195,6 +252,16 @@ internal static class AdminApiCommand
             new($"search: domain {s.BigDomain} and state deferred", page + "&domain=" + Q(s.BigDomain) + "&state=deferred", Items),
             new("search: a one-hour time range", page + "&from=" + T(s.Middle.AddHours(-1)) + "&to=" + T(s.Middle), Items),
             new("search: state bounced, class InvalidRecipient", page + "&state=bounced&class=InvalidRecipient", Items),
+            new("search: state bounced, class, a cursor page", page + "&state=bounced&class=InvalidRecipient&cursor=" + s.Deep.Encode(), Items),
+            new("search: class InvalidRecipient (any state)", page + "&class=InvalidRecipient", Items),
+            new("search: state bounced or deferred", page + "&state=bounced&state=deferred", Items),
+            new("search: state delivered", page + "&state=delivered", Items),
+            new("search: state in flight (none)", page + "&state=in_flight", Items),
+            new($"search: domain {s.SmallDomain} and state delivered", page + "&domain=" + Q(s.SmallDomain) + "&state=delivered", Items),
+            new($"search: domain {s.BigDomain} and state bounced", page + "&domain=" + Q(s.BigDomain) + "&state=bounced", Items),
+            new($"search: domain {s.BigDomain} and state delivered", page + "&domain=" + Q(s.BigDomain) + "&state=delivered", Items),
+            new("search: sender and state bounced", page + "&sender=" + Q(s.Sender) + "&state=bounced", Items),
+            new("search: a one-hour time range and state bounced", page + "&state=bounced&from=" + T(s.Middle.AddHours(-1)) + "&to=" + T(s.Middle), Items),
             new("message detail (deferred, with attempts)", "/api/v1/admin/messages/" + s.DeferredMessage, Detail),
             new("message detail (delivered)", "/api/v1/admin/messages/" + s.DeliveredMessage, Detail),
         ];
@@ -206,8 +273,8 @@ internal static class AdminApiCommand
         var http = LoopbackPort.Free();
         var settings = new Dictionary<string, string>
         {
-            ["Storage__Provider"] = "postgres",
-            ["ConnectionStrings__Spool"] = connectionString,
+            ["Storage__Provider"] = options.Sqlite ? "sqlite" : "postgres",
+            [options.Sqlite ? "Storage__SqlitePath" : "ConnectionStrings__Spool"] = connectionString,
             ["Urls"] = $"http://127.0.0.1:{http}",
             ["Ingress__Listen"] = $"127.0.0.1:{LoopbackPort.Free()}",
             ["Mailbox__Pop3Listen"] = $"127.0.0.1:{LoopbackPort.Free()}",
@@ -226,7 +293,7 @@ internal static class AdminApiCommand
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{http}"), Timeout = TimeSpan.FromMinutes(2) };
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
             await WaitReadyAsync(client, process);
-            Console.WriteLine($"admin-api: Standalone (pid {process.Id}) on PostgreSQL answers on {client.BaseAddress}; timing {calls.Count} calls x {options.Repeat}");
+            Console.WriteLine($"admin-api: Standalone (pid {process.Id}) on {(options.Sqlite ? "SQLite" : "PostgreSQL")} answers on {client.BaseAddress}; timing {calls.Count} calls x {options.Repeat}");
             var results = new List<Result>();
             foreach (var call in calls)
             {

@@ -81,14 +81,14 @@ internal static class AdminApiSpool
         return rows.Count;
     }
 
-    private sealed record SeedMessage(Guid Id, int Sender, DateTimeOffset ReceivedAt, SeedRecipient[] Recipients)
+    internal sealed record SeedMessage(Guid Id, int Sender, DateTimeOffset ReceivedAt, SeedRecipient[] Recipients)
     {
         public bool Complete => Recipients.All(r => r.State is 3 or 4);
     }
 
-    private sealed record SeedRecipient(int User, int Domain, short State);
+    internal sealed record SeedRecipient(int User, int Domain, short State);
 
-    private static List<SeedMessage> Generate(int messages, DateTimeOffset now, Random random)
+    internal static List<SeedMessage> Generate(int messages, DateTimeOffset now, Random random)
     {
         var rows = new List<SeedMessage>(messages);
         for (var i = 0; i < messages; i++)
@@ -166,14 +166,7 @@ internal static class AdminApiSpool
             foreach (var r in m.Recipients)
             {
                 var domain = DomainName(r.Domain);
-                var (attempts, next, code, enhanced, text, updated, bounceClass) = r.State switch
-                {
-                    3 => (1, m.ReceivedAt, (short?)250, "2.0.0", "250 2.0.0 Ok: queued", m.ReceivedAt.AddSeconds(2), (string?)null),
-                    4 => (1, m.ReceivedAt, (short?)550, "5.1.1", "550 5.1.1 user unknown", m.ReceivedAt.AddSeconds(2), "InvalidRecipient"),
-                    2 => (1 + random.Next(5), now.AddMinutes(Later(random)), (short?)451, "4.7.1", "451 4.7.1 try again later", m.ReceivedAt + ((now - m.ReceivedAt) / 2), (string?)null),
-                    7 => (0, m.ReceivedAt, (short?)null, (string?)null, (string?)null, m.ReceivedAt, (string?)null),
-                    _ => (0, now.AddMinutes(Later(random)), (short?)null, (string?)null, (string?)null, m.ReceivedAt, (string?)null),
-                };
+                var (attempts, next, code, enhanced, text, updated, bounceClass) = Outcome(m, r, now, random);
                 await writer.StartRowAsync();
                 await writer.WriteAsync(m.Id, NpgsqlDbType.Uuid);
                 await writer.WriteAsync(Address(r), NpgsqlDbType.Text);
@@ -193,6 +186,17 @@ internal static class AdminApiSpool
 
         await writer.CompleteAsync();
     }
+
+    /// <summary>What a seeded recipient's row says about its attempts (both providers' seeds draw the same numbers).</summary>
+    internal static (int Attempts, DateTimeOffset Next, short? Code, string? Enhanced, string? Text, DateTimeOffset Updated, string? BounceClass) Outcome(
+        SeedMessage m, SeedRecipient r, DateTimeOffset now, Random random) => r.State switch
+        {
+            3 => (1, m.ReceivedAt, (short?)250, "2.0.0", "250 2.0.0 Ok: queued", m.ReceivedAt.AddSeconds(2), (string?)null),
+            4 => (1, m.ReceivedAt, (short?)550, "5.1.1", "550 5.1.1 user unknown", m.ReceivedAt.AddSeconds(2), "InvalidRecipient"),
+            2 => (1 + random.Next(5), now.AddMinutes(Later(random)), (short?)451, "4.7.1", "451 4.7.1 try again later", m.ReceivedAt + ((now - m.ReceivedAt) / 2), (string?)null),
+            7 => (0, m.ReceivedAt, (short?)null, (string?)null, (string?)null, m.ReceivedAt, (string?)null),
+            _ => (0, now.AddMinutes(Later(random)), (short?)null, (string?)null, (string?)null, m.ReceivedAt, (string?)null),
+        };
 
     /// <summary>
     /// Minutes until a pending recipient is due: one to two days, so that a kept spool can be measured again the next
@@ -216,9 +220,9 @@ internal static class AdminApiSpool
 
     public static string DomainName(int n) => "d" + n.ToString(CultureInfo.InvariantCulture) + ".test";
 
-    private static string Address(SeedRecipient r) => "user" + r.User.ToString(CultureInfo.InvariantCulture) + "@" + DomainName(r.Domain);
+    internal static string Address(SeedRecipient r) => "user" + r.User.ToString(CultureInfo.InvariantCulture) + "@" + DomainName(r.Domain);
 
-    private static byte[] Content(SeedMessage m, string sender)
+    internal static byte[] Content(SeedMessage m, string sender)
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"From: <{sender}>\r\n");

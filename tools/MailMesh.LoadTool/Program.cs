@@ -18,6 +18,7 @@ using MailMesh.Testing.Dns;
 //   load --chaos [--short]       fault injection on private servers (MailMesh.Chaos; docs/reliability.md)
 //   load --admin-api [--messages 1000000] [--spool "<connection string>"] [--keep] [--repeat 20]
 //                                the admin API's search and queue summary timed over HTTP on a seeded PostgreSQL spool
+//   load --admin-api --provider sqlite [--spool <file>]   the same on a seeded SQLite spool (Standalone's store)
 if (args.Contains("--chaos"))
 {
     return await ChaosCommand.RunAsync(args);

@@ -7,7 +7,8 @@ namespace MailMesh.Storage.Postgres;
 /// Applies the embedded PostgreSQL migrations that the database has not seen yet. Everything runs in one
 /// transaction that first takes a transaction-scoped advisory lock, so any number of migrators (Helm hook,
 /// compose one-shot, several replicas starting together) can run at once: one applies, the others wait for it
-/// and then find nothing to do. A failed migration rolls back completely.
+/// and then find nothing to do. A failed migration rolls back completely. After the commit, back-fills recorded by a
+/// migration (<see cref="PostgresBackfill"/>) run in batches of their own.
 /// </summary>
 public sealed partial class PostgresSchemaMigrator(NpgsqlDataSource dataSource, ILogger<PostgresSchemaMigrator> logger) : ISchemaMigrator
 {
@@ -85,6 +86,9 @@ public sealed partial class PostgresSchemaMigrator(NpgsqlDataSource dataSource, 
 
         await transaction.CommitAsync(cancellationToken);
         LogUpToDate(logger, LatestVersion, count);
+
+        // Data changes too large for the migration's one transaction, in short transactions of their own (0022).
+        await PostgresBackfill.RunAsync(dataSource, logger, cancellationToken);
     }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Applied PostgreSQL migration {Version} ({Name})")]

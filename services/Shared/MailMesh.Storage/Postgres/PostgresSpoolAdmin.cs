@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Npgsql;
 
@@ -7,10 +8,15 @@ namespace MailMesh.Storage.Postgres;
 /// <see cref="ISpoolAdmin"/> over the PostgreSQL spool. Statements are assembled from constant fragments, one per
 /// filter member that is set (values are always parameters), so each combination gets a plan that uses its index:
 /// messages_received for the newest-first walk, messages_sender_received for a sender, recipients_address and
-/// recipients_domain_state for recipient filters (migration 0012).
+/// recipients_domain_state for recipient filters (migration 0012), and recipients_state and recipients_final_class,
+/// walked newest first, for state and bounce class filters (migration 0022).
 /// </summary>
 public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmin
 {
+    // Set once migration 0022's back-fill has finished (PostgresBackfill): from then on every recipient row has its
+    // message's received time, and searches by state or class walk the recipients (RecipientWalkSql).
+    private volatile bool _backfilled;
+
     // Serialises with result application (PostgresSpool locks the same rows): a bounce that finishes a message and a
     // result that finishes another of its recipients cannot both miss each other's update in the completion check.
     private const string LockMessagesSql = "SELECT 1 FROM spool.messages WHERE id = ANY(@chunk) ORDER BY id FOR NO KEY UPDATE";
@@ -37,35 +43,21 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
         GROUP BY message_id, state
         """;
 
-    // Reads only recipients_pending in index order (migration 0020): the recipient row carries its message's received
-    // time, so no pending recipient is joined to its message (that join cost 0.5-0.9 s at 75,000 pending recipients).
+    // Reads only the pending range of recipients_state (migrations 0020, 0022): the recipient row carries its message's
+    // received time, so no pending recipient is joined to its message (that join cost 0.5-0.9 s at 75,000 pending recipients).
     private static readonly string SummarySql = SpoolAdminShared.SummarySql("spool.recipients");
 
     public async Task<MessagePage> ListMessagesAsync(MessageListQuery query, CancellationToken cancellationToken)
     {
         SpoolAdminShared.Check(query);
-        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM spool.messages AS m WHERE true");
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await BeginSerialAsync(connection, cancellationToken);
         await using var command = new NpgsqlCommand { Connection = connection, Transaction = transaction };
-        AppendMessagePredicates(sql, command, query.Filter);
-        if (query.After is { } after)
-        {
-            sql.Append(" AND (m.received_at, m.id) < (@after_at, @after_id)");
-            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("after_at", after.ReceivedAt));
-            command.Parameters.Add(new NpgsqlParameter<Guid>("after_id", after.Id));
-        }
-
-        if (query.Filter.HasRecipientPredicate)
-        {
-            sql.Append(" AND EXISTS (SELECT 1 FROM spool.recipients AS r WHERE r.message_id = m.id");
-            AppendRecipientPredicates(sql, command, query.Filter);
-            sql.Append(')');
-        }
-
-        sql.Append(" ORDER BY m.received_at DESC, m.id DESC LIMIT @limit");
+        command.CommandText = SpoolAdminShared.WalksRecipients(query.Filter)
+            && (_backfilled || (_backfilled = await PostgresBackfill.IsDoneAsync(connection, transaction, cancellationToken)))
+                ? RecipientWalkSql(command, query)
+                : MessageWalkSql(command, query);
         command.Parameters.Add(new NpgsqlParameter<int>("limit", query.Limit + 1));
-        command.CommandText = sql.ToString();
 
         var page = new MessagePageBuilder(query.Limit);
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -95,15 +87,110 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
     }
 
     /// <summary>
+    /// Walks the messages newest first (messages_received, or messages_sender_received for a sender) and checks the
+    /// recipient members per message, or lets the planner drive from a selective recipient index (address, domain).
+    /// </summary>
+    private static string MessageWalkSql(NpgsqlCommand command, MessageListQuery query)
+    {
+        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM spool.messages AS m WHERE true");
+        AppendMessagePredicates(sql, command, query.Filter);
+        if (query.After is { } after)
+        {
+            sql.Append(" AND (m.received_at, m.id) < (@after_at, @after_id)");
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("after_at", after.ReceivedAt));
+            command.Parameters.Add(new NpgsqlParameter<Guid>("after_id", after.Id));
+        }
+
+        if (query.Filter.HasRecipientPredicate)
+        {
+            sql.Append(" AND EXISTS (SELECT 1 FROM spool.recipients AS r WHERE r.message_id = m.id");
+            AppendRecipientPredicates(sql, command, query.Filter);
+            sql.Append(')');
+        }
+
+        return sql.Append(" ORDER BY m.received_at DESC, m.id DESC LIMIT @limit").ToString();
+    }
+
+    /// <summary>
+    /// A search by state or bounce class (migration 0022): one arm per <see cref="SpoolAdminShared.SearchArms"/>, each an
+    /// equality on recipients_state or recipients_final_class that returns its recipients in (received_at DESC,
+    /// message_id DESC) order, drops a message's second matching recipient (Unique) and stops at the page; several
+    /// arms are merged in order (Merge Append) and cut to the page again; then those messages are read by primary key. The recipient's received_at is its
+    /// message's (copied at store time, never changed), so the keyset and the time range apply to the recipient rows.
+    /// </summary>
+    internal static string RecipientWalkSql(NpgsqlCommand command, MessageListQuery query)
+    {
+        var filter = query.Filter;
+        var shared = new StringBuilder(" AND r.received_at IS NOT NULL");
+        AppendMessagePredicates(shared, command, filter, "r.received_at");
+        if (query.After is { } after)
+        {
+            shared.Append(" AND (r.received_at, r.message_id) < (@after_at, @after_id)");
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("after_at", after.ReceivedAt));
+            command.Parameters.Add(new NpgsqlParameter<Guid>("after_id", after.Id));
+        }
+
+        var statePredicate = new StringBuilder();
+        var classPredicate = new StringBuilder();
+        AppendRecipientPredicates(shared, command, filter, statePredicate, classPredicate);
+
+        // With a sender, each arm joins the messages: the planner may then walk the sender's messages instead
+        // (messages_sender_received) when that is the smaller set.
+        var source = filter.Sender is null ? "spool.recipients AS r" : "spool.recipients AS r JOIN spool.messages AS m ON m.id = r.message_id";
+        var arms = SpoolAdminShared.SearchArms(filter);
+        var sql = new StringBuilder("WITH page AS MATERIALIZED (");
+        if (arms.Count > 1)
+        {
+            sql.Append("SELECT DISTINCT u.received_at, u.message_id FROM (");
+        }
+
+        for (var i = 0; i < arms.Count; i++)
+        {
+            // Each arm its own ordered, limited subquery: a page's messages are among each arm's first page (an arm's
+            // messages rank in it no lower than among all), and PostgreSQL merges ordered subqueries (it does not
+            // merge the arms of a plain UNION ALL in order: it appended and sorted them all).
+            var name = "arm" + i.ToString(CultureInfo.InvariantCulture);
+            sql.Append(i == 0 ? "" : " UNION ALL ").Append(arms.Count > 1 ? "(" : "")
+                .Append("SELECT DISTINCT r.received_at, r.message_id FROM ").Append(source).Append(" WHERE ");
+            if (arms[i].State is { } state)
+            {
+                sql.Append("r.state = @").Append(name).Append(classPredicate);
+                command.Parameters.Add(new NpgsqlParameter<short>(name, (short)state));
+            }
+            else
+            {
+                // The literal state list is recipients_final_class's predicate, so the planner can prove the index applies.
+                sql.Append("r.last_bounce_class = @").Append(name).Append(" AND r.state IN (3, 4, 5, 6)").Append(statePredicate);
+                command.Parameters.Add(new NpgsqlParameter<string>(name, arms[i].BounceClass!));
+            }
+
+            sql.Append(shared).Append(" ORDER BY r.received_at DESC, r.message_id DESC LIMIT @limit").Append(arms.Count > 1 ? ")" : "");
+        }
+
+        sql.Append(arms.Count > 1 ? ") AS u ORDER BY u.received_at DESC, u.message_id DESC LIMIT @limit)" : ")");
+        return sql.Append(
+            """
+
+            SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at
+            FROM page JOIN spool.messages AS m ON m.id = page.message_id
+            ORDER BY page.received_at DESC, page.message_id DESC
+            """).ToString();
+    }
+
+    /// <summary>
     /// A read transaction without parallel workers. Every admin read is a page that stops at its LIMIT or one ordered
     /// pass over a small partial index; PostgreSQL still chose parallel plans for them at a million messages, and on a
     /// busy machine the workers' start-up and the gather cost 3-5 times the work (domain and state: 485-573 ms parallel,
-    /// 107-125 ms serial; the queue summary: 295-540 ms against 97-114 ms; docs/performance.md).
+    /// 107-125 ms serial; the queue summary: 295-540 ms against 97-114 ms; docs/performance.md). And always a custom
+    /// plan: the data source prepares statements used twice, after five executions PostgreSQL may keep a generic plan,
+    /// and the right plan for a search depends on its values (a large domain and state delivered: 2 ms walking the
+    /// state index with a custom plan, 1.5 s over HTTP with the generic one, which sorted all 200,000 of them).
     /// </summary>
     private static async Task<NpgsqlTransaction> BeginSerialAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using var serial = new NpgsqlCommand("SET LOCAL max_parallel_workers_per_gather = 0", connection, transaction);
+        await using var serial = new NpgsqlCommand(
+            "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL plan_cache_mode = force_custom_plan", connection, transaction);
         await serial.ExecuteNonQueryAsync(cancellationToken);
         return transaction;
     }
@@ -373,7 +460,8 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
         AppendRecipientPredicates(sql, command, request.Filter);
     }
 
-    private static void AppendMessagePredicates(StringBuilder sql, NpgsqlCommand command, MessageFilter filter)
+    /// <summary>The filter's message members; the time range on <paramref name="receivedAt"/> (the recipient's copy, too).</summary>
+    private static void AppendMessagePredicates(StringBuilder sql, NpgsqlCommand command, MessageFilter filter, string receivedAt = "m.received_at")
     {
         if (filter.Sender is { } sender)
         {
@@ -383,18 +471,24 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
 
         if (filter.ReceivedFrom is { } from)
         {
-            sql.Append(" AND m.received_at >= @received_from");
+            sql.Append(" AND ").Append(receivedAt).Append(" >= @received_from");
             command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("received_from", StoreArguments.Truncate(from)));
         }
 
         if (filter.ReceivedTo is { } to)
         {
-            sql.Append(" AND m.received_at < @received_to");
+            sql.Append(" AND ").Append(receivedAt).Append(" < @received_to");
             command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("received_to", StoreArguments.Truncate(to)));
         }
     }
 
-    private static void AppendRecipientPredicates(StringBuilder sql, NpgsqlCommand command, MessageFilter filter)
+    /// <summary>
+    /// The filter's recipient members over r. The state and class predicates go to <paramref name="statePredicate"/> and
+    /// <paramref name="classPredicate"/> when given: each arm of a search by state or class takes only the one it does
+    /// not already imply (the same predicate twice makes the planner square its selectivity and misjudge the arm).
+    /// </summary>
+    private static void AppendRecipientPredicates(StringBuilder sql, NpgsqlCommand command, MessageFilter filter,
+        StringBuilder? statePredicate = null, StringBuilder? classPredicate = null)
     {
         if (filter.Recipient is { } recipient)
         {
@@ -410,12 +504,12 @@ public sealed class PostgresSpoolAdmin(NpgsqlDataSource dataSource) : ISpoolAdmi
 
         if (filter.States is { Count: > 0 } states)
         {
-            sql.Append(" AND r.state = ANY(@states)");
+            (statePredicate ?? sql).Append(" AND r.state = ANY(@states)");
             command.Parameters.Add(new NpgsqlParameter<short[]>("states", [.. states.Select(s => (short)s)]));
         }
         if (filter.BounceClasses is { Count: > 0 } classes)
         {
-            sql.Append(" AND r.last_bounce_class = ANY(@bounce_classes)");
+            (classPredicate ?? sql).Append(" AND r.last_bounce_class = ANY(@bounce_classes)");
             command.Parameters.Add(new NpgsqlParameter<string[]>("bounce_classes", [.. classes]));
         }
     }

@@ -11,7 +11,7 @@ namespace MailMesh.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 {
-    // Reads only spool_recipients_pending in index order (migration 0020): no join to the messages for their received time.
+    // Reads only the pending states' ranges of spool_recipients_state (migrations 0020, 0022): no join to the messages.
     private static readonly string SummarySql = SpoolAdminShared.SummarySql("spool_recipients");
 
     public async Task<MessagePage> ListMessagesAsync(MessageListQuery query, CancellationToken cancellationToken)
@@ -21,25 +21,11 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
         await using var transaction = connection.BeginTransaction(deferred: true);
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM spool_messages AS m WHERE 1");
-        AppendMessagePredicates(sql, command, query.Filter);
-        if (query.After is { } after)
-        {
-            sql.Append(" AND (m.received_at, m.id) < (@after_at, @after_id)");
-            command.Add("@after_at", StoreArguments.ToUnixMs(after.ReceivedAt));
-            command.Add("@after_id", after.Id);
-        }
-
-        if (query.Filter.HasRecipientPredicate)
-        {
-            sql.Append(" AND EXISTS (SELECT 1 FROM spool_recipients AS r WHERE r.message_id = m.id");
-            AppendRecipientPredicates(sql, command, query.Filter);
-            sql.Append(')');
-        }
-
-        sql.Append(" ORDER BY m.received_at DESC, m.id DESC LIMIT @limit");
+        command.CommandText = SpoolAdminShared.WalksRecipients(query.Filter) || query.Filter.Recipient is not null
+            || (query.Filter.Domain is { } domain && await IsSmallDomainAsync(connection, transaction, domain, cancellationToken))
+                ? RecipientWalkSql(command, query)
+                : MessageWalkSql(command, query);
         command.Add("@limit", query.Limit + 1);
-        command.CommandText = sql.ToString();
 
         var page = new MessagePageBuilder(query.Limit);
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -70,6 +56,106 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
         }
 
         return page.Build();
+    }
+
+    /// <summary>
+    /// SQLite plans without statistics: for a recipient or domain filter it walks the messages newest first and probes
+    /// each, however few recipients match (one recipient: 1.4 s at a million messages). A recipient filter, and a
+    /// domain with fewer recipients than this, are driven from the recipients instead (their index, then a sort of that
+    /// small set); a larger domain keeps the walk, which finds a page within a few thousand messages.
+    /// </summary>
+    internal const int SmallDomainRecipients = 20_000;
+
+    private static async Task<bool> IsSmallDomainAsync(SqliteConnection connection, SqliteTransaction transaction, string domain, CancellationToken cancellationToken)
+    {
+        await using var count = connection.CreateCommand();
+        count.Transaction = transaction;
+        count.CommandText = "SELECT count(*) FROM (SELECT 1 FROM spool_recipients WHERE domain = @domain LIMIT @most)";
+        count.Add("@domain", domain);
+        count.Add("@most", SmallDomainRecipients);
+        return Convert.ToInt64(await count.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) < SmallDomainRecipients;
+    }
+
+    /// <summary>Walks the messages newest first and checks the recipient members per message (see PostgresSpoolAdmin).</summary>
+    private static string MessageWalkSql(SqliteCommand command, MessageListQuery query)
+    {
+        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM spool_messages AS m WHERE 1");
+        AppendMessagePredicates(sql, command, query.Filter);
+        if (query.After is { } after)
+        {
+            sql.Append(" AND (m.received_at, m.id) < (@after_at, @after_id)");
+            command.Add("@after_at", StoreArguments.ToUnixMs(after.ReceivedAt));
+            command.Add("@after_id", after.Id);
+        }
+
+        if (query.Filter.HasRecipientPredicate)
+        {
+            // By message id, always: without statistics SQLite probed a domain filter through spool_recipients_domain_state,
+            // reading every recipient of the domain for each message walked (minutes for the largest domain).
+            sql.Append(" AND EXISTS (SELECT 1 FROM spool_recipients AS r INDEXED BY spool_recipients_message_id WHERE r.message_id = m.id");
+            AppendRecipientPredicates(sql, command, query.Filter);
+            sql.Append(')');
+        }
+
+        return sql.Append(" ORDER BY m.received_at DESC, m.id DESC LIMIT @limit").ToString();
+    }
+
+    /// <summary>
+    /// A search by state or bounce class (migration 0022): one arm per <see cref="SpoolAdminShared.SearchArms"/>, each an
+    /// equality on spool_recipients_state or spool_recipients_final_class read in (received_at DESC, message_id DESC)
+    /// order, each cut to the page; several arms are a UNION of those pages (duplicates dropped), cut to the page again.
+    /// Migration 0022 back-filled received_at.
+    /// </summary>
+    internal static string RecipientWalkSql(SqliteCommand command, MessageListQuery query)
+    {
+        var filter = query.Filter;
+        var shared = new StringBuilder(" AND r.received_at IS NOT NULL");
+        AppendMessagePredicates(shared, command, filter, "r.received_at");
+        if (query.After is { } after)
+        {
+            shared.Append(" AND (r.received_at, r.message_id) < (@after_at, @after_id)");
+            command.Add("@after_at", StoreArguments.ToUnixMs(after.ReceivedAt));
+            command.Add("@after_id", after.Id);
+        }
+
+        var statePredicate = new StringBuilder();
+        var classPredicate = new StringBuilder();
+        AppendRecipientPredicates(shared, command, filter, statePredicate, classPredicate);
+        var source = filter.Sender is null ? "spool_recipients AS r" : "spool_recipients AS r JOIN spool_messages AS m ON m.id = r.message_id";
+        // No state or class (a recipient, a small domain): one arm with the shared predicates only.
+        var arms = SpoolAdminShared.WalksRecipients(filter) ? SpoolAdminShared.SearchArms(filter) : [new SearchArm(null, null)];
+        var sql = new StringBuilder("SELECT m.id, m.sender, m.received_at, m.size, m.origin, m.completed_at FROM (");
+        for (var i = 0; i < arms.Count; i++)
+        {
+            // Each arm its own ordered, limited subquery (a page's messages are among each arm's first page).
+            var name = "@arm" + i.ToString(CultureInfo.InvariantCulture);
+            sql.Append(i == 0 ? "" : " UNION ").Append(arms.Count > 1 ? "SELECT received_at, message_id FROM (" : "")
+                .Append("SELECT DISTINCT r.received_at, r.message_id FROM ").Append(source).Append(" WHERE ");
+            if (arms[i].State is { } state)
+            {
+                sql.Append("r.state = ").Append(name).Append(classPredicate);
+                command.Add(name, (int)state);
+            }
+            else if (arms[i].BounceClass is null)
+            {
+                sql.Append('1');
+            }
+            else
+            {
+                // The literal state list is spool_recipients_final_class's predicate, which SQLite must see to use it.
+                sql.Append("r.last_bounce_class = ").Append(name).Append(" AND r.state IN (3, 4, 5, 6)").Append(statePredicate);
+                command.Add(name, arms[i].BounceClass!);
+            }
+
+            sql.Append(shared).Append(" ORDER BY r.received_at DESC, r.message_id DESC LIMIT @limit").Append(arms.Count > 1 ? ")" : "");
+        }
+
+        return sql.Append(arms.Count > 1 ? " ORDER BY 1 DESC, 2 DESC LIMIT @limit" : "").Append(
+            """
+            ) AS page
+            JOIN spool_messages AS m ON m.id = page.message_id
+            ORDER BY page.received_at DESC, page.message_id DESC
+            """).ToString();
     }
 
     public async Task<AdminActionResult> ApplyAsync(AdminActionRequest request, CancellationToken cancellationToken)
@@ -327,7 +413,8 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
         AppendRecipientPredicates(sql, command, request.Filter);
     }
 
-    private static void AppendMessagePredicates(StringBuilder sql, SqliteCommand command, MessageFilter filter)
+    /// <summary>The filter's message members; the time range on <paramref name="receivedAt"/> (the recipient's copy, too).</summary>
+    private static void AppendMessagePredicates(StringBuilder sql, SqliteCommand command, MessageFilter filter, string receivedAt = "m.received_at")
     {
         if (filter.Sender is { } sender)
         {
@@ -337,18 +424,24 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 
         if (filter.ReceivedFrom is { } from)
         {
-            sql.Append(" AND m.received_at >= @received_from");
+            sql.Append(" AND ").Append(receivedAt).Append(" >= @received_from");
             command.Add("@received_from", StoreArguments.ToUnixMs(from));
         }
 
         if (filter.ReceivedTo is { } to)
         {
-            sql.Append(" AND m.received_at < @received_to");
+            sql.Append(" AND ").Append(receivedAt).Append(" < @received_to");
             command.Add("@received_to", StoreArguments.ToUnixMs(to));
         }
     }
 
-    private static void AppendRecipientPredicates(StringBuilder sql, SqliteCommand command, MessageFilter filter)
+    /// <summary>
+    /// The filter's recipient members over r. The state and class predicates go to <paramref name="statePredicate"/> and
+    /// <paramref name="classPredicate"/> when given: each arm of a search by state or class takes only the one it does
+    /// not already imply (the same predicate twice makes the planner square its selectivity and misjudge the arm).
+    /// </summary>
+    private static void AppendRecipientPredicates(StringBuilder sql, SqliteCommand command, MessageFilter filter,
+        StringBuilder? statePredicate = null, StringBuilder? classPredicate = null)
     {
         if (filter.Recipient is { } recipient)
         {
@@ -364,11 +457,11 @@ public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 
         if (filter.States is { Count: > 0 } states)
         {
-            sql.Append(" AND r.state IN (").Append(ValueList(command, "@st", states.Select(s => (object)(int)s))).Append(')');
+            (statePredicate ?? sql).Append(" AND r.state IN (").Append(ValueList(command, "@st", states.Select(s => (object)(int)s))).Append(')');
         }
         if (filter.BounceClasses is { Count: > 0 } classes)
         {
-            sql.Append(" AND r.last_bounce_class IN (").Append(ValueList(command, "@bc", classes)).Append(')');
+            (classPredicate ?? sql).Append(" AND r.last_bounce_class IN (").Append(ValueList(command, "@bc", classes)).Append(')');
         }
     }
 }
