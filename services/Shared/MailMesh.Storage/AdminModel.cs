@@ -336,8 +336,10 @@ internal static class SpoolAdminShared
     /// <summary>
     /// The queue summary's statement over the pending recipients of <paramref name="table"/> (alias r): one row per
     /// (domain, state) with a count per age bucket (parameters @cut0, @cut1, …: the bucket limits as received times,
-    /// newest first) and the oldest received time. The database reads the pending states' ranges of the recipients'
-    /// state index (migration 0022; it holds domain and received_at) and groups by hashing: no join to the messages.
+    /// newest first) and the oldest received time. Grouped by the leading columns of the pending index (migration 0020),
+    /// the database reads that index in order and aggregates as it goes: no sort, no hash, no join to the messages. (It
+    /// names no received_at condition, so 0022's state index, partial on received_at, cannot serve it: read that way and
+    /// grouped by hashing, the summary took 259-291 ms at p50 at a million messages against 112-141 ms.)
     /// </summary>
     public static string SummarySql(string table)
     {
@@ -351,7 +353,7 @@ internal static class SpoolAdminShared
             sql.Append(CultureInfo.InvariantCulture, $", count(*) FILTER (WHERE {newer}{both}{older})");
         }
 
-        return sql.Append(CultureInfo.InvariantCulture, $", min(r.received_at) FROM {table} AS r WHERE r.state IN (0, 1, 2, 7) AND r.received_at IS NOT NULL GROUP BY r.domain, r.state").ToString();
+        return sql.Append(CultureInfo.InvariantCulture, $", min(r.received_at) FROM {table} AS r WHERE r.state IN (0, 1, 2, 7) GROUP BY r.domain, r.state").ToString();
     }
 
     /// <summary>The (domain, state, bucket, count, oldest) groups of one row of <see cref="SummarySql"/>'s result.</summary>

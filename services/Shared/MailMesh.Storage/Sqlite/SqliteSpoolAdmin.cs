@@ -11,7 +11,7 @@ namespace MailMesh.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 {
-    // Reads only the pending states' ranges of spool_recipients_state (migrations 0020, 0022): no join to the messages.
+    // Reads only spool_recipients_pending (migration 0020; kept by 0022): no join to the messages.
     private static readonly string SummarySql = SpoolAdminShared.SummarySql("spool_recipients");
 
     public async Task<MessagePage> ListMessagesAsync(MessageListQuery query, CancellationToken cancellationToken)

@@ -9,8 +9,8 @@
 -- The back-fill of received_at for recipients that were final before 0020 is one statement here: a SQLite spool belongs
 -- to one Standalone process, which migrates before it accepts mail or serves the admin API, so no other writer waits
 -- for it (one pass over the table, a few seconds per million recipients). It runs before the new indexes exist, and
--- after the pending index (the only one that held received_at) is dropped, so it rewrites no index entry.
-DROP INDEX spool_recipients_pending;
+-- touches only final recipients, which the pending index (0020, the only one that held received_at) does not hold, so
+-- it rewrites no index entry. The pending index stays for the queue summary, as on PostgreSQL.
 
 UPDATE spool_recipients SET received_at = (SELECT m.received_at FROM spool_messages AS m WHERE m.id = spool_recipients.message_id)
 WHERE received_at IS NULL;
