@@ -35,6 +35,8 @@ public sealed class LogLevelTests
         "MailMesh.Mailbox:6031", // mailbox changed through the admin API
         "MailMesh.Storage:1", // PostgreSQL migration applied
         "MailMesh.Storage:2", // PostgreSQL schema version
+        "MailMesh.Storage:4", // migration 0022: the received_at back-fill starts (once, at start-up)
+        "MailMesh.Storage:5", // migration 0022: the received_at back-fill is done (once)
         "MailMesh.Storage:11", // SQLite migration applied
         "MailMesh.Storage:12", // SQLite schema version
     ];
