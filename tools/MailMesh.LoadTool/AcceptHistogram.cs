@@ -56,30 +56,16 @@ internal static partial class AcceptHistogram
         }
     }
 
-    public static async Task<Buckets?> ReadAsync(IEnumerable<Uri> metricsEndpoints)
+    /// <summary>The histogram summed over the expositions of one scrape (<see cref="MetricsScrape"/>); null if none has it.</summary>
+    public static Buckets? From(IReadOnlyList<string> expositions)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         var sums = new SortedDictionary<double, double>();
-        var any = false;
-        foreach (var endpoint in metricsEndpoints)
+        foreach (var (upper, count) in expositions.SelectMany(Parse))
         {
-            try
-            {
-                foreach (var (upper, count) in Parse(await http.GetStringAsync(endpoint)))
-                {
-                    sums[upper] = sums.GetValueOrDefault(upper) + count;
-                    any = true;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-            catch (TaskCanceledException)
-            {
-            }
+            sums[upper] = sums.GetValueOrDefault(upper) + count;
         }
 
-        return any ? new Buckets([.. sums.Select(s => (s.Key, s.Value))]) : null;
+        return sums.Count == 0 ? null : new Buckets([.. sums.Select(s => (s.Key, s.Value))]);
     }
 
     /// <summary>The SMTP accept-duration bucket samples of one Prometheus text exposition.</summary>

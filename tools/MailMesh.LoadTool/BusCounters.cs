@@ -66,28 +66,10 @@ internal static partial class RabbitMqCounters
 /// </summary>
 internal static partial class MassTransitCounters
 {
-    public static async Task<long?> ReadAsync(IEnumerable<Uri> metricsEndpoints)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        long total = 0;
-        var any = false;
-        foreach (var endpoint in metricsEndpoints)
-        {
-            try
-            {
-                total += SumReceived(await http.GetStringAsync(endpoint));
-                any = true;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            catch (TaskCanceledException)
-            {
-            }
-        }
+    public static async Task<long?> ReadAsync(IEnumerable<Uri> metricsEndpoints) => From(await MetricsScrape.ReadAsync(metricsEndpoints));
 
-        return any ? total : null;
-    }
+    /// <summary>The sum over the expositions of one scrape; null if no endpoint answered.</summary>
+    public static long? From(IReadOnlyList<string> expositions) => expositions.Count == 0 ? null : expositions.Sum(SumReceived);
 
     /// <summary>Σ of every <c>messaging_masstransit_receive_ea_total</c> sample in a Prometheus text exposition.</summary>
     internal static long SumReceived(string exposition)
@@ -108,6 +90,31 @@ internal static partial class MassTransitCounters
     // counter after its unit ("ea", each); receive_active_ea_total (in progress) is a different series.
     [GeneratedRegex(@"^messaging_masstransit_receive(?:_ea)?_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)")]
     private static partial Regex SamplePattern();
+}
+
+/// <summary>The Prometheus text expositions of the services' /metrics endpoints that answered (one scrape).</summary>
+internal static class MetricsScrape
+{
+    public static async Task<IReadOnlyList<string>> ReadAsync(IEnumerable<Uri> metricsEndpoints)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var expositions = new List<string>();
+        foreach (var endpoint in metricsEndpoints)
+        {
+            try
+            {
+                expositions.Add(await http.GetStringAsync(endpoint));
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+        }
+
+        return expositions;
+    }
 }
 
 /// <summary>Runs a command to completion and returns its exit code and standard output.</summary>

@@ -124,8 +124,9 @@ internal static class LoadRun
         }
 
         RabbitMqCounters.Totals? rabbitBefore = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
-        var transitBefore = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
-        var acceptBefore = await AcceptHistogram.ReadAsync(target.MetricsEndpoints);
+        var metricsBefore = await MetricsScrape.ReadAsync(target.MetricsEndpoints);
+        var transitBefore = MassTransitCounters.From(metricsBefore);
+        var acceptBefore = AcceptHistogram.From(metricsBefore);
         var postgresBefore = await PostgresCounters.ReadAsync(target.PostgresDatabase);
         var loadBefore = LoadAverage();
 
@@ -160,8 +161,9 @@ internal static class LoadRun
 
         var cpu = ledger.Stop();
         var loadAfter = LoadAverage();
-        var transitAfter = await MassTransitCounters.ReadAsync(target.MetricsEndpoints);
-        var acceptAfter = await AcceptHistogram.ReadAsync(target.MetricsEndpoints);
+        var metricsAfter = await MetricsScrape.ReadAsync(target.MetricsEndpoints);
+        var transitAfter = MassTransitCounters.From(metricsAfter);
+        var acceptAfter = AcceptHistogram.From(metricsAfter);
         RabbitMqCounters.Totals? rabbitAfter = target.UsesRabbitMq ? await RabbitMqCounters.ReadAsync() : null;
         if (target.PostgresDatabase is not null)
         {
