@@ -120,6 +120,11 @@ internal sealed class DeliveryAttemptedConsumer(
                     errors[i] = ex;
                 }
             });
+
+        // The batch's events in one bus message, in the batch's order; those of a result that failed part-way too, as
+        // they were published before its failure when each went on its own (applying it again emits none twice: only
+        // updates applied by that run make events).
+        await events.PublishAsync([.. plans.Where(p => p is not null).SelectMany(p => p!.Events)], cancellationToken);
         return errors;
     }
 
@@ -130,7 +135,11 @@ internal sealed class DeliveryAttemptedConsumer(
         Dictionary<long, RecipientStatus> Before,
         List<RecipientResult> Results,
         List<RecipientUpdate> Updates,
-        int Completion);
+        int Completion)
+    {
+        /// <summary>The events of the updates this run applied, published with the rest of the batch's.</summary>
+        public List<MessageEvent> Events { get; } = [];
+    }
 
     /// <summary>One result's steps after its recipient updates were committed: events, suppressions, DSNs.</summary>
     private async Task FinishAsync(Plan plan, IReadOnlyList<RecipientUpdate> applied, DateTimeOffset now, CancellationToken cancellationToken)
@@ -163,7 +172,7 @@ internal sealed class DeliveryAttemptedConsumer(
                 await SuppressAsync(before[update.RecipientId].Address, update, now, cancellationToken);
             }
 
-            await events.PublishAsync(
+            plan.Events.Add(
                 new MessageEvent
                 {
                     MessageId = attempt.MessageId,
@@ -175,8 +184,7 @@ internal sealed class DeliveryAttemptedConsumer(
                     RemoteHost = update.RemoteHost,
                     Timestamp = now,
                     Class = BounceClassOf(update.BounceClass),
-                },
-                cancellationToken);
+                });
         }
 
         if (status.Sender.Length == 0 || status.Origin == MessageOrigin.Dsn)

@@ -582,10 +582,9 @@ internal sealed partial class AdminActions(
                     LastAttemptAt = now,
                 })
                 .ToList();
-            foreach (var b in message)
-            {
-                await events.PublishAsync(new MessageEvent { MessageId = b.MessageId, Type = MessageEventType.Bounced, Recipient = b.Address, Text = text, Timestamp = now }, cancellationToken);
-            }
+            await events.PublishAsync(
+                [.. message.Select(b => new MessageEvent { MessageId = b.MessageId, Type = MessageEventType.Bounced, Recipient = b.Address, Text = text, Timestamp = now })],
+                cancellationToken);
 
             if (entries.Count > 0
                 && await dsn.QueueAsync(message.Key, DsnRequest.DeterministicId(message.Key, "admin:" + result.AuditId.ToString(CultureInfo.InvariantCulture)), "failure", entries, cancellationToken))

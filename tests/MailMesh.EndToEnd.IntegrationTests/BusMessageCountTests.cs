@@ -10,8 +10,9 @@ namespace MailMesh.EndToEnd.IntegrationTests;
 
 /// <summary>
 /// Issue 8: on the hot path a mail crosses the broker at most three times (MessageReceived, DeliverMessage, the
-/// MessageEvent of its result): policy decisions are made in the Ingress process, MX answers are kept in Delivery, and
-/// results travel through the spool's outbox. Counted at every service's bus, over real RabbitMQ.
+/// MessageEvents batch that carries its result's event): policy decisions are made in the Ingress process, MX answers
+/// are kept in Delivery, and results travel through the spool's outbox. Counted at every service's bus, over real
+/// RabbitMQ.
 /// </summary>
 public sealed class BusMessageCountTests
 {
@@ -31,7 +32,7 @@ public sealed class BusMessageCountTests
 
         // The first mail to the domain pays for its MX lookup; after that Delivery answers from its cache.
         await SendAndWaitAsync(mesh, "warm-up");
-        await counter.WaitForAsync("MessageEvent", 1, Patience);
+        await counter.WaitForEventsAsync(1, Patience);
         counter.Reset();
 
         using var client = new SmtpClient();
@@ -49,7 +50,7 @@ public sealed class BusMessageCountTests
             await mesh.WaitForStatusAsync(id, s => s.Recipients.All(r => r.State == RecipientState.Delivered), Patience);
         }
 
-        await counter.WaitForAsync("MessageEvent", Mails, Patience);
+        await counter.WaitForEventsAsync(Mails, Patience);
         var counts = counter.Snapshot();
         var total = counts.Values.Sum();
         Assert.True(total <= 3 * Mails, $"{total} bus messages for {Mails} mails: {Describe(counts)}");
@@ -57,6 +58,8 @@ public sealed class BusMessageCountTests
         Assert.Equal(Mails, counts.GetValueOrDefault("DeliverMessage"));
         Assert.DoesNotContain("ResolveMx", counts.Keys);
         Assert.DoesNotContain(counts.Keys, type => type.StartsWith("Check", StringComparison.Ordinal));
+        Assert.DoesNotContain("MessageEvent", counts.Keys); // events travel in batches, never one bus message each
+        Assert.InRange(counts.GetValueOrDefault("MessageEvents"), 1, Mails);
     }
 
     private static async Task SendAndWaitAsync(DistributedMesh mesh, string subject)
@@ -85,6 +88,7 @@ public sealed class BusMessageCountTests
     private sealed class BusMessageCounter : IPublishObserver, ISendObserver
     {
         private readonly ConcurrentDictionary<string, int> _counts = new(StringComparer.Ordinal);
+        private int _events;
 
         public void Observe(IBus bus)
         {
@@ -92,15 +96,20 @@ public sealed class BusMessageCountTests
             bus.ConnectSendObserver(this);
         }
 
-        public void Reset() => _counts.Clear();
+        public void Reset()
+        {
+            _counts.Clear();
+            Interlocked.Exchange(ref _events, 0);
+        }
 
         public IReadOnlyDictionary<string, int> Snapshot() => new Dictionary<string, int>(_counts, StringComparer.Ordinal);
 
-        public async Task WaitForAsync(string type, int count, TimeSpan timeout)
+        /// <summary>Waits until the published <c>MessageEvents</c> batches carried <paramref name="count"/> events in all.</summary>
+        public async Task WaitForEventsAsync(int count, TimeSpan timeout)
         {
             using var cancel = new CancellationTokenSource(timeout);
             using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
-            while (_counts.GetValueOrDefault(type) < count)
+            while (Volatile.Read(ref _events) < count)
             {
                 await poll.WaitForNextTickAsync(cancel.Token);
             }
@@ -110,6 +119,11 @@ public sealed class BusMessageCountTests
             where T : class
         {
             _counts.AddOrUpdate(typeof(T).Name, 1, (_, n) => n + 1);
+            if (context.Message is Contracts.MessageEvents batch)
+            {
+                Interlocked.Add(ref _events, batch.Events.Count);
+            }
+
             return Task.CompletedTask;
         }
 

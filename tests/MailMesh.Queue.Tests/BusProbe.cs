@@ -82,10 +82,21 @@ internal sealed class BusProbe : IPublishObserver, IConsumeObserver
     public Task PrePublish<T>(PublishContext<T> context)
         where T : class => Task.CompletedTask;
 
+    /// <summary>
+    /// Records the message; a <see cref="Contracts.MessageEvents"/> batch also records each of its events, so that
+    /// <c>Published&lt;MessageEvent&gt;()</c> sees every event, however it travelled.
+    /// </summary>
     public Task PostPublish<T>(PublishContext<T> context)
         where T : class
     {
-        Record(p => p._published.Add(context.Message));
+        Record(p =>
+        {
+            p._published.Add(context.Message);
+            if (context.Message is Contracts.MessageEvents batch)
+            {
+                p._published.AddRange(batch.Events);
+            }
+        });
         return Task.CompletedTask;
     }
 

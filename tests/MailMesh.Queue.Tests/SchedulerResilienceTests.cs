@@ -200,9 +200,10 @@ public sealed class SchedulerResilienceTests
     }
 
     [Fact]
-    public async Task Recorded_results_are_applied_in_one_commit_per_batch()
+    public async Task Recorded_results_are_applied_in_one_commit_per_batch_and_their_events_go_out_in_one_bus_message()
     {
-        // Issue 8: "one to complete many". Ten results recorded while the applier waits are applied by one round.
+        // Issue 8: "one to complete many", "results and events in batches". Ten results recorded while the applier waits
+        // are applied by one round, and their ten events are published together, each with an id of its own.
         var faults = new SpoolFaults();
         await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
         var jobs = new List<DeliveryJob>();
@@ -223,7 +224,10 @@ public sealed class SchedulerResilienceTests
         }
 
         Assert.Empty(await host.Spool.ClaimResultsAsync(host.Time.GetUtcNow() + TimeSpan.FromDays(1), 100, host.Options.ResultRetryDelay, CancellationToken.None));
-        Assert.Equal(10, host.Probe.Published<MessageEvent>().Count(e => e.Type == MessageEventType.Delivered));
+        var batch = Assert.Single(host.Probe.Published<MessageEvents>());
+        Assert.Equal(jobs.Select(j => j.MessageId).Order(), batch.Events.Select(e => e.MessageId).Order());
+        Assert.All(batch.Events, e => Assert.Equal(MessageEventType.Delivered, e.Type));
+        Assert.Equal(10, batch.Events.Select(e => e.EventId).Distinct().Count(id => id is not null));
     }
 
     [Fact]

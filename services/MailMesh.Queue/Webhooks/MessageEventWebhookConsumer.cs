@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MailMesh.Contracts;
+using MailMesh.Storage;
 using MassTransit;
 using Microsoft.Extensions.Options;
 
@@ -11,19 +12,25 @@ namespace MailMesh.Queue.Webhooks;
 
 /// <summary>
 /// POSTs each <see cref="MessageEvent"/> as JSON to every configured endpoint and every enabled stored endpoint
-/// (<see cref="StoredWebhooks"/>) that wants its type, and records each POST to a stored endpoint in its history. A
-/// non-2xx answer or a timeout fails the message, so <see cref="MessageEventWebhookConsumerDefinition"/> retries it.
+/// (<see cref="StoredWebhooks"/>) that wants its type, and records each POST to a stored endpoint in its history. Queue
+/// publishes events in batches (<see cref="MessageEvents"/>); a single <see cref="MessageEvent"/> comes from an older
+/// Queue during an upgrade and is sent the same way. A non-2xx answer or a timeout fails the bus message, so
+/// <see cref="MessageEventWebhookConsumerDefinition"/> retries it: every event of it again, to every endpoint that wants
+/// it (at least once; receivers de-duplicate on <see cref="EventIdHeader"/>, which each event keeps across retries).
 /// </summary>
 internal sealed class MessageEventWebhookConsumer(
     WebhookSender sender,
     StoredWebhooks stored,
-    IOptions<WebhookOptions> options) : IConsumer<MessageEvent>
+    IOptions<WebhookOptions> options) : IConsumer<MessageEvents>, IConsumer<MessageEvent>
 {
     internal const string HttpClientName = "MailMesh.Queue.Webhooks";
     internal const string SignatureHeader = "X-MailMesh-Signature";
     internal const string TimestampHeader = "X-MailMesh-Timestamp";
     internal const string EventIdHeader = "X-MailMesh-Event-Id";
     internal const string EventTypeHeader = "X-MailMesh-Event";
+
+    /// <summary>Events of one batch POSTed at the same time (each to all of its endpoints at once).</summary>
+    internal const int EventsAtOnce = 8;
 
     /// <summary>camelCase properties, enums by name, nulls omitted.</summary>
     internal static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
@@ -34,36 +41,83 @@ internal sealed class MessageEventWebhookConsumer(
 
     private readonly WebhookOptions _options = options.Value;
 
-    public async Task Consume(ConsumeContext<MessageEvent> context)
+    public Task Consume(ConsumeContext<MessageEvents> context)
     {
-        var message = context.Message;
-        var targets = _options.Endpoints.Where(e => e.Accepts(message.Type)).Select(WebhookTarget.Of)
-            .Concat(stored.Enabled.Where(t => t.Accepts(message.Type)))
+        // An event without its own id (none should come; Queue sets them) gets one derived from the bus message's id and its
+        // place in the batch: the same on every retry of that message.
+        var batchId = context.MessageId ?? NewId.NextGuid();
+        return SendAllAsync([.. context.Message.Events.Select((e, i) => e.EventId is null ? e with { EventId = Derive(batchId, i) } : e)], context.CancellationToken);
+    }
+
+    public Task Consume(ConsumeContext<MessageEvent> context) =>
+        // From an older Queue: the bus message's id is the event's (the same on every retry).
+        SendAllAsync([context.Message with { EventId = context.Message.EventId ?? context.MessageId ?? NewId.NextGuid() }], context.CancellationToken);
+
+    /// <summary>Sends each event (each with its <see cref="MessageEvent.EventId"/>) to the endpoints that want it.</summary>
+    private async Task SendAllAsync(IReadOnlyList<MessageEvent> batch, CancellationToken cancellationToken)
+    {
+        var configured = _options.Endpoints.Select(WebhookTarget.Of).ToList();
+        var enabled = stored.Enabled;
+        var work = batch
+            .Select(e => (Event: e, Targets: configured.Concat(enabled).Where(t => t.Accepts(e.Type)).ToList()))
+            .Where(w => w.Targets.Count > 0)
             .ToList();
-        if (targets.Count == 0)
+        if (work.Count == 0)
         {
             return;
         }
 
+        var deliveries = new List<WebhookDelivery>();
+        var errors = new List<Exception>();
+        await Parallel.ForEachAsync(
+            work,
+            new ParallelOptions { MaxDegreeOfParallelism = EventsAtOnce, CancellationToken = cancellationToken },
+            async (item, token) =>
+            {
+                var (delivered, failures) = await SendAsync(item.Event, item.Targets, token);
+                lock (deliveries)
+                {
+                    deliveries.AddRange(delivered);
+                    errors.AddRange(failures);
+                }
+            });
+        await stored.RecordAsync(deliveries, cancellationToken);
+        if (errors.Count > 0)
+        {
+            throw errors.Count == 1 ? errors[0] : new AggregateException("Webhook delivery failed", errors);
+        }
+    }
+
+    private async Task<(IEnumerable<WebhookDelivery> History, IEnumerable<Exception> Failures)> SendAsync(
+        MessageEvent message, List<WebhookTarget> targets, CancellationToken cancellationToken)
+    {
+        var eventId = message.EventId!.Value.ToString();
         using var activity = QueueTelemetry.Source.StartActivity("queue.webhook", ActivityKind.Producer);
         activity?.SetTag("mailmesh.message.id", message.MessageId);
         activity?.SetTag("mailmesh.event.type", message.Type.ToString());
 
         var body = JsonSerializer.SerializeToUtf8Bytes(message, JsonOptions);
-
-        // The same id on every retry, so receivers can de-duplicate (delivery is at least once).
-        var eventId = (context.MessageId ?? NewId.NextGuid()).ToString();
         var type = message.Type.ToString();
-        var attempts = await Task.WhenAll(targets.Select(t => sender.SendAsync(t, type, message.MessageId, body, eventId, context.CancellationToken)));
-        await stored.RecordAsync(
-            [.. targets.Zip(attempts).Where(p => p.First.StoredId is not null).Select(p => p.Second.ToDelivery(p.First.StoredId!.Value, eventId, type, message.MessageId))],
-            context.CancellationToken);
-        var errors = attempts.Select(a => a.Failure).OfType<Exception>().ToList();
-        if (errors.Count > 0)
+        var attempts = await Task.WhenAll(targets.Select(t => sender.SendAsync(t, type, message.MessageId, body, eventId, cancellationToken)));
+        var failures = attempts.Select(a => a.Failure).OfType<Exception>().ToList();
+        if (failures.Count > 0)
         {
             activity?.SetStatus(ActivityStatusCode.Error);
-            throw errors.Count == 1 ? errors[0] : new AggregateException("Webhook delivery failed", errors);
         }
+
+        var history = targets.Zip(attempts).Where(p => p.First.StoredId is not null)
+            .Select(p => p.Second.ToDelivery(p.First.StoredId!.Value, eventId, type, message.MessageId))
+            .ToList();
+        return (history, failures);
+    }
+
+    /// <summary>A stable id for the event at <paramref name="index"/> of the bus message <paramref name="batchId"/>.</summary>
+    private static Guid Derive(Guid batchId, int index)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        batchId.TryWriteBytes(bytes);
+        BitConverter.TryWriteBytes(bytes[12..], BitConverter.ToInt32(bytes[12..]) ^ (index + 1));
+        return new Guid(bytes);
     }
 
     /// <summary>

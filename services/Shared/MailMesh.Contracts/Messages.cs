@@ -258,9 +258,18 @@ public enum MessageEventType
     Complained,
 }
 
-/// <summary>Every change of a recipient's state: for webhooks, tracking and tests.</summary>
+/// <summary>
+/// Every change of a recipient's state: for webhooks, tracking and tests. Queue publishes them in batches
+/// (<see cref="MessageEvents"/>); a single <see cref="MessageEvent"/> on the bus comes from a Queue older than that.
+/// </summary>
 public sealed record MessageEvent
 {
+    /// <summary>
+    /// The event's own id, the same on every retry (webhooks send it as <c>X-MailMesh-Event-Id</c> for de-duplication);
+    /// null from a Queue older than batches, whose events are told apart by their bus message's id.
+    /// </summary>
+    public Guid? EventId { get; init; }
+
     public required Guid MessageId { get; init; }
     public required MessageEventType Type { get; init; }
     public string? Recipient { get; init; }
@@ -272,6 +281,16 @@ public sealed record MessageEvent
 
     /// <summary>The bounce class of the reply behind a deferral, bounce or expiry (<see cref="BounceClass"/>); null otherwise.</summary>
     public BounceClass? Class { get; init; }
+}
+
+/// <summary>
+/// The <see cref="MessageEvent"/>s of one step of Queue, in the order they happened, in one bus message (issue 8:
+/// events in batches): the results Queue applies in one transaction publish their events together, so an event costs
+/// the broker a share of one message instead of one each.
+/// </summary>
+public sealed record MessageEvents
+{
+    public required IReadOnlyList<MessageEvent> Events { get; init; }
 }
 
 /// <summary>

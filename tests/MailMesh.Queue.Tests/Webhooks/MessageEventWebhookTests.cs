@@ -134,6 +134,39 @@ public sealed class MessageEventWebhookTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_batch_of_events_is_posted_one_event_per_request_each_under_its_own_id_kept_across_a_retry()
+    {
+        // Queue publishes the events of one batch of results as one MessageEvents (issue 8); receivers still get one
+        // POST per event. One request fails, so the whole batch is retried: every event again, under the same id.
+        _receiver.Script.Enqueue(500);
+        await using var host = await WebhookTestHost.StartAsync(new Dictionary<string, string?>
+        {
+            ["Queue:Webhooks:Endpoints:0:Url"] = _receiver.Url("/all").ToString(),
+            ["Queue:Webhooks:Endpoints:1:Url"] = _receiver.Url("/bounces").ToString(),
+            ["Queue:Webhooks:Endpoints:1:Events"] = "Bounced",
+        });
+        MessageEvent[] events = [Event(MessageEventType.Delivered), Event(MessageEventType.Bounced), Event(MessageEventType.Expired)];
+        var batch = new MessageEvents { Events = [.. events.Select(e => e with { EventId = Guid.NewGuid() })] };
+
+        await host.Harness.Bus.Publish(batch);
+        await host.Probe.WaitConsumedAsync<MessageEvents>(_ => true);
+
+        Assert.Null(Assert.Single(host.Probe.Consumed<MessageEvents>()).Fault);
+        var received = _receiver.All.Select(r => (r.Path, Id: r.Headers[MessageEventWebhookConsumer.EventIdHeader], Body: JsonDocument.Parse(r.Body).RootElement)).ToList();
+        Assert.Equal(8, received.Count); // (3 to /all + 1 to /bounces), twice
+        foreach (var e in batch.Events)
+        {
+            var posts = received.Where(r => r.Id == e.EventId.ToString()).ToList();
+            Assert.Equal(e.Type == MessageEventType.Bounced ? 4 : 2, posts.Count);
+            Assert.All(posts, p => Assert.Equal(e.MessageId, p.Body.GetProperty("messageId").GetGuid()));
+            Assert.All(posts, p => Assert.Equal(e.EventId, p.Body.GetProperty("eventId").GetGuid()));
+        }
+
+        Assert.Equal(["Bounced", "Bounced"], received.Where(r => r.Path == "/bounces").Select(r => r.Body.GetProperty("type").GetString()));
+        Assert.Empty(_receiver.Script);
+    }
+
+    [Fact]
     public async Task A_receiver_that_does_not_answer_in_time_is_retried()
     {
         _receiver.Script.Enqueue(WebhookReceiver.Hang);
