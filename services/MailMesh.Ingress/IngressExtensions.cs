@@ -29,6 +29,7 @@ public static class IngressExtensions
         services.TryAddSingleton<SmtpConnectionHandler>();
         services.TryAddSingleton<IngressPolicy>();
         services.TryAddSingleton<MessageAcceptor>();
+        services.TryAddSingleton<ReceivedAnnouncer>();
         services.TryAddSingleton<SenderDomains>();
         services.AddValidatedOptions<IngressTlsOptions>();
         services.AddValidatedOptions<IngressAuthOptions>();

@@ -41,8 +41,11 @@ internal static partial class Log
     [LoggerMessage(1022, LogLevel.Error, "Spool commit of message {MessageId} failed; answering 451")]
     public static partial void SpoolFailed(ILogger logger, Guid messageId, Exception exception);
 
-    [LoggerMessage(1023, LogLevel.Warning, "Publishing MessageReceived for {MessageId} failed after commit; the Queue sweeper will pick it up from the spool")]
-    public static partial void PublishFailed(ILogger logger, Guid messageId, Exception exception);
+    [LoggerMessage(1025, LogLevel.Warning, "Announcing {Count} committed messages (the first {MessageId}) failed; the Queue's poll picks them up from the spool")]
+    public static partial void AnnouncementFailed(ILogger logger, int count, Guid messageId, Exception exception);
+
+    [LoggerMessage(1026, LogLevel.Debug, "Announcement of message {MessageId} dropped: too many wait for the broker; the Queue's poll picks it up from the spool")]
+    public static partial void AnnouncementDropped(ILogger logger, Guid messageId);
 
     [LoggerMessage(1024, LogLevel.Debug, "Message {MessageId} from {Client} was already stored; idempotent resubmission acknowledged")]
     public static partial void DuplicateSubmission(ILogger logger, Guid messageId, string client);

@@ -7,9 +7,16 @@ namespace MailMesh.Queue;
 /// A new message is in the spool: wake the scheduler so it is claimed now rather than at the next poll. The message
 /// itself is not needed — the scheduler claims whatever is due — so a lost MessageReceived only costs one poll interval.
 /// </summary>
-internal sealed class MessageReceivedConsumer(SchedulerSignal signal) : IConsumer<MessageReceived>
+/// <remarks>Ingress announces its messages in batches (<see cref="MessagesReceived"/>): one wake-up for all of them.</remarks>
+internal sealed class MessageReceivedConsumer(SchedulerSignal signal) : IConsumer<MessageReceived>, IConsumer<MessagesReceived>
 {
     public Task Consume(ConsumeContext<MessageReceived> context)
+    {
+        signal.Poke();
+        return Task.CompletedTask;
+    }
+
+    public Task Consume(ConsumeContext<MessagesReceived> context)
     {
         signal.Poke();
         return Task.CompletedTask;

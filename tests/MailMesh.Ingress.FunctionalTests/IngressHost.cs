@@ -49,7 +49,7 @@ internal sealed class ScriptedPolicyChecks(PolicyScript script) : IPolicyChecks
     }
 }
 
-/// <summary>Collects MessageReceived announcements.</summary>
+/// <summary>Collects the announced messages (MessagesReceived batches, one by one).</summary>
 internal sealed class Announcements
 {
     private readonly TaskCompletionSource<MessageReceived> _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -65,11 +65,21 @@ internal sealed class Announcements
     }
 }
 
-internal sealed class MessageReceivedConsumer(Announcements announcements) : IConsumer<MessageReceived>
+internal sealed class MessageReceivedConsumer(Announcements announcements) : IConsumer<MessageReceived>, IConsumer<MessagesReceived>
 {
     public Task Consume(ConsumeContext<MessageReceived> context)
     {
         announcements.Add(context.Message);
+        return Task.CompletedTask;
+    }
+
+    public Task Consume(ConsumeContext<MessagesReceived> context)
+    {
+        foreach (var message in context.Message.Messages)
+        {
+            announcements.Add(message);
+        }
+
         return Task.CompletedTask;
     }
 }

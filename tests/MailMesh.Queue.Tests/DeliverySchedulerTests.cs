@@ -29,24 +29,28 @@ public sealed class DeliverySchedulerTests
         await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id && m.Domain == "other.example");
     }
 
-    [Fact]
-    public async Task MessageReceived_pokes_the_scheduler_before_the_poll_interval()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_announcement_pokes_the_scheduler_before_the_poll_interval(bool batch)
     {
-        // The fake clock never moves in this test, so only the poke can wake the scheduler.
+        // The fake clock never moves in this test, so only the poke can wake the scheduler. Ingress announces in batches
+        // (MessagesReceived); a single MessageReceived comes from a new DSN or an older Ingress.
         await using var host = await QueueTestHost.StartAsync();
         var first = await host.StoreAsync();
         await using var scheduler = await StartSchedulerAsync(host);
         await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
 
         var second = await host.StoreAsync();
-        await host.Harness.Bus.Publish(new MessageReceived
+        var received = new MessageReceived
         {
             MessageId = second,
             Sender = QueueTestHost.Sender,
             RecipientCount = 1,
             Size = 100,
             ReceivedAt = host.Time.GetUtcNow(),
-        });
+        };
+        await (batch ? host.Harness.Bus.Publish(new MessagesReceived { Messages = [received] }) : host.Harness.Bus.Publish(received));
 
         await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == second);
     }

@@ -7,7 +7,6 @@ using MailMesh.Policy.Content;
 using MailMesh.ServiceDefaults;
 using MailMesh.Smtp;
 using MailMesh.Storage;
-using MassTransit;
 using Microsoft.Extensions.Options;
 
 namespace MailMesh.Ingress.Acceptance;
@@ -15,7 +14,7 @@ namespace MailMesh.Ingress.Acceptance;
 /// <summary>
 /// The acceptance path every submission takes, SMTP (end of DATA / BDAT LAST) or HTTP: loop check, Policy's
 /// CheckMessage, the synchronous spool commit bounded by <see cref="IngressOptions.SpoolTimeout"/>, metrics, and the
-/// MessageReceived announcement after the commit. ARCHITECTURE.md "250 means safe" and "Never accept unchecked" are
+/// announcement after the commit (<see cref="ReceivedAnnouncer"/>). ARCHITECTURE.md "250 means safe" and "Never accept unchecked" are
 /// enforced here, once.
 /// </summary>
 internal sealed class MessageAcceptor(
@@ -23,6 +22,7 @@ internal sealed class MessageAcceptor(
     ISpool spool,
     IngressMetrics metrics,
     SenderDomains senderDomains,
+    ReceivedAnnouncer announcer,
     IOptions<IngressOptions> options,
     TimeProvider time,
     ILogger<MessageAcceptor> logger)
@@ -35,8 +35,7 @@ internal sealed class MessageAcceptor(
 
     /// <summary>
     /// Checks, commits and announces one message. Never throws for a dependency failure: Policy or spool trouble is a
-    /// 451 4.3.0 result. <paramref name="committed"/> runs after the commit and before the announcement, so the SMTP
-    /// session can send its 250 without waiting for the broker.
+    /// 451 4.3.0 result. <paramref name="committed"/> runs after the commit and before the announcement is queued.
     /// </summary>
     public async Task<AcceptResult> AcceptAsync(
         AcceptRequest request,
@@ -256,27 +255,16 @@ internal sealed class MessageAcceptor(
             await committed(result, cancellationToken);
         }
 
-        // The message is safe: a lost notification is re-driven from the spool by the Queue's sweeper, so a failed
-        // publish is logged, never turned into a refusal.
-        try
+        // The message is safe: the announcement is a hint (Queue's poll finds the message without it), queued for the
+        // next batch without waiting for the broker.
+        announcer.Announce(new MessageReceived
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_options.SpoolTimeout);
-            await scope.ServiceProvider.GetRequiredService<IPublishEndpoint>().Publish(
-                new MessageReceived
-                {
-                    MessageId = messageId,
-                    Sender = request.Sender,
-                    RecipientCount = request.Recipients.Count,
-                    Size = size,
-                    ReceivedAt = receivedAt,
-                },
-                timeout.Token);
-        }
-        catch (Exception ex)
-        {
-            Log.PublishFailed(logger, messageId, ex);
-        }
+            MessageId = messageId,
+            Sender = request.Sender,
+            RecipientCount = request.Recipients.Count,
+            Size = size,
+            ReceivedAt = receivedAt,
+        });
 
         return result;
     }

@@ -3,7 +3,10 @@ namespace MailMesh.Contracts;
 // Events are in the past tense, commands in the imperative. Bodies never travel over the bus:
 // every message refers to the spool by id (ARCHITECTURE.md, "The durability contract").
 
-/// <summary>Published by Ingress after a message and its recipients are committed to the spool.</summary>
+/// <summary>
+/// One message committed to the spool. Ingress announces them in batches (<see cref="MessagesReceived"/>); alone on the
+/// bus it comes from Queue (a new DSN) or from an Ingress older than batches.
+/// </summary>
 public sealed record MessageReceived
 {
     public required Guid MessageId { get; init; }
@@ -11,6 +14,17 @@ public sealed record MessageReceived
     public required int RecipientCount { get; init; }
     public required long Size { get; init; }
     public required DateTimeOffset ReceivedAt { get; init; }
+}
+
+/// <summary>
+/// Published by Ingress: the messages it committed to the spool since its previous announcement, in one bus message
+/// (issue 8: notifications in batches). While one announcement is on its way to the broker, the messages committed
+/// meanwhile wait for the next, so under load many messages share one; a quiet server announces each message alone and
+/// at once. Like <see cref="MessageReceived"/> it is a hint: a lost one costs Queue one poll interval.
+/// </summary>
+public sealed record MessagesReceived
+{
+    public required IReadOnlyList<MessageReceived> Messages { get; init; }
 }
 
 /// <summary>Sent by Queue to Delivery: deliver these recipients of one message, all at one domain.</summary>

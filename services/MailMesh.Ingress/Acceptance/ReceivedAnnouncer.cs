@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using MailMesh.Contracts;
+using MassTransit;
+using Microsoft.Extensions.Options;
+
+namespace MailMesh.Ingress.Acceptance;
+
+/// <summary>
+/// Tells Queue about committed messages (<see cref="MessagesReceived"/>), many to one bus message (issue 8): one
+/// announcement is on its way to the broker at a time, and the messages committed while it is form the next. A quiet
+/// server announces each message alone and at once; under load the batch grows with the broker's confirm time, and the
+/// broker carries a share of a message per mail instead of one.
+/// </summary>
+/// <remarks>
+/// The announcement is a hint, as before: the spool holds the message, Queue's poll finds it within
+/// <c>Queue:PollInterval</c> without it, so a failed or dropped announcement is logged, never turned into a refusal, and
+/// the SMTP session never waits for the broker (it did, for the confirm of its message's publish, before the next
+/// command). What is queued here is bounded (<see cref="MaxQueued"/>); past that, announcements are dropped.
+/// </remarks>
+internal sealed class ReceivedAnnouncer : IAsyncDisposable
+{
+    /// <summary>Messages in one announcement at most.</summary>
+    public const int MaxBatch = 512;
+
+    /// <summary>Announcements waiting for the broker at most (about 150 bytes each); more are dropped.</summary>
+    public const int MaxQueued = 65_536;
+
+    /// <summary>How long disposal waits for the last announcements to go out.</summary>
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly Channel<(MessageReceived Message, ActivityContext Accepted)> _queue =
+        Channel.CreateBounded<(MessageReceived, ActivityContext)>(new BoundedChannelOptions(MaxQueued)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.DropWrite,
+        });
+
+    private readonly Func<MessagesReceived, CancellationToken, Task> _publish;
+    private readonly TimeSpan _timeout;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ReceivedAnnouncer> _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _loop;
+
+    public ReceivedAnnouncer(IBus bus, IOptions<IngressOptions> options, TimeProvider time, ILogger<ReceivedAnnouncer> logger)
+        : this((batch, token) => bus.Publish(batch, token), options.Value.SpoolTimeout, time, logger)
+    {
+    }
+
+    /// <summary>For tests: <paramref name="publish"/> stands for the bus.</summary>
+    internal ReceivedAnnouncer(Func<MessagesReceived, CancellationToken, Task> publish, TimeSpan timeout, TimeProvider time, ILogger<ReceivedAnnouncer> logger)
+    {
+        _publish = publish;
+        _timeout = timeout;
+        _time = time;
+        _logger = logger;
+        _loop = Task.Run(RunAsync);
+    }
+
+    /// <summary>Queues the announcement of a committed message; returns at once.</summary>
+    public void Announce(MessageReceived message)
+    {
+        if (!_queue.Writer.TryWrite((message, Activity.Current?.Context ?? default)))
+        {
+            Log.AnnouncementDropped(_logger, message.MessageId);
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var reader = _queue.Reader;
+        var batch = new List<(MessageReceived Message, ActivityContext Accepted)>(MaxBatch);
+        try
+        {
+            while (await reader.WaitToReadAsync(_stopping.Token))
+            {
+                while (batch.Count < MaxBatch && reader.TryRead(out var next))
+                {
+                    batch.Add(next);
+                }
+
+                await PublishAsync(batch);
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Disposed and the drain timed out: what is left is found by Queue's poll.
+        }
+    }
+
+    private async Task PublishAsync(List<(MessageReceived Message, ActivityContext Accepted)> batch)
+    {
+        // A span of its own, linked to the transactions it announces (each in its own trace).
+        var links = batch.Where(b => b.Accepted != default).Select(b => new ActivityLink(b.Accepted)).ToList();
+        using var activity = IngressTelemetry.Source.StartActivity("ingress.announce", ActivityKind.Producer, parentContext: default, links: links);
+        activity?.SetTag("mailmesh.messages", batch.Count);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            timeout.CancelAfter(_timeout);
+            await _publish(new MessagesReceived { Messages = [.. batch.Select(b => b.Message)] }, timeout.Token);
+        }
+        catch (Exception ex) when (!_stopping.IsCancellationRequested || ex is not OperationCanceledException)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error);
+            Log.AnnouncementFailed(_logger, batch.Count, batch[0].Message.MessageId, ex);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Announce what is queued (the bus may be gone already: then it is logged and left to Queue's poll).
+        _queue.Writer.TryComplete();
+        try
+        {
+            await _loop.WaitAsync(DrainTimeout, _time);
+        }
+        catch (TimeoutException)
+        {
+            await _stopping.CancelAsync();
+            await _loop;
+        }
+
+        _stopping.Dispose();
+    }
+}
