@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using MailMesh.Contracts;
 using MailMesh.Ingress.Acceptance;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -68,6 +69,47 @@ public sealed class ReceivedAnnouncerTests
 
         Assert.Equal(2, broker.Published.Count);
         Assert.Equal([queued.MessageId], broker.Published.Last().Messages.Select(m => m.MessageId));
+    }
+
+    [Fact]
+    public async Task Each_announcement_is_a_span_of_its_own_linked_to_the_transactions_it_announces()
+    {
+        var spans = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == IngressTelemetry.SourceName || source.Name == "test",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        using var source = new ActivitySource("test");
+        var broker = new GatedBroker();
+        broker.Release(2);
+
+        // Made and first used inside a transaction's span, as the first SMTP session of a process does.
+        ReceivedAnnouncer announcer;
+        ActivityContext first, second;
+        using (var transaction = source.StartActivity("smtp.transaction"))
+        {
+            first = transaction!.Context;
+            announcer = new ReceivedAnnouncer(broker.PublishAsync, Timeout, TimeProvider.System, NullLogger<ReceivedAnnouncer>.Instance);
+            announcer.Announce(Received());
+            await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        }
+
+        using (var transaction = source.StartActivity("smtp.transaction"))
+        {
+            second = transaction!.Context;
+            announcer.Announce(Received());
+            await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        }
+
+        await announcer.DisposeAsync();
+        var announces = spans.Where(s => s.OperationName == "ingress.announce").ToList();
+        Assert.Equal(2, announces.Count);
+        Assert.All(announces, a => Assert.Equal(default, a.ParentSpanId));
+        Assert.Equal([first.SpanId], announces[0].Links.Select(l => l.Context.SpanId));
+        Assert.Equal([second.SpanId], announces[1].Links.Select(l => l.Context.SpanId));
     }
 
     private static MessageReceived Received() => new()

@@ -55,7 +55,13 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
         _timeout = timeout;
         _time = time;
         _logger = logger;
-        _loop = Task.Run(RunAsync);
+
+        // Without the creator's execution context: the first resolution happens inside an SMTP session, whose span
+        // (Activity.Current) would otherwise be the parent of every announcement this process ever makes.
+        using (ExecutionContext.SuppressFlow())
+        {
+            _loop = Task.Run(RunAsync);
+        }
     }
 
     /// <summary>Queues the announcement of a committed message; returns at once.</summary>
