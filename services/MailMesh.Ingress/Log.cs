@@ -44,7 +44,7 @@ internal static partial class Log
     [LoggerMessage(1025, LogLevel.Warning, "Announcing {Count} committed messages (the first {MessageId}) failed; the Queue's poll picks them up from the spool")]
     public static partial void AnnouncementFailed(ILogger logger, int count, Guid messageId, Exception exception);
 
-    [LoggerMessage(1026, LogLevel.Debug, "Announcement of message {MessageId} dropped: too many wait for the broker; the Queue's poll picks it up from the spool")]
+    [LoggerMessage(1026, LogLevel.Debug, "Announcement of message {MessageId} dropped (too many wait for the broker, or Ingress is stopping); the Queue's poll picks it up from the spool")]
     public static partial void AnnouncementDropped(ILogger logger, Guid messageId);
 
     [LoggerMessage(1024, LogLevel.Debug, "Message {MessageId} from {Client} was already stored; idempotent resubmission acknowledged")]

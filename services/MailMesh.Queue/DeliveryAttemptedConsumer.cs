@@ -106,25 +106,32 @@ internal sealed class DeliveryAttemptedConsumer(
 
         var applied = await spool.CompleteAttemptsAsync(completions, cancellationToken);
         var errors = new Exception?[batch.Count];
-        await Parallel.ForEachAsync(
-            Enumerable.Range(0, batch.Count).Where(i => plans[i] is not null),
-            new ParallelOptions { MaxDegreeOfParallelism = _options.ResultConcurrency, CancellationToken = cancellationToken },
-            async (i, token) =>
-            {
-                try
+        try
+        {
+            await Parallel.ForEachAsync(
+                Enumerable.Range(0, batch.Count).Where(i => plans[i] is not null),
+                new ParallelOptions { MaxDegreeOfParallelism = _options.ResultConcurrency, CancellationToken = cancellationToken },
+                async (i, token) =>
                 {
-                    await FinishAsync(plans[i]!, applied[plans[i]!.Completion], now, token);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
-                {
-                    errors[i] = ex;
-                }
-            });
+                    try
+                    {
+                        await FinishAsync(plans[i]!, applied[plans[i]!.Completion], now, token);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
+                    {
+                        errors[i] = ex;
+                    }
+                });
+        }
+        finally
+        {
+            // The batch's events in one bus message, in the batch's order. The updates are committed, and applying a result
+            // again makes no events for them (only updates applied by that run do), so the events go out whatever happened
+            // after the commit: a result whose DSN or suppression failed, and a batch stopped by its time limit or a
+            // shutdown (Parallel.ForEachAsync has waited for every started result). Bounded by Queue:PublishTimeout alone.
+            await events.PublishAsync([.. plans.Where(p => p is not null).SelectMany(p => p!.Events)], CancellationToken.None);
+        }
 
-        // The batch's events in one bus message, in the batch's order; those of a result that failed part-way too, as
-        // they were published before its failure when each went on its own (applying it again emits none twice: only
-        // updates applied by that run make events).
-        await events.PublishAsync([.. plans.Where(p => p is not null).SelectMany(p => p!.Events)], cancellationToken);
         return errors;
     }
 
@@ -158,6 +165,9 @@ internal sealed class DeliveryAttemptedConsumer(
         }
 
         var appliedById = applied.ToDictionary(u => u.RecipientId);
+
+        // Every event first, before any step that can fail: a suppression or DSN that fails leaves the result to be
+        // applied again, and that run finds these updates already applied and makes no events for them.
         foreach (var update in applied)
         {
             metrics.Completed(update.State, update.BounceClass);
@@ -167,11 +177,6 @@ internal sealed class DeliveryAttemptedConsumer(
             }
 
             logger.RecipientCompleted(attempt.MessageId, update.RecipientId, update.State, update.ReplyCode, update.EnhancedCode);
-            if (_options.SuppressHardBounces && SuppressionRules.ShouldSuppress(results.Find(r => r.RecipientId == update.RecipientId), update, _options.SuppressingClasses))
-            {
-                await SuppressAsync(before[update.RecipientId].Address, update, now, cancellationToken);
-            }
-
             plan.Events.Add(
                 new MessageEvent
                 {
@@ -185,6 +190,14 @@ internal sealed class DeliveryAttemptedConsumer(
                     Timestamp = now,
                     Class = BounceClassOf(update.BounceClass),
                 });
+        }
+
+        foreach (var update in applied)
+        {
+            if (_options.SuppressHardBounces && SuppressionRules.ShouldSuppress(results.Find(r => r.RecipientId == update.RecipientId), update, _options.SuppressingClasses))
+            {
+                await SuppressAsync(before[update.RecipientId].Address, update, now, cancellationToken);
+            }
         }
 
         if (status.Sender.Length == 0 || status.Origin == MessageOrigin.Dsn)
@@ -219,8 +232,8 @@ internal sealed class DeliveryAttemptedConsumer(
             }
         }
 
-        await QueueReportAsync(attempt, status, before, results, appliedById, now, cancellationToken);
-        await QueueDelayNoticeAsync(attempt, status, before, applied, now, cancellationToken);
+        await QueueReportAsync(attempt, status, before, results, appliedById, now, plan.Events, cancellationToken);
+        await QueueDelayNoticeAsync(attempt, status, before, applied, now, plan.Events, cancellationToken);
     }
 
     private async Task SuppressAsync(string address, RecipientUpdate update, DateTimeOffset now, CancellationToken cancellationToken)
@@ -241,6 +254,7 @@ internal sealed class DeliveryAttemptedConsumer(
         List<RecipientResult> results,
         Dictionary<long, RecipientUpdate> applied,
         DateTimeOffset now,
+        List<MessageEvent> eventSink,
         CancellationToken cancellationToken)
     {
         var entries = new List<DsnRecipient>();
@@ -290,7 +304,7 @@ internal sealed class DeliveryAttemptedConsumer(
 
         var kind = entries.Any(e => e.Action == DsnAction.Failed) ? FailureKind : SuccessKind;
         var dsnId = DsnRequest.ReportId(attempt.MessageId, attempt.LeaseId);
-        await dsn.QueueAsync(attempt.MessageId, dsnId, kind, entries, cancellationToken);
+        await dsn.QueueAsync(attempt.MessageId, dsnId, kind, entries, cancellationToken, eventSink);
     }
 
     /// <summary>
@@ -303,6 +317,7 @@ internal sealed class DeliveryAttemptedConsumer(
         Dictionary<long, RecipientStatus> before,
         IReadOnlyList<RecipientUpdate> applied,
         DateTimeOffset now,
+        List<MessageEvent> eventSink,
         CancellationToken cancellationToken)
     {
         if (now - status.ReceivedAt < _options.DelayNotifyAfter)
@@ -332,7 +347,7 @@ internal sealed class DeliveryAttemptedConsumer(
         }
 
         var dsnId = DsnRequest.DelayId(attempt.MessageId, attempt.Domain);
-        await dsn.QueueAsync(attempt.MessageId, dsnId, DelayKind, entries, cancellationToken);
+        await dsn.QueueAsync(attempt.MessageId, dsnId, DelayKind, entries, cancellationToken, eventSink);
     }
 
     /// <summary>

@@ -27,12 +27,17 @@ internal sealed class DsnWriter(
     /// Stores the DSN under <paramref name="dsnId"/>. Returns false when the original is gone, when its sender is the
     /// null sender, or when a DSN with this id was already queued (a redelivered result).
     /// </summary>
+    /// <param name="eventSink">
+    /// Where the <see cref="MessageEventType.DsnQueued"/> event goes when the caller publishes events of its own in one
+    /// batch (applying results: after the events it reports on); null publishes it at once.
+    /// </param>
     public async Task<bool> QueueAsync(
         Guid messageId,
         Guid dsnId,
         string kind,
         IReadOnlyList<DsnRecipient> recipients,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        ICollection<MessageEvent>? eventSink = null)
     {
         var original = await spool.GetMessageAsync(messageId, cancellationToken);
 
@@ -74,9 +79,16 @@ internal sealed class DsnWriter(
         await events.PublishAsync(
             new MessageReceived { MessageId = dsnId, Sender = string.Empty, RecipientCount = 1, Size = content.Length, ReceivedAt = now },
             cancellationToken);
-        await events.PublishAsync(
-            new MessageEvent { MessageId = messageId, Type = MessageEventType.DsnQueued, Recipient = original.Sender, Text = kind, Timestamp = now },
-            cancellationToken);
+        var queued = new MessageEvent { MessageId = messageId, Type = MessageEventType.DsnQueued, Recipient = original.Sender, Text = kind, Timestamp = now };
+        if (eventSink is not null)
+        {
+            eventSink.Add(queued);
+        }
+        else
+        {
+            await events.PublishAsync(queued, cancellationToken);
+        }
+
         return true;
     }
 }

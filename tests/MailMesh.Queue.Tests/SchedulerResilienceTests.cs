@@ -231,6 +231,35 @@ public sealed class SchedulerResilienceTests
     }
 
     [Fact]
+    public async Task The_events_of_a_batch_go_out_even_when_it_is_stopped_after_its_commit()
+    {
+        // Events travel in one bus message per batch, published after the batch's other steps. A batch stopped after its
+        // commit (its time limit, a shutdown) while a DSN step hangs must still announce what it committed: applying the
+        // result again makes no events for updates that are already applied.
+        var faults = new SpoolFaults();
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        var job = await host.ClaimAsync(await host.StoreAsync());
+        await host.Provider.GetRequiredService<ResultApplier>().StopAsync(CancellationToken.None);
+        var delivered = Delivered(job, host.Time.GetUtcNow());
+        var bounced = delivered with
+        {
+            Results = [.. delivered.Results.Select(r => r with { Outcome = DeliveryOutcome.Bounced, ReplyCode = 550, EnhancedCode = "5.1.1", ReplyText = "no such user", Stage = ReplyStage.Rcpt })],
+        };
+        faults.HangMessageReads = true; // the bounce's DSN reads the original message: no answer until the batch is stopped
+
+        using var stop = new CancellationTokenSource();
+        await using var scope = host.Provider.CreateAsyncScope();
+        var applying = scope.ServiceProvider.GetRequiredService<DeliveryAttemptedConsumer>().ApplyAllAsync([new ResultToApply(bounced, null)], stop.Token);
+        await faults.MessageReadStarted.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        await stop.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => applying);
+        Assert.Equal(RecipientState.Bounced, Assert.Single((await host.Spool.GetStatusAsync(job.MessageId, default))!.Recipients).State);
+        var events = Assert.Single(host.Probe.Published<MessageEvents>());
+        Assert.Equal([(job.MessageId, MessageEventType.Bounced)], events.Events.Select(e => (e.MessageId, e.Type)));
+    }
+
+    [Fact]
     public async Task A_batch_whose_commit_fails_is_applied_one_by_one()
     {
         var faults = new SpoolFaults { FailCompleteBatches = 1 };
@@ -394,6 +423,12 @@ internal sealed class SpoolFaults
     public int SingleCompletions => Volatile.Read(ref _singleCompletions);
     public volatile int HangClaims;
 
+    /// <summary>While set, <see cref="ISpool.GetMessageAsync"/> answers only by being cancelled.</summary>
+    public volatile bool HangMessageReads;
+
+    /// <summary>Set when a hung <see cref="ISpool.GetMessageAsync"/> began.</summary>
+    public TaskCompletionSource MessageReadStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>While set, the heartbeat and the claim fail as they do while the database restarts.</summary>
     public volatile bool Unreachable;
 
@@ -424,6 +459,13 @@ internal sealed class SpoolFaults
         }
 
         return proceed();
+    }
+
+    internal async Task<StoredMessage?> HangAsync(CancellationToken cancellationToken)
+    {
+        MessageReadStarted.TrySetResult();
+        await Task.Delay(Timeout.Infinite, cancellationToken);
+        return null;
     }
 
     internal object? OnComplete(string method, Func<object?> proceed)
@@ -491,6 +533,7 @@ internal class FaultySpool : DispatchProxy
         {
             nameof(ISpool.ClaimDueAsync) when args?[0] is ClaimRequest => _faults.OnClaim(Proceed),
             nameof(ISpool.ClaimResultsAsync) => _faults.OnResultClaim(Proceed),
+            nameof(ISpool.GetMessageAsync) when _faults.HangMessageReads => _faults.HangAsync((CancellationToken)args![1]!),
             nameof(ISpool.CompleteAttemptsAsync) or nameof(ISpool.CompleteAttemptAsync) => _faults.OnComplete(targetMethod.Name, Proceed),
             _ => Proceed(),
         };

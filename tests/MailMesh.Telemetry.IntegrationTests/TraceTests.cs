@@ -54,7 +54,8 @@ public sealed class TraceTests
         AssertHas(trace, Queue, "queue.apply_result");
 
         // The context crossed the bus in MassTransit's headers: its producer and consumer spans are in the trace too,
-        // on both sides of every hop (MessageReceived, DeliverMessage, ResolveMx on a cache miss). Policy is asked in the Ingress process.
+        // on both sides of every hop in it (DeliverMessage, ResolveMx on a cache miss; the MessagesReceived announcement is
+        // a trace of its own, linked to the transaction). Policy is asked in the Ingress process.
         Assert.Contains(trace, s => s.Source.Name == MassTransit && s.Kind == ActivityKind.Consumer);
         Assert.Contains(trace, s => s.Source.Name == MassTransit && s.Kind is ActivityKind.Producer or ActivityKind.Client);
 

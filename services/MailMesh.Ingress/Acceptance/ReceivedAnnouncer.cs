@@ -86,7 +86,16 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
                     batch.Add(next);
                 }
 
-                await PublishAsync(batch);
+                try
+                {
+                    await PublishAsync(batch);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !_stopping.IsCancellationRequested)
+                {
+                    // Whatever else broke (a listener, a logger): the loop must outlive it, or nothing is announced again.
+                    Log.AnnouncementFailed(_logger, batch.Count, batch[0].Message.MessageId, ex);
+                }
+
                 batch.Clear();
             }
         }
@@ -126,7 +135,14 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
         catch (TimeoutException)
         {
             await _stopping.CancelAsync();
-            await _loop;
+            try
+            {
+                // A publish that does not honour its token (a blocked broker connection) must not hold up the host.
+                await _loop.WaitAsync(DrainTimeout, _time);
+            }
+            catch (TimeoutException)
+            {
+            }
         }
 
         _stopping.Dispose();

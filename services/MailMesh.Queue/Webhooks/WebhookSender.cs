@@ -9,6 +9,9 @@ namespace MailMesh.Queue.Webhooks;
 /// <summary>A receiver of message events: from configuration (<see cref="StoredId"/> null) or stored through the admin API.</summary>
 internal sealed record WebhookTarget(string Url, string? Secret, IReadOnlySet<MessageEventType>? Events, Guid? StoredId)
 {
+    /// <summary>Names this receiver in a <see cref="Contracts.WebhookRetry"/>: its stored id, or its URL when configured.</summary>
+    public string Key => StoredId is { } id ? "stored:" + id.ToString("D") : "config:" + Url;
+
     /// <summary>True when this receiver wants events of <paramref name="type"/> (no filter: every event).</summary>
     public bool Accepts(MessageEventType type) => Events is null || Events.Contains(type);
 

@@ -308,6 +308,18 @@ public sealed record MessageEvents
 }
 
 /// <summary>
+/// Queue's own: one event that the webhook consumer still has to POST to some of its endpoints (<see cref="Targets"/>,
+/// "config:" and the URL of a configured endpoint, "stored:" and the id of one made through the admin API), after the first
+/// try of its <see cref="MessageEvents"/> batch failed for them. Retried on its own, so a failing endpoint costs the
+/// others nothing and the batch is not sent again.
+/// </summary>
+public sealed record WebhookRetry
+{
+    public required MessageEvent Event { get; init; }
+    public required IReadOnlyList<string> Targets { get; init; }
+}
+
+/// <summary>
 /// What a delivery failure was about, after KumoMTA's bounce classes (plus <see cref="Throttled"/>, <see cref="TooLarge"/>
 /// and <see cref="TlsFailure"/>). Delivery classifies every reply that is not a delivery by the rules in its
 /// <c>bounce-rules.json</c> and the operator's files (<c>docs/delivery.md</c>); Queue retries, suppresses and reports by it.

@@ -11,6 +11,9 @@ internal sealed class WebhookTestHost : IAsyncDisposable
 {
     private WebhookTestHost(ServiceProvider provider) => Provider = provider;
 
+    /// <summary>The consumer's retry intervals in these tests: a failing POST is tried three times in all.</summary>
+    public static TimeSpan[] RetryIntervals { get; } = [TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(20)];
+
     public ServiceProvider Provider { get; }
     public BusProbe Probe { get; } = new();
     public ITestHarness Harness => Provider.GetRequiredService<ITestHarness>();
@@ -28,7 +31,7 @@ internal sealed class WebhookTestHost : IAsyncDisposable
 
     public static async Task<WebhookTestHost> StartAsync(IDictionary<string, string?> settings)
     {
-        MessageEventWebhookConsumerDefinition.RetryIntervals = [TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(20)];
+        MessageEventWebhookConsumerDefinition.RetryIntervals = RetryIntervals;
         var provider = BuildServices(settings, services => services.AddMassTransitTestHarness(bus =>
         {
             WebhookExtensions.AddWebhookConsumer(bus);
