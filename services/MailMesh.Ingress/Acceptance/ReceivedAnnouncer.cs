@@ -43,8 +43,10 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
 
-    public ReceivedAnnouncer(IBus bus, IOptions<IngressOptions> options, TimeProvider time, ILogger<ReceivedAnnouncer> logger)
-        : this((batch, token) => bus.Publish(batch, token), options.Value.SpoolTimeout, time, logger)
+    /// <remarks>The bus is looked up at the first announcement: a host built without one (a tool that only lists the
+    /// HTTP routes) can still resolve the acceptance path.</remarks>
+    public ReceivedAnnouncer(IServiceProvider services, IOptions<IngressOptions> options, TimeProvider time, ILogger<ReceivedAnnouncer> logger)
+        : this((batch, token) => services.GetRequiredService<IBus>().Publish(batch, token), options.Value.SpoolTimeout, time, logger)
     {
     }
 
