@@ -6,6 +6,7 @@ using MailMesh.ServiceDefaults;
 using MailMesh.ServiceDefaults.Tls;
 using MailMesh.Storage;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -64,6 +65,11 @@ public static class IngressExtensions
 
         // Policy's rules, evaluated here against Policy's tables: a decision costs no bus round trip (issue 8).
         builder.AddPolicyChecks();
+
+        // Receive into a buffer at once instead of first waiting for data with a one-byte MSG_PEEK: Kestrel's default
+        // spends a peek per 4 KiB read, doubling the receive system calls of a message body (issue 8; 4 KiB more held per
+        // idle connection, 4 MiB at 1,000).
+        services.Configure<SocketTransportOptions>(sockets => sockets.WaitForDataBeforeAllocatingBuffer = false);
 
         // Explicit Listen() calls make Kestrel ignore "Urls": the HTTP endpoints are added back, then the SMTP ones.
         builder.AddKestrelHttpEndpoints();
