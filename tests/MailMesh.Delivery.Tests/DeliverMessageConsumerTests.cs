@@ -135,10 +135,14 @@ public sealed class DeliverMessageConsumerTests
         var sent = Assert.Single((await f.DeliverAsync(DeliveryFixture.Request(delivered.Id, "dest.test", "rcpt@dest.test"))).Results);
         Assert.Equal(DeliveryOutcome.Delivered, sent.Outcome);
         Assert.Equal(content, Assert.Single(await f.Sink.WaitForMessagesAsync(1)).Data);
+
+        // The result is recorded before the consume ends and gives the buffer back: wait for that, then it must be once.
+        await DeliveryFixture.WaitUntilAsync(() => Volatile.Read(ref f.Spool.ContentLeasesGivenBack) >= 1);
         Assert.Equal(1, f.Spool.ContentLeasesGivenBack);
 
         var failed = Assert.Single((await f.DeliverAsync(DeliveryFixture.Request(unroutable.Id, "nowhere.test", "rcpt@nowhere.test"))).Results);
         Assert.NotEqual(DeliveryOutcome.Delivered, failed.Outcome);
+        await DeliveryFixture.WaitUntilAsync(() => Volatile.Read(ref f.Spool.ContentLeasesGivenBack) >= 2);
         Assert.Equal(2, f.Spool.ContentLeasesGivenBack);
     }
 

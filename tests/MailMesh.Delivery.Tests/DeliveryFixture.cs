@@ -160,6 +160,17 @@ internal sealed class DeliveryFixture : IAsyncDisposable
         return await AttemptedAsync(request.LeaseId);
     }
 
+    /// <summary>Waits (30 s at most) until <paramref name="condition"/> holds: for what a consume does after its result is recorded.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
+        while (!condition())
+        {
+            await poll.WaitForNextTickAsync(timeout.Token);
+        }
+    }
+
     /// <summary>The result Delivery recorded in the spool's outbox for <paramref name="leaseId"/>.</summary>
     public Task<DeliveryAttempted> AttemptedAsync(Guid leaseId) =>
         Spool.RecordedAsync(leaseId).WaitAsync(TimeSpan.FromSeconds(30));

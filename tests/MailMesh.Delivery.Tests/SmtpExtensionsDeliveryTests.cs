@@ -215,7 +215,7 @@ public sealed class SmtpExtensionsDeliveryTests
 
         Assert.Equal(DeliveryOutcome.Delivered, Assert.Single((await f.AttemptedAsync(request.LeaseId)).Results).Outcome);
         Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == request.LeaseId));
-        await WaitUntilAsync(() => f.Spool.Takes >= 2);
+        await DeliveryFixture.WaitUntilAsync(() => f.Spool.Takes >= 2);
         Assert.Single(await f.Sink.WaitForMessagesAsync(1));
         Assert.Single(f.Sink.Messages);
     }
@@ -284,7 +284,7 @@ public sealed class SmtpExtensionsDeliveryTests
         // Past the lease's nominal end (the last-resort publish comes just before it), the spool is still retried.
         Assert.True(await f.Harness.Published.Any<DeliveryAttempted>(m => m.Context.Message.LeaseId == request.LeaseId));
         var calls = f.Spool.RecordCalls;
-        await WaitUntilAsync(() => f.Spool.RecordCalls >= calls + 2);
+        await DeliveryFixture.WaitUntilAsync(() => f.Spool.RecordCalls >= calls + 2);
         Assert.False(f.Spool.IsRecorded(request.LeaseId));
 
         f.Spool.Unreachable = false;
@@ -306,12 +306,12 @@ public sealed class SmtpExtensionsDeliveryTests
         var request = DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test") with { LeaseDuration = TimeSpan.FromSeconds(3) };
 
         await f.Harness.Bus.Publish(request);
-        await WaitUntilAsync(() => f.Spool.Owners.ContainsKey(request.LeaseId));
+        await DeliveryFixture.WaitUntilAsync(() => f.Spool.Owners.ContainsKey(request.LeaseId));
         f.Spool.Reissued[request.LeaseId] = true;
 
         // Harness lists are awaited, never enumerated synchronously in a poll: MassTransit's blocking Select can deadlock
         // in its Dispose when the harness's inactivity timer fires at the same moment (seen as a CI hang).
-        await WaitUntilAsync(() => f.Spool.Renewals >= 1);
+        await DeliveryFixture.WaitUntilAsync(() => f.Spool.Renewals >= 1);
         Assert.True(await f.Harness.Consumed.Any<DeliverMessage>(m => m.Context.Message.LeaseId == request.LeaseId));
         Assert.False(f.Spool.IsRecorded(request.LeaseId));
         Assert.Empty(f.Sink.Messages);
@@ -333,15 +333,5 @@ public sealed class SmtpExtensionsDeliveryTests
         }
 
         return found;
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
-        while (!condition())
-        {
-            await poll.WaitForNextTickAsync(timeout.Token);
-        }
     }
 }

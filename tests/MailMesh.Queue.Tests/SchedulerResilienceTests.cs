@@ -24,7 +24,10 @@ public sealed class SchedulerResilienceTests
         var published = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id);
         await AdvanceUntilAsync(host, published);
 
-        Assert.Equal(4, faults.Claims);
+        // Three failed rounds, then the one that claimed and published. The clock keeps moving until the test sees the
+        // publish, so on a busy machine more (empty) rounds may have run by then.
+        Assert.Equal(0, faults.FailClaims);
+        Assert.True(faults.Claims >= 4, $"{faults.Claims} claims");
         Assert.Equal(HealthStatus.Healthy, (await CheckAsync(host)).Status);
     }
 
