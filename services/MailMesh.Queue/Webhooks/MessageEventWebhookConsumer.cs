@@ -46,7 +46,8 @@ internal sealed class MessageEventWebhookConsumer(
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    private readonly WebhookOptions _options = options.Value;
+    /// <summary>The configured endpoints, parsed once per consume rather than once per event of a batch.</summary>
+    private readonly List<WebhookTarget> _configured = [.. options.Value.Endpoints.Select(WebhookTarget.Of)];
 
     public Task Consume(ConsumeContext<MessageEvents> context)
     {
@@ -131,7 +132,7 @@ internal sealed class MessageEventWebhookConsumer(
 
     /// <summary>The configured and the enabled stored endpoints that want events of <paramref name="type"/>.</summary>
     private IEnumerable<WebhookTarget> Targets(MessageEventType type) =>
-        _options.Endpoints.Select(WebhookTarget.Of).Concat(stored.Enabled).Where(t => t.Accepts(type));
+        _configured.Concat(stored.Enabled).Where(t => t.Accepts(type));
 
     private async Task<(List<WebhookDelivery> History, List<(WebhookTarget Target, Exception Error)> Failed)> SendAsync(
         MessageEvent message, List<WebhookTarget> targets, CancellationToken cancellationToken)
