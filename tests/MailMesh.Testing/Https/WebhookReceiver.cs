@@ -27,6 +27,10 @@ public sealed class WebhookReceiver : IAsyncDisposable
     /// <summary>Status codes to answer with, in order (<see cref="Hang"/> for no answer); 200 once they run out.</summary>
     public ConcurrentQueue<int> Script { get; } = new();
 
+    /// <summary>Status codes for one path only, in order, taken before <see cref="Script"/>: a test whose POSTs run in
+    /// parallel can say which endpoint fails without depending on which request arrives first.</summary>
+    public ConcurrentDictionary<string, ConcurrentQueue<int>> ScriptFor { get; } = new(StringComparer.Ordinal);
+
     public ConcurrentQueue<ReceivedRequest> All { get; } = new();
 
     public static async Task<WebhookReceiver> StartAsync()
@@ -66,7 +70,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
         All.Enqueue(request);
         await _received.Writer.WriteAsync(request, context.RequestAborted);
 
-        var status = Script.TryDequeue(out var scripted) ? scripted : StatusCodes.Status200OK;
+        var status = ScriptFor.TryGetValue(request.Path, out var forPath) && forPath.TryDequeue(out var scripted) ? scripted
+            : Script.TryDequeue(out scripted) ? scripted
+            : StatusCodes.Status200OK;
         if (status == Hang)
         {
             try
