@@ -223,8 +223,7 @@ public sealed class TlsReportTests : IAsyncLifetime
         await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_sqlite}");
         await connection.OpenAsync();
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id FROM spool_messages";
-        command.CommandText = "SELECT content FROM spool_messages";
+        command.CommandText = "SELECT content FROM spool_contents";
         var content = (byte[])(await command.ExecuteScalarAsync())!;
         return await MimeMessage.LoadAsync(new MemoryStream(content));
     }

@@ -366,6 +366,56 @@ public sealed class SqliteMigrationTests
         Assert.Equal([old[1], newer, old[0]], (await stores.SpoolAdmin.ListMessagesAsync(new MessageListQuery { Filter = new MessageFilter { BounceClasses = ["InvalidRecipient"] } }, CancellationToken.None)).Items.Select(m => m.Id));
     }
 
+    /// <summary>Migration 0024 moves the contents of a spool written before it into spool_contents, byte for byte; the
+    /// moved message is delivered from there, and purging it deletes its content too.</summary>
+    [Fact]
+    public async Task Migration_24_moves_contents_out_of_the_message_rows_and_purge_deletes_them()
+    {
+        await using var stores = await SqliteStores.CreateAsync(migrate: false);
+        var t0 = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
+        var id = Guid.NewGuid();
+        var content = new byte[200_000];
+        new Random(24).NextBytes(content);
+        "Subject: old\r\n\r\n"u8.CopyTo(content);
+        await using (var connection = await OpenMigratedBeforeAsync(stores, 24))
+        {
+            await using var insert = connection.CreateCommand();
+            insert.CommandText =
+                """
+                INSERT INTO spool_messages (id, sender, content, size, received_at, origin, body_type, smtputf8, requiretls)
+                VALUES (@id, 's@example.org', @content, @size, @at, 0, 0, 0, 0);
+                INSERT INTO spool_recipients (message_id, address, domain, state, next_attempt_at, updated_at, received_at)
+                VALUES (@id, 'a@old.test', 'old.test', 0, @at, @at, @at);
+                """;
+            insert.Parameters.AddWithValue("@id", id); // as the spool binds it
+            insert.Parameters.AddWithValue("@content", content);
+            insert.Parameters.AddWithValue("@size", content.Length);
+            insert.Parameters.AddWithValue("@at", t0.ToUnixTimeMilliseconds());
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        await stores.Migrator.MigrateAsync(CancellationToken.None);
+        Assert.Equal(content, (await stores.Spool.GetMessageAsync(id, CancellationToken.None))!.Content.ToArray());
+        var job = Assert.Single(await stores.Spool.ClaimDueAsync(t0, 10, TimeSpan.FromMinutes(5), CancellationToken.None));
+        var taken = (await stores.Spool.StartAttemptAsync(id, job.LeaseId, Guid.NewGuid(), t0.AddMinutes(5), CancellationToken.None))!;
+        Assert.Null(taken.DetachedContentLength);
+        Assert.Equal(content, taken.Content.ToArray());
+        using (var copy = new MemoryStream())
+        {
+            Assert.True(await stores.Spool.CopyContentAsync(id, copy, CancellationToken.None));
+            Assert.Equal(content, copy.ToArray());
+        }
+
+        var delivered = new RecipientUpdate { RecipientId = job.Recipients[0].RecipientId, State = RecipientState.Delivered, AttemptedAt = t0, ReplyCode = 250 };
+        Assert.Single(await stores.Spool.CompleteAttemptAsync(id, job.LeaseId, [delivered], CancellationToken.None));
+        Assert.Equal(1, await stores.Spool.PurgeCompletedAsync(t0.AddMinutes(1), CancellationToken.None));
+        await using var check = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={stores.Path};Pooling=False");
+        await check.OpenAsync();
+        await using var count = check.CreateCommand();
+        count.CommandText = "SELECT (SELECT count(*) FROM spool_contents) + (SELECT count(*) FROM pragma_table_info('spool_messages') WHERE name = 'content')";
+        Assert.Equal(0L, await count.ExecuteScalarAsync());
+    }
+
     /// <summary>A new spool file with the migrations before <paramref name="version"/> applied by hand, as an older MailMesh left it.</summary>
     private static async Task<Microsoft.Data.Sqlite.SqliteConnection> OpenMigratedBeforeAsync(SqliteStores stores, int version)
     {

@@ -756,6 +756,8 @@ public abstract partial class SpoolContractTests : IAsyncLifetime
 
     [Theory]
     [InlineData(16, false)]
+    [InlineData(32 * 1024, false)] // SQLite binds the content up to here, and writes a larger one into a zeroblob
+    [InlineData((32 * 1024) + 1, false)]
     [InlineData(StoredMessage.InlineContentLimit, false)]
     [InlineData(StoredMessage.InlineContentLimit + 1, true)]
     [InlineData(5 * 1024 * 1024, true)]

@@ -80,8 +80,9 @@ internal static class AdminApiSqliteSpool
     {
         await using var message = new SqliteCommand(
             """
-            INSERT INTO spool_messages (id, sender, content, size, received_at, origin, client_address, client_helo, body_type, smtputf8, requiretls, completed_at)
-            VALUES (@id, @sender, @content, @size, @received_at, 0, @client_address, @client_helo, 0, 0, 0, @completed_at)
+            INSERT INTO spool_messages (id, sender, size, received_at, origin, client_address, client_helo, body_type, smtputf8, requiretls, completed_at)
+            VALUES (@id, @sender, @size, @received_at, 0, @client_address, @client_helo, 0, 0, 0, @completed_at);
+            INSERT INTO spool_contents (message_id, content) VALUES (@id, @content)
             """, connection, transaction);
         // Ids bound without a type, as the spool binds them (SqliteParameters.Add), so they are stored the same way.
         var mId = message.Parameters.Add(new SqliteParameter { ParameterName = "@id" });

@@ -18,21 +18,27 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 {
     private const string InsertMessageSql =
         """
-        INSERT INTO spool_messages (id, sender, content, size, received_at, origin, client_address, client_helo,
+        INSERT INTO spool_messages (id, sender, size, received_at, origin, client_address, client_helo,
             auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, completed_at, pool)
-        VALUES (@id, @sender, @content, @size, @received_at, @origin, @client_address, @client_helo,
+        VALUES (@id, @sender, @size, @received_at, @origin, @client_address, @client_helo,
             @auth_user, @body_type, @smtputf8, @requiretls, @envid, @ret, @trace_parent, @completed_at, @pool)
         ON CONFLICT (id) DO NOTHING
         """;
 
+    /// <summary>The content goes in a row of its own (migration 0024): updates of the envelope never rewrite it.</summary>
+    private const string InsertContentSql = "INSERT INTO spool_contents (message_id, content) VALUES (@id, @content)";
+
     /// <summary>
     /// Content above this is not bound as a parameter (Microsoft.Data.Sqlite needs a byte[], and SQLite copies a bound
-    /// blob again): the row gets a zeroblob of the right size and the content is written into it with incremental blob
-    /// I/O, in 64 KiB pieces straight from the caller's memory. Ingress's receive buffer is then the only copy.
+    /// blob again): the content row gets a zeroblob of the right size and the content is written into it with incremental blob
+    /// I/O straight from the caller's memory. Ingress's receive buffer is then the only copy. Below this a bound parameter
+    /// is cheaper (one statement, no blob handle), and its array is an ordinary small-object allocation: the limit sits
+    /// under the large-object heap's 85,000 octets, where a copy per message cost a gen-2 collection every few hundred
+    /// messages of 100 KB (issue 8).
     /// </summary>
-    private const int StreamedContentThreshold = 256 * 1024;
+    private const int StreamedContentThreshold = 32 * 1024;
 
-    private static readonly string InsertMessageZeroBlobSql = InsertMessageSql.Replace("@content, @size", "zeroblob(@size), @size", StringComparison.Ordinal);
+    private const string InsertContentZeroBlobSql = "INSERT INTO spool_contents (message_id, content) VALUES (@id, zeroblob(@size))";
 
     private const string InsertRecipientSql =
         """
@@ -42,21 +48,21 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
     private const string GetMessageSql =
         """
-        SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
-            requiretls, envid, ret, trace_parent, pool
-        FROM spool_messages
-        WHERE id = @id
+        SELECT m.sender, c.content, m.received_at, m.origin, m.client_address, m.client_helo, m.auth_user, m.body_type,
+            m.smtputf8, m.requiretls, m.envid, m.ret, m.trace_parent, m.pool
+        FROM spool_messages AS m JOIN spool_contents AS c ON c.message_id = m.id
+        WHERE m.id = @id
         """;
 
     private const string StartAttemptReadSql =
         """
-        SELECT sender, CASE WHEN size <= @inline_limit THEN content END, received_at, origin, client_address, client_helo,
-            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, size, pool
-        FROM spool_messages
-        WHERE id = @id
+        SELECT m.sender, m.size <= @inline_limit, m.received_at, m.origin, m.client_address, m.client_helo,
+            m.auth_user, m.body_type, m.smtputf8, m.requiretls, m.envid, m.ret, m.trace_parent, m.pool, m.size, c.id
+        FROM spool_messages AS m JOIN spool_contents AS c ON c.message_id = m.id
+        WHERE m.id = @id
         """;
 
-    private const string ContentRowSql = "SELECT rowid FROM spool_messages WHERE id = @id";
+    private const string ContentRowSql = "SELECT id FROM spool_contents WHERE message_id = @id";
 
     // Each branch walks its partial index (spool_recipients_due, spool_recipients_lease) in order and stops at LIMIT.
     private const string DueSql =
@@ -219,15 +225,10 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
 
         return database.WriteAsync(async write =>
         {
-            await using (var insert = write.CreateCommand(streamed ? InsertMessageZeroBlobSql : InsertMessageSql))
+            await using (var insert = write.CreateCommand(InsertMessageSql))
             {
                 insert.Add("@id", message.Id);
                 insert.Add("@sender", message.Sender);
-                if (!streamed)
-                {
-                    insert.Add("@content", content);
-                }
-
                 insert.Add("@size", length);
                 insert.Add("@received_at", receivedAt);
                 insert.Add("@origin", (int)message.Origin);
@@ -248,6 +249,21 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 {
                     return false;
                 }
+            }
+
+            await using (var insert = write.CreateCommand(streamed ? InsertContentZeroBlobSql : InsertContentSql))
+            {
+                insert.Add("@id", message.Id);
+                if (streamed)
+                {
+                    insert.Add("@size", length);
+                }
+                else
+                {
+                    insert.Add("@content", content);
+                }
+
+                await insert.ExecuteNonQueryAsync(CancellationToken.None);
             }
 
             if (streamed)
@@ -302,25 +318,29 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
             return null;
         }
 
-        return new StoredMessage
-        {
-            Id = messageId,
-            Sender = reader.GetString(0),
-            Content = reader.GetFieldValue<byte[]>(1),
-            ReceivedAt = reader.Timestamp(2),
-            Origin = (MessageOrigin)reader.GetInt32(3),
-            ClientAddress = reader.NullableString(4),
-            ClientHelo = reader.NullableString(5),
-            AuthenticatedUser = reader.NullableString(6),
-            BodyType = (BodyType)reader.GetInt32(7),
-            SmtpUtf8 = reader.GetBoolean(8),
-            RequireTls = reader.GetBoolean(9),
-            EnvelopeId = reader.NullableString(10),
-            Ret = reader.NullableString(11),
-            TraceParent = reader.NullableString(12),
-            Pool = reader.NullableString(13),
-        };
+        return Envelope(reader, messageId, reader.GetFieldValue<byte[]>(1));
     }
+
+    /// <summary>A message read by <see cref="GetMessageSql"/> or <see cref="StartAttemptReadSql"/>: the envelope in
+    /// columns 0 and 2 to 13, the content given.</summary>
+    private static StoredMessage Envelope(SqliteDataReader reader, Guid messageId, ReadOnlyMemory<byte> content) => new()
+    {
+        Id = messageId,
+        Sender = reader.GetString(0),
+        Content = content,
+        ReceivedAt = reader.Timestamp(2),
+        Origin = (MessageOrigin)reader.GetInt32(3),
+        ClientAddress = reader.NullableString(4),
+        ClientHelo = reader.NullableString(5),
+        AuthenticatedUser = reader.NullableString(6),
+        BodyType = (BodyType)reader.GetInt32(7),
+        SmtpUtf8 = reader.GetBoolean(8),
+        RequireTls = reader.GetBoolean(9),
+        EnvelopeId = reader.NullableString(10),
+        Ret = reader.NullableString(11),
+        TraceParent = reader.NullableString(12),
+        Pool = reader.NullableString(13),
+    };
 
     public Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
         ClaimDueAsync(new ClaimRequest { Now = now, MaxRecipients = maxRecipients, LeaseDuration = leaseDuration }, cancellationToken);
@@ -712,38 +732,36 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 }
             }
 
-            // A large body is not read here, on the writer: the attempt streams it afterwards (CopyContentAsync).
-            await using var read = write.CreateCommand(StartAttemptReadSql);
-            read.Add("@id", messageId);
-            read.Add("@inline_limit", (long)StoredMessage.InlineContentLimit);
-            await using var reader = await read.ExecuteReaderAsync(CancellationToken.None);
-            if (!await reader.ReadAsync(CancellationToken.None))
+            // A large body is not read here, on the writer: the attempt streams it afterwards (CopyContentAsync). An
+            // inline one is read after the row, by incremental blob I/O straight into a rented array: selecting the
+            // column made SQLite copy the blob into its own memory and the data reader into a new array (issue 8).
+            StoredMessage stored;
+            long rowId;
+            await using (var read = write.CreateCommand(StartAttemptReadSql))
             {
-                return null;
+                read.Add("@id", messageId);
+                read.Add("@inline_limit", (long)StoredMessage.InlineContentLimit);
+                await using var reader = await read.ExecuteReaderAsync(CancellationToken.None);
+                if (!await reader.ReadAsync(CancellationToken.None))
+                {
+                    return null;
+                }
+
+                rowId = reader.GetInt64(15);
+                stored = Envelope(reader, messageId, ReadOnlyMemory<byte>.Empty) with
+                {
+                    DetachedContentLength = reader.GetBoolean(1) ? null : reader.GetInt64(14),
+                };
             }
 
-            var detached = reader.IsDBNull(1);
-            var rented = detached ? null : RentedContent.Read(reader, 1);
-            return new StoredMessage
+            if (stored.DetachedContentLength is not null)
             {
-                Id = messageId,
-                Sender = reader.GetString(0),
-                Content = rented?.Memory ?? ReadOnlyMemory<byte>.Empty,
-                ContentLease = rented,
-                DetachedContentLength = detached ? reader.GetInt64(13) : null,
-                ReceivedAt = reader.Timestamp(2),
-                Origin = (MessageOrigin)reader.GetInt32(3),
-                ClientAddress = reader.NullableString(4),
-                ClientHelo = reader.NullableString(5),
-                AuthenticatedUser = reader.NullableString(6),
-                BodyType = (BodyType)reader.GetInt32(7),
-                SmtpUtf8 = reader.GetBoolean(8),
-                RequireTls = reader.GetBoolean(9),
-                EnvelopeId = reader.NullableString(10),
-                Ret = reader.NullableString(11),
-                TraceParent = reader.NullableString(12),
-                Pool = reader.NullableString(14),
-            };
+                return stored;
+            }
+
+            using var blob = new SqliteBlob(write.Connection, "spool_contents", "content", rowId, readOnly: true);
+            var rented = RentedContent.Read(blob, checked((int)blob.Length));
+            return stored with { Content = rented.Memory, ContentLease = rented };
         }, 0, cancellationToken);
     }
 
@@ -764,7 +782,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         }
 
         // Incremental blob I/O: the content is copied page by page, never loaded whole.
-        await using (var blob = new SqliteBlob(connection, "spool_messages", "content", rowId, readOnly: true))
+        await using (var blob = new SqliteBlob(connection, "spool_contents", "content", rowId, readOnly: true))
         {
             await blob.CopyToAsync(destination, cancellationToken);
         }
@@ -991,19 +1009,15 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         return total;
     }
 
-    /// <summary>Fills the zeroblob of the row just inserted with the content (incremental blob I/O, same transaction).</summary>
-    private static async Task<long> LastRowIdAsync(SqliteWrite write)
-    {
-        await using var last = write.CreateCommand("SELECT last_insert_rowid()");
-        return (long)(await last.ExecuteScalarAsync(CancellationToken.None))!;
-    }
+    /// <summary>The rowid of the row just inserted on the writer's connection, whose zeroblob the content fills
+    /// (incremental blob I/O, same transaction).</summary>
+    private static long LastRowId(SqliteWrite write) => SQLitePCL.raw.sqlite3_last_insert_rowid(write.Connection.Handle);
 
     /// <summary>Copies a streamed body into the zeroblob the insert reserved, 64 KiB at a time; a source shorter or
     /// longer than it declared fails the transaction.</summary>
     private static async Task WriteContentAsync(SqliteWrite write, MessageContentSource source)
     {
-        var rowId = await LastRowIdAsync(write);
-        using var blob = new Microsoft.Data.Sqlite.SqliteBlob(write.Connection, "spool_messages", "content", rowId);
+        using var blob = new SqliteBlob(write.Connection, "spool_contents", "content", LastRowId(write));
         await using var stream = source.Open();
         var piece = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
@@ -1032,24 +1046,11 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         }
     }
 
-    private static async Task WriteContentAsync(SqliteWrite write, ReadOnlyMemory<byte> content)
+    private static Task WriteContentAsync(SqliteWrite write, ReadOnlyMemory<byte> content)
     {
-        var rowId = await LastRowIdAsync(write);
-        using var blob = new Microsoft.Data.Sqlite.SqliteBlob(write.Connection, "spool_messages", "content", rowId);
-        var piece = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
-        try
-        {
-            for (var offset = 0; offset < content.Length; offset += piece.Length)
-            {
-                var length = Math.Min(piece.Length, content.Length - offset);
-                content.Span.Slice(offset, length).CopyTo(piece);
-                blob.Write(piece, 0, length);
-            }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(piece);
-        }
+        using var blob = new SqliteBlob(write.Connection, "spool_contents", "content", LastRowId(write));
+        blob.Write(content.Span);
+        return Task.CompletedTask;
     }
 
     private static byte[] ToArray(ReadOnlyMemory<byte> content) =>
