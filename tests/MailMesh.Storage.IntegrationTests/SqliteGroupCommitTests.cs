@@ -256,6 +256,31 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Small_batches_journal_in_memory_and_large_ones_and_other_connections_to_a_file()
+    {
+        // temp_store: 2 is MEMORY, 0 the build's default (a file). A savepoint journal spilled to /var/tmp for every 100 KB
+        // message (issue 8), but in memory it never spills, so a batch that may change many pages (a large body, a
+        // migration that rewrites a table) must not have it.
+        Task<long> TempStore(long size) => _database.WriteAsync(
+            async write =>
+            {
+                await using var pragma = write.CreateCommand("PRAGMA temp_store");
+                return Convert.ToInt64(await pragma.ExecuteScalarAsync(Ct), System.Globalization.CultureInfo.InvariantCulture);
+            },
+            size,
+            Ct);
+
+        Assert.Equal(2, await TempStore(0));
+        Assert.Equal(0, await TempStore(SqliteDatabase.LargeOperationBytes));
+        Assert.Equal(2, await TempStore(SqliteDatabase.LargeOperationBytes - 1));
+
+        await using var reader = await _database.OpenAsync(Ct);
+        await using var command = reader.CreateCommand();
+        command.CommandText = "PRAGMA temp_store";
+        Assert.Equal(0L, await command.ExecuteScalarAsync(Ct));
+    }
+
+    [Fact]
     public async Task Commits_never_checkpoint_the_wal_and_the_checkpointer_moves_it_into_the_database_file()
     {
         // A commit that also ran SQLite's automatic checkpoint (every 1,000 pages) made its whole batch wait for the copy

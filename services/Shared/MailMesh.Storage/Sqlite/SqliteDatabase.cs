@@ -64,20 +64,27 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// </summary>
     public const int PageSize = 16384;
 
-    /// <summary>
-    /// <c>temp_store = MEMORY</c>: each operation of a batch runs under its own savepoint, and SQLite keeps the pages a
-    /// savepoint may have to restore in a statement journal that spills to an unnamed file in /var/tmp past 64 KiB. A
-    /// 100 KB body reuses free pages, so every message spilled, two system calls per page: more <c>pwrite</c>s than the
-    /// WAL itself took (issue 8). In memory, the journal is bounded by the batch (<see cref="MaxBatchBytes"/>, or one
-    /// large operation) and freed with it.
-    /// </summary>
     private const string ConnectionPragmas =
         """
         PRAGMA busy_timeout = 30000;
         PRAGMA synchronous = FULL;
         PRAGMA foreign_keys = ON;
-        PRAGMA temp_store = MEMORY;
+        PRAGMA temp_store = DEFAULT;
         """;
+
+    /// <summary>
+    /// The group-commit writer keeps its statement journals in memory (<c>temp_store = MEMORY</c>) for a batch of small
+    /// operations. Each operation of a batch runs under its own savepoint, and SQLite keeps the pages a savepoint may have
+    /// to restore in a statement journal that spills to an unnamed file in /var/tmp past 64 KiB: a 100 KB body reuses
+    /// free pages, so every message spilled, two system calls per page, more <c>pwrite</c>s than the WAL itself took
+    /// (issue 8). In memory the journal never spills, so it is only used where it is bounded: one small operation's pages
+    /// (the journal is emptied at each operation's release). A batch with an operation of
+    /// <see cref="LargeOperationBytes"/> or more (a large body, a schema migration that rewrites whole tables) journals to
+    /// a file as before, and so does every other connection (<see cref="ConnectionPragmas"/> resets a pooled one).
+    /// </summary>
+    private const string SmallBatchJournal = "PRAGMA temp_store = MEMORY";
+
+    private const string LargeBatchJournal = "PRAGMA temp_store = DEFAULT";
 
     /// <summary>
     /// Group commit: how often the checkpointer copies committed WAL frames into the database file. The writer's own
@@ -106,6 +113,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     private readonly Task _checkpointLoop = Task.CompletedTask;
     private long _checkpoints;
     private SqliteConnection? _writerConnection;
+    private string? _writerJournal;
     private long _commits;
     private int _walEnabled;
     private int _disposed;
@@ -260,13 +268,18 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// then fails with a bare SQLITE_ERROR ("SQL logic error"; seen once in a few thousand concurrent claims, issue 8's
     /// CI). Nothing has run then, so it is tried again on a fresh connection, a few times, before the caller hears of it.
     /// </summary>
-    private async Task<(SqliteConnection Connection, SqliteTransaction Transaction)> BeginWriteAsync(CancellationToken cancellationToken)
+    private async Task<(SqliteConnection Connection, SqliteTransaction Transaction)> BeginWriteAsync(CancellationToken cancellationToken, string? journal = null)
     {
         for (var attempt = 1; ; attempt++)
         {
             var connection = await OpenAsync(cancellationToken);
             try
             {
+                if (journal is not null)
+                {
+                    Execute(connection, journal);
+                }
+
                 return (connection, connection.BeginTransaction(deferred: false));
             }
             catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError && attempt < BeginAttempts)
@@ -399,10 +412,12 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         var ran = 0;
         try
         {
+            var journal = batch.Exists(op => op.Size >= LargeOperationBytes) ? LargeBatchJournal : SmallBatchJournal;
             if (_writerConnection is not null)
             {
                 try
                 {
+                    SetWriterJournal(journal);
                     transaction = _writerConnection.BeginTransaction(deferred: false);
                 }
                 catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
@@ -413,7 +428,8 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 
             if (transaction is null)
             {
-                (_writerConnection, transaction) = await BeginWriteAsync(CancellationToken.None);
+                (_writerConnection, transaction) = await BeginWriteAsync(CancellationToken.None, journal);
+                _writerJournal = journal;
             }
 
             var connection = _writerConnection!;
@@ -498,6 +514,24 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     }
 
     /// <summary>After a failed batch the writer connection may be in any state: close it, the next batch opens a new one.</summary>
+    /// <summary>Sets the writer's statement journal for the next batch (<see cref="SmallBatchJournal"/>), outside a
+    /// transaction; a no-op when it is already set.</summary>
+    private void SetWriterJournal(string journal)
+    {
+        if (!ReferenceEquals(journal, _writerJournal))
+        {
+            Execute(_writerConnection!, journal);
+            _writerJournal = journal;
+        }
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
     private void DiscardWriter(SqliteTransaction? transaction)
     {
         try
@@ -515,6 +549,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 
         _writerConnection?.Dispose();
         _writerConnection = null;
+        _writerJournal = null;
     }
 
     /// <summary>Runs every operation queued so far, stops the writer loop and releases the file's pooled connections.</summary>

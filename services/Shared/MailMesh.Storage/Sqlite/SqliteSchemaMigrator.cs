@@ -14,7 +14,9 @@ public sealed partial class SqliteSchemaMigrator(SqliteDatabase database, ILogge
 
     public async Task MigrateAsync(CancellationToken cancellationToken)
     {
-        var count = await database.WriteAsync(ApplyAsync, 0, cancellationToken);
+        // Sized as a large operation: a migration may rewrite whole tables (0024 rewrites every message row), so its
+        // batch journals to a file rather than holding every page it changed in memory.
+        var count = await database.WriteAsync(ApplyAsync, SqliteDatabase.LargeOperationBytes, cancellationToken);
         LogUpToDate(logger, Migrations[^1].Version, count, database.Path);
     }
 
