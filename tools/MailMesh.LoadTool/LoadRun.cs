@@ -21,6 +21,9 @@ internal sealed record RunResult
     /// <summary>Per-message accept latency (MAIL to the 250 after the data), ms, sorted; empty with smtp-source.</summary>
     public required double[] LatenciesMs { get; init; }
 
+    /// <summary>The built-in client's latencies less its own timer's lateness in a paced run (sorted; see <see cref="ConnectionResult"/>).</summary>
+    public double[] WithoutOwnLatenessMs { get; init; } = [];
+
     /// <summary>Ingress's own accept-duration histogram over the measured phase (null when it has no /metrics, e.g. Postfix).</summary>
     public AcceptHistogram.Buckets? ServerAccept { get; init; }
     public required long Delivered { get; init; }
@@ -133,7 +136,7 @@ internal static class LoadRun
         using var timeout = new CancellationTokenSource(options.Timeout);
         ledger.Start();
         var started = Stopwatch.GetTimestamp();
-        var (accepted, refused, latencies, error) = await SendAsync(options, target, total, connectionOffset: 0, timeout.Token);
+        var (accepted, refused, latencies, ownLateness, error) = await SendAsync(options, target, total, connectionOffset: 0, timeout.Token);
 
         var acceptSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var deliveredAtAcceptEnd = sink.UniqueMessages - baseline;
@@ -186,6 +189,7 @@ internal static class LoadRun
             Refused = refused,
             AcceptSeconds = acceptSeconds,
             LatenciesMs = latencies,
+            WithoutOwnLatenessMs = ownLateness,
             ServerAccept = acceptBefore is { } hb && acceptAfter is { } ha ? ha - hb : null,
             Delivered = sink.UniqueMessages - baseline,
             DeliveredWhenClientDone = deliveredAtAcceptEnd,
@@ -206,12 +210,12 @@ internal static class LoadRun
     /// <paramref name="total"/> messages over options.Connections connections, by smtp-source or the built-in client
     /// (whose message tokens carry the connection index: <paramref name="connectionOffset"/> keeps the warm-up's apart).
     /// </summary>
-    private static async Task<(int Accepted, int Refused, double[] LatenciesMs, string? Error)> SendAsync(LoadOptions options, Target target, int total, int connectionOffset, CancellationToken cancellationToken)
+    private static async Task<(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, string? Error)> SendAsync(LoadOptions options, Target target, int total, int connectionOffset, CancellationToken cancellationToken)
     {
         if (options.SmtpSource)
         {
             var (succeeded, errors) = await SmtpSourceClient.RunAsync(SmtpSourceClient.Arguments(options, target.Host, target.Port, total), cancellationToken);
-            return (succeeded ? total : 0, succeeded ? 0 : total, [], succeeded ? null : "smtp-source failed: " + errors);
+            return (succeeded ? total : 0, succeeded ? 0 : total, [], [], succeeded ? null : "smtp-source failed: " + errors);
         }
 
         var perConnection = total / options.Connections;
@@ -220,7 +224,8 @@ internal static class LoadRun
         var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
             Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(connectionOffset + index, perConnection, body, "load.test", options.Recipients == "single", pacer, cancellationToken))));
         double[] latencies = [.. results.SelectMany(r => r.LatenciesMs).Order()];
-        return (latencies.Length, results.Sum(r => r.Rejected), latencies, null);
+        double[] ownLateness = options.Rate is null ? [] : [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()];
+        return (latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, null);
     }
 
     /// <summary>The 1-minute load average (what <c>uptime</c> prints first).</summary>

@@ -20,6 +20,7 @@ internal sealed class SmtpLoadClient(string host, int port)
     public async Task<ConnectionResult> RunAsync(int connectionIndex, int messages, byte[] bodyTemplate, string recipientDomain, bool singleRecipient, Pacer? pacer, CancellationToken cancellationToken)
     {
         var latencies = new List<double>(messages);
+        var ownLate = new List<double>(messages);
         var rejected = 0;
         using var client = new TcpClient { NoDelay = true };
         await client.ConnectAsync(host, port, cancellationToken);
@@ -36,7 +37,7 @@ internal sealed class SmtpLoadClient(string host, int port)
             // One recipient per message: the same one every time (as smtp-source -t), or one of 50.
             var recipient = singleRecipient ? "user" : $"user{i % 50}";
             var envelope = $"MAIL FROM:<load@sender.test>\r\nRCPT TO:<{recipient}@{recipientDomain}>\r\nDATA\r\n";
-            var started = pacer is null ? Stopwatch.GetTimestamp() : await pacer.NextAsync(cancellationToken);
+            var (started, late) = pacer is null ? (Stopwatch.GetTimestamp(), 0L) : await pacer.NextAsync(cancellationToken);
             await stream.WriteAsync(Encoding.ASCII.GetBytes(envelope), cancellationToken);
             var mail = await ReadReplyAsync(reader, cancellationToken);
             var rcpt = await ReadReplyAsync(reader, cancellationToken);
@@ -57,6 +58,7 @@ internal sealed class SmtpLoadClient(string host, int port)
             if (final.StartsWith("250", StringComparison.Ordinal))
             {
                 latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                ownLate.Add(Stopwatch.GetElapsedTime(started + late).TotalMilliseconds);
             }
             else
             {
@@ -65,7 +67,7 @@ internal sealed class SmtpLoadClient(string host, int port)
         }
 
         await stream.WriteAsync("QUIT\r\n"u8.ToArray(), cancellationToken);
-        return new ConnectionResult(latencies, rejected);
+        return new ConnectionResult(latencies, ownLate, rejected);
     }
 
     private static async Task ExpectAsync(LineReader reader, string code, CancellationToken cancellationToken)
@@ -106,7 +108,11 @@ internal sealed class SmtpLoadClient(string host, int port)
     }
 }
 
-internal sealed record ConnectionResult(List<double> LatenciesMs, int Rejected);
+/// <param name="LatenciesMs">From each message's slot (or its start, unpaced) to the 250.</param>
+/// <param name="WithoutOwnLatenessMs">The same less the client's own lateness: how much later than its slot the client's
+/// timer woke a connection that was idle, waiting for it. A slot that was already due when its connection came free is
+/// not taken off: that wait is the server's.</param>
+internal sealed record ConnectionResult(List<double> LatenciesMs, List<double> WithoutOwnLatenessMs, int Rejected);
 
 /// <summary>Hands out send times <c>1 / rate</c> seconds apart, from the first call on, to every connection of a run.</summary>
 internal sealed class Pacer(double messagesPerSecond)
@@ -115,19 +121,23 @@ internal sealed class Pacer(double messagesPerSecond)
     private long _start;
     private long _next = -1;
 
-    /// <summary>Waits until the next slot and returns its time (a <see cref="Stopwatch"/> timestamp).</summary>
-    public async Task<long> NextAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until the next slot and returns its time (a <see cref="Stopwatch"/> timestamp) and, when it had to wait,
+    /// how many ticks later than the slot the timer woke it (0 for a slot already due: then the wait was the server's).
+    /// </summary>
+    public async Task<(long Due, long Late)> NextAsync(CancellationToken cancellationToken)
     {
         // The first caller's time is the start of the schedule.
         Interlocked.CompareExchange(ref _start, Stopwatch.GetTimestamp(), 0);
         var slot = Interlocked.Increment(ref _next);
         var due = Volatile.Read(ref _start) + (slot * _interval);
         var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
-        if (wait > TimeSpan.Zero)
+        if (wait <= TimeSpan.Zero)
         {
-            await Task.Delay(wait, cancellationToken);
+            return (due, 0);
         }
 
-        return due;
+        await Task.Delay(wait, cancellationToken);
+        return (due, Math.Max(Stopwatch.GetTimestamp() - due, 0));
     }
 }
