@@ -113,7 +113,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     private readonly Task _checkpointLoop = Task.CompletedTask;
     private long _checkpoints;
     private SqliteConnection? _writerConnection;
-    private string? _writerJournal;
+    private bool? _writerJournalInMemory;
     private long _commits;
     private int _walEnabled;
     private int _disposed;
@@ -268,16 +268,16 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// then fails with a bare SQLITE_ERROR ("SQL logic error"; seen once in a few thousand concurrent claims, issue 8's
     /// CI). Nothing has run then, so it is tried again on a fresh connection, a few times, before the caller hears of it.
     /// </summary>
-    private async Task<(SqliteConnection Connection, SqliteTransaction Transaction)> BeginWriteAsync(CancellationToken cancellationToken, string? journal = null)
+    private async Task<(SqliteConnection Connection, SqliteTransaction Transaction)> BeginWriteAsync(CancellationToken cancellationToken, bool? journalInMemory = null)
     {
         for (var attempt = 1; ; attempt++)
         {
             var connection = await OpenAsync(cancellationToken);
             try
             {
-                if (journal is not null)
+                if (journalInMemory is { } inMemory)
                 {
-                    Execute(connection, journal);
+                    Execute(connection, inMemory ? SmallBatchJournal : LargeBatchJournal);
                 }
 
                 return (connection, connection.BeginTransaction(deferred: false));
@@ -412,12 +412,12 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         var ran = 0;
         try
         {
-            var journal = batch.Exists(op => op.Size >= LargeOperationBytes) ? LargeBatchJournal : SmallBatchJournal;
+            var journalInMemory = !batch.Exists(op => op.Size >= LargeOperationBytes);
             if (_writerConnection is not null)
             {
                 try
                 {
-                    SetWriterJournal(journal);
+                    SetWriterJournal(journalInMemory);
                     transaction = _writerConnection.BeginTransaction(deferred: false);
                 }
                 catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteGenericError)
@@ -428,8 +428,8 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 
             if (transaction is null)
             {
-                (_writerConnection, transaction) = await BeginWriteAsync(CancellationToken.None, journal);
-                _writerJournal = journal;
+                (_writerConnection, transaction) = await BeginWriteAsync(CancellationToken.None, journalInMemory);
+                _writerJournalInMemory = journalInMemory;
             }
 
             var connection = _writerConnection!;
@@ -513,15 +513,14 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         }
     }
 
-    /// <summary>After a failed batch the writer connection may be in any state: close it, the next batch opens a new one.</summary>
     /// <summary>Sets the writer's statement journal for the next batch (<see cref="SmallBatchJournal"/>), outside a
     /// transaction; a no-op when it is already set.</summary>
-    private void SetWriterJournal(string journal)
+    private void SetWriterJournal(bool inMemory)
     {
-        if (!ReferenceEquals(journal, _writerJournal))
+        if (_writerJournalInMemory != inMemory)
         {
-            Execute(_writerConnection!, journal);
-            _writerJournal = journal;
+            Execute(_writerConnection!, inMemory ? SmallBatchJournal : LargeBatchJournal);
+            _writerJournalInMemory = inMemory;
         }
     }
 
@@ -532,6 +531,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         command.ExecuteNonQuery();
     }
 
+    /// <summary>After a failed batch the writer connection may be in any state: close it, the next batch opens a new one.</summary>
     private void DiscardWriter(SqliteTransaction? transaction)
     {
         try
@@ -549,7 +549,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 
         _writerConnection?.Dispose();
         _writerConnection = null;
-        _writerJournal = null;
+        _writerJournalInMemory = null;
     }
 
     /// <summary>Runs every operation queued so far, stops the writer loop and releases the file's pooled connections.</summary>

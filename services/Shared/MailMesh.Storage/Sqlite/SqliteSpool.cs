@@ -274,7 +274,7 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
                 }
                 else
                 {
-                    await WriteContentAsync(write, message.Content);
+                    WriteContent(write, message.Content);
                 }
             }
 
@@ -1046,11 +1046,11 @@ public sealed class SqliteSpool(SqliteDatabase database) : ISpool
         }
     }
 
-    private static Task WriteContentAsync(SqliteWrite write, ReadOnlyMemory<byte> content)
+    /// <summary>Writes content held in memory into the zeroblob the insert reserved, in one call.</summary>
+    private static void WriteContent(SqliteWrite write, ReadOnlyMemory<byte> content)
     {
         using var blob = new SqliteBlob(write.Connection, "spool_contents", "content", LastRowId(write));
         blob.Write(content.Span);
-        return Task.CompletedTask;
     }
 
     private static byte[] ToArray(ReadOnlyMemory<byte> content) =>
