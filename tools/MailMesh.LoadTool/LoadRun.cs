@@ -24,6 +24,12 @@ internal sealed record RunResult
     /// <summary>The built-in client's latencies less its own timer's lateness in a paced run (sorted; see <see cref="ConnectionResult"/>).</summary>
     public double[] WithoutOwnLatenessMs { get; init; } = [];
 
+    /// <summary>Paced run: the built-in client's latencies from each MAIL written (sorted; see <see cref="ConnectionResult"/>).</summary>
+    public double[] FromSendMs { get; init; } = [];
+
+    /// <summary>Paced run: slots that found every connection of the client busy.</summary>
+    public int QueuedSlots { get; init; }
+
     /// <summary>Ingress's own accept-duration histogram over the measured phase (null when it has no /metrics, e.g. Postfix).</summary>
     public AcceptHistogram.Buckets? ServerAccept { get; init; }
     public required long Delivered { get; init; }
@@ -136,7 +142,8 @@ internal static class LoadRun
         using var timeout = new CancellationTokenSource(options.Timeout);
         ledger.Start();
         var started = Stopwatch.GetTimestamp();
-        var (accepted, refused, latencies, ownLateness, error) = await SendAsync(options, target, total, connectionOffset: 0, timeout.Token);
+        var sent = await SendAsync(options, target, total, connectionOffset: 0, timeout.Token);
+        var (accepted, refused, latencies, error) = (sent.Accepted, sent.Refused, sent.LatenciesMs, sent.Error);
 
         var acceptSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var deliveredAtAcceptEnd = sink.UniqueMessages - baseline;
@@ -189,7 +196,9 @@ internal static class LoadRun
             Refused = refused,
             AcceptSeconds = acceptSeconds,
             LatenciesMs = latencies,
-            WithoutOwnLatenessMs = ownLateness,
+            WithoutOwnLatenessMs = sent.WithoutOwnLatenessMs,
+            FromSendMs = sent.FromSendMs,
+            QueuedSlots = sent.QueuedSlots,
             ServerAccept = acceptBefore is { } hb && acceptAfter is { } ha ? ha - hb : null,
             Delivered = sink.UniqueMessages - baseline,
             DeliveredWhenClientDone = deliveredAtAcceptEnd,
@@ -210,12 +219,12 @@ internal static class LoadRun
     /// <paramref name="total"/> messages over options.Connections connections, by smtp-source or the built-in client
     /// (whose message tokens carry the connection index: <paramref name="connectionOffset"/> keeps the warm-up's apart).
     /// </summary>
-    private static async Task<(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, string? Error)> SendAsync(LoadOptions options, Target target, int total, int connectionOffset, CancellationToken cancellationToken)
+    private static async Task<SendResult> SendAsync(LoadOptions options, Target target, int total, int connectionOffset, CancellationToken cancellationToken)
     {
         if (options.SmtpSource)
         {
             var (succeeded, errors) = await SmtpSourceClient.RunAsync(SmtpSourceClient.Arguments(options, target.Host, target.Port, total), cancellationToken);
-            return (succeeded ? total : 0, succeeded ? 0 : total, [], [], succeeded ? null : "smtp-source failed: " + errors);
+            return new SendResult(succeeded ? total : 0, succeeded ? 0 : total, [], [], [], 0, succeeded ? null : "smtp-source failed: " + errors);
         }
 
         var perConnection = total / options.Connections;
@@ -224,9 +233,17 @@ internal static class LoadRun
         var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
             Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(connectionOffset + index, perConnection, body, "load.test", options.Recipients == "single", pacer, cancellationToken))));
         double[] latencies = [.. results.SelectMany(r => r.LatenciesMs).Order()];
-        double[] ownLateness = options.Rate is null ? [] : [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()];
-        return (latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, null);
+        if (options.Rate is null)
+        {
+            return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, [], [], 0, null);
+        }
+
+        double[] ownLateness = [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()];
+        double[] fromSend = [.. results.SelectMany(r => r.FromSendMs).Order()];
+        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), null);
     }
+
+    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, string? Error);
 
     /// <summary>The 1-minute load average (what <c>uptime</c> prints first).</summary>
     private static string LoadAverage()

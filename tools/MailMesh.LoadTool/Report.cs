@@ -37,6 +37,15 @@ internal static class Report
             {
                 text.AppendLine(string.Create(CultureInfo.InvariantCulture,
                     $"run {i + 1}: client accept p50 / p99 without the client's own timer lateness (paced run): {F(Percentile(own, 0.50))} / {F(Percentile(own, 0.99))} ms"));
+                var r = runs[i];
+                text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                    $"run {i + 1}: from each MAIL written to its 250: {F(Percentile(r.FromSendMs, 0.50))} / {F(Percentile(r.FromSendMs, 0.99))} ms; slots that found all {r.Connections} connections busy: {r.QueuedSlots} of {r.Messages} ({F(100.0 * r.QueuedSlots / r.Messages)} %)"));
+                if (r.QueuedSlots * 100 > r.Messages)
+                {
+                    // More than 1 % of the slots waited for a connection: the p99 above is partly the client's own queue.
+                    text.AppendLine($"run {i + 1}: over 1 % of the slots waited for a free connection of the client: its p99 includes that queue; run again with more --connections");
+                }
+
                 text.AppendLine();
             }
         }

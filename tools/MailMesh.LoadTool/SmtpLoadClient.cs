@@ -21,6 +21,8 @@ internal sealed class SmtpLoadClient(string host, int port)
     {
         var latencies = new List<double>(messages);
         var ownLate = new List<double>(messages);
+        var fromSend = new List<double>(messages);
+        var queued = 0;
         var rejected = 0;
         using var client = new TcpClient { NoDelay = true };
         await client.ConnectAsync(host, port, cancellationToken);
@@ -38,6 +40,12 @@ internal sealed class SmtpLoadClient(string host, int port)
             var recipient = singleRecipient ? "user" : $"user{i % 50}";
             var envelope = $"MAIL FROM:<load@sender.test>\r\nRCPT TO:<{recipient}@{recipientDomain}>\r\nDATA\r\n";
             var (started, late) = pacer is null ? (Stopwatch.GetTimestamp(), 0L) : await pacer.NextAsync(cancellationToken);
+            var sent = Stopwatch.GetTimestamp();
+            if (pacer is not null && late == 0 && Stopwatch.GetElapsedTime(started, sent) > Pacer.QueuedAfter)
+            {
+                queued++; // every connection was busy when this slot came: it waited in the client's own queue
+            }
+
             await stream.WriteAsync(Encoding.ASCII.GetBytes(envelope), cancellationToken);
             var mail = await ReadReplyAsync(reader, cancellationToken);
             var rcpt = await ReadReplyAsync(reader, cancellationToken);
@@ -59,6 +67,7 @@ internal sealed class SmtpLoadClient(string host, int port)
             {
                 latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 ownLate.Add(Stopwatch.GetElapsedTime(started + late).TotalMilliseconds);
+                fromSend.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
             }
             else
             {
@@ -67,7 +76,7 @@ internal sealed class SmtpLoadClient(string host, int port)
         }
 
         await stream.WriteAsync("QUIT\r\n"u8.ToArray(), cancellationToken);
-        return new ConnectionResult(latencies, ownLate, rejected);
+        return new ConnectionResult(latencies, ownLate, fromSend, queued, rejected);
     }
 
     private static async Task ExpectAsync(LineReader reader, string code, CancellationToken cancellationToken)
@@ -112,11 +121,19 @@ internal sealed class SmtpLoadClient(string host, int port)
 /// <param name="WithoutOwnLatenessMs">The same less the client's own lateness: how much later than its slot the client's
 /// timer woke a connection that was idle, waiting for it. A slot that was already due when its connection came free is
 /// not taken off: that wait is the server's.</param>
-internal sealed record ConnectionResult(List<double> LatenciesMs, List<double> WithoutOwnLatenessMs, int Rejected);
+/// <param name="FromSendMs">From the MAIL command written to the 250: what the server took, without any wait for a free
+/// connection of this client (so a server that stalls every connection is undercharged here: read it with
+/// <paramref name="QueuedSlots"/>).</param>
+/// <param name="QueuedSlots">Slots that were more than <see cref="Pacer.QueuedAfter"/> due when a connection came free
+/// for them: the paced load was queueing in the client's own connections.</param>
+internal sealed record ConnectionResult(List<double> LatenciesMs, List<double> WithoutOwnLatenessMs, List<double> FromSendMs, int QueuedSlots, int Rejected);
 
 /// <summary>Hands out send times <c>1 / rate</c> seconds apart, from the first call on, to every connection of a run.</summary>
 internal sealed class Pacer(double messagesPerSecond)
 {
+    /// <summary>A slot this far past due when its connection came free waited for a connection, not for the timer.</summary>
+    public static readonly TimeSpan QueuedAfter = TimeSpan.FromMilliseconds(1);
+
     private readonly long _interval = (long)(Stopwatch.Frequency / messagesPerSecond);
     private long _start;
     private long _next = -1;
