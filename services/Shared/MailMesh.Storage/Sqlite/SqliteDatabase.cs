@@ -42,6 +42,11 @@ public enum SqliteCommitMode
 /// commit fails, every caller of the batch gets the exception: nothing of it was acknowledged.</item>
 /// </list>
 /// <para>
+/// The loop runs on a thread of its own (<see cref="DedicatedThread"/>), as does the checkpointer: both block in SQLite
+/// and in fsync, and on the thread pool they held a pool thread the sessions needed while every wake-up of the writer
+/// queued behind the sessions' own work items.
+/// </para>
+/// <para>
 /// An operation whose token is cancelled while it is queued is skipped and its caller cancelled; once its batch has
 /// started it runs to completion, so a commit never leaves a caller unsure whether its write happened.
 /// <see cref="DisposeAsync"/> runs what is queued, then stops the loop.
@@ -157,8 +162,8 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
             // Unbounded: every queued operation has a caller awaiting it, so the queue is as long as the number of
             // concurrent writers, which the callers (SMTP sessions, consumers) already bound.
             _queue = Channel.CreateUnbounded<SqliteWriteOperation>(new UnboundedChannelOptions { SingleReader = true });
-            _writerLoop = Task.Run(RunWriterLoopAsync);
-            _checkpointLoop = Task.Run(RunCheckpointLoopAsync);
+            _writerLoop = DedicatedThread.Run("SQLite group commit", RunWriterLoopAsync);
+            _checkpointLoop = DedicatedThread.Run("SQLite checkpoint", RunCheckpointLoopAsync);
         }
         else
         {
