@@ -353,6 +353,35 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
         Assert.True(await ran.Task.WaitAsync(Timeout));
     }
 
+    [Fact]
+    public async Task An_async_local_one_operation_sets_is_not_seen_by_the_next()
+    {
+        // The pool clears a thread's async-locals after each work item; the writer's own thread must too, or an
+        // operation's Activity or logging scope would stay ambient for every later one.
+        await _database.WriteAsync(
+            async _ =>
+            {
+                await Task.Delay(1);
+                Ambient.Value = "left by the first operation";
+                return 0;
+            },
+            0,
+            Ct).WaitAsync(Timeout);
+
+        var seen = await _database.WriteAsync(
+            async _ =>
+            {
+                await Task.Delay(1);
+                return Ambient.Value;
+            },
+            0,
+            Ct).WaitAsync(Timeout);
+
+        Assert.Null(seen);
+    }
+
+    private static readonly AsyncLocal<string?> Ambient = new();
+
     /// <summary>An operation that holds the writer until <see cref="Open"/>; disposing opens it too.</summary>
     private sealed class WriterGate : IAsyncDisposable
     {

@@ -24,6 +24,10 @@ internal sealed class DedicatedThread : SynchronizationContext
         {
             var context = new DedicatedThread();
             SetSynchronizationContext(context);
+
+            // As the pool does after each work item: no async-local value (an Activity, a logging scope) one callback
+            // leaves on the thread is there for the next.
+            var baseline = ExecutionContext.Capture();
             Task task;
             try
             {
@@ -38,6 +42,10 @@ internal sealed class DedicatedThread : SynchronizationContext
             foreach (var (callback, state) in context._queue.GetConsumingEnumerable())
             {
                 callback(state);
+                if (baseline is not null)
+                {
+                    ExecutionContext.Restore(baseline);
+                }
             }
 
             if (task.Exception is { } exception)
@@ -57,7 +65,7 @@ internal sealed class DedicatedThread : SynchronizationContext
             IsBackground = true,
             Name = name,
         };
-        thread.Start();
+        thread.UnsafeStart(); // not the starter's async-locals (a request's Activity) for the life of the process
         return done.Task;
     }
 

@@ -566,10 +566,17 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         }
 
         _queue?.Writer.TryComplete();
-        await _writerLoop;
-        await _stopping.CancelAsync();
-        await _checkpointLoop;
-        ReleaseResources();
+        try
+        {
+            await _writerLoop;
+        }
+        finally
+        {
+            // The checkpointer's thread ends even if the writer's loop failed.
+            await _stopping.CancelAsync();
+            await _checkpointLoop;
+            ReleaseResources();
+        }
     }
 
     public void Dispose()
@@ -580,10 +587,16 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         }
 
         _queue?.Writer.TryComplete();
-        _writerLoop.GetAwaiter().GetResult();
-        _stopping.Cancel();
-        _checkpointLoop.GetAwaiter().GetResult();
-        ReleaseResources();
+        try
+        {
+            _writerLoop.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            _stopping.Cancel();
+            _checkpointLoop.GetAwaiter().GetResult();
+            ReleaseResources();
+        }
     }
 
     private void ReleaseResources()
