@@ -49,14 +49,24 @@ public sealed class SqliteSpoolAllocationTests : IAsyncLifetime
     {
         // The first round fills the pools (ArrayPool, SQLite's page cache, the writer's prepared statements).
         await StoreAndStartAsync(content);
+
+        // The count is the whole process's (the writer runs on its own thread), so anything else that allocates during a
+        // window (a timer, a checkpoint, another test class's leftovers) adds to it: the least of three windows is the
+        // messages' own cost. A cost that grows with the content is in every window.
         const int Rounds = 10;
-        var before = GC.GetTotalAllocatedBytes(precise: true);
-        for (var i = 0; i < Rounds; i++)
+        var least = long.MaxValue;
+        for (var window = 0; window < 3; window++)
         {
-            await StoreAndStartAsync(content);
+            var before = GC.GetTotalAllocatedBytes(precise: true);
+            for (var i = 0; i < Rounds; i++)
+            {
+                await StoreAndStartAsync(content);
+            }
+
+            least = Math.Min(least, (GC.GetTotalAllocatedBytes(precise: true) - before) / Rounds);
         }
 
-        return (GC.GetTotalAllocatedBytes(precise: true) - before) / Rounds;
+        return least;
     }
 
     private async Task StoreAndStartAsync(ReadOnlyMemory<byte> content)
