@@ -233,13 +233,10 @@ internal static class LoadRun
         var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
             Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(connectionOffset + index, perConnection, body, "load.test", options.Recipients == "single", pacer, cancellationToken))));
         double[] latencies = [.. results.SelectMany(r => r.LatenciesMs).Order()];
-        if (options.Rate is null)
-        {
-            return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, [], [], 0, null);
-        }
-
-        double[] ownLateness = [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()];
-        double[] fromSend = [.. results.SelectMany(r => r.FromSendMs).Order()];
+        // The paced-run figures only for a paced run: the report prints their lines when they are there.
+        var paced = options.Rate is not null;
+        double[] ownLateness = paced ? [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()] : [];
+        double[] fromSend = paced ? [.. results.SelectMany(r => r.FromSendMs).Order()] : [];
         return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), null);
     }
 
