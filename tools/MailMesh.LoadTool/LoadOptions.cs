@@ -149,6 +149,29 @@ internal sealed record LoadOptions
             throw new ArgumentException("--delivery-replicas needs --target distributed");
         }
 
+        // Postfix's tools come from Debian's postfix package; a missing one is a clear answer, not a stack trace.
+        var needed = new List<(string Tool, string Why)>();
+        if (options.Sink == "smtp-sink")
+        {
+            needed.Add(("/usr/sbin/smtp-sink", "--sink smtp-sink (the default)"));
+        }
+
+        if (options.SmtpSource)
+        {
+            needed.Add(("/usr/sbin/smtp-source", "--smtp-source"));
+        }
+
+        if (options.ComparePostfix || options.Target == "postfix")
+        {
+            needed.Add(("/usr/sbin/postfix", options.ComparePostfix ? "--compare-postfix" : "--target postfix"));
+        }
+
+        if (needed.FirstOrDefault(n => !File.Exists(n.Tool)) is { Tool: not null } missing)
+        {
+            throw new ArgumentException($"{missing.Why} needs {missing.Tool}, from Debian's postfix package: run 'MAILMESH_TEST_TOOLS=1 deploy/scripts/deps.sh' (the test command does), "
+                + "or 'sudo apt-get install postfix'" + (options.Sink == "smtp-sink" && missing.Tool.EndsWith("smtp-sink", StringComparison.Ordinal) ? "; or pass --sink builtin" : ""));
+        }
+
         return options;
     }
 
