@@ -46,13 +46,14 @@ public sealed class PostgresStores : Stores
     private readonly TestDatabase _database;
     private readonly List<NpgsqlDataSource> _dataSources = [];
     private readonly List<PostgresMailStore> _mailStores = [];
+    private readonly List<PostgresPolicyStore> _policyStores = [];
 
     private PostgresStores(TestDatabase database)
     {
         _database = database;
         var dataSource = NewDataSource();
         Spool = new PostgresSpool(dataSource);
-        Policy = new PostgresPolicyStore(dataSource);
+        Policy = NewPolicyStore(dataSource);
         Migrator = new PostgresSchemaMigrator(dataSource, NullLogger<PostgresSchemaMigrator>.Instance);
         Mail = NewMailStore(dataSource);
         SpoolAdmin = new PostgresSpoolAdmin(dataSource);
@@ -103,6 +104,20 @@ public sealed class PostgresStores : Stores
         return store;
     }
 
+    /// <summary>The policy store of another process: its own data source, its own suppression filter.</summary>
+    public PostgresPolicyStore OpenPolicyStore() => NewPolicyStore(NewDataSource());
+
+    private PostgresPolicyStore NewPolicyStore(NpgsqlDataSource dataSource)
+    {
+        var store = new PostgresPolicyStore(dataSource);
+        lock (_policyStores)
+        {
+            _policyStores.Add(store);
+        }
+
+        return store;
+    }
+
     public override ISchemaMigrator OpenMigrator() =>
         new PostgresSchemaMigrator(NewDataSource(), NullLogger<PostgresSchemaMigrator>.Instance);
 
@@ -120,6 +135,11 @@ public sealed class PostgresStores : Stores
     public override async ValueTask DisposeAsync()
     {
         foreach (var store in _mailStores)
+        {
+            await store.DisposeAsync();
+        }
+
+        foreach (var store in _policyStores)
         {
             await store.DisposeAsync();
         }

@@ -88,7 +88,7 @@ internal sealed class StorageBackend(IOptions<StorageOptions> options, StoragePo
 
     public IPolicyStore CreatePolicyStore() => Provider == StorageProvider.Sqlite
         ? new SqlitePolicyStore(Sqlite())
-        : new PostgresPolicyStore(DataSource());
+        : new PostgresPolicyStore(DataSource(), loggerFactory.CreateLogger<PostgresPolicyStore>());
 
     public IMailStore CreateMailStore(TimeProvider time) => Provider == StorageProvider.Sqlite
         ? new SqliteMailStore(Sqlite())

@@ -1,9 +1,14 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
 namespace MailMesh.Storage.Postgres;
 
-/// <summary>The suppression list and rate counters in PostgreSQL (schema <c>policy</c>), shared by every Policy replica.</summary>
-public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource) : IPolicyStore
+/// <summary>
+/// The suppression list and rate counters in PostgreSQL (schema <c>policy</c>), shared by every Policy replica. A
+/// suppression lookup asks the table only about an address that <see cref="PostgresSuppressionFilter"/> says may be on it.
+/// </summary>
+public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource, ILogger? logger = null) : IPolicyStore, IAsyncDisposable, IDisposable
 {
     private const string GetSql =
         "SELECT address, reason, created_at, source, expires_at FROM policy.suppressions WHERE address = @address";
@@ -39,11 +44,27 @@ public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource) : IPolicySt
         """;
 
     private readonly CounterPruneSchedule _prune = new();
+    private readonly PostgresSuppressionFilter _filter = new(dataSource, logger ?? NullLogger.Instance);
+
+    private long _lookups;
+
+    /// <summary>The in-memory filter in front of the suppression lookups (tests watch it).</summary>
+    internal PostgresSuppressionFilter Filter => _filter;
+
+    /// <summary>Suppression lookups that went to the table.</summary>
+    internal long Lookups => Interlocked.Read(ref _lookups);
 
     public async Task<Suppression?> GetSuppressionAsync(string address, CancellationToken cancellationToken)
     {
+        var key = StoreArguments.SuppressionKey(address);
+        if (!_filter.MayContain(key))
+        {
+            return null;
+        }
+
+        Interlocked.Increment(ref _lookups);
         await using var command = dataSource.CreateCommand(GetSql);
-        command.Parameters.Add(new NpgsqlParameter<string>("address", StoreArguments.SuppressionKey(address)));
+        command.Parameters.Add(new NpgsqlParameter<string>("address", key));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
     }
@@ -51,8 +72,9 @@ public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource) : IPolicySt
     public async Task AddSuppressionAsync(Suppression suppression, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(suppression);
+        var key = StoreArguments.SuppressionKey(suppression.Address);
         await using var command = dataSource.CreateCommand(AddSql);
-        command.Parameters.Add(new NpgsqlParameter<string>("address", StoreArguments.SuppressionKey(suppression.Address)));
+        command.Parameters.Add(new NpgsqlParameter<string>("address", key));
         command.Parameters.Add(new NpgsqlParameter<string>("reason", suppression.Reason));
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("created_at", StoreArguments.Truncate(suppression.CreatedAt)));
         command.Parameters.Add(new NpgsqlParameter<string>("source", suppression.Source));
@@ -61,6 +83,9 @@ public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource) : IPolicySt
             Value = suppression.ExpiresAt is { } expires ? StoreArguments.Truncate(expires) : DBNull.Value,
         });
         await command.ExecuteNonQueryAsync(cancellationToken);
+
+        // Committed: this process's next lookup sees it now; other processes hear of it from the trigger's notification.
+        _filter.Added(key);
     }
 
     public async Task<bool> RemoveSuppressionAsync(string address, CancellationToken cancellationToken)
@@ -118,4 +143,8 @@ public sealed class PostgresPolicyStore(NpgsqlDataSource dataSource) : IPolicySt
         Source = reader.GetString(3),
         ExpiresAt = reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4),
     };
+
+    public ValueTask DisposeAsync() => _filter.DisposeAsync();
+
+    public void Dispose() => _filter.Dispose();
 }
