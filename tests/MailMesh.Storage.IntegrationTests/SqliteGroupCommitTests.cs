@@ -380,6 +380,95 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
         Assert.Null(seen);
     }
 
+    [Fact]
+    public async Task The_writer_compiles_a_statement_once_and_runs_it_again_in_later_operations_and_batches()
+    {
+        const string Insert = "INSERT INTO policy_suppressions (address, reason, created_at) VALUES (@address, @reason, @created_at)";
+        await Suppress("warm@example.com", "first");
+        var compiled = _database.StatementsCompiled;
+        Assert.Equal(3, compiled); // SAVEPOINT, the INSERT, RELEASE
+
+        // One operation per batch (each awaited), then twenty in one batch: the same three statements every time.
+        for (var i = 0; i < 20; i++)
+        {
+            await Suppress($"one{i}@example.com", $"reason {i}");
+        }
+
+        await using (var gate = await WriterGate.HoldAsync(_database))
+        {
+            var queued = Enumerable.Range(0, 20).Select(i => Suppress($"many{i}@example.com", $"many {i}")).ToList();
+            gate.Open();
+            await Task.WhenAll(queued).WaitAsync(Timeout);
+        }
+
+        // SAVEPOINT, RELEASE and the INSERT were compiled for the first operation, and never again.
+        Assert.Equal(compiled, _database.StatementsCompiled);
+        var policy = new SqlitePolicyStore(_database);
+        Assert.Equal("reason 7", (await policy.GetSuppressionAsync("one7@example.com", Ct))!.Reason);
+        Assert.Equal("many 19", (await policy.GetSuppressionAsync("many19@example.com", Ct))!.Reason);
+
+        Task Suppress(string address, string reason) => _database.WriteAsync(async write =>
+        {
+            await using var command = write.CreateCommand(Insert);
+            command.Add("@address", address);
+            command.Add("@reason", reason);
+            command.Add("@created_at", 0L);
+            return await command.ExecuteNonQueryAsync();
+        }, 0, Ct);
+    }
+
+    [Fact]
+    public async Task A_cached_statement_keeps_none_of_its_last_parameters_and_survives_a_failed_run()
+    {
+        const string Insert = "INSERT INTO policy_suppressions (address, reason, created_at) VALUES (@address, @reason, 0)";
+        await Run(("@address", "a@example.com"), ("@reason", "kept"));
+
+        // A parameter left out is an error, not the value the statement was given last time.
+        var missing = await Assert.ThrowsAsync<InvalidOperationException>(() => Run(("@address", "b@example.com")));
+        Assert.Contains("@reason", missing.Message, StringComparison.Ordinal);
+
+        // A run that failed in SQLite (the primary key) leaves the statement ready for the next one.
+        var duplicate = await Assert.ThrowsAsync<SqliteException>(() => Run(("@address", "a@example.com"), ("@reason", "again")));
+        Assert.Equal(19, duplicate.SqliteErrorCode); // SQLITE_CONSTRAINT
+        await Run(("@address", "c@example.com"), ("@reason", "after"));
+
+        var policy = new SqlitePolicyStore(_database);
+        Assert.Equal("kept", (await policy.GetSuppressionAsync("a@example.com", Ct))!.Reason);
+        Assert.Null(await policy.GetSuppressionAsync("b@example.com", Ct));
+        Assert.Equal("after", (await policy.GetSuppressionAsync("c@example.com", Ct))!.Reason);
+
+        Task Run(params (string Name, string Value)[] parameters) => _database.WriteAsync(async write =>
+        {
+            await using var command = write.CreateCommand(Insert);
+            foreach (var (name, value) in parameters)
+            {
+                command.Add(name, value);
+            }
+
+            return await command.ExecuteNonQueryAsync();
+        }, 0, Ct);
+    }
+
+    [Fact]
+    public async Task A_command_disposed_twice_goes_back_once_and_two_at_a_time_are_two_commands()
+    {
+        var (same, distinct) = await _database.WriteAsync(write =>
+        {
+            var first = write.CreateCommand("SELECT 1");
+            first.Dispose();
+            first.Dispose();
+            var again = write.CreateCommand("SELECT 1");
+            var other = write.CreateCommand("SELECT 1");
+            var result = (ReferenceEquals(first, again), !ReferenceEquals(again, other));
+            again.Dispose();
+            other.Dispose();
+            return Task.FromResult(result);
+        }, 0, Ct);
+
+        Assert.True(same);
+        Assert.True(distinct);
+    }
+
     private static readonly AsyncLocal<string?> Ambient = new();
 
     /// <summary>An operation that holds the writer until <see cref="Open"/>; disposing opens it too.</summary>

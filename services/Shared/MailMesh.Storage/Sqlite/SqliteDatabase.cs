@@ -103,6 +103,8 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     private const string GroupCommitPragmas = "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;";
 
     private const string SavepointName = "mailmesh_op";
+    private const string SaveOperationSql = "SAVEPOINT " + SavepointName;
+    private const string ReleaseOperationSql = "RELEASE " + SavepointName;
 
     /// <summary>SQLITE_ERROR, the code a spurious BEGIN failure carries (see <see cref="BeginWriteAsync"/>).</summary>
     private const int SqliteGenericError = 1;
@@ -118,6 +120,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     private readonly Task _checkpointLoop = Task.CompletedTask;
     private long _checkpoints;
     private SqliteConnection? _writerConnection;
+    private SqliteStatementCache? _writerStatements;
     private bool? _writerJournalInMemory;
     private long _commits;
     private int _walEnabled;
@@ -182,6 +185,9 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// group commit (for tests, benchmarks and diagnostics).
     /// </summary>
     public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Statements the group-commit writer has compiled into its cache on its current connection (tests watch it).</summary>
+    internal long StatementsCompiled => Volatile.Read(ref _writerStatements)?.Created ?? 0;
 
     /// <summary>WAL checkpoints the group-commit checkpointer ran (for tests and diagnostics).</summary>
     public long Checkpoints => Interlocked.Read(ref _checkpoints);
@@ -361,6 +367,8 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 
         if (_writerConnection is not null)
         {
+            _writerStatements?.Dispose();
+            _writerStatements = null;
             await _writerConnection.DisposeAsync();
             _writerConnection = null;
         }
@@ -438,11 +446,12 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
             }
 
             var connection = _writerConnection!;
-            var write = new SqliteWrite(connection, transaction);
+            var statements = _writerStatements ??= new SqliteStatementCache(connection);
+            var write = new SqliteWrite(connection, transaction, statements);
             for (; ran < batch.Count; ran++)
             {
                 var op = batch[ran];
-                transaction.Save(SavepointName);
+                Execute(statements, SaveOperationSql, transaction);
                 try
                 {
                     await op.RunAsync(write);
@@ -465,7 +474,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
                     continue;
                 }
 
-                transaction.Release(SavepointName);
+                Execute(statements, ReleaseOperationSql, transaction);
             }
 
             // One fsync (synchronous=FULL) for the whole batch; nobody hears back before it returned.
@@ -529,6 +538,12 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
         }
     }
 
+    private static void Execute(SqliteStatementCache statements, string sql, SqliteTransaction transaction)
+    {
+        using var command = statements.Rent(sql, transaction);
+        command.ExecuteNonQuery();
+    }
+
     private static void Execute(SqliteConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
@@ -552,6 +567,8 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
             // The transaction was already completed by SQLite.
         }
 
+        _writerStatements?.Dispose();
+        _writerStatements = null;
         _writerConnection?.Dispose();
         _writerConnection = null;
         _writerJournalInMemory = null;
@@ -612,7 +629,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 /// The open write transaction as one operation sees it. In group commit the transaction is shared with the other
 /// operations of the batch and this operation runs under its own savepoint; it must not commit or roll back.
 /// </summary>
-internal sealed class SqliteWrite(SqliteConnection connection, SqliteTransaction transaction)
+internal sealed class SqliteWrite(SqliteConnection connection, SqliteTransaction transaction, SqliteStatementCache? statements = null)
 {
     /// <summary>The write connection, for incremental blob I/O (<see cref="SqliteBlob"/>) inside the transaction.</summary>
     public SqliteConnection Connection => connection;
@@ -620,8 +637,15 @@ internal sealed class SqliteWrite(SqliteConnection connection, SqliteTransaction
     /// <summary>The open transaction (the batch's, in group commit), for commands built by other code.</summary>
     public SqliteTransaction Transaction => transaction;
 
+    /// <summary>A command for <paramref name="sql"/> in the transaction; the group-commit writer's come compiled from its
+    /// <see cref="SqliteStatementCache"/> and go back to it when disposed.</summary>
     public SqliteCommand CreateCommand(string sql)
     {
+        if (statements is not null)
+        {
+            return statements.Rent(sql, transaction);
+        }
+
         var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = sql;
