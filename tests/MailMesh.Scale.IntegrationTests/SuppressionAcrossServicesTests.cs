@@ -1,4 +1,5 @@
 using MailMesh.Storage;
+using MailMesh.Storage.Postgres;
 using MailMesh.Testing.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -33,6 +34,10 @@ public sealed class SuppressionAcrossServicesTests
                 await client.ExpectAsync("250", "RSET");
             }
 
+            // Each replica's filter has loaded the list (the RCPT above started it) and listens.
+            var filters = ingresses.Select(i => ((PostgresPolicyStore)i.Services.GetRequiredService<IPolicyStore>()).Filter).ToList();
+            await WaitUntilAsync(() => filters.TrueForAll(f => f.IsLive));
+
             var store = policy.Services.GetRequiredService<IPolicyStore>();
             await store.AddSuppressionAsync(new Suppression { Address = "Gone@dest.test", Reason = "hard bounce 550 5.1.1", CreatedAt = DateTimeOffset.UtcNow }, default);
             foreach (var client in clients)
@@ -42,6 +47,9 @@ public sealed class SuppressionAcrossServicesTests
                 await client.ExpectAsync("250", "RCPT TO:<someone@dest.test>");
                 await client.ExpectAsync("250", "RSET");
             }
+
+            // Heard through the notification: the filters stayed live on their first load all along.
+            Assert.All(filters, f => Assert.True(f.IsLive && f.Loads == 1));
 
             Assert.True(await store.RemoveSuppressionAsync("gone@dest.test", default));
             foreach (var client in clients)
@@ -53,6 +61,16 @@ public sealed class SuppressionAcrossServicesTests
         finally
         {
             clients.ForEach(c => c.Dispose());
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTimeOffset.UtcNow + Patience;
+        while (!condition())
+        {
+            Assert.True(DateTimeOffset.UtcNow < deadline, "an Ingress replica's suppression filter never went live");
+            await Task.Delay(20);
         }
     }
 

@@ -51,6 +51,7 @@ public sealed class PostgresSuppressionFilterTests : IAsyncLifetime
         // Written by the other process after the load: its notification reaches this one.
         await other.AddSuppressionAsync(Suppression("after@example.com"), Ct);
         await WaitUntilAsync(async () => await store.GetSuppressionAsync("after@example.com", Ct) is not null, "the other process's suppression was never seen");
+        Assert.True(store.Filter.IsLive); // seen through the notification, not by a fallback query or a reload
         Assert.Equal(1, store.Filter.Loads);
 
         // Removed elsewhere: its hash stays, and the query that confirms it finds nothing.
@@ -81,6 +82,48 @@ public sealed class PostgresSuppressionFilterTests : IAsyncLifetime
         await ExecuteAsync("INSERT INTO policy.suppressions (address, reason, created_at) VALUES ('bulk@example.com', 'import', now())");
 
         await WaitUntilAsync(async () => await store.GetSuppressionAsync("bulk@example.com", Ct) is not null, "the inserted row was never seen");
+        Assert.True(store.Filter.IsLive);
+        Assert.Equal(1, store.Filter.Loads);
+    }
+
+    [Fact]
+    public async Task An_address_too_long_to_announce_is_still_written_and_seen_after_a_reload()
+    {
+        var store = Stores.OpenPolicyStore();
+        Assert.Null(await store.GetSuppressionAsync("nobody@example.com", Ct));
+        await WaitUntilAsync(() => store.Filter.IsLive, "the filter never went live");
+
+        // A NOTIFY payload must be shorter than 8000 bytes; the insert must not fail for it.
+        var address = new string('x', 8100) + "@example.com";
+        await ExecuteAsync($"INSERT INTO policy.suppressions (address, reason, created_at) VALUES ('{address}', 'import', now())");
+
+        await WaitUntilAsync(() => store.Filter.Loads == 2, "the empty announcement did not make the filter reload");
+        await WaitUntilAsync(() => store.Filter.IsLive, "the filter never came back");
+        Assert.NotNull(await store.GetSuppressionAsync(address, Ct));
+    }
+
+    [Fact]
+    public async Task While_the_trigger_is_disabled_every_lookup_queries()
+    {
+        var store = Stores.OpenPolicyStore();
+        store.Filter.PingInterval = TimeSpan.FromMilliseconds(100);
+        store.Filter.TriggerRetry = TimeSpan.FromMilliseconds(500);
+        Assert.Null(await store.GetSuppressionAsync("nobody@example.com", Ct));
+        await WaitUntilAsync(() => store.Filter.IsLive, "the filter never went live");
+
+        // Nothing would be announced (an administrator, or a new Ingress started before the migrator): the next ping sees it.
+        await ExecuteAsync("ALTER TABLE policy.suppressions DISABLE TRIGGER suppressions_announce");
+        var pings = store.Filter.Pings;
+        await WaitUntilAsync(() => !store.Filter.IsLive, () => $"the filter stayed live without its trigger (pings {pings} then {store.Filter.Pings}, loads {store.Filter.Loads})");
+        await ExecuteAsync("INSERT INTO policy.suppressions (address, reason, created_at) VALUES ('silent@example.com', 'import', now())");
+        var lookups = store.Lookups;
+        Assert.NotNull(await store.GetSuppressionAsync("silent@example.com", Ct));
+        Assert.Null(await store.GetSuppressionAsync("nobody@example.com", Ct));
+        Assert.Equal(lookups + 2, store.Lookups);
+
+        await ExecuteAsync("ALTER TABLE policy.suppressions ENABLE TRIGGER suppressions_announce");
+        await WaitUntilAsync(() => store.Filter.IsLive, "the filter never came back with its trigger");
+        Assert.NotNull(await store.GetSuppressionAsync("silent@example.com", Ct));
     }
 
     [Fact]
@@ -97,7 +140,7 @@ public sealed class PostgresSuppressionFilterTests : IAsyncLifetime
             """
             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
             WHERE datname = current_database() AND pid <> pg_backend_pid()
-              AND (query LIKE 'LISTEN %' OR query IN ('SELECT 1', 'SELECT address FROM policy.suppressions'))
+              AND (query LIKE 'LISTEN %' OR query LIKE 'SELECT pg_notify%' OR query = 'SELECT address FROM policy.suppressions')
             """);
         await WaitUntilAsync(() => !store.Filter.IsLive, "the filter did not notice its listener was gone");
 
@@ -156,6 +199,16 @@ public sealed class PostgresSuppressionFilterTests : IAsyncLifetime
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, Func<string> failure)
+    {
+        var deadline = DateTimeOffset.UtcNow + Patience;
+        while (!condition())
+        {
+            Assert.True(DateTimeOffset.UtcNow < deadline, failure());
+            await Task.Delay(20);
+        }
     }
 
     private static Task WaitUntilAsync(Func<bool> condition, string failure) => WaitUntilAsync(() => Task.FromResult(condition()), failure);

@@ -7,23 +7,27 @@ namespace MailMesh.Storage.Postgres;
 /// The suppression list's addresses, held in this process as 64-bit hashes, so that the suppression check at RCPT asks
 /// PostgreSQL only about an address that may be on the list (issue 8: under load that query was most of the accept
 /// latency's tail, p90 13 ms and p99 43 ms at 80 % of peak). A hash that matches is confirmed by the query, so a
-/// collision, a removed suppression or an expired one costs one query and nothing else.
+/// collision, a removed suppression or an expired one costs one query and nothing else. The set only ever grows
+/// between loads; that is what makes a missed removal harmless.
 /// </summary>
 /// <remarks>
 /// <para>
 /// The set follows the table through PostgreSQL's LISTEN/NOTIFY: schema 24's trigger announces every address inserted
 /// on <see cref="Channel"/> when its transaction commits, whichever process wrote it (Queue's hard bounces, the admin
-/// API, an import, psql). The listener starts listening before it reads the table, so a row is either in what it read
-/// or in a notification that follows; only then is the set used. It is started by the first check, not before.
+/// API, an import, psql). The listener listens before it reads the table, so a row is either in what it read or in a
+/// notification that follows; only then is the set used. It is started by the first check, not before.
 /// </para>
 /// <para>
-/// Whenever the set may be behind the table, it is not used and every check queries, as it did without the set: until
-/// the first load has finished, from the moment the listening connection fails (its error, or a ping every
-/// <see cref="PingInterval"/> that finds it gone) until a new one has listened and reloaded, and while the list
-/// is longer than <see cref="MaxAddresses"/> (the memory it would take; the load is tried again every
-/// <see cref="OverflowRetry"/>). A connection that died without an error (a network partition) is found by the next
-/// ping (<see cref="PingInterval"/>, then <see cref="PingTimeout"/>): that is the longest a suppression written elsewhere
-/// can go unseen here.
+/// The set is used only while the listener has proved, within the last <see cref="PingInterval"/> plus
+/// <see cref="PingTimeout"/>, that it hears what is announced: each ping notifies a probe on the channel and waits for
+/// it to come back on the listening connection (behind a pooler that does not keep a session, PgBouncer in transaction
+/// mode, it never does, and the set is never used), and checks that the trigger is there and enabled. Otherwise every
+/// check queries, as it did without the set: until the first load has finished; from the moment a ping fails or its
+/// deadline passes (a connection that died without an error) until a new connection has listened and reloaded; while
+/// the trigger is missing or disabled (the migrator has not run yet); and while the list is longer than
+/// <see cref="MaxAddresses"/> (the memory it would take). The set is also reloaded every <see cref="ReloadInterval"/>,
+/// the old one answering meanwhile: that bounds what a writer that bypasses triggers (pg_restore --disable-triggers, a
+/// replica session) can leave out.
 /// </para>
 /// </remarks>
 internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSource, ILogger logger) : IAsyncDisposable, IDisposable
@@ -31,9 +35,41 @@ internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSou
     /// <summary>The channel schema 24's trigger notifies, with the address as payload.</summary>
     internal const string Channel = "mailmesh_suppressions";
 
-    internal static readonly TimeSpan PingInterval = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan PingTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>Payload prefix of the listener's own probes (no address starts with a control character).</summary>
+    private const string ProbePrefix = "\u0001probe:";
+
+    private const string PingSql =
+        """
+        SELECT pg_notify(@channel, @probe),
+               EXISTS (SELECT 1 FROM pg_trigger
+                       WHERE tgrelid = 'policy.suppressions'::regclass AND tgname = 'suppressions_announce' AND tgenabled IN ('O', 'A'))
+        """;
+
     private static readonly TimeSpan OverflowRetry = TimeSpan.FromMinutes(10);
+
+    private readonly Lock _sync = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private HashSet<ulong>? _live;
+    private HashSet<ulong>? _loading;
+    private bool _reloadNeeded;
+    private string? _probeHeard;
+    private Task? _listener;
+    private int _started;
+    private long _loads;
+    private long _overflows;
+    private long _pings;
+
+    /// <summary>How long the listener may go without proving it still hears the channel. Tests shorten it.</summary>
+    internal TimeSpan PingInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a ping's probe may take to come back.</summary>
+    internal TimeSpan PingTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often the set is read again from the table.</summary>
+    internal TimeSpan ReloadInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How long to wait before looking for a missing or disabled trigger again. Tests shorten it.</summary>
+    internal TimeSpan TriggerRetry { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>About 40 MB of hash set; a longer list is checked by query, address by address. Tests lower it.</summary>
     internal int MaxAddresses { get; set; } = 2_000_000;
@@ -41,18 +77,23 @@ internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSou
     /// <summary>The waits before reconnecting after one, two, three or more failures in a row. Tests lengthen them.</summary>
     internal TimeSpan[] Backoff { get; set; } = [TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)];
 
-    private readonly CancellationTokenSource _stopping = new();
-    private HashSet<ulong>? _live;
-    private Task? _listener;
-    private int _started;
-    private long _loads;
-    private long _overflows;
-
     /// <summary>True while the set is complete and being kept up to date.</summary>
-    public bool IsLive => Volatile.Read(ref _live) is not null;
+    public bool IsLive
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _live is not null;
+            }
+        }
+    }
 
-    /// <summary>Times the set has been (re)loaded and made live.</summary>
+    /// <summary>Times a set has been loaded and made live.</summary>
     public long Loads => Interlocked.Read(ref _loads);
+
+    /// <summary>Pings answered (tests watch it).</summary>
+    public long Pings => Interlocked.Read(ref _pings);
 
     /// <summary>Loads given up because the list was longer than <see cref="MaxAddresses"/>.</summary>
     public long Overflows => Interlocked.Read(ref _overflows);
@@ -65,28 +106,43 @@ internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSou
             _listener = Task.Run(ListenAsync);
         }
 
-        var live = Volatile.Read(ref _live);
-        if (live is null)
-        {
-            return true;
-        }
-
         var hash = Hash(key);
-        lock (live)
+        lock (_sync)
         {
-            return live.Contains(hash);
+            return _live is null || _live.Contains(hash);
         }
     }
 
     /// <summary>An address this process has just committed: seen at once, without waiting for its notification.</summary>
-    public void Added(string key)
+    public void Added(string key) => Add(Hash(key));
+
+    private void Add(ulong hash)
     {
-        if (Volatile.Read(ref _live) is { } live)
+        lock (_sync)
         {
-            lock (live)
+            _live?.Add(hash);
+            _loading?.Add(hash);
+        }
+    }
+
+    private void OnNotification(string payload)
+    {
+        if (payload.StartsWith(ProbePrefix, StringComparison.Ordinal))
+        {
+            Volatile.Write(ref _probeHeard, payload);
+        }
+        else if (payload.Length == 0)
+        {
+            // The trigger could not announce the address (longer than a notification may be): read the table again.
+            lock (_sync)
             {
-                live.Add(Hash(key));
+                _live = null;
+                _reloadNeeded = true;
             }
+        }
+        else
+        {
+            Add(Hash(payload));
         }
     }
 
@@ -96,57 +152,11 @@ internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSou
         var failures = 0;
         while (!token.IsCancellationRequested)
         {
-            var building = new HashSet<ulong>();
-            var overflow = false;
+            TimeSpan wait;
             try
             {
-                await using var connection = await dataSource.OpenConnectionAsync(token);
-                connection.Notification += (_, e) =>
-                {
-                    lock (building)
-                    {
-                        building.Add(Hash(e.Payload));
-                    }
-                };
-                try
-                {
-                    await ExecuteAsync(connection, "LISTEN " + Channel, token);
-
-                    // Listening before reading: a row committed from here on is announced; one committed before is read.
-                    overflow = !await LoadAsync(connection, building, token);
-                    if (!overflow)
-                    {
-                        Volatile.Write(ref _live, building);
-                        Interlocked.Increment(ref _loads);
-                        failures = 0;
-                        Log.FilterLive(logger, building.Count);
-                        while (true)
-                        {
-                            if (!await connection.WaitAsync(PingInterval, token))
-                            {
-                                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
-                                timeout.CancelAfter(PingTimeout);
-                                await ExecuteAsync(connection, "SELECT 1", timeout.Token);
-                            }
-                        }
-                    }
-                }
-                finally
-                {
-                    Volatile.Write(ref _live, null);
-                    if (connection.State == System.Data.ConnectionState.Open)
-                    {
-                        // The pool hands the connection out again without a reset (NoResetOnClose): it must stop listening.
-                        try
-                        {
-                            await ExecuteAsync(connection, "UNLISTEN *", CancellationToken.None);
-                        }
-                        catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
-                        {
-                            // Broken: the pool discards it.
-                        }
-                    }
-                }
+                await ListenOnceAsync(token);
+                return;
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
@@ -156,16 +166,21 @@ internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSou
             {
                 return; // the data source is gone: so is whoever would ask
             }
-            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or OperationCanceledException or TimeoutException)
-            {
-                Log.FilterLost(logger, ex);
-            }
-
-            var wait = overflow ? OverflowRetry : Backoff[Math.Min(failures++, Backoff.Length - 1)];
-            if (overflow)
+            catch (SuppressionListTooLongException)
             {
                 Interlocked.Increment(ref _overflows);
                 Log.FilterOverflow(logger, MaxAddresses);
+                wait = OverflowRetry;
+            }
+            catch (TriggerMissingException)
+            {
+                Log.TriggerMissing(logger);
+                wait = TriggerRetry;
+            }
+            catch (Exception ex)
+            {
+                Log.FilterLost(logger, ex);
+                wait = Backoff[Math.Min(failures++, Backoff.Length - 1)];
             }
 
             try
@@ -179,31 +194,170 @@ internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSou
         }
     }
 
-    /// <summary>Reads every address into <paramref name="set"/>; false if there are more than <see cref="MaxAddresses"/>.</summary>
-    private async Task<bool> LoadAsync(NpgsqlConnection connection, HashSet<ulong> set, CancellationToken token)
+    /// <summary>One listening connection: listen, load, then keep the set and reload it, until the connection fails.</summary>
+    private async Task ListenOnceAsync(CancellationToken token)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(token);
+        connection.Notification += (_, e) => OnNotification(e.Payload);
+        try
+        {
+            await using (var listen = new NpgsqlCommand("LISTEN " + Channel, connection))
+            {
+                await listen.ExecuteNonQueryAsync(token);
+            }
+
+            while (true)
+            {
+                // Listening before reading: a row committed from here on is announced; one committed before is read. The
+                // set in use (if any) keeps answering, and taking announcements, until the new one replaces it.
+                await PingAsync(connection, token);
+                lock (_sync)
+                {
+                    _loading = [];
+                    _reloadNeeded = false;
+                }
+
+                await LoadAsync(connection, token);
+                int count;
+                lock (_sync)
+                {
+                    _live = _loading;
+                    _loading = null;
+                    count = _live!.Count;
+                }
+
+                Interlocked.Increment(ref _loads);
+                Log.FilterLive(logger, count);
+                await WatchAsync(connection, token);
+            }
+        }
+        finally
+        {
+            lock (_sync)
+            {
+                _live = null;
+                _loading = null;
+            }
+
+            if (connection.State == System.Data.ConnectionState.Open)
+            {
+                // The pool hands the connection out again without a reset (NoResetOnClose): it must stop listening.
+                try
+                {
+                    await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection);
+                    await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
+                }
+                catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or TimeoutException)
+                {
+                    // Broken: the pool discards it.
+                }
+            }
+        }
+    }
+
+    /// <summary>Takes announcements and pings until the set is due to be read again.</summary>
+    private async Task WatchAsync(NpgsqlConnection connection, CancellationToken token)
+    {
+        var reloadAt = DateTime.UtcNow + ReloadInterval;
+        var pingAt = DateTime.UtcNow + PingInterval;
+        while (true)
+        {
+            var now = DateTime.UtcNow;
+            if (now >= reloadAt)
+            {
+                return;
+            }
+
+            lock (_sync)
+            {
+                if (_reloadNeeded)
+                {
+                    return;
+                }
+
+                if (_live!.Count > MaxAddresses)
+                {
+                    throw new SuppressionListTooLongException();
+                }
+            }
+
+            if (now >= pingAt)
+            {
+                await PingAsync(connection, token);
+                pingAt = DateTime.UtcNow + PingInterval;
+                continue;
+            }
+
+            // Whole milliseconds, at least one: Npgsql takes a timeout that rounds to 0 as "wait forever".
+            var next = pingAt < reloadAt ? pingAt : reloadAt;
+            await connection.WaitAsync((int)Math.Ceiling(Math.Max((next - now).TotalMilliseconds, 1)), token);
+        }
+    }
+
+    /// <summary>
+    /// Proves the connection hears the channel (its own probe comes back) and the trigger still announces. The set
+    /// stops being used the moment the deadline passes, whatever the driver takes to give up on a dead connection.
+    /// </summary>
+    private async Task PingAsync(NpgsqlConnection connection, CancellationToken token)
+    {
+        var probe = ProbePrefix + Guid.NewGuid().ToString("N");
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(token);
+        deadline.CancelAfter(PingTimeout);
+        await using var stop = deadline.Token.UnsafeRegister(static state =>
+        {
+            var self = (PostgresSuppressionFilter)state!;
+            lock (self._sync)
+            {
+                self._live = null;
+            }
+        }, this);
+
+        bool triggerEnabled;
+        await using (var command = new NpgsqlCommand(PingSql, connection))
+        {
+            command.Parameters.Add(new NpgsqlParameter<string>("channel", Channel));
+            command.Parameters.Add(new NpgsqlParameter<string>("probe", probe));
+            await using var reader = await command.ExecuteReaderAsync(deadline.Token);
+            await reader.ReadAsync(deadline.Token);
+            triggerEnabled = reader.GetBoolean(1);
+        }
+
+        if (!triggerEnabled)
+        {
+            throw new TriggerMissingException();
+        }
+
+        while (Volatile.Read(ref _probeHeard) != probe)
+        {
+            await connection.WaitAsync(deadline.Token);
+        }
+
+        await stop.DisposeAsync();
+        if (deadline.IsCancellationRequested)
+        {
+            throw new TimeoutException("The suppression listener's ping passed its deadline");
+        }
+
+        Interlocked.Increment(ref _pings);
+    }
+
+    /// <summary>Reads every address into the set being loaded.</summary>
+    private async Task LoadAsync(NpgsqlConnection connection, CancellationToken token)
     {
         await using var command = new NpgsqlCommand("SELECT address FROM policy.suppressions", connection);
         await using var reader = await command.ExecuteReaderAsync(token);
         while (await reader.ReadAsync(token))
         {
             var hash = Hash(reader.GetString(0));
-            lock (set)
+            lock (_sync)
             {
-                set.Add(hash);
-                if (set.Count > MaxAddresses)
+                _loading!.Add(hash);
+                if (_loading.Count > MaxAddresses)
                 {
-                    return false;
+                    throw new SuppressionListTooLongException();
                 }
             }
         }
-
-        return true;
-    }
-
-    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken token)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync(token);
     }
 
     /// <summary>64-bit FNV-1a over the key's UTF-16 code units: no key is ever missed, and a collision costs one query.</summary>
@@ -231,6 +385,10 @@ internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSou
         }
     }
 
+    private sealed class SuppressionListTooLongException : Exception;
+
+    private sealed class TriggerMissingException : Exception;
+
     private static partial class Log
     {
         [LoggerMessage(EventId = 4301, Level = LogLevel.Information, Message = "Suppression filter live: {Count} addresses in memory; RCPT checks query PostgreSQL only for these")]
@@ -241,5 +399,8 @@ internal sealed partial class PostgresSuppressionFilter(NpgsqlDataSource dataSou
 
         [LoggerMessage(EventId = 4303, Level = LogLevel.Warning, Message = "The suppression list has more than {Max} addresses: every RCPT check queries the table")]
         public static partial void FilterOverflow(ILogger logger, int max);
+
+        [LoggerMessage(EventId = 4304, Level = LogLevel.Warning, Message = "The trigger policy.suppressions_announce is missing or disabled (has the migrator run to schema 24?): every RCPT check queries the table")]
+        public static partial void TriggerMissing(ILogger logger);
     }
 }
