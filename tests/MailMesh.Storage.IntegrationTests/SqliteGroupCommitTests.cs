@@ -469,6 +469,45 @@ public sealed class SqliteGroupCommitTests : IAsyncLifetime
         Assert.True(distinct);
     }
 
+    [Fact]
+    public async Task A_command_given_other_sql_or_disposed_with_its_reader_open_is_not_kept()
+    {
+        await _database.WriteAsync(_ => Task.FromResult(0), 0, Ct);
+        var cached = _database.StatementsCached;
+        var (sameAfterChange, compiledPerRent) = await _database.WriteAsync(async write =>
+        {
+            // SQL built per call (the admin's IN lists): never asked for again under that text, so not kept.
+            var before = _database.StatementsCompiled;
+            var built = write.CreateCommand("");
+            built.CommandText = "SELECT 1";
+            await built.ExecuteScalarAsync();
+            built.Dispose();
+            var next = write.CreateCommand("");
+            var result = (ReferenceEquals(built, next), _database.StatementsCompiled - before);
+            next.CommandText = "SELECT 2";
+            next.Dispose();
+            return result;
+        }, 0, Ct);
+        Assert.False(sameAfterChange);
+        Assert.Equal(2, compiledPerRent);
+        Assert.Equal(cached, _database.StatementsCached);
+
+        // Disposed with its reader open (mid-step): kept, the statement would stay in progress and the batch's RELEASE
+        // and COMMIT would fail for every operation in it.
+        var inserted = await _database.WriteAsync(async write =>
+        {
+            var command = write.CreateCommand(
+                "INSERT INTO policy_suppressions (address, reason, created_at) VALUES ('open@example.com', 'x', 0) RETURNING address");
+            var reader = await command.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            var address = reader.GetString(0);
+            await command.DisposeAsync();
+            return address;
+        }, 0, Ct).WaitAsync(Timeout);
+        Assert.Equal("open@example.com", inserted);
+        Assert.NotNull(await new SqlitePolicyStore(_database).GetSuppressionAsync("open@example.com", Ct));
+    }
+
     private static readonly AsyncLocal<string?> Ambient = new();
 
     /// <summary>An operation that holds the writer until <see cref="Open"/>; disposing opens it too.</summary>

@@ -39,6 +39,7 @@ public sealed class LogLevelTests
         "MailMesh.Storage:5", // migration 0022: the received_at back-fill is done (once)
         "MailMesh.Storage:11", // SQLite migration applied
         "MailMesh.Storage:12", // SQLite schema version
+        "MailMesh.Storage:4301", // suppression filter live: at start-up, after its listener came back, every 10 minutes' reload
     ];
 
     private static readonly string[] ServiceAssemblies =

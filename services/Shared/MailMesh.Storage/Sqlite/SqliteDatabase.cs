@@ -189,6 +189,9 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// <summary>Statements the group-commit writer has compiled into its cache on its current connection (tests watch it).</summary>
     internal long StatementsCompiled => Volatile.Read(ref _writerStatements)?.Created ?? 0;
 
+    /// <summary>Compiled commands waiting in the writer's cache (tests watch it).</summary>
+    internal int StatementsCached => Volatile.Read(ref _writerStatements)?.IdleCount ?? 0;
+
     /// <summary>WAL checkpoints the group-commit checkpointer ran (for tests and diagnostics).</summary>
     public long Checkpoints => Interlocked.Read(ref _checkpoints);
 

@@ -28,6 +28,9 @@ internal sealed class SqliteStatementCache(SqliteConnection connection) : IDispo
     /// <summary>Commands compiled so far (tests watch it).</summary>
     internal long Created { get; private set; }
 
+    /// <summary>Commands waiting in the cache (tests watch it).</summary>
+    internal int IdleCount => _count;
+
     public SqliteCommand Rent(string sql, SqliteTransaction transaction)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -38,7 +41,7 @@ internal sealed class SqliteStatementCache(SqliteConnection connection) : IDispo
         }
         else
         {
-            command = new CachedSqliteCommand(this) { Connection = connection, CommandText = sql };
+            command = new CachedSqliteCommand(this, sql) { Connection = connection, CommandText = sql };
             Created++;
         }
 
@@ -54,15 +57,16 @@ internal sealed class SqliteStatementCache(SqliteConnection connection) : IDispo
             return true; // disposed twice: it is already back
         }
 
-        if (_disposed || _count >= MaxIdle || command.Connection != connection)
+        // A command given other SQL after it was handed out (SQL built per call: the admin's IN lists) would never be
+        // asked for again under that SQL: it is disposed, as before the cache.
+        if (_disposed || _count >= MaxIdle || command.Connection != connection || command.CommandText != command.Sql)
         {
             return false;
         }
 
-        // The command may have been given other SQL since it was handed out: it is kept under the SQL it has now.
         command.Parameters.Clear();
         command.Transaction = null;
-        var sql = command.CommandText;
+        var sql = command.Sql;
         if (!_idle.TryGetValue(sql, out var idle))
         {
             _idle[sql] = idle = new Stack<CachedSqliteCommand>();
@@ -97,14 +101,22 @@ internal sealed class SqliteStatementCache(SqliteConnection connection) : IDispo
 }
 
 /// <summary>A command that goes back to its <see cref="SqliteStatementCache"/> when disposed, compiled statement and all.</summary>
-internal sealed class CachedSqliteCommand(SqliteStatementCache cache) : SqliteCommand
+/// <remarks>
+/// A command whose reader is still open is disposed for real (which closes the reader): kept, its statement would stay
+/// in progress, and the batch's RELEASE and COMMIT would fail. A holder must not dispose a command again after it went
+/// back (another operation may have it by then); the stores' <c>using</c> declarations dispose once.
+/// </remarks>
+internal sealed class CachedSqliteCommand(SqliteStatementCache cache, string sql) : SqliteCommand
 {
+    /// <summary>The SQL it was compiled for and is cached under.</summary>
+    internal string Sql { get; } = sql;
+
     /// <summary>In the cache, waiting for its next use.</summary>
     internal bool Idle { get; set; }
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing && cache.Return(this))
+        if (disposing && DataReader is null && cache.Return(this))
         {
             return;
         }
