@@ -1,3 +1,4 @@
+using MailMesh.Testing.Infrastructure;
 using System.Collections.Concurrent;
 using MailMesh.Contracts;
 using MailMesh.Dns;
@@ -161,15 +162,8 @@ internal sealed class DeliveryFixture : IAsyncDisposable
     }
 
     /// <summary>Waits (30 s at most) until <paramref name="condition"/> holds: for what a consume does after its result is recorded.</summary>
-    public static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
-        while (!condition())
-        {
-            await poll.WaitForNextTickAsync(timeout.Token);
-        }
-    }
+    public static Task WaitUntilAsync(Func<bool> condition) =>
+        Eventually.WaitUntilAsync(condition, TimeSpan.FromSeconds(30), "the condition did not hold within 30 s");
 
     /// <summary>The result Delivery recorded in the spool's outbox for <paramref name="leaseId"/>.</summary>
     public Task<DeliveryAttempted> AttemptedAsync(Guid leaseId) =>

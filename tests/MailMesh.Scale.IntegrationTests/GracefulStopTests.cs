@@ -140,14 +140,5 @@ public sealed class GracefulStopTests
         }
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string failure)
-    {
-        var deadline = DateTimeOffset.UtcNow + Patience;
-        using var poll = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
-        while (!condition())
-        {
-            Assert.True(DateTimeOffset.UtcNow < deadline, failure);
-            await poll.WaitForNextTickAsync();
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, string failure) => Eventually.WaitUntilAsync(condition, Patience, failure);
 }

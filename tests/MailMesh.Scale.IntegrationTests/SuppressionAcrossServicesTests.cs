@@ -1,3 +1,4 @@
+using MailMesh.Testing.Infrastructure;
 using MailMesh.Storage;
 using MailMesh.Storage.Postgres;
 using MailMesh.Testing.Hosting;
@@ -64,15 +65,8 @@ public sealed class SuppressionAcrossServicesTests
         }
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTimeOffset.UtcNow + Patience;
-        while (!condition())
-        {
-            Assert.True(DateTimeOffset.UtcNow < deadline, "an Ingress replica's suppression filter never went live");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition) =>
+        Eventually.WaitUntilAsync(condition, Patience, "an Ingress replica's suppression filter never went live");
 
     /// <summary>MAIL and RCPT TO gone@dest.test in a fresh transaction until the RCPT reply satisfies <paramref name="done"/>.</summary>
     private static async Task<string> UntilAsync(RawSmtp client, Func<string, bool> done)

@@ -1,3 +1,4 @@
+using MailMesh.Testing.Infrastructure;
 using MailMesh.Storage.Postgres;
 using Npgsql;
 
@@ -201,25 +202,9 @@ public sealed class PostgresSuppressionFilterTests : IAsyncLifetime
         await command.ExecuteNonQueryAsync();
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, Func<string> failure)
-    {
-        var deadline = DateTimeOffset.UtcNow + Patience;
-        while (!condition())
-        {
-            Assert.True(DateTimeOffset.UtcNow < deadline, failure());
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, Func<string> failure) => Eventually.WaitUntilAsync(condition, Patience, failure);
 
-    private static Task WaitUntilAsync(Func<bool> condition, string failure) => WaitUntilAsync(() => Task.FromResult(condition()), failure);
+    private static Task WaitUntilAsync(Func<bool> condition, string failure) => Eventually.WaitUntilAsync(condition, Patience, failure);
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string failure)
-    {
-        var deadline = DateTimeOffset.UtcNow + Patience;
-        while (!await condition())
-        {
-            Assert.True(DateTimeOffset.UtcNow < deadline, failure);
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, string failure) => Eventually.WaitUntilAsync(condition, Patience, failure);
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Sockets;
 using MailMesh.LoadTool;
 using MailMesh.Testing.Dns;
 
@@ -62,7 +63,18 @@ for (var round = 0; round < options.Repeat; round++)
 {
     foreach (var target in sequence)
     {
-        var run = await LoadRun.RunAsync(options with { Target = target }, dns.EndPoint, shared);
+        RunResult run;
+        try
+        {
+            run = await LoadRun.RunAsync(options with { Target = target }, dns.EndPoint, shared);
+        }
+        catch (Exception ex) when (ex is LoadClientException or SocketException)
+        {
+            // The target (stopped by now) refused the load: a clear answer, not a stack trace.
+            await Console.Error.WriteLineAsync($"load: {target}: {ex.Message}");
+            return 1;
+        }
+
         runs.Add(run);
         Console.WriteLine($"load: run {runs.Count}: {run.Description}: accepted {run.Accepted}/{run.Messages} in {run.AcceptSeconds:F2} s, delivered {run.Delivered} in {run.EndToEndSeconds:F2} s");
     }

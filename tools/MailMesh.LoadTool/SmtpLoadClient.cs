@@ -29,7 +29,12 @@ internal sealed class SmtpLoadClient(string host, int port)
         await using var stream = client.GetStream();
         var reader = new LineReader(stream);
 
-        await ExpectAsync(reader, "220", cancellationToken);
+        var greeting = await ReadReplyAsync(reader, cancellationToken);
+        if (!greeting.StartsWith("220", StringComparison.Ordinal))
+        {
+            throw new LoadClientException(GreetingRefused(connectionIndex, greeting));
+        }
+
         await stream.WriteAsync(Encoding.ASCII.GetBytes("EHLO load.test\r\n"), cancellationToken);
         await ExpectAsync(reader, "250", cancellationToken);
 
@@ -79,12 +84,20 @@ internal sealed class SmtpLoadClient(string host, int port)
         return new ConnectionResult(latencies, ownLate, fromSend, queued, rejected);
     }
 
+    /// <summary>What to tell the user when a connection is refused at the greeting: most often a connection limit.</summary>
+    internal static string GreetingRefused(int connectionIndex, string greeting) =>
+        $"the target refused connection {connectionIndex} at the greeting: \"{greeting}\". "
+        + (greeting.StartsWith("421", StringComparison.Ordinal)
+            ? "A 421 there is most often a limit on concurrent connections from one address (MailMesh: Ingress:MaxConnectionsPerIp, 50 by default; "
+              + "the standalone and distributed targets raise it to --connections): use fewer --connections or raise the target's limit"
+            : "It does not accept mail from this client now");
+
     private static async Task ExpectAsync(LineReader reader, string code, CancellationToken cancellationToken)
     {
         var reply = await ReadReplyAsync(reader, cancellationToken);
         if (!reply.StartsWith(code, StringComparison.Ordinal))
         {
-            throw new IOException($"expected {code}, got: {reply}");
+            throw new LoadClientException($"expected {code}, got: {reply}");
         }
     }
 
@@ -158,3 +171,6 @@ internal sealed class Pacer(double messagesPerSecond)
         return (due, Math.Max(Stopwatch.GetTimestamp() - due, 0));
     }
 }
+
+/// <summary>The target answered a load client in a way the run cannot go on from (refused at the greeting, EHLO refused).</summary>
+internal sealed class LoadClientException(string message) : IOException(message);

@@ -17,6 +17,9 @@ namespace MailMesh.LoadTool;
 /// </summary>
 internal sealed class Target : IAsyncDisposable
 {
+    /// <summary>Ingress's defaults (IngressOptions.MaxConnectionsPerIp, MaxConnections).</summary>
+    private const int IngressConnectionsPerIp = 50, IngressConnections = 2000;
+
     private readonly Func<Task>? _stop;
 
     private Target(string host, int port, string description, Func<Task>? stop)
@@ -49,8 +52,11 @@ internal sealed class Target : IAsyncDisposable
     /// <summary>The RabbitMQ virtual host the target's services use.</summary>
     public string VirtualHost { get; private init; } = "/";
 
-    /// <param name="extra">Further settings for every service (the memory scenarios raise connection limits).</param>
-    public static async Task<Target> StartAsync(LoadOptions options, IPEndPoint dns, int sinkPort, IReadOnlyDictionary<string, string>? extra = null)
+    /// <summary>
+    /// The settings every MailMesh process of a target this tool starts gets: the sink as the relay, the test DNS
+    /// server, no per-client rate limits on loopback, and room for every client connection of the run.
+    /// </summary>
+    internal static Dictionary<string, string> Settings(LoadOptions options, IPEndPoint dns, int sinkPort, IReadOnlyDictionary<string, string>? extra = null)
     {
         var settings = new Dictionary<string, string>
         {
@@ -63,6 +69,16 @@ internal sealed class Target : IAsyncDisposable
             ["Policy__MessagesPerMinutePerIp"] = "1000000",
             ["Logging__LogLevel__Default"] = "Warning",
         };
+
+        // Every client connection is from 127.0.0.1: Ingress's per-address limit (50 by default) would answer the ones
+        // above it with 421 at the greeting.
+        if (options.Connections > IngressConnectionsPerIp)
+        {
+            var limit = options.Connections.ToString(CultureInfo.InvariantCulture);
+            settings["Ingress__MaxConnectionsPerIp"] = limit;
+            settings["Ingress__MaxConnections"] = Math.Max(options.Connections, IngressConnections).ToString(CultureInfo.InvariantCulture);
+        }
+
         foreach (var (key, value) in extra ?? new Dictionary<string, string>())
         {
             settings[key] = value;
@@ -77,6 +93,14 @@ internal sealed class Target : IAsyncDisposable
         {
             settings["Delivery__ConcurrentDeliveries"] = concurrency.ToString(CultureInfo.InvariantCulture);
         }
+
+        return settings;
+    }
+
+    /// <param name="extra">Further settings for every service (the memory scenarios raise connection limits).</param>
+    public static async Task<Target> StartAsync(LoadOptions options, IPEndPoint dns, int sinkPort, IReadOnlyDictionary<string, string>? extra = null)
+    {
+        var settings = Settings(options, dns, sinkPort, extra);
 
         switch (options.Target)
         {
