@@ -229,7 +229,7 @@ internal static class LoadRun
 
         var perConnection = total / options.Connections;
         var body = SmtpLoadClient.BuildBody(options.Size);
-        var pacer = options.Rate is { } rate ? new Pacer(rate) : null;
+        var pacer = options.Rate is { } rate ? new Pacer(rate, options.Connections) : null;
         var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
             Task.Run(() => new SmtpLoadClient(target.Host, target.Port).RunAsync(connectionOffset + index, perConnection, body, "load.test", options.Recipients == "single", pacer, cancellationToken))));
         double[] latencies = [.. results.SelectMany(r => r.LatenciesMs).Order()];

@@ -25,18 +25,33 @@ internal sealed class SmtpLoadClient(string host, int port)
         var queued = 0;
         var rejected = 0;
         using var client = new TcpClient { NoDelay = true };
-        await client.ConnectAsync(host, port, cancellationToken);
-        await using var stream = client.GetStream();
-        var reader = new LineReader(stream);
-
-        var greeting = await ReadReplyAsync(reader, cancellationToken);
-        if (!greeting.StartsWith("220", StringComparison.Ordinal))
+        NetworkStream stream;
+        LineReader reader;
+        try
         {
-            throw new LoadClientException(GreetingRefused(connectionIndex, greeting));
+            await client.ConnectAsync(host, port, cancellationToken);
+            stream = client.GetStream();
+            reader = new LineReader(stream);
+            var greeting = await ReadReplyAsync(reader, cancellationToken);
+            if (!greeting.StartsWith("220", StringComparison.Ordinal))
+            {
+                throw new LoadClientException(GreetingRefused(connectionIndex, greeting));
+            }
+
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("EHLO load.test\r\n"), cancellationToken);
+            await ExpectAsync(reader, "250", cancellationToken);
+        }
+        catch (Exception ex) when (pacer is not null)
+        {
+            pacer.Fail(ex);
+            throw;
         }
 
-        await stream.WriteAsync(Encoding.ASCII.GetBytes("EHLO load.test\r\n"), cancellationToken);
-        await ExpectAsync(reader, "250", cancellationToken);
+        if (pacer is not null)
+        {
+            // The schedule starts once every connection has greeted: a slot never waits for another connection's set-up.
+            await pacer.ConnectedAsync(cancellationToken);
+        }
 
         for (var i = 0; i < messages; i++)
         {
@@ -141,15 +156,34 @@ internal sealed class SmtpLoadClient(string host, int port)
 /// for them: the paced load was queueing in the client's own connections.</param>
 internal sealed record ConnectionResult(List<double> LatenciesMs, List<double> WithoutOwnLatenessMs, List<double> FromSendMs, int QueuedSlots, int Rejected);
 
-/// <summary>Hands out send times <c>1 / rate</c> seconds apart, from the first call on, to every connection of a run.</summary>
-internal sealed class Pacer(double messagesPerSecond)
+/// <summary>Hands out send times <c>1 / rate</c> seconds apart to every connection of a run, from the moment all of them are ready.</summary>
+/// <param name="connections">The connections that share the schedule: it starts when all of them are open and have
+/// had their EHLO answered, so that the accept latency measured is the steady state's, not that of opening them all at once.</param>
+internal sealed class Pacer(double messagesPerSecond, int connections)
 {
     /// <summary>A slot this far past due when its connection came free waited for a connection, not for the timer.</summary>
     public static readonly TimeSpan QueuedAfter = TimeSpan.FromMilliseconds(1);
 
     private readonly long _interval = (long)(Stopwatch.Frequency / messagesPerSecond);
+    private readonly TaskCompletionSource _allConnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _waiting = connections;
     private long _start;
     private long _next = -1;
+
+    /// <summary>One connection is ready; completes when all are, with the schedule's start set.</summary>
+    public Task ConnectedAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Decrement(ref _waiting) == 0)
+        {
+            Volatile.Write(ref _start, Stopwatch.GetTimestamp());
+            _allConnected.TrySetResult();
+        }
+
+        return _allConnected.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>A connection could not be opened: the others stop waiting for it.</summary>
+    public void Fail(Exception exception) => _allConnected.TrySetException(exception);
 
     /// <summary>
     /// Waits until the next slot and returns its time (a <see cref="Stopwatch"/> timestamp) and, when it had to wait,
@@ -157,8 +191,6 @@ internal sealed class Pacer(double messagesPerSecond)
     /// </summary>
     public async Task<(long Due, long Late)> NextAsync(CancellationToken cancellationToken)
     {
-        // The first caller's time is the start of the schedule.
-        Interlocked.CompareExchange(ref _start, Stopwatch.GetTimestamp(), 0);
         var slot = Interlocked.Increment(ref _next);
         var due = Volatile.Read(ref _start) + (slot * _interval);
         var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
