@@ -30,6 +30,9 @@ internal sealed record RunResult
     /// <summary>Paced run: slots that found every connection of the client busy.</summary>
     public int QueuedSlots { get; init; }
 
+    /// <summary>Paced run: how the slowest 1 % of the messages fell in time (a few stalls, or spread).</summary>
+    public TailWindows? Tail { get; init; }
+
     /// <summary>Ingress's own accept-duration histogram over the measured phase (null when it has no /metrics, e.g. Postfix).</summary>
     public AcceptHistogram.Buckets? ServerAccept { get; init; }
     public required long Delivered { get; init; }
@@ -199,6 +202,7 @@ internal static class LoadRun
             WithoutOwnLatenessMs = sent.WithoutOwnLatenessMs,
             FromSendMs = sent.FromSendMs,
             QueuedSlots = sent.QueuedSlots,
+            Tail = sent.Tail,
             ServerAccept = acceptBefore is { } hb && acceptAfter is { } ha ? ha - hb : null,
             Delivered = sink.UniqueMessages - baseline,
             DeliveredWhenClientDone = deliveredAtAcceptEnd,
@@ -237,10 +241,14 @@ internal static class LoadRun
         var paced = options.Rate is not null;
         double[] ownLateness = paced ? [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()] : [];
         double[] fromSend = paced ? [.. results.SelectMany(r => r.FromSendMs).Order()] : [];
-        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), null);
+        var tail = paced ? TailWindows.Of([.. results.SelectMany(r => r.DueTimes.Zip(r.LatenciesMs))], Stopwatch.Frequency) : null;
+        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), null) { Tail = tail };
     }
 
-    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, string? Error);
+    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, string? Error)
+    {
+        public TailWindows? Tail { get; init; }
+    }
 
     /// <summary>The 1-minute load average (what <c>uptime</c> prints first).</summary>
     private static string LoadAverage()

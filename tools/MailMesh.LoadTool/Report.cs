@@ -40,6 +40,12 @@ internal static class Report
                 var r = runs[i];
                 text.AppendLine(string.Create(CultureInfo.InvariantCulture,
                     $"run {i + 1}: from each MAIL written to its 250: {F(Percentile(r.FromSendMs, 0.50))} / {F(Percentile(r.FromSendMs, 0.99))} ms; slots that found all {r.Connections} connections busy: {r.QueuedSlots} of {r.Messages} ({F(100.0 * r.QueuedSlots / r.Messages)} %)"));
+                if (r.Tail is { } tail)
+                {
+                    text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                        $"run {i + 1}: the slowest 1 % ({tail.Slow} messages, ≥ {F(tail.ThresholdMs)} ms) were due in {tail.WindowsWithSlow} of {tail.Windows} windows of 100 ms; the worst, {F(tail.WorstWindowStartSeconds)} s into the run, holds {tail.WorstWindowSlow} of them (a stall when few windows hold most, a queue when they are spread)"));
+                }
+
                 if (r.QueuedSlots * 100 > r.Messages)
                 {
                     // More than 1 % of the slots waited for a connection: the p99 above is partly the client's own queue.

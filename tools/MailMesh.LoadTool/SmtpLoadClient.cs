@@ -20,6 +20,7 @@ internal sealed class SmtpLoadClient(string host, int port)
     public async Task<ConnectionResult> RunAsync(int connectionIndex, int messages, byte[] bodyTemplate, string recipientDomain, bool singleRecipient, Pacer? pacer, CancellationToken cancellationToken)
     {
         var latencies = new List<double>(messages);
+        var dueTimes = new List<long>(messages);
         var ownLate = new List<double>(messages);
         var fromSend = new List<double>(messages);
         var queued = 0;
@@ -86,6 +87,7 @@ internal sealed class SmtpLoadClient(string host, int port)
             if (final.StartsWith("250", StringComparison.Ordinal))
             {
                 latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                dueTimes.Add(started);
                 ownLate.Add(Stopwatch.GetElapsedTime(started + late).TotalMilliseconds);
                 fromSend.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
             }
@@ -96,7 +98,7 @@ internal sealed class SmtpLoadClient(string host, int port)
         }
 
         await stream.WriteAsync("QUIT\r\n"u8.ToArray(), cancellationToken);
-        return new ConnectionResult(latencies, ownLate, fromSend, queued, rejected);
+        return new ConnectionResult(latencies, ownLate, fromSend, queued, rejected) { DueTimes = dueTimes };
     }
 
     /// <summary>What to tell the user when a connection is refused at the greeting: most often a connection limit.</summary>
@@ -154,7 +156,11 @@ internal sealed class SmtpLoadClient(string host, int port)
 /// <paramref name="QueuedSlots"/>).</param>
 /// <param name="QueuedSlots">Slots that were more than <see cref="Pacer.QueuedAfter"/> due when a connection came free
 /// for them: the paced load was queueing in the client's own connections.</param>
-internal sealed record ConnectionResult(List<double> LatenciesMs, List<double> WithoutOwnLatenessMs, List<double> FromSendMs, int QueuedSlots, int Rejected);
+internal sealed record ConnectionResult(List<double> LatenciesMs, List<double> WithoutOwnLatenessMs, List<double> FromSendMs, int QueuedSlots, int Rejected)
+{
+    /// <summary>When each message of <see cref="LatenciesMs"/> was due (<see cref="Stopwatch"/> timestamps, same order).</summary>
+    public List<long> DueTimes { get; init; } = [];
+}
 
 /// <summary>Hands out send times <c>1 / rate</c> seconds apart to every connection of a run, from the moment all of them are ready.</summary>
 /// <param name="connections">The connections that share the schedule: it starts when all of them are open and have

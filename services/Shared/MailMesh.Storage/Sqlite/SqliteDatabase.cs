@@ -69,9 +69,10 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// </summary>
     public const int PageSize = 16384;
 
-    private const string ConnectionPragmas =
+    private const string FullBusyTimeout = "PRAGMA busy_timeout = 30000;";
+
+    private const string ConnectionPragmas = FullBusyTimeout +
         """
-        PRAGMA busy_timeout = 30000;
         PRAGMA synchronous = FULL;
         PRAGMA foreign_keys = ON;
         PRAGMA temp_store = DEFAULT;
@@ -366,6 +367,8 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
             {
                 batch.AddRange(carryOver);
             }
+
+            await RestartWalIfAskedAsync();
         }
 
         if (_writerConnection is not null)
@@ -384,6 +387,75 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// beginning again, so the file stays about one interval's worth of writes long. A failed checkpoint (a reader
     /// holding old frames, an I/O error) is tried again at the next tick; the frames stay safe in the WAL meanwhile.
     /// </summary>
+    /// <summary>
+    /// Under continuous writes a PASSIVE checkpoint never catches up: batches append frames while it copies, so it never
+    /// ends with the whole WAL in the database file, and the WAL was never started again from its beginning. It grew by
+    /// the whole of every write for as long as the load lasted (a gigabyte in ten seconds at 300 10 KB mails a second,
+    /// issue 8): a disk filled at that rate. Once a PASSIVE checkpoint leaves the WAL this many frames long (64 MiB at
+    /// 16 KiB pages, the size <c>journal_size_limit</c> cuts it back to), the writer restarts it between two batches.
+    /// </summary>
+    internal int RestartWalFrames { get; init; } = 4096;
+
+    /// <summary>
+    /// How long the writer's RESTART checkpoint waits for readers still on the old frames to finish. The next batch waits
+    /// for it, so it gives up soon (what it copied stays copied) and the next PASSIVE checkpoint asks again.
+    /// </summary>
+    private const int RestartBusyTimeoutMs = 20;
+
+    /// <summary>The WAL restarts the writer has made, each ended with every reader off the WAL (for tests and diagnostics).</summary>
+    public long WalRestarts => Interlocked.Read(ref _walRestarts);
+
+    private long _walRestarts;
+    private int _walRestartRequested;
+
+    /// <summary>Runs <c>PRAGMA wal_checkpoint(mode)</c>; returns whether it was blocked and the WAL's length in frames.</summary>
+    private async Task<(bool Busy, long WalFrames)> CheckpointAsync(SqliteConnection connection, string mode)
+    {
+        await using var checkpoint = connection.CreateCommand();
+        checkpoint.CommandText = $"PRAGMA wal_checkpoint({mode})";
+        await using var result = await checkpoint.ExecuteReaderAsync(_stopping.Token);
+        return await result.ReadAsync(_stopping.Token) ? (result.GetInt64(0) != 0, result.GetInt64(1)) : (false, 0);
+    }
+
+    /// <summary>
+    /// On the writer, between two batches, when the checkpointer asked: a RESTART checkpoint copies what was appended
+    /// since the checkpointer's PASSIVE one (it needs the write lock, which the writer holds through every batch, so
+    /// only the writer gets it without waiting) and waits briefly for readers to leave the old frames; the next batch then
+    /// writes the WAL from its beginning.
+    /// </summary>
+    private async Task RestartWalIfAskedAsync()
+    {
+        if (_writerConnection is null || Interlocked.Exchange(ref _walRestartRequested, 0) == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await using (var shortWait = _writerConnection.CreateCommand())
+            {
+                shortWait.CommandText = $"PRAGMA busy_timeout = {RestartBusyTimeoutMs}";
+                await shortWait.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+
+            var (blocked, _) = await CheckpointAsync(_writerConnection, "RESTART");
+            if (!blocked)
+            {
+                Interlocked.Increment(ref _walRestarts);
+            }
+        }
+        catch (SqliteException)
+        {
+            // Asked again after the next PASSIVE checkpoint; the frames are safe in the WAL meanwhile.
+        }
+        finally
+        {
+            await using var fullWait = _writerConnection.CreateCommand();
+            fullWait.CommandText = FullBusyTimeout;
+            await fullWait.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+    }
+
     private async Task RunCheckpointLoopAsync()
     {
         using var timer = new PeriodicTimer(CheckpointInterval);
@@ -401,11 +473,13 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
                 try
                 {
                     await using var connection = await OpenAsync(_stopping.Token);
-                    await using var checkpoint = connection.CreateCommand();
-                    checkpoint.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
-                    await checkpoint.ExecuteNonQueryAsync(_stopping.Token);
+                    var (_, walFrames) = await CheckpointAsync(connection, "PASSIVE");
                     checkpointedAt = commits;
                     Interlocked.Increment(ref _checkpoints);
+                    if (walFrames >= RestartWalFrames)
+                    {
+                        Volatile.Write(ref _walRestartRequested, 1);
+                    }
                 }
                 catch (SqliteException)
                 {
