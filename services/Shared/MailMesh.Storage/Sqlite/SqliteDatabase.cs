@@ -381,13 +381,6 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
-    /// Group commit: copies committed WAL frames into the database file off the commit path. A PASSIVE checkpoint takes
-    /// no write lock, so batches keep committing (appending to the WAL) while it copies and fsyncs the database file;
-    /// once it has copied everything and no reader still needs the old frames, the next write starts the WAL from its
-    /// beginning again, so the file stays about one interval's worth of writes long. A failed checkpoint (a reader
-    /// holding old frames, an I/O error) is tried again at the next tick; the frames stay safe in the WAL meanwhile.
-    /// </summary>
-    /// <summary>
     /// Under continuous writes a PASSIVE checkpoint never catches up: batches append frames while it copies, so it never
     /// ends with the whole WAL in the database file, and the WAL was never started again from its beginning. It grew by
     /// the whole of every write for as long as the load lasted (a gigabyte in ten seconds at 300 10 KB mails a second,
@@ -398,86 +391,119 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// How long the writer's RESTART checkpoint waits for readers still on the old frames to finish. The next batch waits
-    /// for it, so it gives up soon (what it copied stays copied) and the next PASSIVE checkpoint asks again.
+    /// for it, so it gives up soon (what it copied stays copied) and is asked again later (<see cref="MaxRestartBackoffTicks"/>).
     /// </summary>
     private const int RestartBusyTimeoutMs = 20;
+
+    /// <summary>
+    /// After a RESTART a reader blocked (one streaming a large body to a slow client can hold old frames for minutes),
+    /// the checkpointer waits 1, 2, 4 ... up to this many ticks before it asks again, so such a reader costs the writer
+    /// 20 ms every 8 s at most, not every tick. Nothing can restart the WAL while the reader lasts.
+    /// </summary>
+    private const int MaxRestartBackoffTicks = 32;
 
     /// <summary>The WAL restarts the writer has made, each ended with every reader off the WAL (for tests and diagnostics).</summary>
     public long WalRestarts => Interlocked.Read(ref _walRestarts);
 
     private long _walRestarts;
+    private long _walRestartsBlocked;
     private int _walRestartRequested;
 
     /// <summary>Runs <c>PRAGMA wal_checkpoint(mode)</c>; returns whether it was blocked and the WAL's length in frames.</summary>
-    private async Task<(bool Busy, long WalFrames)> CheckpointAsync(SqliteConnection connection, string mode)
+    private static async Task<(bool Busy, long WalFrames)> CheckpointAsync(SqliteConnection connection, string mode, CancellationToken cancellationToken)
     {
         await using var checkpoint = connection.CreateCommand();
         checkpoint.CommandText = $"PRAGMA wal_checkpoint({mode})";
-        await using var result = await checkpoint.ExecuteReaderAsync(_stopping.Token);
-        return await result.ReadAsync(_stopping.Token) ? (result.GetInt64(0) != 0, result.GetInt64(1)) : (false, 0);
+        await using var result = await checkpoint.ExecuteReaderAsync(cancellationToken);
+        return await result.ReadAsync(cancellationToken) ? (result.GetInt64(0) != 0, result.GetInt64(1)) : (false, 0);
     }
 
     /// <summary>
     /// On the writer, between two batches, when the checkpointer asked: a RESTART checkpoint copies what was appended
-    /// since the checkpointer's PASSIVE one (it needs the write lock, which the writer holds through every batch, so
-    /// only the writer gets it without waiting) and waits briefly for readers to leave the old frames; the next batch then
-    /// writes the WAL from its beginning.
+    /// since the checkpointer's last PASSIVE one and waits briefly for readers to leave the old frames; the next batch
+    /// then writes the WAL from its beginning. It needs the write lock, which the writer holds through every batch, so
+    /// only the writer gets it without waiting; the checkpointer starts no PASSIVE checkpoint while a restart is asked
+    /// for, so the two never contend for the checkpoint lock. Never throws: a failure is the next request's to retry.
     /// </summary>
     private async Task RestartWalIfAskedAsync()
     {
-        if (_writerConnection is null || Interlocked.Exchange(ref _walRestartRequested, 0) == 0)
+        if (_writerConnection is not { } connection || Interlocked.Exchange(ref _walRestartRequested, 0) == 0)
         {
             return;
         }
 
         try
         {
-            await using (var shortWait = _writerConnection.CreateCommand())
-            {
-                shortWait.CommandText = $"PRAGMA busy_timeout = {RestartBusyTimeoutMs}";
-                await shortWait.ExecuteNonQueryAsync(CancellationToken.None);
-            }
+            Execute(connection, $"PRAGMA busy_timeout = {RestartBusyTimeoutMs}");
+            var (blocked, _) = await CheckpointAsync(connection, "RESTART", CancellationToken.None);
+            Interlocked.Increment(ref blocked ? ref _walRestartsBlocked : ref _walRestarts);
+        }
+        catch (Exception ex) when (ex is SqliteException or InvalidOperationException)
+        {
+            // Asked again later; the frames are safe in the WAL meanwhile.
+            Interlocked.Increment(ref _walRestartsBlocked);
+        }
 
-            var (blocked, _) = await CheckpointAsync(_writerConnection, "RESTART");
-            if (!blocked)
-            {
-                Interlocked.Increment(ref _walRestarts);
-            }
-        }
-        catch (SqliteException)
+        try
         {
-            // Asked again after the next PASSIVE checkpoint; the frames are safe in the WAL meanwhile.
+            Execute(connection, FullBusyTimeout);
         }
-        finally
+        catch (Exception ex) when (ex is SqliteException or InvalidOperationException)
         {
-            await using var fullWait = _writerConnection.CreateCommand();
-            fullWait.CommandText = FullBusyTimeout;
-            await fullWait.ExecuteNonQueryAsync(CancellationToken.None);
+            // A writer that would give up on a lock after 20 ms must not run the next batch: it begins on a fresh one.
+            DiscardWriter(null);
         }
     }
 
+    /// <summary>
+    /// Group commit: copies committed WAL frames into the database file off the commit path. A PASSIVE checkpoint takes
+    /// no write lock, so batches keep committing (appending to the WAL) while it copies and fsyncs the database file;
+    /// once it has copied everything and no reader still needs the old frames, the next write starts the WAL from its
+    /// beginning again. Under continuous writes that never happens, so a WAL of <see cref="RestartWalFrames"/> or more
+    /// gets a second PASSIVE copy (what the first left behind) and the writer is asked to restart it. A failed checkpoint
+    /// (a reader holding old frames, an I/O error) is tried again at the next tick; the frames stay safe in the WAL.
+    /// </summary>
     private async Task RunCheckpointLoopAsync()
     {
         using var timer = new PeriodicTimer(CheckpointInterval);
         var checkpointedAt = 0L;
+        var (backoff, waitTicks, blockedSeen, restartsSeen) = (0, 0, 0L, 0L);
         try
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token))
             {
                 var commits = Commits;
-                if (commits == checkpointedAt)
+                if (commits == checkpointedAt || Volatile.Read(ref _walRestartRequested) != 0)
                 {
+                    // Nothing new, or the writer has a restart to make: a PASSIVE checkpoint now would hold the
+                    // checkpoint lock its RESTART needs.
                     continue;
+                }
+
+                if (Interlocked.Read(ref _walRestartsBlocked) is var blocked && blocked != blockedSeen)
+                {
+                    (blockedSeen, backoff) = (blocked, Math.Clamp(backoff * 2, 1, MaxRestartBackoffTicks));
+                    waitTicks = backoff;
+                }
+                else if (Interlocked.Read(ref _walRestarts) is var restarts && restarts != restartsSeen)
+                {
+                    (restartsSeen, backoff) = (restarts, 0);
                 }
 
                 try
                 {
                     await using var connection = await OpenAsync(_stopping.Token);
-                    var (_, walFrames) = await CheckpointAsync(connection, "PASSIVE");
+                    var (_, walFrames) = await CheckpointAsync(connection, "PASSIVE", _stopping.Token);
                     checkpointedAt = commits;
                     Interlocked.Increment(ref _checkpoints);
-                    if (walFrames >= RestartWalFrames)
+                    if (walFrames >= RestartWalFrames && waitTicks > 0)
                     {
+                        waitTicks--;
+                    }
+                    else if (walFrames >= RestartWalFrames)
+                    {
+                        // What was appended while the first copy ran, so that the writer's RESTART has little left.
+                        await CheckpointAsync(connection, "PASSIVE", _stopping.Token);
                         Volatile.Write(ref _walRestartRequested, 1);
                     }
                 }
