@@ -407,7 +407,9 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
 
     private long _walRestarts;
     private long _walRestartsBlocked;
-    private int _walRestartRequested;
+    // The restart's state: none, asked for by the checkpointer, or being made by the writer.
+    private const int RestartNone = 0, RestartAsked = 1, RestartRunning = 2;
+    private int _walRestart;
 
     /// <summary>Runs <c>PRAGMA wal_checkpoint(mode)</c>; returns whether it was blocked and the WAL's length in frames.</summary>
     private static async Task<(bool Busy, long WalFrames)> CheckpointAsync(SqliteConnection connection, string mode, CancellationToken cancellationToken)
@@ -422,13 +424,20 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     /// On the writer, between two batches, when the checkpointer asked: a RESTART checkpoint copies what was appended
     /// since the checkpointer's last PASSIVE one and waits briefly for readers to leave the old frames; the next batch
     /// then writes the WAL from its beginning. It needs the write lock, which the writer holds through every batch, so
-    /// only the writer gets it without waiting; the checkpointer starts no PASSIVE checkpoint while a restart is asked
-    /// for, so the two never contend for the checkpoint lock. Never throws: a failure is the next request's to retry.
+    /// only the writer gets it without waiting; the checkpointer starts no PASSIVE checkpoint from the request until the
+    /// RESTART has ended, so the two never contend for the checkpoint lock. Never throws: a failure is retried later.
     /// </summary>
     private async Task RestartWalIfAskedAsync()
     {
-        if (_writerConnection is not { } connection || Interlocked.Exchange(ref _walRestartRequested, 0) == 0)
+        if (Interlocked.CompareExchange(ref _walRestart, RestartRunning, RestartAsked) != RestartAsked)
         {
+            return;
+        }
+
+        if (_writerConnection is not { } connection)
+        {
+            // A batch failed and discarded the connection: asked again after the next copy.
+            Volatile.Write(ref _walRestart, RestartNone);
             return;
         }
 
@@ -453,6 +462,11 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
             // A writer that would give up on a lock after 20 ms must not run the next batch: it begins on a fresh one.
             DiscardWriter(null);
         }
+        finally
+        {
+            // Only now may the checkpointer copy again: until here its PASSIVE checkpoint would contend with the RESTART.
+            Volatile.Write(ref _walRestart, RestartNone);
+        }
     }
 
     /// <summary>
@@ -467,13 +481,22 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     {
         using var timer = new PeriodicTimer(CheckpointInterval);
         var checkpointedAt = 0L;
-        var (backoff, waitTicks, blockedSeen, restartsSeen) = (0, 0, 0L, 0L);
+        var (backoff, waitTicks, blockedSeen, restartsSeen, askedAt) = (0, 0, 0L, 0L, 0L);
         try
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token))
             {
                 var commits = Commits;
-                if (commits == checkpointedAt || Volatile.Read(ref _walRestartRequested) != 0)
+                var restart = Volatile.Read(ref _walRestart);
+                if (restart == RestartAsked && commits == askedAt)
+                {
+                    // No batch since the writer was asked: it is idle (it looks after each batch) and a copy now has no
+                    // writes to race, so the WAL restarts by itself. The request is taken back unless the writer took it.
+                    restart = Interlocked.CompareExchange(ref _walRestart, RestartNone, RestartAsked);
+                    restart = restart == RestartAsked ? RestartNone : restart;
+                }
+
+                if (commits == checkpointedAt || restart != RestartNone)
                 {
                     // Nothing new, or the writer has a restart to make: a PASSIVE checkpoint now would hold the
                     // checkpoint lock its RESTART needs.
@@ -496,15 +519,23 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
                     var (_, walFrames) = await CheckpointAsync(connection, "PASSIVE", _stopping.Token);
                     checkpointedAt = commits;
                     Interlocked.Increment(ref _checkpoints);
-                    if (walFrames >= RestartWalFrames && waitTicks > 0)
+                    if (walFrames < RestartWalFrames)
+                    {
+                        // Short again (it restarted in a lull, or never grew): a later burst starts without back-off.
+                        (backoff, waitTicks) = (0, 0);
+                    }
+                    else if (waitTicks > 0)
                     {
                         waitTicks--;
                     }
-                    else if (walFrames >= RestartWalFrames)
+                    else
                     {
                         // What was appended while the first copy ran, so that the writer's RESTART has little left.
                         await CheckpointAsync(connection, "PASSIVE", _stopping.Token);
-                        Volatile.Write(ref _walRestartRequested, 1);
+                        // Asked first, counted after: a batch that commits in between either sees the request or is
+                        // counted, so "no batch since" below means the writer is idle.
+                        Volatile.Write(ref _walRestart, RestartAsked);
+                        askedAt = Commits;
                     }
                 }
                 catch (SqliteException)
