@@ -228,7 +228,7 @@ internal static class LoadRun
         if (options.SmtpSource)
         {
             var (succeeded, errors) = await SmtpSourceClient.RunAsync(SmtpSourceClient.Arguments(options, target.Host, target.Port, total), cancellationToken);
-            return new SendResult(succeeded ? total : 0, succeeded ? 0 : total, [], [], [], 0, succeeded ? null : "smtp-source failed: " + errors);
+            return new SendResult(succeeded ? total : 0, succeeded ? 0 : total, [], [], [], 0, null, succeeded ? null : "smtp-source failed: " + errors);
         }
 
         var perConnection = total / options.Connections;
@@ -242,13 +242,10 @@ internal static class LoadRun
         double[] ownLateness = paced ? [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()] : [];
         double[] fromSend = paced ? [.. results.SelectMany(r => r.FromSendMs).Order()] : [];
         var tail = paced ? TailWindows.Of([.. results.SelectMany(r => r.DueTimes.Zip(r.LatenciesMs))], Stopwatch.Frequency) : null;
-        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), null) { Tail = tail };
+        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), tail, null);
     }
 
-    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, string? Error)
-    {
-        public TailWindows? Tail { get; init; }
-    }
+    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, TailWindows? Tail, string? Error);
 
     /// <summary>The 1-minute load average (what <c>uptime</c> prints first).</summary>
     private static string LoadAverage()

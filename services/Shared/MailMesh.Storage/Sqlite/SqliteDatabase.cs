@@ -481,7 +481,7 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
     {
         using var timer = new PeriodicTimer(CheckpointInterval);
         var checkpointedAt = 0L;
-        var (backoff, waitTicks, blockedSeen, restartsSeen, askedAt) = (0, 0, 0L, 0L, 0L);
+        var (backoff, waitTicks, blockedSeen, askedAt) = (0, 0, 0L, 0L);
         try
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token))
@@ -508,10 +508,6 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
                     (blockedSeen, backoff) = (blocked, Math.Clamp(backoff * 2, 1, MaxRestartBackoffTicks));
                     waitTicks = backoff;
                 }
-                else if (Interlocked.Read(ref _walRestarts) is var restarts && restarts != restartsSeen)
-                {
-                    (restartsSeen, backoff) = (restarts, 0);
-                }
 
                 try
                 {
@@ -521,7 +517,8 @@ public sealed class SqliteDatabase : IAsyncDisposable, IDisposable
                     Interlocked.Increment(ref _checkpoints);
                     if (walFrames < RestartWalFrames)
                     {
-                        // Short again (it restarted in a lull, or never grew): a later burst starts without back-off.
+                        // Short again (restarted by the writer or in a lull, or never grown): the next request is made
+                        // without back-off.
                         (backoff, waitTicks) = (0, 0);
                     }
                     else if (waitTicks > 0)
