@@ -33,6 +33,9 @@ internal sealed record RunResult
     /// <summary>Paced run: how the slowest 1 % of the messages fell in time (a few stalls, or spread).</summary>
     public TailWindows? Tail { get; init; }
 
+    /// <summary>Paced runs: where the slowest 1 % spent their time.</summary>
+    public TailPhases? Phases { get; init; }
+
     /// <summary>Ingress's own accept-duration histogram over the measured phase (null when it has no /metrics, e.g. Postfix).</summary>
     public AcceptHistogram.Buckets? ServerAccept { get; init; }
     public required long Delivered { get; init; }
@@ -203,6 +206,7 @@ internal static class LoadRun
             FromSendMs = sent.FromSendMs,
             QueuedSlots = sent.QueuedSlots,
             Tail = sent.Tail,
+            Phases = sent.Phases,
             ServerAccept = acceptBefore is { } hb && acceptAfter is { } ha ? ha - hb : null,
             Delivered = sink.UniqueMessages - baseline,
             DeliveredWhenClientDone = deliveredAtAcceptEnd,
@@ -228,7 +232,7 @@ internal static class LoadRun
         if (options.SmtpSource)
         {
             var (succeeded, errors) = await SmtpSourceClient.RunAsync(SmtpSourceClient.Arguments(options, target.Host, target.Port, total), cancellationToken);
-            return new SendResult(succeeded ? total : 0, succeeded ? 0 : total, [], [], [], 0, null, succeeded ? null : "smtp-source failed: " + errors);
+            return new SendResult(succeeded ? total : 0, succeeded ? 0 : total, [], [], [], 0, null, null, succeeded ? null : "smtp-source failed: " + errors);
         }
 
         var perConnection = total / options.Connections;
@@ -242,10 +246,13 @@ internal static class LoadRun
         double[] ownLateness = paced ? [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()] : [];
         double[] fromSend = paced ? [.. results.SelectMany(r => r.FromSendMs).Order()] : [];
         var tail = paced ? TailWindows.Of([.. results.SelectMany(r => r.DueTimes.Zip(r.LatenciesMs))], Stopwatch.Frequency) : null;
-        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), tail, null);
+        var phases = paced
+            ? TailPhases.Of([.. results.SelectMany(r => r.LatenciesMs.Zip(r.FromSendMs, r.CommandsMs).Select(m => new MessagePhases(m.First, m.Second, m.Third)))])
+            : null;
+        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), tail, phases, null);
     }
 
-    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, TailWindows? Tail, string? Error);
+    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, TailWindows? Tail, TailPhases? Phases, string? Error);
 
     /// <summary>The 1-minute load average (what <c>uptime</c> prints first).</summary>
     private static string LoadAverage()

@@ -46,6 +46,12 @@ internal static class Report
                         $"run {i + 1}: the slowest 1 % ({tail.Slow} messages, ≥ {F(tail.ThresholdMs)} ms) were due in {tail.WindowsWithSlow} of {tail.Windows} windows of 100 ms; the worst, {F(tail.WorstWindowStartSeconds)} s into the run, holds {tail.WorstWindowSlow} of them (a stall when few windows hold most, a queue when they are spread)"));
                 }
 
+                if (r.Phases is { } phases)
+                {
+                    text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                        $"run {i + 1}: the slowest 1 % took (medians) {F(phases.WaitMs)} ms waiting for a free connection of the client, {F(phases.CommandsMs)} ms for the replies to MAIL, RCPT and DATA, {F(phases.ContentMs)} ms from the content written to the 250 (the end of data's checks and commit)"));
+                }
+
                 if (r.QueuedSlots * 100 > r.Messages)
                 {
                     // More than 1 % of the slots waited for a connection: the p99 above is partly the client's own queue.

@@ -23,6 +23,7 @@ internal sealed class SmtpLoadClient(string host, int port)
         var dueTimes = new List<long>(messages);
         var ownLate = new List<double>(messages);
         var fromSend = new List<double>(messages);
+        var commands = new List<double>(messages);
         var queued = 0;
         var rejected = 0;
         using var client = new TcpClient { NoDelay = true };
@@ -71,6 +72,7 @@ internal sealed class SmtpLoadClient(string host, int port)
             var mail = await ReadReplyAsync(reader, cancellationToken);
             var rcpt = await ReadReplyAsync(reader, cancellationToken);
             var data = await ReadReplyAsync(reader, cancellationToken);
+            var commandsAnswered = Stopwatch.GetTimestamp();
             if (!data.StartsWith("354", StringComparison.Ordinal))
             {
                 // RFC 2920: with no valid recipient the server refuses DATA; reset and count it.
@@ -90,6 +92,7 @@ internal sealed class SmtpLoadClient(string host, int port)
                 dueTimes.Add(started);
                 ownLate.Add(Stopwatch.GetElapsedTime(started + late).TotalMilliseconds);
                 fromSend.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+                commands.Add(Stopwatch.GetElapsedTime(sent, commandsAnswered).TotalMilliseconds);
             }
             else
             {
@@ -98,7 +101,7 @@ internal sealed class SmtpLoadClient(string host, int port)
         }
 
         await stream.WriteAsync("QUIT\r\n"u8.ToArray(), cancellationToken);
-        return new ConnectionResult(latencies, ownLate, fromSend, queued, rejected) { DueTimes = dueTimes };
+        return new ConnectionResult(latencies, ownLate, fromSend, queued, rejected) { DueTimes = dueTimes, CommandsMs = commands };
     }
 
     /// <summary>What to tell the user when a connection is refused at the greeting: most often a connection limit.</summary>
@@ -160,6 +163,9 @@ internal sealed record ConnectionResult(List<double> LatenciesMs, List<double> W
 {
     /// <summary>When each message of <see cref="LatenciesMs"/> was due (<see cref="Stopwatch"/> timestamps, same order).</summary>
     public List<long> DueTimes { get; init; } = [];
+
+    /// <summary>From MAIL, RCPT and DATA written to the 354 (same order): the part of <see cref="FromSendMs"/> before the content.</summary>
+    public List<double> CommandsMs { get; init; } = [];
 }
 
 /// <summary>Hands out send times <c>1 / rate</c> seconds apart to every connection of a run, from the moment all of them are ready.</summary>
