@@ -34,8 +34,26 @@ internal sealed class StandaloneProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts the process with the given settings (as --Key=value arguments) and waits until SMTP answers.</summary>
+    /// <summary>
+    /// Starts the process with the given settings (as --Key=value arguments) and waits until SMTP answers. A port chosen
+    /// free can be taken by another test process before this one binds it; that start is retried on fresh ports.
+    /// </summary>
     public static async Task<StandaloneProcess> StartAsync(string workingDirectory, IReadOnlyDictionary<string, string> settings)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(workingDirectory, settings);
+            }
+            catch (InvalidOperationException ex) when (attempt < 3 && ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                // Another process took a port between the choosing and the binding: choose again.
+            }
+        }
+    }
+
+    private static async Task<StandaloneProcess> StartOnceAsync(string workingDirectory, IReadOnlyDictionary<string, string> settings)
     {
         var smtpPort = LoopbackPort.Free();
         var httpPort = LoopbackPort.Free();
@@ -57,7 +75,9 @@ internal sealed class StandaloneProcess : IAsyncDisposable
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"Standalone exited with {process.ExitCode}:\n{standalone.Output}");
+                var exited = new InvalidOperationException($"Standalone exited with {process.ExitCode}:\n{standalone.Output}");
+                process.Dispose();
+                throw exited;
             }
 
             try

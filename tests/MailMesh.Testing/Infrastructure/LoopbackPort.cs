@@ -12,6 +12,10 @@ public static class LoopbackPort
     // CI run saw ("address already in use"); a port outside that range is only ever taken by someone who asked for it.
     private const int FirstCandidate = 20000;
 
+    // Ports already handed out by this process: two calls in a row (an SMTP and an HTTP port for one process) must not
+    // return the same free port, since neither is bound until the process they are for starts (a fresh CI run saw it).
+    private static readonly HashSet<int> HandedOut = [];
+
     /// <summary>
     /// A TCP port nothing listens on at the moment of asking (on 127.0.0.1 unless <paramref name="address"/> says
     /// otherwise), chosen at random below the ephemeral port range so that no outgoing connection takes it before the
@@ -24,9 +28,13 @@ public static class LoopbackPort
         for (var attempt = 0; attempt < 200 && lastCandidate > FirstCandidate; attempt++)
         {
             var port = Random.Shared.Next(FirstCandidate, lastCandidate + 1);
-            if (TryBind(address ?? IPAddress.Loopback, port))
+            lock (HandedOut)
             {
-                return port;
+                if (!HandedOut.Contains(port) && TryBind(address ?? IPAddress.Loopback, port))
+                {
+                    HandedOut.Add(port);
+                    return port;
+                }
             }
         }
 
