@@ -38,6 +38,52 @@ public sealed class PostgresMigrationTests
     }
 
     /// <summary>
+    /// Taking, renewing and recording a lease change only lease_id, lease_owner and lease_expires_at. No index of
+    /// spool.recipients may read them (key, expression or predicate), and pages keep room for a new row version, or those
+    /// updates cannot be heap-only (HOT): with recipients_lease on lease_expires_at each of them wrote an entry into all
+    /// ten indexes (schema 25, issue 8).
+    /// </summary>
+    [Fact]
+    public async Task No_index_of_the_recipients_reads_a_lease_column()
+    {
+        await using var stores = await PostgresStores.CreateAsync();
+        await using var connection = new NpgsqlConnection(stores.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT i.indexrelid::regclass::text
+            FROM pg_index AS i
+            WHERE i.indrelid = 'spool.recipients'::regclass
+                AND EXISTS (
+                    SELECT 1 FROM pg_attribute AS a
+                    WHERE a.attrelid = i.indrelid AND a.attname IN ('lease_id', 'lease_owner', 'lease_expires_at')
+                        AND (a.attnum = ANY (i.indkey)
+                            OR coalesce(pg_get_expr(i.indpred, i.indrelid), '') LIKE '%' || a.attname || '%'
+                            OR coalesce(pg_get_expr(i.indexprs, i.indrelid), '') LIKE '%' || a.attname || '%'))
+            """, connection);
+        Assert.Empty(await ReadAllAsync(command));
+
+        await using var fillfactor = new NpgsqlCommand("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'spool.recipients'::regclass", connection);
+        Assert.Equal("fillfactor=80", await fillfactor.ExecuteScalarAsync());
+    }
+
+    /// <summary>The claim finds live and expired leases through the in-flight recipients' index (schema 25), not by a scan of the table.</summary>
+    [Fact]
+    public async Task The_claim_reads_leases_through_the_in_flight_index()
+    {
+        await using var stores = await PostgresStores.CreateAsync();
+        await using var connection = new NpgsqlConnection(stores.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            """
+            SET enable_seqscan = off;
+            EXPLAIN SELECT id FROM spool.recipients WHERE state = 1 AND lease_expires_at <= now() ORDER BY lease_expires_at LIMIT 10;
+            """, connection);
+        var plan = string.Join('\n', await ReadAllAsync(command));
+        Assert.Contains("recipients_in_flight", plan, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// The queue summary reads the pending recipients' index, never the messages (migration 0020); 0022's state index,
     /// which also holds the pending range, made it group by hashing and took it over 300 ms at a million messages.
     /// </summary>

@@ -39,7 +39,9 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         WHERE id = @id
         """;
 
-    // Two index-ordered scans (recipients_due, recipients_lease) that each stop at LIMIT; the rows they lock are
+    // Due work is an index-ordered scan (recipients_due) that stops at LIMIT; leases, live and expired, are read through
+    // recipients_in_flight (every in-flight recipient: the window's worth), which no lease change touches, so taking,
+    // renewing and recording a lease are HOT updates (schema 25). The rows the claim locks are
     // skipped by concurrent claimers (SKIP LOCKED), and a row another claimer changed meanwhile is re-checked
     // against the WHERE clause before it is locked, so no recipient is ever claimed twice. The window: live leases
     // (lease_expires_at > now; a recorded result has none) are counted per domain, and candidate jobs are admitted in
