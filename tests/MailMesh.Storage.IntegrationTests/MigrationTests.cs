@@ -28,12 +28,10 @@ public sealed class PostgresMigrationTests
         await using var stores = await PostgresStores.CreateAsync();
         await using var connection = new NpgsqlConnection(stores.ConnectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(
-            """
+        var plan = await PlanAsync(connection, """
             SET enable_seqscan = off;
             EXPLAIN SELECT id FROM spool.recipients WHERE state IN (0, 2) AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 10;
-            """, connection);
-        var plan = string.Join('\n', await ReadAllAsync(command));
+            """);
         Assert.Contains("recipients_due", plan, StringComparison.Ordinal);
     }
 
@@ -74,12 +72,10 @@ public sealed class PostgresMigrationTests
         await using var stores = await PostgresStores.CreateAsync();
         await using var connection = new NpgsqlConnection(stores.ConnectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(
-            """
+        var plan = await PlanAsync(connection, """
             SET enable_seqscan = off;
             EXPLAIN SELECT id FROM spool.recipients WHERE state = 1 AND lease_expires_at <= now() ORDER BY lease_expires_at LIMIT 10;
-            """, connection);
-        var plan = string.Join('\n', await ReadAllAsync(command));
+            """);
         Assert.Contains("recipients_in_flight", plan, StringComparison.Ordinal);
     }
 
@@ -107,12 +103,10 @@ public sealed class PostgresMigrationTests
             await fill.ExecuteNonQueryAsync();
         }
 
-        await using var command = new NpgsqlCommand(
-            """
+        var plan = await PlanAsync(connection, """
             EXPLAIN UPDATE spool.recipients SET lease_owner = gen_random_uuid()
             WHERE message_id = '0197c5a0-0000-7000-8000-000000000001' AND lease_id = '0197c5a0-0000-7000-8000-000000000002' AND state = 1 AND lease_expires_at IS NOT NULL;
-            """, connection);
-        var plan = string.Join('\n', await ReadAllAsync(command));
+            """);
         Assert.Matches(@"Index Cond: \(message_id = ", plan);
     }
 
@@ -328,6 +322,13 @@ public sealed class PostgresMigrationTests
             apply.Parameters.AddWithValue("c", migration.Checksum);
             await apply.ExecuteNonQueryAsync();
         }
+    }
+
+    /// <summary>The plan EXPLAIN prints for <paramref name="sql"/> (which may set planner options first), as one text.</summary>
+    private static async Task<string> PlanAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return string.Join('\n', await ReadAllAsync(command));
     }
 
     private static async Task<List<string>> ReadAllAsync(NpgsqlCommand command)

@@ -43,6 +43,11 @@ public static class LoopbackPort
         listener.Start();
         var chosen = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
+        lock (HandedOut)
+        {
+            HandedOut.Add(chosen);
+        }
+
         return chosen;
     }
 
