@@ -1078,6 +1078,49 @@ public sealed class PostgresSpoolTests : SpoolContractTests
 {
     protected override async Task<Stores> CreateStoresAsync() => await PostgresStores.CreateAsync();
 
+    /// <summary>
+    /// A claim reads past the work it can take (a domain near its window, other domains behind it) but writes only the
+    /// rows it takes. It used to lock every candidate (FOR UPDATE): under a backlog of one destination with room for a
+    /// few jobs, each round wrote a row lock, and a WAL record, into up to 4 × ClaimBatchSize rows to take a handful,
+    /// round after round, which kept a distributed run that fell behind from catching up (issue 8).
+    /// </summary>
+    [Fact]
+    public async Task A_windowed_claim_writes_nothing_into_the_rows_it_does_not_take()
+    {
+        for (var i = 0; i < 10; i++)
+        {
+            await Spool.StoreAsync(Message($"r{i}@busy.example") with { ReceivedAt = T0 + TimeSpan.FromMilliseconds(i) }, CancellationToken.None);
+        }
+
+        var request = new ClaimRequest
+        {
+            Now = T0 + TimeSpan.FromSeconds(1),
+            MaxRecipients = 100,
+            LeaseDuration = Lease,
+            MaxJobsInFlight = 100,
+            MaxJobsInFlightPerDomain = 2,
+        };
+        var claimed = (await Spool.ClaimDueAsync(request, CancellationToken.None)).SelectMany(j => j.Recipients).Select(r => r.RecipientId).ToHashSet();
+        Assert.Equal(2, claimed.Count);
+
+        // xmax is the last transaction that updated, deleted or locked a row version: a row lock leaves it set.
+        await using var connection = new Npgsql.NpgsqlConnection(((PostgresStores)Stores).ConnectionString);
+        await connection.OpenAsync(CancellationToken.None);
+        await using var command = new Npgsql.NpgsqlCommand("SELECT id, xmax::text::bigint FROM spool.recipients", connection);
+        await using var reader = await command.ExecuteReaderAsync(CancellationToken.None);
+        var untouched = 0;
+        while (await reader.ReadAsync(CancellationToken.None))
+        {
+            if (!claimed.Contains(reader.GetInt64(0)))
+            {
+                Assert.Equal(0L, reader.GetInt64(1));
+                untouched++;
+            }
+        }
+
+        Assert.Equal(8, untouched);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("Received: from client\r\nSubject: rewritten\r\n")]
