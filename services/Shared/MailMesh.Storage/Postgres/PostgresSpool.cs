@@ -67,8 +67,9 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         ), full_domains AS (
             SELECT domain FROM inflight WHERE jobs >= @max_domain_jobs
         ), due AS (
-            -- Nothing is scanned (or locked) when the window has no room, and nothing of a domain whose own window is
-            -- full: a backlog behind a full window costs no row locks per round (issue 8).
+            -- Nothing is scanned when the window has no room. Rows of a domain whose own window is full are not taken,
+            -- but the scan still reads them and filters them out, so that cost grows with the domain's backlog
+            -- (docs/performance.md, session 19).
             SELECT id, message_id, domain, next_attempt_at AS due_at
             FROM spool.recipients
             WHERE state IN (0, 2) AND next_attempt_at <= @now
