@@ -89,10 +89,17 @@ internal sealed class Pop3Session
         }
         finally
         {
-            if (_lock is not null)
-            {
-                await _lock.DisposeAsync();
-            }
+            await ReleaseLockAsync();
+        }
+    }
+
+    /// <summary>Gives the maildrop lock back (once): at QUIT before its reply, else when the connection ends.</summary>
+    private async Task ReleaseLockAsync()
+    {
+        if (_lock is { } held)
+        {
+            _lock = null;
+            await held.DisposeAsync();
         }
     }
 
@@ -651,6 +658,9 @@ internal sealed class Pop3Session
             }
         }
 
+        // The lock goes before the reply: a client that reads +OK and opens its next session at once must find the
+        // maildrop free (it found it still locked, now and then, when the lock went only as the connection closed).
+        await ReleaseLockAsync();
         var left = _messages.Count - deleted.Count;
         Write("+OK " + _services.Options.HostName + " POP3 server signing off (" + (left == 0 ? "maildrop empty" : left + " messages left") + ")");
     }
