@@ -243,14 +243,19 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         SELECT id, lease_id FROM applied
         """;
 
-    // A separate statement after the updates, so it sees them.
-    private const string CompleteMessagesSql =
+    // A separate statement after the updates, so it sees them. Each message's recipients are read through
+    // recipients_message_id alone: the state test is the aggregate's FILTER, not a WHERE term, so no partial index on
+    // state can be combined in. With "WHERE message_id = ... AND state IN (0, 1, 2)" the planner ANDed in a bitmap of
+    // the whole recipients_pending index (it implies that index's predicate, and statistics taken on a quiet spool say
+    // it is small), read once per message: 25,000 entries, most of them dead, for each of 80 messages, 78 ms per
+    // batch and 40 % of PostgreSQL's CPU in a paced distributed run (issue 8, session 20).
+    internal const string CompleteMessagesSql =
         """
         UPDATE spool.messages AS m
         SET completed_at = c.completed_at
         FROM unnest(@message_ids, @completed_at) AS c(id, completed_at)
         WHERE m.id = c.id AND m.completed_at IS NULL
-            AND NOT EXISTS (SELECT 1 FROM spool.recipients AS r WHERE r.message_id = c.id AND r.state IN (0, 1, 2))
+            AND (SELECT count(*) FILTER (WHERE r.state IN (0, 1, 2)) FROM spool.recipients AS r WHERE r.message_id = c.id) = 0
         """;
 
     private const string StatusesMessagesSql =
