@@ -106,12 +106,26 @@ PG_VERSION="$(ls /usr/lib/postgresql | sort -V | tail -n1)"
 if ! $SUDO pg_lsclusters -h 2>/dev/null | grep -q "^$PG_VERSION main"; then
   $SUDO pg_createcluster "$PG_VERSION" main -p "$PG_PORT" >/dev/null
 fi
-if ! $SUDO pg_lsclusters -h | awk -v v="$PG_VERSION" '$1==v && $2=="main" {print $4}' | grep -q online; then
-  $SUDO pg_ctlcluster "$PG_VERSION" main start -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c max_connections=300 -c fsync=on"
+PG_OPTIONS="-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c max_connections=300 -c fsync=on"
+pg_online() { $SUDO pg_lsclusters -h | awk -v v="$PG_VERSION" '$1==v && $2=="main" {print $4}' | grep -q online; }
+pg_wait() {
+  for _ in $(seq 1 60); do
+    su postgres -c "psql -p $PG_PORT -qAtc 'select 1'" >/dev/null 2>&1 && break || sleep 0.5
+  done
+}
+if ! pg_online; then
+  $SUDO pg_ctlcluster "$PG_VERSION" main start -o "$PG_OPTIONS"
 fi
-for _ in $(seq 1 60); do
-  su postgres -c "psql -p $PG_PORT -qAtc 'select 1'" >/dev/null 2>&1 && break || sleep 0.5
-done
+pg_wait
+# A cluster someone else started (by hand, or a package's own start) runs without these options: the suites open more
+# than the default 100 connections, so restart it with them.
+pg_settings="$(su postgres -c "psql -p $PG_PORT -qAtc \"select current_setting('max_connections') || ' ' || current_setting('listen_addresses') || ' ' || current_setting('fsync')\"" 2>/dev/null || true)"
+if [ "$pg_settings" != "300 127.0.0.1 on" ]; then
+  echo "deps: PostgreSQL $PG_VERSION was running with max_connections, listen_addresses, fsync = ${pg_settings:-unknown}; restarting it with 300, 127.0.0.1, on" >&2
+  $SUDO pg_ctlcluster "$PG_VERSION" main stop -m fast || true
+  $SUDO pg_ctlcluster "$PG_VERSION" main start -o "$PG_OPTIONS"
+  pg_wait
+fi
 psql_admin() { su postgres -c "psql -p $PG_PORT -v ON_ERROR_STOP=1 -qAtc \"$1\""; }
 psql_admin "select 1 from pg_roles where rolname='mailmesh'" | grep -q 1 ||
   psql_admin "create role mailmesh login createdb password 'mailmesh'"
