@@ -248,7 +248,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     // state can be combined in. With "WHERE message_id = ... AND state IN (0, 1, 2)" the planner ANDed in a bitmap of
     // the whole recipients_pending index (it implies that index's predicate, and statistics taken on a quiet spool say
     // it is small), read once per message: 25,000 entries, most of them dead, for each of 80 messages, 78 ms per
-    // batch and 40 % of PostgreSQL's CPU in a paced distributed run (issue 8, session 20).
+    // batch, more executor time than the claims in a paced distributed run (issue 8, session 20).
     internal const string CompleteMessagesSql =
         """
         UPDATE spool.messages AS m
