@@ -47,7 +47,8 @@ internal sealed class DeliverMessageConsumer(
     TimeProvider time,
     ILogger<DeliverMessageConsumer> logger,
     Pools.PoolSelector pools,
-    Shaper shaper) : IConsumer<DeliverMessage>
+    Shaper shaper,
+    DeliverySlots slots) : IConsumer<DeliverMessage>, IConsumer<DeliverMessages>
 {
     /// <summary>Lease length when the work item does not say (an older Queue) and its lease has already run out.</summary>
     private static readonly TimeSpan FallbackLeaseDuration = TimeSpan.FromMinutes(1);
@@ -57,9 +58,27 @@ internal sealed class DeliverMessageConsumer(
 
     private readonly DeliveryOptions _options = options.Value;
 
-    public async Task Consume(ConsumeContext<DeliverMessage> context)
+    /// <summary>One work item: its attempt continues the consume span, which MassTransit put in the message's trace.</summary>
+    public Task Consume(ConsumeContext<DeliverMessage> context) =>
+        AttemptAsync(context, context.Message, Activity.Current?.Context ?? default);
+
+    /// <summary>
+    /// Several work items of one claim (issue 8): each is attempted as if it had come alone, at once, within
+    /// <see cref="DeliverySlots"/>, its span in its own message's trace (<see cref="DeliverMessage.TraceParent"/>). Only
+    /// an attempt's start can throw (taking the lease); the consume then fails after every other item has finished, and
+    /// MassTransit's retry repeats the batch: items already attempted are not attempted again, because their lease is
+    /// held by this consume's owner or their result is recorded, so a new consume cannot take it.
+    /// </summary>
+    public async Task Consume(ConsumeContext<DeliverMessages> context)
     {
-        var request = context.Message;
+        var consume = Activity.Current?.Context ?? default;
+        await Task.WhenAll(context.Message.Jobs.Select(job =>
+            AttemptAsync(context, job, Telemetry.ParseTraceParent(job.TraceParent) ?? consume)));
+    }
+
+    private async Task AttemptAsync(ConsumeContext context, DeliverMessage request, ActivityContext parent)
+    {
+        using var slot = await slots.AcquireAsync(context.CancellationToken);
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
         var duration = request.LeaseDuration is { } configured && configured > TimeSpan.Zero ? configured
@@ -88,7 +107,7 @@ internal sealed class DeliverMessageConsumer(
         // attempt under the context stored at acceptance), and also links to the span that accepted the message.
         var links = Telemetry.ParseTraceParent(message.TraceParent) is { } accepted ? new[] { new ActivityLink(accepted) } : null;
         using var activity = DeliveryMetrics.ActivitySource.StartActivity(
-            ActivityKind.Client, parentContext: Activity.Current?.Context ?? default, links: links, name: "smtp.deliver");
+            ActivityKind.Client, parentContext: parent, links: links, name: "smtp.deliver");
         activity?.SetTag("mailmesh.message.id", request.MessageId);
         activity?.SetTag("mailmesh.recipient.domain", request.Domain);
         activity?.SetTag("mailmesh.recipients", request.Recipients.Count);

@@ -94,6 +94,7 @@ public static class DeliveryExtensions
             }
         });
 
+        builder.Services.AddSingleton<DeliverySlots>();
         builder.AddBusPart(bus =>
         {
             bus.AddConsumer<DeliverMessageConsumer, DeliverMessageConsumerDefinition>();

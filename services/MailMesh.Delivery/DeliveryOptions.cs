@@ -61,7 +61,10 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// <summary>Domains whose answer Delivery keeps at most; zero disables the cache.</summary>
     public int MxCacheEntries { get; set; } = 10_000;
 
-    /// <summary>DeliverMessage consumed concurrently by one instance.</summary>
+    /// <summary>
+    /// Delivery attempts one instance makes at once, whether their work items came alone (<c>DeliverMessage</c>) or in
+    /// a batch (<c>DeliverMessages</c>); also the consumes it runs at once.
+    /// </summary>
     public int ConcurrentDeliveries { get; set; } = 64;
 
     /// <summary>

@@ -9,7 +9,8 @@ namespace MailMesh.Queue;
 
 /// <summary>
 /// The queue manager's main loop (Postfix <c>qmgr</c>): claim due recipients from the spool in batches, hand each job
-/// (one message, one domain) to Delivery as a <see cref="DeliverMessage"/>, then sleep until the poll interval ends
+/// (one message, one domain) to Delivery as a <see cref="DeliverMessage"/> (several of a claim together, as one
+/// <see cref="DeliverMessages"/>), then sleep until the poll interval ends
 /// or a new message pokes it.
 /// </summary>
 /// <remarks>
@@ -169,9 +170,50 @@ internal sealed class DeliveryScheduler(
             await ExpireAsync(job, now, cancellationToken);
         }
 
-        // Publish concurrently: with publisher confirms each publish is a broker round trip.
-        await Task.WhenAll(jobs.Except(expired).Select(job => DispatchAsync(job, cancellationToken)));
+        // Publish concurrently: with publisher confirms each publish is a broker round trip. Work for Delivery goes in
+        // batches (issue 8), the rest alone: returned mail is applied here, and mailbox domains' work goes to Mailbox.
+        var dispatching = new List<Task>();
+        var remote = new List<DeliveryJob>();
+        foreach (var job in jobs.Except(expired))
+        {
+            if (returnedMail.IsReturnPath(job.Domain) || mailboxDomains.Value.Contains(job.Domain))
+            {
+                dispatching.Add(DispatchAsync(job, cancellationToken));
+            }
+            else
+            {
+                remote.Add(job);
+            }
+        }
+
+        foreach (var batch in Batches(remote, _options.DispatchBatchSize))
+        {
+            dispatching.Add(batch.Count == 1 ? DispatchAsync(batch[0], cancellationToken) : DispatchBatchAsync(batch, cancellationToken));
+        }
+
+        await Task.WhenAll(dispatching);
         return recipients;
+    }
+
+    /// <summary>
+    /// Splits <paramref name="jobs"/> into the fewest batches of at most <paramref name="maxBatch"/>, of sizes that differ
+    /// by one at most (9 jobs in batches of 8 go as 4 and 5, not 8 and 1), in claim order.
+    /// </summary>
+    internal static IEnumerable<List<DeliveryJob>> Batches(List<DeliveryJob> jobs, int maxBatch)
+    {
+        if (jobs.Count == 0)
+        {
+            yield break;
+        }
+
+        var count = (jobs.Count + maxBatch - 1) / maxBatch;
+        var start = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var size = (jobs.Count - start) / (count - i);
+            yield return jobs.GetRange(start, size);
+            start += size;
+        }
     }
 
     /// <summary>
@@ -241,29 +283,10 @@ internal sealed class DeliveryScheduler(
         }
 
         // The publish below runs under this span, so MassTransit carries the message's trace to Delivery.
-        using var activity = QueueTelemetry.StartInMessageTrace("queue.dispatch", ActivityKind.Producer, job.TraceParent, job.MessageId);
-        activity?.SetTag("mailmesh.recipient.domain", job.Domain);
-        activity?.SetTag("mailmesh.recipient.count", job.Recipients.Count);
-        activity?.SetTag("mailmesh.delivery.attempt", job.Recipients.Max(r => r.Attempt));
+        using var activity = StartDispatch(job);
         try
         {
-            var message = new DeliverMessage
-            {
-                MessageId = job.MessageId,
-                Domain = job.Domain,
-                LeaseId = job.LeaseId,
-                LeaseExpiresAt = job.LeaseExpiresAt,
-                LeaseDuration = _options.LeaseDuration,
-                Pool = job.Pool,
-                Recipients = [.. job.Recipients.Select(r => new DeliveryRecipient
-                {
-                    RecipientId = r.RecipientId,
-                    Address = r.Address,
-                    Attempt = r.Attempt,
-                    Notify = r.Notify,
-                    OriginalRecipient = r.OriginalRecipient,
-                })],
-            };
+            var message = ToWork(job, activity);
             // Recipients at a mailbox domain (Policy:MailboxDomains) are stored here by the Mailbox service (issue 9): the
             // same work item, lease and result outbox, another worker.
             await Bounded.RunAsync(
@@ -280,4 +303,80 @@ internal sealed class DeliveryScheduler(
             logger.DispatchFailed(ex, job.MessageId, job.Domain, job.LeaseExpiresAt);
         }
     }
+
+    /// <summary>
+    /// Publishes several jobs for Delivery as one <see cref="DeliverMessages"/>. Each job still has its dispatch span in its
+    /// message's trace, and carries that span's context for Delivery to continue; the publish itself is a span of its
+    /// own, linked to them (as Ingress's announcements are), because one bus message can carry one trace context.
+    /// </summary>
+    private async Task DispatchBatchAsync(List<DeliveryJob> batch, CancellationToken cancellationToken)
+    {
+        var dispatches = new Activity?[batch.Count];
+        var work = new DeliverMessage[batch.Count];
+        try
+        {
+            for (var i = 0; i < batch.Count; i++)
+            {
+                dispatches[i] = StartDispatch(batch[i]);
+                work[i] = ToWork(batch[i], dispatches[i]);
+            }
+
+            // A root of its own: without an explicit parent the span would take the current one, the last dispatch.
+            Activity.Current = null;
+            var links = dispatches.OfType<Activity>().Select(a => new ActivityLink(a.Context)).ToList();
+            using var publish = QueueTelemetry.Source.StartActivity("queue.dispatch_batch", ActivityKind.Producer, parentContext: default, links: links);
+            publish?.SetTag("mailmesh.jobs", batch.Count);
+            try
+            {
+                await Bounded.RunAsync(
+                    token => bus.Publish(new DeliverMessages { Jobs = work }, token), "publishing DeliverMessages", _options.PublishTimeout, time, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // Nothing to undo, as for one job: every job's recipients stay InFlight until their lease expires.
+                publish?.SetStatus(ActivityStatusCode.Error);
+                publish?.AddException(ex);
+                foreach (var (job, dispatch) in batch.Zip(dispatches))
+                {
+                    dispatch?.SetStatus(ActivityStatusCode.Error);
+                    logger.DispatchFailed(ex, job.MessageId, job.Domain, job.LeaseExpiresAt);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var dispatch in dispatches)
+            {
+                dispatch?.Dispose();
+            }
+        }
+    }
+
+    private static Activity? StartDispatch(DeliveryJob job)
+    {
+        var activity = QueueTelemetry.StartInMessageTrace("queue.dispatch", ActivityKind.Producer, job.TraceParent, job.MessageId);
+        activity?.SetTag("mailmesh.recipient.domain", job.Domain);
+        activity?.SetTag("mailmesh.recipient.count", job.Recipients.Count);
+        activity?.SetTag("mailmesh.delivery.attempt", job.Recipients.Max(r => r.Attempt));
+        return activity;
+    }
+
+    private DeliverMessage ToWork(DeliveryJob job, Activity? dispatch) => new()
+    {
+        MessageId = job.MessageId,
+        Domain = job.Domain,
+        LeaseId = job.LeaseId,
+        LeaseExpiresAt = job.LeaseExpiresAt,
+        LeaseDuration = _options.LeaseDuration,
+        Pool = job.Pool,
+        TraceParent = dispatch?.Id,
+        Recipients = [.. job.Recipients.Select(r => new DeliveryRecipient
+        {
+            RecipientId = r.RecipientId,
+            Address = r.Address,
+            Attempt = r.Attempt,
+            Notify = r.Notify,
+            OriginalRecipient = r.OriginalRecipient,
+        })],
+    };
 }

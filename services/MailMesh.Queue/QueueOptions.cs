@@ -101,6 +101,14 @@ public sealed class QueueOptions : IValidatedOptions
     /// <summary>The in-flight window per destination domain (like Postfix's per-destination concurrency limit).</summary>
     public int MaxJobsInFlightPerDomain { get; set; } = 64;
 
+    /// <summary>
+    /// Most work items (jobs) in one <c>DeliverMessages</c> bus message. The jobs of a claim are split into batches of
+    /// nearly equal size, none larger than this; a claim of one job sends a plain <c>DeliverMessage</c>. Larger batches
+    /// cost the broker less per mail; smaller ones spread a burst over more Delivery replicas (each batch goes to one).
+    /// 1 sends every job alone.
+    /// </summary>
+    public int DispatchBatchSize { get; set; } = 8;
+
     /// <summary>Longest the scheduler and the result applier wait for one spool call before the round fails and is retried.</summary>
     public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -188,6 +196,12 @@ public sealed class QueueOptions : IValidatedOptions
         if (!double.IsFinite(Jitter) || Jitter is < 0.0 or >= 1.0)
         {
             yield return $"{SectionName}:{nameof(Jitter)}: must be a fraction in [0, 1) (was {Jitter})";
+        }
+
+        if (DispatchBatchSize is < 1 or > 1_000)
+        {
+            // A batch is one bus message of about 300 bytes per job.
+            yield return $"{SectionName}:{nameof(DispatchBatchSize)}: must be between 1 and 1000 (was {DispatchBatchSize})";
         }
 
         if (ClaimBatchSize is < 1 or > 100_000)

@@ -416,6 +416,73 @@ public sealed class DeliverMessageConsumerTests
     }
 
     [Fact]
+    public async Task A_batch_of_work_items_is_attempted_item_by_item_each_in_its_own_trace_and_a_held_lease_is_not_sent()
+    {
+        // Issue 8: Queue sends the jobs of a claim together (DeliverMessages). Each is attempted as if it came alone: its
+        // own lease, its own result, its attempt's span in its own message's trace; a job whose lease another consumer
+        // holds is not sent, and does not stop the others.
+        var attempts = new System.Collections.Concurrent.ConcurrentBag<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == DeliveryMetrics.ActivitySource.Name,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) =>
+                System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = a =>
+            {
+                if (a.OperationName == "smtp.deliver")
+                {
+                    attempts.Add(a);
+                }
+            },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        await using var f = await DeliveryFixture.StartAsync();
+        f.Route("dest.test", f.Sink);
+        var jobs = Enumerable.Range(0, 4).Select(i => DeliveryFixture.Request(f.Store(Message($"job {i}\r\n")).Id, "dest.test", $"rcpt{i}@dest.test") with
+        {
+            TraceParent = $"00-{System.Diagnostics.ActivityTraceId.CreateRandom()}-{System.Diagnostics.ActivitySpanId.CreateRandom()}-01",
+        }).ToList();
+        var held = jobs[3];
+        f.Spool.Owners[held.LeaseId] = Guid.NewGuid();
+
+        await f.Harness.Bus.Publish(new DeliverMessages { Jobs = jobs });
+        var results = await Task.WhenAll(jobs.Take(3).Select(j => f.AttemptedAsync(j.LeaseId)));
+
+        Assert.All(results, r => Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(r.Results).Outcome));
+        Assert.Equal(["rcpt0@dest.test", "rcpt1@dest.test", "rcpt2@dest.test"], (await f.Sink.WaitForMessagesAsync(3)).SelectMany(m => m.Recipients).Order());
+        Assert.True(await f.Harness.Consumed.Any<DeliverMessages>());
+        Assert.False(f.Spool.IsRecorded(held.LeaseId));
+        Assert.Equal(3, f.Sink.Messages.Count);
+        foreach (var job in jobs.Take(3))
+        {
+            await DeliveryFixture.WaitUntilAsync(() => attempts.Any(a => Equals(a.GetTagItem("mailmesh.message.id"), job.MessageId)));
+            var attempt = Assert.Single(attempts, a => Equals(a.GetTagItem("mailmesh.message.id"), job.MessageId));
+            Assert.Equal(job.TraceParent, $"00-{attempt.TraceId}-{attempt.ParentSpanId}-01");
+        }
+    }
+
+    [Fact]
+    public async Task A_batch_makes_no_more_attempts_at_once_than_ConcurrentDeliveries()
+    {
+        // One consume, many attempts: the process-wide slots bound them, not the consumes (ConcurrentMessageLimit).
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?>
+        {
+            ["Delivery:ConcurrentDeliveries"] = "2",
+            ["Delivery:MaxConnectionsPerDestination"] = "10",
+        });
+        f.Route("dest.test", f.Sink);
+        f.Sink.DataReplyDelay = TimeSpan.FromMilliseconds(150);
+        var jobs = Enumerable.Range(0, 6).Select(_ => DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test")).ToList();
+
+        await f.Harness.Bus.Publish(new DeliverMessages { Jobs = jobs });
+        var results = await Task.WhenAll(jobs.Select(j => f.AttemptedAsync(j.LeaseId)));
+
+        Assert.All(results, r => Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(r.Results).Outcome));
+        Assert.InRange(f.Sink.MaxConcurrentSessions, 1, 2);
+        Assert.InRange(f.Sink.ConnectionCount, 1, 2);
+    }
+
+    [Fact]
     public async Task Too_many_recipients_go_in_a_further_transaction_on_the_same_connection()
     {
         await using var f = await DeliveryFixture.StartAsync();

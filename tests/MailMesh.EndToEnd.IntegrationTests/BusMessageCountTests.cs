@@ -10,7 +10,7 @@ namespace MailMesh.EndToEnd.IntegrationTests;
 
 /// <summary>
 /// Issue 8: on the hot path a mail crosses the broker at most three times (the MessagesReceived batch that announces
-/// it, DeliverMessage, the MessageEvents batch that carries its result's event): policy decisions are made in the Ingress process, MX answers
+/// it, DeliverMessage or the DeliverMessages batch of its claim, the MessageEvents batch that carries its result's event): policy decisions are made in the Ingress process, MX answers
 /// are kept in Delivery, and results travel through the spool's outbox. Counted at every service's bus, over real
 /// RabbitMQ.
 /// </summary>
@@ -56,7 +56,9 @@ public sealed class BusMessageCountTests
         Assert.True(total <= 3 * Mails, $"{total} bus messages for {Mails} mails: {Describe(counts)}");
         Assert.DoesNotContain("MessageReceived", counts.Keys); // Ingress announces in batches
         Assert.InRange(counts.GetValueOrDefault("MessagesReceived"), 1, Mails);
-        Assert.Equal(Mails, counts.GetValueOrDefault("DeliverMessage"));
+        // Every mail's work item went to Delivery once, alone or in a DeliverMessages batch of its claim.
+        Assert.Equal(Mails, counter.WorkItems);
+        Assert.InRange(counts.GetValueOrDefault("DeliverMessage") + counts.GetValueOrDefault("DeliverMessages"), 1, Mails);
         Assert.DoesNotContain("ResolveMx", counts.Keys);
         Assert.DoesNotContain(counts.Keys, type => type.StartsWith("Check", StringComparison.Ordinal));
         Assert.DoesNotContain("MessageEvent", counts.Keys); // events travel in batches, never one bus message each
@@ -90,6 +92,10 @@ public sealed class BusMessageCountTests
     {
         private readonly ConcurrentDictionary<string, int> _counts = new(StringComparer.Ordinal);
         private int _events;
+        private int _workItems;
+
+        /// <summary>Work items published for Delivery: each DeliverMessage, and each job of a DeliverMessages batch.</summary>
+        public int WorkItems => Volatile.Read(ref _workItems);
 
         public void Observe(IBus bus)
         {
@@ -101,6 +107,7 @@ public sealed class BusMessageCountTests
         {
             _counts.Clear();
             Interlocked.Exchange(ref _events, 0);
+            Interlocked.Exchange(ref _workItems, 0);
         }
 
         public IReadOnlyDictionary<string, int> Snapshot() => new Dictionary<string, int>(_counts, StringComparer.Ordinal);
@@ -124,6 +131,13 @@ public sealed class BusMessageCountTests
             {
                 Interlocked.Add(ref _events, batch.Events.Count);
             }
+
+            Interlocked.Add(ref _workItems, context.Message switch
+            {
+                Contracts.DeliverMessage => 1,
+                Contracts.DeliverMessages work => work.Jobs.Count,
+                _ => 0,
+            });
 
             return Task.CompletedTask;
         }

@@ -83,8 +83,9 @@ internal sealed class BusProbe : IPublishObserver, IConsumeObserver
         where T : class => Task.CompletedTask;
 
     /// <summary>
-    /// Records the message; a <see cref="Contracts.MessageEvents"/> batch also records each of its events, so that
-    /// <c>Published&lt;MessageEvent&gt;()</c> sees every event, however it travelled.
+    /// Records the message; a <see cref="Contracts.MessageEvents"/> batch also records each of its events, and a
+    /// <see cref="Contracts.DeliverMessages"/> batch each of its work items, so that <c>Published&lt;MessageEvent&gt;()</c>
+    /// and <c>Published&lt;DeliverMessage&gt;()</c> see every one, however it travelled.
     /// </summary>
     public Task PostPublish<T>(PublishContext<T> context)
         where T : class
@@ -95,6 +96,10 @@ internal sealed class BusProbe : IPublishObserver, IConsumeObserver
             if (context.Message is Contracts.MessageEvents batch)
             {
                 p._published.AddRange(batch.Events);
+            }
+            else if (context.Message is Contracts.DeliverMessages work)
+            {
+                p._published.AddRange(work.Jobs);
             }
         });
         return Task.CompletedTask;

@@ -29,6 +29,58 @@ public sealed class DeliverySchedulerTests
         await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id && m.Domain == "other.example");
     }
 
+    [Fact]
+    public async Task The_jobs_of_one_claim_go_to_Delivery_in_batches_of_at_most_DispatchBatchSize()
+    {
+        // Issue 8: one bus message per job was the broker's largest cost per mail. Five jobs in batches of at most two:
+        // 2 + 2 + 1, the one alone as a plain DeliverMessage; every job once, each under its own lease.
+        await using var host = await QueueTestHost.StartAsync(o => o.DispatchBatchSize = 2);
+        var ids = new List<Guid>();
+        for (var i = 0; i < 5; i++)
+        {
+            ids.Add(await host.StoreAsync());
+        }
+
+        await using var scheduler = await StartSchedulerAsync(host);
+        foreach (var id in ids)
+        {
+            await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id);
+        }
+
+        var batches = host.Probe.Published<DeliverMessages>();
+        Assert.Equal([2, 2], batches.Select(b => b.Jobs.Count));
+        var work = host.Probe.Published<DeliverMessage>();
+        Assert.Equal(ids.Order(), work.Select(w => w.MessageId).Order());
+        Assert.Equal(5, work.Select(w => w.LeaseId).Distinct().Count());
+        Assert.All(work, w => Assert.Equal(host.Options.LeaseDuration, w.LeaseDuration));
+    }
+
+    [Theory]
+    [InlineData(0, 8, new int[0])]
+    [InlineData(1, 8, new[] { 1 })]
+    [InlineData(8, 8, new[] { 8 })]
+    [InlineData(9, 8, new[] { 4, 5 })]
+    [InlineData(17, 8, new[] { 5, 6, 6 })]
+    [InlineData(64, 8, new[] { 8, 8, 8, 8, 8, 8, 8, 8 })]
+    [InlineData(3, 1, new[] { 1, 1, 1 })]
+    public void A_claim_is_split_into_the_fewest_batches_of_nearly_equal_size(int jobs, int maxBatch, int[] sizes)
+    {
+        var claimed = Enumerable.Range(0, jobs).Select(i => new DeliveryJob
+        {
+            MessageId = Guid.NewGuid(),
+            Domain = "dest.example",
+            LeaseId = Guid.NewGuid(),
+            LeaseExpiresAt = DateTimeOffset.UnixEpoch,
+            ReceivedAt = DateTimeOffset.UnixEpoch,
+            Recipients = [],
+        }).ToList();
+
+        var batches = DeliveryScheduler.Batches(claimed, maxBatch).ToList();
+
+        Assert.Equal(sizes, batches.Select(b => b.Count));
+        Assert.Equal(claimed, batches.SelectMany(b => b)); // every job once, in claim order
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

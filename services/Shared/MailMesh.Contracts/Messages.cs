@@ -49,6 +49,24 @@ public sealed record DeliverMessage
     /// chooses by sender domain or its default pool. Null from an older Queue; Delivery then reads the stored one.
     /// </summary>
     public string? Pool { get; init; }
+
+    /// <summary>
+    /// The W3C traceparent of Queue's dispatch span for this work item, in the message's own trace. Delivery parents its
+    /// attempt on it when the item came in a <see cref="DeliverMessages"/> batch (whose bus headers carry the batch's
+    /// trace, not the message's); alone on the bus the headers carry the same context. Null from an older Queue.
+    /// </summary>
+    public string? TraceParent { get; init; }
+}
+
+/// <summary>
+/// Sent by Queue to Delivery: several <see cref="DeliverMessage"/> work items of one claim in one bus message (issue 8:
+/// the broker carried one message per job, the largest part of its cost per mail). Each item keeps its own lease and is
+/// delivered and answered exactly as if it had come alone; a claim that yields one item sends it alone. The batch is
+/// bounded (<c>Queue:DispatchBatchSize</c>) so that the work of one claim still spreads over several Delivery replicas.
+/// </summary>
+public sealed record DeliverMessages
+{
+    public required IReadOnlyList<DeliverMessage> Jobs { get; init; }
 }
 
 /// <summary>
