@@ -424,7 +424,7 @@ public sealed class DeliverMessageConsumerTests
         var attempts = new System.Collections.Concurrent.ConcurrentBag<System.Diagnostics.Activity>();
         using var listener = new System.Diagnostics.ActivityListener
         {
-            ShouldListenTo = source => source.Name == DeliveryMetrics.ActivitySource.Name,
+            ShouldListenTo = source => source.Name == DeliveryMetrics.MeterName,
             Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) =>
                 System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = a =>

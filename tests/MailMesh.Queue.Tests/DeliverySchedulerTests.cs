@@ -34,6 +34,21 @@ public sealed class DeliverySchedulerTests
     {
         // Issue 8: one bus message per job was the broker's largest cost per mail. Five jobs in batches of at most two:
         // 2 + 2 + 1, the one alone as a plain DeliverMessage; every job once, each under its own lease.
+        var dispatches = new System.Collections.Concurrent.ConcurrentDictionary<Guid, string>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ServiceDefaults.Telemetry.Prefix + ".Queue",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) =>
+                System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = a =>
+            {
+                if (a.OperationName == "queue.dispatch" && a.GetTagItem("mailmesh.message.id") is Guid id)
+                {
+                    dispatches[id] = a.Id!;
+                }
+            },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
         await using var host = await QueueTestHost.StartAsync(o => o.DispatchBatchSize = 2);
         var ids = new List<Guid>();
         for (var i = 0; i < 5; i++)
@@ -53,6 +68,18 @@ public sealed class DeliverySchedulerTests
         Assert.Equal(ids.Order(), work.Select(w => w.MessageId).Order());
         Assert.Equal(5, work.Select(w => w.LeaseId).Distinct().Count());
         Assert.All(work, w => Assert.Equal(host.Options.LeaseDuration, w.LeaseDuration));
+
+        // Each job carries its own dispatch span, in its message's trace, for Delivery to continue (the spans end once
+        // their batch is published).
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15)))
+        {
+            while (dispatches.Count < ids.Count)
+            {
+                await Task.Delay(10, timeout.Token);
+            }
+        }
+
+        Assert.All(batches.SelectMany(b => b.Jobs), w => Assert.Equal(dispatches[w.MessageId], w.TraceParent));
     }
 
     [Theory]

@@ -43,7 +43,10 @@ public sealed class SchedulerResilienceTests
         var published = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == id);
         await AdvanceUntilAsync(host, published);
 
-        Assert.Equal(2, faults.Claims);
+        // The hung claim, then the one that claimed and published; as above, the clock keeps moving until the test sees
+        // the publish, so on a busy machine more (empty) rounds may have run by then.
+        Assert.Equal(0, faults.HangClaims);
+        Assert.True(faults.Claims >= 2, $"{faults.Claims} claims");
     }
 
     [Fact]
