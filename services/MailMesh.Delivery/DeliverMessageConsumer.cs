@@ -48,7 +48,8 @@ internal sealed class DeliverMessageConsumer(
     ILogger<DeliverMessageConsumer> logger,
     Pools.PoolSelector pools,
     Shaper shaper,
-    DeliverySlots slots) : IConsumer<DeliverMessage>, IConsumer<DeliverMessages>
+    DeliverySlots slots,
+    IHostApplicationLifetime lifetime) : IConsumer<DeliverMessage>, IConsumer<DeliverMessages>
 {
     /// <summary>Lease length when the work item does not say (an older Queue) and its lease has already run out.</summary>
     private static readonly TimeSpan FallbackLeaseDuration = TimeSpan.FromMinutes(1);
@@ -60,7 +61,7 @@ internal sealed class DeliverMessageConsumer(
 
     /// <summary>One work item: its attempt continues the consume span, which MassTransit put in the message's trace.</summary>
     public Task Consume(ConsumeContext<DeliverMessage> context) =>
-        AttemptAsync(context, context.Message, Activity.Current?.Context ?? default);
+        AttemptAsync(context, context.Message, Activity.Current?.Context ?? default, handBack: CancellationToken.None);
 
     /// <summary>
     /// Several work items of one claim (issue 8): each is attempted as if it had come alone, at once, within
@@ -69,14 +70,22 @@ internal sealed class DeliverMessageConsumer(
     /// MassTransit's retry repeats the batch: items already attempted are not attempted again, because their lease is
     /// held by this consume's owner or their result is recorded, so a new consume cannot take it.
     /// </summary>
+    /// <remarks>
+    /// A replica holds at most Delivery:ConcurrentDeliveries consumes, so with batches up to that many times
+    /// Queue:DispatchBatchSize work items, of which it attempts ConcurrentDeliveries at once. An item that gets its slot
+    /// once this process is stopping is not started: it goes back to Queue not attempted and due at once (as a one-item
+    /// consume not yet started goes back to the broker), for another replica.
+    /// </remarks>
     public async Task Consume(ConsumeContext<DeliverMessages> context)
     {
         var consume = Activity.Current?.Context ?? default;
         await Task.WhenAll(context.Message.Jobs.Select(job =>
-            AttemptAsync(context, job, Telemetry.ParseTraceParent(job.TraceParent) ?? consume)));
+            AttemptAsync(context, job, Telemetry.ParseTraceParent(job.TraceParent) ?? consume, lifetime.ApplicationStopping)));
     }
 
-    private async Task AttemptAsync(ConsumeContext context, DeliverMessage request, ActivityContext parent)
+    /// <param name="handBack">Once cancelled, an item that has its slot and lease is handed back not attempted instead
+    /// of delivered (see <see cref="Consume(ConsumeContext{DeliverMessages})"/>).</param>
+    private async Task AttemptAsync(ConsumeContext context, DeliverMessage request, ActivityContext parent, CancellationToken handBack)
     {
         using var slot = await slots.AcquireAsync(context.CancellationToken);
         var startedAt = time.GetUtcNow();
@@ -117,7 +126,9 @@ internal sealed class DeliverMessageConsumer(
         {
             try
             {
-                outcome = await DeliverAsync(request, message, attempt.Token);
+                outcome = handBack.IsCancellationRequested
+                    ? HandedBack(request, time.GetUtcNow())
+                    : await DeliverAsync(request, message, attempt.Token);
             }
             catch (OperationCanceledException) when (lease.IsLost)
             {
@@ -479,6 +490,14 @@ internal sealed class DeliverMessageConsumer(
     private static HashSet<System.Net.Sockets.AddressFamily> Families(IReadOnlyList<MxHost> hosts) =>
         [.. hosts.SelectMany(h => h.Addresses).Select(a => IPAddress.TryParse(a, out var ip) ? ip.AddressFamily : System.Net.Sockets.AddressFamily.Unknown)
             .Where(f => f != System.Net.Sockets.AddressFamily.Unknown)];
+
+    /// <summary>
+    /// Every recipient back to Queue not attempted and due at once (<see cref="RecipientResult.NotAttemptedUntil"/> now):
+    /// this process is stopping and had not started the item. RFC 3463 4.3.2: system not accepting network messages.
+    /// </summary>
+    private static AttemptOutcome HandedBack(DeliverMessage request, DateTimeOffset now) =>
+        new([.. request.Recipients.Select(r => SmtpDeliveryAgent.Result(r, DeliveryOutcome.Deferred, 451, "4.3.2",
+            "Not attempted: this Delivery replica was stopping; handed back for another") with { NotAttemptedUntil = now })], null, null);
 
     /// <summary>Every recipient deferred without an attempt made (Queue does not count it, <see cref="RecipientResult.NotAttempted"/>).</summary>
     private static AttemptOutcome NotAttempted(DeliverMessage request, int code, string enhanced, string text) =>

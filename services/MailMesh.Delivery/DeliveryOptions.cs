@@ -70,7 +70,8 @@ public sealed class DeliveryOptions : IValidatedOptions
     /// <summary>
     /// On a graceful stop (SIGTERM): how long deliveries in progress may run to their end-of-data reply before their
     /// cancellation token fires (MassTransit's ConsumerStopTimeout). Work not yet started goes back to the broker for
-    /// another replica; a delivery cut off is re-driven by Queue when its lease expires. The host's shutdown timeout and
+    /// another replica (a work item of a batch whose consume has begun goes back to Queue, not attempted and due at
+    /// once); a delivery cut off is re-driven by Queue when its lease expires. The host's shutdown timeout and
     /// the bus's stop timeout are raised to this plus 10 seconds if shorter.
     /// </summary>
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(20);

@@ -8,7 +8,10 @@ namespace MailMesh.Delivery;
 /// waits for a slot before it takes its lease, so work waiting here holds nothing in the spool, and a lease that runs
 /// out meanwhile is simply not taken.
 /// </summary>
-internal sealed class DeliverySlots(IOptions<DeliveryOptions> options) : IDisposable
+/// <remarks>Never disposed: an attempt that outlives the host's stop still gives its slot back.</remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification =
+    "A SemaphoreSlim holds no OS handle unless its AvailableWaitHandle is asked for (never here); disposing it would break the release of an attempt that outlives the host.")]
+internal sealed class DeliverySlots(IOptions<DeliveryOptions> options)
 {
     private readonly SemaphoreSlim _slots = new(options.Value.ConcurrentDeliveries, options.Value.ConcurrentDeliveries);
 
@@ -18,8 +21,6 @@ internal sealed class DeliverySlots(IOptions<DeliveryOptions> options) : IDispos
         await _slots.WaitAsync(cancellationToken);
         return new Slot(_slots);
     }
-
-    public void Dispose() => _slots.Dispose();
 
     internal readonly struct Slot(SemaphoreSlim slots) : IDisposable
     {

@@ -317,6 +317,8 @@ internal sealed class DeliveryScheduler(
         {
             for (var i = 0; i < batch.Count; i++)
             {
+                // A message stored without a trace context gets a root span, not a child of the previous job's dispatch.
+                Activity.Current = null;
                 dispatches[i] = StartDispatch(batch[i]);
                 work[i] = ToWork(batch[i], dispatches[i]);
             }

@@ -104,8 +104,9 @@ public sealed class QueueOptions : IValidatedOptions
     /// <summary>
     /// Most work items (jobs) in one <c>DeliverMessages</c> bus message. The jobs of a claim are split into batches of
     /// nearly equal size, none larger than this; a claim of one job sends a plain <c>DeliverMessage</c>. Larger batches
-    /// cost the broker less per mail; smaller ones spread a burst over more Delivery replicas (each batch goes to one).
-    /// 1 sends every job alone.
+    /// cost the broker less per mail; smaller ones spread a burst over more Delivery replicas (each batch goes to one), and
+    /// a Delivery replica holds up to <c>Delivery:ConcurrentDeliveries</c> batches while it attempts that many jobs at
+    /// once. 1 sends every job alone (for a Delivery older than batches). At most 64.
     /// </summary>
     public int DispatchBatchSize { get; set; } = 8;
 
@@ -198,10 +199,10 @@ public sealed class QueueOptions : IValidatedOptions
             yield return $"{SectionName}:{nameof(Jitter)}: must be a fraction in [0, 1) (was {Jitter})";
         }
 
-        if (DispatchBatchSize is < 1 or > 1_000)
+        if (DispatchBatchSize is < 1 or > 64)
         {
-            // A batch is one bus message of about 300 bytes per job.
-            yield return $"{SectionName}:{nameof(DispatchBatchSize)}: must be between 1 and 1000 (was {DispatchBatchSize})";
+            // A Delivery replica holds up to Delivery:ConcurrentDeliveries batches and attempts that many jobs at once.
+            yield return $"{SectionName}:{nameof(DispatchBatchSize)}: must be between 1 and 64 (was {DispatchBatchSize})";
         }
 
         if (ClaimBatchSize is < 1 or > 100_000)

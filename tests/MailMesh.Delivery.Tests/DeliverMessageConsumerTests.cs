@@ -462,9 +462,10 @@ public sealed class DeliverMessageConsumerTests
     }
 
     [Fact]
-    public async Task A_batch_makes_no_more_attempts_at_once_than_ConcurrentDeliveries()
+    public async Task Batches_make_no_more_attempts_at_once_than_ConcurrentDeliveries()
     {
-        // One consume, many attempts: the process-wide slots bound them, not the consumes (ConcurrentMessageLimit).
+        // Two consumes, six attempts: the slots are the process's, not each consume's (ConcurrentMessageLimit alone would
+        // let each batch run all its jobs at once).
         await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?>
         {
             ["Delivery:ConcurrentDeliveries"] = "2",
@@ -474,12 +475,40 @@ public sealed class DeliverMessageConsumerTests
         f.Sink.DataReplyDelay = TimeSpan.FromMilliseconds(150);
         var jobs = Enumerable.Range(0, 6).Select(_ => DeliveryFixture.Request(f.Store(Message()).Id, "dest.test", "rcpt@dest.test")).ToList();
 
-        await f.Harness.Bus.Publish(new DeliverMessages { Jobs = jobs });
+        await Task.WhenAll(f.Harness.Bus.Publish(new DeliverMessages { Jobs = jobs[..3] }), f.Harness.Bus.Publish(new DeliverMessages { Jobs = jobs[3..] }));
         var results = await Task.WhenAll(jobs.Select(j => f.AttemptedAsync(j.LeaseId)));
 
         Assert.All(results, r => Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(r.Results).Outcome));
-        Assert.InRange(f.Sink.MaxConcurrentSessions, 1, 2);
+        Assert.Equal(2, f.Sink.MaxConcurrentSessions);
         Assert.InRange(f.Sink.ConnectionCount, 1, 2);
+    }
+
+    [Fact]
+    public async Task A_batched_item_not_started_when_Delivery_stops_goes_back_not_attempted_and_due_at_once()
+    {
+        // A one-item consume not yet started goes back to the broker on a graceful stop; an item waiting inside a batch's
+        // consume cannot, so it goes back to Queue: not attempted (no attempt counted) and due now, for another replica.
+        await using var f = await DeliveryFixture.StartAsync(settings: new Dictionary<string, string?> { ["Delivery:ConcurrentDeliveries"] = "1" });
+        f.Route("dest.test", f.Sink);
+        f.Sink.DataReplyDelay = TimeSpan.FromMilliseconds(500);
+        var jobs = Enumerable.Range(0, 3).Select(i => DeliveryFixture.Request(f.Store(Message($"job {i}\r\n")).Id, "dest.test", $"rcpt{i}@dest.test")).ToList();
+
+        await f.Harness.Bus.Publish(new DeliverMessages { Jobs = jobs });
+        await DeliveryFixture.WaitUntilAsync(() => f.Spool.Takes >= 1);
+        var stoppingAt = DateTimeOffset.UtcNow;
+        f.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().StopApplication();
+        var results = await Task.WhenAll(jobs.Select(j => f.AttemptedAsync(j.LeaseId)));
+
+        Assert.Single(results, r => r.Results[0].Outcome == DeliveryOutcome.Delivered);
+        var handedBack = results.Where(r => r.Results[0].Outcome != DeliveryOutcome.Delivered).Select(r => Assert.Single(r.Results)).ToList();
+        Assert.Equal(2, handedBack.Count);
+        Assert.All(handedBack, r =>
+        {
+            Assert.Equal((DeliveryOutcome.Deferred, 451, "4.3.2"), (r.Outcome, r.ReplyCode, r.EnhancedCode));
+            Assert.InRange(r.NotAttemptedUntil!.Value, stoppingAt, DateTimeOffset.UtcNow);
+        });
+        Assert.Single(await f.Sink.WaitForMessagesAsync(1));
+        Assert.Single(f.Sink.Messages);
     }
 
     [Fact]

@@ -65,6 +65,40 @@ public sealed class BusMessageCountTests
         Assert.InRange(counts.GetValueOrDefault("MessageEvents"), 1, Mails);
     }
 
+    [Fact]
+    public async Task The_jobs_of_one_claim_cross_the_broker_together_and_each_is_delivered_once()
+    {
+        // Mail accepted while no Queue runs is all due when one starts: its first claim takes the ten jobs and sends them
+        // as two DeliverMessages of five (Queue:DispatchBatchSize 8), over real RabbitMQ, to a real Delivery.
+        await using var mesh = await Mesh.CreateAsync();
+        await mesh.StartAsync();
+        var consumed = new WorkConsumed();
+        mesh.Host(MeshService.Delivery).Services.GetRequiredService<IBus>().ConnectConsumeObserver(consumed);
+        await mesh.Host(MeshService.Queue).StopAsync();
+
+        using var client = new SmtpClient();
+        await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
+        var ids = new List<Guid>();
+        for (var i = 0; i < Mails; i++)
+        {
+            var reply = await client.SendAsync(NewMessage($"batched {i}"));
+            ids.Add(Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]));
+        }
+
+        await client.DisconnectAsync(quit: true);
+        await mesh.StartAsync(MeshService.Queue);
+        foreach (var id in ids)
+        {
+            var status = await mesh.WaitForStatusAsync(id, s => s.Recipients.All(r => r.State == RecipientState.Delivered), Patience);
+            Assert.Equal(1, Assert.Single(status.Recipients).Attempts);
+        }
+
+        Assert.Equal([5, 5], consumed.Batches.Order());
+        Assert.Equal(ids.Order(), consumed.MessageIds.Order());
+        var arrived = mesh.Destination.Messages.Count(m => System.Text.Encoding.ASCII.GetString(m.Data).Contains("Subject: batched ", StringComparison.Ordinal));
+        Assert.Equal(Mails, arrived);
+    }
+
     private static async Task SendAndWaitAsync(DistributedMesh mesh, string subject)
     {
         using var client = new SmtpClient();
@@ -86,6 +120,44 @@ public sealed class BusMessageCountTests
 
     private static string Describe(IReadOnlyDictionary<string, int> counts) =>
         string.Join(", ", counts.OrderByDescending(c => c.Value).Select(c => $"{c.Key} {c.Value}"));
+
+    /// <summary>The work items a Delivery consumed: the size of each DeliverMessages batch, and every job's message.</summary>
+    private sealed class WorkConsumed : IConsumeObserver
+    {
+        private readonly ConcurrentQueue<int> _batches = new();
+        private readonly ConcurrentQueue<Guid> _messageIds = new();
+
+        public IReadOnlyList<int> Batches => [.. _batches];
+
+        public IReadOnlyList<Guid> MessageIds => [.. _messageIds];
+
+        public Task PreConsume<T>(ConsumeContext<T> context)
+            where T : class
+        {
+            switch (context.Message)
+            {
+                case Contracts.DeliverMessages batch:
+                    _batches.Enqueue(batch.Jobs.Count);
+                    foreach (var job in batch.Jobs)
+                    {
+                        _messageIds.Enqueue(job.MessageId);
+                    }
+
+                    break;
+                case Contracts.DeliverMessage job:
+                    _messageIds.Enqueue(job.MessageId);
+                    break;
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task PostConsume<T>(ConsumeContext<T> context)
+            where T : class => Task.CompletedTask;
+
+        public Task ConsumeFault<T>(ConsumeContext<T> context, Exception exception)
+            where T : class => Task.CompletedTask;
+    }
 
     /// <summary>Every message a bus sends or publishes, by message type (a publish is counted once, not also as its send).</summary>
     private sealed class BusMessageCounter : IPublishObserver, ISendObserver

@@ -34,7 +34,7 @@ public sealed class DeliverySchedulerTests
     {
         // Issue 8: one bus message per job was the broker's largest cost per mail. Five jobs in batches of at most two:
         // 2 + 2 + 1, the one alone as a plain DeliverMessage; every job once, each under its own lease.
-        var dispatches = new System.Collections.Concurrent.ConcurrentDictionary<Guid, string>();
+        var dispatches = new System.Collections.Concurrent.ConcurrentDictionary<Guid, (string Id, string? Parent)>();
         using var listener = new System.Diagnostics.ActivityListener
         {
             ShouldListenTo = source => source.Name == ServiceDefaults.Telemetry.Prefix + ".Queue",
@@ -44,7 +44,7 @@ public sealed class DeliverySchedulerTests
             {
                 if (a.OperationName == "queue.dispatch" && a.GetTagItem("mailmesh.message.id") is Guid id)
                 {
-                    dispatches[id] = a.Id!;
+                    dispatches[id] = (a.Id!, a.ParentId);
                 }
             },
         };
@@ -70,7 +70,8 @@ public sealed class DeliverySchedulerTests
         Assert.All(work, w => Assert.Equal(host.Options.LeaseDuration, w.LeaseDuration));
 
         // Each job carries its own dispatch span, in its message's trace, for Delivery to continue (the spans end once
-        // their batch is published).
+        // their batch is published). These messages were stored without a trace context: each dispatch is a root of its
+        // own, not a child of the job dispatched before it in the batch.
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15)))
         {
             while (dispatches.Count < ids.Count)
@@ -79,7 +80,8 @@ public sealed class DeliverySchedulerTests
             }
         }
 
-        Assert.All(batches.SelectMany(b => b.Jobs), w => Assert.Equal(dispatches[w.MessageId], w.TraceParent));
+        Assert.All(batches.SelectMany(b => b.Jobs), w => Assert.Equal(dispatches[w.MessageId].Id, w.TraceParent));
+        Assert.All(ids, id => Assert.Null(dispatches[id].Parent));
     }
 
     [Theory]

@@ -97,6 +97,7 @@ public sealed class RetryScheduleTests
             Jitter = 1.5,
             BackoffMultiplier = 0.5,
             ClaimBatchSize = 0,
+            DispatchBatchSize = 65,
             FirstRetryDelay = TimeSpan.FromHours(2),
             Hostname = "not a host",
         };
@@ -106,9 +107,23 @@ public sealed class RetryScheduleTests
         Assert.Contains(failures, f => f.StartsWith("Queue:Jitter: ", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:BackoffMultiplier: ", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:ClaimBatchSize: ", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("Queue:DispatchBatchSize: must be between 1 and 64", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:FirstRetryDelay: must not exceed", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:Hostname: ", StringComparison.Ordinal));
         Assert.Empty(new QueueOptions().Validate());
+    }
+
+    [Fact]
+    public void A_work_item_handed_back_by_a_stopping_Delivery_is_due_at_once_and_counts_no_attempt()
+    {
+        // A batched item not started when its Delivery replica stopped comes back not attempted until now.
+        var schedule = new RetrySchedule(new QueueOptions(), () => 0.5);
+        var now = Received.AddMinutes(3);
+        var handedBack = Result(DeliveryOutcome.Deferred, 451, "4.3.2") with { NotAttemptedUntil = now };
+
+        var update = schedule.Decide(handedBack, attempt: 2, Received, now, null);
+
+        Assert.Equal((RecipientState.Deferred, now, true), (update.State, update.NextAttemptAt, update.NotAttempted));
     }
 
     [Fact]
