@@ -35,16 +35,7 @@ public sealed class BusMessageCountTests
         await counter.WaitForEventsAsync(1, Patience);
         counter.Reset();
 
-        using var client = new SmtpClient();
-        await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
-        var ids = new List<Guid>();
-        for (var i = 0; i < Mails; i++)
-        {
-            var reply = await client.SendAsync(NewMessage($"counted {i}"));
-            ids.Add(Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]));
-        }
-
-        await client.DisconnectAsync(quit: true);
+        var ids = await SendMailsAsync(mesh, "counted");
         foreach (var id in ids)
         {
             await mesh.WaitForStatusAsync(id, s => s.Recipients.All(r => r.State == RecipientState.Delivered), Patience);
@@ -76,16 +67,7 @@ public sealed class BusMessageCountTests
         mesh.Host(MeshService.Delivery).Services.GetRequiredService<IBus>().ConnectConsumeObserver(consumed);
         await mesh.Host(MeshService.Queue).StopAsync();
 
-        using var client = new SmtpClient();
-        await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
-        var ids = new List<Guid>();
-        for (var i = 0; i < Mails; i++)
-        {
-            var reply = await client.SendAsync(NewMessage($"batched {i}"));
-            ids.Add(Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]));
-        }
-
-        await client.DisconnectAsync(quit: true);
+        var ids = await SendMailsAsync(mesh, "batched");
         await mesh.StartAsync(MeshService.Queue);
         foreach (var id in ids)
         {
@@ -97,6 +79,22 @@ public sealed class BusMessageCountTests
         Assert.Equal(ids.Order(), consumed.MessageIds.Order());
         var arrived = mesh.Destination.Messages.Count(m => System.Text.Encoding.ASCII.GetString(m.Data).Contains("Subject: batched ", StringComparison.Ordinal));
         Assert.Equal(Mails, arrived);
+    }
+
+    /// <summary>Sends <see cref="Mails"/> mails in one SMTP session, subjects "<paramref name="subject"/> 0", "... 1", ...; returns their ids.</summary>
+    private static async Task<List<Guid>> SendMailsAsync(DistributedMesh mesh, string subject)
+    {
+        using var client = new SmtpClient();
+        await client.ConnectAsync(mesh.Smtp.Address.ToString(), mesh.Smtp.Port, MailKit.Security.SecureSocketOptions.None);
+        var ids = new List<Guid>();
+        for (var i = 0; i < Mails; i++)
+        {
+            var reply = await client.SendAsync(NewMessage($"{subject} {i}"));
+            ids.Add(Guid.Parse(reply[(reply.LastIndexOf(' ') + 1)..]));
+        }
+
+        await client.DisconnectAsync(quit: true);
+        return ids;
     }
 
     private static async Task SendAndWaitAsync(DistributedMesh mesh, string subject)
