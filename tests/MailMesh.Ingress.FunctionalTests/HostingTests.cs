@@ -38,6 +38,7 @@ public sealed class HostingTests
     [InlineData("Ingress:MaxRecipients", "10", "Ingress:MaxRecipients: must be at least 100")]
     [InlineData("Ingress:HostName", "not a host", "Ingress:HostName: 'not a host' is not a domain name")]
     [InlineData("Ingress:CommandTimeout", "-00:00:01", "Ingress:CommandTimeout: must be positive")]
+    [InlineData("Ingress:AnnounceInterval", "00:00:05", "Ingress:AnnounceInterval: must be between 0 and 1 second")]
     [InlineData("Ingress:MaxRecipients", "lots", "'Ingress:MaxRecipients'")]
     [InlineData("Ingress:HostName:0", "mx.example.com", "Ingress:HostName: takes one value, but was given a list or section (Ingress:HostName:0)")]
     public async Task Invalid_options_stop_start_up_naming_the_key(string key, string value, string expected)
