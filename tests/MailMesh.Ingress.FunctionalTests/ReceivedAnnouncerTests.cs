@@ -61,8 +61,7 @@ public sealed class ReceivedAnnouncerTests
         later.ForEach(announcer.Announce);
         await Task.Delay(TimeSpan.FromMilliseconds(200));
         Assert.Single(broker.Published);
-        time.Advance(interval);
-        announced = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        announced = await AdvanceUntilAnnouncedAsync(time, interval, broker);
         Assert.Equal(later.Select(m => m.MessageId), announced.Messages.Select(m => m.MessageId));
 
         // After a quiet interval the next message goes at once again.
@@ -71,6 +70,49 @@ public sealed class ReceivedAnnouncerTests
         announcer.Announce(quiet);
         announced = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
         Assert.Equal([quiet.MessageId], announced.Messages.Select(m => m.MessageId));
+    }
+
+    [Fact]
+    public async Task Neither_the_drain_on_disposal_nor_a_full_batch_waits_for_the_interval_to_end()
+    {
+        // A clock that never moves: a wait for the interval would never end.
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var broker = new GatedBroker();
+        broker.Release(10);
+        var announcer = new ReceivedAnnouncer(broker.PublishAsync, Timeout, time, NullLogger<ReceivedAnnouncer>.Instance, TimeSpan.FromSeconds(1));
+        announcer.Announce(Received());
+        await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+
+        // A full batch goes without waiting.
+        var full = Enumerable.Range(0, ReceivedAnnouncer.MaxBatch).Select(_ => Received()).ToList();
+        full.ForEach(announcer.Announce);
+        var announced = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        Assert.Equal(full.Select(m => m.MessageId), announced.Messages.Select(m => m.MessageId));
+
+        // The loop now waits for the interval; disposal announces what is queued at once.
+        var last = Received();
+        announcer.Announce(last);
+        await Task.Delay(TimeSpan.FromMilliseconds(100));
+        await announcer.DisposeAsync().AsTask().WaitAsync(Timeout);
+        Assert.Equal([last.MessageId], broker.Published.Last().Messages.Select(m => m.MessageId));
+    }
+
+    /// <summary>Moves the clock an interval at a time until the next announcement starts: the loop may not have started
+    /// its wait when the clock first moves.</summary>
+    private static async Task<MessagesReceived> AdvanceUntilAnnouncedAsync(FakeTimeProvider time, TimeSpan interval, GatedBroker broker)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (true)
+        {
+            time.Advance(interval);
+            await Task.Delay(TimeSpan.FromMilliseconds(10));
+            if (broker.Started.Reader.TryRead(out var announced))
+            {
+                return announced;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "nothing was announced");
+        }
     }
 
     [Fact]

@@ -44,6 +44,7 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
     private readonly ILogger<ReceivedAnnouncer> _logger;
     private readonly CancellationTokenSource _stopping = new();
     private volatile bool _draining;
+    private TaskCompletionSource? _hurry;
     private readonly Task _loop;
 
     /// <remarks>The bus is looked up at the first announcement: a host built without one (a tool that only lists the
@@ -78,6 +79,11 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
         {
             Log.AnnouncementDropped(_logger, message.MessageId);
         }
+        else if (_queue.Reader.Count >= MaxBatch)
+        {
+            // A full batch does not wait for the interval to end.
+            Volatile.Read(ref _hurry)?.TrySetResult();
+        }
     }
 
     private async Task RunAsync()
@@ -94,9 +100,9 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
                 // fast as the broker confirmed them, 147 a second for 377 mails a second (issue 8). The first message
                 // after a quiet interval goes at once; a full batch, or a drain on disposal, does not wait.
                 var wait = lastStart == long.MinValue ? TimeSpan.Zero : _interval - _time.GetElapsedTime(lastStart);
-                if (wait > TimeSpan.Zero && reader.Count < MaxBatch && !_draining)
+                if (wait > TimeSpan.Zero)
                 {
-                    await Task.Delay(wait, _time, _stopping.Token);
+                    await WaitAsync(wait);
                 }
 
                 lastStart = _time.GetTimestamp();
@@ -124,6 +130,25 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits out the rest of the interval, unless a batch fills up or disposal asks for the drain meanwhile: either one
+    /// completes the wait's <see cref="_hurry"/>, which is published before the checks, so neither can slip between them.
+    /// </summary>
+    private async Task WaitAsync(TimeSpan wait)
+    {
+        var hurry = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _hurry, hurry);
+        if (_draining || _queue.Reader.Count >= MaxBatch)
+        {
+            return;
+        }
+
+        using var delayed = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        await Task.WhenAny(Task.Delay(wait, _time, delayed.Token), hurry.Task);
+        await delayed.CancelAsync();
+        _stopping.Token.ThrowIfCancellationRequested();
+    }
+
     private async Task PublishAsync(List<(MessageReceived Message, ActivityContext Accepted)> batch)
     {
         // A span of its own, linked to the transactions it announces (each in its own trace).
@@ -147,6 +172,8 @@ internal sealed class ReceivedAnnouncer : IAsyncDisposable
     {
         // Announce what is queued (the bus may be gone already: then it is logged and left to Queue's poll).
         _draining = true;
+        Interlocked.MemoryBarrier();
+        Volatile.Read(ref _hurry)?.TrySetResult();
         _queue.Writer.TryComplete();
         try
         {
