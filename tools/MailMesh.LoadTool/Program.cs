@@ -58,6 +58,7 @@ var shared = await SharedServers.FindAsync();
 Console.WriteLine($"load: DNS on {dns.EndPoint} (MX load.test -> 127.0.0.1); RabbitMQ node pid {shared.RabbitMqPid?.ToString(CultureInfo.InvariantCulture) ?? "not found"}, postmaster pid {shared.PostgresPid?.ToString(CultureInfo.InvariantCulture) ?? "not found"}");
 
 string[] sequence = options.ComparePostfix ? [options.Target, "postfix"] : [options.Target];
+Console.WriteLine(MachineSpeed.Describe("before the runs"));
 var runs = new List<RunResult>();
 for (var round = 0; round < options.Repeat; round++)
 {
@@ -80,6 +81,7 @@ for (var round = 0; round < options.Repeat; round++)
     }
 }
 
+Console.WriteLine(MachineSpeed.Describe("after the runs"));
 Console.WriteLine();
 Console.Write(Report.Format(runs));
 if (options.ComparePostfix)
