@@ -25,7 +25,7 @@ public sealed class ReceivedAnnouncerTests
         // A quiet server: the first message is announced alone and at once.
         var first = Received();
         announcer.Announce(first);
-        var inFlight = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        var inFlight = await broker.NextAsync();
         Assert.Equal([first.MessageId], inFlight.Messages.Select(m => m.MessageId));
 
         // Five more while the broker has not confirmed it: Announce returns at once, and they wait for the next.
@@ -34,7 +34,7 @@ public sealed class ReceivedAnnouncerTests
         Assert.Single(broker.Published);
 
         broker.Release();
-        var next = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        var next = await broker.NextAsync();
         Assert.Equal(later.Select(m => m.MessageId), next.Messages.Select(m => m.MessageId));
         broker.Release();
         Assert.Equal(2, broker.Published.Count);
@@ -52,7 +52,7 @@ public sealed class ReceivedAnnouncerTests
         // The first message goes at once, on a clock that does not move.
         var first = Received();
         announcer.Announce(first);
-        var announced = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        var announced = await broker.NextAsync();
         Assert.Equal([first.MessageId], announced.Messages.Select(m => m.MessageId));
 
         // The broker has confirmed it, but the next three wait for the interval to end, then go together. Before the fix
@@ -68,7 +68,7 @@ public sealed class ReceivedAnnouncerTests
         time.Advance(TimeSpan.FromSeconds(1));
         var quiet = Received();
         announcer.Announce(quiet);
-        announced = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        announced = await broker.NextAsync();
         Assert.Equal([quiet.MessageId], announced.Messages.Select(m => m.MessageId));
     }
 
@@ -81,12 +81,12 @@ public sealed class ReceivedAnnouncerTests
         broker.Release(10);
         var announcer = new ReceivedAnnouncer(broker.PublishAsync, Timeout, time, NullLogger<ReceivedAnnouncer>.Instance, TimeSpan.FromSeconds(1));
         announcer.Announce(Received());
-        await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        await broker.NextAsync();
 
         // A full batch goes without waiting.
         var full = Enumerable.Range(0, ReceivedAnnouncer.MaxBatch).Select(_ => Received()).ToList();
         full.ForEach(announcer.Announce);
-        var announced = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        var announced = await broker.NextAsync();
         Assert.Equal(full.Select(m => m.MessageId), announced.Messages.Select(m => m.MessageId));
 
         // The loop now waits for the interval; disposal announces what is queued at once.
@@ -123,11 +123,11 @@ public sealed class ReceivedAnnouncerTests
         await using var announcer = new ReceivedAnnouncer(broker.PublishAsync, Timeout, TimeProvider.System, NullLogger<ReceivedAnnouncer>.Instance);
 
         announcer.Announce(Received());
-        await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        await broker.NextAsync();
         var second = Received();
         announcer.Announce(second);
 
-        var next = await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        var next = await broker.NextAsync();
         Assert.Equal([second.MessageId], next.Messages.Select(m => m.MessageId));
     }
 
@@ -137,7 +137,7 @@ public sealed class ReceivedAnnouncerTests
         var broker = new GatedBroker();
         var announcer = new ReceivedAnnouncer(broker.PublishAsync, Timeout, TimeProvider.System, NullLogger<ReceivedAnnouncer>.Instance);
         announcer.Announce(Received());
-        await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+        await broker.NextAsync();
         var queued = Received();
         announcer.Announce(queued);
 
@@ -171,14 +171,14 @@ public sealed class ReceivedAnnouncerTests
             first = transaction!.Context;
             announcer = new ReceivedAnnouncer(broker.PublishAsync, Timeout, TimeProvider.System, NullLogger<ReceivedAnnouncer>.Instance);
             announcer.Announce(Received());
-            await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+            await broker.NextAsync();
         }
 
         using (var transaction = source.StartActivity("smtp.transaction"))
         {
             second = transaction!.Context;
             announcer.Announce(Received());
-            await broker.Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
+            await broker.NextAsync();
         }
 
         await announcer.DisposeAsync();
@@ -215,6 +215,9 @@ public sealed class ReceivedAnnouncerTests
         public bool FailNext { get; set; }
 
         public void Release(int count = 1) => _confirms.Release(count);
+
+        /// <summary>The next announcement the announcer started to publish (waits up to the test's timeout).</summary>
+        public Task<MessagesReceived> NextAsync() => Started.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
 
         public async Task PublishAsync(MessagesReceived batch, CancellationToken cancellationToken)
         {
