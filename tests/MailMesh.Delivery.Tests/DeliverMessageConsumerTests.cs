@@ -177,7 +177,7 @@ public sealed class DeliverMessageConsumerTests
             Assert.Equal(DeliveryOutcome.Delivered, Assert.Single(attempt.Results).Outcome);
         }
 
-        Assert.Equal(expectedRequests, (await f.ConsumedSoFar<ResolveMx>()).Count);
+        Assert.Equal(expectedRequests, (await f.ConsumedAsync<ResolveMx>(expectedRequests)).Count);
         Assert.Equal(3, (await f.Sink.WaitForMessagesAsync(3)).Count);
     }
 
@@ -192,7 +192,7 @@ public sealed class DeliverMessageConsumerTests
             Assert.Equal((DeliveryOutcome.Bounced, "5.1.2"), (Assert.Single(attempt.Results).Outcome, attempt.Results[0].EnhancedCode));
         }
 
-        Assert.Single(await f.ConsumedSoFar<ResolveMx>());
+        Assert.Single(await f.ConsumedAsync<ResolveMx>(1));
     }
 
     [Fact]

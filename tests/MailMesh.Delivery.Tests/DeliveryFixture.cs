@@ -97,10 +97,29 @@ internal sealed class DeliveryFixture : IAsyncDisposable
     }
 
     /// <summary>
-    /// The messages of type <typeparamref name="T"/> the harness has seen consumed so far, without waiting for more (an
-    /// already-cancelled token). Never enumerate the harness lists synchronously: their blocking Select can deadlock.
+    /// The messages of type <typeparamref name="T"/> the harness has seen consumed, once it has seen at least
+    /// <paramref name="atLeast"/> (waiting up to 30 s). The harness records a consume after the consumer returns, so
+    /// a requester can hold the response before the record exists: a count read right after the last response can
+    /// come up one short (CI run of stop 29). Never enumerate the harness lists synchronously: their blocking Select
+    /// can deadlock.
     /// </summary>
-    public async Task<List<T>> ConsumedSoFar<T>()
+    public async Task<List<T>> ConsumedAsync<T>(int atLeast)
+        where T : class
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var found = await ConsumedSoFarAsync<T>();
+            if (found.Count >= atLeast || DateTime.UtcNow > deadline)
+            {
+                return found;
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    private async Task<List<T>> ConsumedSoFarAsync<T>()
         where T : class
     {
         using var now = new CancellationTokenSource();
