@@ -51,7 +51,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     // round. The window: live leases (lease_expires_at > now; a recorded result has none) are counted per domain, and
     // candidate jobs are admitted in due order while their domain and the total stay inside it. The count is read from
     // the statement's snapshot, so two replicas claiming at the same instant can overshoot the window by one round at most.
-    private const string ClaimSql =
+    internal const string ClaimSql =
         """
         WITH leased AS MATERIALIZED (
             SELECT id, message_id, domain, lease_id, lease_expires_at
@@ -169,7 +169,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         SELECT count(*) FROM pending
         """;
 
-    private const string ClaimResultsSql =
+    internal const string ClaimResultsSql =
         """
         UPDATE spool.results AS r
         SET tries = r.tries + 1, next_try_at = @now + @retry_after * power(2, least(r.tries, 5))
@@ -411,7 +411,10 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     {
         var (now, expires, maxRecipients, scan, maxJobs, maxDomainJobs) = StoreArguments.CheckClaim(request);
 
-        await using var command = dataSource.CreateCommand(ClaimSql);
+        // Plain index scans only (IndexScansOnly): of the due and in-flight indexes, and of the primary key for the rows
+        // it locks.
+        await using var claim = await IndexScansOnly.BeginAsync(dataSource, ClaimSql, cancellationToken);
+        var command = claim.Command;
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
         command.Parameters.Add(new NpgsqlParameter<int>("limit", maxRecipients));
         command.Parameters.Add(new NpgsqlParameter<int>("scan", scan));
@@ -422,7 +425,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         // Grown as rows arrive: a claim usually returns a few rows, and a capacity of maxRecipients up front was a ~100 KB
         // array (the large object heap) on every poll, 15 % of Queue's allocations under load (issue 8).
         var claimed = new List<ClaimedRow>();
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        await using (var reader = await claim.Batch.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -445,6 +448,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             }
         }
 
+        await claim.CommitAsync(cancellationToken);
         return ClaimedRow.ToJobs(claimed, expires);
     }
 
@@ -768,24 +772,27 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     public async Task<IReadOnlyList<PendingResult>> ClaimResultsAsync(DateTimeOffset now, int maxResults, TimeSpan retryAfter, CancellationToken cancellationToken)
     {
         StoreArguments.CheckClaimResults(maxResults, retryAfter);
-        await using var command = dataSource.CreateCommand(ClaimResultsSql);
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", StoreArguments.Truncate(now)));
-        command.Parameters.Add(new NpgsqlParameter<int>("limit", maxResults));
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan>("retry_after", retryAfter));
+        await using var claim = await IndexScansOnly.BeginAsync(dataSource, ClaimResultsSql, cancellationToken);
+        claim.Command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", StoreArguments.Truncate(now)));
+        claim.Command.Parameters.Add(new NpgsqlParameter<int>("limit", maxResults));
+        claim.Command.Parameters.Add(new NpgsqlParameter<TimeSpan>("retry_after", retryAfter));
         var results = new List<PendingResult>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        await using (var reader = await claim.Batch.ExecuteReaderAsync(cancellationToken))
         {
-            results.Add(new PendingResult
+            while (await reader.ReadAsync(cancellationToken))
             {
-                LeaseId = reader.GetGuid(0),
-                MessageId = reader.GetGuid(1),
-                Payload = reader.GetString(2),
-                Tries = reader.GetInt32(3),
-                TraceParent = NullableString(reader, 4),
-            });
+                results.Add(new PendingResult
+                {
+                    LeaseId = reader.GetGuid(0),
+                    MessageId = reader.GetGuid(1),
+                    Payload = reader.GetString(2),
+                    Tries = reader.GetInt32(3),
+                    TraceParent = NullableString(reader, 4),
+                });
+            }
         }
 
+        await claim.CommitAsync(cancellationToken);
         return results;
     }
 

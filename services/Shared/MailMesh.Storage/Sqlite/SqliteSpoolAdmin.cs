@@ -12,7 +12,7 @@ namespace MailMesh.Storage.Sqlite;
 public sealed class SqliteSpoolAdmin(SqliteDatabase database) : ISpoolAdmin
 {
     // Reads only spool_recipients_pending (migration 0020; kept by 0022): no join to the messages.
-    private static readonly string SummarySql = SpoolAdminShared.SummarySql("spool_recipients");
+    private static readonly string SummarySql = SpoolAdminShared.SummarySql("spool_recipients", inFlightApart: false);
 
     public async Task<MessagePage> ListMessagesAsync(MessageListQuery query, CancellationToken cancellationToken)
     {
