@@ -82,8 +82,31 @@ public sealed class TargetLimitsTests
         Assert.Contains("accepted 60/60", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_distributed_run_without_PostgreSQL_says_so_and_how_to_start_it_in_one_line()
+    {
+        // A new user's first distributed run before deps.sh: it ended in "Unhandled exception. Npgsql.NpgsqlException
+        // (0x80004005): Failed to connect to 127.0.0.1:5432" and a stack trace.
+        var closed = new TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+
+        var (exitCode, output, error) = await RunToolAsync(
+            new Dictionary<string, string> { ["MAILMESH_TEST_POSTGRES"] = $"Host=127.0.0.1;Port={port};Username=mailmesh;Password=mailmesh;Database=mailmesh" },
+            "--target", "distributed", "--sink", "builtin", "--messages", "4", "--connections", "2", "--timeout", "60");
+
+        Assert.True(exitCode == 1, $"exit code {exitCode}\n{output}\n{error}");
+        Assert.Contains("needs PostgreSQL on loopback", error, StringComparison.Ordinal);
+        Assert.Contains("deploy/scripts/deps.sh", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
+    private static Task<(int ExitCode, string Output, string Error)> RunToolAsync(params string[] arguments) =>
+        RunToolAsync(new Dictionary<string, string>(), arguments);
+
     /// <summary>The built tool run as a user runs it: <c>dotnet MailMesh.LoadTool.dll ...</c>.</summary>
-    private static async Task<(int ExitCode, string Output, string Error)> RunToolAsync(params string[] arguments)
+    private static async Task<(int ExitCode, string Output, string Error)> RunToolAsync(Dictionary<string, string> environment, params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -91,6 +114,11 @@ public sealed class TargetLimitsTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "MailMesh.LoadTool.dll"));
         foreach (var argument in arguments)
         {

@@ -134,8 +134,18 @@ internal sealed class Target : IAsyncDisposable
                     settings["MAILMESH_NO_BUILD"] = "1";
                     // A database and a virtual host of its own: mail left queued by an earlier run (or a test) on the
                     // shared ones would be delivered to this run's sink and counted, and its rows would slow the claims.
-                    var database = await TestDatabase.CreateAsync("mailmesh_load");
-                    var virtualHost = await TestVirtualHost.CreateAsync();
+                    var database = await SharedServerAsync("PostgreSQL", () => TestDatabase.CreateAsync("mailmesh_load"));
+                    TestVirtualHost virtualHost;
+                    try
+                    {
+                        virtualHost = await SharedServerAsync("RabbitMQ", TestVirtualHost.CreateAsync);
+                    }
+                    catch
+                    {
+                        await database.DisposeAsync();
+                        throw;
+                    }
+
                     settings["ConnectionStrings__Spool"] = new NpgsqlConnectionStringBuilder(database.ConnectionString)
                     {
                         SslMode = options.PostgresTls == "off" ? SslMode.Disable : SslMode.Prefer,
@@ -203,6 +213,23 @@ internal sealed class Target : IAsyncDisposable
                     var endpoint = IPEndPoint.Parse(options.Target);
                     return new Target(endpoint.Address.ToString(), endpoint.Port, $"external SMTP server {endpoint}", null);
                 }
+        }
+    }
+
+    /// <summary>
+    /// A database or virtual host of its own on the shared server, or a clear answer when that server is not running
+    /// (a new user's first distributed run, before the test command or deps.sh has started it): not a stack trace.
+    /// </summary>
+    private static async Task<T> SharedServerAsync<T>(string server, Func<Task<T>> create)
+    {
+        try
+        {
+            return await create();
+        }
+        catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            throw new LoadClientException(
+                $"needs {server} on loopback, which did not answer ({ex.Message}); `bash deploy/scripts/deps.sh` installs and starts PostgreSQL and RabbitMQ");
         }
     }
 
