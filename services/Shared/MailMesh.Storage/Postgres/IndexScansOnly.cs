@@ -63,8 +63,15 @@ internal sealed class IndexScansOnly : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Batch.DisposeAsync();
-        await _transaction.DisposeAsync();
-        await _connection.DisposeAsync();
+        try
+        {
+            await Batch.DisposeAsync();
+            await _transaction.DisposeAsync();
+        }
+        finally
+        {
+            // Back to the pool whatever the rollback did.
+            await _connection.DisposeAsync();
+        }
     }
 }

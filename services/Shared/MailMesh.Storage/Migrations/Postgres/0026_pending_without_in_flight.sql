@@ -12,5 +12,10 @@
 -- Without state 1 this index cannot serve that read, and the claim (queued or deferred to in flight) no longer writes
 -- an entry into it. The queue summary, its one reader, reads the pending states here and the in-flight ones (the
 -- window's worth) through recipients_in_flight.
+--
+-- The new index is built before the old one is dropped: the build holds a SHARE lock (reads go on, writes wait for it),
+-- and the ACCESS EXCLUSIVE lock that DROP INDEX takes is held only for the short rest of the migration's transaction.
+-- Dropped first, the build would run under that lock and stop every read of the recipients too.
+CREATE INDEX recipients_pending_0026 ON spool.recipients (domain, state, received_at) WHERE state IN (0, 2, 7);
 DROP INDEX spool.recipients_pending;
-CREATE INDEX recipients_pending ON spool.recipients (domain, state, received_at) WHERE state IN (0, 2, 7);
+ALTER INDEX spool.recipients_pending_0026 RENAME TO recipients_pending;
