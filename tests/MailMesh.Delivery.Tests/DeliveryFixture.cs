@@ -106,17 +106,11 @@ internal sealed class DeliveryFixture : IAsyncDisposable
     public async Task<List<T>> ConsumedAsync<T>(int atLeast)
         where T : class
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (true)
-        {
-            var found = await ConsumedSoFarAsync<T>();
-            if (found.Count >= atLeast || DateTime.UtcNow > deadline)
-            {
-                return found;
-            }
-
-            await Task.Delay(20);
-        }
+        await Eventually.WaitUntilAsync(
+            async () => (await ConsumedSoFarAsync<T>()).Count >= atLeast,
+            TimeSpan.FromSeconds(30),
+            $"fewer than {atLeast} {typeof(T).Name} consumed within 30 s");
+        return await ConsumedSoFarAsync<T>();
     }
 
     private async Task<List<T>> ConsumedSoFarAsync<T>()
