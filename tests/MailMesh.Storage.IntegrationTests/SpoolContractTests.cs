@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Text;
+using MailMesh.Testing.Infrastructure;
 
 namespace MailMesh.Storage.IntegrationTests;
 
@@ -754,6 +756,68 @@ public abstract partial class SpoolContractTests : IAsyncLifetime
         Assert.Null(await Spool.StartAttemptAsync(Guid.NewGuid(), job.LeaseId, owner, T0 + Lease, Ct));
     }
 
+    /// <summary>
+    /// Delivery takes and records many leases at once, and a redelivered work item races its first consumer for the
+    /// same lease. PostgreSQL carries the takes (and the records) that arrive together in one statement: each still gets
+    /// its own answer, and of two owners racing for one lease exactly one takes it.
+    /// </summary>
+    [Fact]
+    public async Task Concurrent_takes_and_records_of_many_jobs_each_get_their_own_answer()
+    {
+        var messages = new Dictionary<Guid, NewMessage>();
+        for (var i = 0; i < 24; i++)
+        {
+            var message = Message($"a{i}@one.example", $"b{i}@one.example", $"c{i}@two.example") with
+            {
+                Content = Encoding.ASCII.GetBytes($"Subject: {i}\r\n\r\nbody {i}\r\n"),
+            };
+            messages[message.Id] = message;
+            await Spool.StoreAsync(message, Ct);
+        }
+
+        var jobs = await Spool.ClaimDueAsync(T0, 1000, Lease, Ct);
+        Assert.Equal(48, jobs.Count);
+
+        var owners = jobs.Select(_ => (First: Guid.NewGuid(), Second: Guid.NewGuid())).ToList();
+        var takes = await Task.WhenAll(jobs.SelectMany((job, i) => new[]
+        {
+            Spool.StartAttemptAsync(job.MessageId, job.LeaseId, owners[i].First, T0 + Lease, Ct),
+            Spool.StartAttemptAsync(job.MessageId, job.LeaseId, owners[i].Second, T0 + Lease, Ct),
+        }));
+        var winners = new Guid[jobs.Count];
+        for (var i = 0; i < jobs.Count; i++)
+        {
+            var (first, second) = (takes[2 * i], takes[(2 * i) + 1]);
+            Assert.True(first is null != second is null, $"job {i}: exactly one owner takes the lease");
+            var taken = first ?? second!;
+            Assert.Equal(jobs[i].MessageId, taken.Id);
+            Assert.Equal(messages[jobs[i].MessageId].Content.ToArray(), taken.Content.ToArray());
+            winners[i] = first is null ? owners[i].Second : owners[i].First;
+        }
+
+        // The winner may take it again (its answer was lost), the loser still may not.
+        var again = await Task.WhenAll(jobs.Select((job, i) => Spool.StartAttemptAsync(job.MessageId, job.LeaseId, winners[i], T0 + Lease, Ct)));
+        Assert.All(again, Assert.NotNull);
+        var losers = await Task.WhenAll(jobs.Select((job, i) => Spool.StartAttemptAsync(
+            job.MessageId, job.LeaseId, winners[i] == owners[i].First ? owners[i].Second : owners[i].First, T0 + Lease, Ct)));
+        Assert.All(losers, Assert.Null);
+
+        // Every job records its result, one twice, and a lease that is not the recipients' records nothing.
+        var stale = Result(jobs[0], "stale") with { LeaseId = Guid.NewGuid() };
+        var records = await Task.WhenAll(jobs
+            .Select(job => Result(job, job.LeaseId.ToString()))
+            .Append(Result(jobs[1], jobs[1].LeaseId.ToString()))
+            .Append(stale)
+            .Select(result => Spool.RecordResultAsync(result, T0, Ct)));
+        Assert.All(records.SkipLast(1), Assert.True);
+        Assert.False(records[^1]);
+
+        var applied = await Spool.ClaimResultsAsync(T0 + TimeSpan.FromSeconds(1), 1000, TimeSpan.FromMinutes(1), Ct);
+        Assert.Equal(jobs.Select(j => j.LeaseId).Order(), applied.Select(r => r.LeaseId).Order());
+        Assert.All(applied, r => Assert.Equal(r.LeaseId.ToString(), r.Payload));
+        Assert.All(applied, r => Assert.Equal(jobs.Single(j => j.LeaseId == r.LeaseId).MessageId, r.MessageId));
+    }
+
     [Theory]
     [InlineData(16, false)]
     [InlineData(32 * 1024, false)] // SQLite binds the content up to here, and writes a larger one into a zeroblob
@@ -1119,6 +1183,52 @@ public sealed class PostgresSpoolTests : SpoolContractTests
         }
 
         Assert.Equal(8, untouched);
+    }
+
+    /// <summary>
+    /// Lease takes and result records were a statement and a commit each, two WAL flushes per mail that the accept
+    /// path's commit queued behind (issue 8). Those that arrive while one is at the server now share the next statement:
+    /// here the first take waits on a row lock, and the twenty after it go in one statement once it is released (result
+    /// records go through the same coalescer).
+    /// </summary>
+    [Fact]
+    public async Task Takes_and_records_that_arrive_while_one_is_at_the_server_share_the_next_statement()
+    {
+        for (var i = 0; i < 21; i++)
+        {
+            await Spool.StoreAsync(Message($"r{i}@example.com"), CancellationToken.None);
+        }
+
+        var jobs = await Spool.ClaimDueAsync(T0, 100, Lease, CancellationToken.None);
+        Assert.Equal(21, jobs.Count);
+        var spool = (Postgres.PostgresSpool)Spool;
+        var before = spool.CoalescedStatements;
+
+        await using var connection = new Npgsql.NpgsqlConnection(((PostgresStores)Stores).ConnectionString);
+        await connection.OpenAsync(CancellationToken.None);
+        await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None);
+        await using (var lockFirst = new Npgsql.NpgsqlCommand("SELECT 1 FROM spool.recipients WHERE lease_id = @lease FOR UPDATE", connection, transaction))
+        {
+            lockFirst.Parameters.AddWithValue("lease", jobs[0].LeaseId);
+            await lockFirst.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+
+        var first = Spool.StartAttemptAsync(jobs[0].MessageId, jobs[0].LeaseId, Guid.NewGuid(), T0 + Lease, CancellationToken.None);
+        await Eventually.WaitUntilAsync(
+            async () => await WaitingOnLocksAsync(connection, transaction) == 1, TimeSpan.FromSeconds(30), "the first take waits on the row lock");
+        var rest = jobs.Skip(1).Select(j => Spool.StartAttemptAsync(j.MessageId, j.LeaseId, Guid.NewGuid(), T0 + Lease, CancellationToken.None)).ToList();
+        await transaction.CommitAsync(CancellationToken.None);
+
+        Assert.NotNull(await first);
+        Assert.All(await Task.WhenAll(rest), Assert.NotNull);
+        Assert.Equal(before.Takes + 2, spool.CoalescedStatements.Takes);
+    }
+
+    private static async Task<long> WaitingOnLocksAsync(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction)
+    {
+        await using var command = new Npgsql.NpgsqlCommand(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection, transaction);
+        return (long)(await command.ExecuteScalarAsync(CancellationToken.None))!;
     }
 
     /// <summary>

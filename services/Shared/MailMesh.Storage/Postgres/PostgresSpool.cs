@@ -7,10 +7,35 @@ namespace MailMesh.Storage.Postgres;
 /// <summary>
 /// The spool in PostgreSQL (schema <c>spool</c>), for any number of Queue and Ingress replicas. Every operation is
 /// one round trip: a single statement, or an <see cref="NpgsqlBatch"/> that the server runs as one implicit
-/// transaction. Statement texts are constant so Npgsql's automatic preparation can reuse them.
+/// transaction. Statement texts are constant so Npgsql's automatic preparation can reuse them. Delivery's lease takes
+/// and result records, two per attempt, go through a <see cref="StatementCoalescer{TRequest, TKey, TResult}"/> each:
+/// those that arrive together share one statement and one commit.
 /// </summary>
-public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
+public sealed class PostgresSpool : ISpool
 {
+    /// <summary>The most lease takes (each may carry up to 256 KiB of content inline) or result records in one statement.</summary>
+    internal const int MaxTakesPerStatement = 32;
+
+    internal const int MaxRecordsPerStatement = 64;
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly StatementCoalescer<TakeRequest, Guid, StoredMessage?> _takes;
+    private readonly StatementCoalescer<RecordRequest, Guid, bool> _records;
+
+    public PostgresSpool(NpgsqlDataSource dataSource)
+    {
+        _dataSource = dataSource;
+        _takes = new(StartAttemptsAsync, static r => r.LeaseId, MaxTakesPerStatement);
+        _records = new(RecordResultsAsync, static r => r.Result.LeaseId, MaxRecordsPerStatement);
+    }
+
+    /// <summary>Statements that took leases and recorded results so far (tests read them).</summary>
+    internal (int Takes, int Records) CoalescedStatements => (_takes.Statements, _records.Statements);
+
+    private sealed record TakeRequest(Guid MessageId, Guid LeaseId, Guid OwnerId, DateTimeOffset LeaseExpiresAt);
+
+    private sealed record RecordRequest(PendingResult Result, DateTimeOffset Now);
+
     private const string StoreSql =
         """
         WITH message AS (
@@ -126,21 +151,28 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             m.trace_parent, r.next_attempt_at, m.pool
         """;
 
-    // Takes the lease for one attempt and reads the message in one statement: nothing is returned unless the lease is
-    // still this one, unowned or already ours, and its result not yet recorded (lease_expires_at not null).
-    private const string StartAttemptSql =
+    // Takes the leases of several attempts and reads their messages in one statement (StatementCoalescer: the takes
+    // that arrive while one is at the server, each lease at most once). A lease is taken only if it is still this one,
+    // unowned or already the requester's, and its result not yet recorded (lease_expires_at not null); a message row
+    // comes back for each lease taken.
+    internal const string StartAttemptsSql =
         """
-        WITH taken AS (
-            UPDATE spool.recipients
-            SET lease_owner = @owner, lease_expires_at = greatest(lease_expires_at, @lease_expires_at)
-            WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND lease_expires_at IS NOT NULL
-                AND (lease_owner IS NULL OR lease_owner = @owner)
-            RETURNING id
+        WITH requests AS (
+            SELECT * FROM unnest(@message_ids, @lease_ids, @owners, @lease_expires_at) AS q(message_id, lease_id, owner, lease_expires_at)
+        ), taken AS (
+            UPDATE spool.recipients AS r
+            SET lease_owner = q.owner, lease_expires_at = greatest(r.lease_expires_at, q.lease_expires_at)
+            FROM requests AS q
+            WHERE r.message_id = q.message_id AND r.lease_id = q.lease_id AND r.state = 1 AND r.lease_expires_at IS NOT NULL
+                AND (r.lease_owner IS NULL OR r.lease_owner = q.owner)
+            RETURNING r.lease_id
         )
-        SELECT sender, CASE WHEN size <= @inline_limit THEN content END, received_at, origin, client_address, client_helo,
-            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, size, pool
-        FROM spool.messages
-        WHERE id = @message_id AND EXISTS (SELECT 1 FROM taken)
+        SELECT q.lease_id, m.sender, CASE WHEN m.size <= @inline_limit THEN m.content END, m.received_at, m.origin,
+            m.client_address, m.client_helo, m.auth_user, m.body_type, m.smtputf8, m.requiretls, m.envid, m.ret,
+            m.trace_parent, m.pool, m.size
+        FROM requests AS q
+            JOIN spool.messages AS m ON m.id = q.message_id
+        WHERE q.lease_id IN (SELECT lease_id FROM taken)
         """;
 
     private const string GetContentSql = "SELECT content FROM spool.messages WHERE id = @id";
@@ -153,20 +185,31 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             AND lease_owner = @owner
         """;
 
-    private const string RecordResultSql =
+    // Records the results of several attempts in one statement (StatementCoalescer, each lease at most once): the
+    // recipients a result names stop being a live lease (lease_expires_at null) while still in flight under its lease,
+    // and the result goes to the outbox if any did. Each lease's count of such recipients comes back.
+    internal const string RecordResultsSql =
         """
-        WITH pending AS (
-            UPDATE spool.recipients
+        WITH results AS (
+            SELECT * FROM unnest(@message_ids, @lease_ids, @payloads, @trace_parents, @created_at)
+                AS q(message_id, lease_id, payload, trace_parent, created_at)
+        ), named AS (
+            SELECT * FROM unnest(@recipient_lease_ids, @recipient_ids) AS x(lease_id, id)
+        ), pending AS (
+            UPDATE spool.recipients AS r
             SET lease_expires_at = NULL
-            WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND id = ANY(@ids)
-            RETURNING id
+            FROM named AS x
+                JOIN results AS q ON q.lease_id = x.lease_id
+            WHERE r.id = x.id AND r.message_id = q.message_id AND r.lease_id = x.lease_id AND r.state = 1
+            RETURNING r.lease_id
         ), recorded AS (
             INSERT INTO spool.results (lease_id, message_id, payload, trace_parent, created_at, next_try_at)
-            SELECT @lease_id, @message_id, @payload, @trace_parent, @now, @now
-            WHERE EXISTS (SELECT 1 FROM pending)
+            SELECT q.lease_id, q.message_id, q.payload, q.trace_parent, q.created_at, q.created_at
+            FROM results AS q
+            WHERE q.lease_id IN (SELECT lease_id FROM pending)
             ON CONFLICT (lease_id) DO NOTHING
         )
-        SELECT count(*) FROM pending
+        SELECT lease_id, count(*) FROM pending GROUP BY lease_id
         """;
 
     internal const string ClaimResultsSql =
@@ -335,7 +378,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         // that cannot be mapped still goes as a stream. Both are disposed after the command.
         using var mapped = message.ContentSource?.Map?.Invoke();
         await using var contentStream = mapped is null ? message.ContentSource?.Open() : null;
-        await using var batch = dataSource.CreateBatch();
+        await using var batch = _dataSource.CreateBatch();
         var insert = new NpgsqlBatchCommand(StoreSql);
         var p = insert.Parameters;
         p.Add(new NpgsqlParameter<Guid>("id", message.Id));
@@ -376,7 +419,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     public async Task<StoredMessage?> GetMessageAsync(Guid messageId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(GetMessageSql);
+        await using var command = _dataSource.CreateCommand(GetMessageSql);
         command.Parameters.Add(new NpgsqlParameter<Guid>("id", messageId));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
@@ -384,24 +427,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             return null;
         }
 
-        return new StoredMessage
-        {
-            Id = messageId,
-            Sender = reader.GetString(0),
-            Content = reader.GetFieldValue<byte[]>(1),
-            ReceivedAt = reader.GetFieldValue<DateTimeOffset>(2),
-            Origin = (MessageOrigin)reader.GetInt16(3),
-            ClientAddress = NullableString(reader, 4),
-            ClientHelo = NullableString(reader, 5),
-            AuthenticatedUser = NullableString(reader, 6),
-            BodyType = (BodyType)reader.GetInt16(7),
-            SmtpUtf8 = reader.GetBoolean(8),
-            RequireTls = reader.GetBoolean(9),
-            EnvelopeId = NullableString(reader, 10),
-            Ret = NullableString(reader, 11),
-            TraceParent = NullableString(reader, 12),
-            Pool = NullableString(reader, 13),
-        };
+        return ReadMessage(reader, 0, messageId, reader.GetFieldValue<byte[]>(1));
     }
 
     public Task<IReadOnlyList<DeliveryJob>> ClaimDueAsync(DateTimeOffset now, int maxRecipients, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
@@ -413,7 +439,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
         // Plain index scans only (IndexScansOnly): of the due and in-flight indexes, and of the primary key for the rows
         // it locks.
-        await using var claim = await IndexScansOnly.BeginAsync(dataSource, ClaimSql, cancellationToken);
+        await using var claim = await IndexScansOnly.BeginAsync(_dataSource, ClaimSql, cancellationToken);
         var command = claim.Command;
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
         command.Parameters.Add(new NpgsqlParameter<int>("limit", maxRecipients));
@@ -516,7 +542,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         }
 
         var messageIds = completedAt.Keys.Order().ToArray();
-        await using var batch = dataSource.CreateBatch();
+        await using var batch = _dataSource.CreateBatch();
 
         var lockMessages = new NpgsqlBatchCommand(LockMessagesSql);
         lockMessages.Parameters.Add(new NpgsqlParameter<Guid[]>("message_ids", messageIds));
@@ -569,7 +595,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         }
 
         var ids = messageIds.Distinct().ToArray();
-        await using var batch = dataSource.CreateBatch();
+        await using var batch = _dataSource.CreateBatch();
         foreach (var sql in (ReadOnlySpan<string>)[StatusesMessagesSql, StatusesRecipientsSql])
         {
             var command = new NpgsqlBatchCommand(sql);
@@ -617,7 +643,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     public async Task<MessageStatus?> GetStatusAsync(Guid messageId, CancellationToken cancellationToken)
     {
-        await using var batch = dataSource.CreateBatch();
+        await using var batch = _dataSource.CreateBatch();
         foreach (var sql in (ReadOnlySpan<string>)[StatusMessageSql, StatusRecipientsSql, StatusAttemptsSql])
         {
             var command = new NpgsqlBatchCommand(sql);
@@ -681,52 +707,84 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         };
     }
 
-    public async Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
+    public Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken) =>
+        _takes.RunAsync(new TakeRequest(messageId, leaseId, ownerId, StoreArguments.Truncate(leaseExpiresAt)), cancellationToken);
+
+    private async Task<IReadOnlyList<StoredMessage?>> StartAttemptsAsync(IReadOnlyList<TakeRequest> requests)
     {
         // Durable like the claim: a take lost in a crash could let a redelivered work item take the lease a second time.
-        await using var batch = dataSource.CreateBatch();
-        var take = new NpgsqlBatchCommand(StartAttemptSql);
-        take.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
-        take.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", leaseId));
-        take.Parameters.Add(new NpgsqlParameter<Guid>("owner", ownerId));
-        take.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("lease_expires_at", StoreArguments.Truncate(leaseExpiresAt)));
+        await using var batch = _dataSource.CreateBatch();
+        var take = new NpgsqlBatchCommand(StartAttemptsSql);
+        take.Parameters.Add(new NpgsqlParameter<Guid[]>("message_ids", [.. requests.Select(r => r.MessageId)]));
+        take.Parameters.Add(new NpgsqlParameter<Guid[]>("lease_ids", [.. requests.Select(r => r.LeaseId)]));
+        take.Parameters.Add(new NpgsqlParameter<Guid[]>("owners", [.. requests.Select(r => r.OwnerId)]));
+        take.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]>("lease_expires_at", [.. requests.Select(r => r.LeaseExpiresAt)]));
         take.Parameters.Add(new NpgsqlParameter<long>("inline_limit", StoredMessage.InlineContentLimit));
         batch.BatchCommands.Add(take);
 
-        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
+        var taken = new Dictionary<Guid, StoredMessage>(requests.Count);
+        try
         {
-            return null;
+            await using var reader = await batch.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                var leaseId = reader.GetGuid(0);
+                var message = requests.First(r => r.LeaseId == leaseId).MessageId;
+                taken[leaseId] = ReadTaken(reader, message);
+            }
+        }
+        catch
+        {
+            foreach (var message in taken.Values)
+            {
+                message.ContentLease?.Dispose();
+            }
+
+            throw;
         }
 
-        var detached = reader.IsDBNull(1);
-        var rented = detached ? null : RentedContent.Read(reader, 1);
-        return new StoredMessage
+        return [.. requests.Select(r => taken.GetValueOrDefault(r.LeaseId))];
+    }
+
+    /// <summary>A taken attempt's message from the current row of <see cref="StartAttemptsSql"/>.</summary>
+    private static StoredMessage ReadTaken(NpgsqlDataReader reader, Guid messageId)
+    {
+        var detached = reader.IsDBNull(2);
+        var rented = detached ? null : RentedContent.Read(reader, 2);
+        return ReadMessage(reader, 1, messageId, rented?.Memory ?? ReadOnlyMemory<byte>.Empty) with
         {
-            Id = messageId,
-            Sender = reader.GetString(0),
-            Content = rented?.Memory ?? ReadOnlyMemory<byte>.Empty,
             ContentLease = rented,
-            DetachedContentLength = detached ? reader.GetInt64(13) : null,
-            ReceivedAt = reader.GetFieldValue<DateTimeOffset>(2),
-            Origin = (MessageOrigin)reader.GetInt16(3),
-            ClientAddress = NullableString(reader, 4),
-            ClientHelo = NullableString(reader, 5),
-            AuthenticatedUser = NullableString(reader, 6),
-            BodyType = (BodyType)reader.GetInt16(7),
-            SmtpUtf8 = reader.GetBoolean(8),
-            RequireTls = reader.GetBoolean(9),
-            EnvelopeId = NullableString(reader, 10),
-            Ret = NullableString(reader, 11),
-            TraceParent = NullableString(reader, 12),
-            Pool = NullableString(reader, 14),
+            DetachedContentLength = detached ? reader.GetInt64(15) : null,
         };
     }
+
+    /// <summary>
+    /// A message from the current row, its columns from <paramref name="first"/> on in the order of
+    /// <see cref="GetMessageSql"/>: sender, content (read by the caller), received_at, ..., trace_parent, pool.
+    /// </summary>
+    private static StoredMessage ReadMessage(NpgsqlDataReader reader, int first, Guid messageId, ReadOnlyMemory<byte> content) => new()
+    {
+        Id = messageId,
+        Sender = reader.GetString(first),
+        Content = content,
+        ReceivedAt = reader.GetFieldValue<DateTimeOffset>(first + 2),
+        Origin = (MessageOrigin)reader.GetInt16(first + 3),
+        ClientAddress = NullableString(reader, first + 4),
+        ClientHelo = NullableString(reader, first + 5),
+        AuthenticatedUser = NullableString(reader, first + 6),
+        BodyType = (BodyType)reader.GetInt16(first + 7),
+        SmtpUtf8 = reader.GetBoolean(first + 8),
+        RequireTls = reader.GetBoolean(first + 9),
+        EnvelopeId = NullableString(reader, first + 10),
+        Ret = NullableString(reader, first + 11),
+        TraceParent = NullableString(reader, first + 12),
+        Pool = NullableString(reader, first + 13),
+    };
 
     public async Task<bool> CopyContentAsync(Guid messageId, Stream destination, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        await using var command = dataSource.CreateCommand(GetContentSql);
+        await using var command = _dataSource.CreateCommand(GetContentSql);
         command.Parameters.Add(new NpgsqlParameter<Guid>("id", messageId));
 
         // Sequential access: the value streams off the wire into destination instead of being buffered whole.
@@ -743,7 +801,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     public async Task<bool> RenewLeaseAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(RenewLeaseSql);
+        await using var command = _dataSource.CreateCommand(RenewLeaseSql);
         command.Parameters.Add(new NpgsqlParameter<Guid>("message_id", messageId));
         command.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", leaseId));
         command.Parameters.Add(new NpgsqlParameter<Guid>("owner", ownerId));
@@ -751,28 +809,60 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         return await command.ExecuteNonQueryAsync(cancellationToken) > 0;
     }
 
-    public async Task<bool> RecordResultAsync(PendingResult result, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<bool> RecordResultAsync(PendingResult result, DateTimeOffset now, CancellationToken cancellationToken)
     {
         StoreArguments.CheckResult(result);
-        await using var batch = dataSource.CreateBatch();
-        var record = new NpgsqlBatchCommand(RecordResultSql);
-        record.Parameters.Add(new NpgsqlParameter<Guid>("message_id", result.MessageId));
-        record.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", result.LeaseId));
-        record.Parameters.Add(new NpgsqlParameter<long[]>("ids", [.. result.RecipientIds]));
-        record.Parameters.Add(new NpgsqlParameter<string>("payload", result.Payload));
-        record.Parameters.Add(Text("trace_parent", result.TraceParent));
-        record.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", StoreArguments.Truncate(now)));
+        return _records.RunAsync(new RecordRequest(result, StoreArguments.Truncate(now)), cancellationToken);
+    }
+
+    private async Task<IReadOnlyList<bool>> RecordResultsAsync(IReadOnlyList<RecordRequest> requests)
+    {
+        var named = requests.Sum(r => r.Result.RecipientIds.Count);
+        var recipientLeases = new Guid[named];
+        var recipientIds = new long[named];
+        var n = 0;
+        foreach (var request in requests)
+        {
+            foreach (var id in request.Result.RecipientIds)
+            {
+                recipientLeases[n] = request.Result.LeaseId;
+                recipientIds[n++] = id;
+            }
+        }
+
+        await using var batch = _dataSource.CreateBatch();
+        var record = new NpgsqlBatchCommand(RecordResultsSql);
+        record.Parameters.Add(new NpgsqlParameter<Guid[]>("message_ids", [.. requests.Select(r => r.Result.MessageId)]));
+        record.Parameters.Add(new NpgsqlParameter<Guid[]>("lease_ids", [.. requests.Select(r => r.Result.LeaseId)]));
+        record.Parameters.Add(new NpgsqlParameter<string[]>("payloads", [.. requests.Select(r => r.Result.Payload)]));
+        record.Parameters.Add(new NpgsqlParameter<string?[]>("trace_parents", NpgsqlDbType.Array | NpgsqlDbType.Text)
+        {
+            TypedValue = [.. requests.Select(r => r.Result.TraceParent)],
+        });
+        record.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]>("created_at", [.. requests.Select(r => r.Now)]));
+        record.Parameters.Add(new NpgsqlParameter<Guid[]>("recipient_lease_ids", recipientLeases));
+        record.Parameters.Add(new NpgsqlParameter<long[]>("recipient_ids", recipientIds));
         batch.BatchCommands.Add(record);
 
-        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return reader.GetInt64(0) > 0;
+        var pending = new HashSet<Guid>();
+        await using (var reader = await batch.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                if (reader.GetInt64(1) > 0)
+                {
+                    pending.Add(reader.GetGuid(0));
+                }
+            }
+        }
+
+        return [.. requests.Select(r => pending.Contains(r.Result.LeaseId))];
     }
 
     public async Task<IReadOnlyList<PendingResult>> ClaimResultsAsync(DateTimeOffset now, int maxResults, TimeSpan retryAfter, CancellationToken cancellationToken)
     {
         StoreArguments.CheckClaimResults(maxResults, retryAfter);
-        await using var claim = await IndexScansOnly.BeginAsync(dataSource, ClaimResultsSql, cancellationToken);
+        await using var claim = await IndexScansOnly.BeginAsync(_dataSource, ClaimResultsSql, cancellationToken);
         claim.Command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", StoreArguments.Truncate(now)));
         claim.Command.Parameters.Add(new NpgsqlParameter<int>("limit", maxResults));
         claim.Command.Parameters.Add(new NpgsqlParameter<TimeSpan>("retry_after", retryAfter));
@@ -804,7 +894,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
             return;
         }
 
-        await using var command = dataSource.CreateCommand(DeleteResultsSql);
+        await using var command = _dataSource.CreateCommand(DeleteResultsSql);
         command.Parameters.Add(new NpgsqlParameter<Guid[]>("ids", [.. leaseIds]));
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -813,7 +903,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
     {
         StoreArguments.CheckLeaseClock(maxGap);
         now = StoreArguments.Truncate(now);
-        await using (var beat = dataSource.CreateCommand(BeatSql))
+        await using (var beat = _dataSource.CreateCommand(BeatSql))
         {
             beat.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
             beat.Parameters.Add(new NpgsqlParameter<TimeSpan>("max_gap", maxGap));
@@ -826,7 +916,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         // A gap: under the clock's row lock (a replica that comes back at the same moment waits here, then finds the
         // heartbeat moved and extends nothing), extend the leases, move the heartbeat, and commit durably before the
         // caller claims.
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         DateTimeOffset? previous;
         await using (var lockClock = new NpgsqlCommand(LockClockSql, connection, transaction))
@@ -856,7 +946,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     public async Task<int> ReleaseLeasesAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(
+        await using var command = _dataSource.CreateCommand(
             """
             UPDATE spool.recipients
             SET state = 0, lease_id = NULL, lease_expires_at = NULL, lease_owner = NULL, next_attempt_at = @now,
@@ -869,14 +959,14 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
 
     public async Task PingAsync(CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT 1");
+        await using var command = _dataSource.CreateCommand("SELECT 1");
         await command.ExecuteScalarAsync(cancellationToken);
     }
 
     public async Task<IReadOnlyDictionary<RecipientState, long>> CountByStateAsync(CancellationToken cancellationToken)
     {
         var counts = Enum.GetValues<RecipientState>().ToDictionary(state => state, _ => 0L);
-        await using var command = dataSource.CreateCommand(CountSql);
+        await using var command = _dataSource.CreateCommand(CountSql);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
@@ -894,7 +984,7 @@ public sealed class PostgresSpool(NpgsqlDataSource dataSource) : ISpool
         int deleted;
         do
         {
-            await using var command = dataSource.CreateCommand(PurgeSql);
+            await using var command = _dataSource.CreateCommand(PurgeSql);
             command.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("older_than", StoreArguments.Truncate(olderThan)));
             command.Parameters.Add(new NpgsqlParameter<int>("limit", PurgeBatchSize));
             deleted = await command.ExecuteNonQueryAsync(cancellationToken);
