@@ -183,6 +183,29 @@ public abstract partial class SpoolContractTests : IAsyncLifetime
         Assert.Equal("a@example.com", Assert.Single(status.Recipients).Address);
     }
 
+    /// <summary>Stores at the same moment, some of them the same message twice: each id is stored once, as the store that said so.</summary>
+    [Fact]
+    public async Task Concurrent_stores_of_the_same_ids_store_each_once_and_say_which()
+    {
+        var originals = Enumerable.Range(0, 24).Select(i => Message($"r{i}@example.com") with
+        {
+            Content = Encoding.ASCII.GetBytes($"Subject: {i}\r\n\r\nfirst\r\n"),
+        }).ToList();
+        var copies = originals.Where((_, i) => i % 3 == 0).Select(m => m with { Content = Encoding.ASCII.GetBytes("Subject: copy\r\n\r\nsecond\r\n") }).ToList();
+        var all = originals.Concat(copies).OrderBy(_ => Random.Shared.Next()).ToList();
+
+        var answers = await Task.WhenAll(all.Select(m => Spool.StoreAsync(m, Ct)));
+
+        foreach (var group in all.Select((m, i) => (Message: m, Stored: answers[i])).GroupBy(x => x.Message.Id))
+        {
+            var winner = Assert.Single(group, x => x.Stored);
+            var stored = await Spool.GetMessageAsync(group.Key, Ct);
+            Assert.Equal(winner.Message.Content.ToArray(), stored!.Content.ToArray());
+        }
+
+        Assert.Equal(originals.Count, (await Spool.ClaimDueAsync(T0, 1000, Lease, Ct)).Count);
+    }
+
     [Fact]
     public async Task Claim_groups_recipients_by_message_and_domain_under_one_lease_each()
     {
@@ -1222,6 +1245,67 @@ public sealed class PostgresSpoolTests : SpoolContractTests
         Assert.NotNull(await first);
         Assert.All(await Task.WhenAll(rest), Assert.NotNull);
         Assert.Equal(before.Takes + 2, spool.CoalescedStatements.Takes);
+    }
+
+    /// <summary>
+    /// The accept path's group commit: messages in memory that arrive while two stores are at the server go together in
+    /// the next transaction. Here the first two wait on rows another transaction is inserting with their ids, and the
+    /// twenty after them share one statement; a message in a file still goes alone.
+    /// </summary>
+    [Fact]
+    public async Task Stores_that_arrive_while_two_are_at_the_server_share_the_next_transaction()
+    {
+        var spool = (Postgres.PostgresSpool)Spool;
+        var before = spool.CoalescedStatements;
+        var blocked = new[] { Message("a@example.com"), Message("b@example.com") };
+
+        await using var connection = new Npgsql.NpgsqlConnection(((PostgresStores)Stores).ConnectionString);
+        await connection.OpenAsync(CancellationToken.None);
+        await using var transaction = await connection.BeginTransactionAsync(CancellationToken.None);
+        foreach (var message in blocked)
+        {
+            await using var insert = new Npgsql.NpgsqlCommand(
+                "INSERT INTO spool.messages (id, sender, content, size, received_at, origin, body_type, smtputf8, requiretls) " +
+                "VALUES (@id, '', '', 0, now(), 0, 0, false, false)", connection, transaction);
+            insert.Parameters.AddWithValue("id", message.Id);
+            await insert.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+
+        var first = new List<Task<bool>>();
+        foreach (var message in blocked)
+        {
+            first.Add(Spool.StoreAsync(message, CancellationToken.None));
+            await Eventually.WaitUntilAsync(
+                async () => await WaitingOnLocksAsync(connection, transaction) == first.Count, TimeSpan.FromSeconds(30), "the store waits on the insert");
+        }
+        var rest = Enumerable.Range(0, 20).Select(i => Message($"r{i}@example.com")).ToList();
+        var stores = rest.Select(m => Spool.StoreAsync(m, CancellationToken.None)).ToList();
+        await transaction.RollbackAsync(CancellationToken.None);
+
+        Assert.All(await Task.WhenAll(first), Assert.True);
+        Assert.All(await Task.WhenAll(stores), Assert.True);
+        Assert.Equal(before.Stores + 3, spool.CoalescedStatements.Stores);
+        foreach (var message in blocked.Concat(rest))
+        {
+            Assert.Equal(message.Content.ToArray(), (await Spool.GetMessageAsync(message.Id, CancellationToken.None))!.Content.ToArray());
+        }
+
+        var path = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllBytesAsync(path, "Subject: file\r\n\r\nbody\r\n"u8.ToArray());
+            var inFile = Message("f@example.com") with
+            {
+                Content = ReadOnlyMemory<byte>.Empty,
+                ContentSource = new MessageContentSource(new FileInfo(path).Length, () => File.OpenRead(path)),
+            };
+            Assert.True(await Spool.StoreAsync(inFile, CancellationToken.None));
+            Assert.Equal(before.Stores + 3, spool.CoalescedStatements.Stores);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     private static async Task<long> WaitingOnLocksAsync(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction)

@@ -7,30 +7,44 @@ namespace MailMesh.Storage.Postgres;
 /// <summary>
 /// The spool in PostgreSQL (schema <c>spool</c>), for any number of Queue and Ingress replicas. Every operation is
 /// one round trip: a single statement, or an <see cref="NpgsqlBatch"/> that the server runs as one implicit
-/// transaction. Statement texts are constant so Npgsql's automatic preparation can reuse them. Delivery's lease takes
-/// and result records, two per attempt, go through a <see cref="StatementCoalescer{TRequest, TKey, TResult}"/> each:
-/// those that arrive together share one statement and one commit.
+/// transaction. Statement texts are constant so Npgsql's automatic preparation can reuse them. The three writes of
+/// every mail, its store (Ingress), its lease take and its result record (Delivery), each go through a
+/// <see cref="StatementCoalescer{TRequest, TKey, TResult}"/>: those that arrive together go as one batch of their
+/// statements, one round trip and one transaction, so one commit and one WAL flush for all of them.
 /// </summary>
 public sealed class PostgresSpool : ISpool
 {
-    /// <summary>The most lease takes (each may carry up to 256 KiB of content inline) or result records in one statement.</summary>
+    /// <summary>The most lease takes (each may carry up to 256 KiB of content inline) or result records in one transaction.</summary>
     internal const int MaxTakesPerStatement = 32;
 
     internal const int MaxRecordsPerStatement = 64;
 
+    /// <summary>
+    /// Messages in memory up to this size are stored together with those that arrive at the same time (the accept
+    /// path's group commit), up to <see cref="MaxStoresPerStatement"/> in one transaction and
+    /// <see cref="StoreStatementsAtOnce"/> such transactions at the server; a larger one, or one in a file, goes alone.
+    /// </summary>
+    internal const int MaxCoalescedContent = 256 * 1024;
+
+    internal const int MaxStoresPerStatement = 32;
+
+    internal const int StoreStatementsAtOnce = 2;
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly StatementCoalescer<TakeRequest, Guid, StoredMessage?> _takes;
     private readonly StatementCoalescer<RecordRequest, Guid, bool> _records;
+    private readonly StatementCoalescer<NewMessage, Guid, bool> _stores;
 
     public PostgresSpool(NpgsqlDataSource dataSource)
     {
         _dataSource = dataSource;
         _takes = new(StartAttemptsAsync, static r => r.LeaseId, MaxTakesPerStatement);
         _records = new(RecordResultsAsync, static r => r.Result.LeaseId, MaxRecordsPerStatement);
+        _stores = new(StoreAllAsync, static m => m.Id, MaxStoresPerStatement, StoreStatementsAtOnce);
     }
 
     /// <summary>Statements that took leases and recorded results so far (tests read them).</summary>
-    internal (int Takes, int Records) CoalescedStatements => (_takes.Statements, _records.Statements);
+    internal (int Takes, int Records, int Stores) CoalescedStatements => (_takes.Statements, _records.Statements, _stores.Statements);
 
     private sealed record TakeRequest(Guid MessageId, Guid LeaseId, Guid OwnerId, DateTimeOffset LeaseExpiresAt);
 
@@ -151,28 +165,22 @@ public sealed class PostgresSpool : ISpool
             m.trace_parent, r.next_attempt_at, m.pool
         """;
 
-    // Takes the leases of several attempts and reads their messages in one statement (StatementCoalescer: the takes
-    // that arrive while one is at the server, each lease at most once). A lease is taken only if it is still this one,
-    // unowned or already the requester's, and its result not yet recorded (lease_expires_at not null); a message row
-    // comes back for each lease taken.
-    internal const string StartAttemptsSql =
+    // Takes the lease for one attempt and reads the message in one statement: nothing is returned unless the lease is
+    // still this one, unowned or already ours, and its result not yet recorded (lease_expires_at not null). The takes
+    // that arrive together go as one batch of these, one transaction (StatementCoalescer).
+    internal const string StartAttemptSql =
         """
-        WITH requests AS (
-            SELECT * FROM unnest(@message_ids, @lease_ids, @owners, @lease_expires_at) AS q(message_id, lease_id, owner, lease_expires_at)
-        ), taken AS (
-            UPDATE spool.recipients AS r
-            SET lease_owner = q.owner, lease_expires_at = greatest(r.lease_expires_at, q.lease_expires_at)
-            FROM requests AS q
-            WHERE r.message_id = q.message_id AND r.lease_id = q.lease_id AND r.state = 1 AND r.lease_expires_at IS NOT NULL
-                AND (r.lease_owner IS NULL OR r.lease_owner = q.owner)
-            RETURNING r.lease_id
+        WITH taken AS (
+            UPDATE spool.recipients
+            SET lease_owner = @owner, lease_expires_at = greatest(lease_expires_at, @lease_expires_at)
+            WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND lease_expires_at IS NOT NULL
+                AND (lease_owner IS NULL OR lease_owner = @owner)
+            RETURNING id
         )
-        SELECT q.lease_id, m.sender, CASE WHEN m.size <= @inline_limit THEN m.content END, m.received_at, m.origin,
-            m.client_address, m.client_helo, m.auth_user, m.body_type, m.smtputf8, m.requiretls, m.envid, m.ret,
-            m.trace_parent, m.pool, m.size
-        FROM requests AS q
-            JOIN spool.messages AS m ON m.id = q.message_id
-        WHERE q.lease_id IN (SELECT lease_id FROM taken)
+        SELECT sender, CASE WHEN size <= @inline_limit THEN content END, received_at, origin, client_address, client_helo,
+            auth_user, body_type, smtputf8, requiretls, envid, ret, trace_parent, pool, size
+        FROM spool.messages
+        WHERE id = @message_id AND EXISTS (SELECT 1 FROM taken)
         """;
 
     private const string GetContentSql = "SELECT content FROM spool.messages WHERE id = @id";
@@ -185,31 +193,25 @@ public sealed class PostgresSpool : ISpool
             AND lease_owner = @owner
         """;
 
-    // Records the results of several attempts in one statement (StatementCoalescer, each lease at most once): the
-    // recipients a result names stop being a live lease (lease_expires_at null) while still in flight under its lease,
-    // and the result goes to the outbox if any did. Each lease's count of such recipients comes back.
-    internal const string RecordResultsSql =
+    // Records one attempt's result: the recipients it names stop being a live lease (lease_expires_at null) while still
+    // in flight under its lease, and the result goes to the outbox if any did. The records that arrive together go as
+    // one batch of these, one transaction (StatementCoalescer): one statement per result keeps each on its own index
+    // path (one statement for all, joined to an unnest of every recipient named, was planned as a scan of all in-flight
+    // recipients against every name, growing with the square of the batch).
+    internal const string RecordResultSql =
         """
-        WITH results AS (
-            SELECT * FROM unnest(@message_ids, @lease_ids, @payloads, @trace_parents, @created_at)
-                AS q(message_id, lease_id, payload, trace_parent, created_at)
-        ), named AS (
-            SELECT * FROM unnest(@recipient_lease_ids, @recipient_ids) AS x(lease_id, id)
-        ), pending AS (
-            UPDATE spool.recipients AS r
+        WITH pending AS (
+            UPDATE spool.recipients
             SET lease_expires_at = NULL
-            FROM named AS x
-                JOIN results AS q ON q.lease_id = x.lease_id
-            WHERE r.id = x.id AND r.message_id = q.message_id AND r.lease_id = x.lease_id AND r.state = 1
-            RETURNING r.lease_id
+            WHERE message_id = @message_id AND lease_id = @lease_id AND state = 1 AND id = ANY(@ids)
+            RETURNING id
         ), recorded AS (
             INSERT INTO spool.results (lease_id, message_id, payload, trace_parent, created_at, next_try_at)
-            SELECT q.lease_id, q.message_id, q.payload, q.trace_parent, q.created_at, q.created_at
-            FROM results AS q
-            WHERE q.lease_id IN (SELECT lease_id FROM pending)
+            SELECT @lease_id, @message_id, @payload, @trace_parent, @now, @now
+            WHERE EXISTS (SELECT 1 FROM pending)
             ON CONFLICT (lease_id) DO NOTHING
         )
-        SELECT lease_id, count(*) FROM pending GROUP BY lease_id
+        SELECT count(*) FROM pending
         """;
 
     internal const string ClaimResultsSql =
@@ -352,6 +354,62 @@ public sealed class PostgresSpool : ISpool
     public async Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken)
     {
         StoreArguments.CheckNewMessage(message);
+        if (message.ContentSource is null && message.Content.Length <= MaxCoalescedContent)
+        {
+            return await _stores.RunAsync(message, cancellationToken);
+        }
+
+        // A body in a file goes to the server as a memory map of it (a ReadOnlyMemory parameter, which Npgsql writes in
+        // pieces): Npgsql copies a Stream parameter into a MemoryStream first, which held a 35 MB message on the heap
+        // several times over and ran a distributed Ingress out of memory under the chart's limit (issue 7 §3). A source
+        // that cannot be mapped still goes as a stream. Both are disposed after the command. Such a message, or a large
+        // one in memory, goes alone: it would hold back the small ones behind it.
+        using var mapped = message.ContentSource?.Map?.Invoke();
+        await using var contentStream = mapped is null ? message.ContentSource?.Open() : null;
+        await using var batch = _dataSource.CreateBatch();
+        batch.BatchCommands.Add(StoreCommand(message, mapped, contentStream));
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return reader.GetInt64(0) == 1;
+    }
+
+    /// <summary>
+    /// Messages in memory stored together: one command each in one batch, which the server runs as one implicit
+    /// transaction, so one commit (and one WAL flush) for all of them. Each command answers whether its message was new.
+    /// </summary>
+    private async Task<IReadOnlyList<bool>> StoreAllAsync(IReadOnlyList<NewMessage> messages, CancellationToken cancellationToken)
+    {
+        await using var batch = _dataSource.CreateBatch();
+        foreach (var message in messages)
+        {
+            batch.BatchCommands.Add(StoreCommand(message, mapped: null, contentStream: null));
+        }
+
+        return [.. (await CountsAsync(batch, cancellationToken)).Select(count => count == 1)];
+    }
+
+    /// <summary>Runs a batch whose every command answers one row of one count; the counts in command order.</summary>
+    private static async Task<long[]> CountsAsync(NpgsqlBatch batch, CancellationToken cancellationToken)
+    {
+        var counts = new long[batch.BatchCommands.Count];
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        for (var i = 0; i < counts.Length; i++)
+        {
+            if (i > 0)
+            {
+                await reader.NextResultAsync(cancellationToken);
+            }
+
+            await reader.ReadAsync(cancellationToken);
+            counts[i] = reader.GetInt64(0);
+        }
+
+        return counts;
+    }
+
+    /// <summary>The insert of one message and its recipients, its content in memory, mapped, or a stream.</summary>
+    private static NpgsqlBatchCommand StoreCommand(NewMessage message, MappedContent? mapped, Stream? contentStream)
+    {
         var count = message.Recipients.Count;
         var addresses = new string[count];
         var domains = new string[count];
@@ -371,14 +429,6 @@ public sealed class PostgresSpool : ISpool
         }
 
         var receivedAt = StoreArguments.Truncate(message.ReceivedAt);
-
-        // A body in a file goes to the server as a memory map of it (a ReadOnlyMemory parameter, which Npgsql writes in
-        // pieces): Npgsql copies a Stream parameter into a MemoryStream first, which held a 35 MB message on the heap
-        // several times over and ran a distributed Ingress out of memory under the chart's limit (issue 7 §3). A source
-        // that cannot be mapped still goes as a stream. Both are disposed after the command.
-        using var mapped = message.ContentSource?.Map?.Invoke();
-        await using var contentStream = mapped is null ? message.ContentSource?.Open() : null;
-        await using var batch = _dataSource.CreateBatch();
         var insert = new NpgsqlBatchCommand(StoreSql);
         var p = insert.Parameters;
         p.Add(new NpgsqlParameter<Guid>("id", message.Id));
@@ -410,11 +460,7 @@ public sealed class PostgresSpool : ISpool
         p.Add(new NpgsqlParameter<short[]>("states", states));
         p.Add(new NpgsqlParameter<string?[]>("notifies", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = notifies });
         p.Add(new NpgsqlParameter<string?[]>("orcpts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = orcpts });
-        batch.BatchCommands.Add(insert);
-
-        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return reader.GetInt64(0) == 1;
+        return insert;
     }
 
     public async Task<StoredMessage?> GetMessageAsync(Guid messageId, CancellationToken cancellationToken)
@@ -710,51 +756,64 @@ public sealed class PostgresSpool : ISpool
     public Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken) =>
         _takes.RunAsync(new TakeRequest(messageId, leaseId, ownerId, StoreArguments.Truncate(leaseExpiresAt)), cancellationToken);
 
-    private async Task<IReadOnlyList<StoredMessage?>> StartAttemptsAsync(IReadOnlyList<TakeRequest> requests)
+    private async Task<IReadOnlyList<StoredMessage?>> StartAttemptsAsync(IReadOnlyList<TakeRequest> requests, CancellationToken cancellationToken)
     {
         // Durable like the claim: a take lost in a crash could let a redelivered work item take the lease a second time.
+        // In message and lease order, so two transactions that take some of the same leases lock their rows in one order.
+        var ordered = Enumerable.Range(0, requests.Count)
+            .OrderBy(i => requests[i].MessageId).ThenBy(i => requests[i].LeaseId)
+            .ToList();
         await using var batch = _dataSource.CreateBatch();
-        var take = new NpgsqlBatchCommand(StartAttemptsSql);
-        take.Parameters.Add(new NpgsqlParameter<Guid[]>("message_ids", [.. requests.Select(r => r.MessageId)]));
-        take.Parameters.Add(new NpgsqlParameter<Guid[]>("lease_ids", [.. requests.Select(r => r.LeaseId)]));
-        take.Parameters.Add(new NpgsqlParameter<Guid[]>("owners", [.. requests.Select(r => r.OwnerId)]));
-        take.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]>("lease_expires_at", [.. requests.Select(r => r.LeaseExpiresAt)]));
-        take.Parameters.Add(new NpgsqlParameter<long>("inline_limit", StoredMessage.InlineContentLimit));
-        batch.BatchCommands.Add(take);
+        foreach (var i in ordered)
+        {
+            var take = new NpgsqlBatchCommand(StartAttemptSql);
+            take.Parameters.Add(new NpgsqlParameter<Guid>("message_id", requests[i].MessageId));
+            take.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", requests[i].LeaseId));
+            take.Parameters.Add(new NpgsqlParameter<Guid>("owner", requests[i].OwnerId));
+            take.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("lease_expires_at", requests[i].LeaseExpiresAt));
+            take.Parameters.Add(new NpgsqlParameter<long>("inline_limit", StoredMessage.InlineContentLimit));
+            batch.BatchCommands.Add(take);
+        }
 
-        var taken = new Dictionary<Guid, StoredMessage>(requests.Count);
+        var taken = new StoredMessage?[requests.Count];
         try
         {
-            await using var reader = await batch.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            for (var n = 0; n < ordered.Count; n++)
             {
-                var leaseId = reader.GetGuid(0);
-                var message = requests.First(r => r.LeaseId == leaseId).MessageId;
-                taken[leaseId] = ReadTaken(reader, message);
+                if (n > 0)
+                {
+                    await reader.NextResultAsync(cancellationToken);
+                }
+
+                if (await reader.ReadAsync(cancellationToken))
+                {
+                    taken[ordered[n]] = ReadTaken(reader, requests[ordered[n]].MessageId);
+                }
             }
         }
         catch
         {
-            foreach (var message in taken.Values)
+            foreach (var message in taken)
             {
-                message.ContentLease?.Dispose();
+                message?.ContentLease?.Dispose();
             }
 
             throw;
         }
 
-        return [.. requests.Select(r => taken.GetValueOrDefault(r.LeaseId))];
+        return taken;
     }
 
-    /// <summary>A taken attempt's message from the current row of <see cref="StartAttemptsSql"/>.</summary>
+    /// <summary>A taken attempt's message from the current row of <see cref="StartAttemptSql"/>.</summary>
     private static StoredMessage ReadTaken(NpgsqlDataReader reader, Guid messageId)
     {
-        var detached = reader.IsDBNull(2);
-        var rented = detached ? null : RentedContent.Read(reader, 2);
-        return ReadMessage(reader, 1, messageId, rented?.Memory ?? ReadOnlyMemory<byte>.Empty) with
+        var detached = reader.IsDBNull(1);
+        var rented = detached ? null : RentedContent.Read(reader, 1);
+        return ReadMessage(reader, 0, messageId, rented?.Memory ?? ReadOnlyMemory<byte>.Empty) with
         {
             ContentLease = rented,
-            DetachedContentLength = detached ? reader.GetInt64(15) : null,
+            DetachedContentLength = detached ? reader.GetInt64(14) : null,
         };
     }
 
@@ -815,48 +874,34 @@ public sealed class PostgresSpool : ISpool
         return _records.RunAsync(new RecordRequest(result, StoreArguments.Truncate(now)), cancellationToken);
     }
 
-    private async Task<IReadOnlyList<bool>> RecordResultsAsync(IReadOnlyList<RecordRequest> requests)
+    private async Task<IReadOnlyList<bool>> RecordResultsAsync(IReadOnlyList<RecordRequest> requests, CancellationToken cancellationToken)
     {
-        var named = requests.Sum(r => r.Result.RecipientIds.Count);
-        var recipientLeases = new Guid[named];
-        var recipientIds = new long[named];
-        var n = 0;
-        foreach (var request in requests)
-        {
-            foreach (var id in request.Result.RecipientIds)
-            {
-                recipientLeases[n] = request.Result.LeaseId;
-                recipientIds[n++] = id;
-            }
-        }
-
+        // In message and lease order, so two transactions that record some of the same leases lock their rows in one order.
+        var ordered = Enumerable.Range(0, requests.Count)
+            .OrderBy(i => requests[i].Result.MessageId).ThenBy(i => requests[i].Result.LeaseId)
+            .ToList();
         await using var batch = _dataSource.CreateBatch();
-        var record = new NpgsqlBatchCommand(RecordResultsSql);
-        record.Parameters.Add(new NpgsqlParameter<Guid[]>("message_ids", [.. requests.Select(r => r.Result.MessageId)]));
-        record.Parameters.Add(new NpgsqlParameter<Guid[]>("lease_ids", [.. requests.Select(r => r.Result.LeaseId)]));
-        record.Parameters.Add(new NpgsqlParameter<string[]>("payloads", [.. requests.Select(r => r.Result.Payload)]));
-        record.Parameters.Add(new NpgsqlParameter<string?[]>("trace_parents", NpgsqlDbType.Array | NpgsqlDbType.Text)
+        foreach (var i in ordered)
         {
-            TypedValue = [.. requests.Select(r => r.Result.TraceParent)],
-        });
-        record.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]>("created_at", [.. requests.Select(r => r.Now)]));
-        record.Parameters.Add(new NpgsqlParameter<Guid[]>("recipient_lease_ids", recipientLeases));
-        record.Parameters.Add(new NpgsqlParameter<long[]>("recipient_ids", recipientIds));
-        batch.BatchCommands.Add(record);
-
-        var pending = new HashSet<Guid>();
-        await using (var reader = await batch.ExecuteReaderAsync())
-        {
-            while (await reader.ReadAsync())
-            {
-                if (reader.GetInt64(1) > 0)
-                {
-                    pending.Add(reader.GetGuid(0));
-                }
-            }
+            var (result, now) = requests[i];
+            var record = new NpgsqlBatchCommand(RecordResultSql);
+            record.Parameters.Add(new NpgsqlParameter<Guid>("message_id", result.MessageId));
+            record.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", result.LeaseId));
+            record.Parameters.Add(new NpgsqlParameter<long[]>("ids", [.. result.RecipientIds]));
+            record.Parameters.Add(new NpgsqlParameter<string>("payload", result.Payload));
+            record.Parameters.Add(Text("trace_parent", result.TraceParent));
+            record.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
+            batch.BatchCommands.Add(record);
         }
 
-        return [.. requests.Select(r => pending.Contains(r.Result.LeaseId))];
+        var counts = await CountsAsync(batch, cancellationToken);
+        var recorded = new bool[requests.Count];
+        for (var n = 0; n < ordered.Count; n++)
+        {
+            recorded[ordered[n]] = counts[n] > 0;
+        }
+
+        return recorded;
     }
 
     public async Task<IReadOnlyList<PendingResult>> ClaimResultsAsync(DateTimeOffset now, int maxResults, TimeSpan retryAfter, CancellationToken cancellationToken)

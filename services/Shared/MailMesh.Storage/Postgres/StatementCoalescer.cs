@@ -1,11 +1,15 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Npgsql;
 
 namespace MailMesh.Storage.Postgres;
 
 /// <summary>
-/// Group commit in the client: the requests of one kind that arrive while a statement of that kind is at the server
-/// wait, and go together in the next one, one round trip and one commit (one WAL flush) for all of them. A request
-/// alone goes at once. At most one statement of each kind is at the server, so the batches grow with the load.
+/// Group commit in the client: the requests of one kind that arrive while <paramref name="maxStatements"/> statements
+/// of that kind are at the server wait, and go together in the next one, one round trip and one commit (one WAL flush)
+/// for all of them. A request that finds a statement's place free goes at once. The batches grow with the load. A
+/// "statement" here is whatever <c>run</c> sends in one round trip: PostgresSpool sends an <see cref="NpgsqlBatch"/> of
+/// one command per request, which the server runs as one implicit transaction.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -15,42 +19,60 @@ namespace MailMesh.Storage.Postgres;
 /// request committed.
 /// </para>
 /// <para>
+/// A statement can be cancelled only once every request in it was given up by its caller (so a lone request's timeout
+/// still cancels its statement at the server, as before); it is otherwise bounded by the connection's command timeout.
+/// It runs outside its callers' execution context (their logging scopes), as a child of the first request's trace
+/// activity: the other requests' traces do not show the statement they shared.
+/// </para>
+/// <para>
 /// Requests with the same <paramref name="keyOf"/> never share a statement (two takes of one lease by different owners
-/// would each update some of its rows); the later one waits for the next. A request whose caller gave up before its
+/// would each update some of its rows); the later one waits for the next. With one statement at a time (the default)
+/// they never meet at the server either. A request whose caller gave up before its
 /// statement started is dropped. When the server refuses a statement of several requests (a <see cref="PostgresException"/>:
 /// one bad request, a serialisation failure), each request is tried alone, so one cannot fail the others; any other
 /// failure (the connection) fails every request of the statement, as it would have failed each of them alone.
 /// </para>
 /// </remarks>
 internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
-    Func<IReadOnlyList<TRequest>, Task<IReadOnlyList<TResult>>> run,
+    Func<IReadOnlyList<TRequest>, CancellationToken, Task<IReadOnlyList<TResult>>> run,
     Func<TRequest, TKey> keyOf,
-    int maxBatch)
+    int maxBatch,
+    int maxStatements = 1)
     where TKey : notnull
 {
     private readonly Lock _gate = new();
     private readonly List<Waiting> _waiting = [];
-    private bool _draining;
+    private int _draining;
 
     /// <summary>How many statements ran (tests read it).</summary>
     internal int Statements;
 
     public Task<TResult> RunAsync(TRequest request, CancellationToken cancellationToken)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        var waiting = new Waiting(request, cancellationToken);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<TResult>(cancellationToken);
+        }
+
+        var waiting = new Waiting(request, Activity.Current, cancellationToken);
         bool start;
         lock (_gate)
         {
             _waiting.Add(waiting);
-            start = !_draining;
-            _draining = true;
+            start = _draining < maxStatements;
+            if (start)
+            {
+                _draining++;
+            }
         }
 
         if (start)
         {
-            // Runs on this thread up to its first await (the statement's write), then wherever the answer arrives.
-            _ = DrainAsync();
+            // Not in this caller's execution context: the drain outlives the request that started it.
+            using (ExecutionContext.SuppressFlow())
+            {
+                _ = Task.Run(DrainAsync, CancellationToken.None);
+            }
         }
 
         return waiting.Completion.Task.WaitAsync(cancellationToken);
@@ -71,7 +93,7 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
             // Not reached by a statement's failure (RunAsync answers those); whatever it is, no caller waits forever.
             lock (_gate)
             {
-                _draining = false;
+                _draining--;
                 batch ??= [];
                 batch.AddRange(_waiting);
                 _waiting.Clear();
@@ -84,7 +106,7 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
         }
     }
 
-    /// <summary>The next statement's requests, or null (and no longer draining) when none wait.</summary>
+    /// <summary>The next statement's requests, or null (and this drainer gone) when none wait.</summary>
     private List<Waiting>? Next()
     {
         lock (_gate)
@@ -92,7 +114,7 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
             _waiting.RemoveAll(static w => w.Token.IsCancellationRequested && w.Completion.TrySetCanceled(w.Token));
             if (_waiting.Count == 0)
             {
-                _draining = false;
+                _draining--;
                 return null;
             }
 
@@ -146,10 +168,35 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
         }
     }
 
-    private Task<IReadOnlyList<TResult>> RunStatementAsync(List<Waiting> batch)
+    private async Task<IReadOnlyList<TResult>> RunStatementAsync(List<Waiting> batch)
     {
         Interlocked.Increment(ref Statements);
-        return run(batch.ConvertAll(w => w.Request));
+        using var abandoned = new CancellationTokenSource();
+        var state = (new StrongBox<int>(batch.Count), abandoned);
+        var registrations = batch.ConvertAll(w => w.Token.UnsafeRegister(
+            static state =>
+            {
+                var (count, source) = ((StrongBox<int>, CancellationTokenSource))state!;
+                if (Interlocked.Decrement(ref count.Value) == 0)
+                {
+                    source.Cancel();
+                }
+            },
+            state));
+        var previous = Activity.Current;
+        Activity.Current = batch[0].Activity;
+        try
+        {
+            return await run(batch.ConvertAll(w => w.Request), abandoned.Token);
+        }
+        finally
+        {
+            Activity.Current = previous;
+            foreach (var registration in registrations)
+            {
+                await registration.DisposeAsync();
+            }
+        }
     }
 
     private static void Answer(List<Waiting> batch, IReadOnlyList<TResult> results)
@@ -165,11 +212,14 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
         }
     }
 
-    private sealed class Waiting(TRequest request, CancellationToken token)
+    private sealed class Waiting(TRequest request, Activity? activity, CancellationToken token)
     {
         public TRequest Request { get; } = request;
 
         public CancellationToken Token { get; } = token;
+
+        /// <summary>The caller's trace activity when it asked.</summary>
+        public Activity? Activity { get; } = activity;
 
         public TaskCompletionSource<TResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
