@@ -1308,6 +1308,19 @@ public sealed class PostgresSpoolTests : SpoolContractTests
         }
     }
 
+    /// <summary>A message the store refuses (a recipient without a domain) fails alone, not the stores that arrive with it.</summary>
+    [Fact]
+    public async Task A_refused_message_fails_alone_among_stores_that_arrive_with_it()
+    {
+        var good = Enumerable.Range(0, 10).Select(i => Message($"r{i}@example.com")).ToList();
+        var bad = Message("no-domain");
+        var stores = good.Select(m => Spool.StoreAsync(m, CancellationToken.None)).Append(Spool.StoreAsync(bad, CancellationToken.None)).ToList();
+
+        await Assert.ThrowsAsync<ArgumentException>(() => stores[^1]);
+        Assert.All(await Task.WhenAll(stores.SkipLast(1)), Assert.True);
+        Assert.Null(await Spool.GetMessageAsync(bad.Id, CancellationToken.None));
+    }
+
     private static async Task<long> WaitingOnLocksAsync(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction)
     {
         await using var command = new Npgsql.NpgsqlCommand(

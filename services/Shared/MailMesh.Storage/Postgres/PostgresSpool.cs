@@ -31,16 +31,16 @@ public sealed class PostgresSpool : ISpool
     internal const int StoreStatementsAtOnce = 2;
 
     private readonly NpgsqlDataSource _dataSource;
-    private readonly StatementCoalescer<TakeRequest, Guid, StoredMessage?> _takes;
+    private readonly StatementCoalescer<TakeRequest, Guid, TakeAnswer> _takes;
     private readonly StatementCoalescer<RecordRequest, Guid, bool> _records;
-    private readonly StatementCoalescer<NewMessage, Guid, bool> _stores;
+    private readonly StatementCoalescer<StoreRequest, Guid, bool> _stores;
 
     public PostgresSpool(NpgsqlDataSource dataSource)
     {
         _dataSource = dataSource;
         _takes = new(StartAttemptsAsync, static r => r.LeaseId, MaxTakesPerStatement);
         _records = new(RecordResultsAsync, static r => r.Result.LeaseId, MaxRecordsPerStatement);
-        _stores = new(StoreAllAsync, static m => m.Id, MaxStoresPerStatement, StoreStatementsAtOnce);
+        _stores = new(StoreAllAsync, static r => r.Message.Id, MaxStoresPerStatement, StoreStatementsAtOnce);
     }
 
     /// <summary>Statements that took leases and recorded results so far (tests read them).</summary>
@@ -49,6 +49,11 @@ public sealed class PostgresSpool : ISpool
     private sealed record TakeRequest(Guid MessageId, Guid LeaseId, Guid OwnerId, DateTimeOffset LeaseExpiresAt);
 
     private sealed record RecordRequest(PendingResult Result, DateTimeOffset Now);
+
+    private sealed record StoreRequest(NewMessage Message, string[] Domains);
+
+    /// <summary>A take's answer: the message if the lease was taken, or the error reading its row (the take committed).</summary>
+    private sealed record TakeAnswer(StoredMessage? Message, Exception? Error);
 
     private const string StoreSql =
         """
@@ -354,9 +359,12 @@ public sealed class PostgresSpool : ISpool
     public async Task<bool> StoreAsync(NewMessage message, CancellationToken cancellationToken)
     {
         StoreArguments.CheckNewMessage(message);
+
+        // Each recipient's domain before the message is queued: an address that has none fails this store alone.
+        string[] domains = [.. message.Recipients.Select(r => StoreArguments.DomainOf(r.Address))];
         if (message.ContentSource is null && message.Content.Length <= MaxCoalescedContent)
         {
-            return await _stores.RunAsync(message, cancellationToken);
+            return await _stores.RunAsync(new StoreRequest(message, domains), cancellationToken);
         }
 
         // A body in a file goes to the server as a memory map of it (a ReadOnlyMemory parameter, which Npgsql writes in
@@ -367,7 +375,7 @@ public sealed class PostgresSpool : ISpool
         using var mapped = message.ContentSource?.Map?.Invoke();
         await using var contentStream = mapped is null ? message.ContentSource?.Open() : null;
         await using var batch = _dataSource.CreateBatch();
-        batch.BatchCommands.Add(StoreCommand(message, mapped, contentStream));
+        batch.BatchCommands.Add(StoreCommand(message, domains, mapped, contentStream));
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return reader.GetInt64(0) == 1;
@@ -377,12 +385,12 @@ public sealed class PostgresSpool : ISpool
     /// Messages in memory stored together: one command each in one batch, which the server runs as one implicit
     /// transaction, so one commit (and one WAL flush) for all of them. Each command answers whether its message was new.
     /// </summary>
-    private async Task<IReadOnlyList<bool>> StoreAllAsync(IReadOnlyList<NewMessage> messages, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<bool>> StoreAllAsync(IReadOnlyList<StoreRequest> requests, CancellationToken cancellationToken)
     {
         await using var batch = _dataSource.CreateBatch();
-        foreach (var message in messages)
+        foreach (var (message, domains) in requests)
         {
-            batch.BatchCommands.Add(StoreCommand(message, mapped: null, contentStream: null));
+            batch.BatchCommands.Add(StoreCommand(message, domains, mapped: null, contentStream: null));
         }
 
         return [.. (await CountsAsync(batch, cancellationToken)).Select(count => count == 1)];
@@ -408,11 +416,10 @@ public sealed class PostgresSpool : ISpool
     }
 
     /// <summary>The insert of one message and its recipients, its content in memory, mapped, or a stream.</summary>
-    private static NpgsqlBatchCommand StoreCommand(NewMessage message, MappedContent? mapped, Stream? contentStream)
+    private static NpgsqlBatchCommand StoreCommand(NewMessage message, string[] domains, MappedContent? mapped, Stream? contentStream)
     {
         var count = message.Recipients.Count;
         var addresses = new string[count];
-        var domains = new string[count];
         var states = new short[count];
         var notifies = new string?[count];
         var orcpts = new string?[count];
@@ -421,7 +428,6 @@ public sealed class PostgresSpool : ISpool
         {
             var recipient = message.Recipients[i];
             addresses[i] = recipient.Address;
-            domains[i] = StoreArguments.DomainOf(recipient.Address);
             states[i] = (short)recipient.State;
             notifies[i] = recipient.Notify;
             orcpts[i] = recipient.OriginalRecipient;
@@ -753,10 +759,18 @@ public sealed class PostgresSpool : ISpool
         };
     }
 
-    public Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken) =>
-        _takes.RunAsync(new TakeRequest(messageId, leaseId, ownerId, StoreArguments.Truncate(leaseExpiresAt)), cancellationToken);
+    public async Task<StoredMessage?> StartAttemptAsync(Guid messageId, Guid leaseId, Guid ownerId, DateTimeOffset leaseExpiresAt, CancellationToken cancellationToken)
+    {
+        var answer = await _takes.RunAsync(new TakeRequest(messageId, leaseId, ownerId, StoreArguments.Truncate(leaseExpiresAt)), cancellationToken);
+        if (answer.Error is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(answer.Error);
+        }
 
-    private async Task<IReadOnlyList<StoredMessage?>> StartAttemptsAsync(IReadOnlyList<TakeRequest> requests, CancellationToken cancellationToken)
+        return answer.Message;
+    }
+
+    private async Task<IReadOnlyList<TakeAnswer>> StartAttemptsAsync(IReadOnlyList<TakeRequest> requests, CancellationToken cancellationToken)
     {
         // Durable like the claim: a take lost in a crash could let a redelivered work item take the lease a second time.
         // In message and lease order, so two transactions that take some of the same leases lock their rows in one order.
@@ -775,7 +789,7 @@ public sealed class PostgresSpool : ISpool
             batch.BatchCommands.Add(take);
         }
 
-        var taken = new StoredMessage?[requests.Count];
+        var taken = new TakeAnswer[requests.Count];
         try
         {
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
@@ -786,17 +800,24 @@ public sealed class PostgresSpool : ISpool
                     await reader.NextResultAsync(cancellationToken);
                 }
 
-                if (await reader.ReadAsync(cancellationToken))
+                try
                 {
-                    taken[ordered[n]] = ReadTaken(reader, requests[ordered[n]].MessageId);
+                    taken[ordered[n]] = await reader.ReadAsync(cancellationToken)
+                        ? new TakeAnswer(ReadTaken(reader, requests[ordered[n]].MessageId), null)
+                        : new TakeAnswer(null, null);
+                }
+                catch (InvalidDataException ex)
+                {
+                    // This row alone: the batch (every take in it) commits whatever the client makes of its rows.
+                    taken[ordered[n]] = new TakeAnswer(null, ex);
                 }
             }
         }
         catch
         {
-            foreach (var message in taken)
+            foreach (var answer in taken)
             {
-                message?.ContentLease?.Dispose();
+                answer?.Message?.ContentLease?.Dispose();
             }
 
             throw;

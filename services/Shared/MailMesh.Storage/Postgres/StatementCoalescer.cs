@@ -19,8 +19,10 @@ namespace MailMesh.Storage.Postgres;
 /// request committed.
 /// </para>
 /// <para>
-/// A statement can be cancelled only once every request in it was given up by its caller (so a lone request's timeout
-/// still cancels its statement at the server, as before); it is otherwise bounded by the connection's command timeout.
+/// A caller that gives up while its request waits is let go at once. Once the request is in a statement, the caller
+/// waits for that statement's answer whatever its token says: the statement may commit the request. The statement is
+/// cancelled at the server once every caller in it gave up (so a lone request's timeout still cancels its statement, as
+/// before), and is otherwise bounded by the connection's command timeout.
 /// It runs outside its callers' execution context (their logging scopes), as a child of the first request's trace
 /// activity: the other requests' traces do not show the statement they shared.
 /// </para>
@@ -75,7 +77,43 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
             }
         }
 
-        return waiting.Completion.Task.WaitAsync(cancellationToken);
+        // A caller that gives up is let go only while its request still waits: once in a statement, the request may
+        // commit, and the caller must hear that (a 250 for a stored message), and its memory (the message's content,
+        // a pooled buffer that Npgsql writes as the statement goes out) must stay its own until the statement is done.
+        waiting.Withdrawal = cancellationToken.UnsafeRegister(
+            static state =>
+            {
+                var (coalescer, waiting) = ((StatementCoalescer<TRequest, TKey, TResult>, Waiting))state!;
+                coalescer.Withdraw(waiting);
+            },
+            (this, waiting));
+        return AnswerAsync(waiting);
+    }
+
+    private static async Task<TResult> AnswerAsync(Waiting waiting)
+    {
+        try
+        {
+            return await waiting.Completion.Task;
+        }
+        finally
+        {
+            await waiting.Withdrawal.DisposeAsync();
+        }
+    }
+
+    /// <summary>Lets a caller go if its request is not in a statement yet.</summary>
+    private void Withdraw(Waiting waiting)
+    {
+        lock (_gate)
+        {
+            if (waiting.Taken || !_waiting.Remove(waiting))
+            {
+                return;
+            }
+        }
+
+        waiting.Completion.TrySetCanceled(waiting.Token);
     }
 
     private async Task DrainAsync()
@@ -126,6 +164,7 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
                 var waiting = _waiting[i];
                 if (batch.Count < maxBatch && keys.Add(keyOf(waiting.Request)))
                 {
+                    waiting.Taken = true;
                     batch.Add(waiting);
                 }
                 else
@@ -220,6 +259,12 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
 
         /// <summary>The caller's trace activity when it asked.</summary>
         public Activity? Activity { get; } = activity;
+
+        /// <summary>Set, under the coalescer's lock, when the request goes into a statement: from then on it is answered
+        /// by that statement.</summary>
+        public bool Taken { get; set; }
+
+        public CancellationTokenRegistration Withdrawal { get; set; }
 
         public TaskCompletionSource<TResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
