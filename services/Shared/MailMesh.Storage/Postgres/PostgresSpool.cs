@@ -376,9 +376,7 @@ public sealed class PostgresSpool : ISpool
         await using var contentStream = mapped is null ? message.ContentSource?.Open() : null;
         await using var batch = _dataSource.CreateBatch();
         batch.BatchCommands.Add(StoreCommand(message, domains, mapped, contentStream));
-        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return reader.GetInt64(0) == 1;
+        return (await CountsAsync(batch, cancellationToken))[0] == 1;
     }
 
     /// <summary>

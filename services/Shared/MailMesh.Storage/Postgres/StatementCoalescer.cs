@@ -102,12 +102,12 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
         }
     }
 
-    /// <summary>Lets a caller go if its request is not in a statement yet.</summary>
+    /// <summary>Lets a caller go if its request is not in a statement yet (still in the queue: Next takes it out).</summary>
     private void Withdraw(Waiting waiting)
     {
         lock (_gate)
         {
-            if (waiting.Taken || !_waiting.Remove(waiting))
+            if (!_waiting.Remove(waiting))
             {
                 return;
             }
@@ -149,7 +149,6 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
     {
         lock (_gate)
         {
-            _waiting.RemoveAll(static w => w.Token.IsCancellationRequested && w.Completion.TrySetCanceled(w.Token));
             if (_waiting.Count == 0)
             {
                 _draining--;
@@ -164,7 +163,6 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
                 var waiting = _waiting[i];
                 if (batch.Count < maxBatch && keys.Add(keyOf(waiting.Request)))
                 {
-                    waiting.Taken = true;
                     batch.Add(waiting);
                 }
                 else
@@ -259,10 +257,6 @@ internal sealed class StatementCoalescer<TRequest, TKey, TResult>(
 
         /// <summary>The caller's trace activity when it asked.</summary>
         public Activity? Activity { get; } = activity;
-
-        /// <summary>Set, under the coalescer's lock, when the request goes into a statement: from then on it is answered
-        /// by that statement.</summary>
-        public bool Taken { get; set; }
 
         public CancellationTokenRegistration Withdrawal { get; set; }
 
