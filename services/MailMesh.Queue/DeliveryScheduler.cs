@@ -70,12 +70,21 @@ internal sealed class DeliveryScheduler(
         logger.SchedulerStarted(_options.PollInterval, _options.ClaimBatchSize, _options.LeaseDuration);
         monitor.Started(LoopName);
         var failures = 0;
+        long? lastRound = null;
+        var spaced = false;
         while (!stoppingToken.IsCancellationRequested)
         {
-            signal.Reset();
             int claimed;
             try
             {
+                // Pokes that come while the round waits for its turn are served by it: forgotten after the wait.
+                if (spaced && lastRound is { } last && time.GetElapsedTime(last) is var since && since < _options.ClaimInterval)
+                {
+                    await Task.Delay(_options.ClaimInterval - since, time, stoppingToken);
+                }
+
+                signal.Reset();
+                lastRound = time.GetTimestamp();
                 claimed = await RunOnceAsync(stoppingToken);
                 failures = 0;
                 monitor.Completed(LoopName);
@@ -105,7 +114,8 @@ internal sealed class DeliveryScheduler(
             }
 
             // A full batch means more work is probably due: claim again at once instead of sleeping.
-            if (claimed >= _options.ClaimBatchSize)
+            spaced = claimed < _options.ClaimBatchSize;
+            if (!spaced)
             {
                 continue;
             }

@@ -35,6 +35,15 @@ public sealed class QueueOptions : IValidatedOptions
     /// <summary>How often the scheduler looks for due work when nothing pokes it.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// While pokes keep coming (announcements of new mail, applied results), a round starts at least this long after the
+    /// previous one started; the pokes that arrive meanwhile are served by that one round. A poke after a quiet spell, and
+    /// the round after a full batch, claim at once. Each round costs one claim statement whether it takes one job or
+    /// fifty: at 740 mails a second the scheduler claimed 40 times a second, and most rounds found the destination's
+    /// window full (issue 8). Zero claims at every poke.
+    /// </summary>
+    public TimeSpan ClaimInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>Most recipients claimed in one round trip to the spool.</summary>
     public int ClaimBatchSize { get; set; } = 500;
 
@@ -182,6 +191,11 @@ public sealed class QueueOptions : IValidatedOptions
             {
                 yield return $"{SectionName}:{name}: must be positive (was {value})";
             }
+        }
+
+        if (ClaimInterval < TimeSpan.Zero || ClaimInterval >= PollInterval)
+        {
+            yield return $"{SectionName}:{nameof(ClaimInterval)}: must be zero or more and less than {SectionName}:{nameof(PollInterval)} ({PollInterval}) (was {ClaimInterval})";
         }
 
         if (MaxRetryDelay > TimeSpan.Zero && FirstRetryDelay > MaxRetryDelay)

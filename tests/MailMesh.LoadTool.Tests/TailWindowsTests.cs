@@ -24,6 +24,20 @@ public sealed class TailWindowsTests
     }
 
     [Fact]
+    public void The_worst_windows_are_named_by_wall_clock_time()
+    {
+        // 1,300 messages from 12:00:00 UTC (the slowest 1 % is 13): 10 slow ones at 4.2 s, 3 at 7.0 s.
+        var messages = Enumerable.Range(0, 1300)
+            .Select(i => (Due: 5_000_000 + (i * TicksPerSecond / 100), LatencyMs: i is >= 420 and < 430 ? 80.0 : i is >= 700 and < 703 ? 70.0 : 5.0))
+            .ToList();
+        var noon = new DateTime(2026, 12, 5, 12, 0, 0, DateTimeKind.Utc);
+
+        var tail = TailWindows.Of(messages, TicksPerSecond, (5_000_000, noon))!;
+
+        Assert.Equal([(noon.AddSeconds(4.2), 10), (noon.AddSeconds(7.0), 3)], tail.Worst);
+    }
+
+    [Fact]
     public void A_queue_spreads_it_over_the_run()
     {
         // Every hundredth message was slow: ten windows each hold one.

@@ -115,12 +115,14 @@ public sealed class DeliverySchedulerTests
     [InlineData(true)]
     public async Task An_announcement_pokes_the_scheduler_before_the_poll_interval(bool batch)
     {
-        // The fake clock never moves in this test, so only the poke can wake the scheduler. Ingress announces in batches
-        // (MessagesReceived); a single MessageReceived comes from a new DSN or an older Ingress.
+        // The fake clock moves only past ClaimInterval (a quiet spell since the first round), never to the poll interval,
+        // so only the poke can wake the scheduler. Ingress announces in batches (MessagesReceived); a single
+        // MessageReceived comes from a new DSN or an older Ingress.
         await using var host = await QueueTestHost.StartAsync();
         var first = await host.StoreAsync();
         await using var scheduler = await StartSchedulerAsync(host);
         await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
+        host.Time.Advance(host.Options.ClaimInterval);
 
         var second = await host.StoreAsync();
         var received = new MessageReceived

@@ -97,6 +97,7 @@ public sealed class RetryScheduleTests
             Jitter = 1.5,
             BackoffMultiplier = 0.5,
             ClaimBatchSize = 0,
+            ClaimInterval = TimeSpan.FromSeconds(1),
             DispatchBatchSize = 65,
             FirstRetryDelay = TimeSpan.FromHours(2),
             Hostname = "not a host",
@@ -107,6 +108,7 @@ public sealed class RetryScheduleTests
         Assert.Contains(failures, f => f.StartsWith("Queue:Jitter: ", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:BackoffMultiplier: ", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:ClaimBatchSize: ", StringComparison.Ordinal));
+        Assert.Contains(failures, f => f.StartsWith("Queue:ClaimInterval: must be zero or more and less than Queue:PollInterval", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:DispatchBatchSize: must be between 1 and 64", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:FirstRetryDelay: must not exceed", StringComparison.Ordinal));
         Assert.Contains(failures, f => f.StartsWith("Queue:Hostname: ", StringComparison.Ordinal));

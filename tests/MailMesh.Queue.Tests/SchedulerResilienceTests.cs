@@ -131,8 +131,9 @@ public sealed class SchedulerResilienceTests
     [Fact]
     public async Task A_full_window_refills_as_soon_as_a_result_is_applied_not_at_the_next_poll()
     {
-        // Issue 8: with a full in-flight window, the applier that frees a slot wakes the scheduler. The fake clock never
-        // moves here, so a scheduler that waited for its poll interval would never dispatch the second message.
+        // Issue 8: with a full in-flight window, the applier that frees a slot wakes the scheduler. The fake clock moves
+        // only past ClaimInterval, never to the poll interval, so a scheduler that waited for its poll interval would
+        // never dispatch the second message.
         await using var host = await QueueTestHost.StartAsync(o => o.MaxJobsInFlight = 1);
         var first = await host.StoreAsync();
         var second = await host.StoreAsync();
@@ -142,6 +143,7 @@ public sealed class SchedulerResilienceTests
         var other = job.MessageId == first ? second : first;
         var otherPublished = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == other);
         Assert.False(otherPublished.IsCompleted);
+        host.Time.Advance(host.Options.ClaimInterval);
 
         var applied = host.WaitAppliedAsync(job.LeaseId);
         await host.Harness.Bus.Publish(Delivered(
@@ -149,6 +151,37 @@ public sealed class SchedulerResilienceTests
         await applied;
 
         await otherPublished.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task Pokes_that_come_within_the_claim_interval_are_served_by_one_round_when_it_has_passed()
+    {
+        // Issue 8: at 740 mails a second every announcement and every applied result poked the scheduler, and each poke
+        // cost a claim statement, most of them finding the destination's window full. Pokes that come within
+        // ClaimInterval of the last round's start now wait for it and share one round.
+        var faults = new SpoolFaults();
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        var first = await host.StoreAsync();
+        await using var scheduler = await StartSchedulerAsync(host);
+        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
+        var claims = faults.Claims;
+
+        var second = await host.StoreAsync();
+        var third = await host.StoreAsync();
+        var signal = host.Provider.GetRequiredService<SchedulerSignal>();
+        signal.Poke();
+        var secondPublished = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == second);
+        var thirdPublished = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == third);
+        signal.Poke();
+
+        // The fake clock has not moved since the first round: the poked round waits for it.
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        Assert.Equal(claims, faults.Claims);
+        Assert.False(secondPublished.IsCompleted);
+
+        host.Time.Advance(host.Options.ClaimInterval);
+        await Task.WhenAll(secondPublished, thirdPublished).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(claims + 1, faults.Claims);
     }
 
     [Fact]

@@ -236,6 +236,7 @@ internal static class LoadRun
         }
 
         var perConnection = total / options.Connections;
+        var clock = (Stopwatch.GetTimestamp(), DateTime.UtcNow);
         var body = SmtpLoadClient.BuildBody(options.Size);
         var pacer = options.Rate is { } rate ? new Pacer(rate, options.Connections) : null;
         var results = await Task.WhenAll(Enumerable.Range(0, options.Connections).Select(index =>
@@ -245,7 +246,7 @@ internal static class LoadRun
         var paced = options.Rate is not null;
         double[] ownLateness = paced ? [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()] : [];
         double[] fromSend = paced ? [.. results.SelectMany(r => r.FromSendMs).Order()] : [];
-        var tail = paced ? TailWindows.Of([.. results.SelectMany(r => r.DueTimes.Zip(r.LatenciesMs))], Stopwatch.Frequency) : null;
+        var tail = paced ? TailWindows.Of([.. results.SelectMany(r => r.DueTimes.Zip(r.LatenciesMs))], Stopwatch.Frequency, clock) : null;
         var phases = paced
             ? TailPhases.Of([.. results.SelectMany(r => r.LatenciesMs.Zip(r.FromSendMs, r.CommandsMs).Select(m => new MessagePhases(m.First, m.Second, m.Third)))])
             : null;

@@ -44,6 +44,7 @@ internal static class Report
                 {
                     text.AppendLine(string.Create(CultureInfo.InvariantCulture,
                         $"run {i + 1}: the slowest 1 % ({tail.Slow} messages, ≥ {F(tail.ThresholdMs)} ms) were due in {tail.WindowsWithSlow} of {tail.Windows} windows of 100 ms; the worst, {F(tail.WorstWindowStartSeconds)} s into the run, holds {tail.WorstWindowSlow} of them (a stall when few windows hold most, a queue when they are spread)"));
+                    text.AppendLine($"run {i + 1}: the windows with the most of them start at (UTC, slow messages): {string.Join(", ", tail.Worst.Select(w => string.Create(CultureInfo.InvariantCulture, $"{w.StartUtc:HH:mm:ss.f} ({w.Slow})")))}");
                 }
 
                 if (r.Phases is { } phases)

@@ -11,11 +11,17 @@ namespace MailMesh.LoadTool;
 /// <param name="WindowsWithSlow">Windows in which at least one slow message was due.</param>
 /// <param name="WorstWindowStartSeconds">Start of the window with the most slow messages, from the first slot.</param>
 /// <param name="WorstWindowSlow">Slow messages due in that window.</param>
-internal sealed record TailWindows(double ThresholdMs, int Slow, int Windows, int WindowsWithSlow, double WorstWindowStartSeconds, int WorstWindowSlow)
+/// <param name="Worst">The windows holding the most slow messages (up to <see cref="WorstListed"/>), most first, with the
+/// wall-clock time each starts at: the times to look up in the servers' logs (a checkpoint, an autovacuum, a pause).</param>
+internal sealed record TailWindows(double ThresholdMs, int Slow, int Windows, int WindowsWithSlow, double WorstWindowStartSeconds, int WorstWindowSlow, IReadOnlyList<(DateTime StartUtc, int Slow)> Worst)
 {
+    /// <summary>How many of the worst windows <see cref="Worst"/> lists.</summary>
+    public const int WorstListed = 5;
+
     /// <param name="messages">Each message's slot (a timestamp in ticks) and its latency.</param>
     /// <param name="ticksPerSecond">The timestamps' frequency (<see cref="System.Diagnostics.Stopwatch.Frequency"/>).</param>
-    public static TailWindows? Of(IReadOnlyList<(long Due, double LatencyMs)> messages, long ticksPerSecond)
+    /// <param name="clock">One timestamp in the same ticks and the wall-clock time it stands for.</param>
+    public static TailWindows? Of(IReadOnlyList<(long Due, double LatencyMs)> messages, long ticksPerSecond, (long Ticks, DateTime Utc) clock = default)
     {
         if (messages.Count == 0)
         {
@@ -39,6 +45,9 @@ internal sealed record TailWindows(double ThresholdMs, int Slow, int Windows, in
             (int)((last - first) / window) + 1,
             slowPerWindow.Count,
             worst.Window / 10.0,
-            worst.Count);
+            worst.Count,
+            [.. slowPerWindow.Take(WorstListed).Select(w => (At(first + (w.Window * window)), w.Count))]);
+
+        DateTime At(long ticks) => clock.Utc.AddTicks((long)((ticks - clock.Ticks) * ((double)TimeSpan.TicksPerSecond / ticksPerSecond)));
     }
 }
