@@ -67,7 +67,7 @@ internal sealed class DeliveryScheduler(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        logger.SchedulerStarted(_options.PollInterval, _options.ClaimBatchSize, _options.LeaseDuration);
+        logger.SchedulerStarted(_options.PollInterval, _options.ClaimInterval, _options.ClaimBatchSize, _options.LeaseDuration);
         monitor.Started(LoopName);
         var failures = 0;
         long? lastRound = null;
@@ -98,6 +98,7 @@ internal sealed class DeliveryScheduler(
                 // Whatever failed (the database refusing connections, a timeout, a bug), the loop goes on: back off,
                 // then try again. A claim that committed before its reply was lost only costs a lease expiry.
                 failures++;
+                spaced = false; // the back-off is the wait
                 monitor.Failed(LoopName);
                 var delay = Bounded.Backoff(failures, _options.PollInterval, _options.MaxRoundBackoff);
                 logger.ClaimFailed(ex, failures, delay);

@@ -5,8 +5,8 @@ namespace MailMesh.Queue;
 /// <summary>Source-generated log messages of the Queue service (event ids 3000-3099).</summary>
 internal static partial class Log
 {
-    [LoggerMessage(3000, LogLevel.Information, "Queue scheduler started: poll every {PollInterval}, batches of {BatchSize}, leases of {LeaseDuration}")]
-    public static partial void SchedulerStarted(this ILogger logger, TimeSpan pollInterval, int batchSize, TimeSpan leaseDuration);
+    [LoggerMessage(3000, LogLevel.Information, "Queue scheduler started: poll every {PollInterval}, rounds at least {ClaimInterval} apart while poked, batches of {BatchSize}, leases of {LeaseDuration}")]
+    public static partial void SchedulerStarted(this ILogger logger, TimeSpan pollInterval, TimeSpan claimInterval, int batchSize, TimeSpan leaseDuration);
 
     [LoggerMessage(3001, LogLevel.Debug, "Claimed {Recipients} recipients in {Jobs} jobs")]
     public static partial void Claimed(this ILogger logger, int recipients, int jobs);

@@ -174,14 +174,51 @@ public sealed class SchedulerResilienceTests
         var thirdPublished = host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == third);
         signal.Poke();
 
-        // The fake clock has not moved since the first round: the poked round waits for it.
+        // The fake clock has not moved since the first round: the poked round waits for it, and a poke meanwhile joins it.
         await Task.Delay(TimeSpan.FromMilliseconds(300));
+        signal.Poke();
+        await Task.Delay(TimeSpan.FromMilliseconds(100));
         Assert.Equal(claims, faults.Claims);
         Assert.False(secondPublished.IsCompleted);
 
         host.Time.Advance(host.Options.ClaimInterval);
         await Task.WhenAll(secondPublished, thirdPublished).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(claims + 1, faults.Claims);
+    }
+
+    [Fact]
+    public async Task A_poke_that_comes_during_a_round_brings_another_round_after_the_claim_interval()
+    {
+        // The poke must not be forgotten with the round it came during: the work it announces was not in that claim.
+        var faults = new SpoolFaults();
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        var signal = host.Provider.GetRequiredService<SchedulerSignal>();
+        faults.DuringClaim = signal.Poke;
+        var first = await host.StoreAsync();
+        await using var scheduler = await StartSchedulerAsync(host);
+        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
+        faults.DuringClaim = null;
+
+        // Stored after that round, announced by nothing else: only the poke from during the round brings it, and the
+        // clock moves by ClaimInterval only, never to the poll interval.
+        var second = await host.StoreAsync();
+        host.Time.Advance(host.Options.ClaimInterval);
+
+        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == second).WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task The_round_after_a_full_batch_claims_at_once()
+    {
+        // A full batch means more is due: no waiting for ClaimInterval (the fake clock never moves here).
+        await using var host = await QueueTestHost.StartAsync(o => o.ClaimBatchSize = 1);
+        var first = await host.StoreAsync();
+        var second = await host.StoreAsync();
+        await using var scheduler = await StartSchedulerAsync(host);
+
+        await Task.WhenAll(
+            host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first),
+            host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == second)).WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     [Fact]
@@ -473,6 +510,9 @@ internal sealed class SpoolFaults
 
     public int Claims => Volatile.Read(ref _claims);
 
+    /// <summary>Runs inside each windowed claim, before the spool is asked.</summary>
+    public volatile Action? DuringClaim;
+
     public int ResultClaims => Volatile.Read(ref _resultClaims);
 
     public ISpool Wrap(ISpool inner)
@@ -485,6 +525,7 @@ internal sealed class SpoolFaults
     internal object? OnClaim(Func<object?> proceed)
     {
         Interlocked.Increment(ref _claims);
+        DuringClaim?.Invoke();
         if (HangClaims > 0)
         {
             HangClaims--;
