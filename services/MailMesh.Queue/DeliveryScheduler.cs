@@ -229,14 +229,18 @@ internal sealed class DeliveryScheduler(
 
     /// <summary>
     /// Writes the lease clock's heartbeat before a claim: after a failed round (the spool may have been unreachable),
-    /// on the first round, and otherwise at most every PollInterval. When no scheduler reached the spool for longer than
+    /// on the first round, and otherwise when half a PollInterval has passed since the last one. A round comes at least
+    /// every PollInterval (plus its own time), so beats are at most about 1.5 PollIntervals apart, inside
+    /// <see cref="QueueOptions.LeaseClockGap"/>'s default of twice that. Skipping beats for up to a whole PollInterval let
+    /// a poked round just before the mark put the next beat two PollIntervals later: a gap, and every live lease
+    /// extended for nothing. When no scheduler reached the spool for longer than
     /// <see cref="QueueOptions.LeaseClockGap"/>, the spool extends every live lease by that gap before this claim can
     /// see it as expired: its holder could not renew it meanwhile, and re-issuing it would send the message again
     /// while the holder is still recording its result (<see cref="ISpool.BeatLeaseClockAsync"/>).
     /// </summary>
     private async Task KeepLeaseClockAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
-        if (!_roundFailedSinceBeat && _lastBeat is { } last && now - last < _options.PollInterval)
+        if (!_roundFailedSinceBeat && _lastBeat is { } last && now - last < _options.PollInterval / 2)
         {
             return;
         }

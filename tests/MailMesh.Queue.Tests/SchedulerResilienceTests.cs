@@ -208,6 +208,26 @@ public sealed class SchedulerResilienceTests
     }
 
     [Fact]
+    public async Task A_poked_round_more_than_half_a_poll_interval_after_the_last_heartbeat_beats_again()
+    {
+        // Beats skipped for up to a whole PollInterval: a poked round at 0.6 s skipped it, the next beat came with the
+        // poll at 1.6 s plus the round's time, and the default LeaseClockGap (2 s) could see a gap that was not there.
+        var faults = new SpoolFaults();
+        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        var first = await host.StoreAsync();
+        await using var scheduler = await StartSchedulerAsync(host);
+        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
+        Assert.Equal(1, faults.Beats);
+
+        var second = await host.StoreAsync();
+        host.Time.Advance(host.Options.PollInterval * 0.6);
+        host.Provider.GetRequiredService<SchedulerSignal>().Poke();
+        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == second).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, faults.Beats);
+    }
+
+    [Fact]
     public async Task The_round_after_a_full_batch_claims_at_once()
     {
         // A full batch means more is due: no waiting for ClaimInterval (the fake clock never moves here).
@@ -510,6 +530,13 @@ internal sealed class SpoolFaults
 
     public int Claims => Volatile.Read(ref _claims);
 
+    private int _beats;
+
+    /// <summary>Calls of <see cref="ISpool.BeatLeaseClockAsync"/>.</summary>
+    public int Beats => Volatile.Read(ref _beats);
+
+    internal void OnBeat() => Interlocked.Increment(ref _beats);
+
     /// <summary>Runs inside each windowed claim, before the spool is asked.</summary>
     public volatile Action? DuringClaim;
 
@@ -607,6 +634,11 @@ internal class FaultySpool : DispatchProxy
                 case nameof(ISpool.ClaimDueAsync):
                     return Task.FromException<IReadOnlyList<DeliveryJob>>(down);
             }
+        }
+
+        if (targetMethod.Name == nameof(ISpool.BeatLeaseClockAsync))
+        {
+            _faults.OnBeat();
         }
 
         return targetMethod.Name switch
