@@ -160,10 +160,9 @@ public sealed class SchedulerResilienceTests
         // cost a claim statement, most of them finding the destination's window full. Pokes that come within
         // ClaimInterval of the last round's start now wait for it and share one round.
         var faults = new SpoolFaults();
-        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
-        var first = await host.StoreAsync();
-        await using var scheduler = await StartSchedulerAsync(host);
-        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
+        var (host, scheduler) = await AfterFirstRoundAsync(faults);
+        await using var hostScope = host;
+        await using var schedulerScope = scheduler;
         var claims = faults.Claims;
 
         var second = await host.StoreAsync();
@@ -213,10 +212,9 @@ public sealed class SchedulerResilienceTests
         // Beats skipped for up to a whole PollInterval: a poked round at 0.6 s skipped it, the next beat came with the
         // poll at 1.6 s plus the round's time, and the default LeaseClockGap (2 s) could see a gap that was not there.
         var faults = new SpoolFaults();
-        await using var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
-        var first = await host.StoreAsync();
-        await using var scheduler = await StartSchedulerAsync(host);
-        await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
+        var (host, scheduler) = await AfterFirstRoundAsync(faults);
+        await using var hostScope = host;
+        await using var schedulerScope = scheduler;
         Assert.Equal(1, faults.Beats);
 
         var second = await host.StoreAsync();
@@ -484,6 +482,31 @@ public sealed class SchedulerResilienceTests
         }
 
         await awaited;
+    }
+
+    /// <summary>A host whose spool <paramref name="faults"/> counts calls, and its scheduler, after the first round
+    /// dispatched the one message stored before it (the fake clock has not moved since).</summary>
+    private static async Task<(QueueTestHost Host, RunningScheduler Scheduler)> AfterFirstRoundAsync(SpoolFaults faults)
+    {
+        var host = await QueueTestHost.StartAsync(wrapSpool: faults.Wrap);
+        RunningScheduler? scheduler = null;
+        try
+        {
+            var first = await host.StoreAsync();
+            scheduler = await StartSchedulerAsync(host);
+            await host.Probe.WaitPublishedAsync<DeliverMessage>(m => m.MessageId == first);
+            return (host, scheduler);
+        }
+        catch
+        {
+            if (scheduler is not null)
+            {
+                await scheduler.DisposeAsync();
+            }
+
+            await host.DisposeAsync();
+            throw;
+        }
     }
 
     private static async Task<RunningScheduler> StartSchedulerAsync(QueueTestHost host)
