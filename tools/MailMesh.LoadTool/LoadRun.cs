@@ -151,6 +151,8 @@ internal static class LoadRun
         var sent = await SendAsync(options, target, total, connectionOffset: 0, timeout.Token);
         var (accepted, refused, latencies, error) = (sent.Accepted, sent.Refused, sent.LatenciesMs, sent.Error);
 
+        // A paced run's rates run from its first slot, not from before its connections and the pause after them.
+        started = sent.FirstSlot ?? started;
         var acceptSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var deliveredAtAcceptEnd = sink.UniqueMessages - baseline;
 
@@ -232,7 +234,7 @@ internal static class LoadRun
         if (options.SmtpSource)
         {
             var (succeeded, errors) = await SmtpSourceClient.RunAsync(SmtpSourceClient.Arguments(options, target.Host, target.Port, total), cancellationToken);
-            return new SendResult(succeeded ? total : 0, succeeded ? 0 : total, [], [], [], 0, null, null, succeeded ? null : "smtp-source failed: " + errors);
+            return new SendResult(succeeded ? total : 0, succeeded ? 0 : total, [], [], [], 0, null, null, succeeded ? null : "smtp-source failed: " + errors, null);
         }
 
         var perConnection = total / options.Connections;
@@ -247,13 +249,15 @@ internal static class LoadRun
         double[] ownLateness = paced ? [.. results.SelectMany(r => r.WithoutOwnLatenessMs).Order()] : [];
         double[] fromSend = paced ? [.. results.SelectMany(r => r.FromSendMs).Order()] : [];
         var tail = paced ? TailWindows.Of([.. results.SelectMany(r => r.DueTimes.Zip(r.LatenciesMs))], Stopwatch.Frequency, clock) : null;
+        long? firstSlot = pacer is { Start: > 0 } ? pacer.Start : null;
         var phases = paced
             ? TailPhases.Of([.. results.SelectMany(r => r.LatenciesMs.Zip(r.FromSendMs, r.CommandsMs).Select(m => new MessagePhases(m.First, m.Second, m.Third)))])
             : null;
-        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), tail, phases, null);
+        return new SendResult(latencies.Length, results.Sum(r => r.Rejected), latencies, ownLateness, fromSend, results.Sum(r => r.QueuedSlots), tail, phases, null, firstSlot);
     }
 
-    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, TailWindows? Tail, TailPhases? Phases, string? Error);
+    /// <param name="FirstSlot">A paced run's first slot (a <see cref="Stopwatch"/> timestamp), after its connections and <see cref="Pacer.Settle"/>.</param>
+    private sealed record SendResult(int Accepted, int Refused, double[] LatenciesMs, double[] WithoutOwnLatenessMs, double[] FromSendMs, int QueuedSlots, TailWindows? Tail, TailPhases? Phases, string? Error, long? FirstSlot);
 
     /// <summary>The 1-minute load average (what <c>uptime</c> prints first).</summary>
     private static string LoadAverage()
