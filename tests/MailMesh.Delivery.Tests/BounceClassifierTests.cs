@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.RegularExpressions;
 using MailMesh.Contracts;
 using MailMesh.ServiceDefaults.Bounces;
 
@@ -157,6 +158,27 @@ public sealed class BounceClassifierTests
     {
         var ex = Assert.Throws<InvalidDataException>(() => Load(json));
         Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_loaded_file_builds_each_group_once_as_one_linear_time_regex_and_the_classifier_builds_none()
+    {
+        var file = Load("""
+            { "patterns": [
+                { "class": "SpamBlock", "patterns": [ "blocked by (spamhaus|spamcop)", "listed at [a-z.]+" ] },
+                { "class": "QuotaIssues", "patterns": [ "mailbox (is )?full", "over quota" ] } ] }
+            """);
+        Assert.All(file.Patterns!, g => Assert.True(g.Compiled!.Options.HasFlag(RegexOptions.NonBacktracking)));
+
+        // Building a linear-time regex allocates megabytes; reusing the loaded ones, the classifier allocates almost
+        // nothing (it built every group again, and loading built every pattern alone as well: issue 8).
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var classifier = BounceClassifier.Of([file]);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.InRange(allocated, 0, 64 * 1024);
+        Assert.Equal(BounceClass.SpamBlock, classifier.Classify(554, null, "LISTED AT zen.example", transient: false));
+        Assert.Equal(BounceClass.QuotaIssues, classifier.Classify(552, null, "Mailbox full", transient: false));
     }
 
     [Fact]

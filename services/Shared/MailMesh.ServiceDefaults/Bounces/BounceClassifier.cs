@@ -54,8 +54,9 @@ public sealed class BounceClassifier
 
             foreach (var group in file.Patterns ?? [])
             {
-                var pattern = string.Join('|', group.Patterns!.Select(p => "(?:" + p + ")"));
-                _patterns.Add((BounceRuleFile.ParseClass(group.Class, "patterns"), new Regex(pattern, PatternOptions)));
+                // Built when the file was loaded; a group made in code is built here.
+                var regex = group.Compiled ?? new Regex(BouncePatternGroup.Combined(group.Patterns!), PatternOptions);
+                _patterns.Add((BounceRuleFile.ParseClass(group.Class, "patterns"), regex));
             }
         }
     }

@@ -66,22 +66,56 @@ public sealed class BounceRuleFile
                 throw new InvalidDataException($"{where}: lists no patterns");
             }
 
+            // Each pattern's syntax, on the backtracking engine's parser (cheap); then the group as the one linear-time
+            // regex the classifier runs, built once here and kept. Building every pattern on the linear-time engine
+            // as well cost Delivery and Queue 0.6 s of CPU and 138 MB of garbage for the shipped file's 148 patterns,
+            // at the first result, in traffic (issue 8).
             foreach (var pattern in patterns)
             {
                 try
                 {
-                    _ = new Regex(pattern ?? throw new ArgumentException("null pattern"), BounceClassifier.PatternOptions);
+                    _ = new Regex(pattern ?? throw new ArgumentException("null pattern"), BounceClassifier.PatternOptions & ~RegexOptions.NonBacktracking);
                 }
-                catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
+                catch (ArgumentException ex)
                 {
-                    // NotSupportedException: a construct the linear-time engine lacks (backreferences, lookarounds).
-                    throw new InvalidDataException($"{where}: '{pattern}' is not a usable regular expression: {ex.Message}", ex);
+                    throw Unusable(where, pattern, ex);
                 }
             }
+
+            groups[i].Compiled = Compile(where, patterns);
         }
 
         return file;
     }
+
+    /// <summary>A group's patterns as one linear-time regex; a construct that engine lacks is named with its pattern.</summary>
+    private static Regex Compile(string where, List<string> patterns)
+    {
+        try
+        {
+            return new Regex(BouncePatternGroup.Combined(patterns), BounceClassifier.PatternOptions);
+        }
+        catch (NotSupportedException)
+        {
+            // A construct the linear-time engine lacks (backreferences, lookarounds): find which pattern has it.
+            foreach (var pattern in patterns)
+            {
+                try
+                {
+                    _ = new Regex(pattern, BounceClassifier.PatternOptions);
+                }
+                catch (NotSupportedException ex)
+                {
+                    throw Unusable(where, pattern, ex);
+                }
+            }
+
+            throw;
+        }
+    }
+
+    private static InvalidDataException Unusable(string where, string? pattern, Exception ex) =>
+        new($"{where}: '{pattern}' is not a usable regular expression: {ex.Message}", ex);
 
     /// <summary>The class named <paramref name="name"/> (case-insensitive).</summary>
     internal static BounceClass ParseClass(string? name, string where) =>
@@ -107,6 +141,13 @@ public sealed class BouncePatternGroup
     /// <summary>The regular expressions; the group matches when any of them does.</summary>
     [JsonPropertyName("patterns")]
     public List<string>? Patterns { get; set; }
+
+    /// <summary>The patterns as the one regex the classifier runs, set when the file was loaded and checked.</summary>
+    [JsonIgnore]
+    internal Regex? Compiled { get; set; }
+
+    /// <summary>The alternation of <paramref name="patterns"/>: it matches when any of them does.</summary>
+    internal static string Combined(IEnumerable<string> patterns) => string.Join('|', patterns.Select(p => "(?:" + p + ")"));
 }
 
 /// <summary>
