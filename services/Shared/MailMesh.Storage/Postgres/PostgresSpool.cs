@@ -75,6 +75,9 @@ public sealed class PostgresSpool : ISpool
         SELECT count(*) FROM message
         """;
 
+    /// <summary><see cref="StoreSql"/> sent with positional parameters: the accept path's statement, once per message.</summary>
+    private static readonly PositionalStatement Store = new(StoreSql);
+
     private const string GetMessageSql =
         """
         SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
@@ -433,38 +436,36 @@ public sealed class PostgresSpool : ISpool
         }
 
         var receivedAt = StoreArguments.Truncate(message.ReceivedAt);
-        var insert = new NpgsqlBatchCommand(StoreSql);
-        var p = insert.Parameters;
-        p.Add(new NpgsqlParameter<Guid>("id", message.Id));
-        p.Add(new NpgsqlParameter<string>("sender", message.Sender));
-        p.Add(new NpgsqlParameter<ReadOnlyMemory<byte>>("content_prefix", NpgsqlDbType.Bytea)
-        {
-            TypedValue = mapped is null ? ReadOnlyMemory<byte>.Empty : message.ContentSource!.MappedPrefix,
-        });
-        p.Add(contentStream is null
-            ? new NpgsqlParameter<ReadOnlyMemory<byte>>("content", NpgsqlDbType.Bytea) { TypedValue = mapped?.Memory ?? message.Content }
-            : new NpgsqlParameter<Stream>("content", NpgsqlDbType.Bytea) { TypedValue = contentStream, Size = checked((int)message.ContentLength) });
-        p.Add(new NpgsqlParameter<long>("size", message.ContentLength));
-        p.Add(new NpgsqlParameter<DateTimeOffset>("received_at", receivedAt));
-        p.Add(new NpgsqlParameter<short>("origin", (short)message.Origin));
-        p.Add(Text("client_address", message.ClientAddress));
-        p.Add(Text("client_helo", message.ClientHelo));
-        p.Add(Text("auth_user", message.AuthenticatedUser));
-        p.Add(new NpgsqlParameter<short>("body_type", (short)message.BodyType));
-        p.Add(new NpgsqlParameter<bool>("smtputf8", message.SmtpUtf8));
-        p.Add(new NpgsqlParameter<bool>("requiretls", message.RequireTls));
-        p.Add(Text("envid", message.EnvelopeId));
-        p.Add(Text("ret", message.Ret));
-        p.Add(Text("trace_parent", message.TraceParent));
-        p.Add(Timestamp("completed_at", allFinal ? receivedAt : null));
-        p.Add(Text("pool", message.Pool));
-        p.Add(new NpgsqlParameter<DateTimeOffset>("next_attempt_at", StoreArguments.Truncate(message.NotBefore ?? receivedAt)));
-        p.Add(new NpgsqlParameter<string[]>("addresses", addresses));
-        p.Add(new NpgsqlParameter<string[]>("domains", domains));
-        p.Add(new NpgsqlParameter<short[]>("states", states));
-        p.Add(new NpgsqlParameter<string?[]>("notifies", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = notifies });
-        p.Add(new NpgsqlParameter<string?[]>("orcpts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = orcpts });
-        return insert;
+        return Store.Command(
+            new NpgsqlParameter<Guid>("id", message.Id),
+            new NpgsqlParameter<string>("sender", message.Sender),
+            new NpgsqlParameter<ReadOnlyMemory<byte>>("content_prefix", NpgsqlDbType.Bytea)
+            {
+                TypedValue = mapped is null ? ReadOnlyMemory<byte>.Empty : message.ContentSource!.MappedPrefix,
+            },
+            contentStream is null
+                ? new NpgsqlParameter<ReadOnlyMemory<byte>>("content", NpgsqlDbType.Bytea) { TypedValue = mapped?.Memory ?? message.Content }
+                : new NpgsqlParameter<Stream>("content", NpgsqlDbType.Bytea) { TypedValue = contentStream, Size = checked((int)message.ContentLength) },
+            new NpgsqlParameter<long>("size", message.ContentLength),
+            new NpgsqlParameter<DateTimeOffset>("received_at", receivedAt),
+            new NpgsqlParameter<short>("origin", (short)message.Origin),
+            Text("client_address", message.ClientAddress),
+            Text("client_helo", message.ClientHelo),
+            Text("auth_user", message.AuthenticatedUser),
+            new NpgsqlParameter<short>("body_type", (short)message.BodyType),
+            new NpgsqlParameter<bool>("smtputf8", message.SmtpUtf8),
+            new NpgsqlParameter<bool>("requiretls", message.RequireTls),
+            Text("envid", message.EnvelopeId),
+            Text("ret", message.Ret),
+            Text("trace_parent", message.TraceParent),
+            Timestamp("completed_at", allFinal ? receivedAt : null),
+            Text("pool", message.Pool),
+            new NpgsqlParameter<DateTimeOffset>("next_attempt_at", StoreArguments.Truncate(message.NotBefore ?? receivedAt)),
+            new NpgsqlParameter<string[]>("addresses", addresses),
+            new NpgsqlParameter<string[]>("domains", domains),
+            new NpgsqlParameter<short[]>("states", states),
+            new NpgsqlParameter<string?[]>("notifies", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = notifies },
+            new NpgsqlParameter<string?[]>("orcpts", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = orcpts });
     }
 
     public async Task<StoredMessage?> GetMessageAsync(Guid messageId, CancellationToken cancellationToken)
