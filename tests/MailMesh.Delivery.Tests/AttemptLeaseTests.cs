@@ -16,7 +16,7 @@ public sealed class AttemptLeaseTests
     [Fact]
     public async Task An_attempt_that_ends_stops_its_renewals_without_an_exception()
     {
-        // Every attempt ends while its renewal loop waits; that wait threw a TaskCanceledException per mail (750 a second
+        // Every attempt ends while its renewal loop waits; that wait threw a TaskCanceledException per mail (745 a second
         // at 740 mails a second in the load tool's run, issue 8).
         var thrown = 0;
         void Count(object? sender, System.Runtime.ExceptionServices.FirstChanceExceptionEventArgs e)

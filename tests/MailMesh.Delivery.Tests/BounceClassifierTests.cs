@@ -153,6 +153,7 @@ public sealed class BounceClassifierTests
     [InlineData("""{ "patterns": [ { "class": "SpamBlock", "patterns": [ "(unclosed" ] } ] }""", "patterns[0]: '(unclosed' is not a usable regular expression")]
     [InlineData("""{ "patterns": [ { "class": "SpamBlock", "patterns": [ "(a)\\1" ] } ] }""", "patterns[0]")]
     [InlineData("""{ "patterns": [ { "class": "SpamBlock" } ] }""", "patterns[0]: lists no patterns")]
+    [InlineData("""{ "patterns": [ { "class": "SpamBlock", "patterns": [ "(?x)blocked # a comment", "listed" ] } ] }""", "patterns[0]: the patterns are usable alone but not together")]
     [InlineData("""not json""", "not a bounce rules file")]
     public void A_bad_file_is_refused_naming_what_is_wrong(string json, string expected)
     {
@@ -179,6 +180,12 @@ public sealed class BounceClassifierTests
         Assert.InRange(allocated, 0, 64 * 1024);
         Assert.Equal(BounceClass.SpamBlock, classifier.Classify(554, null, "LISTED AT zen.example", transient: false));
         Assert.Equal(BounceClass.QuotaIssues, classifier.Classify(552, null, "Mailbox full", transient: false));
+
+        // Patterns changed after loading are not run as the regex built from the old ones.
+        file.Patterns![1].Patterns = ["inbox (is )?full"];
+        var changed = BounceClassifier.Of([file]);
+        Assert.Equal(BounceClass.QuotaIssues, changed.Classify(552, null, "Inbox full", transient: false));
+        Assert.Equal(BounceClass.Uncategorized, changed.Classify(552, null, "Mailbox over quota", transient: false));
     }
 
     [Fact]

@@ -30,6 +30,34 @@ public sealed class PositionalStatementTests
     }
 
     [Fact]
+    public void Block_comments_the_at_at_operator_and_case_are_read_as_PostgreSQL_and_Npgsql_read_them()
+    {
+        var statement = new PositionalStatement("SELECT /* @not, it's */ v @@ to_tsquery(@Query), @query, @@x FROM t");
+
+        Assert.Equal("SELECT /* @not, it's */ v @@ to_tsquery($1), $1, @@x FROM t", statement.Sql);
+        var command = statement.Command(new NpgsqlParameter<string>("@query", "a"));
+        Assert.Equal("a", Assert.Single(command.Parameters).Value);
+    }
+
+    [Theory]
+    [InlineData("SELECT $$@x$$, @y")]
+    [InlineData("SELECT $1, @y")]
+    [InlineData("SELECT E'\\'@x', @y")]
+    public void Text_the_scanner_does_not_read_is_refused_when_the_statement_is_made(string sql) =>
+        Assert.Throws<ArgumentException>(() => new PositionalStatement(sql));
+
+    [Fact]
+    public void A_refused_command_leaves_the_parameters_named()
+    {
+        var statement = new PositionalStatement("SELECT @a, @b");
+        var a = new NpgsqlParameter<int>("a", 1);
+
+        Assert.Throws<ArgumentException>(() => statement.Command(a));
+
+        Assert.Equal("a", a.ParameterName);
+    }
+
+    [Fact]
     public void A_command_puts_each_value_in_its_position_without_its_name()
     {
         var statement = new PositionalStatement("SELECT @b, @a");

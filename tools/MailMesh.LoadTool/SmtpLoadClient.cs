@@ -185,7 +185,8 @@ internal sealed class Pacer(double messagesPerSecond, int connections, TimeSpan?
     /// schedule still ran beside the client's own start (forty connections opened, the counters read before the run):
     /// sampled every 50 ms, the load tool used 0.6 of a core there against 0.25 later, on the same two cores as the
     /// servers, and the 100 ms window holding most of the slowest 1 % was 0.1-0.5 s into the run in most paced runs
-    /// of sessions 24-26. With a 2 s pause it was there in 1 run of 4 (issue 8, session 26).
+    /// of sessions 24-26. With a 2 s pause it was there in 1 run of 4, and with this 1 s pause in 1 of 4 (0.8 s in;
+    /// issue 8, session 26).
     /// </summary>
     public static readonly TimeSpan Settle = TimeSpan.FromSeconds(1);
 
@@ -228,7 +229,14 @@ internal sealed class Pacer(double messagesPerSecond, int connections, TimeSpan?
             return (due, 0);
         }
 
-        await Task.Delay(wait, cancellationToken);
+        // A timer can fire up to a millisecond early (it counts whole milliseconds on a coarser clock): wait out the rest.
+        do
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), cancellationToken);
+            wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+        }
+        while (wait > TimeSpan.Zero);
+
         return (due, Math.Max(Stopwatch.GetTimestamp() - due, 0));
     }
 }

@@ -88,14 +88,18 @@ public sealed class BounceRuleFile
         return file;
     }
 
-    /// <summary>A group's patterns as one linear-time regex; a construct that engine lacks is named with its pattern.</summary>
+    /// <summary>
+    /// A group's patterns as one linear-time regex. A construct that engine lacks is named with its pattern; patterns
+    /// that are usable alone but not together (an inline <c>(?x)</c> comment that swallows the next one, a group over
+    /// the engine's size limit) are refused for the group.
+    /// </summary>
     private static Regex Compile(string where, List<string> patterns)
     {
         try
         {
             return new Regex(BouncePatternGroup.Combined(patterns), BounceClassifier.PatternOptions);
         }
-        catch (NotSupportedException)
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
         {
             // A construct the linear-time engine lacks (backreferences, lookarounds): find which pattern has it.
             foreach (var pattern in patterns)
@@ -104,13 +108,13 @@ public sealed class BounceRuleFile
                 {
                     _ = new Regex(pattern, BounceClassifier.PatternOptions);
                 }
-                catch (NotSupportedException ex)
+                catch (NotSupportedException alone)
                 {
-                    throw Unusable(where, pattern, ex);
+                    throw Unusable(where, pattern, alone);
                 }
             }
 
-            throw;
+            throw new InvalidDataException($"{where}: the patterns are usable alone but not together as one regular expression: {ex.Message}", ex);
         }
     }
 
@@ -142,9 +146,18 @@ public sealed class BouncePatternGroup
     [JsonPropertyName("patterns")]
     public List<string>? Patterns { get; set; }
 
-    /// <summary>The patterns as the one regex the classifier runs, set when the file was loaded and checked.</summary>
+    /// <summary>
+    /// The patterns as the one regex the classifier runs, set when the file was loaded and checked; null (built again)
+    /// once <see cref="Patterns"/> no longer says what it was built from.
+    /// </summary>
     [JsonIgnore]
-    internal Regex? Compiled { get; set; }
+    internal Regex? Compiled
+    {
+        get => _compiled is { } regex && Patterns is { } patterns && regex.ToString() == Combined(patterns) ? regex : null;
+        set => _compiled = value;
+    }
+
+    private Regex? _compiled;
 
     /// <summary>The alternation of <paramref name="patterns"/>: it matches when any of them does.</summary>
     internal static string Combined(IEnumerable<string> patterns) => string.Join('|', patterns.Select(p => "(?:" + p + ")"));

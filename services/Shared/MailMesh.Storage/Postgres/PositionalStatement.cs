@@ -10,12 +10,14 @@ namespace MailMesh.Storage.Postgres;
 /// Ingress's sampled allocations came from rewriting the store, issue 8).
 /// </summary>
 /// <remarks>
-/// A placeholder is <c>@</c> followed by a letter or <c>_</c>, outside quoted text and comments (so <c>@&gt;</c> stays an
-/// operator). A name used twice is one position.
+/// A placeholder is <c>@</c> followed by a letter or <c>_</c>, outside quoted text (<c>'...'</c>, <c>"..."</c>) and
+/// comments (<c>--</c>, <c>/* */</c>); <c>@&gt;</c> and <c>@@</c> stay operators. Names are case-insensitive, as Npgsql's,
+/// and a name used twice is one position. Text this scanner does not read is refused when the statement is made:
+/// dollar quoting and <c>$n</c> (a <c>$</c> anywhere outside quotes and comments) and backslash escapes (<c>E'...'</c>).
 /// </remarks>
 internal sealed class PositionalStatement
 {
-    private readonly Dictionary<string, int> _positions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _positions = new(StringComparer.OrdinalIgnoreCase);
 
     public PositionalStatement(string namedSql)
     {
@@ -25,6 +27,11 @@ internal sealed class PositionalStatement
         while (i < namedSql.Length)
         {
             var c = namedSql[i];
+            if (c == '\'' && i > 0 && namedSql[i - 1] is 'E' or 'e' && (i < 2 || !IsIdentifier(namedSql[i - 2])))
+            {
+                throw new ArgumentException("backslash-escaped text (E'...') is not read by PositionalStatement", nameof(namedSql));
+            }
+
             if (c is '\'' or '"')
             {
                 // Quoted text or a quoted identifier, copied as it is ('' and "" are the quote itself).
@@ -45,11 +52,27 @@ internal sealed class PositionalStatement
                 sql.Append(namedSql, i, end - i);
                 i = end;
             }
+            else if (c == '/' && i + 1 < namedSql.Length && namedSql[i + 1] == '*')
+            {
+                var end = namedSql.IndexOf("*/", i + 2, StringComparison.Ordinal);
+                end = end < 0 ? namedSql.Length : end + 2;
+                sql.Append(namedSql, i, end - i);
+                i = end;
+            }
+            else if (c == '$')
+            {
+                throw new ArgumentException("'$' (dollar quoting or a positional placeholder) is not read by PositionalStatement", nameof(namedSql));
+            }
+            else if (c == '@' && i + 1 < namedSql.Length && namedSql[i + 1] == '@')
+            {
+                sql.Append("@@");
+                i += 2;
+            }
             else if (c == '@' && i + 1 < namedSql.Length && (char.IsAsciiLetter(namedSql[i + 1]) || namedSql[i + 1] == '_'))
             {
                 var start = i + 1;
                 var end = start;
-                while (end < namedSql.Length && (char.IsAsciiLetterOrDigit(namedSql[end]) || namedSql[end] == '_'))
+                while (end < namedSql.Length && IsIdentifier(namedSql[end]))
                 {
                     end++;
                 }
@@ -73,6 +96,8 @@ internal sealed class PositionalStatement
         Sql = sql.ToString();
     }
 
+    private static bool IsIdentifier(char c) => char.IsAsciiLetterOrDigit(c) || c == '_';
+
     /// <summary>The statement with <c>$1</c>, <c>$2</c>, ... in the order the names first appear.</summary>
     public string Sql { get; }
 
@@ -80,33 +105,40 @@ internal sealed class PositionalStatement
     public IReadOnlyList<string> Names => [.. _positions.OrderBy(p => p.Value).Select(p => p.Key)];
 
     /// <summary>
-    /// A batch command of the statement with <paramref name="parameters"/> (named as in the statement, in any order) put
-    /// in their positions and their names cleared. Every placeholder needs exactly one; a name the statement lacks, a
-    /// name given twice or one left out throws.
+    /// A batch command of the statement with <paramref name="parameters"/> (named as in the statement, with or without
+    /// a leading <c>@</c>, in any order) put in their positions. The parameters are the command's from then on: their
+    /// names are cleared, so they are not to be used again. Every placeholder needs exactly one; a name the statement
+    /// lacks, a name given twice or one left out throws, before any name is cleared.
     /// </summary>
     public NpgsqlBatchCommand Command(params ReadOnlySpan<NpgsqlParameter> parameters)
     {
         var ordered = new NpgsqlParameter?[_positions.Count];
         foreach (var parameter in parameters)
         {
-            if (!_positions.TryGetValue(parameter.ParameterName, out var position))
+            var name = parameter.ParameterName.TrimStart('@');
+            if (!_positions.TryGetValue(name, out var position))
             {
-                throw new ArgumentException($"the statement has no @{parameter.ParameterName}", nameof(parameters));
+                throw new ArgumentException($"the statement has no @{name}", nameof(parameters));
             }
 
             if (ordered[position - 1] is not null)
             {
-                throw new ArgumentException($"@{parameter.ParameterName} is given twice", nameof(parameters));
+                throw new ArgumentException($"@{name} is given twice", nameof(parameters));
             }
 
             ordered[position - 1] = parameter;
         }
 
-        var command = new NpgsqlBatchCommand(Sql);
-        for (var i = 0; i < ordered.Length; i++)
+        var missing = Array.IndexOf(ordered, null);
+        if (missing >= 0)
         {
-            var parameter = ordered[i] ?? throw new ArgumentException($"no value for @{Names[i]}", nameof(parameters));
-            parameter.ParameterName = string.Empty;
+            throw new ArgumentException($"no value for @{Names[missing]}", nameof(parameters));
+        }
+
+        var command = new NpgsqlBatchCommand(Sql);
+        foreach (var parameter in ordered)
+        {
+            parameter!.ParameterName = string.Empty;
             command.Parameters.Add(parameter);
         }
 
