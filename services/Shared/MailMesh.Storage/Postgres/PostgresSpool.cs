@@ -78,6 +78,9 @@ public sealed class PostgresSpool : ISpool
     /// <summary><see cref="StoreSql"/> sent with positional parameters: the accept path's statement, once per message.</summary>
     private static readonly PositionalStatement Store = new(StoreSql);
 
+    /// <summary>Delivery's per-mail statements (a lease taken, a result recorded), sent with positional parameters.</summary>
+    private static readonly PositionalStatement StartAttempt = new(StartAttemptSql), RecordResult = new(RecordResultSql);
+
     private const string GetMessageSql =
         """
         SELECT sender, content, received_at, origin, client_address, client_helo, auth_user, body_type, smtputf8,
@@ -779,13 +782,12 @@ public sealed class PostgresSpool : ISpool
         await using var batch = _dataSource.CreateBatch();
         foreach (var i in ordered)
         {
-            var take = new NpgsqlBatchCommand(StartAttemptSql);
-            take.Parameters.Add(new NpgsqlParameter<Guid>("message_id", requests[i].MessageId));
-            take.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", requests[i].LeaseId));
-            take.Parameters.Add(new NpgsqlParameter<Guid>("owner", requests[i].OwnerId));
-            take.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("lease_expires_at", requests[i].LeaseExpiresAt));
-            take.Parameters.Add(new NpgsqlParameter<long>("inline_limit", StoredMessage.InlineContentLimit));
-            batch.BatchCommands.Add(take);
+            batch.BatchCommands.Add(StartAttempt.Command(
+                new NpgsqlParameter<Guid>("message_id", requests[i].MessageId),
+                new NpgsqlParameter<Guid>("lease_id", requests[i].LeaseId),
+                new NpgsqlParameter<Guid>("owner", requests[i].OwnerId),
+                new NpgsqlParameter<DateTimeOffset>("lease_expires_at", requests[i].LeaseExpiresAt),
+                new NpgsqlParameter<long>("inline_limit", StoredMessage.InlineContentLimit)));
         }
 
         var taken = new TakeAnswer[requests.Count];
@@ -904,14 +906,13 @@ public sealed class PostgresSpool : ISpool
         foreach (var i in ordered)
         {
             var (result, now) = requests[i];
-            var record = new NpgsqlBatchCommand(RecordResultSql);
-            record.Parameters.Add(new NpgsqlParameter<Guid>("message_id", result.MessageId));
-            record.Parameters.Add(new NpgsqlParameter<Guid>("lease_id", result.LeaseId));
-            record.Parameters.Add(new NpgsqlParameter<long[]>("ids", [.. result.RecipientIds]));
-            record.Parameters.Add(new NpgsqlParameter<string>("payload", result.Payload));
-            record.Parameters.Add(Text("trace_parent", result.TraceParent));
-            record.Parameters.Add(new NpgsqlParameter<DateTimeOffset>("now", now));
-            batch.BatchCommands.Add(record);
+            batch.BatchCommands.Add(RecordResult.Command(
+                new NpgsqlParameter<Guid>("message_id", result.MessageId),
+                new NpgsqlParameter<Guid>("lease_id", result.LeaseId),
+                new NpgsqlParameter<long[]>("ids", [.. result.RecipientIds]),
+                new NpgsqlParameter<string>("payload", result.Payload),
+                Text("trace_parent", result.TraceParent),
+                new NpgsqlParameter<DateTimeOffset>("now", now)));
         }
 
         var counts = await CountsAsync(batch, cancellationToken);
