@@ -18,6 +18,7 @@ namespace MailMesh.Storage.Postgres;
 internal sealed class PositionalStatement
 {
     private readonly Dictionary<string, int> _positions = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<string> _names = [];
 
     public PositionalStatement(string namedSql)
     {
@@ -80,7 +81,8 @@ internal sealed class PositionalStatement
                 var name = namedSql[start..end];
                 if (!_positions.TryGetValue(name, out var position))
                 {
-                    _positions[name] = position = _positions.Count + 1;
+                    _names.Add(name);
+                    _positions[name] = position = _names.Count;
                 }
 
                 sql.Append('$').Append(position);
@@ -102,7 +104,7 @@ internal sealed class PositionalStatement
     public string Sql { get; }
 
     /// <summary>The placeholders' names, in position order.</summary>
-    public IReadOnlyList<string> Names => [.. _positions.OrderBy(p => p.Value).Select(p => p.Key)];
+    public IReadOnlyList<string> Names => _names;
 
     /// <summary>
     /// A batch command of the statement with <paramref name="parameters"/> (named as in the statement, with or without
@@ -112,7 +114,7 @@ internal sealed class PositionalStatement
     /// </summary>
     public NpgsqlBatchCommand Command(params ReadOnlySpan<NpgsqlParameter> parameters)
     {
-        var ordered = new NpgsqlParameter?[_positions.Count];
+        var ordered = new NpgsqlParameter?[_names.Count];
         foreach (var parameter in parameters)
         {
             var name = parameter.ParameterName.TrimStart('@');
