@@ -27,6 +27,20 @@ internal sealed record LoadOptions
     /// <summary>Built-in client only: messages per second over all connections (paced, open loop); null: as fast as it goes.</summary>
     public double? Rate { get; init; }
 
+    /// <summary>
+    /// --rate N%: the paced rate as a share of a peak measured in the same invocation, just before (0.8 for 80%): each round
+    /// first runs the target at full speed (<see cref="PeakMessages"/> messages over <see cref="PeakConnections"/>
+    /// connections, after the same warm-up), then paced at this share of that run's end-to-end rate. The machine's speed
+    /// moves within the hour (docs/performance.md, session 27); a rate fixed from an earlier peak is then more or less
+    /// than the share it names.
+    /// </summary>
+    public double? RateOfPeak { get; init; }
+
+    /// <summary>The peak run's messages and connections for <see cref="RateOfPeak"/> (the documented peak: 3,000 over 20).</summary>
+    public int PeakMessages { get; init; } = 3000;
+
+    public int PeakConnections { get; init; } = 20;
+
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Drive the target with Debian's smtp-source instead of the built-in client.</summary>
@@ -70,6 +84,37 @@ internal sealed record LoadOptions
     /// </summary>
     public string PostgresTls { get; init; } = "off";
 
+    /// <summary>"740" is messages per second; "80%" is that share of a peak measured first (<see cref="RateOfPeak"/>).</summary>
+    private static LoadOptions ParseRate(LoadOptions options, string value)
+    {
+        if (!value.EndsWith('%'))
+        {
+            return options with { Rate = double.Parse(value, CultureInfo.InvariantCulture), RateOfPeak = null };
+        }
+
+        var percent = double.Parse(value.AsSpan(0, value.Length - 1), NumberStyles.Float, CultureInfo.InvariantCulture);
+        return options with { Rate = null, RateOfPeak = percent / 100 };
+    }
+
+    /// <summary>The peak run that comes before a paced run at <see cref="RateOfPeak"/>: full speed, the documented peak's size.</summary>
+    public LoadOptions PeakRun() => this with { Rate = null, RateOfPeak = null, Messages = PeakMessages, Connections = PeakConnections };
+
+    /// <summary>The paced run at <see cref="RateOfPeak"/> of a peak run's end-to-end rate.</summary>
+    public LoadOptions PacedRun(double peakEndToEnd)
+    {
+        if (RateOfPeak is not { } share)
+        {
+            throw new InvalidOperationException("no --rate N% was given");
+        }
+
+        if (!(peakEndToEnd > 0))
+        {
+            throw new ArgumentException("the peak run delivered nothing, so there is no rate to pace at", nameof(peakEndToEnd));
+        }
+
+        return this with { Rate = Math.Round(share * peakEndToEnd, 1), RateOfPeak = null };
+    }
+
     public static LoadOptions Parse(string[] args)
     {
         var options = new LoadOptions();
@@ -101,7 +146,7 @@ internal sealed record LoadOptions
                 "--warmup" => options with { Warmup = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--rspamd" => options with { Rspamd = Next() },
                 "--clamd" => options with { Clamd = Next() },
-                "--rate" => options with { Rate = double.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--rate" => ParseRate(options, Next()),
                 "--postgres-tls" => options with { PostgresTls = Next() },
                 "--timeout" => options with { Timeout = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
@@ -131,6 +176,11 @@ internal sealed record LoadOptions
         if (options.Rate is { } rate && (rate <= 0 || options.SmtpSource))
         {
             throw new ArgumentException("--rate is a positive number of messages per second, for the built-in client (not with --smtp-source)");
+        }
+
+        if (options.RateOfPeak is { } share && (!(share is > 0 and <= 1) || options.SmtpSource || options.ComparePostfix))
+        {
+            throw new ArgumentException("--rate N% takes N above 0 and at most 100, for the built-in client (not with --smtp-source or --compare-postfix)");
         }
 
         if (options.PostgresTls is not ("off" or "prefer"))

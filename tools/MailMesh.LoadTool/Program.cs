@@ -13,6 +13,7 @@ using MailMesh.Testing.Dns;
 //   load --target postfix      (a private Postfix instance relaying to the sink)
 //   load ... --smtp-source [--smtp-source-args "-d"]   drive the target with Debian's smtp-source
 //   load ... --compare-postfix [--repeat 2]            the same load against Postfix in the same run, and the ratio
+//   load ... --rate 80% --connections 40 --messages 9000   a peak run first, then paced at 80 % of its end-to-end rate
 //   load ... --sink smtp-sink                          Postfix's smtp-sink as the counting sink
 //   --sink-latency 200           the sink answers the end of data 200 ms late: a latency-bound destination
 //   load --target 127.0.0.1:25 --sink-port 2626    (any SMTP server, e.g. Postfix relaying to the sink)
@@ -64,20 +65,29 @@ for (var round = 0; round < options.Repeat; round++)
 {
     foreach (var target in sequence)
     {
-        RunResult run;
-        try
+        var planned = options with { Target = target };
+        if (planned.RateOfPeak is { } share)
         {
-            run = await LoadRun.RunAsync(options with { Target = target }, dns.EndPoint, shared);
-        }
-        catch (Exception ex) when (ex is LoadClientException or SocketException)
-        {
-            // The target (stopped by now) refused the load: a clear answer, not a stack trace.
-            await Console.Error.WriteLineAsync($"load: {target}: {ex.Message}");
-            return 1;
+            // "p99 at 80 % of peak": the peak measured now, on the machine as it is now, then the paced run at that share.
+            if (await RunAsync(planned.PeakRun()) is not { } peak)
+            {
+                return 1;
+            }
+
+            if (peak.Error is not null || peak.EndToEndRate <= 0)
+            {
+                await Console.Error.WriteLineAsync($"load: {target}: the peak run failed ({peak.Error ?? "nothing delivered"}), so there is no rate to pace at");
+                break;
+            }
+
+            planned = planned.PacedRun(peak.EndToEndRate);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"load: paced at {share * 100:0.#} % of that peak's {peak.EndToEndRate:F1} msg/s end to end: --rate {planned.Rate:F1}"));
         }
 
-        runs.Add(run);
-        Console.WriteLine($"load: run {runs.Count}: {run.Description}: accepted {run.Accepted}/{run.Messages} in {run.AcceptSeconds:F2} s, delivered {run.Delivered} in {run.EndToEndSeconds:F2} s");
+        if (await RunAsync(planned) is null)
+        {
+            return 1;
+        }
     }
 }
 
@@ -93,4 +103,23 @@ if (options.ComparePostfix)
         $"end-to-end ratio MailMesh/Postfix: {string.Join(", ", mailMesh.Zip(postfix, (m, p) => (m / p).ToString("F2", CultureInfo.InvariantCulture)))} (per round; MailMesh {string.Join(", ", mailMesh.Select(m => m.ToString("F1", CultureInfo.InvariantCulture)))} msg/s, Postfix {string.Join(", ", postfix.Select(p => p.ToString("F1", CultureInfo.InvariantCulture)))} msg/s)"));
 }
 
-return runs.All(r => r.Error is null && r.Accepted == r.Messages && r.Delivered >= r.Accepted) ? 0 : 1;
+return runs.Count > 0 && runs.All(r => r.Error is null && r.Accepted == r.Messages && r.Delivered >= r.Accepted) ? 0 : 1;
+
+async Task<RunResult?> RunAsync(LoadOptions planned)
+{
+    RunResult run;
+    try
+    {
+        run = await LoadRun.RunAsync(planned, dns.EndPoint, shared);
+    }
+    catch (Exception ex) when (ex is LoadClientException or SocketException)
+    {
+        // The target (stopped by now) refused the load: a clear answer, not a stack trace.
+        await Console.Error.WriteLineAsync($"load: {planned.Target}: {ex.Message}");
+        return null;
+    }
+
+    runs.Add(run);
+    Console.WriteLine($"load: run {runs.Count}: {run.Description}: accepted {run.Accepted}/{run.Messages} in {run.AcceptSeconds:F2} s, delivered {run.Delivered} in {run.EndToEndSeconds:F2} s");
+    return run;
+}
