@@ -37,9 +37,7 @@ internal sealed record LoadOptions
     public double? RateOfPeak { get; init; }
 
     /// <summary>The peak run's messages and connections for <see cref="RateOfPeak"/> (the documented peak: 3,000 over 20).</summary>
-    public int PeakMessages { get; init; } = 3000;
-
-    public int PeakConnections { get; init; } = 20;
+    public const int PeakMessages = 3000, PeakConnections = 20;
 
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
 
